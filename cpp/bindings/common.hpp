@@ -1,0 +1,46 @@
+// Argument validation shared by the bind_* files. Every user-facing error message is made here, so
+// they name the argument and the offending value the same way everywhere.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hamqcore/encoding.hpp"
+
+namespace hamq::bind {
+
+namespace py = pybind11;
+
+Encoding parse_encoding(const std::string& name, const char* arg = "encoding");
+const char* encoding_name(Encoding e);
+Relaxation parse_relaxation(const std::string& name);
+void check_bits(int bits, const char* arg = "bits");
+void check_cell_bits(int cell_bits);
+int threads_arg(const std::optional<int>& n_threads);
+
+// A C-contiguous signed-integer array (a copy only when the input was not contiguous).
+struct IntArray {
+    py::array arr;
+    IntType type;
+    int64_t size() const { return int64_t(arr.size()); }
+    int64_t at(int64_t flat) const;
+    std::vector<py::ssize_t> shape() const { return {arr.shape(), arr.shape() + arr.ndim()}; }
+};
+IntArray int_array(const py::handle& obj, const char* arg);
+
+// A C-contiguous float32/float64 array.
+py::array float_array(const py::handle& obj, const char* arg);
+bool is_float32(const py::array& a);
+
+// "q[1, 2]" (or "q" for a 0-d array) for a flat C-order index.
+std::string index_str(const char* arg, const std::vector<py::ssize_t>& shape, int64_t flat);
+[[noreturn]] void throw_out_of_range(const char* arg, const IntArray& a, int64_t flat, int bits,
+                                     const char* bits_arg = "bits");
+[[noreturn]] void throw_not_finite(const char* arg, const py::array& a, int64_t flat);
+
+}  // namespace hamq::bind

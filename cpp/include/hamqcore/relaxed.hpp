@@ -1,0 +1,30 @@
+// Relaxed (differentiable) Hamming weight of real-valued weights x = w / scale.
+//
+// Linear relaxation: with k = floor(x), H(x) = HW(k) + (x - k) (HW(k+1) - HW(k)), i.e. the
+// piecewise-linear interpolation of the integer HW. H'(x) = HW(k+1) - HW(k) on (k, k+1); at an
+// integer it is the mean of the two one-sided derivatives. Outside [-(2^(b-1)-1), 2^(b-1)-1] x is
+// clamped: value at the bound, derivative 0 (so at a bound itself the derivative is half the inner
+// one-sided slope).
+// Cosine relaxation: H(x) = HW(k) + (HW(k+1) - HW(k)) (1 - cos(pi (x-k))) / 2, smooth, derivative 0
+// at integers. Both equal HW exactly at integers.
+#pragma once
+#include <cstdint>
+#include "hamqcore/encoding.hpp"
+
+namespace hamq {
+
+// All return the index of the first non-finite x, or -1. Results never depend on n_threads.
+int64_t relaxed_hw(const float* x, int64_t n, int bits, Encoding e, Relaxation r, float* value,
+                   float* derivative, int n_threads);
+int64_t relaxed_hw(const double* x, int64_t n, int bits, Encoding e, Relaxation r, double* value,
+                   double* derivative, int n_threads);
+
+// Fused forward + backward: *value = sum_i H(x_i) * value_scale, grad[i] = H'(x_i) * value_scale.
+// value_scale is 1 for a sum and 1/n for a mean. The elementwise values are never stored; the
+// sum is taken over fixed-size blocks in a fixed order, so it is bitwise reproducible.
+int64_t relaxed_hw_penalty(const float* x, int64_t n, int bits, Encoding e, Relaxation r,
+                           double value_scale, double* value, float* grad, int n_threads);
+int64_t relaxed_hw_penalty(const double* x, int64_t n, int bits, Encoding e, Relaxation r,
+                           double value_scale, double* value, double* grad, int n_threads);
+
+}  // namespace hamq

@@ -1,0 +1,30 @@
+// Internal: the hot kernels are compiled once per instruction-set tier (isa_*.cpp include
+// kernels_impl.hpp with different compiler flags); each tier exports one table of entry points
+// and dispatch.cpp forwards the public API to the active table.
+#pragma once
+#include <cstdint>
+#include "hamqcore/encoding.hpp"
+#include "hamqcore/crossbar_kernel.hpp"
+
+namespace hamq {
+
+struct KernelTable {
+    const char* name;
+    int64_t (*hw_map)(IntType, const void*, int64_t, int, Encoding, uint8_t*, int);
+    int64_t (*hw_total)(IntType, const void*, int64_t, int, Encoding, uint64_t*, int);
+    int64_t (*hw_hist)(IntType, const void*, int64_t, int, Encoding, int64_t*, int);
+    int64_t (*relaxed_f32)(const float*, int64_t, int, Encoding, Relaxation, float*, float*, int);
+    int64_t (*relaxed_f64)(const double*, int64_t, int, Encoding, Relaxation, double*, double*, int);
+    int64_t (*penalty_f32)(const float*, int64_t, int, Encoding, Relaxation, double, double*, float*,
+                           int);
+    int64_t (*penalty_f64)(const double*, int64_t, int, Encoding, Relaxation, double, double*,
+                           double*, int);
+    void (*xbar_popcount)(const XbarPopcountArgs&);
+};
+
+const KernelTable* kernels_baseline();
+const KernelTable* kernels_avx2();    // nullptr when not built
+const KernelTable* kernels_avx512();  // nullptr when not built
+const KernelTable& active_kernels();
+
+}  // namespace hamq

@@ -1,0 +1,511 @@
+// The hot kernels, written once and compiled once per instruction-set tier: isa_baseline.cpp,
+// isa_avx2.cpp and isa_avx512.cpp define HAMQ_ISA_NS and include this file with their own compiler
+// flags. Everything lives in an anonymous namespace (internal linkage), so no symbol compiled for a
+// wider ISA can be picked up by the linker for a narrower one; only make_table() is exported.
+//
+// Loops are written so the compiler vectorises them (fixed lane counts, no data-dependent
+// branches); the AVX-512 BITALG int8 path for Hamming weights is written with intrinsics because
+// it must run at memory bandwidth.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include "hamqcore/encoding.hpp"
+#include "kernel_table.hpp"
+
+#if defined(__AVX512BW__) && defined(__AVX512BITALG__) && defined(__AVX512VPOPCNTDQ__)
+#include <immintrin.h>
+#define HAMQ_HAVE_AVX512_INTRIN 1
+#endif
+
+#ifndef HAMQ_ISA_NS
+#error "define HAMQ_ISA_NS before including kernels_impl.hpp"
+#endif
+
+namespace hamq {
+namespace HAMQ_ISA_NS {
+namespace {
+
+// Below this many elements the kernels stay on one thread (thread start-up costs more).
+constexpr int64_t kParallelGrain = 1 << 15;
+
+inline int threads_for(int64_t n, int n_threads) { return n >= kParallelGrain ? n_threads : 1; }
+
+// ---------------------------------------------------------------------------------------------
+// Integer Hamming weights
+// ---------------------------------------------------------------------------------------------
+
+template <class T>
+using Wide = std::conditional_t<(sizeof(T) <= 4), int32_t, int64_t>;
+template <class T>
+using UWide = std::conditional_t<(sizeof(T) <= 4), uint32_t, uint64_t>;
+
+template <class U>
+inline unsigned popc(U v) {
+    if constexpr (sizeof(U) <= 4) return unsigned(__builtin_popcount(uint32_t(v)));
+    else return unsigned(__builtin_popcountll(uint64_t(v)));
+}
+
+// ON cells of one weight, encoding fixed at compile time so the loops vectorise.
+template <class T, int E>
+inline unsigned hw_elem(T q, UWide<T> mask, UWide<T> half) {
+    using S = Wide<T>;
+    using U = UWide<T>;
+    const S s = S(q);
+    const U mag = s < 0 ? U(0) - U(s) : U(s);
+    if constexpr (E == int(Encoding::Differential)) return popc(mag);
+    else if constexpr (E == int(Encoding::SignMagnitude)) return popc(mag) + unsigned(s < 0);
+    else if constexpr (E == int(Encoding::TwosComplement)) return popc(U(s) & mask);
+    else return popc(U(U(s) + half) & mask);
+}
+
+// After a pass that tracked min/max: index of the first out-of-range value, or -1.
+template <class T>
+int64_t first_out_of_range(const T* q, int64_t n, int bits, int64_t mn, int64_t mx) {
+    const int64_t hi = level_max(bits);
+    if (mn >= -hi && mx <= hi) return -1;
+    return hamq::first_out_of_range(q, n, bits);
+}
+
+enum class HwOp { Map, Total, Hist };
+
+// One generic pass: range check fused with the per-element HW, consumed as a map, a sum or a
+// histogram. Integer reductions are exact, so the result is independent of the thread count.
+template <class T, int E, HwOp OP>
+int64_t hw_pass(const T* q, int64_t n, int bits, uint8_t* out, uint64_t* total, int64_t* hist,
+                int n_threads) {
+    using S = Wide<T>;
+    using U = UWide<T>;
+    const U mask = U((uint64_t(1) << bits) - 1);
+    const U half = U(uint64_t(1) << (bits - 1));
+    S mn = 0, mx = 0;
+    uint64_t sum = 0;
+    const int nt = threads_for(n, n_threads);
+    if constexpr (OP == HwOp::Hist) {
+        int64_t h[kMaxBits + 1] = {0};
+#pragma omp parallel num_threads(nt) reduction(min : mn) reduction(max : mx)
+        {
+            int64_t local[kMaxBits + 1] = {0};
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < n; ++i) {
+                const S s = S(q[i]);
+                mn = s < mn ? s : mn;
+                mx = s > mx ? s : mx;
+                local[hw_elem<T, E>(q[i], mask, half)] += 1;
+            }
+#pragma omp critical
+            for (int b = 0; b <= kMaxBits; ++b) h[b] += local[b];
+        }
+        for (int b = 0; b <= bits; ++b) hist[b] = h[b];
+    } else {
+#pragma omp parallel for simd num_threads(nt) schedule(static) reduction(min : mn) reduction(max : mx) reduction(+ : sum)
+        for (int64_t i = 0; i < n; ++i) {
+            const S s = S(q[i]);
+            mn = s < mn ? s : mn;
+            mx = s > mx ? s : mx;
+            const unsigned h = hw_elem<T, E>(q[i], mask, half);
+            if constexpr (OP == HwOp::Map) out[i] = uint8_t(h);
+            else sum += h;
+        }
+        if constexpr (OP == HwOp::Total) *total = sum;
+    }
+    return first_out_of_range(q, n, bits, int64_t(mn), int64_t(mx));
+}
+
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+// int8 weights with bits <= 8: 64 weights per instruction with VPOPCNTB; the range check is a
+// running byte min/max. Runs at memory bandwidth.
+template <int E, HwOp OP>
+int64_t hw_pass_i8_avx512(const int8_t* q, int64_t n, int bits, uint8_t* out, uint64_t* total,
+                          int64_t* hist, int n_threads) {
+    const int64_t nblk = (n + 63) / 64;
+    const int nt = threads_for(n, n_threads);
+    int mn = 0, mx = 0;
+    uint64_t sum = 0;
+    int64_t h[kMaxBits + 1] = {0};
+#pragma omp parallel num_threads(nt) reduction(min : mn) reduction(max : mx) reduction(+ : sum)
+    {
+        const __m512i vmask = _mm512_set1_epi8(char((1u << bits) - 1));
+        const __m512i vhalf = _mm512_set1_epi8(char(1u << (bits - 1)));
+        const __m512i ones = _mm512_set1_epi8(1);
+        const __m512i zero = _mm512_setzero_si512();
+        __m512i vmin = zero, vmax = zero, vsum = zero;
+        int64_t local[kMaxBits + 1] = {0};
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nblk; ++b) {
+            const int64_t i = b * 64;
+            const __mmask64 m = (n - i >= 64) ? ~__mmask64(0) : ((__mmask64(1) << (n - i)) - 1);
+            const __m512i v = _mm512_maskz_loadu_epi8(m, q + i);
+            vmin = _mm512_min_epi8(vmin, v);
+            vmax = _mm512_max_epi8(vmax, v);
+            __m512i pc;
+            if constexpr (E == int(Encoding::Differential)) {
+                pc = _mm512_popcnt_epi8(_mm512_abs_epi8(v));
+            } else if constexpr (E == int(Encoding::SignMagnitude)) {
+                pc = _mm512_popcnt_epi8(_mm512_abs_epi8(v));
+                pc = _mm512_mask_add_epi8(pc, _mm512_movepi8_mask(v), pc, ones);
+            } else if constexpr (E == int(Encoding::TwosComplement)) {
+                pc = _mm512_popcnt_epi8(_mm512_and_si512(v, vmask));
+            } else {
+                pc = _mm512_popcnt_epi8(_mm512_and_si512(_mm512_add_epi8(v, vhalf), vmask));
+            }
+            pc = _mm512_maskz_mov_epi8(m, pc);  // padding lanes contribute nothing
+            if constexpr (OP == HwOp::Map) {
+                _mm512_mask_storeu_epi8(out + i, m, pc);
+            } else if constexpr (OP == HwOp::Total) {
+                vsum = _mm512_add_epi64(vsum, _mm512_sad_epu8(pc, zero));
+            } else {
+                for (int k = 0; k <= bits; ++k)
+                    local[k] += __builtin_popcountll(
+                        _mm512_mask_cmpeq_epi8_mask(m, pc, _mm512_set1_epi8(char(k))));
+            }
+        }
+        alignas(64) int8_t lo[64], hi[64];
+        _mm512_store_si512(lo, vmin);
+        _mm512_store_si512(hi, vmax);
+        for (int k = 0; k < 64; ++k) {
+            mn = lo[k] < mn ? lo[k] : mn;
+            mx = hi[k] > mx ? hi[k] : mx;
+        }
+        sum += uint64_t(_mm512_reduce_add_epi64(vsum));
+        if constexpr (OP == HwOp::Hist) {
+#pragma omp critical
+            for (int k = 0; k <= bits; ++k) h[k] += local[k];
+        }
+    }
+    if constexpr (OP == HwOp::Total) *total = sum;
+    if constexpr (OP == HwOp::Hist)
+        for (int k = 0; k <= bits; ++k) hist[k] = h[k];
+    return first_out_of_range(q, n, bits, mn, mx);
+}
+#endif
+
+template <HwOp OP, class T>
+int64_t hw_dispatch_enc(const T* q, int64_t n, int bits, Encoding e, uint8_t* out, uint64_t* total,
+                        int64_t* hist, int nt) {
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    if constexpr (std::is_same_v<T, int8_t>) {
+        if (bits <= 8) {
+            switch (e) {
+                case Encoding::Differential: return hw_pass_i8_avx512<0, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::SignMagnitude: return hw_pass_i8_avx512<1, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::TwosComplement: return hw_pass_i8_avx512<2, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::Offset: return hw_pass_i8_avx512<3, OP>(q, n, bits, out, total, hist, nt);
+            }
+        }
+    }
+#endif
+    switch (e) {
+        case Encoding::Differential: return hw_pass<T, 0, OP>(q, n, bits, out, total, hist, nt);
+        case Encoding::SignMagnitude: return hw_pass<T, 1, OP>(q, n, bits, out, total, hist, nt);
+        case Encoding::TwosComplement: return hw_pass<T, 2, OP>(q, n, bits, out, total, hist, nt);
+        case Encoding::Offset: default: return hw_pass<T, 3, OP>(q, n, bits, out, total, hist, nt);
+    }
+}
+
+template <HwOp OP>
+int64_t hw_dispatch(IntType t, const void* q, int64_t n, int bits, Encoding e, uint8_t* out,
+                    uint64_t* total, int64_t* hist, int nt) {
+    switch (t) {
+        case IntType::I8: return hw_dispatch_enc<OP>(static_cast<const int8_t*>(q), n, bits, e, out, total, hist, nt);
+        case IntType::I16: return hw_dispatch_enc<OP>(static_cast<const int16_t*>(q), n, bits, e, out, total, hist, nt);
+        case IntType::I32: return hw_dispatch_enc<OP>(static_cast<const int32_t*>(q), n, bits, e, out, total, hist, nt);
+        case IntType::I64: default: return hw_dispatch_enc<OP>(static_cast<const int64_t*>(q), n, bits, e, out, total, hist, nt);
+    }
+}
+
+int64_t hw_map(IntType t, const void* q, int64_t n, int bits, Encoding e, uint8_t* out, int nt) {
+    return hw_dispatch<HwOp::Map>(t, q, n, bits, e, out, nullptr, nullptr, nt);
+}
+int64_t hw_total(IntType t, const void* q, int64_t n, int bits, Encoding e, uint64_t* total, int nt) {
+    return hw_dispatch<HwOp::Total>(t, q, n, bits, e, nullptr, total, nullptr, nt);
+}
+int64_t hw_hist(IntType t, const void* q, int64_t n, int bits, Encoding e, int64_t* hist, int nt) {
+    return hw_dispatch<HwOp::Hist>(t, q, n, bits, e, nullptr, nullptr, hist, nt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relaxed Hamming weight
+// ---------------------------------------------------------------------------------------------
+
+// HW of an integer level k (|k| < 2^15) in encoding E, branch-free on 32-bit lanes.
+template <int E>
+inline int hw_int(int32_t k, uint32_t mask, uint32_t half) {
+    return int(hw_elem<int32_t, E>(k, mask, half));
+}
+
+// Value and derivative of the relaxed HW at x (see relaxed.hpp for the definition).
+template <class F, int E, int R>
+inline void relaxed_point(F x, int bits, F& value, F& deriv) {
+    const int32_t hi = int32_t(level_max(bits)), lo = -hi;
+    const uint32_t mask = (uint32_t(1) << bits) - 1, half = uint32_t(1) << (bits - 1);
+    const F flo = F(lo), fhi = F(hi);
+    const F xc = x < flo ? flo : (x > fhi ? fhi : x);
+    F kf = __builtin_floor(xc);
+    kf = kf > fhi - F(1) ? fhi - F(1) : kf;  // so that k + 1 <= hi; x == hi gives f == 1
+    kf = kf == kf ? kf : F(0);                // NaN input: keep the lookups in range (flagged)
+    const int32_t k = int32_t(kf);
+    const F f = xc - kf;
+    const int t0 = hw_int<E>(k, mask, half);
+    const int t1 = hw_int<E>(k + 1, mask, half);
+    const F dr = F(t1 - t0);
+    const bool outside = x < flo || x > fhi;
+    if constexpr (R == int(Relaxation::Linear)) {
+        value = F(t0) + f * dr;
+        const int tm = hw_int<E>(k - 1, mask, half);
+        const F left = k > lo ? F(t0 - tm) : F(0);
+        F d = f == F(0) ? F(0.5) * (left + dr) : dr;
+        d = x == fhi ? F(0.5) * dr : d;
+        deriv = outside ? F(0) : d;
+    } else {
+        const F pi = F(3.14159265358979323846);
+        value = F(t0) + dr * (F(1) - F(__builtin_cos(double(pi * f)))) * F(0.5);
+        const F d = dr * pi * F(0.5) * F(__builtin_sin(double(pi * f)));
+        deriv = (outside || x == fhi || f == F(0)) ? F(0) : d;
+    }
+}
+
+// Non-finite detector usable in vectorised loops: x - x is NaN exactly for NaN and +-inf.
+template <class F>
+inline bool not_finite(F x) { return (x - x) != F(0); }
+
+template <class F>
+int64_t first_not_finite(const F* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i)
+        if (not_finite(x[i])) return i;
+    return -1;
+}
+
+template <class F, int E, int R>
+int64_t relaxed_map(const F* x, int64_t n, int bits, F* value, F* deriv, int n_threads) {
+    int bad = 0;
+    const int nt = threads_for(n, n_threads);
+#pragma omp parallel for simd num_threads(nt) schedule(static) reduction(| : bad)
+    for (int64_t i = 0; i < n; ++i) {
+        bad |= int(not_finite(x[i]));
+        relaxed_point<F, E, R>(x[i], bits, value[i], deriv[i]);
+    }
+    return bad ? first_not_finite(x, n) : -1;
+}
+
+// Fused penalty: blocks of kBlock elements, kLanes independent partial sums per block (so the
+// loop vectorises without reassociating), block sums added in block order. Both the blocking and
+// the lane assignment are fixed, so the value is bitwise identical for any thread count and tier.
+constexpr int64_t kBlock = 8192;
+constexpr int kLanes = 16;
+
+template <class F, int E, int R>
+int64_t relaxed_penalty(const F* x, int64_t n, int bits, double value_scale, double* value, F* grad,
+                        int n_threads) {
+    const int64_t nblocks = (n + kBlock - 1) / kBlock;
+    double* partial = new double[size_t(nblocks > 0 ? nblocks : 1)];
+    const F gscale = F(value_scale);
+    int bad = 0;
+    const int nt = threads_for(n, n_threads);
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad)
+    for (int64_t b = 0; b < nblocks; ++b) {
+        const int64_t i0 = b * kBlock;
+        const int64_t len = (n - i0) < kBlock ? (n - i0) : kBlock;
+        double acc[kLanes] = {0};
+        int64_t j = 0;
+        for (; j + kLanes <= len; j += kLanes) {
+            for (int l = 0; l < kLanes; ++l) {
+                const F xi = x[i0 + j + l];
+                bad |= int(not_finite(xi));
+                F v, d;
+                relaxed_point<F, E, R>(xi, bits, v, d);
+                acc[l] += double(v);
+                grad[i0 + j + l] = d * gscale;
+            }
+        }
+        for (int l = 0; j < len; ++j, ++l) {
+            const F xi = x[i0 + j];
+            bad |= int(not_finite(xi));
+            F v, d;
+            relaxed_point<F, E, R>(xi, bits, v, d);
+            acc[l] += double(v);
+            grad[i0 + j] = d * gscale;
+        }
+        double s = 0.0;
+        for (int l = 0; l < kLanes; ++l) s += acc[l];
+        partial[b] = s;
+    }
+    double total = 0.0;
+    for (int64_t b = 0; b < nblocks; ++b) total += partial[b];
+    delete[] partial;
+    *value = total * value_scale;
+    return bad ? first_not_finite(x, n) : -1;
+}
+
+template <class F>
+int64_t relaxed_any(const F* x, int64_t n, int bits, Encoding e, Relaxation r, F* value, F* deriv,
+                    int nt) {
+#define HAMQ_RELAXED_CASE(EV, RV) \
+    if (int(e) == EV && int(r) == RV) return relaxed_map<F, EV, RV>(x, n, bits, value, deriv, nt);
+    HAMQ_RELAXED_CASE(0, 0) HAMQ_RELAXED_CASE(1, 0) HAMQ_RELAXED_CASE(2, 0) HAMQ_RELAXED_CASE(3, 0)
+    HAMQ_RELAXED_CASE(0, 1) HAMQ_RELAXED_CASE(1, 1) HAMQ_RELAXED_CASE(2, 1) HAMQ_RELAXED_CASE(3, 1)
+#undef HAMQ_RELAXED_CASE
+    return -1;
+}
+
+template <class F>
+int64_t penalty_any(const F* x, int64_t n, int bits, Encoding e, Relaxation r, double value_scale,
+                    double* value, F* grad, int nt) {
+#define HAMQ_PENALTY_CASE(EV, RV)          \
+    if (int(e) == EV && int(r) == RV)      \
+        return relaxed_penalty<F, EV, RV>(x, n, bits, value_scale, value, grad, nt);
+    HAMQ_PENALTY_CASE(0, 0) HAMQ_PENALTY_CASE(1, 0) HAMQ_PENALTY_CASE(2, 0) HAMQ_PENALTY_CASE(3, 0)
+    HAMQ_PENALTY_CASE(0, 1) HAMQ_PENALTY_CASE(1, 1) HAMQ_PENALTY_CASE(2, 1) HAMQ_PENALTY_CASE(3, 1)
+#undef HAMQ_PENALTY_CASE
+    return -1;
+}
+
+int64_t relaxed_f32(const float* x, int64_t n, int bits, Encoding e, Relaxation r, float* v, float* d, int nt) {
+    return relaxed_any<float>(x, n, bits, e, r, v, d, nt);
+}
+int64_t relaxed_f64(const double* x, int64_t n, int bits, Encoding e, Relaxation r, double* v, double* d, int nt) {
+    return relaxed_any<double>(x, n, bits, e, r, v, d, nt);
+}
+int64_t penalty_f32(const float* x, int64_t n, int bits, Encoding e, Relaxation r, double s, double* v, float* g, int nt) {
+    return penalty_any<float>(x, n, bits, e, r, s, v, g, nt);
+}
+int64_t penalty_f64(const double* x, int64_t n, int bits, Encoding e, Relaxation r, double s, double* v, double* g, int nt) {
+    return penalty_any<double>(x, n, bits, e, r, s, v, g, nt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crossbar: binary GEMM reduced to energy terms and outputs (see crossbar_kernel.hpp)
+// ---------------------------------------------------------------------------------------------
+
+constexpr int64_t kXbarVectorsPerTask = 4;
+constexpr int64_t kXbarColPlanesPerTask = 1024;
+
+// counts[c] += popcount(xv & wrow[c]) for c < len: the binary-GEMM inner loop.
+inline void and_popcount_accumulate(uint64_t xv, const uint64_t* wrow, uint32_t* counts, int64_t len) {
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    const __m512i vx = _mm512_set1_epi64(int64_t(xv));
+    int64_t c = 0;
+    for (; c + 16 <= len; c += 16) {
+        const __m512i a = _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(wrow + c)));
+        const __m512i b = _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(wrow + c + 8)));
+        const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a)),
+                                              _mm512_cvtepi64_epi32(b), 1);
+        _mm512_storeu_si512(counts + c, _mm512_add_epi32(_mm512_loadu_si512(counts + c), ab));
+    }
+    for (; c < len; ++c) counts[c] += uint32_t(__builtin_popcountll(xv & wrow[c]));
+#else
+    for (int64_t c = 0; c < len; ++c) counts[c] += uint32_t(__builtin_popcountll(xv & wrow[c]));
+#endif
+}
+
+void xbar_popcount(const XbarPopcountArgs& a) {
+    const int64_t N = a.n_vectors, G = a.n_groups;
+    const int T = a.n_tiles, W = a.words_per_tile, P = a.a_planes, cb = a.cell_bits;
+    const int64_t cpg = a.cols_per_group;
+    const int64_t planes_per_group = cpg * cb;
+    const int64_t ld = G * planes_per_group;  // weight row length (all column planes)
+    int64_t groups_per_task = kXbarColPlanesPerTask / planes_per_group;
+    if (groups_per_task < 1) groups_per_task = 1;
+    const int64_t n_vtasks = (N + kXbarVectorsPerTask - 1) / kXbarVectorsPerTask;
+    const int64_t n_gtasks = (G + groups_per_task - 1) / groups_per_task;
+    const int64_t n_tasks = n_vtasks * n_gtasks;
+    // Per-task partial results, reduced in task order below (deterministic).
+    double* task_energy = new double[size_t(n_tasks > 0 ? n_tasks : 1)];
+    uint64_t* task_digits = new uint64_t[size_t(n_tasks > 0 ? n_tasks : 1)];
+    double* task_gmax = new double[size_t(n_tasks > 0 ? n_tasks : 1)];
+    const int64_t work = N * G * planes_per_group * T * W * P;
+    const int nt = work >= (1 << 16) ? a.n_threads : 1;
+
+#pragma omp parallel num_threads(nt)
+    {
+        const int64_t max_planes = groups_per_task * planes_per_group;
+        uint32_t* counts = new uint32_t[size_t(max_planes)];
+        double* e_group = new double[size_t(groups_per_task)];
+        uint64_t* s_group = new uint64_t[size_t(groups_per_task)];
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < n_tasks; ++task) {
+            const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
+            const int64_t n0 = vt * kXbarVectorsPerTask;
+            const int64_t n1 = (n0 + kXbarVectorsPerTask) < N ? n0 + kXbarVectorsPerTask : N;
+            const int64_t g0 = gt * groups_per_task;
+            const int64_t g1 = (g0 + groups_per_task) < G ? g0 + groups_per_task : G;
+            const int64_t ng = g1 - g0, np = ng * planes_per_group, p0 = g0 * planes_per_group;
+            for (int64_t g = 0; g < ng; ++g) { e_group[g] = 0.0; s_group[g] = 0; }
+            double gmax = 0.0;
+            for (int64_t n = n0; n < n1; ++n) {
+                double* yrow = a.y + n * G;
+                for (int64_t g = g0; g < g1; ++g) yrow[g] = 0.0;
+                for (int t = 0; t < T; ++t) {
+                    for (int p = 0; p < P; ++p) {
+                        const uint64_t* xw = a.x + ((n * T + t) * P + p) * W;
+                        int nd = 0;
+                        for (int w = 0; w < W; ++w) nd += __builtin_popcountll(xw[w]);
+                        std::memset(counts, 0, size_t(np) * sizeof(uint32_t));
+                        for (int w = 0; w < W; ++w) {
+                            if (xw[w] == 0) continue;
+                            and_popcount_accumulate(xw[w], a.w + (int64_t(t) * W + w) * ld + p0, counts, np);
+                        }
+                        const double* etab = a.adc_energy ? a.adc_energy + int64_t(nd) * a.s_stride : nullptr;
+                        const double pc = a.plane_coef[p];
+                        const double gbase = a.g_leak * nd;
+                        for (int64_t g = 0; g < ng; ++g) {
+                            const uint32_t* cg = counts + g * planes_per_group;
+                            double acc = 0.0, e = 0.0;
+                            uint64_t ssum = 0;
+                            uint32_t smax = 0;
+                            for (int64_t c = 0; c < cpg; ++c) {
+                                uint32_t s = 0;
+                                for (int j = 0; j < cb; ++j) s += cg[c * cb + j] << j;
+                                ssum += s;
+                                smax = s > smax ? s : smax;
+                                if (etab) e += etab[s];
+                                acc += a.col_coef[c] * (a.adc_level ? a.adc_level[s] : double(s));
+                            }
+                            e_group[g] += e;
+                            s_group[g] += ssum;
+                            const double gm = gbase + a.g_step * double(smax);
+                            gmax = gm > gmax ? gm : gmax;
+                            yrow[g0 + g] += pc * acc;
+                        }
+                    }
+                }
+            }
+            double e = 0.0;
+            uint64_t s = 0;
+            for (int64_t g = 0; g < ng; ++g) {
+                e += e_group[g] * double(a.group_mult[g0 + g]);
+                s += s_group[g] * uint64_t(a.group_mult[g0 + g]);
+            }
+            task_energy[task] = e;
+            task_digits[task] = s;
+            task_gmax[task] = gmax;
+        }
+        delete[] counts;
+        delete[] e_group;
+        delete[] s_group;
+    }
+    double e = 0.0, gmax = 0.0;
+    uint64_t s = 0;
+    for (int64_t task = 0; task < n_tasks; ++task) {
+        e += task_energy[task];
+        s += task_digits[task];
+        gmax = task_gmax[task] > gmax ? task_gmax[task] : gmax;
+    }
+    *a.adc_energy_sum = e;
+    *a.digit_sum = s;
+    *a.max_conductance = gmax;
+    delete[] task_energy;
+    delete[] task_digits;
+    delete[] task_gmax;
+}
+
+}  // namespace
+
+const KernelTable* make_table(const char* name) {
+    static const KernelTable table = {name,        hw_map,      hw_total,    hw_hist,
+                                      relaxed_f32, relaxed_f64, penalty_f32, penalty_f64,
+                                      xbar_popcount};
+    return &table;
+}
+
+}  // namespace HAMQ_ISA_NS
+}  // namespace hamq

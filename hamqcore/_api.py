@@ -1,0 +1,144 @@
+"""The numpy-facing API over the compiled kernels.
+
+Every function takes numpy arrays (anything ``np.asarray`` accepts) and returns numpy arrays or
+Python scalars. Values are validated in C++ (the single source of error messages); this layer only
+turns scalar arguments into ints so a float ``bits`` fails with a clear TypeError, and documents
+the contract.
+
+Encodings (how a signed level q in [-(2^(bits-1)-1), 2^(bits-1)-1] becomes crossbar cells):
+
+* ``"differential"``: a positive and a negative array; ON cells = popcount(|q|)
+* ``"sign_magnitude"``: popcount(|q|) + (q < 0)
+* ``"twos_complement"``: popcount(q mod 2^bits)
+* ``"offset"``: popcount(q + 2^(bits-1))
+"""
+from __future__ import annotations
+
+import operator
+from typing import Optional, Tuple
+
+import numpy as np
+
+from . import _core
+
+ENCODINGS = ("differential", "sign_magnitude", "twos_complement", "offset")
+RELAXATIONS = ("linear", "cosine")
+
+openmp_enabled = _core.openmp_enabled
+hardware_threads = _core.hardware_threads
+get_num_threads = _core.get_num_threads
+active_isa = _core.active_isa
+available_isas = _core.available_isas
+
+
+def _int(name: str, value) -> int:
+    """``value`` as a Python int, or a TypeError naming the argument."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _threads(n_threads) -> Optional[int]:
+    return None if n_threads is None else _int("n_threads", n_threads)
+
+
+def _str(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def set_num_threads(n: int) -> None:
+    """Set the thread count used when a kernel gets ``n_threads=None``.
+
+    ``n`` > 0 is a count; negative counts back from the available processors (-1 = all).
+    """
+    _core.set_num_threads(_int("n", n))
+
+
+def hamming_weight(q, bits: int, encoding: str = "differential", n_threads: Optional[int] = None) -> np.ndarray:
+    """ON cells of every weight: a uint8 array shaped like ``q``.
+
+    ``q`` holds signed integers (int8/16/32/64) in the symmetric range of ``bits`` (2..16); a value
+    outside it raises ValueError naming its index.
+    """
+    return _core.hamming_weight(np.asarray(q), _int("bits", bits), _str("encoding", encoding), _threads(n_threads))
+
+
+def total_hamming_weight(q, bits: int, encoding: str = "differential", n_threads: Optional[int] = None) -> int:
+    """Sum of ON cells over all weights, exact (Python int)."""
+    return _core.total_hamming_weight(np.asarray(q), _int("bits", bits), _str("encoding", encoding), _threads(n_threads))
+
+
+def hw_histogram(q, bits: int, encoding: str = "differential", n_threads: Optional[int] = None) -> np.ndarray:
+    """int64 array of length ``bits + 1``: entry h counts the weights with h ON cells."""
+    return _core.hw_histogram(np.asarray(q), _int("bits", bits), _str("encoding", encoding), _threads(n_threads))
+
+
+def pack_bitplanes(
+    q, bits: int, encoding: str = "differential", cell_bits: int = 1, n_threads: Optional[int] = None
+) -> np.ndarray:
+    """Pack weights into uint64 bit-planes along the last axis (one crossbar column).
+
+    Each weight's code is split into ``D = ceil(m / cell_bits)`` digits (``m = bits - 1`` for the
+    differential encoding, ``bits`` otherwise), digit 0 least significant; plane ``d`` holds digit
+    ``d`` of every weight, ``64 // cell_bits`` weights per word, weight ``j`` of a vector at word
+    ``j // (64 // cell_bits)``, bit offset ``(j % (64 // cell_bits)) * cell_bits``; padding is zero.
+
+    Shape: ``(D, *q.shape[:-1], W)`` with ``W = ceil(q.shape[-1] * cell_bits / 64)``; for the
+    differential encoding ``(2, D, ..., W)``, index 0 the positive array (max(q, 0)) and 1 the
+    negative array (max(-q, 0)). A 0-d ``q`` is packed as a length-1 vector.
+    """
+    return _core.pack_bitplanes(
+        np.asarray(q), _int("bits", bits), _str("encoding", encoding), _int("cell_bits", cell_bits), _threads(n_threads)
+    )
+
+
+def unpack_bitplanes(
+    planes, length: int, bits: int, encoding: str = "differential", cell_bits: int = 1,
+    n_threads: Optional[int] = None,
+) -> np.ndarray:
+    """Exact inverse of :func:`pack_bitplanes`: weights of shape ``(..., length)``.
+
+    The dtype is int8 for ``bits <= 8`` and int16 otherwise. Planes that hold no valid code
+    (both differential arrays set, a digit beyond the stored bits, an out-of-range level) raise
+    ValueError naming the weight.
+    """
+    return _core.unpack_bitplanes(
+        np.asarray(planes), _int("length", length), _int("bits", bits), _str("encoding", encoding),
+        _int("cell_bits", cell_bits), _threads(n_threads),
+    )
+
+
+def relaxed_hw(
+    x, bits: int, encoding: str = "differential", relaxation: str = "linear", n_threads: Optional[int] = None
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Relaxed Hamming weight of real weights ``x`` (in integer units, ``w / scale``).
+
+    Returns ``(values, derivatives)`` in x's dtype (float32 or float64). ``"linear"``: the
+    piecewise-linear interpolation of HW between ``floor(x)`` and ``floor(x) + 1``; derivative
+    ``HW(k+1) - HW(k)`` on ``(k, k+1)``, the mean of both one-sided slopes at an integer. Beyond the
+    representable range x is clamped (value at the bound, derivative 0). ``"cosine"``: the smooth
+    blend ``HW(k) + (HW(k+1) - HW(k)) (1 - cos(pi (x - k))) / 2``. NaN/inf raise ValueError.
+    """
+    return _core.relaxed_hw(
+        np.asarray(x), _int("bits", bits), _str("encoding", encoding), _str("relaxation", relaxation), _threads(n_threads)
+    )
+
+
+def relaxed_hw_penalty(
+    x, bits: int, encoding: str = "differential", reduction: str = "sum", relaxation: str = "linear",
+    n_threads: Optional[int] = None,
+) -> Tuple[float, np.ndarray]:
+    """Fused penalty and gradient: ``(sum or mean of relaxed HW, d penalty / d x)``.
+
+    One pass that never stores the elementwise values. The value is accumulated in float64 in a
+    fixed order, so it is bitwise identical for every thread count.
+    """
+    return _core.relaxed_hw_penalty(
+        np.asarray(x), _int("bits", bits), _str("encoding", encoding), _str("reduction", reduction),
+        _str("relaxation", relaxation), _threads(n_threads),
+    )
