@@ -239,7 +239,8 @@ inline void relaxed_point(F x, int bits, F& value, F& deriv) {
     const int32_t hi = int32_t(level_max(bits)), lo = -hi;
     const uint32_t mask = (uint32_t(1) << bits) - 1, half = uint32_t(1) << (bits - 1);
     const F flo = F(lo), fhi = F(hi);
-    const F xc = x < flo ? flo : (x > fhi ? fhi : x);
+    const F xl = x < flo ? flo : x;  // two unconditional compares (vectorisable)
+    const F xc = xl > fhi ? fhi : xl;
     F kf = __builtin_floor(xc);
     kf = kf > fhi - F(1) ? fhi - F(1) : kf;  // so that k + 1 <= hi; x == hi gives f == 1
     kf = kf == kf ? kf : F(0);                // NaN input: keep the lookups in range (flagged)
@@ -248,7 +249,7 @@ inline void relaxed_point(F x, int bits, F& value, F& deriv) {
     const int t0 = hw_int<E>(k, mask, half);
     const int t1 = hw_int<E>(k + 1, mask, half);
     const F dr = F(t1 - t0);
-    const bool outside = x < flo || x > fhi;
+    const bool outside = (x < flo) | (x > fhi);
     if constexpr (R == int(Relaxation::Linear)) {
         value = F(t0) + f * dr;
         const int tm = hw_int<E>(k - 1, mask, half);
@@ -260,7 +261,7 @@ inline void relaxed_point(F x, int bits, F& value, F& deriv) {
         const F pi = F(3.14159265358979323846);
         value = F(t0) + dr * (F(1) - F(__builtin_cos(double(pi * f)))) * F(0.5);
         const F d = dr * pi * F(0.5) * F(__builtin_sin(double(pi * f)));
-        deriv = (outside || x == fhi || f == F(0)) ? F(0) : d;
+        deriv = (outside | (x == fhi) | (f == F(0))) ? F(0) : d;
     }
 }
 
@@ -301,33 +302,33 @@ int64_t relaxed_penalty(const F* x, int64_t n, int bits, double value_scale, dou
     const F gscale = F(value_scale);
     int bad = 0;
     const int nt = threads_for(n, n_threads);
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad)
-    for (int64_t b = 0; b < nblocks; ++b) {
-        const int64_t i0 = b * kBlock;
-        const int64_t len = (n - i0) < kBlock ? (n - i0) : kBlock;
-        double acc[kLanes] = {0};
-        int64_t j = 0;
-        for (; j + kLanes <= len; j += kLanes) {
-            for (int l = 0; l < kLanes; ++l) {
-                const F xi = x[i0 + j + l];
-                bad |= int(not_finite(xi));
-                F v, d;
-                relaxed_point<F, E, R>(xi, bits, v, d);
-                acc[l] += double(v);
-                grad[i0 + j + l] = d * gscale;
+#pragma omp parallel num_threads(nt) reduction(| : bad)
+    {
+        F* vbuf = new F[size_t(kBlock)];  // one block of values, cache resident
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nblocks; ++b) {
+            const int64_t i0 = b * kBlock;
+            const int64_t len = (n - i0) < kBlock ? (n - i0) : kBlock;
+            const F* xb = x + i0;
+            F* gb = grad + i0;
+#pragma omp simd reduction(| : bad)
+            for (int64_t j = 0; j < len; ++j) {
+                bad |= int(not_finite(xb[j]));
+                F d;
+                relaxed_point<F, E, R>(xb[j], bits, vbuf[j], d);
+                gb[j] = d * gscale;
             }
+            double acc[kLanes] = {0};
+            int64_t j = 0;
+            for (; j + kLanes <= len; j += kLanes)
+#pragma omp simd
+                for (int l = 0; l < kLanes; ++l) acc[l] += double(vbuf[j + l]);
+            for (int l = 0; j < len; ++j, ++l) acc[l] += double(vbuf[j]);
+            double s = 0.0;
+            for (int l = 0; l < kLanes; ++l) s += acc[l];
+            partial[b] = s;
         }
-        for (int l = 0; j < len; ++j, ++l) {
-            const F xi = x[i0 + j];
-            bad |= int(not_finite(xi));
-            F v, d;
-            relaxed_point<F, E, R>(xi, bits, v, d);
-            acc[l] += double(v);
-            grad[i0 + j] = d * gscale;
-        }
-        double s = 0.0;
-        for (int l = 0; l < kLanes; ++l) s += acc[l];
-        partial[b] = s;
+        delete[] vbuf;
     }
     double total = 0.0;
     for (int64_t b = 0; b < nblocks; ++b) total += partial[b];

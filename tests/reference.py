@@ -1,0 +1,87 @@
+"""Slow, obviously-correct references for every kernel (plain Python integers and loops)."""
+import math
+
+import numpy as np
+
+ENCODINGS = ("differential", "sign_magnitude", "twos_complement", "offset")
+INT_DTYPES = (np.int8, np.int16, np.int32, np.int64)
+
+
+def code(q: int, bits: int, encoding: str) -> int:
+    q = int(q)
+    if encoding == "differential":
+        return abs(q)
+    if encoding == "sign_magnitude":
+        return abs(q) | ((q < 0) << (bits - 1))
+    if encoding == "twos_complement":
+        return q % (1 << bits)
+    if encoding == "offset":
+        return q + (1 << (bits - 1))
+    raise AssertionError(encoding)
+
+
+def hw(q: int, bits: int, encoding: str) -> int:
+    return bin(code(q, bits, encoding)).count("1")
+
+
+def hw_array(q, bits, encoding):
+    q = np.asarray(q)
+    return np.array([hw(v, bits, encoding) for v in q.ravel()], dtype=np.uint8).reshape(q.shape)
+
+
+def pack(q, bits, encoding, cell_bits):
+    """Bit-plane layout documented in hamqcore.pack_bitplanes, built one bit at a time."""
+    q = np.asarray(q)
+    if q.ndim == 0:
+        q = q.reshape(1)
+    k = q.shape[-1]
+    rows = q.reshape(-1, k) if k else np.zeros((int(np.prod(q.shape[:-1])), 0), dtype=q.dtype)
+    stored = bits - 1 if encoding == "differential" else bits
+    digits = -(-stored // cell_bits)
+    per = 64 // cell_bits
+    words = -(-k // per)
+    arrays = 2 if encoding == "differential" else 1
+    out = [[[[0] * words for _ in range(rows.shape[0])] for _ in range(digits)] for _ in range(arrays)]
+    for r in range(rows.shape[0]):
+        for j in range(k):
+            v = int(rows[r, j])
+            if encoding == "differential":
+                a, c = (1, -v) if v < 0 else (0, v)
+            else:
+                a, c = 0, code(v, bits, encoding)
+            for d in range(digits):
+                digit = (c >> (d * cell_bits)) & ((1 << cell_bits) - 1)
+                out[a][d][r][j // per] |= digit << ((j % per) * cell_bits)
+    arr = np.array(out, dtype=np.uint64).reshape(arrays, digits, *q.shape[:-1], words)
+    return arr if arrays == 2 else arr[0]
+
+
+def relaxed(x: float, bits: int, encoding: str, relaxation: str = "linear"):
+    """(value, derivative) straight from the definition, in float64."""
+    hi = (1 << (bits - 1)) - 1
+    lo = -hi
+    h = lambda k: hw(k, bits, encoding)  # noqa: E731
+    if x < lo or x > hi:
+        return float(h(lo if x < lo else hi)), 0.0
+    if relaxation == "cosine":
+        k = min(math.floor(x), hi - 1)
+        f = x - k
+        value = h(k) + (h(k + 1) - h(k)) * (1 - math.cos(math.pi * f)) / 2
+        slope = (h(k + 1) - h(k)) * math.pi / 2 * math.sin(math.pi * f)
+        return value, (0.0 if f in (0.0, 1.0) else slope)
+    if x == math.floor(x):
+        k = int(x)
+        left = h(k) - h(k - 1) if k > lo else 0.0
+        right = h(k + 1) - h(k) if k < hi else 0.0
+        return float(h(k)), 0.5 * (left + right)
+    k = math.floor(x)
+    f = x - k
+    return h(k) + f * (h(k + 1) - h(k)), float(h(k + 1) - h(k))
+
+
+def relaxed_array(x, bits, encoding, relaxation="linear"):
+    x = np.asarray(x, dtype=np.float64)
+    pairs = [relaxed(float(v), bits, encoding, relaxation) for v in x.ravel()]
+    values = np.array([p[0] for p in pairs], dtype=np.float64).reshape(x.shape)
+    derivs = np.array([p[1] for p in pairs], dtype=np.float64).reshape(x.shape)
+    return values, derivs

@@ -1,0 +1,130 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import hamqcore
+from reference import ENCODINGS, hw_array, relaxed_array
+from strategies import layouts
+
+
+@st.composite
+def real_weights(draw):
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    bits = draw(st.integers(2, 16))
+    hi = (1 << (bits - 1)) - 1
+    # integers, half-integers, arbitrary reals and values beyond the clamp
+    element = st.one_of(
+        st.integers(-hi - 3, hi + 3).map(float),
+        st.integers(-2 * hi - 2, 2 * hi + 2).map(lambda v: v / 2),
+        st.floats(-hi - 5.0, hi + 5.0, width=32),
+    )
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=8))
+    x = draw(hnp.arrays(dtype, shape, elements=element))
+    return draw(layouts(x)), bits
+
+
+@given(data=real_weights(), encoding=st.sampled_from(ENCODINGS), relaxation=st.sampled_from(["linear", "cosine"]))
+def test_matches_reference(isa, data, encoding, relaxation):
+    x, bits = data
+    values, derivs = hamqcore.relaxed_hw(x, bits, encoding, relaxation)
+    assert values.dtype == x.dtype and derivs.dtype == x.dtype
+    assert values.shape == x.shape and derivs.shape == x.shape
+    ev, ed = relaxed_array(x, bits, encoding, relaxation)
+    tol = 1e-5 if x.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(values, ev, rtol=tol, atol=tol * (bits + 1))
+    np.testing.assert_allclose(derivs, ed, rtol=tol, atol=tol * (bits + 1))
+    for reduction in ("sum", "mean"):
+        value, grad = hamqcore.relaxed_hw_penalty(x, bits, encoding, reduction, relaxation)
+        scale = 1.0 / x.size if reduction == "mean" and x.size else 1.0
+        if x.size:
+            assert value == pytest.approx(float(ev.sum()) * scale, rel=1e-6, abs=1e-9)
+        assert grad.dtype == x.dtype and grad.shape == x.shape
+        np.testing.assert_allclose(grad, ed * scale, rtol=tol, atol=tol * (bits + 1))
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("bits", [2, 4, 8, 12, 16])
+def test_equals_hw_at_integers(encoding, bits):
+    hi = (1 << (bits - 1)) - 1
+    k = np.arange(-hi, hi + 1)
+    for relaxation in ("linear", "cosine"):
+        values, _ = hamqcore.relaxed_hw(k.astype(np.float64), bits, encoding, relaxation)
+        np.testing.assert_array_equal(values, hw_array(k, bits, encoding).astype(np.float64))
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("relaxation", ["linear", "cosine"])
+def test_derivative_matches_finite_difference(encoding, relaxation):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-126.5, 126.5, 2000)
+    x = x[np.abs(x - np.round(x)) > 1e-3]  # off the integers (kinks of the linear relaxation)
+    h = 1e-6
+    plus, _ = hamqcore.relaxed_hw(x + h, 8, encoding, relaxation)
+    minus, _ = hamqcore.relaxed_hw(x - h, 8, encoding, relaxation)
+    _, d = hamqcore.relaxed_hw(x, 8, encoding, relaxation)
+    np.testing.assert_allclose(d, (plus - minus) / (2 * h), atol=1e-6)
+
+
+def test_clamped_outside_the_range():
+    values, derivs = hamqcore.relaxed_hw(np.array([-1e30, -200.0, 127.5, 1e30]), 8)
+    np.testing.assert_array_equal(values, [7, 7, 7, 7])
+    np.testing.assert_array_equal(derivs, [0, 0, 0, 0])
+    _, d = hamqcore.relaxed_hw(np.array([127.0, -127.0]), 8)  # at the bounds: half the inner slope
+    np.testing.assert_array_equal(d, [0.5, -0.5])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_penalty_is_bitwise_identical_for_any_threads_and_tier(dtype, encoding):
+    from hamqcore import _core
+
+    x = np.random.default_rng(11).normal(0, 30, 300_001).astype(dtype)
+    results = []
+    try:
+        for isa in hamqcore.available_isas():
+            _core.set_isa(isa)
+            for nt in (1, 2, 3):
+                results.append(hamqcore.relaxed_hw_penalty(x, 8, encoding, "mean", n_threads=nt))
+    finally:
+        _core.set_isa(hamqcore.available_isas()[0])
+    value0, grad0 = results[0]
+    for value, grad in results[1:]:
+        assert value == value0
+        np.testing.assert_array_equal(grad, grad0)
+    ev, _ = relaxed_array(x[:5000], 8, encoding)
+    v5000, _ = hamqcore.relaxed_hw_penalty(x[:5000], 8, encoding)
+    assert v5000 == pytest.approx(ev.sum(), rel=1e-9)
+
+
+def test_empty_and_zero_d():
+    value, grad = hamqcore.relaxed_hw_penalty(np.zeros(0, np.float32), 8)
+    assert value == 0.0 and grad.shape == (0,)
+    value, grad = hamqcore.relaxed_hw_penalty(np.zeros(0), 8, reduction="mean")
+    assert np.isnan(value)
+    v, d = hamqcore.relaxed_hw(np.float64(2.5), 8)
+    assert v.shape == () and float(v) == 1.5 and float(d) == 1.0
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"x\[1, 0\] = nan is not finite"):
+        hamqcore.relaxed_hw(np.array([[0.0], [np.nan]]), 8)
+    with pytest.raises(ValueError, match=r"x\[2\] = -inf is not finite"):
+        hamqcore.relaxed_hw_penalty(np.array([0, 1, -np.inf], np.float32), 8)
+    big = np.zeros(100_000, np.float32)
+    big[77_777] = np.inf
+    with pytest.raises(ValueError, match=r"x\[77777\] = inf"):
+        hamqcore.relaxed_hw_penalty(big, 8, n_threads=2)
+    with pytest.raises(TypeError, match="x must be a float32 or float64 array, got dtype float16"):
+        hamqcore.relaxed_hw(np.zeros(2, np.float16), 8)
+    with pytest.raises(TypeError, match="got dtype int64"):
+        hamqcore.relaxed_hw_penalty(np.zeros(2, np.int64), 8)
+    with pytest.raises(ValueError, match="reduction must be one of 'sum', 'mean', got 'max'"):
+        hamqcore.relaxed_hw_penalty(np.zeros(2), 8, reduction="max")
+    with pytest.raises(ValueError, match="relaxation must be one of 'linear', 'cosine', got 'cubic'"):
+        hamqcore.relaxed_hw(np.zeros(2), 8, relaxation="cubic")
+    with pytest.raises(ValueError, match="bits must be an integer in 2..16, got 1"):
+        hamqcore.relaxed_hw(np.zeros(2), 1)
+    with pytest.raises(ValueError, match="encoding must be one of"):
+        hamqcore.relaxed_hw_penalty(np.zeros(2), 8, encoding="gray")
