@@ -142,53 +142,90 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     r.columns = diff ? cpg * L.out : D * (L.out + r.col_tiles);
     r.cells = r.columns * L.k;
 
-    // Weight bit-planes [T][WPT][G][cpg][cb]; count programmed cells with a nonzero digit.
+    // Row blocks of up to 64 rows that never cross a row-tile boundary: block i covers rows
+    // [start, end) = word (start % R) / 64 of row tile start / R.
+    std::vector<int64_t> block_starts;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t row = t * R; row < (t + 1) * R && row < L.k; row += 64) block_starts.push_back(row);
+    auto block_end = [&](int64_t r0) {
+        const int64_t tile_end = (r0 / R + 1) * R;
+        const int64_t e = r0 + 64 < tile_end ? r0 + 64 : tile_end;
+        return e < L.k ? e : L.k;
+    };
+    auto block_word = [&](int64_t r0) { return (r0 / R) * WPT + (r0 % R) / 64; };
+    const auto transpose = active_kernels().transpose_bits;
+    const int sb = D * cb;  // code bits held by one array's digit columns
+
+    // Weight bit-planes [T][WPT][G][cpg][cb]: the codes of 64 rows of one group are bit-transposed
+    // into the group's plane words (plane (array * D + d) * cb + j holds bit j of digit d).
+    // ON cells = nonzero digits = set bits of the OR of each digit's cb planes.
     std::vector<uint64_t> wp(size_t(T * WPT * ld), 0);
-    int64_t on_cells = 0;
-    auto place = [&](int64_t g, int64_t col0, int64_t row, uint64_t code) {
+    auto pack_group = [&](int64_t g, int64_t r0, const uint16_t* codes /*[2][64]*/) {
+        uint64_t* dst = wp.data() + block_word(r0) * ld + g * cpg * cb;
         int64_t on = 0;
-        const int64_t base = ((row / R) * WPT + (row % R) / 64) * ld + (g * cpg + col0) * cb;
-        const uint64_t bit = uint64_t(1) << (row % 64);
-        for (int d = 0; d < D; ++d) {
-            const uint64_t digit = (code >> (d * cb)) & dmask;
-            on += digit != 0;
-            for (int j = 0; j < cb; ++j)
-                if ((digit >> j) & 1) wp[size_t(base + d * cb + j)] |= bit;
+        for (int arr = 0; arr < (diff ? 2 : 1); ++arr) {
+            transpose(codes + 64 * arr, sb, dst + arr * sb);
+            for (int d = 0; d < D; ++d) {
+                uint64_t any = 0;
+                for (int j = 0; j < cb; ++j) any |= dst[arr * sb + d * cb + j];
+                on += __builtin_popcountll(any);
+            }
         }
         return on;
     };
+    int64_t on_cells = 0;
     visit_int(L.w_type, L.w, [&](auto* w) {
 #pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : on_cells) if (L.out * L.k > 16384)
-        for (int64_t o = 0; o < L.out; ++o)
-            for (int64_t row = 0; row < L.k; ++row) {
-                const int64_t q = int64_t(w[o * L.k + row]);
-                if (diff) on_cells += place(o, q < 0 ? D : 0, row, uint64_t(q < 0 ? -q : q));
-                else on_cells += place(o, 0, row, uint64_t(q + half));
+        for (int64_t o = 0; o < L.out; ++o) {
+            uint16_t codes[128];
+            for (int64_t r0 : block_starts) {
+                const int64_t r1 = block_end(r0);
+                for (int i = 0; i < 128; ++i) codes[i] = 0;
+                for (int64_t row = r0; row < r1; ++row) {
+                    const int64_t q = int64_t(w[o * L.k + row]);
+                    if (diff) codes[(q < 0 ? 64 : 0) + (row - r0)] = uint16_t(q < 0 ? -q : q);
+                    else codes[row - r0] = uint16_t(q + half);
+                }
+                on_cells += pack_group(o, r0, codes);
             }
+        }
         return 0;
     });
     if (!diff) {  // reference group: the code of q = 0 in every row, one copy per array
         int64_t on_ref = 0;
-        for (int64_t row = 0; row < L.k; ++row) on_ref += place(L.out, 0, row, uint64_t(half));
+        uint16_t codes[128] = {0};
+        for (int64_t r0 : block_starts) {
+            const int64_t r1 = block_end(r0);
+            for (int i = 0; i < 64; ++i) codes[i] = r0 + i < r1 ? uint16_t(half) : 0;
+            on_ref += pack_group(L.out, r0, codes);
+        }
         on_cells += on_ref * r.col_tiles;
     }
     r.on_cells = on_cells;
 
-    // Input bit-planes [N][T][P][WPT]; total driven rows over all pulses.
+    // Input bit-planes [N][T][P][WPT] (two's complement codes for signed inputs); total driven
+    // rows over all pulses.
     std::vector<uint64_t> xp(size_t(L.n * T * P * WPT), 0);
     const uint64_t amask = (uint64_t(1) << P) - 1;
     int64_t driven = 0;
     visit_int(L.x_type, L.x, [&](auto* x) {
 #pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : driven) if (L.n * L.k > 16384)
-        for (int64_t n = 0; n < L.n; ++n)
-            for (int64_t row = 0; row < L.k; ++row) {
-                const uint64_t u = uint64_t(int64_t(x[n * L.k + row])) & amask;
-                driven += __builtin_popcountll(u);
-                const int64_t t = row / R, wd = (row % R) / 64;
-                const uint64_t bit = uint64_t(1) << (row % 64);
-                for (int p = 0; p < P; ++p)
-                    if ((u >> p) & 1) xp[size_t(((n * T + t) * P + p) * WPT + wd)] |= bit;
+        for (int64_t n = 0; n < L.n; ++n) {
+            uint16_t codes[64];
+            uint64_t planes[16];
+            for (int64_t r0 : block_starts) {
+                const int64_t r1 = block_end(r0);
+                for (int i = 0; i < 64; ++i) codes[i] = 0;
+                for (int64_t row = r0; row < r1; ++row)
+                    codes[row - r0] = uint16_t(uint64_t(int64_t(x[n * L.k + row])) & amask);
+                transpose(codes, P, planes);
+                const int64_t t = r0 / R, wd = (r0 % R) / 64;
+                for (int p = 0; p < P; ++p) {
+                    xp[size_t(((n * T + t) * P + p) * WPT + wd)] = planes[p];
+                    driven += __builtin_popcountll(planes[p]);
+                }
             }
+        }
         return 0;
     });
 

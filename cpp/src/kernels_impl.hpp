@@ -419,9 +419,10 @@ void xbar_popcount(const XbarPopcountArgs& a) {
 #pragma omp parallel num_threads(nt)
     {
         const int64_t max_planes = groups_per_task * planes_per_group;
+        const int64_t max_cols = groups_per_task * cpg;
         uint32_t* counts = new uint32_t[size_t(max_planes)];
-        double* e_group = new double[size_t(groups_per_task)];
-        uint64_t* s_group = new uint64_t[size_t(groups_per_task)];
+        uint32_t* sums = new uint32_t[size_t(max_cols)];   // digit sum S of each column
+        double* colacc = new double[size_t(max_cols)];     // shift-added ADC readings per column
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
@@ -429,60 +430,89 @@ void xbar_popcount(const XbarPopcountArgs& a) {
             const int64_t n1 = (n0 + kXbarVectorsPerTask) < N ? n0 + kXbarVectorsPerTask : N;
             const int64_t g0 = gt * groups_per_task;
             const int64_t g1 = (g0 + groups_per_task) < G ? g0 + groups_per_task : G;
-            const int64_t ng = g1 - g0, np = ng * planes_per_group, p0 = g0 * planes_per_group;
-            for (int64_t g = 0; g < ng; ++g) { e_group[g] = 0.0; s_group[g] = 0; }
+            const int64_t ng = g1 - g0, np = ng * planes_per_group, nc = ng * cpg;
+            const int64_t p0 = g0 * planes_per_group;
+            // Energy in kLanes fixed lanes (vectorisable, same order on every tier).
+            double e_lane[kLanes] = {0};
+            uint64_t ssum = 0;
             double gmax = 0.0;
             for (int64_t n = n0; n < n1; ++n) {
-                double* yrow = a.y + n * G;
-                for (int64_t g = g0; g < g1; ++g) yrow[g] = 0.0;
+                for (int64_t c = 0; c < nc; ++c) colacc[c] = 0.0;
                 for (int t = 0; t < T; ++t) {
                     for (int p = 0; p < P; ++p) {
                         const uint64_t* xw = a.x + ((n * T + t) * P + p) * W;
                         int nd = 0;
                         for (int w = 0; w < W; ++w) nd += __builtin_popcountll(xw[w]);
-                        std::memset(counts, 0, size_t(np) * sizeof(uint32_t));
-                        for (int w = 0; w < W; ++w) {
-                            if (xw[w] == 0) continue;
-                            and_popcount_accumulate(xw[w], a.w + (int64_t(t) * W + w) * ld + p0, counts, np);
-                        }
-                        const double* etab = a.adc_energy ? a.adc_energy + int64_t(nd) * a.s_stride : nullptr;
-                        const double pc = a.plane_coef[p];
-                        const double gbase = a.g_leak * nd;
-                        for (int64_t g = 0; g < ng; ++g) {
-                            const uint32_t* cg = counts + g * planes_per_group;
-                            double acc = 0.0, e = 0.0;
-                            uint64_t ssum = 0;
-                            uint32_t smax = 0;
-                            for (int64_t c = 0; c < cpg; ++c) {
-                                uint32_t s = 0;
-                                for (int j = 0; j < cb; ++j) s += cg[c * cb + j] << j;
-                                ssum += s;
-                                smax = s > smax ? s : smax;
-                                if (etab) e += etab[s];
-                                acc += a.col_coef[c] * (a.adc_level ? a.adc_level[s] : double(s));
+                        uint32_t* cnt = cb == 1 ? sums : counts;  // one bit per cell: counts are S
+                        for (int64_t c = 0; c < np; ++c) cnt[c] = 0;
+                        if (nd > 0)
+                            for (int w = 0; w < W; ++w)
+                                if (xw[w])
+                                    and_popcount_accumulate(xw[w], a.w + (int64_t(t) * W + w) * ld + p0, cnt, np);
+                        if (cb > 1)
+                            for (int64_t c = 0; c < nc; ++c) {
+                                uint32_t v = 0;
+                                for (int j = 0; j < cb; ++j) v += counts[c * cb + j] << j;
+                                sums[c] = v;
                             }
-                            e_group[g] += e;
-                            s_group[g] += ssum;
-                            const double gm = gbase + a.g_step * double(smax);
-                            gmax = gm > gmax ? gm : gmax;
-                            yrow[g0 + g] += pc * acc;
+                        const double* etab = a.adc_energy ? a.adc_energy + int64_t(nd) * a.s_stride : nullptr;
+                        const double* level = a.adc_level;
+                        const double pc = a.plane_coef[p];
+                        uint32_t smax = 0;
+                        int64_t c = 0;
+                        if (etab) {
+                            for (; c + kLanes <= nc; c += kLanes)
+#pragma omp simd
+                                for (int l = 0; l < kLanes; ++l) e_lane[l] += etab[sums[c + l]];
+                            for (int l = 0; c < nc; ++c, ++l) e_lane[l] += etab[sums[c]];
+                        }
+                        if (level) {
+#pragma omp simd reduction(+ : ssum) reduction(max : smax)
+                            for (int64_t i = 0; i < nc; ++i) {
+                                const uint32_t sv = sums[i];
+                                ssum += sv;
+                                smax = sv > smax ? sv : smax;
+                                colacc[i] += pc * level[sv];
+                            }
+                        } else {
+#pragma omp simd reduction(+ : ssum) reduction(max : smax)
+                            for (int64_t i = 0; i < nc; ++i) {
+                                const uint32_t sv = sums[i];
+                                ssum += sv;
+                                smax = sv > smax ? sv : smax;
+                                colacc[i] += pc * double(sv);
+                            }
+                        }
+                        const double gm = a.g_leak * nd + a.g_step * double(smax);
+                        gmax = gm > gmax ? gm : gmax;
+                        // Extra physical copies of a group (offset reference columns, one per
+                        // array): the same conversions again.
+                        for (int64_t g = 0; g < ng; ++g) {
+                            const int64_t extra = a.group_mult[g0 + g] - 1;
+                            if (extra <= 0) continue;
+                            for (int64_t cc = g * cpg; cc < (g + 1) * cpg; ++cc) {
+                                ssum += uint64_t(extra) * sums[cc];
+                                if (etab) e_lane[0] += double(extra) * etab[sums[cc]];
+                            }
                         }
                     }
                 }
+                double* yrow = a.y + n * G;
+                for (int64_t g = 0; g < ng; ++g) {
+                    double acc = 0.0;
+                    for (int64_t cc = 0; cc < cpg; ++cc) acc += a.col_coef[cc] * colacc[g * cpg + cc];
+                    yrow[g0 + g] = acc;
+                }
             }
             double e = 0.0;
-            uint64_t s = 0;
-            for (int64_t g = 0; g < ng; ++g) {
-                e += e_group[g] * double(a.group_mult[g0 + g]);
-                s += s_group[g] * uint64_t(a.group_mult[g0 + g]);
-            }
+            for (int l = 0; l < kLanes; ++l) e += e_lane[l];
             task_energy[task] = e;
-            task_digits[task] = s;
+            task_digits[task] = ssum;
             task_gmax[task] = gmax;
         }
         delete[] counts;
-        delete[] e_group;
-        delete[] s_group;
+        delete[] sums;
+        delete[] colacc;
     }
     double e = 0.0, gmax = 0.0;
     uint64_t s = 0;
@@ -499,12 +529,28 @@ void xbar_popcount(const XbarPopcountArgs& a) {
     delete[] task_gmax;
 }
 
+void transpose_bits(const uint16_t* codes, int nbits, uint64_t* planes) {
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    const __m512i lo = _mm512_loadu_si512(codes), hi = _mm512_loadu_si512(codes + 32);
+    for (int b = 0; b < nbits; ++b) {
+        const __m512i m = _mm512_set1_epi16(short(1 << b));
+        planes[b] = uint64_t(_mm512_test_epi16_mask(lo, m)) | (uint64_t(_mm512_test_epi16_mask(hi, m)) << 32);
+    }
+#else
+    for (int b = 0; b < nbits; ++b) {
+        uint64_t word = 0;
+        for (int r = 0; r < 64; ++r) word |= uint64_t((codes[r] >> b) & 1u) << r;
+        planes[b] = word;
+    }
+#endif
+}
+
 }  // namespace
 
 const KernelTable* make_table(const char* name) {
     static const KernelTable table = {name,        hw_map,      hw_total,    hw_hist,
                                       relaxed_f32, relaxed_f64, penalty_f32, penalty_f64,
-                                      xbar_popcount};
+                                      xbar_popcount, transpose_bits};
     return &table;
 }
 

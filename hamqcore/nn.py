@@ -1,0 +1,197 @@
+"""The HamQ regularizer: one line in any PyTorch training loop.
+
+    reg = hamqcore.nn.HamQRegularizer(model, bits=8, lam=0.05, example_input=x[:1])
+    loss = criterion(model(x), y) + reg()
+
+``reg()`` is ``lam`` times a weighted mean of the relaxed Hamming weight of every layer's
+quantized weights, so its scale is "ON cells per weight" (0..bits) whatever the model's size:
+
+* ``weighting="energy"`` (default): each weight counts as often as it is read per inference (the
+  number of output positions of its conv, the number of vectors of a linear layer), so the
+  penalty is proportional to the expected number of ON cells read per inference, i.e. the cell
+  energy. Reads are measured by one dry forward pass on ``example_input`` (or ``input_shape``).
+* ``weighting="params"``: every weight counts once (total HW / total weights).
+* ``weighting="uniform"``: every layer counts once (mean over layers of each layer's mean HW).
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import _api, ops
+from .quant import QuantLayer, weight_scale_max
+
+WEIGHTINGS = ("energy", "uniform", "params")
+LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def hamming_penalty(w: torch.Tensor, scale, bits: int = 8, encoding: str = "differential",
+                    reduction: str = "mean") -> torch.Tensor:
+    """Relaxed HW of ``w / scale`` (scale per tensor or per output channel, broadcast).
+
+    Differentiable w.r.t. ``w`` and, when it requires grad, ``scale``
+    (d/ds H(w/s) = -w/s^2 H'(w/s), by the chain rule through the division).
+    """
+    if not isinstance(scale, torch.Tensor):
+        scale = torch.tensor(float(scale), dtype=w.dtype, device=w.device)
+    return ops.relaxed_hw_penalty(w / scale, bits, encoding, reduction)
+
+
+def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None,
+                       exclude: Iterable[str] = ()) -> List[Tuple[str, nn.Module]]:
+    """(name, module) of every Conv1d/Conv2d/Linear, filtered by fnmatch patterns on the name."""
+    include = [include] if isinstance(include, str) else (None if include is None else list(include))
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    out = []
+    for name, m in model.named_modules():
+        if not isinstance(m, LAYER_TYPES):
+            continue
+        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
+            continue
+        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+            continue
+        out.append((name, m))
+    return out
+
+
+def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], example_input) -> Dict[str, float]:
+    """How many times each weight of each layer is read per inference: output positions of a
+    conv, vectors of a linear layer; measured with forward hooks on one dry pass (no grad)."""
+    counts: Dict[str, float] = {}
+    hooks = []
+
+    def hook(name):
+        def fn(module, inputs, output):
+            batch = output.shape[0] if output.dim() > 1 else 1
+            if isinstance(module, nn.Linear):
+                counts[name] = counts.get(name, 0.0) + output.numel() / output.shape[-1] / batch
+            else:
+                counts[name] = counts.get(name, 0.0) + float(np.prod(output.shape[2:]))
+        return fn
+
+    for name, m in layers:
+        hooks.append(m.register_forward_hook(hook(name)))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return {name: counts.get(name, 0.0) for name, _ in layers}
+
+
+def _layer_scale(m: nn.Module, bits: int) -> torch.Tensor:
+    if isinstance(m, QuantLayer):
+        return m.weight_scale()
+    return weight_scale_max(m.weight, bits)
+
+
+def _layer_bits(m: nn.Module, bits: int) -> int:
+    return m.w_bits if isinstance(m, QuantLayer) else bits
+
+
+class HamQRegularizer(nn.Module):
+    """Relaxed-HW regularizer over a model's Conv1d/Conv2d/Linear weights (see module docs).
+
+    Quantized layers (:mod:`hamqcore.quant`) use their own scales and bits; other layers are
+    scaled per output channel by max|w| / (2^(bits-1) - 1). ``lam`` may be changed between steps
+    (``reg.lam = ...``) for warm-up schedules.
+    """
+
+    def __init__(self, model: nn.Module, bits: int = 8, lam: float = 0.01, encoding: str = "differential",
+                 weighting: str = "energy", include: Optional[Iterable[str]] = None, exclude: Iterable[str] = (),
+                 example_input: Optional[torch.Tensor] = None, input_shape: Optional[Sequence[int]] = None):
+        super().__init__()
+        ops._check(bits, encoding, "sum")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(map(repr, WEIGHTINGS))}, got {weighting!r}")
+        self.bits, self.encoding, self.weighting = bits, encoding, weighting
+        self.lam = lam
+        # keep a plain reference (not a submodule) so the regularizer adds no parameters
+        object.__setattr__(self, "_model", model)
+        self.layers = quantizable_layers(model, include, exclude)
+        if not self.layers:
+            raise ValueError("model has no Conv1d, Conv2d or Linear layer to regularize (after include/exclude)")
+        sizes = {name: m.weight.numel() for name, m in self.layers}
+        if weighting == "energy":
+            if example_input is None:
+                if input_shape is None:
+                    raise ValueError("weighting='energy' needs example_input or input_shape to count weight reads")
+                p = next(model.parameters())
+                example_input = torch.zeros((1, *input_shape), dtype=p.dtype, device=p.device)
+            reads = reads_per_weight(model, self.layers, example_input)
+            total = sum(reads[n] * sizes[n] for n in sizes)
+            self.coef = {n: reads[n] / total for n in sizes}
+        elif weighting == "params":
+            total = sum(sizes.values())
+            self.coef = {n: 1.0 / total for n in sizes}
+        else:
+            self.coef = {n: 1.0 / (len(sizes) * sizes[n]) for n in sizes}
+
+    @property
+    def lam(self) -> float:
+        return self._lam
+
+    @lam.setter
+    def lam(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"lam must be a finite number >= 0, got {value!r}")
+        self._lam = float(value)
+
+    def penalty(self) -> torch.Tensor:
+        """The weighted mean relaxed HW (ON cells per weight), without lam."""
+        total = None
+        for name, m in self.layers:
+            bits = _layer_bits(m, self.bits)
+            term = self.coef[name] * hamming_penalty(m.weight, _layer_scale(m, bits), bits, self.encoding, "sum")
+            total = term if total is None else total + term
+        return total
+
+    def forward(self) -> torch.Tensor:
+        if self._lam == 0.0:
+            p = self.layers[0][1].weight
+            return torch.zeros((), dtype=p.dtype, device=p.device)
+        return self._lam * self.penalty()
+
+    def extra_repr(self) -> str:
+        return (f"layers={len(self.layers)}, bits={self.bits}, lam={self._lam}, encoding={self.encoding!r}, "
+                f"weighting={self.weighting!r}")
+
+
+def layer_integers(m: nn.Module, bits: int = 8) -> Tuple[np.ndarray, int]:
+    """(integer weights as int16 numpy, bits) a layer stores on the crossbar."""
+    if isinstance(m, QuantLayer):
+        q, _ = m.weight_integers()
+        return q.cpu().numpy().astype(np.int16), m.w_bits
+    qmax = (1 << (bits - 1)) - 1
+    w = m.weight.detach()
+    q = torch.round(w / weight_scale_max(w, bits)).clamp(-qmax, qmax)
+    return q.cpu().numpy().astype(np.int16), bits
+
+
+def hw_stats(model: nn.Module, bits: int = 8, encoding: str = "differential",
+             include: Optional[Iterable[str]] = None, exclude: Iterable[str] = ()) -> Dict[str, Dict[str, object]]:
+    """Per layer: HW histogram, mean HW and weight count of the quantized weights; plus "total"."""
+    ops._check(bits, encoding, "sum")
+    stats: Dict[str, Dict[str, object]] = {}
+    all_hist = np.zeros(17, dtype=np.int64)
+    for name, m in quantizable_layers(model, include, exclude):
+        q, b = layer_integers(m, bits)
+        hist = _api.hw_histogram(q, b, encoding)
+        n = int(q.size)
+        stats[name] = {"bits": b, "weights": n, "histogram": hist.tolist(),
+                       "mean_hw": float((hist * np.arange(b + 1)).sum() / n) if n else 0.0,
+                       "total_hw": int((hist * np.arange(b + 1)).sum())}
+        all_hist[: b + 1] += hist
+    n = int(all_hist.sum())
+    total_hw = int((all_hist * np.arange(17)).sum())
+    stats["total"] = {"weights": n, "total_hw": total_hw, "mean_hw": total_hw / n if n else 0.0,
+                      "histogram": all_hist.tolist()}
+    return stats

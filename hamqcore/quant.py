@@ -1,0 +1,270 @@
+"""Quantization-aware layers.
+
+``QConv1d``, ``QConv2d`` and ``QLinear`` quantize their weights per output channel (symmetric,
+``w_bits``) and their inputs per tensor (``a_bits``; unsigned when the input is non-negative, as
+after a ReLU, else signed two's complement), with straight-through rounding. The integers and
+scales they compute in ``forward`` are exactly what :meth:`QuantLayer.weight_integers` and
+:meth:`QuantLayer.input_integers` return, which the HamQ regularizer and the energy estimator read.
+
+Weight scale modes: ``"max"`` (max |w| per channel / (2^(b-1)-1), recomputed each step, no
+gradient) and ``"lsq"`` (a learnable step per channel, LSQ: Esser et al., ICLR 2020, with its
+gradient scaling). Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from typing import Iterable, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+WEIGHT_MODES = ("max", "lsq")
+ACT_MODES = ("running_max", "lsq")
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """round(x) forward, identity gradient (straight-through)."""
+    return x + (torch.round(x) - x).detach()
+
+
+def _grad_scale(x: torch.Tensor, g: float) -> torch.Tensor:
+    return x * g + (x - x * g).detach()  # value x, gradient scaled by g
+
+
+def _check_bits(name: str, bits, lo: int = 2, hi: int = 8) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise TypeError(f"{name} must be an integer, got {bits!r}")
+    if not lo <= bits <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {bits}")
+    return bits
+
+
+def _check_mode(name: str, mode, modes) -> str:
+    if mode not in modes:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, modes))}, got {mode!r}")
+    return mode
+
+
+def weight_scale_max(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Symmetric per-output-channel scale max|w| / (2^(bits-1)-1), shaped to broadcast over w."""
+    qmax = (1 << (bits - 1)) - 1
+    amax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
+    scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+    return scale.reshape(-1, *([1] * (w.dim() - 1)))
+
+
+def quantize_weight(w: torch.Tensor, bits: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(integers as int64, per-channel scale) of a float weight, max-scaled."""
+    scale = weight_scale_max(w, bits)
+    qmax = (1 << (bits - 1)) - 1
+    return torch.round(w.detach() / scale).clamp(-qmax, qmax).to(torch.int64), scale
+
+
+def activation_range(bits: int, signed: bool) -> Tuple[int, int, int]:
+    """(lo, hi, qmax used for the scale) of a bits-bit activation."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1, (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1, (1 << bits) - 1
+
+
+def quantize_activation(x: torch.Tensor, bits: int, signed: Optional[bool] = None):
+    """(integers as int64, scale, signed) of a tensor, per-tensor max-scaled."""
+    x = x.detach()
+    if signed is None:
+        signed = bool((x < 0).any())
+    lo, hi, qmax = activation_range(bits, signed)
+    amax = float(x.abs().max()) if x.numel() else 0.0
+    scale = amax / qmax if amax > 0 else 1.0
+    return torch.round(x / scale).clamp(lo, hi).to(torch.int64), torch.tensor(scale), signed
+
+
+class WeightQuantizer(nn.Module):
+    def __init__(self, out_channels: int, bits: int = 8, mode: str = "max"):
+        super().__init__()
+        self.bits = _check_bits("w_bits", bits)
+        self.mode = _check_mode("weight_mode", mode, WEIGHT_MODES)
+        self.qmax = (1 << (bits - 1)) - 1
+        if mode == "lsq":
+            self.step = nn.Parameter(torch.zeros(out_channels))
+            self.register_buffer("initialized", torch.tensor(False))
+
+    def scale(self, w: torch.Tensor) -> torch.Tensor:
+        """Per-output-channel step, shaped to broadcast over w."""
+        if self.mode == "max":
+            return weight_scale_max(w, self.bits)
+        if not bool(self.initialized):
+            with torch.no_grad():  # LSQ init: 2 mean|w| / sqrt(qmax)
+                init = 2 * w.abs().reshape(w.shape[0], -1).mean(dim=1) / math.sqrt(self.qmax)
+                self.step.copy_(init.clamp_min(1e-8))
+                self.initialized.fill_(True)
+        g = 1.0 / math.sqrt(w[0].numel() * self.qmax)
+        step = _grad_scale(self.step, g).abs().clamp_min(1e-8)
+        return step.reshape(-1, *([1] * (w.dim() - 1)))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        s = self.scale(w)
+        return torch.clamp(round_ste(w / s), -self.qmax, self.qmax) * s
+
+    def integers(self, w: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        s = self.scale(w).detach()
+        return torch.round(w.detach() / s).clamp(-self.qmax, self.qmax).to(torch.int64), s
+
+
+class ActQuantizer(nn.Module):
+    def __init__(self, bits: int = 8, mode: str = "running_max", signed: Optional[bool] = None, momentum: float = 0.1):
+        super().__init__()
+        self.bits = _check_bits("a_bits", bits)
+        self.mode = _check_mode("act_mode", mode, ACT_MODES)
+        self.momentum = momentum
+        # -1: not yet known (decided from the first batch), 0: unsigned, 1: signed
+        self.register_buffer("signed_flag", torch.tensor(-1 if signed is None else int(signed), dtype=torch.int8))
+        self.register_buffer("running_max", torch.tensor(0.0))
+        self.register_buffer("initialized", torch.tensor(False))
+        if mode == "lsq":
+            self.step = nn.Parameter(torch.tensor(1.0))
+
+    @property
+    def signed(self) -> Optional[bool]:
+        v = int(self.signed_flag)
+        return None if v < 0 else bool(v)
+
+    def _observe(self, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            if int(self.signed_flag) < 0:
+                self.signed_flag.fill_(int(bool((x < 0).any())))
+            amax = x.detach().abs().max().float() if x.numel() else torch.tensor(0.0)
+            if not bool(self.initialized):
+                self.running_max.copy_(amax)
+                self.initialized.fill_(True)
+                if self.mode == "lsq":
+                    _, _, qmax = activation_range(self.bits, bool(int(self.signed_flag)))
+                    self.step.copy_((2 * x.detach().abs().mean() / math.sqrt(qmax)).clamp_min(1e-8))
+            elif self.training:
+                self.running_max.mul_(1 - self.momentum).add_(self.momentum * amax)
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, qmax = activation_range(self.bits, bool(int(self.signed_flag)))
+        if self.mode == "lsq":
+            g = 1.0 / math.sqrt(max(1, x[0].numel()) * qmax)
+            return _grad_scale(self.step, g).abs().clamp_min(1e-8)
+        rm = self.running_max
+        return torch.where(rm > 0, rm / qmax, torch.ones_like(rm)).to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not bool(self.initialized):
+            self._observe(x)
+        lo, hi, _ = activation_range(self.bits, bool(int(self.signed_flag)))
+        s = self.scale(x)
+        return torch.clamp(round_ste(x / s), lo, hi) * s
+
+    def integers(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, bool]:
+        if not bool(self.initialized):
+            self._observe(x)
+        lo, hi, _ = activation_range(self.bits, bool(int(self.signed_flag)))
+        s = self.scale(x).detach()
+        return torch.round(x.detach() / s).clamp(lo, hi).to(torch.int64), s, bool(int(self.signed_flag))
+
+
+class QuantLayer:
+    """Mixin of the quantized layers: the integers every consumer reads."""
+
+    w_quant: WeightQuantizer
+    a_quant: ActQuantizer
+
+    @property
+    def w_bits(self) -> int:
+        return self.w_quant.bits
+
+    @property
+    def a_bits(self) -> int:
+        return self.a_quant.bits
+
+    def weight_scale(self) -> torch.Tensor:
+        """Per-output-channel scale (differentiable in LSQ mode)."""
+        return self.w_quant.scale(self.weight)
+
+    def weight_integers(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(int64 weights, per-channel scale) exactly as forward uses them."""
+        return self.w_quant.integers(self.weight)
+
+    def input_integers(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, bool]:
+        """(int64 inputs, scale, signed) exactly as forward quantizes x."""
+        return self.a_quant.integers(x)
+
+    def _init_quant(self, w_bits, a_bits, weight_mode, act_mode):
+        self.w_quant = WeightQuantizer(self.weight.shape[0], w_bits, weight_mode)
+        self.a_quant = ActQuantizer(a_bits, act_mode)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", w_bits={self.w_bits}, a_bits={self.a_bits}"
+
+
+class QLinear(QuantLayer, nn.Linear):
+    def __init__(self, in_features, out_features, bias=True, w_bits=8, a_bits=8, weight_mode="max",
+                 act_mode="running_max", device=None, dtype=None):
+        nn.Linear.__init__(self, in_features, out_features, bias, device=device, dtype=dtype)
+        self._init_quant(w_bits, a_bits, weight_mode, act_mode)
+
+    def forward(self, x):
+        return F.linear(self.a_quant(x), self.w_quant(self.weight), self.bias)
+
+
+class QConv1d(QuantLayer, nn.Conv1d):
+    def __init__(self, *args, w_bits=8, a_bits=8, weight_mode="max", act_mode="running_max", **kwargs):
+        nn.Conv1d.__init__(self, *args, **kwargs)
+        self._init_quant(w_bits, a_bits, weight_mode, act_mode)
+
+    def forward(self, x):
+        return self._conv_forward(self.a_quant(x), self.w_quant(self.weight), self.bias)
+
+
+class QConv2d(QuantLayer, nn.Conv2d):
+    def __init__(self, *args, w_bits=8, a_bits=8, weight_mode="max", act_mode="running_max", **kwargs):
+        nn.Conv2d.__init__(self, *args, **kwargs)
+        self._init_quant(w_bits, a_bits, weight_mode, act_mode)
+
+    def forward(self, x):
+        return self._conv_forward(self.a_quant(x), self.w_quant(self.weight), self.bias)
+
+
+_SWAP = {nn.Linear: QLinear, nn.Conv1d: QConv1d, nn.Conv2d: QConv2d}
+
+
+def _convert(m: nn.Module, w_bits, a_bits, weight_mode, act_mode) -> nn.Module:
+    if isinstance(m, nn.Linear):
+        q = QLinear(m.in_features, m.out_features, m.bias is not None, w_bits, a_bits, weight_mode, act_mode,
+                    device=m.weight.device, dtype=m.weight.dtype)
+    else:
+        cls = QConv1d if isinstance(m, nn.Conv1d) else QConv2d
+        q = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                dilation=m.dilation, groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
+                w_bits=w_bits, a_bits=a_bits, weight_mode=weight_mode, act_mode=act_mode,
+                device=m.weight.device, dtype=m.weight.dtype)
+    with torch.no_grad():
+        q.weight.copy_(m.weight)
+        if m.bias is not None:
+            q.bias.copy_(m.bias)
+    q.train(m.training)
+    return q
+
+
+def quantize_model(model: nn.Module, w_bits: int = 8, a_bits: int = 8, skip: Iterable[str] = (),
+                   weight_mode: str = "max", act_mode: str = "running_max") -> nn.Module:
+    """Swap every Linear/Conv1d/Conv2d of ``model`` (in place) for its quantized twin, keeping the
+    trained weights. ``skip``: module names or fnmatch patterns to leave in float. Returns model."""
+    _check_bits("w_bits", w_bits)
+    _check_bits("a_bits", a_bits)
+    _check_mode("weight_mode", weight_mode, WEIGHT_MODES)
+    _check_mode("act_mode", act_mode, ACT_MODES)
+    skip = [skip] if isinstance(skip, str) else list(skip)
+    targets = [
+        name for name, m in model.named_modules()
+        if type(m) in _SWAP and not any(fnmatch.fnmatchcase(name, p) for p in skip)
+    ]
+    for name in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, _convert(getattr(parent, child), w_bits, a_bits, weight_mode, act_mode))
+    return model
