@@ -141,6 +141,12 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     r.arrays = T * r.col_tiles * (diff ? 2 : 1);
     r.columns = diff ? cpg * L.out : D * (L.out + r.col_tiles);
     r.cells = r.columns * L.k;
+    r.latency = double(L.n) * P * c.cols_per_adc * c.t_read;
+    if (L.out == 0) {  // nothing is stored: no arrays, no conversions
+        r.columns = r.cells = 0;
+        r.latency = 0;
+        return r;
+    }
 
     // Row blocks of up to 64 rows that never cross a row-tile boundary: block i covers rows
     // [start, end) = word (start % R) / 64 of row tile start / R.
@@ -282,7 +288,6 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     r.e_adc = adc_sum;
     r.e_wordline = c.e_wordline * double(driven) * double(r.col_tiles * (diff ? 2 : 1));
     r.e_shift_add = c.e_shift_add * double(r.conversions);
-    r.latency = double(L.n) * P * c.cols_per_adc * c.t_read;
     return r;
 }
 
