@@ -12,6 +12,12 @@ quantized weights, so its scale is "ON cells per weight" (0..bits) whatever the 
   energy. Reads are measured by one dry forward pass on ``example_input`` (or ``input_shape``).
 * ``weighting="params"``: every weight counts once (total HW / total weights).
 * ``weighting="uniform"``: every layer counts once (mean over layers of each layer's mean HW).
+
+Train with a learned quantization step (``quantize_model(..., weight_mode="lsq")``): with the
+``"max"`` step (max|w| / qmax) the integers are invariant to scaling the weights, so the penalty
+mostly shrinks the step instead of moving weights to low-HW levels. On scikit-learn's digits
+(tests/test_torch.py) LSQ with lam=0.3 cut the total HW by 79 % for -1 pt accuracy, where the
+max step cut 23 % for -3.5 pt.
 """
 from __future__ import annotations
 

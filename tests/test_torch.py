@@ -1,0 +1,251 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import hamqcore
+from hamqcore import ops
+from hamqcore.nn import HamQRegularizer, hamming_penalty, hw_stats
+from hamqcore.quant import QConv1d, QConv2d, QLinear, quantize_model
+from reference import ENCODINGS
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_cpp_path_equals_torch_path(encoding):
+    x = torch.randn(10_000, dtype=torch.float64) * 40
+    x[:50] = torch.arange(-25, 25, dtype=torch.float64)  # integers too
+    for reduction in ("sum", "mean"):
+        v_cpp, g_cpp = ops._penalty_cpu(x, 8, encoding, reduction)
+        values, deriv = ops.torch_relaxed_hw(x, 8, encoding)
+        scale = 1 / x.numel() if reduction == "mean" else 1.0
+        assert float(v_cpp) == pytest.approx(float(values.sum()) * scale, rel=1e-12)
+        torch.testing.assert_close(g_cpp, deriv * scale, rtol=1e-6, atol=0)
+    x32 = x.float()
+    v, g = ops._penalty_cpu(x32, 8, encoding, "sum")
+    vt, gt = ops.torch_relaxed_hw(x32, 8, encoding)
+    assert float(v) == pytest.approx(float(vt.double().sum()), rel=1e-6)
+    torch.testing.assert_close(g, gt, rtol=1e-6, atol=0)
+
+
+def test_gradcheck_w_and_scale():
+    torch.manual_seed(0)
+    w = (torch.rand(4, 6, dtype=torch.float64) * 40 - 20).requires_grad_()
+    s = torch.tensor([[0.7], [1.3], [0.9], [1.1]], dtype=torch.float64, requires_grad=True)
+    # keep w/s off the integers, where the relaxation has kinks
+    with torch.no_grad():
+        x = w / s
+        w += (0.5 - (x - x.floor())) * 0.8 * s
+    for enc in ENCODINGS:
+        assert torch.autograd.gradcheck(lambda w, s: hamming_penalty(w, s, 8, enc, "mean"), (w, s), eps=1e-6, atol=1e-6)
+
+
+def test_opcheck():
+    x = torch.randn(3, 5, dtype=torch.float32) * 10
+    for enc in ENCODINGS:
+        torch.library.opcheck(ops._penalty_op, (x, 8, enc, "sum"))
+        torch.library.opcheck(ops._penalty_op, (x.double(), 6, enc, "mean"))
+
+
+def test_op_runs_on_tensor_memory_and_handles_dtypes():
+    x = torch.randn(1000) * 10
+    x.requires_grad_()
+    p = ops.relaxed_hw_penalty(x, 8)
+    p.backward()
+    _, d = hamqcore.relaxed_hw(x.detach().numpy(), 8)
+    torch.testing.assert_close(x.grad, torch.from_numpy(d))
+    # non-contiguous and half-precision inputs
+    y = (torch.randn(40, 30) * 10)[:, ::3].requires_grad_()
+    ops.relaxed_hw_penalty(y, 8).backward()
+    assert y.grad.shape == y.shape
+    h = (torch.randn(100) * 10).half().requires_grad_()
+    ph = ops.relaxed_hw_penalty(h, 8)
+    ph.backward()
+    assert ph.dtype == torch.float16 and h.grad.dtype == torch.float16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        w = torch.randn(20, 20, requires_grad=True)
+        hamming_penalty(w @ torch.eye(20), 0.05).backward()
+    assert w.grad is not None
+
+
+def test_compile():
+    torch._dynamo.reset()
+    w = (torch.randn(64, 64) * 0.1).requires_grad_()
+
+    def f(w):
+        return hamming_penalty(w, 0.01, 8) * 2
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(w), f(w))
+    compiled(w).backward()
+    g = w.grad.clone()
+    w.grad = None
+    f(w).backward()
+    torch.testing.assert_close(g, w.grad)
+
+
+def test_errors():
+    w = torch.randn(3, 3)
+    with pytest.raises(ValueError, match="bits must be an integer in 2..16, got 17"):
+        ops.relaxed_hw_penalty(w, 17)
+    with pytest.raises(ValueError, match="encoding must be one of"):
+        ops.relaxed_hw_penalty(w, 8, "gray")
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        ops.relaxed_hw_penalty(torch.ones(3, dtype=torch.int64), 8)
+    model = nn.Sequential(nn.Linear(4, 4))
+    with pytest.raises(ValueError, match="lam must be a finite number >= 0, got -1"):
+        HamQRegularizer(model, lam=-1, weighting="params")
+    with pytest.raises(ValueError, match="weighting must be one of 'energy', 'uniform', 'params', got 'flops'"):
+        HamQRegularizer(model, weighting="flops")
+    with pytest.raises(ValueError, match="needs example_input or input_shape"):
+        HamQRegularizer(model)
+    with pytest.raises(ValueError, match="no Conv1d, Conv2d or Linear layer"):
+        HamQRegularizer(nn.Sequential(nn.ReLU()), weighting="params")
+    with pytest.raises(ValueError, match="bits must be an integer in 2..16, got 1"):
+        HamQRegularizer(model, bits=1, weighting="params")
+    with pytest.raises(ValueError, match="w_bits must be in 2..8, got 9"):
+        quantize_model(model, 9, 8)
+    with pytest.raises(ValueError, match="act_mode must be one of"):
+        quantize_model(model, 8, 8, act_mode="ema")
+
+
+def test_regularizer_weighting_and_normalisation():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    reg = HamQRegularizer(model, bits=8, lam=1.0, example_input=torch.randn(1, 1, 8, 8))
+    # the conv's weights are read 64 times per inference, the linear's once
+    n_conv, n_lin = 36, 768
+    assert reg.coef["0"] == pytest.approx(64 / (64 * n_conv + n_lin))
+    assert reg.coef["3"] == pytest.approx(1 / (64 * n_conv + n_lin))
+    value = float(reg().detach())
+    assert 0 < value < 7  # ON cells per weight read
+    params = HamQRegularizer(model, lam=1.0, weighting="params")
+    stats = hw_stats(model)
+    assert float(params()) == pytest.approx(stats["total"]["mean_hw"], abs=0.6)  # relaxed vs integer HW
+    uniform = HamQRegularizer(model, lam=1.0, weighting="uniform")
+    assert float(uniform()) == pytest.approx((stats["0"]["mean_hw"] + stats["3"]["mean_hw"]) / 2, abs=0.6)
+    assert float(HamQRegularizer(model, lam=0.0, weighting="params")()) == 0.0
+    only = HamQRegularizer(model, lam=1.0, weighting="params", include=["3"])
+    assert [n for n, _ in only.layers] == ["3"]
+    assert [n for n, _ in HamQRegularizer(model, weighting="params", exclude=["0"]).layers] == ["3"]
+    assert sum(1 for _ in reg.parameters()) == 0
+
+
+def test_quantized_layers_and_state_dict_round_trip():
+    torch.manual_seed(0)
+    for layer in (QLinear(8, 5, w_bits=4, a_bits=6), QConv1d(3, 4, 3, padding=1, w_bits=5),
+                  QConv2d(4, 4, 3, groups=4, padding=1, act_mode="lsq", weight_mode="lsq")):
+        shape = (2, 8) if isinstance(layer, QLinear) else ((2, 3, 9) if isinstance(layer, QConv1d) else (2, 4, 6, 6))
+        x = torch.relu(torch.randn(shape))
+        y = layer(x)
+        q, s = layer.weight_integers()
+        assert q.abs().max() <= (1 << (layer.w_bits - 1)) - 1
+        xq, xs, signed = layer.input_integers(x)
+        assert not signed and xq.min() >= 0 and xq.max() <= (1 << layer.a_bits) - 1
+        # forward == float op on the dequantized integers (one source of truth)
+        wdq, xdq = q.double() * s.double(), xq.double() * xs.double()
+        if isinstance(layer, QLinear):
+            ref = torch.nn.functional.linear(xdq, wdq, layer.bias.double())
+        else:
+            ref = layer._conv_forward(xdq, wdq, layer.bias.double())
+        torch.testing.assert_close(y.double(), ref, rtol=1e-4, atol=1e-4)
+        y.sum().backward()
+        assert layer.weight.grad is not None
+        clone = type(layer).__new__(type(layer))
+        clone = __import__("copy").deepcopy(layer)
+        clone.load_state_dict(layer.state_dict())
+        layer.eval(), clone.eval()
+        torch.testing.assert_close(clone(x), layer(x))
+
+
+def test_quantize_model_resnet_close_to_float():
+    from hamqcore.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(width=8).eval()
+    x = torch.rand(4, 3, 32, 32)
+    ref = model(x)
+    quantize_model(model, 8, 8, skip=["fc"])
+    assert isinstance(model.conv1, QConv2d) and type(model.fc) is nn.Linear
+    model.eval()
+    out = model(x)
+    assert torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0) > 0.99
+    reg = HamQRegularizer(model, lam=0.1, example_input=x[:1])
+    assert len(reg.layers) == 21
+
+
+def test_regularizer_lowers_hw_on_digits_while_accuracy_holds():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(d.target)
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(y), generator=g)
+    tr, te = perm[:1400], perm[1400:]
+
+    def run(lam):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                              nn.Flatten(), nn.Linear(16 * 64, 10))
+        quantize_model(model, 8, 8, weight_mode="lsq")  # a learned step: see hamqcore.nn docs
+        reg = HamQRegularizer(model, bits=8, lam=lam, example_input=x[:1])
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        for epoch in range(12):
+            order = tr[torch.randperm(len(tr), generator=torch.Generator().manual_seed(epoch))]
+            for i in range(0, len(order), 64):
+                idx = order[i:i + 64]
+                loss = nn.functional.cross_entropy(model(x[idx]), y[idx]) + reg()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        model.eval()
+        with torch.no_grad():
+            acc = (model(x[te]).argmax(1) == y[te]).float().mean().item()
+        return acc, hw_stats(model)["total"]["total_hw"]
+
+    acc0, hw0 = run(0.0)
+    acc1, hw1 = run(0.3)
+    assert acc0 > 0.9
+    assert hw1 < 0.5 * hw0, (hw0, hw1)       # a large cut in ON cells (measured: -79 %)
+    assert acc1 > acc0 - 0.03, (acc0, acc1)  # at a small accuracy cost (measured: -1 pt)
+
+
+def _ddp_worker(rank, world, port, out):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    ddp = DDP(model)
+    reg = HamQRegularizer(ddp.module, lam=0.5, weighting="params")
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(rank))
+    loss = ddp(x).pow(2).mean() + reg()
+    loss.backward()
+    torch.save([p.grad for p in model.parameters()], f"{out}/grad{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_two_processes(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    g0, g1 = torch.load(tmp_path / "grad0.pt"), torch.load(tmp_path / "grad1.pt")
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(a, b)
+    # equals the single-process gradient of the mean loss over both ranks' data plus the penalty
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    reg = HamQRegularizer(model, lam=0.5, weighting="params")
+    xs = [torch.randn(4, 6, generator=torch.Generator().manual_seed(r)) for r in range(2)]
+    loss = sum(model(x).pow(2).mean() for x in xs) / 2 + reg()
+    loss.backward()
+    for a, p in zip(g0, model.parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-6)
