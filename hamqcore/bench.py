@@ -107,3 +107,108 @@ def core_cases(quick: bool = False) -> List[Case]:
     )
     cases.append(Case(f"relaxed_hw_penalty {m >> 20} Mi float32", t_ours, t_np, "vectorised numpy", 4))
     return cases
+
+
+def numpy_crossbar(w: np.ndarray, x: np.ndarray, cfg, w_bits: int = 8, a_bits: int = 8):
+    """The crossbar simulation in numpy (differential mapping, 1-bit cells, unsigned inputs):
+    bit-planes unpacked to float32, column sums by BLAS, ADC energy vectorised. The speed reference."""
+    out, k = w.shape
+    R = cfg.rows
+    mag_bits = w_bits - 1
+    pos, neg = np.maximum(w, 0).astype(np.int64), np.maximum(-w, 0).astype(np.int64)
+    wp = np.concatenate([((pos >> d) & 1) for d in range(mag_bits)] + [((neg >> d) & 1) for d in range(mag_bits)])
+    wp = wp.astype(np.float32)                                   # (2*7*out, K)
+    coef = np.concatenate([np.full(out, 2.0**d) for d in range(mag_bits)] + [np.full(out, -(2.0**d)) for d in range(mag_bits)])
+    xp = np.stack([((x.astype(np.int64) >> p) & 1) for p in range(a_bits)], axis=1).astype(np.float32)  # (N, P, K)
+    n = x.shape[0]
+    L = 2**cfg.adc_bits
+    g_step = cfg.g_on - cfg.g_off
+    y = np.zeros((n, out))
+    e_cell = e_adc = 0.0
+    for t in range(0, k, R):
+        xt = xp[:, :, t:t + R].reshape(n * a_bits, -1)
+        s = (xt @ wp[:, t:t + R].T).astype(np.float64)             # (N*P, cols) digit sums, exact
+        nd = xt.sum(axis=1, keepdims=True, dtype=np.float64)
+        g = cfg.g_off * nd + g_step * s
+        e_cell += cfg.v_read**2 * cfg.t_read * float(g.sum())
+        with np.errstate(divide="ignore"):
+            dyn = np.where(g > 0, np.exp(-2.311 * np.log10(0.5 / (g * cfg.v_read))), 0.0)
+        e_adc += float(((1.8939e-6 * (L - 1) + 0.073 * dyn) * cfg.t_read).sum())
+        contrib = (s * coef).reshape(n, a_bits, 2 * mag_bits, out).sum(axis=2)   # exact (ideal readings)
+        y += (contrib * (2.0 ** np.arange(a_bits))[None, :, None]).sum(axis=1)
+    return y, e_cell, e_adc
+
+
+def crossbar_cases(quick: bool = False) -> List[Case]:
+    """512x512 8-bit layer x 1024 8-bit vectors vs the numpy/BLAS path (>= 10x)."""
+    from .energy import CrossbarConfig, simulate_layer
+
+    rng = np.random.default_rng(0)
+    n = 256 if quick else 1024
+    w = rng.integers(-127, 128, size=(512, 512)).astype(np.int8)
+    x = rng.integers(0, 256, size=(n, 512)).astype(np.int16)
+    cfg = CrossbarConfig.preset("neurosim-rram-22nm", adc_bits=8)  # 8-bit readings: exact for 128 rows
+    ours = simulate_layer(w, x, cfg, 8, 8)
+    y, e_cell, e_adc = numpy_crossbar(w, x, cfg)
+    assert np.array_equal(ours.output, y), "numpy reference disagrees with the simulator"
+    assert abs(ours.energy["cell"] - e_cell) <= 1e-9 * e_cell and abs(ours.energy["adc"] - e_adc) <= 1e-9 * e_adc
+    t_ours, t_np = best_of([lambda: simulate_layer(w, x, cfg, 8, 8), lambda: numpy_crossbar(w, x, cfg)], 2 if quick else 3)
+    return [Case(f"simulate_layer 512x512 w8, {n} x a8", t_ours, t_np, "numpy bit-planes + BLAS", 10)]
+
+
+def resnet18_energy_time(repeats: int = 3) -> float:
+    """Best wall time of a full CIFAR ResNet-18 energy estimate at 8b/8b for one image (target <= 0.5 s)."""
+    import torch
+
+    from .energy import estimate_energy
+    from .models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18().eval()
+    x = torch.rand(1, 3, 32, 32)
+    return best_of([lambda: estimate_energy(model, x)], repeats)[0]
+
+
+def regularizer_cases(quick: bool = False) -> List[Case]:
+    """The op vs the pure-torch path on 10 M weights (>= 4x); the regularizer's share of a
+    ResNet-18 (CIFAR) training step, batch 32 (<= 5 %), reported as step time without / with."""
+    import torch
+
+    from . import ops
+    from .models import resnet18
+    from .nn import HamQRegularizer
+
+    torch.manual_seed(0)
+    m = (1 if quick else 10) * 1_000_000
+    w = (torch.randn(m) * 30).requires_grad_()
+
+    def op():
+        w.grad = None
+        ops.relaxed_hw_penalty(w, 8).backward()
+
+    def pure():
+        w.grad = None
+        v, _ = ops.torch_relaxed_hw(w, 8)
+        v.sum().backward()
+
+    t_op, t_pure = best_of([op, pure], 3 if quick else 5)
+    cases = [Case(f"relaxed_hw_penalty op fwd+bwd, {m // 1_000_000} M weights", t_op, t_pure, "pure-torch path", 4)]
+
+    model = resnet18(width=16 if quick else 64)
+    batch = 8 if quick else 32
+    x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    reg = HamQRegularizer(model, bits=8, lam=0.1, example_input=x[:1])
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(with_reg):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        if with_reg:
+            loss = loss + reg()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    t_plain, t_reg = best_of([lambda: step(False), lambda: step(True)], 2 if quick else 3)
+    # ratio = plain / with-regularizer step time; target 1/1.05 (overhead <= 5 %)
+    cases.append(Case(f"ResNet-18 train step b{batch}: plain / +HamQ", t_reg, t_plain, "step without regularizer", 1 / 1.05))
+    return cases
