@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .nn import layer_integers, quantizable_layers
+from .nn import dry_run, layer_integers, quantizable_layers
 from .quant import QuantLayer, quantize_activation
 
 
@@ -28,16 +28,7 @@ def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str
             captured.append((label, module, args[0].detach()))
         return fn
 
-    hooks = [m.register_forward_pre_hook(pre_hook(n)) for n, m in chosen]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    dry_run(model, inputs, [m.register_forward_pre_hook(pre_hook(n)) for n, m in chosen])
     return captured
 
 

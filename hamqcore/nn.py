@@ -64,11 +64,24 @@ def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None
     return out
 
 
+def dry_run(model: nn.Module, inputs, hooks) -> None:
+    """Run ``model(inputs)`` once in eval mode without grad, then remove ``hooks`` and restore
+    the training mode."""
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+
+
 def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], example_input) -> Dict[str, float]:
     """How many times each weight of each layer is read per inference: output positions of a
     conv, vectors of a linear layer; measured with forward hooks on one dry pass (no grad)."""
     counts: Dict[str, float] = {}
-    hooks = []
 
     def hook(name):
         def fn(module, inputs, output):
@@ -79,17 +92,7 @@ def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], 
                 counts[name] = counts.get(name, 0.0) + float(np.prod(output.shape[2:]))
         return fn
 
-    for name, m in layers:
-        hooks.append(m.register_forward_hook(hook(name)))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    dry_run(model, example_input, [m.register_forward_hook(hook(name)) for name, m in layers])
     return {name: counts.get(name, 0.0) for name, _ in layers}
 
 
