@@ -16,8 +16,9 @@ def main() -> int:
     print(f"hamqcore {hamqcore.__version__}: isa={hamqcore.active_isa()} threads={hamqcore.get_num_threads()}")
     cases = regularizer_cases(args.quick)
     print(format_table(cases))
-    step = cases[-1]
-    print(f"\nregularizer overhead: {100 * (step.ours / step.reference - 1):+.1f} % of the step (target <= 5 %)")
+    step, alone = cases[-2], cases[-1]
+    print(f"\nregularizer overhead: {100 * (step.ours / step.reference - 1):+.1f} % of the step measured end to end, "
+          f"{100 * alone.ours / alone.reference:.1f} % for the regularizer's own forward+backward (target <= 5 %)")
     return 0 if all(c.meets is not False for c in cases) else 1
 
 

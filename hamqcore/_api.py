@@ -142,3 +142,21 @@ def relaxed_hw_penalty(
         np.asarray(x), _int("bits", bits), _str("encoding", encoding), _str("reduction", reduction),
         _str("relaxation", relaxation), _threads(n_threads),
     )
+
+
+def scaled_hw_penalty(
+    w, scale, bits: int, encoding: str = "differential", reduction: str = "sum", relaxation: str = "linear",
+    n_threads: Optional[int] = None, weight: float = 1.0,
+) -> Tuple[float, np.ndarray, np.ndarray]:
+    """Fused penalty of ``x = w / scale`` with one scale per row (``w.shape[0]``) or one in all.
+
+    Returns ``(value, d value / d w, d value / d scale)``; the last has scale's shape. No scaled
+    copy of ``w`` is made: ``d/dw = H'(x) / s`` and ``d/ds = -sum_row H'(x) w / s^2``.
+    ``scale=None`` uses each row's symmetric max step ``max|w| / (2^(bits-1) - 1)`` (held constant:
+    no scale gradient) and returns that step, shape ``(rows,)``, as the third result.
+    ``weight`` multiplies the value and both gradients in the same pass.
+    """
+    return _core.scaled_hw_penalty(
+        np.asarray(w), None if scale is None else np.asarray(scale), _int("bits", bits), _str("encoding", encoding),
+        _str("reduction", reduction), _str("relaxation", relaxation), _threads(n_threads), float(weight),
+    )

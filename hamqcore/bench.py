@@ -208,7 +208,13 @@ def regularizer_cases(quick: bool = False) -> List[Case]:
         loss.backward()
         opt.step()
 
-    t_plain, t_reg = best_of([lambda: step(False), lambda: step(True)], 2 if quick else 3)
+    def reg_only():
+        for p in model.parameters():
+            p.grad = None
+        reg().backward()
+
+    t_plain, t_reg, t_alone = best_of([lambda: step(False), lambda: step(True), reg_only], 3 if quick else 7)
     # ratio = plain / with-regularizer step time; target 1/1.05 (overhead <= 5 %)
     cases.append(Case(f"ResNet-18 train step b{batch}: plain / +HamQ", t_reg, t_plain, "step without regularizer", 1 / 1.05))
+    cases.append(Case(f"ResNet-18 step b{batch} / HamQ fwd+bwd alone", t_alone, t_plain, "step without regularizer", 20))
     return cases

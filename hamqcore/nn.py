@@ -35,16 +35,15 @@ WEIGHTINGS = ("energy", "uniform", "params")
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
-def hamming_penalty(w: torch.Tensor, scale, bits: int = 8, encoding: str = "differential",
+def hamming_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = "differential",
                     reduction: str = "mean") -> torch.Tensor:
-    """Relaxed HW of ``w / scale`` (scale per tensor or per output channel, broadcast).
+    """Relaxed HW of ``w / scale`` (scale per tensor or per output channel, broadcast; None = each
+    output channel's symmetric max step max|w| / (2^(bits-1) - 1), held constant).
 
     Differentiable w.r.t. ``w`` and, when it requires grad, ``scale``
-    (d/ds H(w/s) = -w/s^2 H'(w/s), by the chain rule through the division).
+    (d/ds H(w/s) = -w/s^2 H'(w/s)). One fused pass: no scaled copy of w is made.
     """
-    if not isinstance(scale, torch.Tensor):
-        scale = torch.tensor(float(scale), dtype=w.dtype, device=w.device)
-    return ops.relaxed_hw_penalty(w / scale, bits, encoding, reduction)
+    return ops.scaled_hw_penalty(w, scale, bits, encoding, reduction)
 
 
 def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None,
@@ -96,10 +95,11 @@ def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], 
     return {name: counts.get(name, 0.0) for name, _ in layers}
 
 
-def _layer_scale(m: nn.Module, bits: int) -> torch.Tensor:
-    if isinstance(m, QuantLayer):
+def _layer_scale(m: nn.Module) -> Optional[torch.Tensor]:
+    """The layer's quantization step, or None for the symmetric max step (computed in the op)."""
+    if isinstance(m, QuantLayer) and m.w_quant.mode != "max":
         return m.weight_scale()
-    return weight_scale_max(m.weight, bits)
+    return None
 
 
 def _layer_bits(m: nn.Module, bits: int) -> int:
@@ -154,12 +154,13 @@ class HamQRegularizer(nn.Module):
             raise ValueError(f"lam must be a finite number >= 0, got {value!r}")
         self._lam = float(value)
 
-    def penalty(self) -> torch.Tensor:
-        """The weighted mean relaxed HW (ON cells per weight), without lam."""
+    def penalty(self, lam: float = 1.0) -> torch.Tensor:
+        """``lam`` x the weighted mean relaxed HW (ON cells per weight). Each layer's coefficient is
+        applied inside the fused op, so backward passes its gradient on without another pass."""
         total = None
         for name, m in self.layers:
-            bits = _layer_bits(m, self.bits)
-            term = self.coef[name] * hamming_penalty(m.weight, _layer_scale(m, bits), bits, self.encoding, "sum")
+            term = ops.scaled_hw_penalty(m.weight, _layer_scale(m), _layer_bits(m, self.bits), self.encoding, "sum",
+                                         weight=lam * self.coef[name])
             total = term if total is None else total + term
         return total
 
@@ -167,7 +168,7 @@ class HamQRegularizer(nn.Module):
         if self._lam == 0.0:
             p = self.layers[0][1].weight
             return torch.zeros((), dtype=p.dtype, device=p.device)
-        return self._lam * self.penalty()
+        return self.penalty(self._lam)
 
     def extra_repr(self) -> str:
         return (f"layers={len(self.layers)}, bits={self.bits}, lam={self._lam}, encoding={self.encoding!r}, "

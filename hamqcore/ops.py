@@ -9,7 +9,7 @@ gradient by the incoming one; nothing else is saved.
 from __future__ import annotations
 
 import functools
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -85,6 +85,107 @@ def _backward(ctx, grad_value, grad_grad):
 
 
 _penalty_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _row_scale(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """scale as a tensor broadcasting over w's rows: (rows, 1, ..., 1) or a scalar."""
+    if scale.numel() == 1:
+        return scale.reshape(())
+    return scale.reshape(w.shape[0], *([1] * (w.dim() - 1)))
+
+
+def _max_step(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-row symmetric max step max|w| / (2^(bits-1)-1) (1 for an all-zero row), shape (rows,)."""
+    rows = w.reshape(w.shape[0] if w.dim() else 1, -1)
+    amax = torch.linalg.vector_norm(rows, ord=float("inf"), dim=1)
+    return torch.where(amax > 0, amax / ((1 << (bits - 1)) - 1), torch.ones_like(amax))
+
+
+@torch.library.custom_op("hamqcore::scaled_hw_penalty", mutates_args=())
+def _scaled_op(w: torch.Tensor, scale: Optional[torch.Tensor], bits: int, encoding: str,
+               reduction: str, weight: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # Default (any device): pure torch, the same formula as the fused C++ kernel. With scale=None
+    # the third output is the max step used (no scale gradient), else d value / d scale.
+    work = w.double() if w.dtype == torch.float64 else w.float()
+    from_max = scale is None
+    if from_max:
+        scale = _max_step(work.detach(), bits)
+    s = _row_scale(w, scale.to(work.dtype))
+    x = work / s
+    values, deriv = torch_relaxed_hw(x, bits, encoding)
+    value = values.sum(dtype=torch.float64)
+    grad_w = deriv / s
+    gs = -(deriv * x)
+    grad_s = (gs.sum() if scale.numel() == 1 else gs.reshape(w.shape[0], -1).sum(1)) / s.reshape(-1)
+    if reduction == "mean":
+        n = w.numel()
+        value = value / n if n else value * float("nan")
+        if n:
+            grad_w, grad_s = grad_w / n, grad_s / n
+    value, grad_w, grad_s = value * weight, grad_w * weight, grad_s * weight
+    if from_max:
+        return value.to(w.dtype), grad_w.to(w.dtype), scale.to(w.dtype)
+    return value.to(w.dtype), grad_w.to(w.dtype), grad_s.reshape(scale.shape).to(scale.dtype)
+
+
+@_scaled_op.register_kernel("cpu")
+def _scaled_cpu(w, scale, bits, encoding, reduction, weight):
+    work = w if w.dtype in (torch.float32, torch.float64) else w.float()
+    arr = work.detach().contiguous().numpy()
+    sc = None if scale is None else scale.detach().to(work.dtype).contiguous().numpy()
+    value, gw, third = _api.scaled_hw_penalty(arr, sc, bits, encoding, reduction, weight=weight)
+    return (torch.tensor(value, dtype=w.dtype), torch.from_numpy(gw).to(w.dtype),
+            torch.from_numpy(third).to(w.dtype if scale is None else scale.dtype))
+
+
+@_scaled_op.register_fake
+def _scaled_fake(w, scale, bits, encoding, reduction, weight):
+    third = w.new_empty((w.shape[0] if w.dim() else 1,)) if scale is None else torch.empty_like(scale)
+    return w.new_empty(()), torch.empty_like(w), third
+
+
+def _scaled_setup(ctx, inputs, output):
+    ctx.scale_given = inputs[1] is not None
+    ctx.save_for_backward(output[1], output[2] if ctx.scale_given else None)
+
+
+def _is_one(t: torch.Tensor) -> bool:
+    # checked only for plain eager CPU tensors (reading the scalar costs no device sync); traced,
+    # fake and functional tensors (compile, AOT dispatch) always take the general path
+    if torch.compiler.is_compiling() or type(t) is not torch.Tensor:
+        return False
+    return t.device.type == "cpu" and t.numel() == 1 and float(t) == 1.0
+
+
+def _scaled_backward(ctx, grad_value, grad_gw, grad_third):
+    gw, gs = ctx.saved_tensors
+    # The op already applied its weight; in `loss = task + reg()` the incoming gradient is exactly 1,
+    # so the saved gradient is handed on without another pass over all the weights.
+    if _is_one(grad_value):
+        return gw, (gs if ctx.scale_given else None), None, None, None, None
+    return grad_value * gw, (grad_value * gs if ctx.scale_given else None), None, None, None, None
+
+
+_scaled_op.register_autograd(_scaled_backward, setup_context=_scaled_setup)
+
+
+def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = "differential",
+                      reduction: str = "sum", weight: float = 1.0) -> torch.Tensor:
+    """``weight`` x the relaxed-HW penalty of ``w / scale`` (scale: a number, or one per output
+    channel in any shape that broadcasts over w's rows), fused: differentiable w.r.t. w and scale.
+    ``scale=None``: each output channel's symmetric max step, held constant."""
+    _check(bits, encoding, reduction)
+    weight = float(weight)
+    if not isinstance(w, torch.Tensor) or not w.is_floating_point():
+        raise TypeError(f"w must be a floating-point torch.Tensor, got {getattr(w, 'dtype', type(w).__name__)}")
+    if scale is None:
+        return _scaled_op(w, None, bits, encoding, reduction, weight)[0]
+    if not isinstance(scale, torch.Tensor):
+        scale = torch.tensor(float(scale), dtype=w.dtype, device=w.device)
+    rows = w.shape[0] if w.dim() else 1
+    if scale.numel() not in (1, rows):
+        raise ValueError(f"scale must hold 1 value or one per row of w ({rows}), got shape {tuple(scale.shape)}")
+    return _scaled_op(w, scale, bits, encoding, reduction, weight)[0]
 
 
 def _check(bits, encoding, reduction):

@@ -50,7 +50,7 @@ def _check_mode(name: str, mode, modes) -> str:
 def weight_scale_max(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Symmetric per-output-channel scale max|w| / (2^(bits-1)-1), shaped to broadcast over w."""
     qmax = (1 << (bits - 1)) - 1
-    amax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
+    amax = torch.linalg.vector_norm(w.detach().reshape(w.shape[0], -1), ord=float("inf"), dim=1)  # no |w| copy
     scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
     return scale.reshape(-1, *([1] * (w.dim() - 1)))
 

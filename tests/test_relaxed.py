@@ -128,3 +128,49 @@ def test_errors():
         hamqcore.relaxed_hw(np.zeros(2), 1)
     with pytest.raises(ValueError, match="encoding must be one of"):
         hamqcore.relaxed_hw_penalty(np.zeros(2), 8, encoding="gray")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_scaled_penalty_matches_unfused_reference(dtype, encoding):
+    rng = np.random.default_rng(5)
+    w = (rng.normal(0, 0.05, size=(7, 3, 9))).astype(dtype)
+    w[2] = 0  # an all-zero row: its max step is 1
+    s = (np.abs(w).reshape(7, -1).max(1) / 127).astype(dtype)
+    s[2] = 0.01
+    x = w / s[:, None, None]
+    ev, ed = relaxed_array(x, 8, encoding)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for reduction, k in (("sum", 1.0), ("mean", 1.0 / w.size)):
+        value, gw, gs = hamqcore.scaled_hw_penalty(w, s, 8, encoding, reduction, weight=3.0)
+        assert value == pytest.approx(3 * k * ev.sum(), rel=tol)
+        np.testing.assert_allclose(gw, 3 * k * ed / s[:, None, None], rtol=tol, atol=tol)
+        np.testing.assert_allclose(gs, -3 * k * (ed * x).reshape(7, -1).sum(1) / s, rtol=tol, atol=tol * 1e3)
+        assert gw.dtype == dtype and gs.shape == (7,)
+    # one scale for all rows: the scale gradient is the sum over rows
+    v1, _, g1 = hamqcore.scaled_hw_penalty(w, np.array(0.002, dtype), 8, encoding)
+    ev1, ed1 = relaxed_array(w / dtype(0.002), 8, encoding)
+    assert v1 == pytest.approx(ev1.sum(), rel=tol)
+    assert g1.shape == () and float(g1) == pytest.approx(-(ed1 * w).sum() / 0.002**2, rel=1e-3)
+    # scale=None: each row's max step, returned; no scale gradient
+    v, gw, used = hamqcore.scaled_hw_penalty(w, None, 8, encoding)
+    expect = np.where(np.abs(w).reshape(7, -1).max(1) > 0, np.abs(w).reshape(7, -1).max(1) / 127, 1)
+    np.testing.assert_allclose(used, expect, rtol=1e-6)
+    ev2, _ = relaxed_array(w / used.astype(np.float64)[:, None, None], 8, encoding)
+    assert v == pytest.approx(ev2.sum(), rel=tol)
+
+
+def test_scaled_penalty_threads_and_errors():
+    w = np.random.default_rng(0).normal(0, 1, size=(64, 40_000)).astype(np.float32)
+    runs = [hamqcore.scaled_hw_penalty(w, None, 8, n_threads=n) for n in (1, 2, 3)]
+    for v, g, s in runs[1:]:
+        assert v == runs[0][0]
+        np.testing.assert_array_equal(g, runs[0][1])
+    with pytest.raises(ValueError, match=r"scale\[1\] = -1.000000 must be finite and > 0"):
+        hamqcore.scaled_hw_penalty(np.ones((3, 2)), np.array([1.0, -1.0, 1.0]), 8)
+    with pytest.raises(ValueError, match=r"scale must hold 1 value or one per row of w \(3\), got 2"):
+        hamqcore.scaled_hw_penalty(np.ones((3, 2)), np.ones(2), 8)
+    with pytest.raises(ValueError, match=r"w\[1, 0\] = nan is not finite"):
+        hamqcore.scaled_hw_penalty(np.array([[1.0], [np.nan]]), 1.0, 8)
+    with pytest.raises(TypeError, match="w must be a float32 or float64 array"):
+        hamqcore.scaled_hw_penalty(np.ones(3, np.int32), 1.0, 8)

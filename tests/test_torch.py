@@ -39,6 +39,21 @@ def test_gradcheck_w_and_scale():
         w += (0.5 - (x - x.floor())) * 0.8 * s
     for enc in ENCODINGS:
         assert torch.autograd.gradcheck(lambda w, s: hamming_penalty(w, s, 8, enc, "mean"), (w, s), eps=1e-6, atol=1e-6)
+        # the pure-torch kernel (other devices) returns the gradients autograd finds through its value formula
+        value = lambda w, s: ops._scaled_op._init_fn(w, s, 8, enc, "mean", 2.0)[0]  # noqa: E731
+        _, gw, gs = ops._scaled_op._init_fn(w.detach(), s.detach(), 8, enc, "mean", 2.0)
+        num_w, num_s = torch.autograd.functional.jacobian(value, (w.detach(), s.detach()))
+        torch.testing.assert_close(gw, num_w, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(gs, num_s, rtol=1e-5, atol=1e-7)
+    # scale=None (the max step, held constant): gradient w.r.t. w only
+    w2 = (torch.rand(3, 5, dtype=torch.float64) * 2 - 1).requires_grad_()
+    with torch.no_grad():
+        w2[:, 0] = 1.0  # the row maximum, kept away from the kinks while the others move
+        step = 1.0 / 127
+        x = w2 / step
+        w2 += (0.5 - (x - x.floor())) * 0.8 * step
+        w2[:, 0] = 1.0
+    assert torch.autograd.gradcheck(lambda w: hamming_penalty(w * torch.tensor([0.0, 1, 1, 1, 1], dtype=w.dtype) + torch.tensor([1.0, 0, 0, 0, 0], dtype=w.dtype)), (w2,), eps=1e-7, atol=1e-5)
 
 
 def test_opcheck():
@@ -46,6 +61,23 @@ def test_opcheck():
     for enc in ENCODINGS:
         torch.library.opcheck(ops._penalty_op, (x, 8, enc, "sum"))
         torch.library.opcheck(ops._penalty_op, (x.double(), 6, enc, "mean"))
+        w = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+        s = torch.rand(4, 1, dtype=torch.float64).add(0.05).requires_grad_()
+        torch.library.opcheck(ops._scaled_op, (w, s, 8, enc, "sum", 0.5))
+        torch.library.opcheck(ops._scaled_op, (w, None, 8, enc, "mean", 1.0))
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_scaled_op_cpu_equals_torch_path(encoding):
+    from torch.library import get_kernel  # noqa: F401  (torch >= 2.5)
+
+    w = torch.randn(8, 300, dtype=torch.float64) * 0.1
+    s = torch.rand(8, dtype=torch.float64) * 0.002 + 0.0005
+    for scale in (s, None, s[:1]):
+        cpu = ops._scaled_cpu(w, scale, 8, encoding, "mean", 0.7)
+        pure = ops._scaled_op._init_fn(w, scale, 8, encoding, "mean", 0.7)
+        for a, b in zip(cpu, pure):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
 
 
 def test_op_runs_on_tensor_memory_and_handles_dtypes():
@@ -225,6 +257,7 @@ def _ddp_worker(rank, world, port, out):
     loss = ddp(x).pow(2).mean() + reg()
     loss.backward()
     torch.save([p.grad for p in model.parameters()], f"{out}/grad{rank}.pt")
+    dist.barrier()  # leave together: gloo aborts when a peer tears down mid-shutdown
     dist.destroy_process_group()
 
 

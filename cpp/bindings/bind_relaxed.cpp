@@ -1,6 +1,7 @@
 #include "common.hpp"
 #include "hamqcore/relaxed.hpp"
 
+#include <cmath>
 #include <limits>
 
 namespace hamq::bind {
@@ -42,6 +43,63 @@ py::tuple penalty_impl(const py::array& x, int bits, Encoding e, Relaxation r, b
     return py::make_tuple(value, grad);
 }
 
+template <class F>
+py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits, Encoding e,
+                      Relaxation r, bool mean, int nt, double weight) {
+    const std::vector<py::ssize_t> shape(w.shape(), w.shape() + w.ndim());
+    const int64_t n = int64_t(w.size());
+    const int64_t rows = shape.empty() ? 1 : int64_t(shape[0]);
+    const int64_t cols = rows ? n / rows : 0;
+    const bool from_max = scale_obj.is_none();
+    std::vector<py::ssize_t> sshape{py::ssize_t(rows)};
+    int64_t ns = rows;
+    std::vector<F> per_row(size_t(rows), F(1));
+    if (!from_max) {
+        py::array sc = py::array::ensure(scale_obj);
+        if (!sc || (sc.dtype().kind() != 'f' && sc.dtype().kind() != 'i'))
+            throw py::type_error("scale must be None, a number or a float array");
+        sshape.assign(sc.shape(), sc.shape() + sc.ndim());
+        ns = int64_t(sc.size());
+        if (ns != 1 && ns != rows)
+            throw py::value_error("scale must hold 1 value or one per row of w (" + std::to_string(rows) +
+                                  "), got " + std::to_string(ns));
+        auto s = py::array_t<F, py::array::c_style | py::array::forcecast>::ensure(sc);
+        for (int64_t i = 0; i < rows; ++i) per_row[size_t(i)] = s.data()[ns == rows ? i : 0];
+    }
+    py::array_t<F> grad(shape);
+    std::vector<F> gs(size_t(rows), F(0));
+    const double vs = weight * (mean ? (n ? 1.0 / double(n) : 0.0) : 1.0);
+    double value = 0.0;
+    const F* pw = static_cast<const F*>(w.data());
+    F* pg = grad.mutable_data();
+    int64_t bad;
+    {
+        py::gil_scoped_release release;
+        bad = relaxed_hw_penalty_rows(pw, rows, cols, per_row.data(), from_max, bits, e, r, vs, &value,
+                                      pg, gs.data(), nt);
+    }
+    if (bad >= rows * cols) {
+        const int64_t i = bad - rows * cols;
+        throw py::value_error(index_str("scale", sshape, ns == 1 ? 0 : i) + " = " +
+                              std::to_string(double(per_row[size_t(i)])) + " must be finite and > 0");
+    }
+    if (bad >= 0) throw_not_finite("w", w, bad);
+    if (mean && n == 0) value = std::numeric_limits<double>::quiet_NaN();
+    // With scale=None the third result is the step that was used; else d value / d scale.
+    py::array_t<F> third(sshape);
+    F* pt = third.mutable_data();
+    if (from_max) {
+        for (int64_t i = 0; i < rows; ++i) pt[i] = per_row[size_t(i)];
+    } else if (ns == rows) {
+        for (int64_t i = 0; i < rows; ++i) pt[i] = gs[size_t(i)];
+    } else {
+        double total = 0.0;
+        for (int64_t i = 0; i < rows; ++i) total += double(gs[size_t(i)]);
+        pt[0] = F(total);
+    }
+    return py::make_tuple(value, grad, third);
+}
+
 }  // namespace
 
 void bind_relaxed(py::module_& m) {
@@ -79,6 +137,27 @@ void bind_relaxed(py::module_& m) {
         },
         "x"_a, "bits"_a, "encoding"_a = "differential", "reduction"_a = "sum",
         "relaxation"_a = "linear", "n_threads"_a = py::none());
+
+    m.def(
+        "scaled_hw_penalty",
+        [](const py::handle& w, const py::object& scale, int bits, const std::string& encoding,
+           const std::string& reduction, const std::string& relaxation,
+           std::optional<int> n_threads, double weight) {
+            check_bits(bits);
+            const Encoding e = parse_encoding(encoding);
+            if (reduction != "sum" && reduction != "mean")
+                throw py::value_error("reduction must be one of 'sum', 'mean', got '" + reduction + "'");
+            const Relaxation r = parse_relaxation(relaxation);
+            const int nt = threads_arg(n_threads);
+            if (!std::isfinite(weight))
+                throw py::value_error("weight must be finite, got " + std::to_string(weight));
+            const py::array a = float_array(w, "w");
+            const bool mean = reduction == "mean";
+            return is_float32(a) ? scaled_impl<float>(a, scale, bits, e, r, mean, nt, weight)
+                                 : scaled_impl<double>(a, scale, bits, e, r, mean, nt, weight);
+        },
+        "w"_a, "scale"_a, "bits"_a, "encoding"_a = "differential", "reduction"_a = "sum",
+        "relaxation"_a = "linear", "n_threads"_a = py::none(), "weight"_a = 1.0);
 }
 
 }  // namespace hamq::bind

@@ -116,4 +116,19 @@ int64_t relaxed_hw_penalty(const double* x, int64_t n, int bits, Encoding e, Rel
     return active_kernels().penalty_f64(x, n, bits, e, r, value_scale, value, grad, n_threads);
 }
 
+int64_t relaxed_hw_penalty_rows(const float* w, int64_t rows, int64_t cols, float* scale,
+                                bool scale_from_max, int bits, Encoding e, Relaxation r,
+                                double value_scale, double* value, float* grad_w, float* grad_scale,
+                                int n_threads) {
+    return active_kernels().penalty_rows_f32(w, rows, cols, scale, scale_from_max, bits, e, r,
+                                             value_scale, value, grad_w, grad_scale, n_threads);
+}
+int64_t relaxed_hw_penalty_rows(const double* w, int64_t rows, int64_t cols, double* scale,
+                                bool scale_from_max, int bits, Encoding e, Relaxation r,
+                                double value_scale, double* value, double* grad_w,
+                                double* grad_scale, int n_threads) {
+    return active_kernels().penalty_rows_f64(w, rows, cols, scale, scale_from_max, bits, e, r,
+                                             value_scale, value, grad_w, grad_scale, n_threads);
+}
+
 }  // namespace hamq

@@ -19,6 +19,10 @@ struct KernelTable {
                            int);
     int64_t (*penalty_f64)(const double*, int64_t, int, Encoding, Relaxation, double, double*,
                            double*, int);
+    int64_t (*penalty_rows_f32)(const float*, int64_t, int64_t, float*, bool, int, Encoding,
+                                Relaxation, double, double*, float*, float*, int);
+    int64_t (*penalty_rows_f64)(const double*, int64_t, int64_t, double*, bool, int, Encoding,
+                                Relaxation, double, double*, double*, double*, int);
     void (*xbar_popcount)(const XbarPopcountArgs&);
     // planes[b] bit r = bit b of codes[r], for r < 64 and b < nbits (a 64-row bit transpose).
     void (*transpose_bits)(const uint16_t* codes, int nbits, uint64_t* planes);

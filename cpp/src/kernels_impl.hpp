@@ -337,6 +337,131 @@ int64_t relaxed_penalty(const F* x, int64_t n, int bits, double value_scale, dou
     return bad ? first_not_finite(x, n) : -1;
 }
 
+// Row-scaled penalty: tasks are (row, block of kBlock columns), each with its own value and
+// scale-gradient partials, reduced in task order (bitwise reproducible for any thread count).
+template <class F, int E, int R>
+int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, bool from_max,
+                             int bits, double value_scale, double* value, F* grad_w, F* grad_scale,
+                             int n_threads) {
+    if (from_max) {  // symmetric max step per row; a non-finite w is reported by the main pass
+        const F qmax = F(level_max(bits));
+        const int nt0 = threads_for(rows * cols, n_threads);
+#pragma omp parallel for num_threads(nt0) schedule(static)
+        for (int64_t r = 0; r < rows; ++r) {
+            F m = F(0);
+            const F* wr = w + r * cols;
+#pragma omp simd reduction(max : m)
+            for (int64_t j = 0; j < cols; ++j) {
+                const F a = wr[j] < F(0) ? -wr[j] : wr[j];
+                m = a > m ? a : m;
+            }
+            scale[r] = (m > F(0) && !not_finite(m)) ? m / qmax : F(1);
+        }
+    }
+    for (int64_t r = 0; r < rows; ++r)
+        if (!(scale[r] > F(0)) || not_finite(scale[r])) return rows * cols + r;
+    const int64_t bpr = cols > 0 ? (cols + kBlock - 1) / kBlock : 0;  // blocks per row
+    const int64_t ntask = rows * bpr;
+    double* pv = new double[size_t(ntask > 0 ? ntask : 1)];
+    double* ps = new double[size_t(ntask > 0 ? ntask : 1)];
+    const F gscale = F(value_scale);
+    int bad = 0;
+    const int nt = threads_for(rows * cols, n_threads);
+#pragma omp parallel num_threads(nt) reduction(| : bad)
+    {
+        F* vbuf = new F[size_t(kBlock)];
+        F* sbuf = new F[size_t(kBlock)];
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < ntask; ++task) {
+            const int64_t r = task / bpr, j0 = (task % bpr) * kBlock;
+            const int64_t len = (cols - j0) < kBlock ? (cols - j0) : kBlock;
+            const F s = scale[r], inv_s = F(1) / s;
+            const F* wb = w + r * cols + j0;
+            F* gb = grad_w + r * cols + j0;
+            const F gstep = inv_s * gscale;
+            if (from_max) {  // constant step: no scale gradient to accumulate
+#pragma omp simd reduction(| : bad)
+                for (int64_t j = 0; j < len; ++j) {
+                    bad |= int(not_finite(wb[j]));
+                    F d;
+                    relaxed_point<F, E, R>(wb[j] / s, bits, vbuf[j], d);
+                    gb[j] = d * gstep;
+                }
+            } else {
+#pragma omp simd reduction(| : bad)
+                for (int64_t j = 0; j < len; ++j) {
+                    bad |= int(not_finite(wb[j]));
+                    const F x = wb[j] / s;
+                    F d;
+                    relaxed_point<F, E, R>(x, bits, vbuf[j], d);
+                    gb[j] = d * gstep;
+                    sbuf[j] = d * x;  // -d/ds = d w / s^2 = d x / s (the 1/s is applied once below)
+                }
+            }
+            double av[kLanes] = {0}, as[kLanes] = {0};
+            int64_t j = 0;
+            for (; j + kLanes <= len; j += kLanes)
+#pragma omp simd
+                for (int l = 0; l < kLanes; ++l) av[l] += double(vbuf[j + l]);
+            for (int l = 0; j < len; ++j, ++l) av[l] += double(vbuf[j]);
+            if (!from_max) {
+                j = 0;
+                for (; j + kLanes <= len; j += kLanes)
+#pragma omp simd
+                    for (int l = 0; l < kLanes; ++l) as[l] += double(sbuf[j + l]);
+                for (int l = 0; j < len; ++j, ++l) as[l] += double(sbuf[j]);
+            }
+            double sv = 0.0, ss = 0.0;
+            for (int l = 0; l < kLanes; ++l) {
+                sv += av[l];
+                ss += as[l];
+            }
+            pv[task] = sv;
+            ps[task] = ss;
+        }
+        delete[] vbuf;
+        delete[] sbuf;
+    }
+    double total = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+        double gs = 0.0;
+        for (int64_t b = 0; b < bpr; ++b) {
+            total += pv[r * bpr + b];
+            gs += ps[r * bpr + b];
+        }
+        grad_scale[r] = from_max ? F(0) : F(-gs / double(scale[r]) * value_scale);
+    }
+    delete[] pv;
+    delete[] ps;
+    *value = total * value_scale;
+    if (!bad) return -1;
+    return first_not_finite(w, rows * cols);
+}
+
+template <class F>
+int64_t penalty_rows_any(const F* w, int64_t rows, int64_t cols, F* scale, bool from_max, int bits,
+                         Encoding e, Relaxation r, double value_scale, double* value, F* gw, F* gs,
+                         int nt) {
+#define HAMQ_ROWS_CASE(EV, RV)          \
+    if (int(e) == EV && int(r) == RV)   \
+        return relaxed_penalty_rows<F, EV, RV>(w, rows, cols, scale, from_max, bits, value_scale, value, gw, gs, nt);
+    HAMQ_ROWS_CASE(0, 0) HAMQ_ROWS_CASE(1, 0) HAMQ_ROWS_CASE(2, 0) HAMQ_ROWS_CASE(3, 0)
+    HAMQ_ROWS_CASE(0, 1) HAMQ_ROWS_CASE(1, 1) HAMQ_ROWS_CASE(2, 1) HAMQ_ROWS_CASE(3, 1)
+#undef HAMQ_ROWS_CASE
+    return -1;
+}
+
+int64_t penalty_rows_f32(const float* w, int64_t rows, int64_t cols, float* scale, bool from_max,
+                         int bits, Encoding e, Relaxation r, double vs, double* v, float* gw, float* gs,
+                         int nt) {
+    return penalty_rows_any<float>(w, rows, cols, scale, from_max, bits, e, r, vs, v, gw, gs, nt);
+}
+int64_t penalty_rows_f64(const double* w, int64_t rows, int64_t cols, double* scale, bool from_max,
+                         int bits, Encoding e, Relaxation r, double vs, double* v, double* gw,
+                         double* gs, int nt) {
+    return penalty_rows_any<double>(w, rows, cols, scale, from_max, bits, e, r, vs, v, gw, gs, nt);
+}
+
 template <class F>
 int64_t relaxed_any(const F* x, int64_t n, int bits, Encoding e, Relaxation r, F* value, F* deriv,
                     int nt) {
@@ -550,7 +675,8 @@ void transpose_bits(const uint16_t* codes, int nbits, uint64_t* planes) {
 const KernelTable* make_table(const char* name) {
     static const KernelTable table = {name,        hw_map,      hw_total,    hw_hist,
                                       relaxed_f32, relaxed_f64, penalty_f32, penalty_f64,
-                                      xbar_popcount, transpose_bits};
+                                      penalty_rows_f32, penalty_rows_f64, xbar_popcount,
+                                      transpose_bits};
     return &table;
 }
 

@@ -27,4 +27,19 @@ int64_t relaxed_hw_penalty(const float* x, int64_t n, int bits, Encoding e, Rela
 int64_t relaxed_hw_penalty(const double* x, int64_t n, int bits, Encoding e, Relaxation r,
                            double value_scale, double* value, double* grad, int n_threads);
 
+// The same penalty of x = w / scale[r] for a rows x cols matrix w with one scale per row, fused:
+// grad_w = H'(x) / s * value_scale and grad_scale[r] = -sum_j H'(x) w / s^2 * value_scale, so no
+// scaled copy of w is ever made. scale must be finite and > 0 (returns rows*cols + r for the first
+// bad scale r). Returns the index of the first non-finite w, or -1.
+// With scale_from_max, scale is an output: each row's max|w| / (2^(bits-1) - 1) (1 for an all-zero
+// row) is computed first and used (the symmetric max quantization step); grad_scale is then 0.
+int64_t relaxed_hw_penalty_rows(const float* w, int64_t rows, int64_t cols, float* scale,
+                                bool scale_from_max, int bits, Encoding e, Relaxation r,
+                                double value_scale, double* value, float* grad_w, float* grad_scale,
+                                int n_threads);
+int64_t relaxed_hw_penalty_rows(const double* w, int64_t rows, int64_t cols, double* scale,
+                                bool scale_from_max, int bits, Encoding e, Relaxation r,
+                                double value_scale, double* value, double* grad_w,
+                                double* grad_scale, int n_threads);
+
 }  // namespace hamq
