@@ -347,6 +347,27 @@ def _synthesise_clip(tts: _Espeak, word: Optional[str], voice: str, rng: np.rand
 _SPEAKERS_PER_PROCESS = 20
 
 
+def _run_worker(job):
+    import pickle
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from hamqcore.data import _worker_main; _worker_main()"],
+                          input=pickle.dumps(job), capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise DataError(f"spoken_keywords: the synthesis worker failed: {proc.stderr.decode(errors='replace')[-2000:]}")
+    return pickle.loads(proc.stdout)
+
+
+def _worker_main() -> None:
+    """Entry point of a synthesis worker: a pickled job on stdin, pickled clips on stdout."""
+    import pickle
+    import sys
+
+    job = pickle.loads(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(pickle.dumps(_synthesise_speakers(job)))
+
+
 def _synthesise_speakers(job):
     """All clips of a fixed list of speakers, in a fixed order (runs in a fresh process)."""
     seed, takes, speakers = job
@@ -393,15 +414,14 @@ def spoken_keywords(n_speakers: int = 160, takes: int = 2, seed: int = 0, split:
     chunks = [list(range(i, min(i + _SPEAKERS_PER_PROCESS, n_speakers)))
               for i in range(0, n_speakers, _SPEAKERS_PER_PROCESS)]
     jobs = [(seed, takes, [(si, speakers[si]) for si in chunk]) for chunk in chunks]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     # eSpeak's wave generator keeps state from one utterance to the next (neither re-initialising
-    # nor reseeding resets it), so each fixed chunk of speakers is synthesised in a fresh process:
-    # the audio then depends on the seed alone, not on the worker count or earlier calls.
-    with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), mp_context=mp.get_context("spawn"),
-                             max_tasks_per_child=1) as pool:
-        results = list(pool.map(_synthesise_speakers, jobs))
+    # nor reseeding resets it), so each fixed chunk of speakers is synthesised in a fresh Python
+    # process: the audio then depends on the seed alone, not on the worker count or earlier calls.
+    # Plain subprocesses (not multiprocessing) so the caller's __main__ is never re-imported.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        results = list(pool.map(_run_worker, jobs))
     audio = [clip for r in results for clip in r[0]]
     ys = [c for r in results for c in r[1]]
     gs = [g for r in results for g in r[2]]

@@ -1,0 +1,245 @@
+"""Quantization-aware training with the HamQ regularizer: checkpoints every epoch (written
+atomically, so Ctrl-C always leaves a usable one), exact resume, a metrics CSV and a progress bar.
+
+The lam schedule: 0 for ``warmup_epochs`` (the model first learns the task at full precision of its
+quantizers), then a linear ramp over ``ramp_epochs`` to ``lam``, then constant.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import data as data_mod
+from .models import ds_cnn, resnet18
+from .nn import HamQRegularizer, hw_stats
+from .quant import quantize_model
+
+MODELS = ("resnet18", "ds_cnn")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "resnet18"
+    data: str = "mnist5k"
+    w_bits: int = 8
+    a_bits: int = 8
+    lam: float = 0.0
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    width: int = 16              # resnet18 width (64 = the standard net)
+    ds_size: str = "S"           # ds_cnn size
+    warmup_epochs: int = 1
+    ramp_epochs: int = 2
+    weight_mode: str = "lsq"
+    weighting: str = "energy"
+    encoding: str = "differential"
+    train_subset: int = 0        # use only the first N training examples (0 = all)
+    quick_data: bool = False     # the small synthetic keyword set
+
+    def validate(self) -> "TrainConfig":
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        for name in ("w_bits", "a_bits"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= 8:
+                raise ValueError(f"{name} must be an integer in 2..8, got {v!r}")
+        for name in ("epochs", "batch_size", "width"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not (isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"lam must be a finite number >= 0, got {self.lam!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        return self
+
+    def lam_at(self, epoch: int) -> float:
+        """lam used during ``epoch`` (0-based)."""
+        if epoch < self.warmup_epochs:
+            return 0.0
+        if self.ramp_epochs <= 0:
+            return float(self.lam)
+        return float(self.lam) * min(1.0, (epoch - self.warmup_epochs + 1) / self.ramp_epochs)
+
+
+def build_model(cfg: TrainConfig, dataset: data_mod.DataSet) -> nn.Module:
+    torch.manual_seed(cfg.seed)
+    if cfg.model == "resnet18":
+        model = resnet18(dataset.num_classes, dataset.input_shape[0], cfg.width)
+    else:
+        model = ds_cnn(cfg.ds_size, dataset.num_classes)
+    return quantize_model(model, cfg.w_bits, cfg.a_bits, weight_mode=cfg.weight_mode)
+
+
+def load_data(cfg: TrainConfig) -> data_mod.DataSet:
+    return data_mod.load(cfg.data, quick=cfg.quick_data, seed=0)
+
+
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            out = model(torch.from_numpy(x[i:i + batch]))
+            correct += int((out.argmax(1) == torch.from_numpy(y[i:i + batch])).sum())
+    return correct / max(1, len(y))
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    config: TrainConfig
+    history: List[Dict[str, float]] = field(default_factory=list)
+    test_accuracy: float = 0.0
+
+
+def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_mod.DataSet] = None,
+          resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data``; checkpoints (``out/checkpoint.pt``) after every epoch."""
+    cfg.validate()
+    dataset = dataset if dataset is not None else load_data(cfg)
+    model = build_model(cfg, dataset)
+    xtr, ytr = dataset.train.x, dataset.train.y
+    if cfg.train_subset:
+        xtr, ytr = xtr[:cfg.train_subset], ytr[:cfg.train_subset]
+    example = torch.from_numpy(xtr[:1])
+    model(example)  # initialise the quantizers' steps on real data before building the optimizer
+    reg = HamQRegularizer(model, bits=cfg.w_bits, lam=0.0, encoding=cfg.encoding, weighting=cfg.weighting,
+                          example_input=example)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    history: List[Dict[str, float]] = []
+    start_epoch = 0
+    ckpt_path = Path(out) / "checkpoint.pt" if out is not None else None
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    if resume:
+        if ckpt_path is None or not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        ck = torch.load(ckpt_path, weights_only=False)
+        if ck["config"] != dataclasses.asdict(cfg):
+            raise ValueError(f"--resume: {ckpt_path} was written with different settings: {ck['config']}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["torch_rng"])
+        history, start_epoch = ck["history"], ck["epoch"]
+        log(f"resumed from {ckpt_path} after epoch {start_epoch}")
+    n = len(ytr)
+    steps = math.ceil(n / cfg.batch_size)
+    gen = torch.Generator()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=(cfg.epochs - start_epoch) * steps, desc=f"{cfg.model} lam={cfg.lam:g}", unit="step",
+                   leave=False, dynamic_ncols=True)
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            reg.lam = cfg.lam_at(epoch)
+            gen.manual_seed(cfg.seed * 100_003 + epoch)
+            order = torch.randperm(n, generator=gen)
+            t0 = time.perf_counter()
+            tot_loss = tot_reg = 0.0
+            correct = 0
+            for s in range(steps):
+                idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                xb, yb = torch.from_numpy(xtr[idx.numpy()]), torch.from_numpy(ytr[idx.numpy()])
+                if dataset.augment == "cifar":
+                    xb = data_mod.augment_batch(xb, gen)
+                logits = model(xb)
+                task = nn.functional.cross_entropy(logits, yb)
+                r = reg()
+                loss = task + r
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                tot_loss += float(task.detach()) * len(idx)
+                tot_reg += float(r.detach())
+                correct += int((logits.argmax(1) == yb).sum())
+                if bar is not None:
+                    bar.update(1)
+                    if s % 10 == 0:
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{float(task):.3f}", acc=f"{correct / ((s + 1) * cfg.batch_size):.3f}")
+            sched.step()
+            row = {"epoch": epoch + 1, "lam": reg.lam, "loss": tot_loss / n, "reg": tot_reg / steps,
+                   "train_acc": correct / n, "seconds": time.perf_counter() - t0}
+            if dataset.val is not None and len(dataset.val):
+                row["val_acc"] = evaluate(model, dataset.val.x, dataset.val.y)
+            stats = hw_stats(model, cfg.w_bits, cfg.encoding)
+            row["mean_hw"] = stats["total"]["mean_hw"]
+            history.append(row)
+            if bar is not None:
+                bar.set_postfix(epoch=epoch + 1, loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}", hw=f"{row['mean_hw']:.3f}")
+            if out is not None:
+                _save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(),
+                              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                              "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch + 1,
+                              "classes": list(dataset.classes), "input_shape": list(dataset.input_shape)},
+                             ckpt_path)
+                _write_metrics(Path(out) / "metrics.csv", history)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        done = history[-1]["epoch"] if history else start_epoch
+        log(f"interrupted: {ckpt_path or 'no checkpoint'} holds the model after epoch {done}; "
+            "continue with --resume")
+        raise
+    if bar is not None:
+        bar.close()
+    acc = evaluate(model, dataset.test.x, dataset.test.y)
+    if out is not None:
+        (Path(out) / "result.json").write_text(json.dumps(
+            {"config": dataclasses.asdict(cfg), "test_accuracy": acc, "history": history}, indent=2))
+    return TrainResult(model=model, config=cfg, history=history, test_accuracy=acc)
+
+
+def _write_metrics(path: Path, history: List[Dict[str, float]]) -> None:
+    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+
+
+def load_checkpoint(path) -> tuple:
+    """(model in eval mode, TrainConfig, checkpoint dict) from a ``checkpoint.pt``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ck = torch.load(path, weights_only=False)
+        cfg = TrainConfig(**ck["config"])
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{path} is not a hamqcore checkpoint: {e}") from e
+    shape = tuple(ck["input_shape"])
+    fake = data_mod.DataSet("checkpoint", tuple(ck["classes"]),
+                            data_mod.Split(np.zeros((1, *shape), np.float32), np.zeros(1, np.int64)),
+                            data_mod.Split(np.zeros((1, *shape), np.float32), np.zeros(1, np.int64)))
+    model = build_model(cfg, fake)
+    model(torch.zeros(1, *shape))  # create the quantizer state the checkpoint fills
+    model.load_state_dict(ck["model"])
+    return model.eval(), cfg, ck
