@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
     if cfg.train_subset:
         xtr, ytr = xtr[:cfg.train_subset], ytr[:cfg.train_subset]
     example = torch.from_numpy(xtr[:1])
-    model(example)  # initialise the quantizers' steps on real data before building the optimizer
+    model(torch.from_numpy(xtr[:16]))  # initialise the quantizers' steps on real data before the optimizer
     reg = HamQRegularizer(model, bits=cfg.w_bits, lam=0.0, encoding=cfg.encoding, weighting=cfg.weighting,
                           example_input=example)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -239,7 +239,6 @@ def load_checkpoint(path) -> tuple:
     fake = data_mod.DataSet("checkpoint", tuple(ck["classes"]),
                             data_mod.Split(np.zeros((1, *shape), np.float32), np.zeros(1, np.int64)),
                             data_mod.Split(np.zeros((1, *shape), np.float32), np.zeros(1, np.int64)))
-    model = build_model(cfg, fake)
-    model(torch.zeros(1, *shape))  # create the quantizer state the checkpoint fills
+    model = build_model(cfg, fake)  # every quantizer parameter and buffer exists from construction
     model.load_state_dict(ck["model"])
     return model.eval(), cfg, ck

@@ -23,8 +23,9 @@ def test_derive_density(tmp_path):
                                   "mass_at_hw_le_h_never_decreases_all_cases"}
     c = d["cases"]["6/differential"]
     assert 0 in c["sinks"] and c["cdf_monotone"]
-    for k in range(5):  # +-2^k have HW 1, and every strict local minimum is a sink
-        assert 2**k in c["sinks"] or c["sinks"]  # noqa: PLR1714
+    for k in range(1, 5):  # +-2^k (HW 1) collect mass; level 1 feeds 0 instead
+        assert 2**k in c["sinks"] and -(2**k) in c["sinks"]
+    assert 1 in c["sources"] and -1 in c["sources"]
     assert c["strict_local_minima_are_sinks"]
     assert d["counterexamples"]["twos_complement_far_sinks"]["holds"]
     md = (tmp_path / "density_derivation.md").read_text()

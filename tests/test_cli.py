@@ -1,0 +1,103 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hamqcore import cli
+from hamqcore.train import TrainConfig, load_checkpoint, train
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAMQCORE_CACHE", str(tmp_path / "cache"))
+
+
+def hamq(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "hamqcore.cli", *args], capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--model", "vgg"], "invalid choice: 'vgg'"),
+    (["train", "--w-bits", "9"], "bits must be an integer in 2..8, got 9"),
+    (["train", "--lam", "-1"], "lam must be a number >= 0"),
+    (["train", "--data", "imagenet", "--out", "{tmp}/x"], "unknown data set 'imagenet'"),
+    (["train", "--data", "cifar10:{tmp}/nothing", "--out", "{tmp}/x"], "missing data_batch_1"),
+    (["energy", "{tmp}/nope.pt"], "no checkpoint at"),
+    (["sweep", "--lams", "0,abc", "--out", "{tmp}/s"], "--lams must be comma-separated numbers"),
+    (["density", "--analysis-dir", "{tmp}"], "cannot find the analysis scripts"),
+])
+def test_errors_are_one_line_and_exit_2(tmp_path, args, message):
+    proc = hamq(*[a.format(tmp=tmp_path) for a in args], check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help():
+    assert "demo" in hamq("--help").stdout
+    for command in ("demo", "train", "energy", "sweep", "bench", "density"):
+        assert "usage: hamq " + command in hamq(command, "--help").stdout
+
+
+def test_train_then_energy_round_trip(tmp_path):
+    out = tmp_path / "run"
+    hamq("train", "--model", "resnet18", "--width", "4", "--data", "digits", "--epochs", "2", "--lam", "0.5",
+         "--out", str(out), "--no-progress")
+    for name in ("checkpoint.pt", "metrics.csv", "result.json"):
+        assert (out / name).exists()
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    proc = hamq("energy", str(out / "checkpoint.pt"), "--images", "4", "--set", "adc_bits=6", "--preset", "rram-256")
+    assert "total per inference" in proc.stdout
+    report = json.loads((out / "energy.json").read_text())
+    assert report["config"]["adc_bits"] == 6 and report["config"]["rows"] == 256
+    assert report["total_energy_j"] > 0 and (out / "energy.png").exists() and (out / "energy.csv").exists()
+    model, cfg, _ = load_checkpoint(out)
+    assert cfg.lam == 0.5 and cfg.width == 4
+    bad = hamq("energy", str(out / "checkpoint.pt"), "--set", "rows=abc", check=False)
+    assert bad.returncode == 2 and "--set rows: expected int" in bad.stderr
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    cfg = TrainConfig(model="resnet18", width=4, data="digits", epochs=3, lam=0.3, warmup_epochs=1, ramp_epochs=1)
+    full = train(cfg, tmp_path / "full", progress=False, log=lambda s: None)
+    original = TrainConfig.lam_at
+
+    def interrupt(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(TrainConfig, "lam_at", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
+    monkeypatch.setattr(TrainConfig, "lam_at", original)
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["epoch"] == 2  # usable checkpoint
+    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False, log=lambda s: None)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.test_accuracy == full.test_accuracy
+    with pytest.raises(ValueError, match="different settings"):
+        train(TrainConfig(**{**cfg.__dict__, "lam": 0.9}), tmp_path / "cut", resume=True, progress=False)
+
+
+def test_demo_quick(tmp_path):
+    out = tmp_path / "demo"
+    proc = hamq("demo", "--quick", "--out", str(out), "--no-progress", "--images", "16")
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["experiments"]) == {"resnet18", "ds_cnn"}
+    for name, e in results["experiments"].items():
+        assert e["hamq"]["energy_j"] < e["baseline"]["energy_j"], name
+        assert e["hamq"]["on_fraction"] < e["baseline"]["on_fraction"], name
+        assert 0 <= e["baseline"]["test_accuracy"] <= 1
+        assert (out / name / "hamq" / "checkpoint.pt").exists()
+    for fig in ("energy_by_component", "energy_by_layer", "hw_histograms", "accuracy_energy"):
+        assert (out / f"{fig}.png").stat().st_size > 5000
+    assert "paper" in proc.stdout and "resnet18" in proc.stdout
+    assert cli.demo_table(results).count("\n") == 3
