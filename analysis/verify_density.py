@@ -8,8 +8,8 @@
 2. Check that the mass at HW <= h never decreases and the expected HW never increases (PDE and MC).
 3. With SGD noise (diffusion D), compare long-run particles with the stationary density
    exp(-eta lam H / D) (Kolmogorov-Smirnov test).
-4. Real weights: train a small quantization-aware CNN on scikit-learn's digits with and without the
-   regularizer; predict the HamQ model's HW histogram by flowing the baseline's weights and check the
+4. Real weights: train a small quantization-aware ResNet on scikit-learn's digits with and without
+   the regularizer; predict the HamQ model's HW histogram by flowing the baseline's weights and check the
    prediction is closer to the measured one than the baseline is.
 
 Writes figures (PNG) and DIR/verification.json; exits non-zero when a verified statement fails.
@@ -175,45 +175,23 @@ def stationary_test(bits, D, n, t_end, dt, rng):
 
 
 def real_weights(quick, rng):
-    """Train a small QAT CNN on digits with lam = 0 and lam > 0; flow the baseline's weights and
-    compare HW histograms."""
-    import torch
-    import torch.nn as nn
-    from sklearn.datasets import load_digits
+    """Train a small 6-bit quantization-aware ResNet on digits with lam = 0 and lam > 0 (hamqcore's
+    trainer, fixed per-channel grid); flow the baseline's weights and compare HW histograms."""
+    from hamqcore import data
+    from hamqcore.quant import QuantLayer
+    from hamqcore.train import TrainConfig, train
 
-    from hamqcore.nn import HamQRegularizer
-    from hamqcore.quant import quantize_model
-
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(d.target)
-    tr = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:1400]
-    epochs = 4 if quick else 10
+    digits = data.digits()
 
     def run(lam):
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
-                              nn.Flatten(), nn.Linear(16 * 64, 10))
-        quantize_model(model, 6, 6, weight_mode="lsq")
-        model(x[:1])
-        reg = HamQRegularizer(model, bits=6, lam=lam, example_input=x[:1])
-        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-        for epoch in range(epochs):
-            order = tr[torch.randperm(len(tr), generator=torch.Generator().manual_seed(epoch))]
-            for i in range(0, len(order), 64):
-                idx = order[i:i + 64]
-                loss = nn.functional.cross_entropy(model(x[idx]), y[idx]) + reg()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        units = []
-        for m in model.modules():
-            if hasattr(m, "weight_integers"):
-                s = m.weight_scale().detach()
-                units.append((m.weight.detach() / s).flatten().numpy())
+        cfg = TrainConfig(model="resnet18", width=4, data="digits", w_bits=6, a_bits=6, lam=lam,
+                          epochs=4 if quick else 10, warmup_epochs=1, ramp_epochs=1)
+        model = train(cfg, dataset=digits, progress=False, log=lambda s: None).model
+        units = [(m.weight.detach() / m.weight_scale().detach()).flatten().numpy()
+                 for m in model.modules() if isinstance(m, QuantLayer)]
         return np.concatenate(units)
 
-    base, hamq = run(0.0), run(0.3)
+    base, hamq = run(0.0), run(1.0)
     model = Model(6)
     h_base = np.bincount(model.hw_of(base), minlength=7) / len(base)
     h_hamq = np.bincount(model.hw_of(hamq), minlength=7) / len(hamq)
@@ -290,7 +268,7 @@ def figures(out, model, fv, pde, times, snaps, cdfs, st, real):
             ax.bar(k + (j - 1) * 0.27, real[key], 0.27, label=label)
         ax.set_xlabel("HW")
         ax.set_ylabel("fraction of weights")
-        ax.set_title("real weights (digits CNN, 6-bit)")
+        ax.set_title("real weights (digits ResNet, 6-bit)")
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "real_weights.png", dpi=120)

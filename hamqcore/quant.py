@@ -7,8 +7,9 @@ scales they compute in ``forward`` are exactly what :meth:`QuantLayer.weight_int
 :meth:`QuantLayer.input_integers` return, which the HamQ regularizer and the energy estimator read.
 
 Weight scale modes: ``"max"`` (max |w| per channel / (2^(b-1)-1), recomputed each step, no
-gradient) and ``"lsq"`` (a learnable step per channel, LSQ: Esser et al., ICLR 2020, with its
-gradient scaling). Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``.
+gradient), ``"fixed"`` (that max step calibrated once, on the first forward or by
+:meth:`WeightQuantizer.calibrate`, then held: the standard fixed-grid QAT) and ``"lsq"`` (a
+learnable step per channel, LSQ: Esser et al., ICLR 2020, with its gradient scaling). Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-WEIGHT_MODES = ("max", "lsq")
+WEIGHT_MODES = ("max", "fixed", "lsq")
 ACT_MODES = ("running_max", "lsq")
 
 
@@ -89,11 +90,24 @@ class WeightQuantizer(nn.Module):
         if mode == "lsq":
             self.step = nn.Parameter(torch.zeros(out_channels))
             self.register_buffer("initialized", torch.tensor(False))
+        elif mode == "fixed":
+            self.register_buffer("step", torch.zeros(out_channels))
+            self.register_buffer("initialized", torch.tensor(False))
+
+    def calibrate(self, w: torch.Tensor) -> None:
+        """Set a "fixed" step to the current max step of ``w``."""
+        with torch.no_grad():
+            self.step.copy_(weight_scale_max(w, self.bits).reshape(-1))
+            self.initialized.fill_(True)
 
     def scale(self, w: torch.Tensor) -> torch.Tensor:
         """Per-output-channel step, shaped to broadcast over w."""
         if self.mode == "max":
             return weight_scale_max(w, self.bits)
+        if self.mode == "fixed":
+            if not bool(self.initialized):
+                self.calibrate(w)
+            return self.step.reshape(-1, *([1] * (w.dim() - 1)))
         if not bool(self.initialized):
             with torch.no_grad():  # LSQ init: 2 mean|w| / sqrt(qmax)
                 init = 2 * w.abs().reshape(w.shape[0], -1).mean(dim=1) / math.sqrt(self.qmax)

@@ -1,8 +1,10 @@
 """Quantization-aware training with the HamQ regularizer: checkpoints every epoch (written
 atomically, so Ctrl-C always leaves a usable one), exact resume, a metrics CSV and a progress bar.
 
-The lam schedule: 0 for ``warmup_epochs`` (the model first learns the task at full precision of its
-quantizers), then a linear ramp over ``ramp_epochs`` to ``lam``, then constant.
+The lam schedule: 0 for ``warmup_epochs`` (the model first learns the task), then a linear ramp over
+``ramp_epochs`` to ``lam``, then constant. Weight quantizers in ``"fixed"`` mode are recalibrated
+(max step) at the start of every warm-up epoch and held from the first epoch with the penalty on,
+so the grid fits the trained weights and the regularizer has to move weights onto low-HW levels.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ class TrainConfig:
     ds_size: str = "S"           # ds_cnn size
     warmup_epochs: int = 1
     ramp_epochs: int = 2
-    weight_mode: str = "lsq"
+    weight_mode: str = "fixed"
     weighting: str = "energy"
     encoding: str = "differential"
     train_subset: int = 0        # use only the first N training examples (0 = all)
@@ -158,6 +160,8 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             reg.lam = cfg.lam_at(epoch)
+            if epoch <= cfg.warmup_epochs:
+                _calibrate_fixed(model)
             gen.manual_seed(cfg.seed * 100_003 + epoch)
             order = torch.randperm(n, generator=gen)
             t0 = time.perf_counter()
@@ -213,6 +217,14 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
         (Path(out) / "result.json").write_text(json.dumps(
             {"config": dataclasses.asdict(cfg), "test_accuracy": acc, "history": history}, indent=2))
     return TrainResult(model=model, config=cfg, history=history, test_accuracy=acc)
+
+
+def _calibrate_fixed(model: nn.Module) -> None:
+    from .quant import QuantLayer
+
+    for m in model.modules():
+        if isinstance(m, QuantLayer) and m.w_quant.mode == "fixed":
+            m.w_quant.calibrate(m.weight)
 
 
 def _write_metrics(path: Path, history: List[Dict[str, float]]) -> None:

@@ -3,63 +3,73 @@
 
 namespace hamq::bind {
 
+namespace {
+
+struct HwArgs {
+    IntArray q;
+    int bits;
+    Encoding encoding;
+    int n_threads;
+};
+
+HwArgs hw_args(const py::handle& q, int bits, const std::string& encoding,
+               const std::optional<int>& n_threads) {
+    check_bits(bits);
+    const Encoding e = parse_encoding(encoding);
+    const int nt = threads_arg(n_threads);
+    return {int_array(q, "q"), bits, e, nt};
+}
+
+// Runs kernel(args) -> first out-of-range index (or -1) without the GIL; raises on a bad value.
+template <class Kernel>
+void run_hw(const HwArgs& a, Kernel&& kernel) {
+    int64_t bad;
+    {
+        py::gil_scoped_release release;
+        bad = kernel(a);
+    }
+    if (bad >= 0) throw_out_of_range("q", a.q, bad, a.bits);
+}
+
+}  // namespace
+
 void bind_hamming(py::module_& m) {
     using namespace pybind11::literals;
     m.def(
         "hamming_weight",
-        [](const py::handle& q, int bits, const std::string& encoding,
-           std::optional<int> n_threads) {
-            check_bits(bits);
-            const Encoding e = parse_encoding(encoding);
-            const int nt = threads_arg(n_threads);
-            const IntArray a = int_array(q, "q");
-            py::array_t<uint8_t> out(a.shape());
+        [](const py::handle& q, int bits, const std::string& encoding, std::optional<int> n_threads) {
+            const HwArgs a = hw_args(q, bits, encoding, n_threads);
+            py::array_t<uint8_t> out(a.q.shape());
             uint8_t* o = out.mutable_data();
-            int64_t bad;
-            {
-                py::gil_scoped_release release;
-                bad = hamming_weight(a.type, a.arr.data(), a.size(), bits, e, o, nt);
-            }
-            if (bad >= 0) throw_out_of_range("q", a, bad, bits);
+            run_hw(a, [&](const HwArgs& x) {
+                return hamming_weight(x.q.type, x.q.arr.data(), x.q.size(), x.bits, x.encoding, o, x.n_threads);
+            });
             return out;
         },
         "q"_a, "bits"_a, "encoding"_a = "differential", "n_threads"_a = py::none());
 
     m.def(
         "total_hamming_weight",
-        [](const py::handle& q, int bits, const std::string& encoding,
-           std::optional<int> n_threads) {
-            check_bits(bits);
-            const Encoding e = parse_encoding(encoding);
-            const int nt = threads_arg(n_threads);
-            const IntArray a = int_array(q, "q");
+        [](const py::handle& q, int bits, const std::string& encoding, std::optional<int> n_threads) {
+            const HwArgs a = hw_args(q, bits, encoding, n_threads);
             uint64_t total = 0;
-            int64_t bad;
-            {
-                py::gil_scoped_release release;
-                bad = total_hamming_weight(a.type, a.arr.data(), a.size(), bits, e, &total, nt);
-            }
-            if (bad >= 0) throw_out_of_range("q", a, bad, bits);
+            run_hw(a, [&](const HwArgs& x) {
+                return total_hamming_weight(x.q.type, x.q.arr.data(), x.q.size(), x.bits, x.encoding, &total,
+                                            x.n_threads);
+            });
             return py::int_(total);
         },
         "q"_a, "bits"_a, "encoding"_a = "differential", "n_threads"_a = py::none());
 
     m.def(
         "hw_histogram",
-        [](const py::handle& q, int bits, const std::string& encoding,
-           std::optional<int> n_threads) {
-            check_bits(bits);
-            const Encoding e = parse_encoding(encoding);
-            const int nt = threads_arg(n_threads);
-            const IntArray a = int_array(q, "q");
-            py::array_t<int64_t> hist(py::ssize_t(bits + 1));
+        [](const py::handle& q, int bits, const std::string& encoding, std::optional<int> n_threads) {
+            const HwArgs a = hw_args(q, bits, encoding, n_threads);
+            py::array_t<int64_t> hist(py::ssize_t(a.bits + 1));
             int64_t* h = hist.mutable_data();
-            int64_t bad;
-            {
-                py::gil_scoped_release release;
-                bad = hw_histogram(a.type, a.arr.data(), a.size(), bits, e, h, nt);
-            }
-            if (bad >= 0) throw_out_of_range("q", a, bad, bits);
+            run_hw(a, [&](const HwArgs& x) {
+                return hw_histogram(x.q.type, x.q.arr.data(), x.q.size(), x.bits, x.encoding, h, x.n_threads);
+            });
             return hist;
         },
         "q"_a, "bits"_a, "encoding"_a = "differential", "n_threads"_a = py::none());

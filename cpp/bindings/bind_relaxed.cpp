@@ -100,6 +100,11 @@ py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits,
     return py::make_tuple(value, grad, third);
 }
 
+void check_reduction(const std::string& reduction) {
+    if (reduction != "sum" && reduction != "mean")
+        throw py::value_error("reduction must be one of 'sum', 'mean', got '" + reduction + "'");
+}
+
 }  // namespace
 
 void bind_relaxed(py::module_& m) {
@@ -126,8 +131,7 @@ void bind_relaxed(py::module_& m) {
            std::optional<int> n_threads) {
             check_bits(bits);
             const Encoding e = parse_encoding(encoding);
-            if (reduction != "sum" && reduction != "mean")
-                throw py::value_error("reduction must be one of 'sum', 'mean', got '" + reduction + "'");
+            check_reduction(reduction);
             const Relaxation r = parse_relaxation(relaxation);
             const int nt = threads_arg(n_threads);
             const py::array a = float_array(x, "x");
@@ -145,8 +149,7 @@ void bind_relaxed(py::module_& m) {
            std::optional<int> n_threads, double weight) {
             check_bits(bits);
             const Encoding e = parse_encoding(encoding);
-            if (reduction != "sum" && reduction != "mean")
-                throw py::value_error("reduction must be one of 'sum', 'mean', got '" + reduction + "'");
+            check_reduction(reduction);
             const Relaxation r = parse_relaxation(relaxation);
             const int nt = threads_arg(n_threads);
             if (!std::isfinite(weight))
