@@ -25,13 +25,16 @@ PAPER = {  # IEEE Sensors J. 2024: HamQ vs no regularizer
     "ds_cnn": {"energy_pct": -42.7, "accuracy_pt": -3.5, "bits": 6},
 }
 
-# The demo's settings: chosen so HamQ reaches the paper's reductions on the offline data within its
-# accuracy budget (see README "The demo"): the task is learned first (warm-up), then lam ramps up.
+# The demo's settings (README "The demo" explains them): both runs use the same quantizer (LSQ steps
+# started from the standard max grid, recalibrated during warm-up, then learned at 0.3x the lr),
+# seed, data and schedule; the task is learned first (warm-up), then lam ramps up. Measured on this
+# machine, lam = 1 and 3 save nearly the same (Adam normalises the update once the penalty
+# dominates); 3 with the longer penalised phase saved the most at no accuracy cost.
 DEMO = {
-    "resnet18": dict(model="resnet18", data="mnist5k", w_bits=8, a_bits=8, width=16, epochs=8, lam=1.0,
-                     batch_size=64, lr=2e-3, warmup_epochs=2, ramp_epochs=3),
-    "ds_cnn": dict(model="ds_cnn", data="spoken_keywords", w_bits=6, a_bits=6, epochs=24, lam=1.0,
-                   batch_size=64, lr=3e-3, warmup_epochs=4, ramp_epochs=6),
+    "resnet18": dict(model="resnet18", data="mnist5k", w_bits=8, a_bits=8, width=16, epochs=12, lam=3.0,
+                     batch_size=64, lr=2e-3, warmup_epochs=2, ramp_epochs=2, step_lr_scale=0.3),
+    "ds_cnn": dict(model="ds_cnn", data="spoken_keywords", w_bits=6, a_bits=6, epochs=24, lam=3.0,
+                   batch_size=64, lr=3e-3, warmup_epochs=4, ramp_epochs=4, step_lr_scale=0.3),
 }
 DEMO_QUICK = {
     "resnet18": dict(width=8, epochs=3, train_subset=1200, warmup_epochs=1, ramp_epochs=1),
@@ -78,13 +81,14 @@ def _lam(text: str) -> float:
 # ------------------------------------------------------------------------------------------------
 
 
-def _energy(model, x: np.ndarray, preset: str = "neurosim-rram-22nm", overrides: Optional[Dict] = None):
+def _energy(model, x: np.ndarray, preset: str = "neurosim-rram-22nm", overrides: Optional[Dict] = None,
+            zero_weights: bool = False):
     import torch
 
     from .energy import CrossbarConfig, estimate_energy
 
     cfg = CrossbarConfig.preset(preset, **(overrides or {}))
-    return estimate_energy(model, torch.from_numpy(np.ascontiguousarray(x)), cfg)
+    return estimate_energy(model, torch.from_numpy(np.ascontiguousarray(x)), cfg, zero_weights=zero_weights)
 
 
 def _hw_hist(model, bits: int) -> List[int]:
@@ -123,7 +127,9 @@ def cmd_demo(args) -> int:
             r = train(cfg, out / name / variant, dataset=dataset, progress=not args.no_progress)
             report = _energy(r.model, dataset.test.x[:n_img])
             report.to_json(out / name / variant / "energy.json")
+            floor = _energy(r.model, dataset.test.x[:n_img], zero_weights=True).total_energy
             runs[variant] = {"lam": lam, "test_accuracy": r.test_accuracy, "energy_j": report.total_energy,
+                             "floor_energy_j": floor,
                              "energy_by_component_j": report.energy, "on_fraction": report.on_fraction,
                              "mean_current_a": report.mean_current, "hw_histogram": _hw_hist(r.model, cfg.w_bits),
                              "energy_by_layer_j": {l.name: l.energy for l in report.layers},
@@ -132,6 +138,8 @@ def cmd_demo(args) -> int:
                   f"  ON cells {100 * report.on_fraction:5.2f} %  ({runs[variant]['train_seconds']:.0f} s)", flush=True)
         b, h = runs["baseline"], runs["hamq"]
         summary = {"energy_pct": energy_reduction(b["energy_j"], h["energy_j"]),
+                   # the largest saving any weights could give: HamQ's inputs, all weights 0
+                   "floor_pct": energy_reduction(b["energy_j"], h["floor_energy_j"]),
                    "accuracy_pt": 100 * (h["test_accuracy"] - b["test_accuracy"]),
                    "paper": PAPER[name], "bits": probe.w_bits, "data": probe.data, "images": n_img,
                    "settings": {**settings, "lam": hamq_lam}}
@@ -148,14 +156,14 @@ def cmd_demo(args) -> int:
 
 def demo_table(results) -> str:
     head = (f"{'model':<10} {'bits':>4} {'data':<16} {'acc base':>9} {'acc HamQ':>9} {'d acc':>7} "
-            f"{'E base nJ':>11} {'E HamQ nJ':>11} {'d E':>8} {'ON base':>8} {'ON HamQ':>8}  paper (dE, d acc)")
+            f"{'E base nJ':>11} {'E HamQ nJ':>11} {'d E':>8} {'ON base':>8} {'ON HamQ':>8} {'floor':>8}  paper (dE, d acc)")
     lines = [head, "-" * len(head)]
     for name, e in results["experiments"].items():
         b, h, s = e["baseline"], e["hamq"], e["summary"]
         lines.append(
             f"{name:<10} {s['bits']:>4} {s['data']:<16} {100 * b['test_accuracy']:>8.2f}% {100 * h['test_accuracy']:>8.2f}% "
             f"{s['accuracy_pt']:>+6.2f} {b['energy_j'] * 1e9:>11.2f} {h['energy_j'] * 1e9:>11.2f} {s['energy_pct']:>+7.1f}% "
-            f"{100 * b['on_fraction']:>7.2f}% {100 * h['on_fraction']:>7.2f}%  "
+            f"{100 * b['on_fraction']:>7.2f}% {100 * h['on_fraction']:>7.2f}% {s['floor_pct']:>+7.1f}%  "
             f"({s['paper']['energy_pct']:+.1f} %, {s['paper']['accuracy_pt']:+.1f} pt) "
             f"{'meets' if s['meets_paper'] else 'short of'} the paper")
     return "\n".join(lines)

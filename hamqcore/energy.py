@@ -305,7 +305,7 @@ class EnergyReport:
 
 def estimate_energy(
     model, inputs, config: Optional[CrossbarConfig] = None, w_bits: int = 8, a_bits: int = 8,
-    n_threads: Optional[int] = None, layers: Optional[Sequence[str]] = None,
+    n_threads: Optional[int] = None, layers: Optional[Sequence[str]] = None, zero_weights: bool = False,
 ) -> EnergyReport:
     """Run ``model(inputs)`` once and simulate every Conv1d/Conv2d/Linear on the crossbar.
 
@@ -313,6 +313,10 @@ def estimate_energy(
     hamqcore quantized layer (:mod:`hamqcore.quant`), else symmetric per-output-channel weights
     (``w_bits``) and per-tensor activations (``a_bits``; unsigned when the layer input is
     non-negative). Energies are per inference: totals over the batch divided by its size.
+
+    ``zero_weights=True`` simulates the same layer inputs with every weight 0: the floor that no
+    choice of weights can go below on this mapping and data (ADC conversions, OFF-cell leakage,
+    wordlines, shift-add).
     """
     import torch
 
@@ -327,6 +331,8 @@ def estimate_energy(
     rows = []
     for name, module, x in captured:
         w_int, x_cols, wb, ab, a_signed, groups = _torch_energy.layer_matrices(module, x, w_bits, a_bits)
+        if zero_weights:
+            w_int = [np.zeros_like(w) for w in w_int]
         totals = None
         for g in range(groups):
             r = simulate_layer(w_int[g], x_cols[g], config, wb, ab, a_signed=a_signed, n_threads=n_threads)

@@ -95,7 +95,7 @@ class WeightQuantizer(nn.Module):
             self.register_buffer("initialized", torch.tensor(False))
 
     def calibrate(self, w: torch.Tensor) -> None:
-        """Set a "fixed" step to the current max step of ``w``."""
+        """Set the step ("fixed" or "lsq") to the current max step of ``w``, max|w| / (2^(b-1)-1)."""
         with torch.no_grad():
             self.step.copy_(weight_scale_max(w, self.bits).reshape(-1))
             self.initialized.fill_(True)

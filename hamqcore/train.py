@@ -2,9 +2,11 @@
 atomically, so Ctrl-C always leaves a usable one), exact resume, a metrics CSV and a progress bar.
 
 The lam schedule: 0 for ``warmup_epochs`` (the model first learns the task), then a linear ramp over
-``ramp_epochs`` to ``lam``, then constant. Weight quantizers in ``"fixed"`` mode are recalibrated
-(max step) at the start of every warm-up epoch and held from the first epoch with the penalty on,
-so the grid fits the trained weights and the regularizer has to move weights onto low-HW levels.
+``ramp_epochs`` to ``lam``, then constant. Weight steps in ``"fixed"`` and ``"lsq"`` mode are
+recalibrated to the max step (max|w| / (2^(b-1)-1), the standard fixed-point grid) at the start of
+every warm-up epoch; from the first epoch with the penalty on, "fixed" steps are held and "lsq"
+steps are learned, so the baseline and HamQ runs start from the same standard grid and differ only
+by the regularizer.
 """
 from __future__ import annotations
 
@@ -46,11 +48,13 @@ class TrainConfig:
     ds_size: str = "S"           # ds_cnn size
     warmup_epochs: int = 1
     ramp_epochs: int = 2
-    weight_mode: str = "fixed"
+    weight_mode: str = "lsq"
     weighting: str = "energy"
     encoding: str = "differential"
     train_subset: int = 0        # use only the first N training examples (0 = all)
     quick_data: bool = False     # the small synthetic keyword set
+    step_lr_scale: float = 0.05  # learning rate of LSQ steps relative to lr (Adam moves every
+                                 # parameter by ~lr per update: far too much for a step of ~1e-3)
 
     def validate(self) -> "TrainConfig":
         if self.model not in MODELS:
@@ -128,7 +132,11 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
     model(torch.from_numpy(xtr[:16]))  # initialise the quantizers' steps on real data before the optimizer
     reg = HamQRegularizer(model, bits=cfg.w_bits, lam=0.0, encoding=cfg.encoding, weighting=cfg.weighting,
                           example_input=example)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_params = [p for n, p in model.named_parameters() if n.endswith("quant.step")]
+    others = [p for n, p in model.named_parameters() if not n.endswith("quant.step")]
+    opt = torch.optim.Adam([{"params": others},
+                            {"params": steps_params, "lr": cfg.lr * cfg.step_lr_scale, "weight_decay": 0.0}],
+                           lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     history: List[Dict[str, float]] = []
     start_epoch = 0
@@ -161,7 +169,7 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
             model.train()
             reg.lam = cfg.lam_at(epoch)
             if epoch <= cfg.warmup_epochs:
-                _calibrate_fixed(model)
+                _calibrate_steps(model)
             gen.manual_seed(cfg.seed * 100_003 + epoch)
             order = torch.randperm(n, generator=gen)
             t0 = time.perf_counter()
@@ -219,11 +227,11 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
     return TrainResult(model=model, config=cfg, history=history, test_accuracy=acc)
 
 
-def _calibrate_fixed(model: nn.Module) -> None:
+def _calibrate_steps(model: nn.Module) -> None:
     from .quant import QuantLayer
 
     for m in model.modules():
-        if isinstance(m, QuantLayer) and m.w_quant.mode == "fixed":
+        if isinstance(m, QuantLayer) and m.w_quant.mode in ("fixed", "lsq"):
             m.w_quant.calibrate(m.weight)
 
 

@@ -185,6 +185,10 @@ def test_estimate_energy_report(tmp_path):
     assert "total per inference" in str(rep)
     with pytest.raises(ValueError, match="no Conv1d, Conv2d or Linear"):
         estimate_energy(torch.nn.ReLU(), x)
+    floor = estimate_energy(model, x, zero_weights=True)  # same inputs, every weight 0
+    assert floor.on_fraction == 0 and floor.total_energy < rep.total_energy
+    assert floor.energy["shift_add"] == rep.energy["shift_add"]  # the same conversions
+    assert floor.energy["wordline"] == rep.energy["wordline"]    # the same driven rows
 
 
 def test_config_errors():
