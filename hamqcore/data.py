@@ -352,8 +352,11 @@ def _run_worker(job):
     import subprocess
     import sys
 
+    # Run next to the hamqcore in use (the installed package or a source checkout), so the worker
+    # imports the same one whatever the caller's working directory holds.
+    here = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-c", "from hamqcore.data import _worker_main; _worker_main()"],
-                          input=pickle.dumps(job), capture_output=True, check=False)
+                          input=pickle.dumps(job), capture_output=True, check=False, cwd=here)
     if proc.returncode != 0:
         raise DataError(f"spoken_keywords: the synthesis worker failed: {proc.stderr.decode(errors='replace')[-2000:]}")
     return pickle.loads(proc.stdout)

@@ -1,6 +1,8 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +16,15 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HAMQCORE_CACHE", str(tmp_path / "cache"))
 
 
-def hamq(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "hamqcore.cli", *args], capture_output=True, text=True, timeout=600)
+def hamq(*args, check=True, cwd=None):
+    # Run outside the source tree, with the hamqcore under test first on the path (installed or not).
+    import hamqcore
+
+    env = dict(os.environ)
+    here = str(Path(hamqcore.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.run([sys.executable, "-m", "hamqcore.cli", *args], capture_output=True, text=True, timeout=600,
+                          cwd=cwd or Path(here).parent, env=env)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
