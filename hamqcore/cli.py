@@ -150,6 +150,8 @@ def cmd_demo(args) -> int:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     _demo_figures(results, out)
     print("\n" + demo_table(results))
+    if args.quick:
+        print("(--quick is a smoke run: a few epochs on a data subset, too short for meaningful accuracy)")
     print(f"\nresults: {out / 'results.json'}; figures: {out}/*.png  ({results['seconds'] / 60:.1f} min)")
     return 0
 
@@ -405,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hamq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train baseline and HamQ models on offline data and compare energy")
-    p.add_argument("--quick", action="store_true", help="a small version (about 2 minutes)")
+    p.add_argument("--quick", action="store_true", help="a smoke run (under a minute; accuracies not meaningful)")
     p.add_argument("--out", default="hamq_out")
     p.add_argument("--images", type=_positive_int, default=64, help="test inputs the energy is measured on")
     p.add_argument("--no-progress", action="store_true")
