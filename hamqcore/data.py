@@ -142,6 +142,14 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
+def _require(root: Path, names: Sequence[str], what: str, expected: str) -> None:
+    """DataError naming every missing entry of a data set folder and what was expected there."""
+    missing = [n for n in names if not (root / n).exists()]
+    if missing:
+        raise DataError(f"{what}: missing {', '.join(missing)} in {root}. Expected {expected}; "
+                        "hamqcore never downloads it.")
+
+
 def _cifar_batch(path: Path):
     try:
         with open(path, "rb") as f:
@@ -162,13 +170,9 @@ def cifar10(root) -> DataSet:
     if (root / "cifar-10-batches-py").is_dir():
         root = root / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    missing = [n for n in names if not (root / n).is_file()]
-    if missing:
-        raise DataError(
-            f"cifar10: missing {', '.join(missing)} in {root}. Expected the CIFAR-10 python version "
-            "(data_batch_1 ... data_batch_5, test_batch), as unpacked from cifar-10-python.tar.gz from "
-            "https://www.cs.toronto.edu/~kriz/cifar.html; hamqcore never downloads it."
-        )
+    _require(root, names, "cifar10",
+             "the CIFAR-10 python version (data_batch_1 ... data_batch_5, test_batch), as unpacked from "
+             "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html")
     parts = [_cifar_batch(root / n) for n in names]
     xtr = np.concatenate([p[0] for p in parts[:5]])
     ytr = np.concatenate([p[1] for p in parts[:5]])
@@ -491,14 +495,10 @@ def speech_commands(root, version: int = 2, silence_per_class: float = 1.0, seed
         raise ValueError(f"version must be 1 or 2, got {version!r}")
     root = Path(root)
     need = ["validation_list.txt", "testing_list.txt", "_background_noise_"] + list(KEYWORDS)
-    missing = [n for n in need if not (root / n).exists()]
-    if missing:
-        raise DataError(
-            f"speech_commands: missing {', '.join(missing)} in {root}. Expected the Speech Commands v{version} "
-            "tree: one folder of .wav files per word (yes/, no/, ...), _background_noise_/, validation_list.txt "
-            "and testing_list.txt, as unpacked from speech_commands_v0.0"
-            f"{'2' if version == 2 else '1'}.tar.gz (https://arxiv.org/abs/1804.03209); hamqcore never downloads it."
-        )
+    _require(root, need, "speech_commands",
+             f"the Speech Commands v{version} tree: one folder of .wav files per word (yes/, no/, ...), "
+             "_background_noise_/, validation_list.txt and testing_list.txt, as unpacked from "
+             f"speech_commands_v0.0{'2' if version == 2 else '1'}.tar.gz (https://arxiv.org/abs/1804.03209)")
     val_list = set((root / "validation_list.txt").read_text().split())
     test_list = set((root / "testing_list.txt").read_text().split())
     words = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))

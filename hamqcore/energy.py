@@ -116,8 +116,20 @@ PRESETS["rram-256"] = CrossbarConfig(
 DEFAULT_PRESET = "neurosim-rram-22nm"
 
 
+class _CellTotals:
+    """Totals shared by per-layer results: needs ``energy``, ``on_cells`` and ``cells``."""
+
+    @property
+    def total_energy(self) -> float:
+        return float(sum(self.energy.values()))
+
+    @property
+    def on_fraction(self) -> float:
+        return self.on_cells / self.cells if self.cells else 0.0
+
+
 @dataclass
-class LayerEnergy:
+class LayerEnergy(_CellTotals):
     """Result of simulating one layer on a batch of ``n_vectors`` input vectors (energies in J,
     currents in A, totals over the batch; see ``per_vector`` for averages)."""
 
@@ -133,14 +145,6 @@ class LayerEnergy:
     latency: float
     n_vectors: int
     output: np.ndarray = field(repr=False)
-
-    @property
-    def total_energy(self) -> float:
-        return float(sum(self.energy.values()))
-
-    @property
-    def on_fraction(self) -> float:
-        return self.on_cells / self.cells if self.cells else 0.0
 
 
 def simulate_layer(
@@ -184,7 +188,7 @@ def _index(name, value) -> int:
 
 
 @dataclass
-class LayerRow:
+class LayerRow(_CellTotals):
     """One layer of an :class:`EnergyReport`; energies and counts are per inference."""
 
     name: str
@@ -198,14 +202,6 @@ class LayerRow:
     max_current: float
     conversions: float
     energy: Dict[str, float]
-
-    @property
-    def total_energy(self) -> float:
-        return float(sum(self.energy.values()))
-
-    @property
-    def on_fraction(self) -> float:
-        return self.on_cells / self.cells if self.cells else 0.0
 
 
 @dataclass
