@@ -109,11 +109,15 @@ int64_t relaxed_hw(const double* x, int64_t n, int bits, Encoding e, Relaxation 
 }
 int64_t relaxed_hw_penalty(const float* x, int64_t n, int bits, Encoding e, Relaxation r,
                            double value_scale, double* value, float* grad, int n_threads) {
-    return active_kernels().penalty_f32(x, n, bits, e, r, value_scale, value, grad, n_threads);
+    float one = 1.0f;  // the row kernel with one row and scale 1: x / 1 is exact
+    return active_kernels().penalty_rows_f32(x, 1, n, &one, false, bits, e, r, value_scale, value, grad,
+                                             nullptr, n_threads);
 }
 int64_t relaxed_hw_penalty(const double* x, int64_t n, int bits, Encoding e, Relaxation r,
                            double value_scale, double* value, double* grad, int n_threads) {
-    return active_kernels().penalty_f64(x, n, bits, e, r, value_scale, value, grad, n_threads);
+    double one = 1.0;
+    return active_kernels().penalty_rows_f64(x, 1, n, &one, false, bits, e, r, value_scale, value, grad,
+                                             nullptr, n_threads);
 }
 
 int64_t relaxed_hw_penalty_rows(const float* w, int64_t rows, int64_t cols, float* scale,

@@ -15,10 +15,7 @@ struct KernelTable {
     int64_t (*hw_hist)(IntType, const void*, int64_t, int, Encoding, int64_t*, int);
     int64_t (*relaxed_f32)(const float*, int64_t, int, Encoding, Relaxation, float*, float*, int);
     int64_t (*relaxed_f64)(const double*, int64_t, int, Encoding, Relaxation, double*, double*, int);
-    int64_t (*penalty_f32)(const float*, int64_t, int, Encoding, Relaxation, double, double*, float*,
-                           int);
-    int64_t (*penalty_f64)(const double*, int64_t, int, Encoding, Relaxation, double, double*,
-                           double*, int);
+    // the fused penalty (relaxed.hpp); the unscaled one is 1 row, scale 1, grad_scale nullptr
     int64_t (*penalty_rows_f32)(const float*, int64_t, int64_t, float*, bool, int, Encoding,
                                 Relaxation, double, double*, float*, float*, int);
     int64_t (*penalty_rows_f64)(const double*, int64_t, int64_t, double*, bool, int, Encoding,

@@ -288,57 +288,32 @@ int64_t relaxed_map(const F* x, int64_t n, int bits, F* value, F* deriv, int n_t
     return bad ? first_not_finite(x, n) : -1;
 }
 
-// Fused penalty: blocks of kBlock elements, kLanes independent partial sums per block (so the
-// loop vectorises without reassociating), block sums added in block order. Both the blocking and
-// the lane assignment are fixed, so the value is bitwise identical for any thread count and tier.
+// Fused penalty: tasks of kBlock elements, kLanes independent partial sums per task (so the loop
+// vectorises without reassociating), task sums added in task order. Both the blocking and the lane
+// assignment are fixed, so the value is bitwise identical for any thread count and tier.
 constexpr int64_t kBlock = 8192;
 constexpr int kLanes = 16;
 
-template <class F, int E, int R>
-int64_t relaxed_penalty(const F* x, int64_t n, int bits, double value_scale, double* value, F* grad,
-                        int n_threads) {
-    const int64_t nblocks = (n + kBlock - 1) / kBlock;
-    double* partial = new double[size_t(nblocks > 0 ? nblocks : 1)];
-    const F gscale = F(value_scale);
+// Row-scaled penalty: tasks are (row, block of kBlock columns), each with its own value and
+// scale-gradient partials, reduced in task order. grad_scale == nullptr: no scale gradient (the
+// unscaled penalty is one row with scale 1: x / 1 is exact).
+// One task's elementwise pass: values into vbuf, gradients into gb and, with SGRAD, d * x into
+// sbuf. Returns nonzero if some w is not finite.
+template <class F, int E, int R, bool SGRAD>
+inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, F* vbuf, F* gb, F* sbuf) {
     int bad = 0;
-    const int nt = threads_for(n, n_threads);
-#pragma omp parallel num_threads(nt) reduction(| : bad)
-    {
-        F* vbuf = new F[size_t(kBlock)];  // one block of values, cache resident
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < nblocks; ++b) {
-            const int64_t i0 = b * kBlock;
-            const int64_t len = (n - i0) < kBlock ? (n - i0) : kBlock;
-            const F* xb = x + i0;
-            F* gb = grad + i0;
 #pragma omp simd reduction(| : bad)
-            for (int64_t j = 0; j < len; ++j) {
-                bad |= int(not_finite(xb[j]));
-                F d;
-                relaxed_point<F, E, R>(xb[j], bits, vbuf[j], d);
-                gb[j] = d * gscale;
-            }
-            double acc[kLanes] = {0};
-            int64_t j = 0;
-            for (; j + kLanes <= len; j += kLanes)
-#pragma omp simd
-                for (int l = 0; l < kLanes; ++l) acc[l] += double(vbuf[j + l]);
-            for (int l = 0; j < len; ++j, ++l) acc[l] += double(vbuf[j]);
-            double s = 0.0;
-            for (int l = 0; l < kLanes; ++l) s += acc[l];
-            partial[b] = s;
-        }
-        delete[] vbuf;
+    for (int64_t j = 0; j < len; ++j) {
+        bad |= int(not_finite(wb[j]));
+        const F x = wb[j] / s;
+        F d;
+        relaxed_point<F, E, R>(x, bits, vbuf[j], d);
+        gb[j] = d * gstep;
+        if constexpr (SGRAD) sbuf[j] = d * x;  // -d/ds = d w / s^2 = d x / s (1/s applied once later)
     }
-    double total = 0.0;
-    for (int64_t b = 0; b < nblocks; ++b) total += partial[b];
-    delete[] partial;
-    *value = total * value_scale;
-    return bad ? first_not_finite(x, n) : -1;
+    return bad;
 }
 
-// Row-scaled penalty: tasks are (row, block of kBlock columns), each with its own value and
-// scale-gradient partials, reduced in task order (bitwise reproducible for any thread count).
 template <class F, int E, int R>
 int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, bool from_max,
                              int bits, double value_scale, double* value, F* grad_w, F* grad_scale,
@@ -360,6 +335,7 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
     }
     for (int64_t r = 0; r < rows; ++r)
         if (!(scale[r] > F(0)) || not_finite(scale[r])) return rows * cols + r;
+    const bool scale_grad = !from_max && grad_scale != nullptr;
     const int64_t bpr = cols > 0 ? (cols + kBlock - 1) / kBlock : 0;  // blocks per row
     const int64_t ntask = rows * bpr;
     double* pv = new double[size_t(ntask > 0 ? ntask : 1)];
@@ -379,32 +355,15 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
             const F* wb = w + r * cols + j0;
             F* gb = grad_w + r * cols + j0;
             const F gstep = inv_s * gscale;
-            if (from_max) {  // constant step: no scale gradient to accumulate
-#pragma omp simd reduction(| : bad)
-                for (int64_t j = 0; j < len; ++j) {
-                    bad |= int(not_finite(wb[j]));
-                    F d;
-                    relaxed_point<F, E, R>(wb[j] / s, bits, vbuf[j], d);
-                    gb[j] = d * gstep;
-                }
-            } else {
-#pragma omp simd reduction(| : bad)
-                for (int64_t j = 0; j < len; ++j) {
-                    bad |= int(not_finite(wb[j]));
-                    const F x = wb[j] / s;
-                    F d;
-                    relaxed_point<F, E, R>(x, bits, vbuf[j], d);
-                    gb[j] = d * gstep;
-                    sbuf[j] = d * x;  // -d/ds = d w / s^2 = d x / s (the 1/s is applied once below)
-                }
-            }
+            bad |= scale_grad ? penalty_block<F, E, R, true>(wb, len, s, gstep, bits, vbuf, gb, sbuf)
+                              : penalty_block<F, E, R, false>(wb, len, s, gstep, bits, vbuf, gb, sbuf);
             double av[kLanes] = {0}, as[kLanes] = {0};
             int64_t j = 0;
             for (; j + kLanes <= len; j += kLanes)
 #pragma omp simd
                 for (int l = 0; l < kLanes; ++l) av[l] += double(vbuf[j + l]);
             for (int l = 0; j < len; ++j, ++l) av[l] += double(vbuf[j]);
-            if (!from_max) {
+            if (scale_grad) {
                 j = 0;
                 for (; j + kLanes <= len; j += kLanes)
 #pragma omp simd
@@ -429,7 +388,7 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
             total += pv[r * bpr + b];
             gs += ps[r * bpr + b];
         }
-        grad_scale[r] = from_max ? F(0) : F(-gs / double(scale[r]) * value_scale);
+        if (grad_scale) grad_scale[r] = scale_grad ? F(-gs / double(scale[r]) * value_scale) : F(0);
     }
     delete[] pv;
     delete[] ps;
@@ -473,29 +432,11 @@ int64_t relaxed_any(const F* x, int64_t n, int bits, Encoding e, Relaxation r, F
     return -1;
 }
 
-template <class F>
-int64_t penalty_any(const F* x, int64_t n, int bits, Encoding e, Relaxation r, double value_scale,
-                    double* value, F* grad, int nt) {
-#define HAMQ_PENALTY_CASE(EV, RV)          \
-    if (int(e) == EV && int(r) == RV)      \
-        return relaxed_penalty<F, EV, RV>(x, n, bits, value_scale, value, grad, nt);
-    HAMQ_PENALTY_CASE(0, 0) HAMQ_PENALTY_CASE(1, 0) HAMQ_PENALTY_CASE(2, 0) HAMQ_PENALTY_CASE(3, 0)
-    HAMQ_PENALTY_CASE(0, 1) HAMQ_PENALTY_CASE(1, 1) HAMQ_PENALTY_CASE(2, 1) HAMQ_PENALTY_CASE(3, 1)
-#undef HAMQ_PENALTY_CASE
-    return -1;
-}
-
 int64_t relaxed_f32(const float* x, int64_t n, int bits, Encoding e, Relaxation r, float* v, float* d, int nt) {
     return relaxed_any<float>(x, n, bits, e, r, v, d, nt);
 }
 int64_t relaxed_f64(const double* x, int64_t n, int bits, Encoding e, Relaxation r, double* v, double* d, int nt) {
     return relaxed_any<double>(x, n, bits, e, r, v, d, nt);
-}
-int64_t penalty_f32(const float* x, int64_t n, int bits, Encoding e, Relaxation r, double s, double* v, float* g, int nt) {
-    return penalty_any<float>(x, n, bits, e, r, s, v, g, nt);
-}
-int64_t penalty_f64(const double* x, int64_t n, int bits, Encoding e, Relaxation r, double s, double* v, double* g, int nt) {
-    return penalty_any<double>(x, n, bits, e, r, s, v, g, nt);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,7 +615,7 @@ void transpose_bits(const uint16_t* codes, int nbits, uint64_t* planes) {
 
 const KernelTable* make_table(const char* name) {
     static const KernelTable table = {name,        hw_map,      hw_total,    hw_hist,
-                                      relaxed_f32, relaxed_f64, penalty_f32, penalty_f64,
+                                      relaxed_f32, relaxed_f64,
                                       penalty_rows_f32, penalty_rows_f64, xbar_popcount,
                                       transpose_bits};
     return &table;
