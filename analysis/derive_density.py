@@ -225,7 +225,7 @@ def write_markdown(path: Path, sym, cases, counter, bits_shown=4):
              "high density at low HW, low density at high HW.", "",
              "## Exact case analysis (all levels, bits 2..8, every encoding)", "",
              "| bits | encoding | CDF of HW monotone | sinks (HW of sinks) | sources |", "|---|---|---|---|---|"]
-    for key, c in cases.items():
+    for c in cases.values():
         if c["bits"] <= bits_shown:
             lines.append(f"| {c['bits']} | {c['encoding']} | {c['cdf_monotone']} | {c['sinks']} ({c['min_hw_sinks']}) | {c['sources']} |")
     lines += ["", f"All {len(cases)} (bits, encoding) cases: monotone = "

@@ -276,8 +276,9 @@ class _Espeak:
         self.lib.espeak_SetSynthCallback(self._callback)
 
     def say(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, seed: int = 0) -> np.ndarray:
-        """Synthesise ``text``; eSpeak's internal noise (breath, jitter) is seeded so the audio is
-        a pure function of the arguments."""
+        """Synthesise ``text``. eSpeak's random generator is seeded, but its wave generator keeps
+        state from earlier utterances, so the audio also depends on what this process said before
+        (spoken_keywords therefore synthesises fixed chunks in fresh processes)."""
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise DataError(f"eSpeak NG has no voice {voice!r}")
         self.lib.espeak_ng_SetRandSeed(self._ct.c_long(seed))

@@ -166,6 +166,7 @@ def test_scaled_penalty_threads_and_errors():
     for v, g, s in runs[1:]:
         assert v == runs[0][0]
         np.testing.assert_array_equal(g, runs[0][1])
+        np.testing.assert_array_equal(s, runs[0][2])  # the max step used
     with pytest.raises(ValueError, match=r"scale\[1\] = -1.000000 must be finite and > 0"):
         hamqcore.scaled_hw_penalty(np.ones((3, 2)), np.array([1.0, -1.0, 1.0]), 8)
     with pytest.raises(ValueError, match=r"scale must hold 1 value or one per row of w \(3\), got 2"):

@@ -1,6 +1,5 @@
 import os
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -38,9 +37,10 @@ def test_gradcheck_w_and_scale():
         x = w / s
         w += (0.5 - (x - x.floor())) * 0.8 * s
     for enc in ENCODINGS:
-        assert torch.autograd.gradcheck(lambda w, s: hamming_penalty(w, s, 8, enc, "mean"), (w, s), eps=1e-6, atol=1e-6)
+        assert torch.autograd.gradcheck(lambda w, s, enc=enc: hamming_penalty(w, s, 8, enc, "mean"), (w, s),
+                                        eps=1e-6, atol=1e-6)
         # the pure-torch kernel (other devices) returns the gradients autograd finds through its value formula
-        value = lambda w, s: ops._scaled_op._init_fn(w, s, 8, enc, "mean", 2.0)[0]  # noqa: E731
+        value = lambda w, s, enc=enc: ops._scaled_op._init_fn(w, s, 8, enc, "mean", 2.0)[0]  # noqa: E731
         _, gw, gs = ops._scaled_op._init_fn(w.detach(), s.detach(), 8, enc, "mean", 2.0)
         num_w, num_s = torch.autograd.functional.jacobian(value, (w.detach(), s.detach()))
         torch.testing.assert_close(gw, num_w, rtol=1e-5, atol=1e-7)
