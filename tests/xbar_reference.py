@@ -1,96 +1,260 @@
-"""A slow numpy crossbar simulator written straight from the model in hamqcore.energy's docs:
-every physical column is materialised (reference columns replicated per array) and every
-column's conductance is summed over its driven rows, pulse by pulse."""
+"""A slow, explicit numpy crossbar simulator, written from the reference simulators' sources rather
+than from hamqcore's C++: every physical cell is materialised at its position, every column's
+conductance is summed over its driven rows pulse by pulse (no approximation), and the energy rules
+are transcribed from
+
+* DNN+NeuroSim V1.3 (Inference_pytorch/NeuroSIM: ProcessingUnit.cpp GetColumnResistance,
+  MultilevelSenseAmp.cpp / SarADC.cpp GetColumnPower, SubArray.cpp CalculatePower in the
+  conventionalParallel branch and the circuits it calls), with the circuits' capacitances as
+  NeuroSim's own program computed them (reference_data/neurosim-1.3/golden.json, "caps");
+* MNSIM-2.0 (Hardware_Model/Crossbar.py calculate_xbar_read_power / _latency, ADC.py).
+
+tests/test_crossbar.py checks this reference against the programs' own numbers, then hamqcore
+against this reference on random layers.
+"""
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
+REF = Path(__file__).resolve().parent / "reference_data"
+_CAPS = json.loads((REF / "neurosim-1.3" / "golden.json").read_text())["variants"]
+CAPS = {"lp": _CAPS["default"]["caps"], "hp": _CAPS["hp"]["caps"]}
 
-def adc_energy(cfg, g):
-    L = 2 ** cfg.adc_bits
-    if cfg.adc == "ideal":
-        return 0.0
-    dyn = math.exp(-2.311 * math.log10(0.5 / (g * cfg.v_read))) if g > 0 else 0.0
-    if cfg.adc == "multilevel":
-        return (1.8939e-6 * (L - 1) + 0.073 * dyn) * cfg.t_read
-    return ((0.7213 * math.log2(L) + 3.3041) * 1e-6 + 0.084273 * dyn) * (math.log2(L) + 1) * 1e-9
+
+def digits_per_weight(mapping, w_bits, cb):
+    if mapping == "offset":
+        return -(-w_bits // cb)
+    if mapping == "differential":
+        return -(-(w_bits - 1) // cb)
+    return -(-(w_bits - 1) // cb) + 1  # twos_complement: low bits + a sign column
+
+
+def cell_matrices(w, cfg, w_bits):
+    """Per array type, the K x (out * D) digit matrix (weight-major, most significant digit first)
+    and the shift-add weight of each of its columns."""
+    w = np.asarray(w, np.int64)
+    out, K = w.shape
+    cb, D = cfg.cell_bits, digits_per_weight(cfg.mapping, w_bits, cfg.cell_bits)
+    dmask = (1 << cb) - 1
+    half = 1 << (w_bits - 1)
+    mats = []
+    if cfg.mapping == "offset":
+        codes = [(w + half, 1)]
+    elif cfg.mapping == "differential":
+        codes = [(np.maximum(w, 0), 1), (np.maximum(-w, 0), -1)]
+    else:
+        codes = [(w & ((1 << w_bits) - 1), 1)]
+    for code, sign in codes:
+        m = np.zeros((K, out * D), np.int64)
+        coef = np.zeros(out * D)
+        for o in range(out):
+            for d in range(D):
+                col = o * D + (D - 1 - d)
+                if cfg.mapping == "twos_complement" and d == D - 1:
+                    m[:, col] = code[o] >> (w_bits - 1)
+                    coef[col] = -float(half)
+                elif cfg.mapping == "twos_complement":
+                    m[:, col] = ((code[o] & (half - 1)) >> (d * cb)) & dmask
+                    coef[col] = 2.0 ** (d * cb)
+                else:
+                    m[:, col] = (code[o] >> (d * cb)) & dmask
+                    coef[col] = sign * 2.0 ** (d * cb)
+        mats.append((m, coef))
+    return mats, D
+
+
+def tiles(mat, coef, cfg, D, w_bits, floor=False):
+    """The arrays of one array type: (row0, digits block, shift-add weights, output index per
+    column or -1 for a reference column, each column's position in its array). Reference columns
+    sit in the array's last D columns."""
+    K, C = mat.shape
+    ref = cfg.reference_column
+    cols_eff = cfg.cols - (D if ref else 0)
+    half = 1 << (w_bits - 1)
+    dmask = (1 << cfg.cell_bits) - 1
+    out = []
+    for r0 in range(0, K, cfg.rows):
+        for c0 in range(0, C, cols_eff):
+            block = mat[r0:r0 + cfg.rows, c0:c0 + cols_eff]
+            bcoef = coef[c0:c0 + cols_eff]
+            owner = (np.arange(c0, c0 + block.shape[1]) // D)
+            pos = np.arange(block.shape[1])
+            if ref:
+                refd = np.array([0 if floor else (half >> (d * cfg.cell_bits)) & dmask for d in range(D - 1, -1, -1)])
+                block = np.concatenate([block, np.tile(refd, (block.shape[0], 1))], axis=1)
+                bcoef = np.concatenate([bcoef, [2.0 ** (d * cfg.cell_bits) for d in range(D - 1, -1, -1)]])
+                owner = np.concatenate([owner, -np.ones(D, np.int64)])
+                pos = np.concatenate([pos, cols_eff + np.arange(D)])
+            out.append((r0, block, bcoef, owner, pos))
+    return out
+
+
+def cell_conductance(cfg, digits, n_used, pos):
+    """g of every cell of a block (NeuroSim's GetColumnResistance: device, access, wire by position);
+    ``pos`` is each column's place in its array."""
+    dmax = (1 << cfg.cell_bits) - 1
+    G = cfg.g_off + digits / dmax * (cfg.g_on - cfg.g_off)
+    i = np.arange(digits.shape[0])[:, None]
+    j = np.asarray(pos)[None, :]
+    r = 1 / G + cfg.r_access + (j + 1) * cfg.r_wire_row + (n_used - i) * cfg.r_wire_col
+    return 1 / r
 
 
 def adc_read(cfg, s):
     if cfg.adc == "ideal":
         return float(s)
     L = 2 ** cfg.adc_bits
-    fs = cfg.adc_full_scale or cfg.rows * (2**cfg.cell_bits - 1)
+    fs = cfg.adc_full_scale or cfg.rows * (2 ** cfg.cell_bits - 1)
     if fs <= L - 1:
         return float(s)
     step = fs / (L - 1)
     return step * min(L - 1, round(s / step))
 
 
-def simulate(w, x, cfg, w_bits, a_bits, a_signed):
-    w = np.asarray(w, dtype=np.int64)
-    x = np.asarray(x, dtype=np.int64)
+# --- NeuroSim V1.3 periphery (SubArray.cpp CalculatePower, conventionalParallel) ------------------
+
+def _dff(c, vdd, num_read, num_dff, per_op, gamma=None):
+    e = (c["capInvInput"] + c["capInvOutput"]) * vdd ** 2 * 4 * num_dff
+    e += c["capTgGateN"] * vdd ** 2 * 2 * num_dff + c["capTgGateP"] * vdd ** 2 * 2 * num_dff
+    m = min(per_op, num_dff)
+    e += (c["capTgDrain"] * 3 + c["capInvInput"]) * vdd ** 2 * m
+    e += (c["capTgDrain"] + c["capInvOutput"]) * vdd ** 2 * m
+    e += (c["capInvInput"] + c["capInvOutput"]) * vdd ** 2 * m
+    e *= num_read
+    return e * gamma if gamma else e
+
+
+def _adder(c, vdd, num_bit, num_adder, num_read, delta=0.15):
+    ci, co = c["capNandInput"], c["capNandOutput"]
+    e = ci * 6 + co * 2 + ci * 7 * (num_bit - 1) + co * 3 * (num_bit - 1)
+    e += (co + ci) * 2 + (co + 2 * ci) + (co + 3 * ci) + (co + ci)
+    e += (co + 3 * ci) * (num_bit - 1) + (co + ci) * (num_bit - 1) + (co + ci) * 2 * (num_bit - 1)
+    return e * vdd ** 2 * num_adder * num_read * delta
+
+
+def neurosim_subarray_read(cfg, nd, D, P):
+    """Energy of one subarray read except the sense amps, by component (J)."""
+    caps = CAPS[cfg.roadmap]
+    vdd, F = caps["tech"]["vdd"], caps["tech"]["featureSize"]
+    rows, cols, cpa, levels, vr, vacc = 128, 128, 8, 32, cfg.v_read, 1.1
+    cap_bl = rows * 4 * F * 0.2e-15 / 1e-6
+    out = {"array": (cap_bl * vr * vr * math.ceil(cols / cpa) + caps["array"]["capRow2"] * vdd * vdd * nd) * cpa}
+    s = caps["switch"]
+    sw = (s["capTgDrain"] * 2 * vacc ** 2 + s["capTgDrain"] * 5 * vr ** 2
+          + (s["capTgGateN"] + s["capTgGateP"]) * 3 * vdd ** 2) * nd * cpa
+    out["switch_matrix"] = sw + _dff(caps["dff"], vdd, cpa, rows, rows)
+    m = caps["mux"]
+    mux = (m["capTgGateN"] * m["numInput"] * vdd ** 2 + m["capTgDrain"] * 2 * m["numInput"] * vr ** 2) * cpa
+    d = caps["decoder"]
+    nA, nN, nO = int(d["numAddrRow"]), d["numNand"], d["numNor"]
+    dec = (d["capInvInput"] + d["capNandInput"] * 2) * (nA // 2) * 2
+    dec += (d["capInvInput"] + d["capNorInput"] * nO / 2) * (nA - (nA // 2) * 2)
+    dec += (d["capNandOutput"] + d["capNorInput"] * nO / 4) * nN / 4
+    dec += d["capNorOutput"] + d["capNandInput"]
+    dec += (d["capNandOutput"] + d["capDriverInvInput"]) + (d["capDriverInvOutput"] + d["capDriverInvInput"])
+    dec += d["capDriverInvOutput"]
+    out["mux"] = (mux + dec * vdd ** 2 * cpa * 0.05) / P
+    out["encoder"] = 0.0
+    if cfg.adc == "multilevel":
+        e = caps["encoder"]
+        ng = math.ceil(math.log2(levels))
+        out["encoder"] = ((e["capInvInput"] + e["capInvOutput"]) * (levels + ng)
+                          + (e["capNandInput"] + e["capNandOutput"]) * (levels + ng)
+                          + (e["capNandLgInput"] + e["capNandLgOutput"]) * ng) * vdd ** 2 * (cols // cpa) * cpa * 0.05
+    units, lb, sa = math.ceil(cols / cpa), int(math.log2(levels)), 0.0
+    a, f = caps["adder"], caps["shiftadd_dff"]
+    if D > 1:
+        sa += _adder(a, vdd, lb, units, cpa) + _dff(f, vdd, cpa, (lb + D) * units, (lb + D) * units, 0.5)
+    if P > 1:
+        nr = cpa // D
+        sa += _adder(a, vdd, lb + D, units, nr) + _dff(f, vdd, nr, (lb + D + P) * units, (lb + D + P) * units, 0.5)
+    out["shift_add"] = sa
+    return out
+
+
+def neurosim_conversion(cfg, g_col):
+    """One column's sense amp / ADC energy (MultilevelSenseAmp.cpp / SarADC.cpp GetColumnPower at
+    22 nm, LatencyCol 1 ns)."""
+    L = 2 ** cfg.adc_bits
+    hp = cfg.roadmap == "hp"
+    if g_col == 0:
+        p = 1e-6
+    else:
+        R = (1 / g_col) * 0.5 / cfg.v_read
+        if cfg.adc == "sar":
+            p = ((0.7213 * math.log2(L) + 3.3041) if hp else (0.538 * math.log2(L) + 4.3753)) * 1e-6
+            p += (0.084273 * math.exp(-2.311 * math.log10(R))) if hp else (0.072341 * math.exp(-2.303 * math.log10(R)))
+        else:
+            p = (1.8939 if hp else 1.7) * (L - 1) * 1e-6
+            p += (0.073 * math.exp(-2.311 * math.log10(R))) if hp else (0.0631 * math.exp(-2.303 * math.log10(R)))
+    return p * ((math.log2(L) + 1) * 1e-9 if cfg.adc == "sar" else 1e-9)
+
+
+def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
+    w = np.asarray(w, np.int64)
+    x = np.asarray(x, np.int64)
     out, K = w.shape
-    cb, R = cfg.cell_bits, cfg.rows
-    diff = cfg.mapping == "differential"
-    m = w_bits - 1 if diff else w_bits
-    D = -(-m // cb)
-    half = 1 << (w_bits - 1)
-    per_array = cfg.cols // D - (0 if diff else 1)
-    col_tiles = -(-out // per_array) if out else 0
-    dmax = 2**cb - 1
-    # physical columns: (digits over K rows, output index or 'ref', signed digit weight)
-    columns = []
-    for o in range(out):
-        for arr in ([0, 1] if diff else [0]):
-            for d in range(D):
-                if diff:
-                    code = np.where(w[o] > 0, w[o], 0) if arr == 0 else np.where(w[o] < 0, -w[o], 0)
-                else:
-                    code = w[o] + half
-                digits = (code >> (d * cb)) & dmax
-                columns.append((digits, o, (-1 if arr else 1) * 2 ** (d * cb)))
-    if not diff:
-        for _ in range(col_tiles):
-            for d in range(D):
-                digits = (np.full(K, half) >> (d * cb)) & dmax
-                columns.append((digits, "ref", 2 ** (d * cb)))
-    G = [cfg.g_off + dg[0] / dmax * (cfg.g_on - cfg.g_off) for dg in columns]
-    T = -(-K // R)
     N = x.shape[0]
-    y = np.zeros((N, out))
-    e = dict(cell=0.0, adc=0.0, wordline=0.0, shift_add=0.0)
-    conversions, sum_i, max_i, on = 0, 0.0, 0.0, 0
+    mats, D = cell_matrices(w, cfg, w_bits)
+    if floor:
+        mats = [(np.zeros_like(m), c) for m, c in mats]
+    half = 1 << (w_bits - 1)
     xu = x % (1 << a_bits)
-    arrays_per_tile = col_tiles * (2 if diff else 1)
-    for n in range(N):
-        ref_total = 0.0
+    y = np.zeros((N, out))
+    ref_total = np.zeros(N)
+    comps = dict(cell=0.0, adc=0.0, array=0.0, encoder=0.0, switch_matrix=0.0, mux=0.0, shift_add=0.0)
+    conversions = idle = reads = driven_total = 0
+    sum_g, max_g, on, cells, arrays = 0.0, 0.0, 0, 0, 0
+    t_mnsim = cfg.t_read + 0.001 * (0.0002 * (cfg.rows * cfg.cols / 8192) ** 2 + 5e-6 * cfg.rows * cfg.cols / 8192
+                                    + 4e-14) * 1e-9
+    col_tiles = 0
+    for mat, coef in mats:
+        blocks = tiles(mat, coef, cfg, D, w_bits, floor)
+        col_tiles = sum(1 for b in blocks if b[0] == 0)
+        for r0, block, bcoef, owner, pos in blocks:
+            arrays += 1
+            on += int((block != 0).sum())
+            cells += block.size
+            g = cell_conductance(cfg, block, block.shape[0], pos)
+            for n in range(N):
+                for p in range(a_bits):
+                    pc = -(2.0 ** p) if (a_signed and p == a_bits - 1) else 2.0 ** p
+                    bits = (xu[n, r0:r0 + block.shape[0]] >> p) & 1
+                    nd = int(bits.sum())
+                    reads += 1
+                    if cfg.model == "neurosim-1.3":
+                        for k, v in neurosim_subarray_read(cfg, nd, D, a_bits).items():
+                            comps[k] += v
+                    for c in range(block.shape[1]):
+                        gc = float((g[:, c] * bits).sum())
+                        s = int((block[:, c] * bits).sum())
+                        conversions += 1
+                        idle += nd == 0
+                        sum_g += gc
+                        max_g = max(max_g, gc)
+                        if cfg.model == "neurosim-1.3":
+                            comps["adc"] += neurosim_conversion(cfg, gc)
+                        elif cfg.model == "mnsim-2.0":
+                            comps["cell"] += cfg.v_read ** 2 * gc * t_mnsim
+                            comps["adc"] += cfg.e_adc
+                        else:
+                            comps["cell"] += cfg.v_read ** 2 * gc * cfg.t_read
+                        reading = pc * bcoef[c] * adc_read(cfg, s)
+                        if owner[c] < 0:
+                            ref_total[n] += reading
+                        else:
+                            y[n, owner[c]] += reading
+    if cfg.mapping == "offset":
+        if cfg.reference_column:   # every array holds a copy of the reference: subtract one
+            y -= (ref_total / max(1, col_tiles))[:, None]
+        else:                      # the periphery subtracts 2^(b-1) sum(x) digitally
+            y -= half * x.sum(axis=1, keepdims=True)
+    for n in range(N):            # driven rows per vector, pulse and row tile
         for p in range(a_bits):
-            coef = -(2**p) if (a_signed and p == a_bits - 1) else 2**p
-            bits = (xu[n] >> p) & 1
-            for t in range(T):
-                rows = np.zeros(K, bool)
-                rows[t * R:(t + 1) * R] = True
-                driven = rows & (bits == 1)
-                nd = int(driven.sum())
-                e["wordline"] += cfg.e_wordline * nd * arrays_per_tile
-                for (digits, o, dw), g in zip(columns, G):
-                    gcol = float(g[driven].sum())
-                    s = int(digits[driven].sum())
-                    e["cell"] += cfg.v_read * cfg.v_read * gcol * cfg.t_read
-                    e["adc"] += adc_energy(cfg, gcol)
-                    e["shift_add"] += cfg.e_shift_add
-                    conversions += 1
-                    sum_i += cfg.v_read * gcol
-                    max_i = max(max_i, cfg.v_read * gcol)
-                    reading = coef * dw * adc_read(cfg, s)
-                    if o == "ref":
-                        ref_total += reading
-                    else:
-                        y[n, o] += reading
-        if not diff and col_tiles:
-            y[n] -= ref_total / col_tiles  # every array holds a copy; subtract one
-    on = sum(int((dg[0] != 0).sum()) for dg in columns)
-    cells = len(columns) * K
-    return dict(y=y, energy=e, conversions=conversions, mean_current=sum_i / conversions if conversions else 0.0,
-                max_current=max_i, on_cells=on, cells=cells, col_tiles=col_tiles)
+            for r0 in range(0, K, cfg.rows):
+                driven_total += int(((xu[n, r0:r0 + cfg.rows] >> p) & 1).sum()) if out else 0
+    return dict(y=y, energy=comps, conversions=conversions, idle_conversions=idle, subarray_reads=reads,
+                driven_rows=driven_total, sum_current=cfg.v_read * sum_g, max_current=cfg.v_read * max_g,
+                on_cells=on, cells=cells, arrays=arrays)

@@ -5,74 +5,143 @@ namespace hamq::bind {
 
 namespace {
 
-Mapping parse_mapping(const std::string& s) {
-    if (s == "differential") return Mapping::Differential;
-    if (s == "offset") return Mapping::Offset;
-    throw py::value_error("mapping must be one of 'differential', 'offset', got '" + s + "'");
-}
+const char* const kModels[] = {"neurosim-1.3", "mnsim-2.0", "bitline"};
+const char* const kMappings[] = {"offset", "differential", "twos_complement"};
+const char* const kAdcs[] = {"ideal", "multilevel", "sar", "fixed"};
+const char* const kRoadmaps[] = {"lp", "hp"};
 
-AdcKind parse_adc(const std::string& s) {
-    if (s == "ideal") return AdcKind::Ideal;
-    if (s == "multilevel") return AdcKind::Multilevel;
-    if (s == "sar") return AdcKind::Sar;
-    throw py::value_error("adc must be one of 'ideal', 'multilevel', 'sar', got '" + s + "'");
+template <class E, size_t N>
+E parse_enum(const std::string& s, const char* const (&names)[N], const char* field) {
+    std::string all;
+    for (size_t i = 0; i < N; ++i) {
+        if (s == names[i]) return E(i);
+        all += std::string(i ? ", '" : "'") + names[i] + "'";
+    }
+    throw py::value_error(std::string(field) + " must be one of " + all + ", got '" + s + "'");
 }
 
 // A 2-D signed-integer matrix argument.
 IntArray matrix(const py::handle& obj, const char* arg) {
     IntArray a = int_array(obj, arg);
     if (a.arr.ndim() != 2)
-        throw py::value_error(std::string(arg) + " must be a 2-D array, got " +
-                              std::to_string(a.arr.ndim()) + " dimensions");
+        throw py::value_error(std::string(arg) + " must be a 2-D array, got " + std::to_string(a.arr.ndim()) +
+                              " dimensions");
     return a;
+}
+
+py::dict config_dict(const CrossbarConfig& c) {
+    py::dict d;
+    d["model"] = kModels[int(c.model)];
+    d["rows"] = c.rows;
+    d["cols"] = c.cols;
+    d["cell_bits"] = c.cell_bits;
+    d["mapping"] = kMappings[int(c.mapping)];
+    d["reference_column"] = c.reference_column;
+    d["g_on"] = c.g_on;
+    d["g_off"] = c.g_off;
+    d["v_read"] = c.v_read;
+    d["t_read"] = c.t_read;
+    d["r_access"] = c.r_access;
+    d["r_wire_row"] = c.r_wire_row;
+    d["r_wire_col"] = c.r_wire_col;
+    d["roadmap"] = kRoadmaps[int(c.roadmap)];
+    d["adc"] = kAdcs[int(c.adc)];
+    d["adc_bits"] = c.adc_bits;
+    d["cols_per_adc"] = c.cols_per_adc;
+    d["adc_full_scale"] = c.adc_full_scale;
+    d["e_adc"] = c.e_adc;
+    return d;
 }
 
 }  // namespace
 
 void bind_crossbar(py::module_& m) {
     using namespace pybind11::literals;
+    m.def(
+        "crossbar_preset",
+        [](const std::string& model) { return config_dict(preset_config(parse_enum<Model>(model, kModels, "model"))); },
+        "model"_a, "The default configuration of an accounting model, as a dict of fields.");
+    m.attr("ENERGY_COMPONENTS") = [] {
+        py::tuple t(static_cast<size_t>(kNumComponents));
+        for (int i = 0; i < kNumComponents; ++i) t[size_t(i)] = component_name(i);
+        return t;
+    }();
+
+    py::class_<CrossbarResult>(m, "CrossbarResult", "One layer's simulation (read-only).")
+        .def_property_readonly("energy",
+                               [](const CrossbarResult& r) {
+                                   py::dict d;
+                                   for (int i = 0; i < kNumComponents; ++i) d[component_name(i)] = r.energy[i];
+                                   return d;
+                               },
+                               "Energy by component (J, whole batch).")
+        .def_property_readonly("output",
+                               [](const CrossbarResult& r) {
+                                   py::array_t<double> a(py::ssize_t(r.y.size()));
+                                   std::copy(r.y.begin(), r.y.end(), a.mutable_data());
+                                   return a;
+                               },
+                               "Functional output, flat N * out (reshaped by hamqcore.crossbar).")
+        .def_readonly("sum_current", &CrossbarResult::sum_current)
+        .def_readonly("max_current", &CrossbarResult::max_current)
+        .def_readonly("conversions", &CrossbarResult::conversions)
+        .def_readonly("idle_conversions", &CrossbarResult::idle_conversions)
+        .def_readonly("subarray_reads", &CrossbarResult::subarray_reads)
+        .def_readonly("driven_rows", &CrossbarResult::driven_rows)
+        .def_readonly("pulses", &CrossbarResult::pulses)
+        .def_readonly("row_tiles", &CrossbarResult::row_tiles)
+        .def_readonly("col_tiles", &CrossbarResult::col_tiles)
+        .def_readonly("arrays", &CrossbarResult::arrays)
+        .def_readonly("columns", &CrossbarResult::columns)
+        .def_readonly("on_cells", &CrossbarResult::on_cells)
+        .def_readonly("cells", &CrossbarResult::cells)
+        .def_readonly("latency", &CrossbarResult::latency);
+
     py::class_<Crossbar>(m, "Crossbar", "Crossbar simulator bound to one configuration.")
-        .def(py::init([](int rows, int cols, int cell_bits, const std::string& mapping, double g_on,
-                         double g_off, double v_read, double t_read, const std::string& adc,
-                         int adc_bits, int cols_per_adc, int64_t adc_full_scale, double e_wordline,
-                         double e_shift_add) {
+        .def(py::init([](const std::string& model, int rows, int cols, int cell_bits, const std::string& mapping,
+                         bool reference_column, double g_on, double g_off, double v_read, double t_read,
+                         double r_access, double r_wire_row, double r_wire_col, const std::string& roadmap,
+                         const std::string& adc, int adc_bits, int cols_per_adc, int64_t adc_full_scale,
+                         double e_adc) {
                  CrossbarConfig c;
+                 c.model = parse_enum<Model>(model, kModels, "model");
                  c.rows = rows;
                  c.cols = cols;
                  c.cell_bits = cell_bits;
-                 c.mapping = parse_mapping(mapping);
+                 c.mapping = parse_enum<Mapping>(mapping, kMappings, "mapping");
+                 c.reference_column = reference_column;
                  c.g_on = g_on;
                  c.g_off = g_off;
                  c.v_read = v_read;
                  c.t_read = t_read;
-                 c.adc = parse_adc(adc);
+                 c.r_access = r_access;
+                 c.r_wire_row = r_wire_row;
+                 c.r_wire_col = r_wire_col;
+                 c.roadmap = parse_enum<Roadmap>(roadmap, kRoadmaps, "roadmap");
+                 c.adc = parse_enum<AdcKind>(adc, kAdcs, "adc");
                  c.adc_bits = adc_bits;
                  c.cols_per_adc = cols_per_adc;
                  c.adc_full_scale = adc_full_scale;
-                 c.e_wordline = e_wordline;
-                 c.e_shift_add = e_shift_add;
+                 c.e_adc = e_adc;
                  const std::string err = validate(c);
                  if (!err.empty()) throw py::value_error(err);
                  py::gil_scoped_release release;  // the ADC table can take a few ms
                  return new Crossbar(c);
              }),
-             py::kw_only(), "rows"_a = 128, "cols"_a = 128, "cell_bits"_a = 1,
-             "mapping"_a = "differential", "g_on"_a = 1.0 / 6e3, "g_off"_a = 1.0 / 900e3,
-             "v_read"_a = 0.5, "t_read"_a = 10e-9, "adc"_a = "multilevel", "adc_bits"_a = 5,
-             "cols_per_adc"_a = 8, "adc_full_scale"_a = 0, "e_wordline"_a = 0.0,
-             "e_shift_add"_a = 0.0)
+             py::kw_only(), "model"_a, "rows"_a, "cols"_a, "cell_bits"_a, "mapping"_a, "reference_column"_a,
+             "g_on"_a, "g_off"_a, "v_read"_a, "t_read"_a, "r_access"_a, "r_wire_row"_a, "r_wire_col"_a,
+             "roadmap"_a, "adc"_a, "adc_bits"_a, "cols_per_adc"_a, "adc_full_scale"_a, "e_adc"_a)
         .def(
             "simulate",
-            [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits,
-               int a_bits, std::optional<bool> a_signed, std::optional<int> n_threads) {
+            [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,
+               std::optional<bool> a_signed, std::optional<int> n_threads, bool floor) {
                 const std::string err = validate_layer(xb.config(), w_bits, a_bits);
                 if (!err.empty()) throw py::value_error(err);
                 const int nt = threads_arg(n_threads);
                 const IntArray wa = matrix(w, "w"), xa = matrix(x, "x");
                 if (xa.arr.shape(1) != wa.arr.shape(1))
-                    throw py::value_error("x has " + std::to_string(xa.arr.shape(1)) +
-                                          " columns but w has " + std::to_string(wa.arr.shape(1)) +
-                                          " (both must be the layer's input size K)");
+                    throw py::value_error("x has " + std::to_string(xa.arr.shape(1)) + " columns but w has " +
+                                          std::to_string(wa.arr.shape(1)) + " (both must be the layer's input size K)");
                 CrossbarLayer L;
                 L.w_type = wa.type;
                 L.w = wa.arr.data();
@@ -83,6 +152,7 @@ void bind_crossbar(py::module_& m) {
                 L.x = xa.arr.data();
                 L.n = xa.arr.shape(0);
                 L.a_bits = a_bits;
+                L.floor = floor;
                 if (a_signed) {
                     L.a_signed = *a_signed;
                 } else {  // signed exactly when some input is negative
@@ -94,41 +164,25 @@ void bind_crossbar(py::module_& m) {
                     py::gil_scoped_release release;
                     r = xb.simulate(L, nt);
                 }
-                if (r.bad_w >= 0) throw_out_of_range("w", wa, r.bad_w, w_bits, "w_bits");
+                if (r.bad_w >= 0) {
+                    const Mapping mp = xb.config().mapping;
+                    throw py::value_error(index_str("w", wa.shape(), r.bad_w) + " = " + std::to_string(wa.at(r.bad_w)) +
+                                          " is outside the range [" + std::to_string(mapping_level_min(mp, w_bits)) +
+                                          ", " + std::to_string(mapping_level_max(mp, w_bits)) + "] of w_bits=" +
+                                          std::to_string(w_bits) + " under mapping '" + kMappings[int(mp)] + "'");
+                }
                 if (r.bad_x >= 0) {
                     const int64_t lo = L.a_signed ? -(int64_t(1) << (a_bits - 1)) : 0;
-                    const int64_t hi = L.a_signed ? (int64_t(1) << (a_bits - 1)) - 1
-                                                  : (int64_t(1) << a_bits) - 1;
-                    throw py::value_error(index_str("x", xa.shape(), r.bad_x) + " = " +
-                                          std::to_string(xa.at(r.bad_x)) + " is outside the range [" +
-                                          std::to_string(lo) + ", " + std::to_string(hi) + "] of " +
-                                          (L.a_signed ? "signed" : "unsigned") +
+                    const int64_t hi = L.a_signed ? (int64_t(1) << (a_bits - 1)) - 1 : (int64_t(1) << a_bits) - 1;
+                    throw py::value_error(index_str("x", xa.shape(), r.bad_x) + " = " + std::to_string(xa.at(r.bad_x)) +
+                                          " is outside the range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                          "] of " + (L.a_signed ? "signed" : "unsigned") +
                                           " a_bits=" + std::to_string(a_bits) + " inputs");
                 }
-                py::array_t<double> y({py::ssize_t(L.n), py::ssize_t(L.out)});
-                std::copy(r.y.begin(), r.y.end(), y.mutable_data());
-                py::dict d;
-                d["y"] = y;
-                d["e_cell"] = r.e_cell;
-                d["e_adc"] = r.e_adc;
-                d["e_wordline"] = r.e_wordline;
-                d["e_shift_add"] = r.e_shift_add;
-                d["sum_current"] = r.sum_current;
-                d["max_current"] = r.max_current;
-                d["conversions"] = r.conversions;
-                d["pulses"] = r.pulses;
-                d["row_tiles"] = r.row_tiles;
-                d["col_tiles"] = r.col_tiles;
-                d["arrays"] = r.arrays;
-                d["columns"] = r.columns;
-                d["on_cells"] = r.on_cells;
-                d["cells"] = r.cells;
-                d["latency"] = r.latency;
-                d["a_signed"] = L.a_signed;
-                return d;
+                return r;
             },
-            "w"_a, "x"_a, "w_bits"_a, "a_bits"_a, "a_signed"_a = py::none(),
-            "n_threads"_a = py::none(),
+            "w"_a, "x"_a, "w_bits"_a, "a_bits"_a, "a_signed"_a = py::none(), "n_threads"_a = py::none(),
+            "floor"_a = false,
             "Simulate one layer: w (out x K) integer weights, x (N x K) integer inputs.");
 }
 

@@ -1,4 +1,6 @@
 #include "common.hpp"
+
+#include <sstream>
 #include "hamqcore/relaxed.hpp"
 
 #include <cmath>
@@ -80,8 +82,10 @@ py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits,
     }
     if (bad >= rows * cols) {
         const int64_t i = bad - rows * cols;
-        throw py::value_error(index_str("scale", sshape, ns == 1 ? 0 : i) + " = " +
-                              std::to_string(double(per_row[size_t(i)])) + " must be finite and > 0");
+        std::ostringstream msg;
+        msg << index_str("scale", sshape, ns == 1 ? 0 : i) << " = " << double(per_row[size_t(i)])
+            << " must be finite and > 0, with a finite reciprocal";
+        throw py::value_error(msg.str());
     }
     if (bad >= 0) throw_not_finite("w", w, bad);
     if (mean && n == 0) value = std::numeric_limits<double>::quiet_NaN();

@@ -1,15 +1,32 @@
 #include "hamqcore/crossbar.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "kernel_table.hpp"
+#include "neurosim13.hpp"
 
 namespace hamq {
 
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+std::string fmt(double v) {  // %g: 1e-7 reads as 1e-07, not 0.000000
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
+const char* model_name(Model m) {
+    switch (m) {
+        case Model::NeuroSim13: return "neurosim-1.3";
+        case Model::Mnsim20: return "mnsim-2.0";
+        case Model::Bitline: default: return "bitline";
+    }
+}
 
 // Calls f(const T*) with the array's element type.
 template <class F>
@@ -22,60 +39,156 @@ auto visit_int(IntType t, const void* p, F&& f) {
     }
 }
 
-// Digits per stored weight and columns per output group for a mapping.
-int digits(const CrossbarConfig& c, int w_bits) {
-    const int m = c.mapping == Mapping::Differential ? w_bits - 1 : w_bits;
-    return (m + c.cell_bits - 1) / c.cell_bits;
+// MNSIM-2.0 Crossbar.py calculate_xbar_read_latency: the wire latency of a rows x cols crossbar (s).
+double mnsim_wire_latency(int rows, int cols) {
+    const double size = double(rows) * cols / 1024 / 8;  // KB
+    return 0.001 * (0.0002 * size * size + 5e-6 * size + 4e-14) * 1e-9;
 }
 
-// Outputs that fit in one array (0 when not even one does).
-int64_t outputs_per_array(const CrossbarConfig& c, int w_bits) {
-    const int64_t per = c.cols / digits(c, w_bits);
-    return c.mapping == Mapping::Differential ? per : per - 1;  // offset: room for the reference
-}
-
-double adc_power(const CrossbarConfig& c, double g_col) {
-    const double L = std::ldexp(1.0, c.adc_bits);
-    const double dyn = g_col > 0 ? std::exp(-2.311 * std::log10(0.5 / (g_col * c.v_read))) : 0.0;
-    if (c.adc == AdcKind::Multilevel) return 1.8939e-6 * (L - 1) + 0.073 * dyn;
-    return (0.7213 * std::log2(L) + 3.3041) * 1e-6 + 0.084273 * dyn;  // SAR
-}
-
-double adc_conversion_energy(const CrossbarConfig& c, double g_col) {
-    if (c.adc == AdcKind::Multilevel) return adc_power(c, g_col) * c.t_read;
-    return adc_power(c, g_col) * (c.adc_bits + 1) * 1e-9;  // SAR: adc_bits + 1 cycles of 1 ns
-}
+constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
 
 }  // namespace
 
+const char* component_name(int c) {
+    static const char* names[kNumComponents] = {"cell", "adc", "array", "encoder", "switch_matrix", "mux",
+                                                "shift_add"};
+    return names[c];
+}
+
+CrossbarConfig preset_config(Model m) {
+    CrossbarConfig c;
+    c.model = m;
+    switch (m) {
+        case Model::NeuroSim13:
+            // DNN+NeuroSim V1.3 Param.cpp defaults: 128 x 128 subarrays, cellBit 2, 6 kOhm / 900 kOhm
+            // (resistanceOn, resistanceOff = 150 R_on), readVoltage 0.5 V, resistanceAccess = R_on *
+            // IR_DROP_TOLERANCE (0.25), wire resistance per cell at 22 nm, LSTP roadmap
+            // (deviceroadmap 2), multilevel current-mode sense amp with levelOutput 32 shared by
+            // numColMuxed 8 columns; the signed weight as one offset code (Chip.cpp LoadInWeightData).
+            c.rows = neurosim13::kRows;
+            c.cols = neurosim13::kCols;
+            c.cell_bits = 2;
+            c.mapping = Mapping::Offset;
+            c.g_on = 1.0 / neurosim13::kResistanceOn;
+            c.g_off = 1.0 / neurosim13::kResistanceOff;
+            c.v_read = neurosim13::kReadVoltage;
+            c.t_read = 10e-9;  // readPulseWidth (not used by the conventionalParallel energy)
+            c.r_access = neurosim13::kAccessFraction * neurosim13::kResistanceOn;
+            c.r_wire_row = neurosim13::kWireRow;
+            c.r_wire_col = neurosim13::kWireCol;
+            c.adc = AdcKind::Multilevel;
+            c.adc_bits = 5;
+            c.cols_per_adc = neurosim13::kColsPerAdc;
+            break;
+        case Model::Mnsim20:
+            // MNSIM-2.0 SimConfig.ini (commit ca39ccb): Xbar_Size 256,256; Device_Level 2 (1 bit per
+            // cell); Device_Resistance 1e6, 1e4; Read_Voltage 0, 0.15; Read_Latency 3.16 ns;
+            // Xbar_Polarity 2 (a positive and a negative crossbar); ADC_Choice 6 (ADC.py: 6 bits,
+            // 1.26 mW, 1 GS/s, latency (6 + 2) / 1 ns, so 10.08 pJ per conversion); ADC_Num 128
+            // ADCs per 256 columns. Its crossbar energy has no series resistance.
+            c.rows = 256;
+            c.cols = 256;
+            c.cell_bits = 1;
+            c.mapping = Mapping::Differential;
+            c.g_on = 1.0 / 1e4;
+            c.g_off = 1.0 / 1e6;
+            c.v_read = 0.15;
+            c.t_read = 3.16e-9;
+            c.r_access = 0.0;
+            c.adc = AdcKind::Fixed;
+            c.adc_bits = 6;
+            c.cols_per_adc = 2;
+            c.e_adc = 1.26e-3 * (6 + 2) * 1e-9;
+            break;
+        case Model::Bitline: default:
+            // The driven cells of NeuroSim's default device and geometry (above), no periphery; the
+            // cell energy over the read pulse, readPulseWidth 10 ns.
+            c = preset_config(Model::NeuroSim13);
+            c.model = Model::Bitline;
+            c.adc = AdcKind::Ideal;
+            break;
+    }
+    return c;
+}
+
+int mapping_arrays(Mapping m) { return m == Mapping::Differential ? 2 : 1; }
+
+int mapping_digits(Mapping m, int w_bits, int cell_bits) {
+    switch (m) {
+        case Mapping::Offset: return (w_bits + cell_bits - 1) / cell_bits;
+        case Mapping::Differential: return (w_bits - 1 + cell_bits - 1) / cell_bits;
+        case Mapping::TwosComplement: default: return (w_bits - 1 + cell_bits - 1) / cell_bits + 1;
+    }
+}
+
+int64_t mapping_level_max(Mapping, int w_bits) { return (int64_t(1) << (w_bits - 1)) - 1; }
+int64_t mapping_level_min(Mapping m, int w_bits) {
+    return m == Mapping::Differential ? -mapping_level_max(m, w_bits) : -(int64_t(1) << (w_bits - 1));
+}
+
 std::string validate(const CrossbarConfig& c) {
-    auto num = [](double v) {
-        std::string s = std::to_string(v);
-        return s;
-    };
-    if (c.rows <= 0) return "rows must be > 0, got " + std::to_string(c.rows);
-    if (c.cols <= 0) return "cols must be > 0, got " + std::to_string(c.cols);
+    if (c.rows < 1 || c.rows > kMaxRowsCols)
+        return "rows must be in 1.." + std::to_string(kMaxRowsCols) + ", got " + std::to_string(c.rows);
+    if (c.cols < 1 || c.cols > kMaxRowsCols)
+        return "cols must be in 1.." + std::to_string(kMaxRowsCols) + ", got " + std::to_string(c.cols);
     if (c.cell_bits != 1 && c.cell_bits != 2 && c.cell_bits != 4)
         return "cell_bits must be one of 1, 2, 4, got " + std::to_string(c.cell_bits);
     if (!(c.g_off >= 0) || !std::isfinite(c.g_off))
-        return "g_off must be a finite conductance >= 0, got " + num(c.g_off);
+        return "g_off must be a finite conductance >= 0, got " + fmt(c.g_off);
     if (!(c.g_on > c.g_off) || !std::isfinite(c.g_on))
-        return "g_on must be finite and greater than g_off (" + num(c.g_off) + "), got " + num(c.g_on);
-    if (!(c.v_read > 0) || !std::isfinite(c.v_read))
-        return "v_read must be > 0, got " + num(c.v_read);
-    if (!(c.t_read > 0) || !std::isfinite(c.t_read))
-        return "t_read must be > 0, got " + num(c.t_read);
-    if (c.adc != AdcKind::Ideal && (c.adc_bits < 1 || c.adc_bits > 16))
-        return "adc_bits must be in 1..16, got " + std::to_string(c.adc_bits);
-    if (c.cols_per_adc < 1) return "cols_per_adc must be >= 1, got " + std::to_string(c.cols_per_adc);
+        return "g_on must be finite and greater than g_off (" + fmt(c.g_off) + "), got " + fmt(c.g_on);
+    if (!(c.v_read > 0) || !std::isfinite(c.v_read)) return "v_read must be > 0, got " + fmt(c.v_read);
+    if (!(c.t_read > 0) || !std::isfinite(c.t_read)) return "t_read must be > 0, got " + fmt(c.t_read);
+    const struct { const char* name; double v; } res[] = {
+        {"r_access", c.r_access}, {"r_wire_row", c.r_wire_row}, {"r_wire_col", c.r_wire_col}};
+    for (const auto& r : res)
+        if (!(r.v >= 0) || !std::isfinite(r.v))
+            return std::string(r.name) + " must be a finite resistance >= 0, got " + fmt(r.v);
+    if (c.adc_bits < 1 || c.adc_bits > 16) return "adc_bits must be in 1..16, got " + std::to_string(c.adc_bits);
+    if (c.cols_per_adc < 1 || c.cols_per_adc > kMaxRowsCols)
+        return "cols_per_adc must be in 1.." + std::to_string(kMaxRowsCols) + ", got " + std::to_string(c.cols_per_adc);
     if (c.adc_full_scale < 0)
-        return "adc_full_scale must be >= 0 (0 = rows * (2^cell_bits - 1)), got " +
-               std::to_string(c.adc_full_scale);
-    if (!(c.e_wordline >= 0) || !std::isfinite(c.e_wordline))
-        return "e_wordline must be >= 0, got " + num(c.e_wordline);
-    if (!(c.e_shift_add >= 0) || !std::isfinite(c.e_shift_add))
-        return "e_shift_add must be >= 0, got " + num(c.e_shift_add);
-    // One array must hold the widest weight the simulator accepts (16 bits): checked per layer.
+        return "adc_full_scale must be >= 0 (0 = rows * (2^cell_bits - 1)), got " + std::to_string(c.adc_full_scale);
+    if (!(c.e_adc >= 0) || !std::isfinite(c.e_adc)) return "e_adc must be >= 0, got " + fmt(c.e_adc);
+    if (c.reference_column && c.mapping != Mapping::Offset)
+        return "reference_column applies to mapping 'offset' only";
+    const std::string model = std::string("model '") + model_name(c.model) + "'";
+    if (c.model != Model::NeuroSim13 && c.roadmap != Roadmap::LP)
+        return "roadmap applies to model 'neurosim-1.3' only (" + model + " has no CMOS periphery roadmap)";
+    switch (c.model) {
+        case Model::NeuroSim13: {
+            if (c.adc != AdcKind::Multilevel && c.adc != AdcKind::Sar)
+                return model + " converts with NeuroSim's sense amps: adc must be 'multilevel' or 'sar'";
+            // NeuroSim sizes its periphery (switch matrix, mux, decoder, encoder, shift-adders, the
+            // wordline's access-transistor load) from these; hamqcore charges its energies as
+            // computed for the defaults, so only the defaults are accepted.
+            const CrossbarConfig d = preset_config(Model::NeuroSim13);
+            const struct { const char* name; double v, ref; } fixed[] = {
+                {"rows", double(c.rows), double(d.rows)}, {"cols", double(c.cols), double(d.cols)},
+                {"cols_per_adc", double(c.cols_per_adc), double(d.cols_per_adc)},
+                {"adc_bits", double(c.adc_bits), double(d.adc_bits)}, {"g_on", c.g_on, d.g_on},
+                {"g_off", c.g_off, d.g_off}, {"r_access", c.r_access, d.r_access}};
+            for (const auto& f : fixed)
+                if (std::fabs(f.v - f.ref) > 1e-12 * std::fabs(f.ref))
+                    return std::string(f.name) + "=" + fmt(f.v) + " is not available in " + model +
+                           ": NeuroSim sizes its periphery for " + f.name + "=" + fmt(f.ref) +
+                           " and hamqcore charges those energies; use model 'bitline' or 'mnsim-2.0' for other "
+                           "devices and geometries";
+            if (c.e_adc != 0) return "e_adc applies to adc='fixed' (model 'mnsim-2.0'), not to " + model;
+            break;
+        }
+        case Model::Mnsim20:
+            if (c.adc != AdcKind::Fixed)
+                return model + " charges a fixed energy per conversion: adc must be 'fixed'";
+            if (c.r_access != 0 || c.r_wire_row != 0 || c.r_wire_col != 0)
+                return model + " has no series resistance in its crossbar energy: r_access, r_wire_row and "
+                       "r_wire_col must be 0";
+            break;
+        case Model::Bitline:
+            if (c.adc != AdcKind::Ideal) return model + " charges no conversion: adc must be 'ideal'";
+            if (c.e_adc != 0) return "e_adc applies to adc='fixed' (model 'mnsim-2.0'), not to " + model;
+            break;
+    }
     return "";
 }
 
@@ -83,23 +196,17 @@ std::string validate_layer(const CrossbarConfig& c, int w_bits, int a_bits) {
     if (w_bits < kMinBits || w_bits > kMaxBits)
         return "w_bits must be an integer in 2..16, got " + std::to_string(w_bits);
     if (a_bits < 1 || a_bits > 16) return "a_bits must be an integer in 1..16, got " + std::to_string(a_bits);
-    if (outputs_per_array(c, w_bits) < 1)
-        return "cols=" + std::to_string(c.cols) + " cannot hold one " + std::to_string(w_bits) +
-               "-bit weight (" + std::to_string(digits(c, w_bits)) + " digit columns" +
-               (c.mapping == Mapping::Offset ? " plus as many reference columns" : "") + ")";
+    const int D = mapping_digits(c.mapping, w_bits, c.cell_bits);
+    if (c.reference_column && c.cols <= D)
+        return "cols=" + std::to_string(c.cols) + " leaves no column for weights beside the " + std::to_string(D) +
+               " reference columns of a " + std::to_string(w_bits) + "-bit weight";
     return "";
 }
 
 Crossbar::Crossbar(const CrossbarConfig& config) : cfg_(config) {
     const int64_t dmax = (int64_t(1) << cfg_.cell_bits) - 1;
     s_stride_ = int64_t(cfg_.rows) * dmax + 1;
-    const double g_step = (cfg_.g_on - cfg_.g_off) / double(dmax);
     if (cfg_.adc != AdcKind::Ideal) {
-        adc_energy_.assign(size_t((cfg_.rows + 1) * s_stride_), 0.0);
-        for (int64_t nd = 0; nd <= cfg_.rows; ++nd)
-            for (int64_t s = 0; s <= nd * dmax; ++s)  // larger sums cannot occur with nd rows
-                adc_energy_[size_t(nd * s_stride_ + s)] =
-                    adc_conversion_energy(cfg_, cfg_.g_off * double(nd) + g_step * double(s));
         const int64_t L = int64_t(1) << cfg_.adc_bits;
         const int64_t fs = cfg_.adc_full_scale > 0 ? cfg_.adc_full_scale : s_stride_ - 1;
         if (fs > L - 1) {  // lossy: quantise the digit sum
@@ -117,7 +224,12 @@ Crossbar::Crossbar(const CrossbarConfig& config) : cfg_(config) {
 CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     const CrossbarConfig& c = cfg_;
     CrossbarResult r;
-    r.bad_w = visit_int(L.w_type, L.w, [&](auto* w) { return first_out_of_range(w, L.out * L.k, L.w_bits); });
+    const int64_t w_lo = mapping_level_min(c.mapping, L.w_bits), w_hi = mapping_level_max(c.mapping, L.w_bits);
+    r.bad_w = visit_int(L.w_type, L.w, [&](auto* w) -> int64_t {
+        for (int64_t i = 0; i < L.out * L.k; ++i)
+            if (int64_t(w[i]) < w_lo || int64_t(w[i]) > w_hi) return i;
+        return -1;
+    });
     const int64_t x_lo = L.a_signed ? -(int64_t(1) << (L.a_bits - 1)) : 0;
     const int64_t x_hi = L.a_signed ? (int64_t(1) << (L.a_bits - 1)) - 1 : (int64_t(1) << L.a_bits) - 1;
     r.bad_x = visit_int(L.x_type, L.x, [&](auto* x) -> int64_t {
@@ -127,95 +239,114 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     });
     if (r.bad_w >= 0 || r.bad_x >= 0) return r;
 
-    const bool diff = c.mapping == Mapping::Differential;
-    const int D = digits(c, L.w_bits), cb = c.cell_bits, P = L.a_bits;
-    const int64_t R = c.rows, T = ceil_div(L.k, R), WPT = ceil_div(R, 64);
-    const int64_t cpg = diff ? 2 * D : D;                 // columns per output group
-    const int64_t G = L.out + (diff ? 0 : 1);             // + reference group for offset
-    const int64_t ld = G * cpg * cb;                      // weight planes per row word
-    const uint64_t dmask = (uint64_t(1) << cb) - 1;
-    const int64_t half = int64_t(1) << (L.w_bits - 1);
+    const Mapping map = c.mapping;
+    const int A = mapping_arrays(map), D = mapping_digits(map, L.w_bits, c.cell_bits);
+    const int cb = c.cell_bits, P = L.a_bits, PC = cb == 2 ? 3 : cb, b = L.w_bits;
+    const bool ref = c.reference_column;
+    const int64_t R = c.rows, K = L.k, T = ceil_div(K, R), WPT = ceil_div(R, 64);
+    const int64_t cols_eff = c.cols - (ref ? D : 0);
+    const int64_t wcols = L.out * D;  // weight columns per array type
+    const int64_t col_tiles = wcols > 0 ? ceil_div(wcols, cols_eff) : 0;
     r.pulses = P;
     r.row_tiles = T;
-    r.col_tiles = L.out > 0 ? ceil_div(L.out, outputs_per_array(c, L.w_bits)) : 0;
-    r.arrays = T * r.col_tiles * (diff ? 2 : 1);
-    r.columns = diff ? cpg * L.out : D * (L.out + r.col_tiles);
-    r.cells = r.columns * L.k;
-    r.latency = double(L.n) * P * c.cols_per_adc * c.t_read;
-    if (L.out == 0) {  // nothing is stored: no arrays, no conversions
+    r.col_tiles = col_tiles;
+    r.arrays = T * col_tiles * A;
+    r.columns = A * wcols + (ref ? D * col_tiles : 0);
+    r.cells = r.columns * K;
+    r.y.assign(size_t(L.n * L.out), 0.0);
+    if (r.arrays == 0) {  // nothing is stored: no arrays, no conversions
         r.columns = r.cells = 0;
-        r.latency = 0;
         return r;
     }
 
-    // Row blocks of up to 64 rows that never cross a row-tile boundary: block i covers rows
-    // [start, end) = word (start % R) / 64 of row tile start / R.
+    const int64_t cpg = int64_t(A) * D;        // columns per output group
+    const int64_t G = L.out + (ref ? 1 : 0);    // + the reference group
+    const int64_t ld = G * cpg * PC;            // weight planes per row word
+    const uint64_t dmask = (uint64_t(1) << cb) - 1;
+    const int64_t half = int64_t(1) << (b - 1);
+    const auto transpose = active_kernels().transpose_bits;
+
+    // Row blocks of up to 64 rows that never cross a row-tile boundary.
     std::vector<int64_t> block_starts;
     for (int64_t t = 0; t < T; ++t)
-        for (int64_t row = t * R; row < (t + 1) * R && row < L.k; row += 64) block_starts.push_back(row);
+        for (int64_t row = t * R; row < (t + 1) * R && row < K; row += 64) block_starts.push_back(row);
     auto block_end = [&](int64_t r0) {
         const int64_t tile_end = (r0 / R + 1) * R;
         const int64_t e = r0 + 64 < tile_end ? r0 + 64 : tile_end;
-        return e < L.k ? e : L.k;
+        return e < K ? e : K;
     };
     auto block_word = [&](int64_t r0) { return (r0 / R) * WPT + (r0 % R) / 64; };
-    const auto transpose = active_kernels().transpose_bits;
-    const int sb = D * cb;  // code bits held by one array's digit columns
 
-    // Weight bit-planes [T][WPT][G][cpg][cb]: the codes of 64 rows of one group are bit-transposed
-    // into the group's plane words (plane (array * D + d) * cb + j holds bit j of digit d).
-    // ON cells = nonzero digits = set bits of the OR of each digit's cb planes.
-    std::vector<uint64_t> wp(size_t(T * WPT * ld), 0);
-    auto pack_group = [&](int64_t g, int64_t r0, const uint16_t* codes /*[2][64]*/) {
-        uint64_t* dst = wp.data() + block_word(r0) * ld + g * cpg * cb;
-        int64_t on = 0;
-        for (int arr = 0; arr < (diff ? 2 : 1); ++arr) {
-            transpose(codes + 64 * arr, sb, dst + arr * sb);
-            for (int d = 0; d < D; ++d) {
-                uint64_t any = 0;
-                for (int j = 0; j < cb; ++j) any |= dst[arr * sb + d * cb + j];
-                on += __builtin_popcountll(any);
+    // Digit d (0 = least significant) of array type `arr` of weight q, and its shift-add weight.
+    auto digit_of = [&](int64_t q, int arr, int d) -> uint64_t {
+        switch (map) {
+            case Mapping::Offset: return (uint64_t(q + half) >> (d * cb)) & dmask;
+            case Mapping::Differential: {
+                const int64_t mag = arr == 0 ? (q > 0 ? q : 0) : (q < 0 ? -q : 0);
+                return (uint64_t(mag) >> (d * cb)) & dmask;
+            }
+            case Mapping::TwosComplement: default: {
+                const uint64_t code = uint64_t(q) & ((uint64_t(1) << b) - 1);
+                if (d == D - 1) return code >> (b - 1);  // the sign column
+                return ((code & (uint64_t(half) - 1)) >> (d * cb)) & dmask;
             }
         }
+    };
+    std::vector<double> col_coef(static_cast<size_t>(cpg));
+    for (int arr = 0; arr < A; ++arr)
+        for (int d = 0; d < D; ++d) {
+            double coef = std::ldexp(1.0, d * cb);
+            if (map == Mapping::Differential && arr == 1) coef = -coef;
+            if (map == Mapping::TwosComplement && d == D - 1) coef = -std::ldexp(1.0, b - 1);
+            col_coef[size_t(arr * D + d)] = coef;
+        }
+
+    // Weight planes [T][WPT][G][cpg][PC]: column (arr, d) holds its digit's cb bit-planes, plus their
+    // AND for cb == 2. ON cells = nonzero digits.
+    std::vector<uint64_t> wp(static_cast<size_t>(T * WPT * ld), 0);
+    auto pack_group = [&](int64_t g, int64_t r0, int64_t r1, auto&& q_at) -> int64_t {
+        uint64_t* dst = wp.data() + block_word(r0) * ld + g * cpg * PC;
+        int64_t on = 0;
+        uint16_t digits[64];
+        uint64_t planes[4];
+        for (int arr = 0; arr < A; ++arr)
+            for (int d = 0; d < D; ++d) {
+                for (int i = 0; i < 64; ++i) digits[i] = 0;
+                for (int64_t row = r0; row < r1; ++row) digits[row - r0] = uint16_t(digit_of(q_at(row), arr, d));
+                transpose(digits, cb, planes);
+                uint64_t* col = dst + (arr * D + d) * PC;
+                uint64_t any = 0;
+                for (int j = 0; j < cb; ++j) {
+                    col[j] = planes[j];
+                    any |= planes[j];
+                }
+                if (cb == 2) col[2] = planes[0] & planes[1];
+                on += __builtin_popcountll(any);
+            }
         return on;
     };
     int64_t on_cells = 0;
-    visit_int(L.w_type, L.w, [&](auto* w) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : on_cells) if (L.out * L.k > 16384)
-        for (int64_t o = 0; o < L.out; ++o) {
-            uint16_t codes[128];
-            for (int64_t r0 : block_starts) {
-                const int64_t r1 = block_end(r0);
-                for (int i = 0; i < 128; ++i) codes[i] = 0;
-                for (int64_t row = r0; row < r1; ++row) {
-                    const int64_t q = int64_t(w[o * L.k + row]);
-                    if (diff) codes[(q < 0 ? 64 : 0) + (row - r0)] = uint16_t(q < 0 ? -q : q);
-                    else codes[row - r0] = uint16_t(q + half);
-                }
-                on_cells += pack_group(o, r0, codes);
-            }
+    if (!L.floor) {
+        visit_int(L.w_type, L.w, [&](auto* w) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : on_cells) if (L.out * K > 16384)
+            for (int64_t o = 0; o < L.out; ++o)
+                for (int64_t r0 : block_starts)
+                    on_cells += pack_group(o, r0, block_end(r0), [&](int64_t row) { return int64_t(w[o * K + row]); });
+            return 0;
+        });
+        if (ref) {  // the code of q = 0 in every row, one copy per array
+            int64_t on_ref = 0;
+            for (int64_t r0 : block_starts) on_ref += pack_group(L.out, r0, block_end(r0), [](int64_t) { return int64_t(0); });
+            on_cells += on_ref * col_tiles;
         }
-        return 0;
-    });
-    if (!diff) {  // reference group: the code of q = 0 in every row, one copy per array
-        int64_t on_ref = 0;
-        uint16_t codes[128] = {0};
-        for (int64_t r0 : block_starts) {
-            const int64_t r1 = block_end(r0);
-            for (int i = 0; i < 64; ++i) codes[i] = r0 + i < r1 ? uint16_t(half) : 0;
-            on_ref += pack_group(L.out, r0, codes);
-        }
-        on_cells += on_ref * r.col_tiles;
     }
     r.on_cells = on_cells;
 
-    // Input bit-planes [N][T][P][WPT] (two's complement codes for signed inputs); total driven
-    // rows over all pulses.
-    std::vector<uint64_t> xp(size_t(L.n * T * P * WPT), 0);
+    // Input bit-planes [N][T][P][WPT] (two's complement codes for signed inputs).
+    std::vector<uint64_t> xp(static_cast<size_t>(L.n * T * P * WPT), 0);
     const uint64_t amask = (uint64_t(1) << P) - 1;
-    int64_t driven = 0;
     visit_int(L.x_type, L.x, [&](auto* x) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : driven) if (L.n * L.k > 16384)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (L.n * K > 16384)
         for (int64_t n = 0; n < L.n; ++n) {
             uint16_t codes[64];
             uint64_t planes[16];
@@ -223,36 +354,125 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
                 const int64_t r1 = block_end(r0);
                 for (int i = 0; i < 64; ++i) codes[i] = 0;
                 for (int64_t row = r0; row < r1; ++row)
-                    codes[row - r0] = uint16_t(uint64_t(int64_t(x[n * L.k + row])) & amask);
+                    codes[row - r0] = uint16_t(uint64_t(int64_t(x[n * K + row])) & amask);
                 transpose(codes, P, planes);
                 const int64_t t = r0 / R, wd = (r0 % R) / 64;
-                for (int p = 0; p < P; ++p) {
-                    xp[size_t(((n * T + t) * P + p) * WPT + wd)] = planes[p];
-                    driven += __builtin_popcountll(planes[p]);
-                }
+                for (int p = 0; p < P; ++p) xp[size_t(((n * T + t) * P + p) * WPT + wd)] = planes[p];
             }
         }
         return 0;
     });
+    // Driven rows and idle reads (no driven row in the tile) over every vector, tile and pulse.
+    int64_t driven = 0, idle_reads = 0;
+    for (int64_t i = 0; i < L.n * T * P; ++i) {
+        int nd = 0;
+        for (int64_t wd = 0; wd < WPT; ++wd) nd += __builtin_popcountll(xp[size_t(i * WPT + wd)]);
+        driven += nd;
+        idle_reads += nd == 0;
+    }
 
-    std::vector<double> plane_coef(static_cast<size_t>(P)), col_coef(static_cast<size_t>(cpg));
+    // The kernel's conductance model: digits at the array's mean position, exact in the digit value
+    // for cell_bits <= 2 (cell_bits 4: exact at 0 and single-bit digits).
+    const double r_mean = c.r_access + (c.cols + 1) / 2.0 * c.r_wire_row + (R + 1) / 2.0 * c.r_wire_col;
+    std::vector<double> inv_g(static_cast<size_t>(dmask + 1)), g_model(static_cast<size_t>(dmask + 1));
+    for (uint64_t d = 0; d <= dmask; ++d) inv_g[size_t(d)] = 1.0 / (c.g_off + double(d) / double(dmask) * (c.g_on - c.g_off));
+    auto g_at = [&](uint64_t d, double r_series) { return 1.0 / (inv_g[size_t(d)] + r_series); };
+    XbarPopcountArgs a;
+    a.g_row = g_at(0, r_mean);
+    if (cb == 2) {
+        a.g_plane[0] = g_at(1, r_mean) - a.g_row;
+        a.g_plane[1] = g_at(2, r_mean) - a.g_row;
+        a.g_plane[2] = g_at(3, r_mean) - g_at(1, r_mean) - g_at(2, r_mean) + a.g_row;
+    } else {
+        for (int j = 0; j < cb; ++j) a.g_plane[j] = g_at(uint64_t(1) << j, r_mean) - a.g_row;
+    }
+    for (uint64_t d = 0; d <= dmask; ++d) {
+        double g = a.g_row;
+        for (int j = 0; j < cb; ++j) g += ((d >> j) & 1) ? a.g_plane[j] : 0.0;
+        if (cb == 2 && d == 3) g += a.g_plane[2];
+        g_model[size_t(d)] = g;
+    }
+
+    // The conversions' (G - G0), from each cell's deviation from the model times the pulses that drive
+    // its row (exact). The sense amp's energy (s G)^k is corrected to first order: the sum over a
+    // physical column's conversions of k s (s G0)^(k-1) (G - G0), with (s G0)^(k-1) taken at the
+    // column's mean G0 (it varies by < 0.4 % between its conversions, and (G - G0) is a few % of G).
+    const bool neurosim = c.model == Model::NeuroSim13;
+    const int levels = 1 << c.adc_bits;
+    const neurosim13::Sense sense = neurosim ? neurosim13::sense(c.roadmap, c.adc, levels) : neurosim13::Sense{};
+    const double scale = 2.0 * c.v_read;  // NeuroSim scales R_col by 0.5 V / V_read
+    double g_dev = 0.0, g_dev_w = 0.0;     // sum of (G - G0); the same, each column weighted by (s G0)^(k-1)
+    const bool positional = c.r_wire_row != 0 || c.r_wire_col != 0 || cb == 4;
+    if (positional && L.n > 0) {
+        std::vector<int64_t> drives(static_cast<size_t>(K), 0);  // pulses driving each row, over the batch
+        visit_int(L.x_type, L.x, [&](auto* x) {
+            for (int64_t n = 0; n < L.n; ++n)
+                for (int64_t row = 0; row < K; ++row)
+                    drives[size_t(row)] += __builtin_popcountll(uint64_t(int64_t(x[n * K + row])) & amask);
+            return 0;
+        });
+        std::vector<int64_t> active(static_cast<size_t>(T), 0);  // reads of each row tile with a driven row
+        for (int64_t i = 0; i < L.n * T * P; ++i) {
+            bool any = false;
+            for (int64_t wd = 0; wd < WPT; ++wd) any |= xp[size_t(i * WPT + wd)] != 0;
+            active[size_t((i / P) % T)] += any;
+        }
+        const double em1 = neurosim ? sense.exponent - 1.0 : 0.0;
+        std::vector<double> dev(static_cast<size_t>(G), 0.0), dev_w(static_cast<size_t>(G), 0.0);
+        visit_int(L.w_type, L.w, [&](auto* w) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (L.out * K > 16384)
+            for (int64_t g = 0; g < G; ++g) {
+                const bool is_ref = g == L.out;
+                for (int arr = 0; arr < A; ++arr)
+                    for (int d = 0; d < D; ++d) {
+                        const int64_t local_col = is_ref ? cols_eff + (D - 1 - d) : (g * D + (D - 1 - d)) % cols_eff;
+                        const double r_col_pos = c.r_access + double(local_col + 1) * c.r_wire_row;
+                        for (int64_t t = 0; t < T; ++t) {
+                            const int64_t r0 = t * R, used = (t + 1) * R < K ? R : K - t * R;
+                            double acc_dev = 0.0, acc_g = 0.0;
+                            for (int64_t row = r0; row < r0 + used; ++row) {
+                                const int64_t dr = drives[size_t(row)];
+                                if (dr == 0) continue;
+                                const int64_t q = L.floor ? 0 : (is_ref ? 0 : int64_t(w[g * K + row]));
+                                const uint64_t dg = L.floor ? 0 : digit_of(q, arr, d);
+                                const double gm = g_model[size_t(dg)];
+                                acc_dev += double(dr) * (g_at(dg, r_col_pos + double(used - (row - r0)) * c.r_wire_col) - gm);
+                                acc_g += double(dr) * gm;
+                            }
+                            double wt = 1.0;
+                            if (em1 != 0.0 && active[size_t(t)] > 0 && acc_g > 0)
+                                wt = std::exp(em1 * std::log(scale * acc_g / double(active[size_t(t)])));
+                            dev[size_t(g)] += acc_dev;
+                            dev_w[size_t(g)] += wt * acc_dev;
+                        }
+                    }
+                if (is_ref) {  // one copy per array column, all at the same local position
+                    dev[size_t(g)] *= double(col_tiles);
+                    dev_w[size_t(g)] *= double(col_tiles);
+                }
+            }
+            return 0;
+        });
+        for (int64_t g = 0; g < G; ++g) {
+            g_dev += dev[size_t(g)];
+            g_dev_w += dev_w[size_t(g)];
+        }
+    }
+
+    std::vector<double> plane_coef(static_cast<size_t>(P));
     for (int p = 0; p < P; ++p) plane_coef[size_t(p)] = std::ldexp(1.0, p);
     if (L.a_signed) plane_coef[size_t(P - 1)] = -std::ldexp(1.0, P - 1);
-    for (int64_t col = 0; col < cpg; ++col)
-        col_coef[size_t(col)] = (col >= D ? -1.0 : 1.0) * std::ldexp(1.0, int(col % D) * cb);
-    std::vector<int64_t> mult(size_t(G), 1);
-    if (!diff) mult[size_t(L.out)] = r.col_tiles;
+    std::vector<int64_t> mult(static_cast<size_t>(G), 1);
+    if (ref) mult[size_t(L.out)] = col_tiles;
 
-    const double g_step = (c.g_on - c.g_off) / double(dmask);
-    std::vector<double> y(size_t(L.n * G), 0.0);
-    double adc_sum = 0.0, g_max = 0.0;
-    uint64_t digit_sum = 0;
-    XbarPopcountArgs a;
+    std::vector<double> y(static_cast<size_t>(L.n * G), 0.0);
+    double g_sum = 0.0, g_max = 0.0, f_sum = 0.0;
     a.n_vectors = L.n;
     a.n_tiles = int(T);
     a.words_per_tile = int(WPT);
     a.a_planes = P;
     a.cell_bits = cb;
+    a.planes_per_col = PC;
     a.n_groups = G;
     a.cols_per_group = int(cpg);
     a.x = xp.data();
@@ -260,34 +480,73 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     a.plane_coef = plane_coef.data();
     a.col_coef = col_coef.data();
     a.group_mult = mult.data();
-    a.adc_energy = adc_energy_.empty() ? nullptr : adc_energy_.data();
     a.adc_level = adc_level_.empty() ? nullptr : adc_level_.data();
     a.s_stride = s_stride_;
-    a.g_leak = c.g_off;
-    a.g_step = g_step;
+    a.power_law = neurosim;
+    a.scale = scale;
+    a.exponent = sense.exponent;
     a.n_threads = n_threads;
     a.y = y.data();
-    a.adc_energy_sum = &adc_sum;
-    a.digit_sum = &digit_sum;
-    a.max_conductance = &g_max;
-    if (L.n > 0 && G > 0 && T > 0) active_kernels().xbar_popcount(a);
+    a.g_sum = &g_sum;
+    a.g_max = &g_max;
+    a.f_sum = &f_sum;
+    if (L.n > 0) active_kernels().xbar_popcount(a);
 
-    r.y.assign(size_t(L.n * L.out), 0.0);
-    for (int64_t n = 0; n < L.n; ++n)
-        for (int64_t o = 0; o < L.out; ++o)
-            r.y[size_t(n * L.out + o)] = y[size_t(n * G + o)] - (diff ? 0.0 : y[size_t(n * G + L.out)]);
+    // Output: shift-added readings, the reference subtracted (its readings, or digitally).
+    visit_int(L.x_type, L.x, [&](auto* x) {
+        for (int64_t n = 0; n < L.n; ++n) {
+            double offset = 0.0;
+            if (map == Mapping::Offset) {
+                if (ref) {
+                    offset = y[size_t(n * G + L.out)];
+                } else {
+                    double sx = 0.0;
+                    for (int64_t row = 0; row < K; ++row) sx += double(x[n * K + row]);
+                    offset = double(half) * sx;
+                }
+            }
+            for (int64_t o = 0; o < L.out; ++o) r.y[size_t(n * L.out + o)] = y[size_t(n * G + o)] - offset;
+        }
+        return 0;
+    });
 
-    // Every used column converts once per vector, pulse and row tile (the last row tile too,
-    // even when it is only partly filled).
+    // Every used column converts once per vector, pulse and row tile.
+    const int64_t arrays_per_tile = col_tiles * A;
     r.conversions = L.n * P * T * r.columns;
-    // sum over conversions of G_col: each column of row tile t sees that tile's driven rows
-    const double sum_g = c.g_off * double(driven) * double(r.columns) + g_step * double(digit_sum);
-    r.sum_current = c.v_read * sum_g;
+    r.idle_conversions = idle_reads * r.columns;
+    r.subarray_reads = L.n * P * r.arrays;
+    r.driven_rows = driven;
+    const double g_total = g_sum + g_dev;  // sum over conversions of G_col
+    r.sum_current = c.v_read * g_total;
     r.max_current = c.v_read * g_max;
-    r.e_cell = c.v_read * c.v_read * c.t_read * sum_g;
-    r.e_adc = adc_sum;
-    r.e_wordline = c.e_wordline * double(driven) * double(r.col_tiles * (diff ? 2 : 1));
-    r.e_shift_add = c.e_shift_add * double(r.conversions);
+    const double reads = double(r.subarray_reads), rows_driven = double(driven) * double(arrays_per_tile);
+    switch (c.model) {
+        case Model::NeuroSim13: {
+            const int64_t active = r.conversions - r.idle_conversions;
+            const double dyn = f_sum + sense.exponent * scale * g_dev_w;  // d/dG (s G)^k = k s (s G)^(k-1)
+            r.energy[kAdc] = double(r.idle_conversions) * sense.idle + double(active) * sense.fixed + sense.dynamic * dyn;
+            const neurosim13::Periphery p = neurosim13::periphery(c.roadmap, c.adc, D, P, c.v_read);
+            r.energy[kArray] = reads * p.array_fixed + rows_driven * p.array_per_row;
+            r.energy[kSwitchMatrix] = reads * p.switch_fixed + rows_driven * p.switch_per_row;
+            r.energy[kMux] = reads * p.mux;
+            r.energy[kEncoder] = reads * p.encoder;
+            r.energy[kShiftAdd] = reads * p.shift_add;
+            const double t_conv = c.adc == AdcKind::Sar ? (c.adc_bits + 1) * 1e-9 : 1e-9;
+            r.latency = double(L.n) * P * std::min(c.cols_per_adc, c.cols) * t_conv;
+            break;
+        }
+        case Model::Mnsim20: {
+            const double t_xbar = c.t_read + mnsim_wire_latency(c.rows, c.cols);
+            r.energy[kCell] = c.v_read * c.v_read * t_xbar * g_total;
+            r.energy[kAdc] = c.e_adc * double(r.conversions);
+            r.latency = double(L.n) * P * (t_xbar + std::min(c.cols_per_adc, c.cols) * (c.adc_bits + 2) * 1e-9);
+            break;
+        }
+        case Model::Bitline:
+            r.energy[kCell] = c.v_read * c.v_read * c.t_read * g_total;
+            r.latency = double(L.n) * P * c.t_read;
+            break;
+    }
     return r;
 }
 

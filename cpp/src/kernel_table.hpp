@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 #include "hamqcore/encoding.hpp"
-#include "hamqcore/crossbar_kernel.hpp"
+#include "crossbar_kernel.hpp"
 
 namespace hamq {
 

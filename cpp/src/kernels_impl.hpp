@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 #include "hamqcore/encoding.hpp"
 #include "kernel_table.hpp"
 
@@ -334,19 +335,19 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
         }
     }
     for (int64_t r = 0; r < rows; ++r)
-        if (!(scale[r] > F(0)) || not_finite(scale[r])) return rows * cols + r;
+        if (!(scale[r] > F(0)) || not_finite(scale[r]) || not_finite(F(1) / scale[r])) return rows * cols + r;
     const bool scale_grad = !from_max && grad_scale != nullptr;
     const int64_t bpr = cols > 0 ? (cols + kBlock - 1) / kBlock : 0;  // blocks per row
     const int64_t ntask = rows * bpr;
-    double* pv = new double[size_t(ntask > 0 ? ntask : 1)];
-    double* ps = new double[size_t(ntask > 0 ? ntask : 1)];
+    std::vector<double> pv(static_cast<size_t>(ntask), 0.0), ps(size_t(ntask), 0.0);
     const F gscale = F(value_scale);
     int bad = 0;
     const int nt = threads_for(rows * cols, n_threads);
 #pragma omp parallel num_threads(nt) reduction(| : bad)
     {
-        F* vbuf = new F[size_t(kBlock)];
-        F* sbuf = new F[size_t(kBlock)];
+        std::vector<F> vbuf_store(static_cast<size_t>(kBlock)), sbuf_store(static_cast<size_t>(kBlock));
+        F* vbuf = vbuf_store.data();
+        F* sbuf = sbuf_store.data();
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < ntask; ++task) {
             const int64_t r = task / bpr, j0 = (task % bpr) * kBlock;
@@ -378,8 +379,6 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
             pv[task] = sv;
             ps[task] = ss;
         }
-        delete[] vbuf;
-        delete[] sbuf;
     }
     double total = 0.0;
     for (int64_t r = 0; r < rows; ++r) {
@@ -390,8 +389,6 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
         }
         if (grad_scale) grad_scale[r] = scale_grad ? F(-gs / double(scale[r]) * value_scale) : F(0);
     }
-    delete[] pv;
-    delete[] ps;
     *value = total * value_scale;
     if (!bad) return -1;
     return first_not_finite(w, rows * cols);
@@ -464,11 +461,61 @@ inline void and_popcount_accumulate(uint64_t xv, const uint64_t* wrow, uint32_t*
 #endif
 }
 
+// ln(u) for a normal u > 0, to ~1e-6: u = 2^e m, m in [1, 2), ln m = 2 atanh((m-1)/(m+1)) by its
+// series. Plain arithmetic on the bits (no libm), so every tier computes the same value.
+inline double fast_log(double u) {
+    uint64_t bits;
+    __builtin_memcpy(&bits, &u, sizeof bits);
+    const double e = double(int64_t(bits >> 52) - 1023);
+    bits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    double m;
+    __builtin_memcpy(&m, &bits, sizeof m);
+    const double t = (m - 1.0) / (m + 1.0), t2 = t * t;
+    const double series = t * (2.0 + t2 * (2.0 / 3 + t2 * (2.0 / 5 + t2 * (2.0 / 7 + t2 * (2.0 / 9)))));
+    return e * 0.69314718055994530942 + series;
+}
+
+// The energy-relevant sums of one (vector, pulse, row tile) over nc columns with nd driven rows.
+template <int PC>
+inline void column_sums(const uint32_t* cnt, int64_t nc, int nd, const XbarPopcountArgs& a,
+                        double* g_lane, double* f_lane, double& gmax) {
+    const double g0 = a.g_row * double(nd);
+    const double sc = a.scale, em1 = a.exponent - 1.0;
+    int64_t c = 0;
+    double gm = gmax;
+    for (; c + kLanes <= nc; c += kLanes) {
+#pragma omp simd reduction(max : gm)
+        for (int l = 0; l < kLanes; ++l) {
+            double g = g0;
+            for (int k = 0; k < PC; ++k) g += a.g_plane[k] * double(cnt[(c + l) * PC + k]);
+            g_lane[l] += g;
+            gm = g > gm ? g : gm;
+            if (a.power_law) {
+                const double u = sc * g;
+                const double y = em1 * fast_log(u);
+                f_lane[l] += u * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6))));
+            }
+        }
+    }
+    for (int l = 0; c < nc; ++c, ++l) {
+        double g = g0;
+        for (int k = 0; k < PC; ++k) g += a.g_plane[k] * double(cnt[c * PC + k]);
+        g_lane[l] += g;
+        gm = g > gm ? g : gm;
+        if (a.power_law) {
+            const double u = sc * g;
+            const double y = em1 * fast_log(u);
+            f_lane[l] += u * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6))));
+        }
+    }
+    gmax = gm;
+}
+
 void xbar_popcount(const XbarPopcountArgs& a) {
     const int64_t N = a.n_vectors, G = a.n_groups;
-    const int T = a.n_tiles, W = a.words_per_tile, P = a.a_planes, cb = a.cell_bits;
+    const int T = a.n_tiles, W = a.words_per_tile, P = a.a_planes, cb = a.cell_bits, PC = a.planes_per_col;
     const int64_t cpg = a.cols_per_group;
-    const int64_t planes_per_group = cpg * cb;
+    const int64_t planes_per_group = cpg * PC;
     const int64_t ld = G * planes_per_group;  // weight row length (all column planes)
     int64_t groups_per_task = kXbarColPlanesPerTask / planes_per_group;
     if (groups_per_task < 1) groups_per_task = 1;
@@ -476,19 +523,17 @@ void xbar_popcount(const XbarPopcountArgs& a) {
     const int64_t n_gtasks = (G + groups_per_task - 1) / groups_per_task;
     const int64_t n_tasks = n_vtasks * n_gtasks;
     // Per-task partial results, reduced in task order below (deterministic).
-    double* task_energy = new double[size_t(n_tasks > 0 ? n_tasks : 1)];
-    uint64_t* task_digits = new uint64_t[size_t(n_tasks > 0 ? n_tasks : 1)];
-    double* task_gmax = new double[size_t(n_tasks > 0 ? n_tasks : 1)];
+    std::vector<double> task_g(static_cast<size_t>(n_tasks), 0.0), task_f(size_t(n_tasks), 0.0),
+        task_gmax(size_t(n_tasks), 0.0);
     const int64_t work = N * G * planes_per_group * T * W * P;
     const int nt = work >= (1 << 16) ? a.n_threads : 1;
 
 #pragma omp parallel num_threads(nt)
     {
-        const int64_t max_planes = groups_per_task * planes_per_group;
         const int64_t max_cols = groups_per_task * cpg;
-        uint32_t* counts = new uint32_t[size_t(max_planes)];
-        uint32_t* sums = new uint32_t[size_t(max_cols)];   // digit sum S of each column
-        double* colacc = new double[size_t(max_cols)];     // shift-added ADC readings per column
+        std::vector<uint32_t> counts(static_cast<size_t>(max_cols * PC));
+        std::vector<uint32_t> sums(static_cast<size_t>(max_cols));     // digit sum S of each column
+        std::vector<double> colacc(static_cast<size_t>(max_cols));     // shift-added ADC readings per column
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
@@ -498,67 +543,57 @@ void xbar_popcount(const XbarPopcountArgs& a) {
             const int64_t g1 = (g0 + groups_per_task) < G ? g0 + groups_per_task : G;
             const int64_t ng = g1 - g0, np = ng * planes_per_group, nc = ng * cpg;
             const int64_t p0 = g0 * planes_per_group;
-            // Energy in kLanes fixed lanes (vectorisable, same order on every tier).
-            double e_lane[kLanes] = {0};
-            uint64_t ssum = 0;
+            // Sums in kLanes fixed lanes (vectorisable, the same order on every tier).
+            double g_lane[kLanes] = {0}, f_lane[kLanes] = {0};
             double gmax = 0.0;
             for (int64_t n = n0; n < n1; ++n) {
-                for (int64_t c = 0; c < nc; ++c) colacc[c] = 0.0;
+                for (int64_t c = 0; c < nc; ++c) colacc[size_t(c)] = 0.0;
                 for (int t = 0; t < T; ++t) {
                     for (int p = 0; p < P; ++p) {
                         const uint64_t* xw = a.x + ((n * T + t) * P + p) * W;
                         int nd = 0;
                         for (int w = 0; w < W; ++w) nd += __builtin_popcountll(xw[w]);
-                        uint32_t* cnt = cb == 1 ? sums : counts;  // one bit per cell: counts are S
-                        for (int64_t c = 0; c < np; ++c) cnt[c] = 0;
+                        for (int64_t c = 0; c < np; ++c) counts[size_t(c)] = 0;
                         if (nd > 0)
                             for (int w = 0; w < W; ++w)
                                 if (xw[w])
-                                    and_popcount_accumulate(xw[w], a.w + (int64_t(t) * W + w) * ld + p0, cnt, np);
-                        if (cb > 1)
-                            for (int64_t c = 0; c < nc; ++c) {
-                                uint32_t v = 0;
-                                for (int j = 0; j < cb; ++j) v += counts[c * cb + j] << j;
-                                sums[c] = v;
-                            }
-                        const double* etab = a.adc_energy ? a.adc_energy + int64_t(nd) * a.s_stride : nullptr;
-                        const double* level = a.adc_level;
+                                    and_popcount_accumulate(xw[w], a.w + (int64_t(t) * W + w) * ld + p0,
+                                                            counts.data(), np);
+                        for (int64_t c = 0; c < nc; ++c) {
+                            uint32_t v = 0;
+                            for (int j = 0; j < cb; ++j) v += counts[size_t(c * PC + j)] << j;
+                            sums[size_t(c)] = v;
+                        }
                         const double pc = a.plane_coef[p];
-                        uint32_t smax = 0;
-                        int64_t c = 0;
-                        if (etab) {
-                            for (; c + kLanes <= nc; c += kLanes)
+                        if (a.adc_level) {
 #pragma omp simd
-                                for (int l = 0; l < kLanes; ++l) e_lane[l] += etab[sums[c + l]];
-                            for (int l = 0; c < nc; ++c, ++l) e_lane[l] += etab[sums[c]];
-                        }
-                        if (level) {
-#pragma omp simd reduction(+ : ssum) reduction(max : smax)
-                            for (int64_t i = 0; i < nc; ++i) {
-                                const uint32_t sv = sums[i];
-                                ssum += sv;
-                                smax = sv > smax ? sv : smax;
-                                colacc[i] += pc * level[sv];
-                            }
+                            for (int64_t i = 0; i < nc; ++i) colacc[size_t(i)] += pc * a.adc_level[sums[size_t(i)]];
                         } else {
-#pragma omp simd reduction(+ : ssum) reduction(max : smax)
-                            for (int64_t i = 0; i < nc; ++i) {
-                                const uint32_t sv = sums[i];
-                                ssum += sv;
-                                smax = sv > smax ? sv : smax;
-                                colacc[i] += pc * double(sv);
-                            }
+#pragma omp simd
+                            for (int64_t i = 0; i < nc; ++i) colacc[size_t(i)] += pc * double(sums[size_t(i)]);
                         }
-                        const double gm = a.g_leak * nd + a.g_step * double(smax);
-                        gmax = gm > gmax ? gm : gmax;
+                        if (nd == 0) continue;  // an idle read: G = 0 in every column
+                        switch (PC) {
+                            case 1: column_sums<1>(counts.data(), nc, nd, a, g_lane, f_lane, gmax); break;
+                            case 2: column_sums<2>(counts.data(), nc, nd, a, g_lane, f_lane, gmax); break;
+                            case 3: column_sums<3>(counts.data(), nc, nd, a, g_lane, f_lane, gmax); break;
+                            default: column_sums<4>(counts.data(), nc, nd, a, g_lane, f_lane, gmax); break;
+                        }
                         // Extra physical copies of a group (offset reference columns, one per
                         // array): the same conversions again.
                         for (int64_t g = 0; g < ng; ++g) {
                             const int64_t extra = a.group_mult[g0 + g] - 1;
                             if (extra <= 0) continue;
-                            for (int64_t cc = g * cpg; cc < (g + 1) * cpg; ++cc) {
-                                ssum += uint64_t(extra) * sums[cc];
-                                if (etab) e_lane[0] += double(extra) * etab[sums[cc]];
+                            double xg[kLanes] = {0}, xf[kLanes] = {0};
+                            switch (PC) {
+                                case 1: column_sums<1>(counts.data() + g * cpg * PC, cpg, nd, a, xg, xf, gmax); break;
+                                case 2: column_sums<2>(counts.data() + g * cpg * PC, cpg, nd, a, xg, xf, gmax); break;
+                                case 3: column_sums<3>(counts.data() + g * cpg * PC, cpg, nd, a, xg, xf, gmax); break;
+                                default: column_sums<4>(counts.data() + g * cpg * PC, cpg, nd, a, xg, xf, gmax); break;
+                            }
+                            for (int l = 0; l < kLanes; ++l) {
+                                g_lane[l] += double(extra) * xg[l];
+                                f_lane[l] += double(extra) * xf[l];
                             }
                         }
                     }
@@ -566,33 +601,29 @@ void xbar_popcount(const XbarPopcountArgs& a) {
                 double* yrow = a.y + n * G;
                 for (int64_t g = 0; g < ng; ++g) {
                     double acc = 0.0;
-                    for (int64_t cc = 0; cc < cpg; ++cc) acc += a.col_coef[cc] * colacc[g * cpg + cc];
+                    for (int64_t cc = 0; cc < cpg; ++cc) acc += a.col_coef[cc] * colacc[size_t(g * cpg + cc)];
                     yrow[g0 + g] = acc;
                 }
             }
-            double e = 0.0;
-            for (int l = 0; l < kLanes; ++l) e += e_lane[l];
-            task_energy[task] = e;
-            task_digits[task] = ssum;
-            task_gmax[task] = gmax;
+            double sg = 0.0, sf = 0.0;
+            for (int l = 0; l < kLanes; ++l) {
+                sg += g_lane[l];
+                sf += f_lane[l];
+            }
+            task_g[size_t(task)] = sg;
+            task_f[size_t(task)] = sf;
+            task_gmax[size_t(task)] = gmax;
         }
-        delete[] counts;
-        delete[] sums;
-        delete[] colacc;
     }
-    double e = 0.0, gmax = 0.0;
-    uint64_t s = 0;
+    double sg = 0.0, sf = 0.0, gmax = 0.0;
     for (int64_t task = 0; task < n_tasks; ++task) {
-        e += task_energy[task];
-        s += task_digits[task];
-        gmax = task_gmax[task] > gmax ? task_gmax[task] : gmax;
+        sg += task_g[size_t(task)];
+        sf += task_f[size_t(task)];
+        gmax = task_gmax[size_t(task)] > gmax ? task_gmax[size_t(task)] : gmax;
     }
-    *a.adc_energy_sum = e;
-    *a.digit_sum = s;
-    *a.max_conductance = gmax;
-    delete[] task_energy;
-    delete[] task_digits;
-    delete[] task_gmax;
+    *a.g_sum = sg;
+    *a.g_max = gmax;
+    if (a.f_sum) *a.f_sum = sf;
 }
 
 void transpose_bits(const uint16_t* codes, int nbits, uint64_t* planes) {

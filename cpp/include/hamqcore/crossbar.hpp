@@ -1,36 +1,50 @@
-// Data-dependent crossbar simulator: bitline currents, energy and functional output of one layer.
+// Data-dependent crossbar simulator: column currents, read energy and functional output of one
+// layer, under a named accounting model. README "Crossbar model" has the same content with sources.
 //
-// Model (every quantity below is what simulate() computes; README "Crossbar model" repeats it):
-//  * A layer's integer weights W (out x K) are tiled onto arrays of `rows` wordlines x `cols`
-//    bitlines. Row tile t holds inputs [t*rows, (t+1)*rows).
-//  * Each stored magnitude is split into D = ceil(m / cell_bits) digits (m = w_bits - 1 for the
-//    differential mapping, w_bits for offset), one column per digit. A cell holding digit d has
-//    conductance G(d) = g_off + d / (2^cell_bits - 1) * (g_on - g_off).
-//  * mapping Differential: a positive array stores max(q,0), a negative array max(-q,0), each
-//    floor(cols / D) outputs wide. mapping Offset: one array stores q + 2^(w_bits-1), floor(cols/D) - 1
-//    outputs wide, plus D reference columns per array storing the code of q = 0 (2^(w_bits-1)),
-//    whose reading is subtracted digitally.
-//  * Inputs are a_bits integers applied bit-serially: pulse p drives the rows whose input bit p is
-//    1. Unsigned inputs weigh 2^p; signed inputs are two's complement, the MSB pulse weighing
-//    -2^(a_bits-1). Row tiles, pulses and digits are shift-added digitally.
-//  * For every vector, pulse, row tile and used column: with nd driven rows and digit sum
-//    S = sum of the driven cells' digits, G_col = nd g_off + S (g_on - g_off) / (2^cell_bits - 1),
-//    I_col = V_read G_col, and
-//      E_cell  = V_read I_col t_read
-//      E_adc   = P(G_col) t_read  (multilevel sense amp, NeuroSim):
-//                P = 1.8939e-6 (L-1) + 0.073 exp(-2.311 log10(0.5 / (G_col V_read))), L = 2^adc_bits
-//              = P(G_col) (log2 L + 1) 1 ns  (SAR):
-//                P = (0.7213 log2 L + 3.3041) 1e-6 + 0.084273 exp(-2.311 log10(0.5 / (G_col V_read)))
-//              = 0 for the ideal ADC; the current-dependent term is 0 when G_col = 0.
-//      E_shift_add = e_shift_add per conversion;
-//    and per pulse, row tile and array: E_wordline = e_wordline per driven row.
-//    Columns sharing an ADC (cols_per_adc) are converted one after another: latency grows, the
-//    energy per conversion does not.
-//  * ADC reading: the digit sum is quantised with L levels over [0, full_scale] (full_scale =
-//    adc_full_scale, or rows (2^cell_bits - 1) when 0): step = full_scale / (L-1), reading =
-//    step * min(L-1, round(S / step)); exact when full_scale <= L-1 or the ADC is ideal.
-//    Output y[n,o] = sum over pulses, tiles and digits of the weighted readings (minus the reference
-//    readings for offset); with an exact ADC it equals the integer product x W^T.
+// Layout (every model). A layer's integer weights W (out x K) are stored as cells of cell_bits bits.
+//  * mapping Offset (NeuroSim's): one array type holds the code q + 2^(b-1), q in [-2^(b-1),
+//    2^(b-1)-1], as D = ceil(b / cell_bits) digits; no reference column is charged unless
+//    reference_column is set (then every array keeps D columns holding the code of q = 0, and its
+//    readings are subtracted; else the periphery subtracts 2^(b-1) sum(x) digitally).
+//  * mapping Differential: a positive and a negative array type hold max(q,0) and max(-q,0),
+//    q in [-(2^(b-1)-1), 2^(b-1)-1], as D = ceil((b-1) / cell_bits) digits each.
+//  * mapping TwosComplement: q mod 2^b, q in [-2^(b-1), 2^(b-1)-1]: the low b-1 bits as
+//    ceil((b-1) / cell_bits) digits plus one sign column (digit 0 or 1) read with weight -2^(b-1).
+//  Per array type the cells form a K x (out * D) matrix, weight-major, most significant digit first
+//  (NeuroSim's Chip.cpp LoadInWeightData), cut into rows x cols arrays; a weight's digits may span
+//  two arrays, as in NeuroSim. Row tile t holds inputs [t*rows, (t+1)*rows).
+//  A cell holding digit d in row i of a tile with n used rows and in local column c conducts
+//      g = 1 / (1 / G(d) + r_access + (c + 1) r_wire_row + (n - i) r_wire_col),
+//      G(d) = g_off + d / (2^cell_bits - 1) (g_on - g_off)
+//  (NeuroSim's ProcessingUnit.cpp GetColumnResistance and LoadInWeightData).
+//  Inputs are a_bits integers applied bit-serially: pulse p drives the rows whose input bit p is 1
+//  (two's complement for signed inputs, the top pulse weighing -2^(a_bits-1)). Every used column of
+//  every array converts once per vector, pulse and row tile: G_col = sum of the driven cells' g.
+//
+// Accounting models (energies per conversion or per subarray read, summed over the batch):
+//  * NeuroSim13: DNN+NeuroSim V1.3's SubArray::CalculatePower, conventionalParallel mode, 1T1R RRAM,
+//    22 nm (SubArray.cpp, MultilevelSenseAmp.cpp, SarADC.cpp and the circuits they call):
+//      adc    multilevel current-mode sense amp: P(R) * LatencyCol with LatencyCol = 1 ns at 22 nm,
+//             P = c_s (L-1) + c_d exp(-k log10(R 0.5 / V_read)), R = 1 / G_col, and P = 1 uW for a
+//             column with no driven row (GetColumnPower); or SAR: P (log2 L + 1) 1 ns with
+//             P = (s_1 log2 L + s_0) + c_d exp(...). The cell current is inside this term.
+//      array  bitline precharge C_BL V_read^2 per column plus the wordline C_WL VDD^2 per driven row,
+//             times cols_per_adc (readDynamicEnergyArray)
+//      encoder, switch_matrix, mux, shift_add: the multilevel SA encoder, the WL switch matrix (per
+//             driven row plus its DFFs), the column mux and its decoder (divided by a_bits, as
+//             NeuroSim does) and the weight/input shift-adders, per subarray read.
+//    Only NeuroSim's default device and geometry are available (128 x 128, 8 columns per sense amp,
+//    32 levels, 6 kOhm / 900 kOhm, R_access = 0.25 R_on): NeuroSim sizes its periphery from them.
+//  * Mnsim20: MNSIM-2.0's crossbar and ADC models (Hardware_Model/Crossbar.py, ADC.py):
+//      cell   V_read^2 G_col t_xbar per conversion, t_xbar = t_read + MNSIM's wire latency
+//      adc    e_adc per conversion, whatever the current.
+//  * Bitline: the driven cells alone, V_read^2 G_col t_read per conversion; no periphery.
+//
+// Functional output: the ADC reads the digit sum S of a column with L = 2^adc_bits levels over
+// [0, full_scale] (full_scale = adc_full_scale, or rows (2^cell_bits - 1) when 0): reading =
+// step * min(L-1, round(S / step)), step = full_scale / (L-1); exact when full_scale <= L-1 or the
+// ADC is ideal. Readings are shift-added over digits, pulses and tiles; with an exact ADC the output
+// is the integer product x W^T.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -40,29 +54,46 @@
 
 namespace hamq {
 
-enum class Mapping : int { Differential = 0, Offset = 1 };
-enum class AdcKind : int { Ideal = 0, Multilevel = 1, Sar = 2 };
+enum class Model : int { NeuroSim13 = 0, Mnsim20 = 1, Bitline = 2 };
+enum class Mapping : int { Offset = 0, Differential = 1, TwosComplement = 2 };
+enum class AdcKind : int { Ideal = 0, Multilevel = 1, Sar = 2, Fixed = 3 };
+enum class Roadmap : int { LP = 0, HP = 1 };
 
 struct CrossbarConfig {
+    Model model = Model::NeuroSim13;
     int rows = 128;
     int cols = 128;
-    int cell_bits = 1;
-    Mapping mapping = Mapping::Differential;
-    double g_on = 1.0 / 6e3;    // S
-    double g_off = 1.0 / 900e3; // S
-    double v_read = 0.5;        // V
-    double t_read = 10e-9;      // s
+    int cell_bits = 2;
+    Mapping mapping = Mapping::Offset;
+    bool reference_column = false;
+    double g_on = 1.0 / 6e3;     // S
+    double g_off = 1.0 / 900e3;  // S
+    double v_read = 0.5;         // V
+    double t_read = 10e-9;       // s: read pulse (Bitline) or device read latency (Mnsim20)
+    double r_access = 1.5e3;     // Ohm in series with every cell
+    double r_wire_row = 0.0;     // Ohm per cell pitch along a row (set by the presets)
+    double r_wire_col = 0.0;     // Ohm per cell pitch along a column
+    Roadmap roadmap = Roadmap::LP;
     AdcKind adc = AdcKind::Multilevel;
     int adc_bits = 5;
     int cols_per_adc = 8;
     int64_t adc_full_scale = 0;  // digit-sum full scale of the ADC; 0 = rows * (2^cell_bits - 1)
-    double e_wordline = 0.0;     // J per driven row per pulse per array
-    double e_shift_add = 0.0;    // J per conversion
+    double e_adc = 0.0;          // J per conversion (AdcKind::Fixed)
 };
 
-// Each returns an empty string when valid, else a message naming the bad field and value.
+// The defaults of each accounting model, with every value's source in the .cpp.
+CrossbarConfig preset_config(Model m);
+
+// Empty when valid, else a message naming the field and the value.
 std::string validate(const CrossbarConfig& c);
 std::string validate_layer(const CrossbarConfig& c, int w_bits, int a_bits);
+
+// Digit columns per weight in one array type, and how many array types the mapping uses.
+int mapping_digits(Mapping m, int w_bits, int cell_bits);
+int mapping_arrays(Mapping m);
+// Smallest and largest integer weight the mapping stores for w_bits.
+int64_t mapping_level_min(Mapping m, int w_bits);
+int64_t mapping_level_max(Mapping m, int w_bits);
 
 struct CrossbarLayer {
     IntType w_type = IntType::I8;
@@ -74,25 +105,31 @@ struct CrossbarLayer {
     int64_t n = 0;
     int a_bits = 8;
     bool a_signed = false;
+    bool floor = false;       // every cell at its lowest conductance (the least energy of any weights)
 };
+
+// Energy components (J, whole batch); which are nonzero depends on the model.
+enum Component : int {
+    kCell = 0, kAdc, kArray, kEncoder, kSwitchMatrix, kMux, kShiftAdd, kNumComponents
+};
+const char* component_name(int c);
 
 struct CrossbarResult {
-    std::vector<double> y;  // N x out
-    double e_cell = 0, e_adc = 0, e_wordline = 0, e_shift_add = 0;  // J, whole batch
+    std::vector<double> y;    // N x out
+    double energy[kNumComponents] = {0};
     double sum_current = 0;   // A, summed over conversions
     double max_current = 0;   // A
-    int64_t conversions = 0;
-    int64_t pulses = 0;        // read pulses per vector: a_bits
-    int64_t row_tiles = 0, col_tiles = 0, arrays = 0;
-    int64_t columns = 0;       // used physical columns (including reference columns)
-    int64_t on_cells = 0, cells = 0;  // programmed cells with a nonzero digit / all used cells
-    double latency = 0;        // s, whole batch, arrays in parallel
-    // Index of the first bad element (-1 if none): w outside the w_bits range, x outside the
-    // a_bits range (for its signedness).
-    int64_t bad_w = -1, bad_x = -1;
+    int64_t conversions = 0, idle_conversions = 0;  // idle: no driven row in the tile
+    int64_t subarray_reads = 0;                     // arrays x vectors x pulses
+    int64_t driven_rows = 0;                        // summed over vectors, pulses and row tiles
+    int64_t pulses = 0, row_tiles = 0, col_tiles = 0, arrays = 0;
+    int64_t columns = 0;                            // used physical columns (incl. reference)
+    int64_t on_cells = 0, cells = 0;                // cells with a nonzero digit / all used cells
+    double latency = 0;                             // s, whole batch, arrays in parallel
+    int64_t bad_w = -1, bad_x = -1;                 // first out-of-range element, or -1
 };
 
-// Simulator bound to one configuration; the ADC energy table is built once and reused.
+// Simulator bound to one configuration; per-configuration tables are built once.
 class Crossbar {
    public:
     explicit Crossbar(const CrossbarConfig& config);  // config must be valid
@@ -102,8 +139,7 @@ class Crossbar {
    private:
     CrossbarConfig cfg_;
     int64_t s_stride_;
-    std::vector<double> adc_energy_;  // [(rows+1) * s_stride]: energy per conversion
-    std::vector<double> adc_level_;   // [s_stride]: ADC reading; empty when exact
+    std::vector<double> adc_level_;   // [s_stride]: ADC reading of a digit sum; empty when exact
 };
 
 }  // namespace hamq

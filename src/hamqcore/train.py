@@ -4,9 +4,12 @@ atomically, so Ctrl-C always leaves a usable one), exact resume, a metrics CSV a
 The lam schedule: 0 for ``warmup_epochs`` (the model first learns the task), then a linear ramp over
 ``ramp_epochs`` to ``lam``, then constant. Weight steps in ``"fixed"`` and ``"lsq"`` mode are
 recalibrated to the max step (max|w| / (2^(b-1)-1), the standard fixed-point grid) at the start of
-every warm-up epoch; from the first epoch with the penalty on, "fixed" steps are held and "lsq"
-steps are learned, so the baseline and HamQ runs start from the same standard grid and differ only
-by the regularizer.
+every warm-up epoch and of the first epoch after it (so the penalised phase starts from the grid of the
+weights the warm-up learned); after that "fixed" steps are held and "lsq" steps are learned, so the
+baseline and HamQ runs start from the same standard grid and differ only by the regularizer.
+
+A loss that is not finite stops training with an error naming the epoch and step (the checkpoint
+then holds the last good epoch). Checkpoints are loaded with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from . import data as data_mod
+from ._checks import check_bits, check_choice, check_int, check_nonneg
 from .models import ds_cnn, resnet18
 from .nn import HamQRegularizer, hw_stats
 from .quant import quantize_model
@@ -57,20 +61,19 @@ class TrainConfig:
                                  # parameter by ~lr per update: far too much for a step of ~1e-3)
 
     def validate(self) -> "TrainConfig":
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        for name in ("w_bits", "a_bits"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= 8:
-                raise ValueError(f"{name} must be an integer in 2..8, got {v!r}")
+        check_choice("model", self.model, MODELS)
+        check_bits("w_bits", self.w_bits)
+        check_bits("a_bits", self.a_bits)
         for name in ("epochs", "batch_size", "width"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not (isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0, got {self.lam!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            check_int(name, getattr(self, name), 1)
+        for name in ("warmup_epochs", "ramp_epochs", "train_subset"):
+            check_int(name, getattr(self, name), 0)
+        check_nonneg("lam", self.lam)
+        check_nonneg("weight_decay", self.weight_decay)
+        check_nonneg("step_lr_scale", self.step_lr_scale)
+        if check_nonneg("lr", self.lr) == 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        check_choice("encoding", self.encoding, ("differential", "sign_magnitude", "twos_complement", "offset"))
         return self
 
     def lam_at(self, epoch: int) -> float:
@@ -106,9 +109,25 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create ``path`` if needed and check that files can be written there, before any work is
+    done: a ValueError names the path when it is a file or not writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output folder {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".hamq-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"output folder {path} is not writable: {e.strerror or e}") from None
+    return path
 
 
 @dataclass
@@ -142,11 +161,11 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
     start_epoch = 0
     ckpt_path = Path(out) / "checkpoint.pt" if out is not None else None
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
+        ensure_writable_dir(Path(out))
     if resume:
         if ckpt_path is None or not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = torch.load(ckpt_path, weights_only=True)
         if ck["config"] != dataclasses.asdict(cfg):
             raise ValueError(f"--resume: {ckpt_path} was written with different settings: {ck['config']}")
         model.load_state_dict(ck["model"])
@@ -184,6 +203,12 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
                 task = nn.functional.cross_entropy(logits, yb)
                 r = reg()
                 loss = task + r
+                if not bool(torch.isfinite(loss.detach())):
+                    raise FloatingPointError(
+                        f"training diverged: the loss is {float(loss.detach())} at epoch {epoch + 1}, step {s + 1} "
+                        f"(lr={cfg.lr:g}, lam={reg.lam:g}); "
+                        + (f"{ckpt_path} holds the model after epoch {epoch}" if ckpt_path and epoch > start_epoch
+                           else "no checkpoint was written"))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -193,7 +218,7 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
                 if bar is not None:
                     bar.update(1)
                     if s % 10 == 0:
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{float(task):.3f}", acc=f"{correct / ((s + 1) * cfg.batch_size):.3f}")
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{float(task.detach()):.3f}", acc=f"{correct / ((s + 1) * cfg.batch_size):.3f}")
             sched.step()
             row = {"epoch": epoch + 1, "lam": reg.lam, "loss": tot_loss / n, "reg": tot_reg / steps,
                    "train_acc": correct / n, "seconds": time.perf_counter() - t0}
@@ -251,7 +276,7 @@ def load_checkpoint(path) -> tuple:
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        ck = torch.load(path, weights_only=False)
+        ck = torch.load(path, weights_only=True)
         cfg = TrainConfig(**ck["config"])
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"{path} is not a hamqcore checkpoint: {e}") from e

@@ -21,18 +21,24 @@ max step cut 23 % for -3.5 pt.
 """
 from __future__ import annotations
 
-import fnmatch
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from . import _api, ops
-from .quant import QuantLayer, weight_scale_max
+from . import kernels, ops
+from ._checks import check_choice, check_nonneg
+from .quant import (  # noqa: F401 (re-exported: hamqcore.nn.quantizable_layers etc. keep working)
+    LAYER_TYPES,
+    QuantLayer,
+    check_finite_weights,
+    dry_run,
+    layer_integers,
+    quantizable_layers,
+)
 
 WEIGHTINGS = ("energy", "uniform", "params")
-LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
 def hamming_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = "differential",
@@ -44,37 +50,6 @@ def hamming_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = 
     (d/ds H(w/s) = -w/s^2 H'(w/s)). One fused pass: no scaled copy of w is made.
     """
     return ops.scaled_hw_penalty(w, scale, bits, encoding, reduction)
-
-
-def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None,
-                       exclude: Iterable[str] = ()) -> List[Tuple[str, nn.Module]]:
-    """(name, module) of every Conv1d/Conv2d/Linear, filtered by fnmatch patterns on the name."""
-    include = [include] if isinstance(include, str) else (None if include is None else list(include))
-    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
-    out = []
-    for name, m in model.named_modules():
-        if not isinstance(m, LAYER_TYPES):
-            continue
-        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
-            continue
-        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
-            continue
-        out.append((name, m))
-    return out
-
-
-def dry_run(model: nn.Module, inputs, hooks) -> None:
-    """Run ``model(inputs)`` once in eval mode without grad, then remove ``hooks`` and restore
-    the training mode."""
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
 
 
 def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], example_input) -> Dict[str, float]:
@@ -119,8 +94,7 @@ class HamQRegularizer(nn.Module):
                  example_input: Optional[torch.Tensor] = None, input_shape: Optional[Sequence[int]] = None):
         super().__init__()
         ops._check(bits, encoding, "sum")
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {', '.join(map(repr, WEIGHTINGS))}, got {weighting!r}")
+        check_choice("weighting", weighting, WEIGHTINGS)
         self.bits, self.encoding, self.weighting = bits, encoding, weighting
         self.lam = lam
         # keep a plain reference (not a submodule) so the regularizer adds no parameters
@@ -150,9 +124,7 @@ class HamQRegularizer(nn.Module):
 
     @lam.setter
     def lam(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-            raise ValueError(f"lam must be a finite number >= 0, got {value!r}")
-        self._lam = float(value)
+        self._lam = check_nonneg("lam", value)
 
     def penalty(self, lam: float = 1.0) -> torch.Tensor:
         """``lam`` x the weighted mean relaxed HW (ON cells per weight). Each layer's coefficient is
@@ -175,17 +147,6 @@ class HamQRegularizer(nn.Module):
                 f"weighting={self.weighting!r}")
 
 
-def layer_integers(m: nn.Module, bits: int = 8) -> Tuple[np.ndarray, int]:
-    """(integer weights as int16 numpy, bits) a layer stores on the crossbar."""
-    if isinstance(m, QuantLayer):
-        q, _ = m.weight_integers()
-        return q.cpu().numpy().astype(np.int16), m.w_bits
-    qmax = (1 << (bits - 1)) - 1
-    w = m.weight.detach()
-    q = torch.round(w / weight_scale_max(w, bits)).clamp(-qmax, qmax)
-    return q.cpu().numpy().astype(np.int16), bits
-
-
 def hw_stats(model: nn.Module, bits: int = 8, encoding: str = "differential",
              include: Optional[Iterable[str]] = None, exclude: Iterable[str] = ()) -> Dict[str, Dict[str, object]]:
     """Per layer: HW histogram, mean HW and weight count of the quantized weights; plus "total"."""
@@ -193,8 +154,8 @@ def hw_stats(model: nn.Module, bits: int = 8, encoding: str = "differential",
     stats: Dict[str, Dict[str, object]] = {}
     all_hist = np.zeros(17, dtype=np.int64)
     for name, m in quantizable_layers(model, include, exclude):
-        q, b = layer_integers(m, bits)
-        hist = _api.hw_histogram(q, b, encoding)
+        q, b = layer_integers(m, bits, name)
+        hist = kernels.hw_histogram(q, b, encoding)
         n = int(q.size)
         stats[name] = {"bits": b, "weights": n, "histogram": hist.tolist(),
                        "mean_hw": float((hist * np.arange(b + 1)).sum() / n) if n else 0.0,

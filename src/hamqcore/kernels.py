@@ -14,12 +14,12 @@ Encodings (how a signed level q in [-(2^(bits-1)-1), 2^(bits-1)-1] becomes cross
 """
 from __future__ import annotations
 
-import operator
 from typing import Optional, Tuple
 
 import numpy as np
 
 from . import _core
+from ._checks import as_int as _int, as_str as _str, level_max  # noqa: F401 (public)
 
 ENCODINGS = ("differential", "sign_magnitude", "twos_complement", "offset")
 RELAXATIONS = ("linear", "cosine")
@@ -31,24 +31,8 @@ active_isa = _core.active_isa
 available_isas = _core.available_isas
 
 
-def _int(name: str, value) -> int:
-    """``value`` as a Python int, or a TypeError naming the argument."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-
-
 def _threads(n_threads) -> Optional[int]:
     return None if n_threads is None else _int("n_threads", n_threads)
-
-
-def _str(name: str, value) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {value!r}")
-    return value
 
 
 def set_num_threads(n: int) -> None:

@@ -14,15 +14,16 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from . import _api
+from . import kernels
+from ._checks import check_bits, check_choice, level_max
 
 _REDUCTIONS = ("sum", "mean")
 
 
 @functools.lru_cache(maxsize=None)
 def _hw_table_np(bits: int, encoding: str) -> np.ndarray:
-    hi = (1 << (bits - 1)) - 1
-    return _api.hamming_weight(np.arange(-hi, hi + 1, dtype=np.int32), bits, encoding)
+    hi = level_max(bits)
+    return kernels.hamming_weight(np.arange(-hi, hi + 1, dtype=np.int32), bits, encoding)
 
 
 def hw_table(bits: int, encoding: str, device, dtype) -> torch.Tensor:
@@ -33,8 +34,10 @@ def hw_table(bits: int, encoding: str, device, dtype) -> torch.Tensor:
 def torch_relaxed_hw(x: torch.Tensor, bits: int, encoding: str = "differential") -> Tuple[torch.Tensor, torch.Tensor]:
     """Linear relaxed HW and its derivative in plain torch (any device); the same formula as the
     C++ kernel: interpolation between floor(x) and floor(x)+1, mean slope at integers, clamped
-    outside the range with half the inner slope exactly at a bound."""
-    hi = (1 << (bits - 1)) - 1
+    outside the range with half the inner slope exactly at a bound. Non-finite x raise ValueError,
+    as in the C++ kernel."""
+    _check_finite("x", x)
+    hi = level_max(bits)
     table = hw_table(bits, encoding, x.device, x.dtype)
     xc = x.clamp(-hi, hi)
     k = torch.minimum(torch.floor(xc), torch.tensor(hi - 1, dtype=x.dtype, device=x.device))
@@ -66,7 +69,7 @@ def _penalty_op(x: torch.Tensor, bits: int, encoding: str, reduction: str) -> Tu
 def _penalty_cpu(x: torch.Tensor, bits: int, encoding: str, reduction: str):
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
     arr = work.detach().contiguous().numpy()  # a view: no copy for contiguous float32/float64
-    value, grad = _api.relaxed_hw_penalty(arr, bits, encoding, reduction)
+    value, grad = kernels.relaxed_hw_penalty(arr, bits, encoding, reduction)
     return (torch.tensor(value, dtype=x.dtype), torch.from_numpy(grad).to(x.dtype))
 
 
@@ -94,11 +97,23 @@ def _row_scale(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return scale.reshape(w.shape[0], *([1] * (w.dim() - 1)))
 
 
-def _max_step(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Per-row symmetric max step max|w| / (2^(bits-1)-1) (1 for an all-zero row), shape (rows,)."""
+def max_step(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-row symmetric max step max|w| / (2^(bits-1)-1) (1 for an all-zero row), shape (rows,):
+    the standard fixed-point grid. The fused C++ kernel computes the same when scale is None."""
     rows = w.reshape(w.shape[0] if w.dim() else 1, -1)
-    amax = torch.linalg.vector_norm(rows, ord=float("inf"), dim=1)
-    return torch.where(amax > 0, amax / ((1 << (bits - 1)) - 1), torch.ones_like(amax))
+    amax = torch.linalg.vector_norm(rows, ord=float("inf"), dim=1)  # no |w| copy
+    return torch.where(amax > 0, amax / level_max(bits), torch.ones_like(amax))
+
+
+def _check_finite(name: str, t: torch.Tensor) -> None:
+    # the pure-torch paths check like the C++ kernels do (NaN/inf raise, naming the first index);
+    # skipped while tracing, where values are unknown
+    if torch.compiler.is_compiling() or type(t) is not torch.Tensor:
+        return
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in torch.nonzero(bad)[0])
+        raise ValueError(f"{name}{list(idx)} = {float(t[idx])} is not finite")
 
 
 @torch.library.custom_op("hamqcore::scaled_hw_penalty", mutates_args=())
@@ -108,8 +123,13 @@ def _scaled_op(w: torch.Tensor, scale: Optional[torch.Tensor], bits: int, encodi
     # the third output is the max step used (no scale gradient), else d value / d scale.
     work = w.double() if w.dtype == torch.float64 else w.float()
     from_max = scale is None
+    _check_finite("w", work)
     if from_max:
-        scale = _max_step(work.detach(), bits)
+        scale = max_step(work.detach(), bits)
+    else:
+        _check_finite("scale", scale)
+        if not (torch.compiler.is_compiling() or type(scale) is not torch.Tensor) and bool((scale <= 0).any()):
+            raise ValueError(f"scale must be > 0, got {scale.detach().min().item()}")
     s = _row_scale(w, scale.to(work.dtype))
     x = work / s
     values, deriv = torch_relaxed_hw(x, bits, encoding)
@@ -133,7 +153,7 @@ def _scaled_cpu(w, scale, bits, encoding, reduction, weight):
     work = w if w.dtype in (torch.float32, torch.float64) else w.float()
     arr = work.detach().contiguous().numpy()
     sc = None if scale is None else scale.detach().to(work.dtype).contiguous().numpy()
-    value, gw, third = _api.scaled_hw_penalty(arr, sc, bits, encoding, reduction, weight=weight)
+    value, gw, third = kernels.scaled_hw_penalty(arr, sc, bits, encoding, reduction, weight=weight)
     return (torch.tensor(value, dtype=w.dtype), torch.from_numpy(gw).to(w.dtype),
             torch.from_numpy(third).to(w.dtype if scale is None else scale.dtype))
 
@@ -189,14 +209,9 @@ def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str 
 
 
 def _check(bits, encoding, reduction):
-    if isinstance(bits, bool) or not isinstance(bits, int):
-        raise TypeError(f"bits must be an integer, got {bits!r}")
-    if not 2 <= bits <= 16:
-        raise ValueError(f"bits must be an integer in 2..16, got {bits}")
-    if encoding not in _api.ENCODINGS:
-        raise ValueError(f"encoding must be one of {', '.join(map(repr, _api.ENCODINGS))}, got {encoding!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of 'sum', 'mean', got {reduction!r}")
+    check_bits("bits", bits)
+    check_choice("encoding", encoding, kernels.ENCODINGS)
+    check_choice("reduction", reduction, _REDUCTIONS)
 
 
 def relaxed_hw_penalty(x: torch.Tensor, bits: int = 8, encoding: str = "differential", reduction: str = "sum") -> torch.Tensor:

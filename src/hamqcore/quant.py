@@ -6,20 +6,29 @@ after a ReLU, else signed two's complement), with straight-through rounding. The
 scales they compute in ``forward`` are exactly what :meth:`QuantLayer.weight_integers` and
 :meth:`QuantLayer.input_integers` return, which the HamQ regularizer and the energy estimator read.
 
-Weight scale modes: ``"max"`` (max |w| per channel / (2^(b-1)-1), recomputed each step, no
-gradient), ``"fixed"`` (that max step calibrated once, on the first forward or by
-:meth:`WeightQuantizer.calibrate`, then held: the standard fixed-grid QAT) and ``"lsq"`` (a
-learnable step per channel, LSQ: Esser et al., ICLR 2020, with its gradient scaling). Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``.
+Weight scale modes: ``"lsq"`` (the default: a learnable step per channel, LSQ: Esser et al., ICLR
+2020, with its gradient scaling), ``"fixed"`` (the max step max|w| / (2^(b-1)-1), calibrated once, on
+the first forward or by :meth:`WeightQuantizer.calibrate`, then held: standard fixed-grid QAT) and
+``"max"`` (that max step recomputed every step, no gradient; with it the integers do not change when
+the weights are rescaled, so the HamQ penalty mostly shrinks the step and moves few weights).
+Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``.
+
+The layer helpers every consumer of quantized layers shares live here too: :func:`quantizable_layers`,
+:func:`dry_run` and :func:`layer_integers` (the integers a layer stores on the crossbar).
 """
 from __future__ import annotations
 
 import fnmatch
 import math
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ._checks import check_bits, check_choice, level_max
+from .ops import max_step
 
 WEIGHT_MODES = ("max", "fixed", "lsq")
 ACT_MODES = ("running_max", "lsq")
@@ -34,39 +43,22 @@ def _grad_scale(x: torch.Tensor, g: float) -> torch.Tensor:
     return x * g + (x - x * g).detach()  # value x, gradient scaled by g
 
 
-def _check_bits(name: str, bits, lo: int = 2, hi: int = 8) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int):
-        raise TypeError(f"{name} must be an integer, got {bits!r}")
-    if not lo <= bits <= hi:
-        raise ValueError(f"{name} must be in {lo}..{hi}, got {bits}")
-    return bits
-
-
-def _check_mode(name: str, mode, modes) -> str:
-    if mode not in modes:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, modes))}, got {mode!r}")
-    return mode
-
-
 def weight_scale_max(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Symmetric per-output-channel scale max|w| / (2^(bits-1)-1), shaped to broadcast over w."""
-    qmax = (1 << (bits - 1)) - 1
-    amax = torch.linalg.vector_norm(w.detach().reshape(w.shape[0], -1), ord=float("inf"), dim=1)  # no |w| copy
-    scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
-    return scale.reshape(-1, *([1] * (w.dim() - 1)))
+    return max_step(w.detach(), bits).reshape(-1, *([1] * (w.dim() - 1)))
 
 
 def quantize_weight(w: torch.Tensor, bits: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """(integers as int64, per-channel scale) of a float weight, max-scaled."""
     scale = weight_scale_max(w, bits)
-    qmax = (1 << (bits - 1)) - 1
+    qmax = level_max(bits)
     return torch.round(w.detach() / scale).clamp(-qmax, qmax).to(torch.int64), scale
 
 
 def activation_range(bits: int, signed: bool) -> Tuple[int, int, int]:
     """(lo, hi, qmax used for the scale) of a bits-bit activation."""
     if signed:
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1, (1 << (bits - 1)) - 1
+        return -(1 << (bits - 1)), level_max(bits), level_max(bits)
     return 0, (1 << bits) - 1, (1 << bits) - 1
 
 
@@ -82,11 +74,11 @@ def quantize_activation(x: torch.Tensor, bits: int, signed: Optional[bool] = Non
 
 
 class WeightQuantizer(nn.Module):
-    def __init__(self, out_channels: int, bits: int = 8, mode: str = "max"):
+    def __init__(self, out_channels: int, bits: int = 8, mode: str = "lsq"):
         super().__init__()
-        self.bits = _check_bits("w_bits", bits)
-        self.mode = _check_mode("weight_mode", mode, WEIGHT_MODES)
-        self.qmax = (1 << (bits - 1)) - 1
+        self.bits = check_bits("w_bits", bits)
+        self.mode = check_choice("weight_mode", mode, WEIGHT_MODES)
+        self.qmax = level_max(bits)
         if mode == "lsq":
             self.step = nn.Parameter(torch.zeros(out_channels))
             self.register_buffer("initialized", torch.tensor(False))
@@ -129,8 +121,8 @@ class WeightQuantizer(nn.Module):
 class ActQuantizer(nn.Module):
     def __init__(self, bits: int = 8, mode: str = "running_max", signed: Optional[bool] = None, momentum: float = 0.1):
         super().__init__()
-        self.bits = _check_bits("a_bits", bits)
-        self.mode = _check_mode("act_mode", mode, ACT_MODES)
+        self.bits = check_bits("a_bits", bits)
+        self.mode = check_choice("act_mode", mode, ACT_MODES)
         self.momentum = momentum
         # -1: not yet known (decided from the first batch), 0: unsigned, 1: signed
         self.register_buffer("signed_flag", torch.tensor(-1 if signed is None else int(signed), dtype=torch.int8))
@@ -216,7 +208,7 @@ class QuantLayer:
 
 
 class QLinear(QuantLayer, nn.Linear):
-    def __init__(self, in_features, out_features, bias=True, w_bits=8, a_bits=8, weight_mode="max",
+    def __init__(self, in_features, out_features, bias=True, w_bits=8, a_bits=8, weight_mode="lsq",
                  act_mode="running_max", device=None, dtype=None):
         nn.Linear.__init__(self, in_features, out_features, bias, device=device, dtype=dtype)
         self._init_quant(w_bits, a_bits, weight_mode, act_mode)
@@ -226,7 +218,7 @@ class QLinear(QuantLayer, nn.Linear):
 
 
 class QConv1d(QuantLayer, nn.Conv1d):
-    def __init__(self, *args, w_bits=8, a_bits=8, weight_mode="max", act_mode="running_max", **kwargs):
+    def __init__(self, *args, w_bits=8, a_bits=8, weight_mode="lsq", act_mode="running_max", **kwargs):
         nn.Conv1d.__init__(self, *args, **kwargs)
         self._init_quant(w_bits, a_bits, weight_mode, act_mode)
 
@@ -235,7 +227,7 @@ class QConv1d(QuantLayer, nn.Conv1d):
 
 
 class QConv2d(QuantLayer, nn.Conv2d):
-    def __init__(self, *args, w_bits=8, a_bits=8, weight_mode="max", act_mode="running_max", **kwargs):
+    def __init__(self, *args, w_bits=8, a_bits=8, weight_mode="lsq", act_mode="running_max", **kwargs):
         nn.Conv2d.__init__(self, *args, **kwargs)
         self._init_quant(w_bits, a_bits, weight_mode, act_mode)
 
@@ -265,13 +257,13 @@ def _convert(m: nn.Module, w_bits, a_bits, weight_mode, act_mode) -> nn.Module:
 
 
 def quantize_model(model: nn.Module, w_bits: int = 8, a_bits: int = 8, skip: Iterable[str] = (),
-                   weight_mode: str = "max", act_mode: str = "running_max") -> nn.Module:
+                   weight_mode: str = "lsq", act_mode: str = "running_max") -> nn.Module:
     """Swap every Linear/Conv1d/Conv2d of ``model`` (in place) for its quantized twin, keeping the
     trained weights. ``skip``: module names or fnmatch patterns to leave in float. Returns model."""
-    _check_bits("w_bits", w_bits)
-    _check_bits("a_bits", a_bits)
-    _check_mode("weight_mode", weight_mode, WEIGHT_MODES)
-    _check_mode("act_mode", act_mode, ACT_MODES)
+    check_bits("w_bits", w_bits)
+    check_bits("a_bits", a_bits)
+    check_choice("weight_mode", weight_mode, WEIGHT_MODES)
+    check_choice("act_mode", act_mode, ACT_MODES)
     skip = [skip] if isinstance(skip, str) else list(skip)
     targets = [
         name for name, m in model.named_modules()
@@ -282,3 +274,63 @@ def quantize_model(model: nn.Module, w_bits: int = 8, a_bits: int = 8, skip: Ite
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, _convert(getattr(parent, child), w_bits, a_bits, weight_mode, act_mode))
     return model
+
+
+# ------------------------------------------------------------------------------------------------
+# Layer helpers shared by the regularizer, the energy estimator and the rounding tools
+# ------------------------------------------------------------------------------------------------
+
+LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None,
+                       exclude: Iterable[str] = ()) -> List[Tuple[str, nn.Module]]:
+    """(name, module) of every Conv1d/Conv2d/Linear, filtered by fnmatch patterns on the name."""
+    include = [include] if isinstance(include, str) else (None if include is None else list(include))
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    out = []
+    for name, m in model.named_modules():
+        if not isinstance(m, LAYER_TYPES):
+            continue
+        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
+            continue
+        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+            continue
+        out.append((name, m))
+    return out
+
+
+def dry_run(model: nn.Module, inputs, hooks) -> None:
+    """Run ``model(inputs)`` once in eval mode without grad, then remove ``hooks`` and restore
+    the training mode."""
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+
+
+def check_finite_weights(m: nn.Module, name: str = "") -> None:
+    """ValueError naming the layer when its weights hold NaN or inf (a diverged model): their
+    integers would otherwise read as 0 ON cells."""
+    w = m.weight.detach()
+    if not bool(torch.isfinite(w).all()):
+        bad = int((~torch.isfinite(w)).sum())
+        label = f"layer {name!r}" if name else f"a {type(m).__name__} layer"
+        raise ValueError(f"{label} has {bad} non-finite weight(s) (NaN or inf): the model diverged, so its "
+                         "quantized weights and energy are meaningless")
+
+
+def layer_integers(m: nn.Module, bits: int = 8, name: str = "") -> Tuple[np.ndarray, int]:
+    """(integer weights as int16 numpy, bits) a layer stores on the crossbar: a quantized layer's
+    own integers, else each output channel's symmetric max-step integers at ``bits``."""
+    check_finite_weights(m, name)
+    if isinstance(m, QuantLayer):
+        q, _ = m.weight_integers()
+        return q.cpu().numpy().astype(np.int16), m.w_bits
+    q, _ = quantize_weight(m.weight, bits)
+    return q.cpu().numpy().astype(np.int16), bits

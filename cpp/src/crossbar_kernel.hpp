@@ -1,0 +1,43 @@
+// Internal: the crossbar simulator's inner kernel (compiled per ISA tier, see kernel_table.hpp): a
+// binary GEMM (AND + popcount of packed input and weight bit-planes) whose per-column counts are
+// reduced to conductance / energy sums and the functional output without ever being stored.
+//
+// Columns are grouped: group g holds the cols_per_group columns (digits of every array type) of
+// one output, or of the reference weight, so an output is owned by exactly one task and the
+// floating-point accumulation order never depends on n_threads. Every column has planes_per_col
+// weight planes: its cell_bits digit bits, plus (cell_bits == 2) their AND, so that the driven
+// cells' conductance is exact for every digit value: G0 = g_row nd + sum_k g_plane[k] count_k.
+#pragma once
+#include <cstdint>
+
+namespace hamq {
+
+struct XbarPopcountArgs {
+    int64_t n_vectors = 0;     // N input vectors
+    int n_tiles = 0;           // row tiles T (wordline blocks of `rows` inputs)
+    int words_per_tile = 0;    // ceil(rows / 64)
+    int a_planes = 0;          // input bit planes (read pulses) per vector
+    int cell_bits = 1;         // digit sum S = sum over j < cell_bits of 2^j count_j
+    int planes_per_col = 1;    // weight planes per column (cell_bits, or 3 for cell_bits == 2)
+    int64_t n_groups = 0;      // column groups G
+    int cols_per_group = 0;    // columns per group
+    const uint64_t* x = nullptr;          // [N][T][a_planes][words_per_tile] driven-row masks
+    const uint64_t* w = nullptr;          // [T][words_per_tile][G * cols_per_group * planes_per_col]
+    const double* plane_coef = nullptr;   // [a_planes] shift-add weight of each input bit
+    const double* col_coef = nullptr;     // [cols_per_group] shift-add weight of each column
+    const int64_t* group_mult = nullptr;  // [G] physical copies of the group (energy multiplicity)
+    const double* adc_level = nullptr;    // [s_stride]: ADC reading of a digit sum; nullptr = exact
+    int64_t s_stride = 0;                 // largest digit sum + 1
+    double g_row = 0.0;                   // model conductance of a driven cell holding digit 0 (S)
+    double g_plane[4] = {0, 0, 0, 0};     // added conductance per driven cell with plane k set (S)
+    bool power_law = false;               // also sum f = (scale G0)^exponent
+    double scale = 1.0, exponent = 1.0;
+    int n_threads = 1;
+    // Outputs (written, not accumulated); sums run over conversions, copies included:
+    double* y = nullptr;                  // [N][G] functional output
+    double* g_sum = nullptr;              // sum of G0
+    double* g_max = nullptr;              // largest G0
+    double* f_sum = nullptr;              // power_law: sum of f over conversions with a driven row
+};
+
+}  // namespace hamq

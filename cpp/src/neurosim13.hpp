@@ -1,0 +1,40 @@
+// DNN+NeuroSim V1.3's read energy of one subarray (SubArray::CalculatePower, conventionalParallel
+// mode, RRAM 1T1R, 22 nm), split into what hamqcore computes per conversion (the sense amp / ADC,
+// which sees the data) and the rest, which depends only on how many rows a read drives.
+// Upstream: github.com/neurosim/DNN_NeuroSim_V1.3, commit 388f421, Inference_pytorch/NeuroSIM/.
+#pragma once
+#include "hamqcore/crossbar.hpp"
+
+namespace hamq::neurosim13 {
+
+// NeuroSim's defaults (Param.cpp) that its periphery is sized for.
+constexpr int kRows = 128, kCols = 128, kColsPerAdc = 8, kLevels = 32;
+constexpr double kResistanceOn = 6e3, kResistanceOff = 6e3 * 150;  // Param.cpp resistanceOn/Off
+constexpr double kAccessFraction = 0.25;                            // constant.h IR_DROP_TOLERANCE
+constexpr double kReadVoltage = 0.5;                                // Param.cpp readVoltage
+constexpr double kAccessVoltage = 1.1;                              // Param.cpp accessVoltage
+// Wire resistance per cell pitch (Param.cpp: wireWidth 40 nm at 22 nm: AR 1.9, Rho 4.03e-8 Ohm m;
+// 1T1R cell 4 F tall and 12 F wide in wireWidth units): Rho / (w AR) * (4 or 12).
+constexpr double kWireRow = 4.03e-8 / (40e-9 * 1.9) * 4;
+constexpr double kWireCol = 4.03e-8 / (40e-9 * 1.9) * 12;
+
+// Energy of one subarray read (one input pulse into one array), J: fixed + per_row * driven rows.
+struct Periphery {
+    double array_fixed = 0, array_per_row = 0;    // readDynamicEnergyArray
+    double switch_fixed = 0, switch_per_row = 0;  // wlNewSwitchMatrix (its DFFs are the fixed part)
+    double mux = 0;                               // (mux + muxDecoder) / numReadPulse
+    double encoder = 0;                           // multilevelSAEncoder (multilevel SA only)
+    double shift_add = 0;                         // shiftAddWeight + shiftAddInput
+};
+Periphery periphery(Roadmap r, AdcKind adc, int digits, int pulses, double v_read);
+
+// Sense amp / ADC energy of one conversion, J:
+//   no driven row:  idle
+//   else:           fixed + dynamic * (2 V_read G_col)^exponent
+// (the (2 V_read G)^exponent form is NeuroSim's exp(-k log10(R 0.5 / V_read)) with exponent = k / ln 10).
+struct Sense {
+    double idle = 0, fixed = 0, dynamic = 0, exponent = 1;
+};
+Sense sense(Roadmap r, AdcKind adc, int levels);
+
+}  // namespace hamq::neurosim13

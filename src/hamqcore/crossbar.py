@@ -1,0 +1,201 @@
+"""The crossbar simulator at the numpy level: configurations, presets and one layer's simulation.
+
+Every energy is computed in C++ (``cpp/include/hamqcore/crossbar.hpp`` documents the model with its
+sources; README "Crossbar model" has the same with a table of constants). A configuration names its
+*accounting model*, the rules that turn column currents into energy:
+
+* ``"neurosim-1.3"`` (the default): DNN+NeuroSim V1.3's subarray read energy, exactly as its
+  ``SubArray::CalculatePower`` computes it in the default RRAM configuration (conventionalParallel,
+  22 nm LSTP, 128 x 128, 2-bit cells, 6 kOhm / 900 kOhm, access transistor 0.25 R_on, wire resistance
+  by cell position, offset weight mapping, 5-bit multilevel current-mode sense amp shared by 8
+  columns). Components ``adc`` (sense amp with the cell current inside it), ``array`` (bitline
+  precharge and wordlines), ``encoder``, ``switch_matrix``, ``mux`` and ``shift_add``. Overrides:
+  ``roadmap="hp"``, ``adc="sar"``, ``mapping``, ``cell_bits``, ``reference_column``, ``v_read``,
+  ``r_wire_row`` / ``r_wire_col``; NeuroSim sizes its periphery from the geometry and the device, so
+  those stay at its defaults.
+* ``"mnsim-2.0"``: MNSIM-2.0's default ``SimConfig.ini`` with its crossbar (V^2 G t) and ADC
+  (a fixed energy per conversion) models: components ``cell`` and ``adc``.
+* ``"bitline"``: the driven cells alone (V^2 G t over the read pulse), the quantity the HamQ argument
+  is about: component ``cell``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+
+from . import _core
+
+MODELS = ("neurosim-1.3", "mnsim-2.0", "bitline")
+MAPPINGS = ("offset", "differential", "twos_complement")
+ADCS = ("ideal", "multilevel", "sar", "fixed")
+ROADMAPS = ("lp", "hp")
+ENERGY_COMPONENTS = tuple(_core.ENERGY_COMPONENTS)
+# the components each accounting model charges (the others are always 0 under it)
+MODEL_COMPONENTS = {
+    "neurosim-1.3": ("adc", "array", "encoder", "switch_matrix", "mux", "shift_add"),
+    "mnsim-2.0": ("cell", "adc"),
+    "bitline": ("cell",),
+}
+DEFAULT_PRESET = "neurosim-1.3"
+
+_INT_FIELDS = ("rows", "cols", "cell_bits", "adc_bits", "cols_per_adc", "adc_full_scale")
+_FLOAT_FIELDS = ("g_on", "g_off", "v_read", "t_read", "r_access", "r_wire_row", "r_wire_col", "e_adc")
+_STR_FIELDS = {"model": MODELS, "mapping": MAPPINGS, "roadmap": ROADMAPS, "adc": ADCS}
+
+
+def _as_int(name, value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+
+
+# The defaults are the "neurosim-1.3" preset, whose numbers (like every preset's) live in the C++ core:
+# cpp/src/crossbar.cpp preset_config, each with its source.
+_DEFAULTS = _core.crossbar_preset(DEFAULT_PRESET)
+
+
+@dataclass(frozen=True)
+class CrossbarConfig:
+    """Every parameter of the crossbar model; validated on construction (ValueError / TypeError
+    naming the field and the value; the messages come from the C++ core).
+
+    Build one from a preset: ``CrossbarConfig.preset("neurosim-1.3", mapping="differential")``.
+    Constructing ``CrossbarConfig()`` gives the ``"neurosim-1.3"`` preset.
+    """
+
+    model: str = _DEFAULTS["model"]
+    rows: int = _DEFAULTS["rows"]
+    cols: int = _DEFAULTS["cols"]
+    cell_bits: int = _DEFAULTS["cell_bits"]
+    mapping: str = _DEFAULTS["mapping"]
+    reference_column: bool = _DEFAULTS["reference_column"]
+    g_on: float = _DEFAULTS["g_on"]
+    g_off: float = _DEFAULTS["g_off"]
+    v_read: float = _DEFAULTS["v_read"]
+    t_read: float = _DEFAULTS["t_read"]
+    r_access: float = _DEFAULTS["r_access"]
+    r_wire_row: float = _DEFAULTS["r_wire_row"]
+    r_wire_col: float = _DEFAULTS["r_wire_col"]
+    roadmap: str = _DEFAULTS["roadmap"]
+    adc: str = _DEFAULTS["adc"]
+    adc_bits: int = _DEFAULTS["adc_bits"]
+    cols_per_adc: int = _DEFAULTS["cols_per_adc"]
+    adc_full_scale: int = _DEFAULTS["adc_full_scale"]
+    e_adc: float = _DEFAULTS["e_adc"]
+
+    def __post_init__(self):
+        for name in _INT_FIELDS:
+            object.__setattr__(self, name, _as_int(name, getattr(self, name)))
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise TypeError(f"{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in _STR_FIELDS:
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if not isinstance(self.reference_column, (bool, np.bool_)):
+            raise TypeError(f"reference_column must be True or False, got {self.reference_column!r}")
+        object.__setattr__(self, "reference_column", bool(self.reference_column))
+        _simulator(self)  # validates (messages come from the C++ core) and caches the tables
+
+    @staticmethod
+    def preset(name: str, **overrides) -> "CrossbarConfig":
+        """The configuration of an accounting model (``"neurosim-1.3"``, ``"mnsim-2.0"``,
+        ``"bitline"``) with fields overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}, got {name!r}")
+        fields = {f.name for f in dataclasses.fields(CrossbarConfig)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(f"unknown CrossbarConfig field(s) {unknown}; valid: {sorted(fields)}")
+        return dataclasses.replace(PRESETS[name], **overrides)
+
+    def to_dict(self) -> Dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @property
+    def components(self):
+        """The energy components this configuration's accounting model charges."""
+        return MODEL_COMPONENTS[self.model]
+
+
+@functools.lru_cache(maxsize=64)
+def _simulator(config: CrossbarConfig) -> "_core.Crossbar":
+    return _core.Crossbar(**dataclasses.asdict(config))
+
+
+PRESETS: Dict[str, CrossbarConfig] = {m: CrossbarConfig(**_core.crossbar_preset(m)) for m in MODELS}
+
+
+@dataclass
+class LayerEnergy:
+    """One layer simulated on a batch of ``n_vectors`` input vectors: energies in J and currents in
+    A, totals over the batch (``per_vector`` divides by the batch)."""
+
+    energy: Dict[str, float]
+    model: str
+    mapping: str
+    on_cells: int
+    cells: int
+    mean_current: float
+    max_current: float
+    conversions: int
+    idle_conversions: int
+    subarray_reads: int
+    driven_rows: int
+    arrays: int
+    row_tiles: int
+    col_tiles: int
+    latency: float
+    n_vectors: int
+    output: np.ndarray = field(repr=False)
+
+    @property
+    def total_energy(self) -> float:
+        return float(sum(self.energy.values()))
+
+    @property
+    def on_fraction(self) -> float:
+        return self.on_cells / self.cells if self.cells else 0.0
+
+
+def simulate_layer(
+    w_q, x_q, config: Optional[CrossbarConfig] = None, w_bits: int = 8, a_bits: int = 8,
+    a_signed: Optional[bool] = None, n_threads: Optional[int] = None, floor: bool = False,
+) -> LayerEnergy:
+    """Simulate integer weights ``w_q`` (out x K) driven by integer inputs ``x_q`` (N x K).
+
+    ``x_q`` is unsigned in [0, 2^a_bits - 1] or signed two's complement in
+    [-2^(a_bits-1), 2^(a_bits-1) - 1]; ``a_signed=None`` infers it (signed when any input < 0).
+    Weights span the mapping's range: [-2^(b-1), 2^(b-1) - 1] for ``"offset"`` and
+    ``"twos_complement"``, [-(2^(b-1) - 1), 2^(b-1) - 1] for ``"differential"``.
+    ``floor=True`` stores every cell at its lowest conductance (whatever ``w_q`` holds): the least
+    energy any weights could give on this mapping, geometry and input data.
+    """
+    config = config if config is not None else PRESETS[DEFAULT_PRESET]
+    if not isinstance(config, CrossbarConfig):
+        raise TypeError(f"config must be a CrossbarConfig, got {type(config).__name__}")
+    if not isinstance(floor, (bool, np.bool_)):
+        raise TypeError(f"floor must be True or False, got {floor!r}")
+    w = np.asarray(w_q)
+    x = np.asarray(x_q)
+    r = _simulator(config).simulate(w, x, _as_int("w_bits", w_bits), _as_int("a_bits", a_bits), a_signed,
+                                    None if n_threads is None else _as_int("n_threads", n_threads), bool(floor))
+    energy = r.energy
+    return LayerEnergy(
+        energy={c: energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
+        on_cells=r.on_cells, cells=r.cells,
+        mean_current=r.sum_current / r.conversions if r.conversions else 0.0, max_current=r.max_current,
+        conversions=r.conversions, idle_conversions=r.idle_conversions, subarray_reads=r.subarray_reads,
+        driven_rows=r.driven_rows, arrays=r.arrays, row_tiles=r.row_tiles, col_tiles=r.col_tiles,
+        latency=r.latency, n_vectors=int(x.shape[0]), output=r.output.reshape(x.shape[0], w.shape[0]),
+    )
