@@ -76,12 +76,13 @@ void bind_crossbar(py::module_& m) {
                                },
                                "Energy by component (J, whole batch).")
         .def_property_readonly("output",
-                               [](const CrossbarResult& r) {
+                               [](const CrossbarResult& r) -> py::object {
+                                   if (r.y.empty() && r.conversions > 0) return py::none();
                                    py::array_t<double> a(py::ssize_t(r.y.size()));
                                    std::copy(r.y.begin(), r.y.end(), a.mutable_data());
                                    return a;
                                },
-                               "Functional output, flat N * out (reshaped by hamqcore.crossbar).")
+                               "Functional output, flat N * out (None when not computed).")
         .def_readonly("sum_current", &CrossbarResult::sum_current)
         .def_readonly("max_current", &CrossbarResult::max_current)
         .def_readonly("conversions", &CrossbarResult::conversions)
@@ -134,7 +135,7 @@ void bind_crossbar(py::module_& m) {
         .def(
             "simulate",
             [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,
-               std::optional<bool> a_signed, std::optional<int> n_threads, bool floor) {
+               std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output) {
                 const std::string err = validate_layer(xb.config(), w_bits, a_bits);
                 if (!err.empty()) throw py::value_error(err);
                 const int nt = threads_arg(n_threads);
@@ -153,6 +154,7 @@ void bind_crossbar(py::module_& m) {
                 L.n = xa.arr.shape(0);
                 L.a_bits = a_bits;
                 L.floor = floor;
+                L.output = output;
                 if (a_signed) {
                     L.a_signed = *a_signed;
                 } else {  // signed exactly when some input is negative
@@ -182,7 +184,7 @@ void bind_crossbar(py::module_& m) {
                 return r;
             },
             "w"_a, "x"_a, "w_bits"_a, "a_bits"_a, "a_signed"_a = py::none(), "n_threads"_a = py::none(),
-            "floor"_a = false,
+            "floor"_a = false, "output"_a = true,
             "Simulate one layer: w (out x K) integer weights, x (N x K) integer inputs.");
 }
 

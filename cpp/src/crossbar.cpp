@@ -47,6 +47,32 @@ double mnsim_wire_latency(int rows, int cols) {
 
 constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
 
+// Digit d (0 = least significant) of array type `arr` of n consecutive weights (range-checked, so
+// |q| < 2^16 fits the 32-bit arithmetic); the mapping's cases sit outside the loops.
+template <class T, class O>
+void extract_digits(const T* w, int64_t n, Mapping map, int arr, int d, int D, int cb, int b, O* out) {
+    const int32_t half = int32_t(1) << (b - 1);
+    const uint32_t dmask = (1u << cb) - 1;
+    const int shift = d * cb;
+    switch (map) {
+        case Mapping::Offset:
+            for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) + half) >> shift) & dmask);
+            break;
+        case Mapping::Differential:
+            if (arr == 0)
+                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) > 0 ? int32_t(w[i]) : 0) >> shift) & dmask);
+            else
+                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) < 0 ? -int32_t(w[i]) : 0) >> shift) & dmask);
+            break;
+        case Mapping::TwosComplement:
+            if (d == D - 1)  // the sign column: bit b-1 of q mod 2^b
+                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i])) >> (b - 1)) & 1u);
+            else
+                for (int64_t i = 0; i < n; ++i) out[i] = O(((uint32_t(int32_t(w[i])) & uint32_t(half - 1)) >> shift) & dmask);
+            break;
+    }
+}
+
 }  // namespace
 
 const char* component_name(int c) {
@@ -253,7 +279,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     r.arrays = T * col_tiles * A;
     r.columns = A * wcols + (ref ? D * col_tiles : 0);
     r.cells = r.columns * K;
-    r.y.assign(size_t(L.n * L.out), 0.0);
+    if (L.output) r.y.assign(size_t(L.n * L.out), 0.0);
     if (r.arrays == 0) {  // nothing is stored: no arrays, no conversions
         r.columns = r.cells = 0;
         return r;
@@ -261,7 +287,8 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
 
     const int64_t cpg = int64_t(A) * D;        // columns per output group
     const int64_t G = L.out + (ref ? 1 : 0);    // + the reference group
-    const int64_t ld = G * cpg * PC;            // weight planes per row word
+    const int64_t ncols = G * cpg;              // kernel columns
+    const int64_t ld = ncols * PC;              // weight planes per row word: [PC][ncols]
     const uint64_t dmask = (uint64_t(1) << cb) - 1;
     const int64_t half = int64_t(1) << (b - 1);
     const auto transpose = active_kernels().transpose_bits;
@@ -277,21 +304,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     };
     auto block_word = [&](int64_t r0) { return (r0 / R) * WPT + (r0 % R) / 64; };
 
-    // Digit d (0 = least significant) of array type `arr` of weight q, and its shift-add weight.
-    auto digit_of = [&](int64_t q, int arr, int d) -> uint64_t {
-        switch (map) {
-            case Mapping::Offset: return (uint64_t(q + half) >> (d * cb)) & dmask;
-            case Mapping::Differential: {
-                const int64_t mag = arr == 0 ? (q > 0 ? q : 0) : (q < 0 ? -q : 0);
-                return (uint64_t(mag) >> (d * cb)) & dmask;
-            }
-            case Mapping::TwosComplement: default: {
-                const uint64_t code = uint64_t(q) & ((uint64_t(1) << b) - 1);
-                if (d == D - 1) return code >> (b - 1);  // the sign column
-                return ((code & (uint64_t(half) - 1)) >> (d * cb)) & dmask;
-            }
-        }
-    };
+    // The shift-add weight of every column of a group.
     std::vector<double> col_coef(static_cast<size_t>(cpg));
     for (int arr = 0; arr < A; ++arr)
         for (int d = 0; d < D; ++d) {
@@ -301,26 +314,27 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
             col_coef[size_t(arr * D + d)] = coef;
         }
 
-    // Weight planes [T][WPT][G][cpg][PC]: column (arr, d) holds its digit's cb bit-planes, plus their
-    // AND for cb == 2. ON cells = nonzero digits.
+    // Weight planes [T][WPT][PC][G * cpg]: column g * cpg + arr * D + d holds its digit's cb
+    // bit-planes, plus their AND for cb == 2. ON cells = nonzero digits.
     std::vector<uint64_t> wp(static_cast<size_t>(T * WPT * ld), 0);
-    auto pack_group = [&](int64_t g, int64_t r0, int64_t r1, auto&& q_at) -> int64_t {
-        uint64_t* dst = wp.data() + block_word(r0) * ld + g * cpg * PC;
+    const std::vector<int16_t> zeros(static_cast<size_t>(R > 64 ? R : 64), 0);  // the reference weight, q = 0
+    auto pack_group = [&](int64_t g, int64_t r0, int64_t r1, const auto* wblock) -> int64_t {
+        uint64_t* dst = wp.data() + block_word(r0) * ld + g * cpg;
         int64_t on = 0;
         uint16_t digits[64];
         uint64_t planes[4];
         for (int arr = 0; arr < A; ++arr)
             for (int d = 0; d < D; ++d) {
                 for (int i = 0; i < 64; ++i) digits[i] = 0;
-                for (int64_t row = r0; row < r1; ++row) digits[row - r0] = uint16_t(digit_of(q_at(row), arr, d));
+                extract_digits(wblock, r1 - r0, map, arr, d, D, cb, b, digits);
                 transpose(digits, cb, planes);
-                uint64_t* col = dst + (arr * D + d) * PC;
+                uint64_t* col = dst + (arr * D + d);
                 uint64_t any = 0;
                 for (int j = 0; j < cb; ++j) {
-                    col[j] = planes[j];
+                    col[j * ncols] = planes[j];
                     any |= planes[j];
                 }
-                if (cb == 2) col[2] = planes[0] & planes[1];
+                if (cb == 2) col[2 * ncols] = planes[0] & planes[1];
                 on += __builtin_popcountll(any);
             }
         return on;
@@ -330,13 +344,12 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
         visit_int(L.w_type, L.w, [&](auto* w) {
 #pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : on_cells) if (L.out * K > 16384)
             for (int64_t o = 0; o < L.out; ++o)
-                for (int64_t r0 : block_starts)
-                    on_cells += pack_group(o, r0, block_end(r0), [&](int64_t row) { return int64_t(w[o * K + row]); });
+                for (int64_t r0 : block_starts) on_cells += pack_group(o, r0, block_end(r0), w + o * K + r0);
             return 0;
         });
         if (ref) {  // the code of q = 0 in every row, one copy per array
             int64_t on_ref = 0;
-            for (int64_t r0 : block_starts) on_ref += pack_group(L.out, r0, block_end(r0), [](int64_t) { return int64_t(0); });
+            for (int64_t r0 : block_starts) on_ref += pack_group(L.out, r0, block_end(r0), zeros.data());
             on_cells += on_ref * col_tiles;
         }
     }
@@ -418,37 +431,48 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
             active[size_t((i / P) % T)] += any;
         }
         const double em1 = neurosim ? sense.exponent - 1.0 : 0.0;
+        // per row: the pulses driving it and its wire resistance to the sense amp along the column
+        std::vector<double> drive_d(static_cast<size_t>(K)), row_r(static_cast<size_t>(K));
+        for (int64_t row = 0; row < K; ++row) {
+            const int64_t t = row / R, used = (t + 1) * R < K ? R : K - t * R;
+            drive_d[size_t(row)] = double(drives[size_t(row)]);
+            row_r[size_t(row)] = double(used - (row - t * R)) * c.r_wire_col;
+        }
         std::vector<double> dev(static_cast<size_t>(G), 0.0), dev_w(static_cast<size_t>(G), 0.0);
+        const auto deviation = active_kernels().xbar_deviation;
         visit_int(L.w_type, L.w, [&](auto* w) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (L.out * K > 16384)
-            for (int64_t g = 0; g < G; ++g) {
-                const bool is_ref = g == L.out;
-                for (int arr = 0; arr < A; ++arr)
-                    for (int d = 0; d < D; ++d) {
-                        const int64_t local_col = is_ref ? cols_eff + (D - 1 - d) : (g * D + (D - 1 - d)) % cols_eff;
-                        const double r_col_pos = c.r_access + double(local_col + 1) * c.r_wire_row;
-                        for (int64_t t = 0; t < T; ++t) {
-                            const int64_t r0 = t * R, used = (t + 1) * R < K ? R : K - t * R;
-                            double acc_dev = 0.0, acc_g = 0.0;
-                            for (int64_t row = r0; row < r0 + used; ++row) {
-                                const int64_t dr = drives[size_t(row)];
-                                if (dr == 0) continue;
-                                const int64_t q = L.floor ? 0 : (is_ref ? 0 : int64_t(w[g * K + row]));
-                                const uint64_t dg = L.floor ? 0 : digit_of(q, arr, d);
-                                const double gm = g_model[size_t(dg)];
-                                acc_dev += double(dr) * (g_at(dg, r_col_pos + double(used - (row - r0)) * c.r_wire_col) - gm);
-                                acc_g += double(dr) * gm;
+#pragma omp parallel num_threads(n_threads) if (L.out * K > 16384)
+            {
+                std::vector<uint8_t> dg(static_cast<size_t>(R));
+#pragma omp for schedule(static)
+                for (int64_t g = 0; g < G; ++g) {
+                    const bool is_ref = g == L.out;
+                    for (int arr = 0; arr < A; ++arr)
+                        for (int d = 0; d < D; ++d) {
+                            const int64_t local_col = is_ref ? cols_eff + (D - 1 - d) : (g * D + (D - 1 - d)) % cols_eff;
+                            const double r_col_pos = c.r_access + double(local_col + 1) * c.r_wire_row;
+                            for (int64_t t = 0; t < T; ++t) {
+                                const int64_t r0 = t * R, used = (t + 1) * R < K ? R : K - t * R;
+                                if (L.floor)
+                                    std::fill(dg.begin(), dg.end(), uint8_t(0));
+                                else if (is_ref)
+                                    extract_digits(zeros.data(), used, map, arr, d, D, cb, b, dg.data());
+                                else
+                                    extract_digits(w + g * K + r0, used, map, arr, d, D, cb, b, dg.data());
+                                double acc_g = 0.0;
+                                const double acc_dev = deviation(dg.data(), drive_d.data() + r0, row_r.data() + r0, used,
+                                                                 inv_g.data(), g_model.data(), r_col_pos, &acc_g);
+                                double wt = 1.0;
+                                if (em1 != 0.0 && active[size_t(t)] > 0 && acc_g > 0)
+                                    wt = std::exp(em1 * std::log(scale * acc_g / double(active[size_t(t)])));
+                                dev[size_t(g)] += acc_dev;
+                                dev_w[size_t(g)] += wt * acc_dev;
                             }
-                            double wt = 1.0;
-                            if (em1 != 0.0 && active[size_t(t)] > 0 && acc_g > 0)
-                                wt = std::exp(em1 * std::log(scale * acc_g / double(active[size_t(t)])));
-                            dev[size_t(g)] += acc_dev;
-                            dev_w[size_t(g)] += wt * acc_dev;
                         }
+                    if (is_ref) {  // one copy per array column, all at the same local position
+                        dev[size_t(g)] *= double(col_tiles);
+                        dev_w[size_t(g)] *= double(col_tiles);
                     }
-                if (is_ref) {  // one copy per array column, all at the same local position
-                    dev[size_t(g)] *= double(col_tiles);
-                    dev_w[size_t(g)] *= double(col_tiles);
                 }
             }
             return 0;
@@ -465,7 +489,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     std::vector<int64_t> mult(static_cast<size_t>(G), 1);
     if (ref) mult[size_t(L.out)] = col_tiles;
 
-    std::vector<double> y(static_cast<size_t>(L.n * G), 0.0);
+    std::vector<double> y(L.output ? static_cast<size_t>(L.n * G) : 0, 0.0);
     double g_sum = 0.0, g_max = 0.0, f_sum = 0.0;
     a.n_vectors = L.n;
     a.n_tiles = int(T);
@@ -486,14 +510,14 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     a.scale = scale;
     a.exponent = sense.exponent;
     a.n_threads = n_threads;
-    a.y = y.data();
+    a.y = L.output ? y.data() : nullptr;
     a.g_sum = &g_sum;
     a.g_max = &g_max;
     a.f_sum = &f_sum;
     if (L.n > 0) active_kernels().xbar_popcount(a);
 
     // Output: shift-added readings, the reference subtracted (its readings, or digitally).
-    visit_int(L.x_type, L.x, [&](auto* x) {
+    if (L.output) visit_int(L.x_type, L.x, [&](auto* x) {
         for (int64_t n = 0; n < L.n; ++n) {
             double offset = 0.0;
             if (map == Mapping::Offset) {

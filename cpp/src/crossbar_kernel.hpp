@@ -34,7 +34,7 @@ struct XbarPopcountArgs {
     double scale = 1.0, exponent = 1.0;
     int n_threads = 1;
     // Outputs (written, not accumulated); sums run over conversions, copies included:
-    double* y = nullptr;                  // [N][G] functional output
+    double* y = nullptr;                  // [N][G] functional output; nullptr: energy only
     double* g_sum = nullptr;              // sum of G0
     double* g_max = nullptr;              // largest G0
     double* f_sum = nullptr;              // power_law: sum of f over conversions with a driven row

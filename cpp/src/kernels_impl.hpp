@@ -443,81 +443,120 @@ int64_t relaxed_f64(const double* x, int64_t n, int bits, Encoding e, Relaxation
 constexpr int64_t kXbarVectorsPerTask = 4;
 constexpr int64_t kXbarColPlanesPerTask = 1024;
 
-// counts[c] += popcount(xv & wrow[c]) for c < len: the binary-GEMM inner loop.
-inline void and_popcount_accumulate(uint64_t xv, const uint64_t* wrow, uint32_t* counts, int64_t len) {
-#ifdef HAMQ_HAVE_AVX512_INTRIN
-    const __m512i vx = _mm512_set1_epi64(int64_t(xv));
+// counts[c] = sum over the nw words j of popcount(xs[j] & rows[j][c]), c < len: the binary-GEMM
+// inner loop (xs: the nonzero input words of a tile, rows: the matching weight-plane rows).
+inline void and_popcount_tile(const uint64_t* xs, const uint64_t* const* rows, int nw, uint32_t* counts,
+                              int64_t len) {
     int64_t c = 0;
+#ifdef HAMQ_HAVE_AVX512_INTRIN
     for (; c + 16 <= len; c += 16) {
-        const __m512i a = _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(wrow + c)));
-        const __m512i b = _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(wrow + c + 8)));
+        __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+        for (int j = 0; j < nw; ++j) {
+            const __m512i vx = _mm512_set1_epi64(int64_t(xs[j]));
+            a = _mm512_add_epi64(a, _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(rows[j] + c))));
+            b = _mm512_add_epi64(b, _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(rows[j] + c + 8))));
+        }
         const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a)),
                                               _mm512_cvtepi64_epi32(b), 1);
-        _mm512_storeu_si512(counts + c, _mm512_add_epi32(_mm512_loadu_si512(counts + c), ab));
+        _mm512_storeu_si512(counts + c, ab);
     }
-    for (; c < len; ++c) counts[c] += uint32_t(__builtin_popcountll(xv & wrow[c]));
-#else
-    for (int64_t c = 0; c < len; ++c) counts[c] += uint32_t(__builtin_popcountll(xv & wrow[c]));
 #endif
+    for (; c < len; ++c) {
+        uint32_t v = 0;
+        for (int j = 0; j < nw; ++j) v += uint32_t(__builtin_popcountll(xs[j] & rows[j][c]));
+        counts[c] = v;
+    }
 }
 
-// ln(u) for a normal u > 0, to ~1e-6: u = 2^e m, m in [1, 2), ln m = 2 atanh((m-1)/(m+1)) by its
-// series. Plain arithmetic on the bits (no libm), so every tier computes the same value.
-inline double fast_log(double u) {
-    uint64_t bits;
+// ln(u) for a normal u > 0, to 2.2e-5 + rounding: u = 2^e m, m in [1, 2), ln m by a degree-5
+// Chebyshev fit of ln(1 + t) on [0, 1] (no division, no libm: every tier computes the same value).
+// The sense amp's (s G)^k uses it as exp((k-1) ln(s G)) with |k-1| < 0.004: below 1e-7 of the energy.
+inline float fast_logf(float u) {
+    uint32_t bits;
     __builtin_memcpy(&bits, &u, sizeof bits);
-    const double e = double(int64_t(bits >> 52) - 1023);
-    bits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
-    double m;
+    const float e = float(int32_t(bits >> 23) - 127);
+    bits = (bits & 0x007FFFFFu) | 0x3F800000u;
+    float m;
     __builtin_memcpy(&m, &bits, sizeof m);
-    const double t = (m - 1.0) / (m + 1.0), t2 = t * t;
-    const double series = t * (2.0 + t2 * (2.0 / 3 + t2 * (2.0 / 5 + t2 * (2.0 / 7 + t2 * (2.0 / 9)))));
-    return e * 0.69314718055994530942 + series;
+    const float t = m - 1.0f;
+    const float ln_m = 2.21170312e-05f + t * (9.99010447e-01f + t * (-4.89156847e-01f + t * (2.83304325e-01f +
+                       t * (-1.30119415e-01f + t * 3.01026250e-02f))));
+    return e * 0.693147181f + ln_m;
 }
 
-// The energy-relevant sums of one (vector, pulse, row tile) over nc columns with nd driven rows.
-template <int PC>
-inline void column_sums(const uint32_t* cnt, int64_t nc, int nd, const XbarPopcountArgs& a,
-                        double* g_lane, double* f_lane, double& gmax) {
-    const double g0 = a.g_row * double(nd);
-    const double sc = a.scale, em1 = a.exponent - 1.0;
-    int64_t c = 0;
-    double gm = gmax;
-    for (; c + kLanes <= nc; c += kLanes) {
+// The conductance sums of one (vector, pulse, row tile) over columns [c0, c1) with nd driven rows:
+// plane k's counts are cnt[k * stride + c]. G0 = g_row nd + sum_k g_plane[k] count_k per column is
+// summed (and, with POWER, f = (s G0)^k = s G0 exp((k-1) ln(s G0)), in single precision). Lanes are
+// fixed (lane = column offset mod kLanes from c0), so every sum's order is the same on every tier.
+template <int PC, bool POWER>
+inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t c1, int nd,
+                        const XbarPopcountArgs& a, double* g_lane, double* f_lane, double& gmax) {
+    if constexpr (POWER) {
+        // single precision, summed per lane within this call (~nc / 16 terms), then added in double
+        const float g0 = float(a.g_row * double(nd)), sc = float(a.scale), em1 = float(a.exponent - 1.0);
+        float gp[PC];
+        for (int k = 0; k < PC; ++k) gp[k] = float(a.g_plane[k]);
+        float gm = float(gmax), gl[kLanes] = {0}, fl[kLanes] = {0};
+        int64_t c = c0;
+        auto term = [&](int64_t col, int l) {
+            float g = g0;
+            for (int k = 0; k < PC; ++k) g += gp[k] * float(cnt[k * stride + col]);
+            gl[l] += g;
+            const float u = sc * g;
+            const float y = em1 * fast_logf(u);
+            fl[l] += u * (1.0f + y * (1.0f + y * (0.5f + y * (1.0f / 6))));
+            return g;
+        };
+        for (; c + kLanes <= c1; c += kLanes) {
 #pragma omp simd reduction(max : gm)
-        for (int l = 0; l < kLanes; ++l) {
-            double g = g0;
-            for (int k = 0; k < PC; ++k) g += a.g_plane[k] * double(cnt[(c + l) * PC + k]);
-            g_lane[l] += g;
-            gm = g > gm ? g : gm;
-            if (a.power_law) {
-                const double u = sc * g;
-                const double y = em1 * fast_log(u);
-                f_lane[l] += u * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6))));
+            for (int l = 0; l < kLanes; ++l) {
+                const float g = term(c + l, l);
+                gm = g > gm ? g : gm;
             }
         }
-    }
-    for (int l = 0; c < nc; ++c, ++l) {
-        double g = g0;
-        for (int k = 0; k < PC; ++k) g += a.g_plane[k] * double(cnt[c * PC + k]);
-        g_lane[l] += g;
-        gm = g > gm ? g : gm;
-        if (a.power_law) {
-            const double u = sc * g;
-            const double y = em1 * fast_log(u);
-            f_lane[l] += u * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6))));
+        for (int l = 0; c < c1; ++c, ++l) {
+            const float g = term(c, l);
+            gm = g > gm ? g : gm;
         }
+        for (int l = 0; l < kLanes; ++l) {
+            g_lane[l] += double(gl[l]);
+            f_lane[l] += double(fl[l]);
+        }
+        gmax = double(gm);
+    } else {
+        const double g0 = a.g_row * double(nd);
+        double gp[PC];
+        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k];
+        double gm = gmax;
+        int64_t c = c0;
+        for (; c + kLanes <= c1; c += kLanes) {
+#pragma omp simd reduction(max : gm)
+            for (int l = 0; l < kLanes; ++l) {
+                double g = g0;
+                for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + c + l]);
+                g_lane[l] += g;
+                gm = g > gm ? g : gm;
+            }
+        }
+        for (int l = 0; c < c1; ++c, ++l) {
+            double g = g0;
+            for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + c]);
+            g_lane[l] += g;
+            gm = g > gm ? g : gm;
+        }
+        gmax = gm;
     }
-    gmax = gm;
 }
 
-void xbar_popcount(const XbarPopcountArgs& a) {
+template <int PC, bool POWER>
+void xbar_popcount_impl(const XbarPopcountArgs& a) {
     const int64_t N = a.n_vectors, G = a.n_groups;
-    const int T = a.n_tiles, W = a.words_per_tile, P = a.a_planes, cb = a.cell_bits, PC = a.planes_per_col;
+    const int T = a.n_tiles, W = a.words_per_tile, P = a.a_planes;
+    constexpr int CB = PC == 3 ? 2 : PC;       // bits per cell (the third plane of 2-bit cells is their AND)
     const int64_t cpg = a.cols_per_group;
-    const int64_t planes_per_group = cpg * PC;
-    const int64_t ld = G * planes_per_group;  // weight row length (all column planes)
-    int64_t groups_per_task = kXbarColPlanesPerTask / planes_per_group;
+    const int64_t ncols = G * cpg;             // columns of every group
+    const int64_t ld = ncols * PC;             // weight row length: [PC][ncols]
+    int64_t groups_per_task = kXbarColPlanesPerTask / (cpg * PC);
     if (groups_per_task < 1) groups_per_task = 1;
     const int64_t n_vtasks = (N + kXbarVectorsPerTask - 1) / kXbarVectorsPerTask;
     const int64_t n_gtasks = (G + groups_per_task - 1) / groups_per_task;
@@ -525,15 +564,18 @@ void xbar_popcount(const XbarPopcountArgs& a) {
     // Per-task partial results, reduced in task order below (deterministic).
     std::vector<double> task_g(static_cast<size_t>(n_tasks), 0.0), task_f(size_t(n_tasks), 0.0),
         task_gmax(size_t(n_tasks), 0.0);
-    const int64_t work = N * G * planes_per_group * T * W * P;
-    const int nt = work >= (1 << 16) ? a.n_threads : 1;
+    const int64_t work = N * ld * T * W * P;
+    const int nt = work >= kParallelGrain * 2 ? a.n_threads : 1;
 
 #pragma omp parallel num_threads(nt)
     {
         const int64_t max_cols = groups_per_task * cpg;
-        std::vector<uint32_t> counts(static_cast<size_t>(max_cols * PC));
-        std::vector<uint32_t> sums(static_cast<size_t>(max_cols));     // digit sum S of each column
-        std::vector<double> colacc(static_cast<size_t>(max_cols));     // shift-added ADC readings per column
+        std::vector<uint32_t> counts(static_cast<size_t>(max_cols * PC));  // [PC][task columns]
+        std::vector<uint32_t> sums(static_cast<size_t>(max_cols));         // digit sum S of each column
+        std::vector<double> colacc(static_cast<size_t>(max_cols));         // shift-added ADC readings
+        std::vector<uint64_t> xs(static_cast<size_t>(W));                   // nonzero input words
+        std::vector<int> words(static_cast<size_t>(W));
+        std::vector<const uint64_t*> rows(static_cast<size_t>(W));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
@@ -541,56 +583,55 @@ void xbar_popcount(const XbarPopcountArgs& a) {
             const int64_t n1 = (n0 + kXbarVectorsPerTask) < N ? n0 + kXbarVectorsPerTask : N;
             const int64_t g0 = gt * groups_per_task;
             const int64_t g1 = (g0 + groups_per_task) < G ? g0 + groups_per_task : G;
-            const int64_t ng = g1 - g0, np = ng * planes_per_group, nc = ng * cpg;
-            const int64_t p0 = g0 * planes_per_group;
+            const int64_t ng = g1 - g0, nc = ng * cpg, col0 = g0 * cpg;
+            uint32_t* cnt = counts.data();
             // Sums in kLanes fixed lanes (vectorisable, the same order on every tier).
             double g_lane[kLanes] = {0}, f_lane[kLanes] = {0};
             double gmax = 0.0;
             for (int64_t n = n0; n < n1; ++n) {
-                for (int64_t c = 0; c < nc; ++c) colacc[size_t(c)] = 0.0;
+                if (a.y)
+                    for (int64_t c = 0; c < nc; ++c) colacc[size_t(c)] = 0.0;
                 for (int t = 0; t < T; ++t) {
                     for (int p = 0; p < P; ++p) {
                         const uint64_t* xw = a.x + ((n * T + t) * P + p) * W;
-                        int nd = 0;
-                        for (int w = 0; w < W; ++w) nd += __builtin_popcountll(xw[w]);
-                        for (int64_t c = 0; c < np; ++c) counts[size_t(c)] = 0;
-                        if (nd > 0)
-                            for (int w = 0; w < W; ++w)
-                                if (xw[w])
-                                    and_popcount_accumulate(xw[w], a.w + (int64_t(t) * W + w) * ld + p0,
-                                                            counts.data(), np);
-                        for (int64_t c = 0; c < nc; ++c) {
-                            uint32_t v = 0;
-                            for (int j = 0; j < cb; ++j) v += counts[size_t(c * PC + j)] << j;
-                            sums[size_t(c)] = v;
+                        int nd = 0, nw = 0;
+                        for (int w = 0; w < W; ++w) {
+                            nd += __builtin_popcountll(xw[w]);
+                            if (xw[w]) {
+                                xs[size_t(nw)] = xw[w];
+                                words[size_t(nw++)] = w;
+                            }
                         }
-                        const double pc = a.plane_coef[p];
-                        if (a.adc_level) {
+                        for (int k = 0; k < PC; ++k) {
+                            for (int j = 0; j < nw; ++j)
+                                rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + k * ncols + col0;
+                            and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                        }
+                        if (a.y) {  // the readings: digit sums through the ADC, shift-added
+                            const double pc = a.plane_coef[p];
 #pragma omp simd
-                            for (int64_t i = 0; i < nc; ++i) colacc[size_t(i)] += pc * a.adc_level[sums[size_t(i)]];
-                        } else {
+                            for (int64_t c = 0; c < nc; ++c) {
+                                uint32_t v = 0;
+                                for (int j = 0; j < CB; ++j) v += cnt[j * nc + c] << j;
+                                sums[size_t(c)] = v;
+                            }
+                            if (a.adc_level) {
 #pragma omp simd
-                            for (int64_t i = 0; i < nc; ++i) colacc[size_t(i)] += pc * double(sums[size_t(i)]);
+                                for (int64_t c = 0; c < nc; ++c) colacc[size_t(c)] += pc * a.adc_level[sums[size_t(c)]];
+                            } else {
+#pragma omp simd
+                                for (int64_t c = 0; c < nc; ++c) colacc[size_t(c)] += pc * double(sums[size_t(c)]);
+                            }
                         }
                         if (nd == 0) continue;  // an idle read: G = 0 in every column
-                        switch (PC) {
-                            case 1: column_sums<1>(counts.data(), nc, nd, a, g_lane, f_lane, gmax); break;
-                            case 2: column_sums<2>(counts.data(), nc, nd, a, g_lane, f_lane, gmax); break;
-                            case 3: column_sums<3>(counts.data(), nc, nd, a, g_lane, f_lane, gmax); break;
-                            default: column_sums<4>(counts.data(), nc, nd, a, g_lane, f_lane, gmax); break;
-                        }
+                        column_sums<PC, POWER>(cnt, nc, 0, nc, nd, a, g_lane, f_lane, gmax);
                         // Extra physical copies of a group (offset reference columns, one per
                         // array): the same conversions again.
                         for (int64_t g = 0; g < ng; ++g) {
                             const int64_t extra = a.group_mult[g0 + g] - 1;
                             if (extra <= 0) continue;
                             double xg[kLanes] = {0}, xf[kLanes] = {0};
-                            switch (PC) {
-                                case 1: column_sums<1>(counts.data() + g * cpg * PC, cpg, nd, a, xg, xf, gmax); break;
-                                case 2: column_sums<2>(counts.data() + g * cpg * PC, cpg, nd, a, xg, xf, gmax); break;
-                                case 3: column_sums<3>(counts.data() + g * cpg * PC, cpg, nd, a, xg, xf, gmax); break;
-                                default: column_sums<4>(counts.data() + g * cpg * PC, cpg, nd, a, xg, xf, gmax); break;
-                            }
+                            column_sums<PC, POWER>(cnt, nc, g * cpg, (g + 1) * cpg, nd, a, xg, xf, gmax);
                             for (int l = 0; l < kLanes; ++l) {
                                 g_lane[l] += double(extra) * xg[l];
                                 f_lane[l] += double(extra) * xf[l];
@@ -598,8 +639,8 @@ void xbar_popcount(const XbarPopcountArgs& a) {
                         }
                     }
                 }
-                double* yrow = a.y + n * G;
-                for (int64_t g = 0; g < ng; ++g) {
+                double* yrow = a.y ? a.y + n * G : nullptr;
+                for (int64_t g = 0; yrow && g < ng; ++g) {
                     double acc = 0.0;
                     for (int64_t cc = 0; cc < cpg; ++cc) acc += a.col_coef[cc] * colacc[size_t(g * cpg + cc)];
                     yrow[g0 + g] = acc;
@@ -626,6 +667,43 @@ void xbar_popcount(const XbarPopcountArgs& a) {
     if (a.f_sum) *a.f_sum = sf;
 }
 
+void xbar_popcount(const XbarPopcountArgs& a) {
+    switch (a.planes_per_col * 2 + (a.power_law ? 1 : 0)) {
+        case 2: return xbar_popcount_impl<1, false>(a);
+        case 3: return xbar_popcount_impl<1, true>(a);
+        case 6: return xbar_popcount_impl<3, false>(a);
+        case 7: return xbar_popcount_impl<3, true>(a);
+        case 8: return xbar_popcount_impl<4, false>(a);
+        case 9: return xbar_popcount_impl<4, true>(a);
+        default: return xbar_popcount_impl<2, false>(a);  // not produced by crossbar.cpp
+    }
+}
+
+double xbar_deviation(const uint8_t* digit, const double* drive, const double* r_row, int64_t n,
+                      const double* inv_g, const double* g_model, double r, double* model) {
+    double dev[kLanes] = {0}, mod[kLanes] = {0};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) {
+            const double gm = g_model[digit[i + l]];
+            dev[l] += drive[i + l] * (1.0 / (inv_g[digit[i + l]] + r + r_row[i + l]) - gm);
+            mod[l] += drive[i + l] * gm;
+        }
+    for (int l = 0; i < n; ++i, ++l) {
+        const double gm = g_model[digit[i]];
+        dev[l] += drive[i] * (1.0 / (inv_g[digit[i]] + r + r_row[i]) - gm);
+        mod[l] += drive[i] * gm;
+    }
+    double sd = 0.0, sm = 0.0;
+    for (int l = 0; l < kLanes; ++l) {
+        sd += dev[l];
+        sm += mod[l];
+    }
+    *model = sm;
+    return sd;
+}
+
 void transpose_bits(const uint16_t* codes, int nbits, uint64_t* planes) {
 #ifdef HAMQ_HAVE_AVX512_INTRIN
     const __m512i lo = _mm512_loadu_si512(codes), hi = _mm512_loadu_si512(codes + 32);
@@ -648,7 +726,7 @@ const KernelTable* make_table(const char* name) {
     static const KernelTable table = {name,        hw_map,      hw_total,    hw_hist,
                                       relaxed_f32, relaxed_f64,
                                       penalty_rows_f32, penalty_rows_f64, xbar_popcount,
-                                      transpose_bits};
+                                      xbar_deviation, transpose_bits};
     return &table;
 }
 

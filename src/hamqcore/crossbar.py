@@ -157,7 +157,7 @@ class LayerEnergy:
     col_tiles: int
     latency: float
     n_vectors: int
-    output: np.ndarray = field(repr=False)
+    output: Optional[np.ndarray] = field(repr=False)   # N x out, None when not computed
 
     @property
     def total_energy(self) -> float:
@@ -171,6 +171,7 @@ class LayerEnergy:
 def simulate_layer(
     w_q, x_q, config: Optional[CrossbarConfig] = None, w_bits: int = 8, a_bits: int = 8,
     a_signed: Optional[bool] = None, n_threads: Optional[int] = None, floor: bool = False,
+    output: bool = True,
 ) -> LayerEnergy:
     """Simulate integer weights ``w_q`` (out x K) driven by integer inputs ``x_q`` (N x K).
 
@@ -179,17 +180,20 @@ def simulate_layer(
     Weights span the mapping's range: [-2^(b-1), 2^(b-1) - 1] for ``"offset"`` and
     ``"twos_complement"``, [-(2^(b-1) - 1), 2^(b-1) - 1] for ``"differential"``.
     ``floor=True`` stores every cell at its lowest conductance (whatever ``w_q`` holds): the least
-    energy any weights could give on this mapping, geometry and input data.
+    energy any weights could give on this mapping, geometry and input data. ``output=False`` skips
+    the functional output (``LayerEnergy.output`` is then None), which makes energy-only runs cheaper.
     """
     config = config if config is not None else PRESETS[DEFAULT_PRESET]
     if not isinstance(config, CrossbarConfig):
         raise TypeError(f"config must be a CrossbarConfig, got {type(config).__name__}")
-    if not isinstance(floor, (bool, np.bool_)):
-        raise TypeError(f"floor must be True or False, got {floor!r}")
+    for name, flag in (("floor", floor), ("output", output)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     w = np.asarray(w_q)
     x = np.asarray(x_q)
     r = _simulator(config).simulate(w, x, _as_int("w_bits", w_bits), _as_int("a_bits", a_bits), a_signed,
-                                    None if n_threads is None else _as_int("n_threads", n_threads), bool(floor))
+                                    None if n_threads is None else _as_int("n_threads", n_threads), bool(floor),
+                                    bool(output))
     energy = r.energy
     return LayerEnergy(
         energy={c: energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
@@ -197,5 +201,6 @@ def simulate_layer(
         mean_current=r.sum_current / r.conversions if r.conversions else 0.0, max_current=r.max_current,
         conversions=r.conversions, idle_conversions=r.idle_conversions, subarray_reads=r.subarray_reads,
         driven_rows=r.driven_rows, arrays=r.arrays, row_tiles=r.row_tiles, col_tiles=r.col_tiles,
-        latency=r.latency, n_vectors=int(x.shape[0]), output=r.output.reshape(x.shape[0], w.shape[0]),
+        latency=r.latency, n_vectors=int(x.shape[0]),
+        output=None if not output else np.asarray(r.output).reshape(x.shape[0], w.shape[0]),
     )

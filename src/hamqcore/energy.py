@@ -228,7 +228,7 @@ def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name
     """Integer weights and input matrices of one layer, per group:
     (w_groups, x_groups, w_bits, a_bits, a_signed, groups)."""
     w_int, wb = layer_integers(m, w_bits, name)
-    if not bool(torch.isfinite(x).all()):
+    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"layer {name!r}: its input holds NaN or inf (the model's activations diverged)")
     if isinstance(m, QuantLayer):
         xq, _, signed = m.input_integers(x)
@@ -266,17 +266,20 @@ def _merge(parts: List[LayerEnergy]) -> LayerEnergy:
         driven_rows=sum(p.driven_rows for p in parts), arrays=sum(p.arrays for p in parts),
         row_tiles=sum(p.row_tiles for p in parts), col_tiles=sum(p.col_tiles for p in parts),
         latency=max(p.latency for p in parts),  # the groups' arrays run in parallel
-        n_vectors=first.n_vectors, output=np.concatenate([p.output for p in parts], axis=1),
+        n_vectors=first.n_vectors,
+        output=None if first.output is None else np.concatenate([p.output for p in parts], axis=1),
     )
 
 
 def simulate_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, w_bits: int = 8, a_bits: int = 8,
-                    n_threads: Optional[int] = None, floor: bool = False, name: str = "") -> LayerEnergy:
+                    n_threads: Optional[int] = None, floor: bool = False, name: str = "",
+                    output: bool = True) -> LayerEnergy:
     """One Conv1d/Conv2d/Linear layer on its input ``x``: every group simulated and merged; the
-    output is the layer's integer pre-activation, (N * positions) x out_channels."""
+    output (unless ``output=False``) is the layer's integer pre-activation as the crossbar computes
+    it, (N * positions) x out_channels."""
     w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, w_bits, a_bits, name)
-    return _merge([simulate_layer(w, xg, config, wb, ab, a_signed=signed, n_threads=n_threads, floor=floor)
-                   for w, xg in zip(w_groups, x_groups)])
+    return _merge([simulate_layer(w, xg, config, wb, ab, a_signed=signed, n_threads=n_threads, floor=floor,
+                                  output=output) for w, xg in zip(w_groups, x_groups)])
 
 
 def estimate_energy(
@@ -307,7 +310,7 @@ def estimate_energy(
     batch = int(inputs.shape[0]) if isinstance(inputs, torch.Tensor) else 1
     rows = []
     for name, module, x in captured:
-        r = simulate_module(module, x, config, w_bits, a_bits, n_threads, floor, name)
+        r = simulate_module(module, x, config, w_bits, a_bits, n_threads, floor, name, output=False)
         rows.append(LayerRow(
             name=name, kind=type(module).__name__, shape=list(module.weight.shape), vectors=r.n_vectors / batch,
             arrays=r.arrays, row_tiles=r.row_tiles, col_tiles=r.col_tiles, on_cells=r.on_cells, cells=r.cells,

@@ -318,7 +318,9 @@ def check_finite_weights(m: nn.Module, name: str = "") -> None:
     """ValueError naming the layer when its weights hold NaN or inf (a diverged model): their
     integers would otherwise read as 0 ON cells."""
     w = m.weight.detach()
-    if not bool(torch.isfinite(w).all()):
+    # a sum is NaN or inf when any element is (cheap); only then count exactly (a huge finite sum
+    # that overflows is re-checked, so nothing is reported wrongly)
+    if not bool(torch.isfinite(w.sum())) and not bool(torch.isfinite(w).all()):
         bad = int((~torch.isfinite(w)).sum())
         label = f"layer {name!r}" if name else f"a {type(m).__name__} layer"
         raise ValueError(f"{label} has {bad} non-finite weight(s) (NaN or inf): the model diverged, so its "
@@ -331,6 +333,7 @@ def layer_integers(m: nn.Module, bits: int = 8, name: str = "") -> Tuple[np.ndar
     check_finite_weights(m, name)
     if isinstance(m, QuantLayer):
         q, _ = m.weight_integers()
-        return q.cpu().numpy().astype(np.int16), m.w_bits
-    q, _ = quantize_weight(m.weight, bits)
-    return q.cpu().numpy().astype(np.int16), bits
+        return q.to(torch.int16).cpu().numpy(), m.w_bits
+    scale = weight_scale_max(m.weight, bits)
+    qmax = level_max(bits)
+    return torch.round(m.weight.detach() / scale).clamp_(-qmax, qmax).to(torch.int16).cpu().numpy(), bits

@@ -106,6 +106,7 @@ struct CrossbarLayer {
     int a_bits = 8;
     bool a_signed = false;
     bool floor = false;       // every cell at its lowest conductance (the least energy of any weights)
+    bool output = true;       // compute the functional output (energy alone is cheaper)
 };
 
 // Energy components (J, whole batch); which are nonzero depends on the model.
@@ -115,7 +116,7 @@ enum Component : int {
 const char* component_name(int c);
 
 struct CrossbarResult {
-    std::vector<double> y;    // N x out
+    std::vector<double> y;    // N x out (empty without CrossbarLayer::output)
     double energy[kNumComponents] = {0};
     double sum_current = 0;   // A, summed over conversions
     double max_current = 0;   // A
