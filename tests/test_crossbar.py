@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataclasses import replace as dataclass_replace
+
 import xbar_reference as ref
 from hamqcore.crossbar import MODEL_COMPONENTS, PRESETS, CrossbarConfig, simulate_layer
 
@@ -153,17 +155,28 @@ def test_bitline_and_mnsim_cell_energy_by_hand():
 # Against the numpy reference on random layers
 # ------------------------------------------------------------------------------------------------
 
+def _preset(name, ov):
+    if ov.get("complement") and ov.get("mapping", PRESETS[name].mapping) == "differential":
+        ov["complement"] = False
+    return CrossbarConfig.preset(name, **ov)
+
+
+PERIPHERY = {"skip_empty": st.booleans(), "complement": st.booleans(), "column_order": st.sampled_from(["weight", "digit"])}
+
+
 def _configs():
-    ns = st.builds(lambda ov: CrossbarConfig.preset("neurosim-1.3", **ov), st.fixed_dictionaries({}, optional={
+    ns = st.builds(lambda ov: _preset("neurosim-1.3", ov), st.fixed_dictionaries({}, optional={
         "roadmap": st.sampled_from(["lp", "hp"]), "adc": st.sampled_from(["multilevel", "sar"]),
         "mapping": st.sampled_from(["offset", "differential", "twos_complement"]),
         "cell_bits": st.sampled_from([1, 2, 4]), "v_read": st.sampled_from([0.2, 0.5]),
-        "r_wire_row": st.sampled_from([0.0, 20.0]), "adc_full_scale": st.sampled_from([0, 31, 100])}))
-    mn = st.builds(lambda ov: CrossbarConfig.preset("mnsim-2.0", **ov), st.fixed_dictionaries({}, optional={
+        "r_wire_row": st.sampled_from([0.0, 20.0]), "adc_full_scale": st.sampled_from([0, 31, 100]),
+        "adc_resolution": st.sampled_from(["fixed", "per_column"]), "rows_per_conversion": st.sampled_from([0, 7, 64]),
+        **PERIPHERY}))
+    mn = st.builds(lambda ov: _preset("mnsim-2.0", ov), st.fixed_dictionaries({}, optional={
         "rows": st.sampled_from([3, 16, 64, 100]), "cols": st.sampled_from([8, 20, 64]),
         "cell_bits": st.sampled_from([1, 2, 4]), "mapping": st.sampled_from(["offset", "differential",
                                                                              "twos_complement"]),
-        "adc_bits": st.sampled_from([3, 6, 8])}))
+        "adc_bits": st.sampled_from([3, 6, 8]), "rows_per_conversion": st.sampled_from([0, 2]), **PERIPHERY}))
     bl = st.builds(lambda ov: CrossbarConfig.preset("bitline", **ov), st.fixed_dictionaries({}, optional={
         "rows": st.sampled_from([5, 64, 130]), "cols": st.sampled_from([9, 32, 128]),
         "cell_bits": st.sampled_from([1, 2, 4]), "mapping": st.sampled_from(["offset", "differential"]),
@@ -196,6 +209,9 @@ def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col
     for c, v in r.energy.items():
         assert v == pytest.approx(e["energy"][c], rel=tol if c in ("adc", "cell") else 1e-9, abs=1e-30), c
     assert r.conversions == e["conversions"] and r.idle_conversions == e["idle_conversions"]
+    assert r.skipped_conversions == e["skipped_conversions"] and r.skipped_reads == e["skipped_reads"]
+    assert r.inverted_columns == e["inverted_columns"]
+    np.testing.assert_array_equal(r.resolution_columns, e["resolution_columns"])
     assert r.subarray_reads == e["subarray_reads"] and r.driven_rows == e["driven_rows"]
     assert r.on_cells == e["on_cells"] and r.cells == e["cells"] and r.arrays == e["arrays"]
     assert r.mean_current * r.conversions == pytest.approx(e["sum_current"], rel=1e-9 if tol < 1e-6 else 1e-3,
@@ -207,6 +223,71 @@ def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col
     two = simulate_layer(w.astype(np.int16), x.astype(np.int16), cfg, w_bits, a_bits, a_signed=signed, n_threads=2,
                          floor=floor)
     assert two.energy == r.energy and np.array_equal(two.output, r.output)
+
+
+def test_periphery_options_are_lossless_with_an_exact_adc():
+    """Per-column resolution, skipping, complement coding and the column order change energy, never
+    the output, when the ADC reads every column exactly (here: 10 rows of 2-bit cells, sums <= 30 < 32)."""
+    rng = np.random.default_rng(4)
+    w = rng.integers(-128, 128, size=(30, 10))
+    w[:, 5:] = rng.integers(-2, 2, size=(30, 5))     # small weights: some digit columns empty
+    x = rng.integers(0, 256, size=(7, 10))
+    exact = x @ w.T
+    plain = simulate_layer(w, x, CrossbarConfig.preset("neurosim-1.3", adc_full_scale=31), 8, 8)
+    np.testing.assert_array_equal(plain.output, exact)
+    for ov in (dict(adc_bits="auto"), dict(skip_empty=True), dict(complement=True), dict(column_order="digit"),
+               dict(adc_bits="auto", skip_empty=True, complement=True, column_order="digit")):
+        r = simulate_layer(w, x, CrossbarConfig.preset("neurosim-1.3", adc_full_scale=31, **ov), 8, 8)
+        np.testing.assert_array_equal(r.output, exact, err_msg=str(ov))
+        assert r.total_energy <= plain.total_energy * (1 + 1e-12), ov
+    auto = CrossbarConfig.preset("neurosim-1.3", adc_bits="auto")
+    assert auto.adc_resolution == "per_column" and auto.adc_bits == 5     # capped at NeuroSim's 32 levels
+    r = simulate_layer(w, x, auto, 8, 8)
+    assert r.resolution_columns.sum() == 30 * 4 and r.resolution_columns[5] < 30 * 4   # fewer levels where possible
+    assert r.energy["adc"] < plain.energy["adc"] and r.energy["array"] == plain.energy["array"]
+
+
+def test_skip_empty_skips_columns_and_whole_arrays():
+    # digit-major layout: the top digits of weights |q| < 16 under the differential mapping are all 0,
+    # so their arrays hold no ON cell and are never read
+    rng = np.random.default_rng(5)
+    w = rng.integers(-15, 16, size=(64, 300))
+    x = rng.integers(0, 256, size=(3, 300))
+    base = CrossbarConfig.preset("neurosim-1.3", mapping="differential", column_order="digit")
+    plain, skip = (simulate_layer(w, x, dataclass_replace(base, skip_empty=s), 8, 8) for s in (False, True))
+    np.testing.assert_array_equal(plain.output, skip.output)
+    # D = 4 digits x 64 weights = 256 columns per polarity = 2 array columns (digits 3,2 | 1,0): the first
+    # of each polarity is skipped for 3 vectors x 8 pulses x 3 row tiles
+    assert skip.skipped_reads == 3 * 8 * 3 * 2 and skip.subarray_reads + skip.skipped_reads == plain.subarray_reads
+    assert skip.skipped_conversions == plain.conversions - skip.conversions > 0
+    for c in ("array", "switch_matrix", "shift_add"):   # half the arrays are not read
+        assert skip.energy[c] == pytest.approx(0.5 * plain.energy[c], rel=0.05), c
+    assert skip.energy["adc"] < 0.8 * plain.energy["adc"]  # the empty columns' static sense-amp power
+    # weight-major layout: every array holds some low digit: no array is skipped, only columns
+    wm = simulate_layer(w, x, dataclass_replace(base, skip_empty=True, column_order="weight"), 8, 8)
+    assert wm.skipped_reads == 0 and wm.skipped_conversions == skip.skipped_conversions
+
+
+def test_rows_per_conversion_trades_conversions_for_clipping():
+    rng = np.random.default_rng(6)
+    w = rng.integers(-128, 128, size=(8, 128))
+    x = rng.integers(0, 256, size=(4, 128))
+    exact = x @ w.T
+    full = simulate_layer(w, x, PRESETS["neurosim-1.3"], 8, 8)            # 128 rows per conversion: clips
+    small = simulate_layer(w, x, CrossbarConfig.preset("neurosim-1.3", rows_per_conversion=8), 8, 8)
+    assert np.abs(full.output - exact).max() > 0
+    np.testing.assert_array_equal(small.output, exact)                    # 8 rows x 3 <= 31: exact
+    assert small.conversions == 16 * full.conversions and small.subarray_reads == 16 * full.subarray_reads
+
+
+def test_complement_stores_mostly_on_columns_inverted():
+    w = np.full((4, 50), -1)       # offset code 127 = 0111 1111: digits 1, 3, 3, 3: mostly ON
+    x = np.ones((2, 50), np.int64)
+    plain = simulate_layer(w, x, CrossbarConfig.preset("bitline", mapping="offset"), 8, 1)
+    comp = simulate_layer(w, x, CrossbarConfig.preset("bitline", mapping="offset", complement=True), 8, 1)
+    assert comp.inverted_columns == 4 * 3 and comp.on_cells == 4 * 50 * 1    # the three 3-digit columns flip
+    np.testing.assert_array_equal(comp.output, plain.output)
+    assert comp.energy["cell"] < 0.4 * plain.energy["cell"]
 
 
 @pytest.mark.parametrize("model", ["neurosim-1.3", "bitline"])
@@ -296,6 +377,13 @@ def test_fewer_on_cells_mean_less_cell_and_sense_energy():
     (dict(model="neurosim-2"), "model must be one of 'neurosim-1.3', 'mnsim-2.0', 'bitline', got 'neurosim-2'"),
     (dict(adc="flash"), "adc must be one of 'ideal', 'multilevel', 'sar', 'fixed', got 'flash'"),
     (dict(roadmap="lstp"), "roadmap must be one of 'lp', 'hp', got 'lstp'"),
+    (dict(mapping="differential", complement=True), "complement applies to mappings 'offset' and 'twos_complement'"),
+    (dict(rows_per_conversion=200), r"rows_per_conversion must be in 0..rows \(128; 0 = rows\), got 200"),
+    (dict(model="bitline", adc="ideal", skip_empty=True), "skip_empty needs an ADC: adc is 'ideal'"),
+    (dict(model="mnsim-2.0", adc="fixed", r_access=0.0, r_wire_row=0.0, r_wire_col=0.0, adc_resolution="per_column"),
+     "adc_resolution='per_column' needs an ADC energy that depends on its levels"),
+    (dict(adc_resolution="adaptive"), "adc_resolution must be one of 'fixed', 'per_column', got 'adaptive'"),
+    (dict(column_order="random"), "column_order must be one of 'weight', 'digit', got 'random'"),
 ])
 def test_config_errors(kwargs, msg):
     with pytest.raises(ValueError, match=msg):

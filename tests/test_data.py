@@ -56,6 +56,53 @@ def test_spoken_keywords_small(tmp_path):
     assert not np.array_equal(other.train.x, d.train.x)
 
 
+def _cache_file(tmp_path):
+    (path,) = (tmp_path / "cache").glob(f"spoken_keywords-v{data.SPOKEN_KEYWORDS_VERSION}-*.npz")
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "nan", "label", "missing_key"])
+def test_spoken_keywords_cache_damage_is_detected_and_repaired(tmp_path, damage):
+    from hamqcore.data import synth
+
+    kw = dict(n_speakers=3, takes=1, seed=5, split=(0.34, 0.34))
+    d = data.spoken_keywords(**kw)
+    path = _cache_file(tmp_path)
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:300])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00" * 1000)
+    else:   # well-formed npz files whose content is wrong: written without fixing the checksum
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+        if damage == "nan":
+            arrays["x"][0, 0, 0, 0] = np.nan
+        elif damage == "label":
+            arrays["y"][3] = 99
+        else:
+            del arrays["part"]
+        np.savez_compressed(path, **arrays)
+    with pytest.warns(RuntimeWarning, match="is damaged"):
+        again = data.spoken_keywords(**kw)
+    np.testing.assert_array_equal(again.train.x, d.train.x)
+    assert synth._read_cache(path)["x"].shape[0] == 36   # rewritten, and it verifies
+
+
+def test_spoken_keywords_cache_writes_are_atomic_and_unique(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hamqcore.data import synth
+
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.standard_normal((12, 1, 49, 10)).astype(np.float32), "y": np.arange(12) % 12,
+              "g": np.zeros(12, np.int64), "part": np.zeros(12, np.int64), "speakers": np.array(["a"])}
+    path = tmp_path / "c" / "set.npz"
+    with ThreadPoolExecutor(4) as pool:   # several writers at once: each its own temporary file
+        list(pool.map(lambda _: synth._write_cache(path, arrays), range(8)))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["set.npz"]
+    np.testing.assert_array_equal(synth._read_cache(path)["x"], arrays["x"])
+
+
 def test_spoken_keywords_audio_is_speech_and_silence_is_quiet():
     d = data.spoken_keywords(n_speakers=3, takes=1, split=(0.34, 0.34), return_audio=True, cache=False)
     audio = d.info["audio"]
@@ -147,6 +194,14 @@ def test_cifar10_errors(tmp_path):
     (tmp_path / "c" / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(data.DataError, match="test_batch is not a CIFAR-10 python batch"):
         data.cifar10(tmp_path / "c")
+    _fake_cifar(tmp_path / "bad_labels")
+    with open(tmp_path / "bad_labels" / "data_batch_2", "wb") as f:
+        pickle.dump({b"data": np.zeros((3, 3072), np.uint8), b"labels": [0, 10, 1]}, f)
+    with pytest.raises(data.DataError, match=r"data_batch_2: labels must be in 0..9, found 10"):
+        data.cifar10(tmp_path / "bad_labels")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(data.DataError, match="afile is not a folder"):
+        data.cifar10(tmp_path / "afile")
 
 
 def _fake_speech_commands(root):
@@ -173,8 +228,24 @@ def test_speech_commands_from_a_folder(tmp_path):
         assert s.x.shape[1:] == (1, 49, 10)
         counts = np.bincount(s.y, minlength=12)
         assert list(counts[:10]) == [1] * 10          # one clip per keyword per split
-        assert counts[11] == 2 and counts[10] == 1    # bed + cat -> unknown; silence cut from noise
+        # the TensorFlow recipe: unknown and silence each 10 % of the keyword clips (ceil): one of the
+        # two other-word clips (bed, cat), one 1 s cut of the background noise
+        assert counts[11] == 1 and counts[10] == 1
     assert not set(d.train.groups[d.train.groups >= 0]) & set(d.test.groups[d.test.groups >= 0])
+    more = data.speech_commands(tmp_path, unknown_percentage=100, silence_percentage=50)
+    assert np.bincount(more.train.y, minlength=12)[10:].tolist() == [5, 2]   # silence 50 % of 10; both unknowns
+
+
+def test_wav_formats_are_normalised(tmp_path):
+    t = np.arange(1600) / 16000
+    tone = np.sin(2 * np.pi * 440 * t)
+    wavfile.write(tmp_path / "u8.wav", 16000, np.round(tone * 127 + 128).astype(np.uint8))
+    wavfile.write(tmp_path / "i16.wav", 16000, np.round(tone * 32767).astype(np.int16))
+    wavfile.write(tmp_path / "f32.wav", 16000, tone.astype(np.float32))
+    for name, tol in (("u8.wav", 1.5 / 128), ("i16.wav", 1e-4), ("f32.wav", 1e-7)):
+        audio, sr = data.read_wav(tmp_path / name)
+        assert sr == 16000 and audio.dtype == np.float32
+        np.testing.assert_allclose(audio, tone, atol=tol)   # unsigned 8-bit is centred on 128
 
 
 def test_speech_commands_errors(tmp_path):
@@ -186,6 +257,19 @@ def test_speech_commands_errors(tmp_path):
         data.load("imagenet")
     with pytest.raises(ValueError, match="reads a local folder"):
         data.load("cifar10")
+    root = tmp_path / "sc"
+    _fake_speech_commands(root)
+    for f in (root / "_background_noise_").iterdir():
+        f.unlink()
+    with pytest.raises(data.DataError, match=r"_background_noise_ holds no .wav file, so the _silence_ class"):
+        data.speech_commands(root)
+    assert 10 not in data.speech_commands(root, silence_percentage=0).train.y
+    (root / "testing_list.txt").unlink()
+    (root / "testing_list.txt").mkdir()
+    with pytest.raises(data.DataError, match="testing_list.txt must be a text file"):
+        data.speech_commands(root, silence_percentage=0)
+    with pytest.raises(ValueError, match="unknown_percentage must be a percentage in 0..100, got 120"):
+        data.speech_commands(root, unknown_percentage=120)
 
 
 def test_models():

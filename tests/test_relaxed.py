@@ -167,8 +167,13 @@ def test_scaled_penalty_threads_and_errors():
         assert v == runs[0][0]
         np.testing.assert_array_equal(g, runs[0][1])
         np.testing.assert_array_equal(s, runs[0][2])  # the max step used
-    with pytest.raises(ValueError, match=r"scale\[1\] = -1.000000 must be finite and > 0"):
+    with pytest.raises(ValueError, match=r"scale\[1\] = -1 must be finite and > 0"):
         hamqcore.scaled_hw_penalty(np.ones((3, 2)), np.array([1.0, -1.0, 1.0]), 8)
+    # a valid but tiny scale whose reciprocal overflows would give NaN gradients: an error instead
+    with pytest.raises(ValueError, match=r"scale\[0\] = 4.94066e-324 must be finite and > 0, with a finite reciprocal"):
+        hamqcore.scaled_hw_penalty(np.ones((3, 2)), np.array([5e-324, 1.0, 1.0]), 8)
+    with pytest.raises(ValueError, match=r"scale = 1.4013e-45 must be finite and > 0, with a finite reciprocal"):
+        hamqcore.scaled_hw_penalty(np.ones((3, 2), np.float32), np.float32(1e-45), 8)
     with pytest.raises(ValueError, match=r"scale must hold 1 value or one per row of w \(3\), got 2"):
         hamqcore.scaled_hw_penalty(np.ones((3, 2)), np.ones(2), 8)
     with pytest.raises(ValueError, match=r"w\[1, 0\] = nan is not finite"):

@@ -136,8 +136,8 @@ def test_errors():
         HamQRegularizer(nn.Sequential(nn.ReLU()), weighting="params")
     with pytest.raises(ValueError, match="bits must be an integer in 2..16, got 1"):
         HamQRegularizer(model, bits=1, weighting="params")
-    with pytest.raises(ValueError, match="w_bits must be in 2..8, got 9"):
-        quantize_model(model, 9, 8)
+    with pytest.raises(ValueError, match="w_bits must be an integer in 2..16, got 17"):
+        quantize_model(model, 17, 8)
     with pytest.raises(ValueError, match="act_mode must be one of"):
         quantize_model(model, 8, 8, act_mode="ema")
 

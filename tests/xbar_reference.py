@@ -32,8 +32,9 @@ def digits_per_weight(mapping, w_bits, cb):
 
 
 def cell_matrices(w, cfg, w_bits):
-    """Per array type, the K x (out * D) digit matrix (weight-major, most significant digit first)
-    and the shift-add weight of each of its columns."""
+    """Per array type, the K x (out * D) digit matrix in physical column order (weight-major with the
+    most significant digit first, or digit-major: every weight's top digit, then the next...), the
+    shift-add weight of each of its columns and the output each column belongs to."""
     w = np.asarray(w, np.int64)
     out, K = w.shape
     cb, D = cfg.cell_bits, digits_per_weight(cfg.mapping, w_bits, cfg.cell_bits)
@@ -49,9 +50,11 @@ def cell_matrices(w, cfg, w_bits):
     for code, sign in codes:
         m = np.zeros((K, out * D), np.int64)
         coef = np.zeros(out * D)
+        owner = np.zeros(out * D, np.int64)
         for o in range(out):
             for d in range(D):
-                col = o * D + (D - 1 - d)
+                col = (D - 1 - d) * out + o if cfg.column_order == "digit" else o * D + (D - 1 - d)
+                owner[col] = o
                 if cfg.mapping == "twos_complement" and d == D - 1:
                     m[:, col] = code[o] >> (w_bits - 1)
                     coef[col] = -float(half)
@@ -61,11 +64,11 @@ def cell_matrices(w, cfg, w_bits):
                 else:
                     m[:, col] = (code[o] >> (d * cb)) & dmask
                     coef[col] = sign * 2.0 ** (d * cb)
-        mats.append((m, coef))
+        mats.append((m, coef, owner))
     return mats, D
 
 
-def tiles(mat, coef, cfg, D, w_bits, floor=False):
+def tiles(mat, coef, owner, cfg, D, w_bits, floor=False):
     """The arrays of one array type: (row0, digits block, shift-add weights, output index per
     column or -1 for a reference column, each column's position in its array). Reference columns
     sit in the array's last D columns."""
@@ -79,15 +82,15 @@ def tiles(mat, coef, cfg, D, w_bits, floor=False):
         for c0 in range(0, C, cols_eff):
             block = mat[r0:r0 + cfg.rows, c0:c0 + cols_eff]
             bcoef = coef[c0:c0 + cols_eff]
-            owner = (np.arange(c0, c0 + block.shape[1]) // D)
+            own = owner[c0:c0 + cols_eff]
             pos = np.arange(block.shape[1])
             if ref:
                 refd = np.array([0 if floor else (half >> (d * cfg.cell_bits)) & dmask for d in range(D - 1, -1, -1)])
                 block = np.concatenate([block, np.tile(refd, (block.shape[0], 1))], axis=1)
                 bcoef = np.concatenate([bcoef, [2.0 ** (d * cfg.cell_bits) for d in range(D - 1, -1, -1)]])
-                owner = np.concatenate([owner, -np.ones(D, np.int64)])
+                own = np.concatenate([own, -np.ones(D, np.int64)])
                 pos = np.concatenate([pos, cols_eff + np.arange(D)])
-            out.append((r0, block, bcoef, owner, pos))
+            out.append((r0, block, bcoef, own, pos))
     return out
 
 
@@ -102,15 +105,12 @@ def cell_conductance(cfg, digits, n_used, pos):
     return 1 / r
 
 
-def adc_read(cfg, s):
-    if cfg.adc == "ideal":
+def adc_read(cfg, s, levels, full_scale):
+    """The reading of digit sum s by an ADC with ``levels`` levels over [0, full_scale]."""
+    if cfg.adc == "ideal" or full_scale <= levels - 1:
         return float(s)
-    L = 2 ** cfg.adc_bits
-    fs = cfg.adc_full_scale or cfg.rows * (2 ** cfg.cell_bits - 1)
-    if fs <= L - 1:
-        return float(s)
-    step = fs / (L - 1)
-    return step * min(L - 1, round(s / step))
+    step = full_scale / (levels - 1)
+    return step * min(levels - 1, round(s / step))
 
 
 # --- NeuroSim V1.3 periphery (SubArray.cpp CalculatePower, conventionalParallel) ------------------
@@ -174,10 +174,9 @@ def neurosim_subarray_read(cfg, nd, D, P):
     return out
 
 
-def neurosim_conversion(cfg, g_col):
-    """One column's sense amp / ADC energy (MultilevelSenseAmp.cpp / SarADC.cpp GetColumnPower at
-    22 nm, LatencyCol 1 ns)."""
-    L = 2 ** cfg.adc_bits
+def neurosim_conversion(cfg, g_col, L):
+    """One column's sense amp / ADC energy with L levels (MultilevelSenseAmp.cpp / SarADC.cpp
+    GetColumnPower at 22 nm, LatencyCol 1 ns)."""
     hp = cfg.roadmap == "hp"
     if g_col == 0:
         p = 1e-6
@@ -199,62 +198,102 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
     N = x.shape[0]
     mats, D = cell_matrices(w, cfg, w_bits)
     if floor:
-        mats = [(np.zeros_like(m), c) for m, c in mats]
+        mats = [(np.zeros_like(m), c, o) for m, c, o in mats]
+    cb = cfg.cell_bits
+    dmax = (1 << cb) - 1
     half = 1 << (w_bits - 1)
+    rpc = cfg.rows_per_conversion or cfg.rows
     xu = x % (1 << a_bits)
     y = np.zeros((N, out))
     ref_total = np.zeros(N)
     comps = dict(cell=0.0, adc=0.0, array=0.0, encoder=0.0, switch_matrix=0.0, mux=0.0, shift_add=0.0)
-    conversions = idle = reads = driven_total = 0
+    cnt = dict(conversions=0, idle=0, skipped=0, reads=0, skipped_reads=0, inverted=0)
+    res = np.zeros(17, np.int64)
     sum_g, max_g, on, cells, arrays = 0.0, 0.0, 0, 0, 0
     t_mnsim = cfg.t_read + 0.001 * (0.0002 * (cfg.rows * cfg.cols / 8192) ** 2 + 5e-6 * cfg.rows * cfg.cols / 8192
                                     + 4e-14) * 1e-9
     col_tiles = 0
-    for mat, coef in mats:
-        blocks = tiles(mat, coef, cfg, D, w_bits, floor)
+    for mat, coef, owner in mats:
+        blocks = tiles(mat, coef, owner, cfg, D, w_bits, floor)
         col_tiles = sum(1 for b in blocks if b[0] == 0)
-        for r0, block, bcoef, owner, pos in blocks:
+        for r0, block, bcoef, own, pos in blocks:
             arrays += 1
-            on += int((block != 0).sum())
             cells += block.size
+            block = block.copy()
+            inv = np.zeros(block.shape[1], bool)
+            if cfg.complement:   # stored inverted where that leaves fewer ON cells
+                inv = ((block != dmax).sum(axis=0) < (block != 0).sum(axis=0))
+                block[:, inv] = dmax - block[:, inv]
+                cnt["inverted"] += int(inv.sum())
+            on += int((block != 0).sum())
             g = cell_conductance(cfg, block, block.shape[0], pos)
+            groups = list(range(0, block.shape[0], rpc))
+            # statics per (group, column): skipped when empty, levels, full scale
+            stat = []
+            for g0 in groups:
+                sub = block[g0:g0 + rpc]
+                skip = cfg.skip_empty & ((sub != 0).sum(axis=0) == 0)
+                sums = sub.sum(axis=0)
+                if cfg.adc_resolution == "per_column":
+                    bits = np.array([max(1, min(cfg.adc_bits, math.ceil(math.log2(v + 1)) if v else 1)) for v in sums])
+                    fs = sums
+                else:
+                    bits = np.full(block.shape[1], cfg.adc_bits)
+                    fs = np.full(block.shape[1], cfg.adc_full_scale or rpc * dmax)   # the design full scale
+                stat.append((skip, 2 ** bits, fs))
+                for k in range(block.shape[1]):
+                    res[0 if skip[k] else bits[k]] += 1
+            active = not cfg.skip_empty or any((~st[0]).any() for st in stat)
             for n in range(N):
                 for p in range(a_bits):
                     pc = -(2.0 ** p) if (a_signed and p == a_bits - 1) else 2.0 ** p
                     bits = (xu[n, r0:r0 + block.shape[0]] >> p) & 1
-                    nd = int(bits.sum())
-                    reads += 1
-                    if cfg.model == "neurosim-1.3":
-                        for k, v in neurosim_subarray_read(cfg, nd, D, a_bits).items():
-                            comps[k] += v
-                    for c in range(block.shape[1]):
-                        gc = float((g[:, c] * bits).sum())
-                        s = int((block[:, c] * bits).sum())
-                        conversions += 1
-                        idle += nd == 0
-                        sum_g += gc
-                        max_g = max(max_g, gc)
-                        if cfg.model == "neurosim-1.3":
-                            comps["adc"] += neurosim_conversion(cfg, gc)
-                        elif cfg.model == "mnsim-2.0":
-                            comps["cell"] += cfg.v_read ** 2 * gc * t_mnsim
-                            comps["adc"] += cfg.e_adc
+                    for gi, g0 in enumerate(groups):
+                        gb = bits[g0:g0 + rpc]
+                        nd = int(gb.sum())
+                        skip, levels, fs = stat[gi]
+                        if active:
+                            cnt["reads"] += 1
+                            if cfg.model == "neurosim-1.3":
+                                for key, v in neurosim_subarray_read(cfg, nd, D, a_bits).items():
+                                    comps[key] += v
                         else:
-                            comps["cell"] += cfg.v_read ** 2 * gc * cfg.t_read
-                        reading = pc * bcoef[c] * adc_read(cfg, s)
-                        if owner[c] < 0:
-                            ref_total[n] += reading
-                        else:
-                            y[n, owner[c]] += reading
+                            cnt["skipped_reads"] += 1
+                        for c in range(block.shape[1]):
+                            s = int((block[g0:g0 + rpc, c] * gb).sum())
+                            reading = adc_read(cfg, s, levels[c], fs[c])
+                            if inv[c]:
+                                reading = nd * dmax - reading
+                            reading *= pc * bcoef[c]
+                            if own[c] < 0:
+                                ref_total[n] += reading
+                            else:
+                                y[n, own[c]] += reading
+                            if skip[c]:
+                                cnt["skipped"] += 1
+                                continue
+                            gc = float((g[g0:g0 + rpc, c] * gb).sum())
+                            cnt["conversions"] += 1
+                            cnt["idle"] += nd == 0
+                            sum_g += gc
+                            max_g = max(max_g, gc)
+                            if cfg.model == "neurosim-1.3":
+                                comps["adc"] += neurosim_conversion(cfg, gc, levels[c])
+                            elif cfg.model == "mnsim-2.0":
+                                comps["cell"] += cfg.v_read ** 2 * gc * t_mnsim
+                                comps["adc"] += cfg.e_adc
+                            else:
+                                comps["cell"] += cfg.v_read ** 2 * gc * cfg.t_read
     if cfg.mapping == "offset":
         if cfg.reference_column:   # every array holds a copy of the reference: subtract one
             y -= (ref_total / max(1, col_tiles))[:, None]
         else:                      # the periphery subtracts 2^(b-1) sum(x) digitally
             y -= half * x.sum(axis=1, keepdims=True)
-    for n in range(N):            # driven rows per vector, pulse and row tile
+    driven_total = 0
+    for n in range(N):            # driven rows per vector, pulse and conversion group
         for p in range(a_bits):
-            for r0 in range(0, K, cfg.rows):
-                driven_total += int(((xu[n, r0:r0 + cfg.rows] >> p) & 1).sum()) if out else 0
-    return dict(y=y, energy=comps, conversions=conversions, idle_conversions=idle, subarray_reads=reads,
-                driven_rows=driven_total, sum_current=cfg.v_read * sum_g, max_current=cfg.v_read * max_g,
-                on_cells=on, cells=cells, arrays=arrays)
+            driven_total += int(((xu[n] >> p) & 1).sum()) if out else 0
+    return dict(y=y, energy=comps, conversions=cnt["conversions"], idle_conversions=cnt["idle"],
+                skipped_conversions=cnt["skipped"], subarray_reads=cnt["reads"], skipped_reads=cnt["skipped_reads"],
+                inverted_columns=cnt["inverted"], resolution_columns=res, driven_rows=driven_total,
+                sum_current=cfg.v_read * sum_g, max_current=cfg.v_read * max_g, on_cells=on, cells=cells, arrays=arrays)

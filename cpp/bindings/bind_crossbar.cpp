@@ -9,6 +9,8 @@ const char* const kModels[] = {"neurosim-1.3", "mnsim-2.0", "bitline"};
 const char* const kMappings[] = {"offset", "differential", "twos_complement"};
 const char* const kAdcs[] = {"ideal", "multilevel", "sar", "fixed"};
 const char* const kRoadmaps[] = {"lp", "hp"};
+const char* const kResolutions[] = {"fixed", "per_column"};
+const char* const kColumnOrders[] = {"weight", "digit"};
 
 template <class E, size_t N>
 E parse_enum(const std::string& s, const char* const (&names)[N], const char* field) {
@@ -50,6 +52,11 @@ py::dict config_dict(const CrossbarConfig& c) {
     d["cols_per_adc"] = c.cols_per_adc;
     d["adc_full_scale"] = c.adc_full_scale;
     d["e_adc"] = c.e_adc;
+    d["adc_resolution"] = kResolutions[int(c.adc_resolution)];
+    d["skip_empty"] = c.skip_empty;
+    d["rows_per_conversion"] = c.rows_per_conversion;
+    d["complement"] = c.complement;
+    d["column_order"] = kColumnOrders[int(c.column_order)];
     return d;
 }
 
@@ -87,7 +94,17 @@ void bind_crossbar(py::module_& m) {
         .def_readonly("max_current", &CrossbarResult::max_current)
         .def_readonly("conversions", &CrossbarResult::conversions)
         .def_readonly("idle_conversions", &CrossbarResult::idle_conversions)
+        .def_readonly("skipped_conversions", &CrossbarResult::skipped_conversions)
         .def_readonly("subarray_reads", &CrossbarResult::subarray_reads)
+        .def_readonly("skipped_reads", &CrossbarResult::skipped_reads)
+        .def_readonly("inverted_columns", &CrossbarResult::inverted_columns)
+        .def_property_readonly("resolution_columns",
+                               [](const CrossbarResult& r) {
+                                   py::array_t<int64_t> a(17);
+                                   std::copy(r.resolution_columns, r.resolution_columns + 17, a.mutable_data());
+                                   return a;
+                               },
+                               "Physical columns (per conversion group) by ADC bits; entry 0 counts skipped ones.")
         .def_readonly("driven_rows", &CrossbarResult::driven_rows)
         .def_readonly("pulses", &CrossbarResult::pulses)
         .def_readonly("row_tiles", &CrossbarResult::row_tiles)
@@ -103,7 +120,8 @@ void bind_crossbar(py::module_& m) {
                          bool reference_column, double g_on, double g_off, double v_read, double t_read,
                          double r_access, double r_wire_row, double r_wire_col, const std::string& roadmap,
                          const std::string& adc, int adc_bits, int cols_per_adc, int64_t adc_full_scale,
-                         double e_adc) {
+                         double e_adc, const std::string& adc_resolution, bool skip_empty, int rows_per_conversion,
+                         bool complement, const std::string& column_order) {
                  CrossbarConfig c;
                  c.model = parse_enum<Model>(model, kModels, "model");
                  c.rows = rows;
@@ -124,6 +142,11 @@ void bind_crossbar(py::module_& m) {
                  c.cols_per_adc = cols_per_adc;
                  c.adc_full_scale = adc_full_scale;
                  c.e_adc = e_adc;
+                 c.adc_resolution = parse_enum<AdcResolution>(adc_resolution, kResolutions, "adc_resolution");
+                 c.skip_empty = skip_empty;
+                 c.rows_per_conversion = rows_per_conversion;
+                 c.complement = complement;
+                 c.column_order = parse_enum<ColumnOrder>(column_order, kColumnOrders, "column_order");
                  const std::string err = validate(c);
                  if (!err.empty()) throw py::value_error(err);
                  py::gil_scoped_release release;  // the ADC table can take a few ms
@@ -131,7 +154,8 @@ void bind_crossbar(py::module_& m) {
              }),
              py::kw_only(), "model"_a, "rows"_a, "cols"_a, "cell_bits"_a, "mapping"_a, "reference_column"_a,
              "g_on"_a, "g_off"_a, "v_read"_a, "t_read"_a, "r_access"_a, "r_wire_row"_a, "r_wire_col"_a,
-             "roadmap"_a, "adc"_a, "adc_bits"_a, "cols_per_adc"_a, "adc_full_scale"_a, "e_adc"_a)
+             "roadmap"_a, "adc"_a, "adc_bits"_a, "cols_per_adc"_a, "adc_full_scale"_a, "e_adc"_a,
+             "adc_resolution"_a, "skip_empty"_a, "rows_per_conversion"_a, "complement"_a, "column_order"_a)
         .def(
             "simulate",
             [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,

@@ -46,6 +46,7 @@ double mnsim_wire_latency(int rows, int cols) {
 }
 
 constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
+constexpr int64_t kSerialWork = 16384;  // below this many weights or inputs a pass runs on one thread
 
 // Digit d (0 = least significant) of array type `arr` of n consecutive weights (range-checked, so
 // |q| < 2^16 fits the 32-bit arithmetic); the mapping's cases sit outside the loops.
@@ -178,6 +179,18 @@ std::string validate(const CrossbarConfig& c) {
     if (!(c.e_adc >= 0) || !std::isfinite(c.e_adc)) return "e_adc must be >= 0, got " + fmt(c.e_adc);
     if (c.reference_column && c.mapping != Mapping::Offset)
         return "reference_column applies to mapping 'offset' only";
+    if (c.rows_per_conversion < 0 || c.rows_per_conversion > c.rows)
+        return "rows_per_conversion must be in 0..rows (" + std::to_string(c.rows) + "; 0 = rows), got " +
+               std::to_string(c.rows_per_conversion);
+    if (c.complement && c.mapping == Mapping::Differential)
+        return "complement applies to mappings 'offset' and 'twos_complement' (the differential arrays store "
+               "magnitudes, mostly 0 bits)";
+    if (c.adc == AdcKind::Ideal && (c.skip_empty || c.adc_resolution != AdcResolution::Fixed))
+        return std::string(c.skip_empty ? "skip_empty" : "adc_resolution='per_column'") +
+               " needs an ADC: adc is 'ideal' (model '" + model_name(c.model) + "' converts nothing)";
+    if (c.adc == AdcKind::Fixed && c.adc_resolution != AdcResolution::Fixed)
+        return "adc_resolution='per_column' needs an ADC energy that depends on its levels (model 'neurosim-1.3'); "
+               "adc 'fixed' charges e_adc per conversion";
     const std::string model = std::string("model '") + model_name(c.model) + "'";
     if (c.model != Model::NeuroSim13 && c.roadmap != Roadmap::LP)
         return "roadmap applies to model 'neurosim-1.3' only (" + model + " has no CMOS periphery roadmap)";
@@ -265,18 +278,19 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     });
     if (r.bad_w >= 0 || r.bad_x >= 0) return r;
 
+    // ---- Geometry --------------------------------------------------------------------------------
     const Mapping map = c.mapping;
     const int A = mapping_arrays(map), D = mapping_digits(map, L.w_bits, c.cell_bits);
     const int cb = c.cell_bits, P = L.a_bits, PC = cb == 2 ? 3 : cb, b = L.w_bits;
     const bool ref = c.reference_column;
-    const int64_t R = c.rows, K = L.k, T = ceil_div(K, R), WPT = ceil_div(R, 64);
+    const int64_t R = c.rows, K = L.k, TA = ceil_div(K, R);   // array row tiles
     const int64_t cols_eff = c.cols - (ref ? D : 0);
     const int64_t wcols = L.out * D;  // weight columns per array type
     const int64_t col_tiles = wcols > 0 ? ceil_div(wcols, cols_eff) : 0;
     r.pulses = P;
-    r.row_tiles = T;
+    r.row_tiles = TA;
     r.col_tiles = col_tiles;
-    r.arrays = T * col_tiles * A;
+    r.arrays = TA * col_tiles * A;
     r.columns = A * wcols + (ref ? D * col_tiles : 0);
     r.cells = r.columns * K;
     if (L.output) r.y.assign(size_t(L.n * L.out), 0.0);
@@ -284,25 +298,45 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
         r.columns = r.cells = 0;
         return r;
     }
+    // Conversion groups ("tiles" of the kernel): rows_per_conversion rows of one array row tile.
+    const int64_t RC = c.rows_per_conversion > 0 && c.rows_per_conversion < R ? c.rows_per_conversion : R;
+    std::vector<int64_t> tc_row0, tc_rows, tc_tile;
+    for (int64_t t = 0; t < TA; ++t)
+        for (int64_t r0 = t * R; r0 < (t + 1) * R && r0 < K; r0 += RC) {
+            tc_row0.push_back(r0);
+            tc_rows.push_back(std::min({RC, (t + 1) * R - r0, K - r0}));
+            tc_tile.push_back(t);
+        }
+    const int64_t T = int64_t(tc_row0.size()), WPT = ceil_div(RC, 64);
 
-    const int64_t cpg = int64_t(A) * D;        // columns per output group
+    const int64_t cpg = int64_t(A) * D;        // kernel columns per output group
     const int64_t G = L.out + (ref ? 1 : 0);    // + the reference group
     const int64_t ncols = G * cpg;              // kernel columns
     const int64_t ld = ncols * PC;              // weight planes per row word: [PC][ncols]
     const uint64_t dmask = (uint64_t(1) << cb) - 1;
     const int64_t half = int64_t(1) << (b - 1);
     const auto transpose = active_kernels().transpose_bits;
-
-    // Row blocks of up to 64 rows that never cross a row-tile boundary.
-    std::vector<int64_t> block_starts;
-    for (int64_t t = 0; t < T; ++t)
-        for (int64_t row = t * R; row < (t + 1) * R && row < K; row += 64) block_starts.push_back(row);
-    auto block_end = [&](int64_t r0) {
-        const int64_t tile_end = (r0 / R + 1) * R;
-        const int64_t e = r0 + 64 < tile_end ? r0 + 64 : tile_end;
-        return e < K ? e : K;
+    // Physical place of kernel column kc = g * cpg + arr * D + d (the reference group: one copy per
+    // array column tile, in its last D columns).
+    auto place = [&](int64_t kc, int64_t& col_tile, int64_t& local) {
+        const int64_t g = kc / cpg, d = (kc % cpg) % D;
+        if (g == L.out) {
+            col_tile = -1;
+            local = cols_eff + (D - 1 - d);
+            return;
+        }
+        const int64_t pos = c.column_order == ColumnOrder::Digit ? (D - 1 - d) * L.out + g : g * D + (D - 1 - d);
+        col_tile = pos / cols_eff;
+        local = pos % cols_eff;
     };
-    auto block_word = [&](int64_t r0) { return (r0 / R) * WPT + (r0 % R) / 64; };
+
+    // Row blocks of up to 64 rows that never cross a conversion group: (group, word, first row, end).
+    struct Block { int64_t tc, word, r0, r1; };
+    std::vector<Block> blocks;
+    for (int64_t tc = 0; tc < T; ++tc)
+        for (int64_t r0 = tc_row0[size_t(tc)]; r0 < tc_row0[size_t(tc)] + tc_rows[size_t(tc)]; r0 += 64)
+            blocks.push_back({tc, (r0 - tc_row0[size_t(tc)]) / 64, r0,
+                              std::min(r0 + 64, tc_row0[size_t(tc)] + tc_rows[size_t(tc)])});
 
     // The shift-add weight of every column of a group.
     std::vector<double> col_coef(static_cast<size_t>(cpg));
@@ -314,78 +348,152 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
             col_coef[size_t(arr * D + d)] = coef;
         }
 
-    // Weight planes [T][WPT][PC][G * cpg]: column g * cpg + arr * D + d holds its digit's cb
-    // bit-planes, plus their AND for cb == 2. ON cells = nonzero digits.
+    // ---- Weights into bit-planes [T][WPT][PC][ncols], with per (group, column) statistics ------------
+    // Column kc holds its digit's cb bit-planes, plus their AND for cb == 2. ON cells = nonzero digits.
     std::vector<uint64_t> wp(static_cast<size_t>(T * WPT * ld), 0);
+    std::vector<int32_t> st_on(static_cast<size_t>(T * ncols), 0), st_sum(static_cast<size_t>(T * ncols), 0),
+        st_full(static_cast<size_t>(T * ncols), 0);  // nonzero digits, digit sum, digits == dmax
     const std::vector<int16_t> zeros(static_cast<size_t>(R > 64 ? R : 64), 0);  // the reference weight, q = 0
-    auto pack_group = [&](int64_t g, int64_t r0, int64_t r1, const auto* wblock) -> int64_t {
-        uint64_t* dst = wp.data() + block_word(r0) * ld + g * cpg;
-        int64_t on = 0;
+    auto pack_group = [&](int64_t g, const Block& bl, const auto* wblock) {
+        uint64_t* dst = wp.data() + (bl.tc * WPT + bl.word) * ld + g * cpg;
         uint16_t digits[64];
         uint64_t planes[4];
         for (int arr = 0; arr < A; ++arr)
             for (int d = 0; d < D; ++d) {
                 for (int i = 0; i < 64; ++i) digits[i] = 0;
-                extract_digits(wblock, r1 - r0, map, arr, d, D, cb, b, digits);
+                extract_digits(wblock, bl.r1 - bl.r0, map, arr, d, D, cb, b, digits);
                 transpose(digits, cb, planes);
                 uint64_t* col = dst + (arr * D + d);
-                uint64_t any = 0;
+                uint64_t any = 0, all = ~uint64_t(0);
+                int32_t sum = 0;
                 for (int j = 0; j < cb; ++j) {
                     col[j * ncols] = planes[j];
                     any |= planes[j];
+                    all &= planes[j];
+                    sum += __builtin_popcountll(planes[j]) << j;
                 }
                 if (cb == 2) col[2 * ncols] = planes[0] & planes[1];
-                on += __builtin_popcountll(any);
+                const size_t si = size_t(bl.tc * ncols + g * cpg + arr * D + d);
+                st_on[si] += __builtin_popcountll(any);
+                st_sum[si] += sum;
+                st_full[si] += __builtin_popcountll(all);
             }
-        return on;
     };
-    int64_t on_cells = 0;
     if (!L.floor) {
         visit_int(L.w_type, L.w, [&](auto* w) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : on_cells) if (L.out * K > 16384)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (L.out * K > kSerialWork)
             for (int64_t o = 0; o < L.out; ++o)
-                for (int64_t r0 : block_starts) on_cells += pack_group(o, r0, block_end(r0), w + o * K + r0);
+                for (const Block& bl : blocks) pack_group(o, bl, w + o * K + bl.r0);
             return 0;
         });
-        if (ref) {  // the code of q = 0 in every row, one copy per array
-            int64_t on_ref = 0;
-            for (int64_t r0 : block_starts) on_ref += pack_group(L.out, r0, block_end(r0), zeros.data());
-            on_cells += on_ref * col_tiles;
-        }
+        if (ref)
+            for (const Block& bl : blocks) pack_group(L.out, bl, zeros.data());
     }
+
+    // Complement: per physical column (array row tile, kernel column), stored inverted when that
+    // leaves fewer ON cells; its planes are flipped on the used rows.
+    std::vector<uint8_t> inverted;
+    if (c.complement) {
+        inverted.assign(static_cast<size_t>(T * ncols), 0);
+        for (int64_t t = 0; t < TA; ++t)
+            for (int64_t kc = 0; kc < ncols; ++kc) {
+                int64_t on = 0, on_inv = 0;
+                for (int64_t tc = 0; tc < T; ++tc)
+                    if (tc_tile[size_t(tc)] == t) {
+                        const size_t si = size_t(tc * ncols + kc);
+                        on += st_on[si];
+                        on_inv += tc_rows[size_t(tc)] - st_full[si];
+                    }
+                if (on_inv >= on) continue;
+                r.inverted_columns += kc / cpg == L.out ? col_tiles : 1;
+                for (int64_t tc = 0; tc < T; ++tc) {
+                    if (tc_tile[size_t(tc)] != t) continue;
+                    const size_t si = size_t(tc * ncols + kc);
+                    const int32_t n = int32_t(tc_rows[size_t(tc)]);
+                    inverted[si] = 1;
+                    st_on[si] = n - st_full[si];
+                    st_sum[si] = n * int32_t(dmask) - st_sum[si];
+                    for (int64_t wd = 0; wd < WPT; ++wd) {
+                        const int64_t rows_here = std::min<int64_t>(64, n - wd * 64);
+                        if (rows_here <= 0) break;
+                        const uint64_t rowmask = rows_here == 64 ? ~uint64_t(0) : (uint64_t(1) << rows_here) - 1;
+                        uint64_t* col = wp.data() + (tc * WPT + wd) * ld + kc;
+                        for (int j = 0; j < cb; ++j) col[j * ncols] ^= rowmask;
+                        if (cb == 2) col[2 * ncols] = col[0] & col[ncols];
+                    }
+                }
+            }
+    }
+    // ON cells (physical: the reference group once per array column tile).
+    int64_t on_cells = 0;
+    for (int64_t tc = 0; tc < T; ++tc)
+        for (int64_t kc = 0; kc < ncols; ++kc)
+            on_cells += int64_t(st_on[size_t(tc * ncols + kc)]) * (kc / cpg == L.out ? col_tiles : 1);
     r.on_cells = on_cells;
 
-    // Input bit-planes [N][T][P][WPT] (two's complement codes for signed inputs).
+    // Per (group, column): skipped (empty), levels of its conversions and their time (s).
+    const bool per_column = c.adc_resolution == AdcResolution::PerColumn;
+    const int levels_fixed = 1 << c.adc_bits;
+    std::vector<uint8_t> skip(static_cast<size_t>(T * ncols), 0);
+    std::vector<int32_t> levels(static_cast<size_t>(T * ncols), levels_fixed);
+    for (int64_t i = 0; i < T * ncols; ++i) {
+        if (c.skip_empty && st_on[size_t(i)] == 0) {
+            skip[size_t(i)] = 1;
+            continue;
+        }
+        if (per_column) {
+            int bits = 1;
+            while (bits < c.adc_bits && (int64_t(1) << bits) - 1 < int64_t(st_sum[size_t(i)])) ++bits;
+            levels[size_t(i)] = 1 << bits;
+        }
+    }
+    // Arrays with no converted column are not read at all (skip_empty).
+    std::vector<uint8_t> array_active(static_cast<size_t>(TA * col_tiles * A), c.skip_empty ? 0 : 1);
+    if (c.skip_empty)
+        for (int64_t tc = 0; tc < T; ++tc)
+            for (int64_t kc = 0; kc < ncols; ++kc) {
+                if (skip[size_t(tc * ncols + kc)]) continue;
+                int64_t ct, local;
+                place(kc, ct, local);
+                const int arr = int((kc % cpg) / D);
+                const int64_t t = tc_tile[size_t(tc)];
+                if (ct < 0)
+                    for (int64_t k2 = 0; k2 < col_tiles; ++k2) array_active[size_t((t * col_tiles + k2) * A + arr)] = 1;
+                else
+                    array_active[size_t((t * col_tiles + ct) * A + arr)] = 1;
+            }
+
+    // ---- Inputs into bit-planes [N][T][P][WPT]; driven rows per (vector, group, pulse) --------------
     std::vector<uint64_t> xp(static_cast<size_t>(L.n * T * P * WPT), 0);
     const uint64_t amask = (uint64_t(1) << P) - 1;
     visit_int(L.x_type, L.x, [&](auto* x) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (L.n * K > 16384)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (L.n * K > kSerialWork)
         for (int64_t n = 0; n < L.n; ++n) {
             uint16_t codes[64];
             uint64_t planes[16];
-            for (int64_t r0 : block_starts) {
-                const int64_t r1 = block_end(r0);
+            for (const Block& bl : blocks) {
                 for (int i = 0; i < 64; ++i) codes[i] = 0;
-                for (int64_t row = r0; row < r1; ++row)
-                    codes[row - r0] = uint16_t(uint64_t(int64_t(x[n * K + row])) & amask);
+                for (int64_t row = bl.r0; row < bl.r1; ++row)
+                    codes[row - bl.r0] = uint16_t(uint64_t(int64_t(x[n * K + row])) & amask);
                 transpose(codes, P, planes);
-                const int64_t t = r0 / R, wd = (r0 % R) / 64;
-                for (int p = 0; p < P; ++p) xp[size_t(((n * T + t) * P + p) * WPT + wd)] = planes[p];
+                for (int p = 0; p < P; ++p) xp[size_t(((n * T + bl.tc) * P + p) * WPT + bl.word)] = planes[p];
             }
         }
         return 0;
     });
-    // Driven rows and idle reads (no driven row in the tile) over every vector, tile and pulse.
-    int64_t driven = 0, idle_reads = 0;
-    for (int64_t i = 0; i < L.n * T * P; ++i) {
-        int nd = 0;
-        for (int64_t wd = 0; wd < WPT; ++wd) nd += __builtin_popcountll(xp[size_t(i * WPT + wd)]);
-        driven += nd;
-        idle_reads += nd == 0;
-    }
+    std::vector<int64_t> driven_tc(static_cast<size_t>(T), 0), idle_tc(static_cast<size_t>(T), 0);
+    for (int64_t n = 0; n < L.n; ++n)
+        for (int64_t tc = 0; tc < T; ++tc)
+            for (int p = 0; p < P; ++p) {
+                int nd = 0;
+                for (int64_t wd = 0; wd < WPT; ++wd) nd += popcount64(xp[size_t(((n * T + tc) * P + p) * WPT + wd)]);
+                driven_tc[size_t(tc)] += nd;
+                idle_tc[size_t(tc)] += nd == 0;
+            }
 
-    // The kernel's conductance model: digits at the array's mean position, exact in the digit value
-    // for cell_bits <= 2 (cell_bits 4: exact at 0 and single-bit digits).
+    // ---- The kernel's conductance model ----------------------------------------------------------
+    // Digits at the array's mean position, exact in the digit value for cell_bits <= 2 (cell_bits 4:
+    // exact at 0 and at single-bit digits); the rest is the deviation pass below.
     const double r_mean = c.r_access + (c.cols + 1) / 2.0 * c.r_wire_row + (R + 1) / 2.0 * c.r_wire_col;
     std::vector<double> inv_g(static_cast<size_t>(dmask + 1)), g_model(static_cast<size_t>(dmask + 1));
     for (uint64_t d = 0; d <= dmask; ++d) inv_g[size_t(d)] = 1.0 / (c.g_off + double(d) / double(dmask) * (c.g_on - c.g_off));
@@ -405,71 +513,78 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
         if (cb == 2 && d == 3) g += a.g_plane[2];
         g_model[size_t(d)] = g;
     }
-
-    // The conversions' (G - G0), from each cell's deviation from the model times the pulses that drive
-    // its row (exact). The sense amp's energy (s G)^k is corrected to first order: the sum over a
-    // physical column's conversions of k s (s G0)^(k-1) (G - G0), with (s G0)^(k-1) taken at the
-    // column's mean G0 (it varies by < 0.4 % between its conversions, and (G - G0) is a few % of G).
     const bool neurosim = c.model == Model::NeuroSim13;
-    const int levels = 1 << c.adc_bits;
-    const neurosim13::Sense sense = neurosim ? neurosim13::sense(c.roadmap, c.adc, levels) : neurosim13::Sense{};
+    const neurosim13::Sense sense = neurosim ? neurosim13::sense(c.roadmap, c.adc) : neurosim13::Sense{};
     const double scale = 2.0 * c.v_read;  // NeuroSim scales R_col by 0.5 V / V_read
-    double g_dev = 0.0, g_dev_w = 0.0;     // sum of (G - G0); the same, each column weighted by (s G0)^(k-1)
+    // The weight of a column's (s G)^k terms: its conversion time (ns), 0 when skipped.
+    std::vector<float> conv_weight;
+    const bool any_skip = std::any_of(skip.begin(), skip.end(), [](uint8_t v) { return v != 0; });
+    if (any_skip || (neurosim && c.adc == AdcKind::Sar)) {
+        conv_weight.resize(static_cast<size_t>(T * ncols));
+        for (int64_t i = 0; i < T * ncols; ++i)
+            conv_weight[size_t(i)] = skip[size_t(i)] ? 0.0f : float(neurosim ? sense.time(levels[size_t(i)]) * 1e9 : 1.0);
+    }
+
+    // ---- Sum over conversions of (G - G0), first-order correction of the sense amp's power law ------
+    // Each cell's deviation from the model times the pulses driving its row (exact). The sense amp's
+    // (s G)^k is corrected to first order per physical column: sum over its conversions of
+    // k s (s G0)^(k-1) (G - G0), with (s G0)^(k-1) at the column's mean G0 (it varies by < 0.4 %
+    // between its conversions, and (G - G0) is a few % of G).
+    double g_dev = 0.0, g_dev_w = 0.0;
     const bool positional = c.r_wire_row != 0 || c.r_wire_col != 0 || cb == 4;
     if (positional && L.n > 0) {
-        std::vector<int64_t> drives(static_cast<size_t>(K), 0);  // pulses driving each row, over the batch
+        std::vector<double> drive_d(static_cast<size_t>(K), 0.0), row_r(static_cast<size_t>(K));
         visit_int(L.x_type, L.x, [&](auto* x) {
             for (int64_t n = 0; n < L.n; ++n)
                 for (int64_t row = 0; row < K; ++row)
-                    drives[size_t(row)] += __builtin_popcountll(uint64_t(int64_t(x[n * K + row])) & amask);
+                    drive_d[size_t(row)] += double(popcount64(uint64_t(int64_t(x[n * K + row])) & amask));
             return 0;
         });
-        std::vector<int64_t> active(static_cast<size_t>(T), 0);  // reads of each row tile with a driven row
-        for (int64_t i = 0; i < L.n * T * P; ++i) {
-            bool any = false;
-            for (int64_t wd = 0; wd < WPT; ++wd) any |= xp[size_t(i * WPT + wd)] != 0;
-            active[size_t((i / P) % T)] += any;
-        }
-        const double em1 = neurosim ? sense.exponent - 1.0 : 0.0;
-        // per row: the pulses driving it and its wire resistance to the sense amp along the column
-        std::vector<double> drive_d(static_cast<size_t>(K)), row_r(static_cast<size_t>(K));
         for (int64_t row = 0; row < K; ++row) {
             const int64_t t = row / R, used = (t + 1) * R < K ? R : K - t * R;
-            drive_d[size_t(row)] = double(drives[size_t(row)]);
             row_r[size_t(row)] = double(used - (row - t * R)) * c.r_wire_col;
         }
+        const double em1 = neurosim ? sense.exponent - 1.0 : 0.0;
         std::vector<double> dev(static_cast<size_t>(G), 0.0), dev_w(static_cast<size_t>(G), 0.0);
         const auto deviation = active_kernels().xbar_deviation;
         visit_int(L.w_type, L.w, [&](auto* w) {
-#pragma omp parallel num_threads(n_threads) if (L.out * K > 16384)
+#pragma omp parallel num_threads(n_threads) if (L.out * K > kSerialWork)
             {
-                std::vector<uint8_t> dg(static_cast<size_t>(R));
+                std::vector<uint8_t> dg(static_cast<size_t>(RC));
 #pragma omp for schedule(static)
                 for (int64_t g = 0; g < G; ++g) {
                     const bool is_ref = g == L.out;
                     for (int arr = 0; arr < A; ++arr)
                         for (int d = 0; d < D; ++d) {
-                            const int64_t local_col = is_ref ? cols_eff + (D - 1 - d) : (g * D + (D - 1 - d)) % cols_eff;
-                            const double r_col_pos = c.r_access + double(local_col + 1) * c.r_wire_row;
-                            for (int64_t t = 0; t < T; ++t) {
-                                const int64_t r0 = t * R, used = (t + 1) * R < K ? R : K - t * R;
+                            const int64_t kc = g * cpg + arr * D + d;
+                            int64_t ct, local;
+                            place(kc, ct, local);
+                            const double r_col_pos = c.r_access + double(local + 1) * c.r_wire_row;
+                            for (int64_t tc = 0; tc < T; ++tc) {
+                                const size_t si = size_t(tc * ncols + kc);
+                                if (skip[si]) continue;
+                                const int64_t r0 = tc_row0[size_t(tc)], used = tc_rows[size_t(tc)];
                                 if (L.floor)
                                     std::fill(dg.begin(), dg.end(), uint8_t(0));
                                 else if (is_ref)
                                     extract_digits(zeros.data(), used, map, arr, d, D, cb, b, dg.data());
                                 else
                                     extract_digits(w + g * K + r0, used, map, arr, d, D, cb, b, dg.data());
+                                if (!inverted.empty() && inverted[si])
+                                    for (int64_t i = 0; i < used; ++i) dg[size_t(i)] = uint8_t(dmask - dg[size_t(i)]);
                                 double acc_g = 0.0;
                                 const double acc_dev = deviation(dg.data(), drive_d.data() + r0, row_r.data() + r0, used,
                                                                  inv_g.data(), g_model.data(), r_col_pos, &acc_g);
+                                const int64_t active = L.n * P - idle_tc[size_t(tc)];
                                 double wt = 1.0;
-                                if (em1 != 0.0 && active[size_t(t)] > 0 && acc_g > 0)
-                                    wt = std::exp(em1 * std::log(scale * acc_g / double(active[size_t(t)])));
+                                if (em1 != 0.0 && active > 0 && acc_g > 0)
+                                    wt = std::exp(em1 * std::log(scale * acc_g / double(active)));
+                                if (!conv_weight.empty()) wt *= double(conv_weight[si]);
                                 dev[size_t(g)] += acc_dev;
                                 dev_w[size_t(g)] += wt * acc_dev;
                             }
                         }
-                    if (is_ref) {  // one copy per array column, all at the same local position
+                    if (is_ref) {  // one copy per array column tile, all at the same local position
                         dev[size_t(g)] *= double(col_tiles);
                         dev_w[size_t(g)] *= double(col_tiles);
                     }
@@ -483,12 +598,26 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
         }
     }
 
+    // ---- The functional readings -----------------------------------------------------------------
+    // Per (group, column): exact, or quantised with its levels over its full scale.
+    std::vector<double> col_step, col_lmax;
+    const int64_t fs_fixed = c.adc_full_scale > 0 ? c.adc_full_scale : RC * int64_t(dmask);
+    if (L.output && c.adc != AdcKind::Ideal && (per_column || RC != R || c.complement)) {
+        col_step.assign(static_cast<size_t>(T * ncols), 0.0);
+        col_lmax.assign(static_cast<size_t>(T * ncols), 0.0);
+        for (int64_t i = 0; i < T * ncols; ++i) {
+            const int64_t Lc = levels[size_t(i)], fs = per_column ? int64_t(st_sum[size_t(i)]) : fs_fixed;
+            col_lmax[size_t(i)] = double(Lc - 1);
+            col_step[size_t(i)] = fs > Lc - 1 ? double(fs) / double(Lc - 1) : 0.0;  // 0: exact
+        }
+    }
+
+    // ---- The kernel ------------------------------------------------------------------------------
     std::vector<double> plane_coef(static_cast<size_t>(P));
     for (int p = 0; p < P; ++p) plane_coef[size_t(p)] = std::ldexp(1.0, p);
     if (L.a_signed) plane_coef[size_t(P - 1)] = -std::ldexp(1.0, P - 1);
     std::vector<int64_t> mult(static_cast<size_t>(G), 1);
     if (ref) mult[size_t(L.out)] = col_tiles;
-
     std::vector<double> y(L.output ? static_cast<size_t>(L.n * G) : 0, 0.0);
     double g_sum = 0.0, g_max = 0.0, f_sum = 0.0;
     a.n_vectors = L.n;
@@ -504,8 +633,13 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     a.plane_coef = plane_coef.data();
     a.col_coef = col_coef.data();
     a.group_mult = mult.data();
-    a.adc_level = adc_level_.empty() ? nullptr : adc_level_.data();
+    a.adc_level = adc_level_.empty() || RC != R ? nullptr : adc_level_.data();
     a.s_stride = s_stride_;
+    a.col_step = col_step.empty() ? nullptr : col_step.data();
+    a.col_lmax = col_lmax.empty() ? nullptr : col_lmax.data();
+    a.col_inverted = inverted.empty() ? nullptr : inverted.data();
+    a.cell_max = int(dmask);
+    a.conv_weight = conv_weight.empty() ? nullptr : conv_weight.data();
     a.power_law = neurosim;
     a.scale = scale;
     a.exponent = sense.exponent;
@@ -517,46 +651,86 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     if (L.n > 0) active_kernels().xbar_popcount(a);
 
     // Output: shift-added readings, the reference subtracted (its readings, or digitally).
-    if (L.output) visit_int(L.x_type, L.x, [&](auto* x) {
-        for (int64_t n = 0; n < L.n; ++n) {
-            double offset = 0.0;
-            if (map == Mapping::Offset) {
-                if (ref) {
-                    offset = y[size_t(n * G + L.out)];
-                } else {
-                    double sx = 0.0;
-                    for (int64_t row = 0; row < K; ++row) sx += double(x[n * K + row]);
-                    offset = double(half) * sx;
+    if (L.output)
+        visit_int(L.x_type, L.x, [&](auto* x) {
+            for (int64_t n = 0; n < L.n; ++n) {
+                double offset = 0.0;
+                if (map == Mapping::Offset) {
+                    if (ref) {
+                        offset = y[size_t(n * G + L.out)];
+                    } else {
+                        double sx = 0.0;
+                        for (int64_t row = 0; row < K; ++row) sx += double(x[n * K + row]);
+                        offset = double(half) * sx;
+                    }
                 }
+                for (int64_t o = 0; o < L.out; ++o) r.y[size_t(n * L.out + o)] = y[size_t(n * G + o)] - offset;
             }
-            for (int64_t o = 0; o < L.out; ++o) r.y[size_t(n * L.out + o)] = y[size_t(n * G + o)] - offset;
-        }
-        return 0;
-    });
+            return 0;
+        });
 
-    // Every used column converts once per vector, pulse and row tile.
-    const int64_t arrays_per_tile = col_tiles * A;
-    r.conversions = L.n * P * T * r.columns;
-    r.idle_conversions = idle_reads * r.columns;
-    r.subarray_reads = L.n * P * r.arrays;
+    // ---- Accounting ------------------------------------------------------------------------------
+    // Conversions: every column of every group converts once per vector and pulse, unless skipped
+    // (the kernel's G sums leave the skipped columns out).
+    double g_total = g_sum + g_dev, idle_sa = 0.0, static_sa = 0.0;
+    int64_t conv = 0, conv_idle = 0, conv_skipped = 0;
+    for (int64_t tc = 0; tc < T; ++tc) {
+        const int64_t reads = L.n * P, idle = idle_tc[size_t(tc)];
+        for (int64_t kc = 0; kc < ncols; ++kc) {
+            const size_t si = size_t(tc * ncols + kc);
+            const int64_t m = kc / cpg == L.out ? col_tiles : 1;
+            if (skip[si]) {
+                conv_skipped += m * reads;
+                r.resolution_columns[0] += m;
+                continue;
+            }
+            conv += m * reads;
+            conv_idle += m * idle;
+            int bits = 0;
+            while ((1 << bits) < levels[si]) ++bits;
+            r.resolution_columns[bits] += m;
+            if (neurosim) {
+                const double t_conv = sense.time(levels[si]);
+                static_sa += double(m) * double(reads - idle) * sense.static_power(levels[si]) * t_conv;
+                idle_sa += double(m) * double(idle) * sense.idle_power * t_conv;
+            }
+        }
+    }
+    r.conversions = conv;
+    r.idle_conversions = conv_idle;
+    r.skipped_conversions = conv_skipped;
+    // Array reads: every active array once per vector, pulse and conversion group of its row tile.
+    int64_t reads = 0, reads_skipped = 0;
+    double rows_driven = 0.0;  // driven rows summed over array reads
+    for (int64_t tc = 0; tc < T; ++tc) {
+        const int64_t t = tc_tile[size_t(tc)];
+        int64_t active = 0;
+        for (int64_t k2 = 0; k2 < col_tiles * A; ++k2) active += array_active[size_t(t * col_tiles * A + k2)];
+        reads += active * L.n * P;
+        reads_skipped += (col_tiles * A - active) * L.n * P;
+        rows_driven += double(active) * double(driven_tc[size_t(tc)]);
+    }
+    r.subarray_reads = reads;
+    r.skipped_reads = reads_skipped;
+    int64_t driven = 0;
+    for (int64_t tc = 0; tc < T; ++tc) driven += driven_tc[size_t(tc)];
     r.driven_rows = driven;
-    const double g_total = g_sum + g_dev;  // sum over conversions of G_col
     r.sum_current = c.v_read * g_total;
     r.max_current = c.v_read * g_max;
-    const double reads = double(r.subarray_reads), rows_driven = double(driven) * double(arrays_per_tile);
     switch (c.model) {
         case Model::NeuroSim13: {
-            const int64_t active = r.conversions - r.idle_conversions;
-            const double dyn = f_sum + sense.exponent * scale * g_dev_w;  // d/dG (s G)^k = k s (s G)^(k-1)
-            r.energy[kAdc] = double(r.idle_conversions) * sense.idle + double(active) * sense.fixed + sense.dynamic * dyn;
+            // the dynamic terms: sense.dynamic (W) (s G)^k over the conversion time; f_sum is weighted
+            // by the time in ns when conv_weight is set, else every conversion takes 1 ns
+            const double dyn = (f_sum + sense.exponent * scale * g_dev_w) * (conv_weight.empty() ? sense.time(levels_fixed) : 1e-9);
+            r.energy[kAdc] = idle_sa + static_sa + sense.dynamic * dyn;
             const neurosim13::Periphery p = neurosim13::periphery(c.roadmap, c.adc, D, P, c.v_read);
-            r.energy[kArray] = reads * p.array_fixed + rows_driven * p.array_per_row;
-            r.energy[kSwitchMatrix] = reads * p.switch_fixed + rows_driven * p.switch_per_row;
-            r.energy[kMux] = reads * p.mux;
-            r.energy[kEncoder] = reads * p.encoder;
-            r.energy[kShiftAdd] = reads * p.shift_add;
-            const double t_conv = c.adc == AdcKind::Sar ? (c.adc_bits + 1) * 1e-9 : 1e-9;
-            r.latency = double(L.n) * P * std::min(c.cols_per_adc, c.cols) * t_conv;
+            r.energy[kArray] = double(reads) * p.array_fixed + rows_driven * p.array_per_row;
+            r.energy[kSwitchMatrix] = double(reads) * p.switch_fixed + rows_driven * p.switch_per_row;
+            r.energy[kMux] = double(reads) * p.mux;
+            r.energy[kEncoder] = double(reads) * p.encoder;
+            r.energy[kShiftAdd] = double(reads) * p.shift_add;
+            r.latency = double(L.n) * P * double(T / std::max<int64_t>(1, TA)) * std::min(c.cols_per_adc, c.cols) *
+                        sense.time(levels_fixed);
             break;
         }
         case Model::Mnsim20: {

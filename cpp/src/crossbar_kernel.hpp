@@ -28,6 +28,12 @@ struct XbarPopcountArgs {
     const int64_t* group_mult = nullptr;  // [G] physical copies of the group (energy multiplicity)
     const double* adc_level = nullptr;    // [s_stride]: ADC reading of a digit sum; nullptr = exact
     int64_t s_stride = 0;                 // largest digit sum + 1
+    // Per (tile, column) [n_tiles][n_groups * cols_per_group], each nullptr when not used:
+    const double* col_step = nullptr;     // reading = step * min(lmax, round(S / step)); 0 = exact
+    const double* col_lmax = nullptr;     //   (replaces adc_level)
+    const uint8_t* col_inverted = nullptr;  // stored complemented: S = nd * cell_max - reading
+    int cell_max = 1;                     // largest digit, 2^cell_bits - 1
+    const float* conv_weight = nullptr;   // factor on the column's f terms (0 = not converted)
     double g_row = 0.0;                   // model conductance of a driven cell holding digit 0 (S)
     double g_plane[4] = {0, 0, 0, 0};     // added conductance per driven cell with plane k set (S)
     bool power_law = false;               // also sum f = (scale G0)^exponent

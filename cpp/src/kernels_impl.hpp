@@ -490,7 +490,8 @@ inline float fast_logf(float u) {
 // fixed (lane = column offset mod kLanes from c0), so every sum's order is the same on every tier.
 template <int PC, bool POWER>
 inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t c1, int nd,
-                        const XbarPopcountArgs& a, double* g_lane, double* f_lane, double& gmax) {
+                        const XbarPopcountArgs& a, const float* weight, double* g_lane, double* f_lane,
+                        double& gmax) {
     if constexpr (POWER) {
         // single precision, summed per lane within this call (~nc / 16 terms), then added in double
         const float g0 = float(a.g_row * double(nd)), sc = float(a.scale), em1 = float(a.exponent - 1.0);
@@ -501,10 +502,13 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
         auto term = [&](int64_t col, int l) {
             float g = g0;
             for (int k = 0; k < PC; ++k) g += gp[k] * float(cnt[k * stride + col]);
+            const float wt = weight ? weight[col] : 1.0f;
+            g = wt != 0.0f ? g : 0.0f;  // a column that is not converted draws no current
             gl[l] += g;
             const float u = sc * g;
             const float y = em1 * fast_logf(u);
-            fl[l] += u * (1.0f + y * (1.0f + y * (0.5f + y * (1.0f / 6))));
+            const float f = u * (1.0f + y * (1.0f + y * (0.5f + y * (1.0f / 6))));
+            fl[l] += wt != 0.0f ? wt * f : 0.0f;
             return g;
         };
         for (; c + kLanes <= c1; c += kLanes) {
@@ -534,6 +538,7 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
             for (int l = 0; l < kLanes; ++l) {
                 double g = g0;
                 for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + c + l]);
+                g = (weight && weight[c + l] == 0.0f) ? 0.0 : g;  // not converted: no current
                 g_lane[l] += g;
                 gm = g > gm ? g : gm;
             }
@@ -541,6 +546,7 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
         for (int l = 0; c < c1; ++c, ++l) {
             double g = g0;
             for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + c]);
+            g = (weight && weight[c] == 0.0f) ? 0.0 : g;
             g_lane[l] += g;
             gm = g > gm ? g : gm;
         }
@@ -615,7 +621,19 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                 for (int j = 0; j < CB; ++j) v += cnt[j * nc + c] << j;
                                 sums[size_t(c)] = v;
                             }
-                            if (a.adc_level) {
+                            if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns
+                                const int64_t base = int64_t(t) * ncols + col0;
+                                for (int64_t c = 0; c < nc; ++c) {
+                                    double v = double(sums[size_t(c)]);
+                                    if (a.col_step && a.col_step[base + c] > 0) {
+                                        const double step = a.col_step[base + c];
+                                        const double lv = __builtin_nearbyint(v / step);
+                                        v = step * (lv < a.col_lmax[base + c] ? lv : a.col_lmax[base + c]);
+                                    }
+                                    if (a.col_inverted && a.col_inverted[base + c]) v = double(nd) * a.cell_max - v;
+                                    colacc[size_t(c)] += pc * v;
+                                }
+                            } else if (a.adc_level) {
 #pragma omp simd
                                 for (int64_t c = 0; c < nc; ++c) colacc[size_t(c)] += pc * a.adc_level[sums[size_t(c)]];
                             } else {
@@ -624,14 +642,15 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                             }
                         }
                         if (nd == 0) continue;  // an idle read: G = 0 in every column
-                        column_sums<PC, POWER>(cnt, nc, 0, nc, nd, a, g_lane, f_lane, gmax);
+                        const float* cw = a.conv_weight ? a.conv_weight + int64_t(t) * ncols + col0 : nullptr;
+                        column_sums<PC, POWER>(cnt, nc, 0, nc, nd, a, cw, g_lane, f_lane, gmax);
                         // Extra physical copies of a group (offset reference columns, one per
                         // array): the same conversions again.
                         for (int64_t g = 0; g < ng; ++g) {
                             const int64_t extra = a.group_mult[g0 + g] - 1;
                             if (extra <= 0) continue;
                             double xg[kLanes] = {0}, xf[kLanes] = {0};
-                            column_sums<PC, POWER>(cnt, nc, g * cpg, (g + 1) * cpg, nd, a, xg, xf, gmax);
+                            column_sums<PC, POWER>(cnt, nc, g * cpg, (g + 1) * cpg, nd, a, cw, xg, xf, gmax);
                             for (int l = 0; l < kLanes; ++l) {
                                 g_lane[l] += double(extra) * xg[l];
                                 f_lane[l] += double(extra) * xf[l];

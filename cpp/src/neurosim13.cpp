@@ -111,28 +111,29 @@ Periphery periphery(Roadmap r, AdcKind adc, int digits, int pulses, double v_rea
     return p;
 }
 
-Sense sense(Roadmap r, AdcKind adc, int levels) {
+Sense sense(Roadmap r, AdcKind adc) {
     // MultilevelSenseAmp.cpp GetColumnPower (current mode) and SarADC.cpp GetColumnPower at 22 nm;
-    // temperature factor 1 at Param.cpp's 300 K. LatencyCol is 1 ns at 22 nm (GetColumnLatency,
-    // clamped to [1, 10] ns), so a multilevel conversion costs P * 1 ns; a SAR conversion P times
-    // (log2 L + 1) ns.
-    const bool hp = r == Roadmap::HP;
-    const double lb = std::log2(double(levels));
-    const double k = hp ? 2.311 : 2.303;
+    // temperature factor 1 at Param.cpp's 300 K; P = 1 uW for a column with no driven row.
     Sense s;
-    s.exponent = k / std::log(10.0);
-    s.dynamic = hp ? (adc == AdcKind::Sar ? 0.084273 : 0.073) : (adc == AdcKind::Sar ? 0.072341 : 0.0631);
-    double t = 1e-9;
-    if (adc == AdcKind::Sar) {
-        t = (lb + 1) * 1e-9;
-        s.fixed = (hp ? 0.7213 * lb + 3.3041 : 0.538 * lb + 4.3753) * 1e-6;
-    } else {
-        s.fixed = (hp ? 1.8939 : 1.7) * (levels - 1) * 1e-6;
-    }
-    s.idle = 1e-6 * t;  // R_col = infinity: 1 uW
-    s.fixed *= t;
-    s.dynamic *= t;
+    s.adc = adc;
+    s.hp = r == Roadmap::HP;
+    s.exponent = (s.hp ? 2.311 : 2.303) / std::log(10.0);
+    s.dynamic = s.hp ? (adc == AdcKind::Sar ? 0.084273 : 0.073) : (adc == AdcKind::Sar ? 0.072341 : 0.0631);
     return s;
+}
+
+double Sense::static_power(int levels) const {
+    if (adc == AdcKind::Sar) {
+        const double lb = std::log2(double(levels));
+        return (hp ? 0.7213 * lb + 3.3041 : 0.538 * lb + 4.3753) * 1e-6;
+    }
+    return (hp ? 1.8939 : 1.7) * (levels - 1) * 1e-6;
+}
+
+double Sense::time(int levels) const {
+    // LatencyCol is 1 ns at 22 nm (GetColumnLatency, clamped to [1, 10] ns); a SAR conversion takes
+    // log2 L + 1 cycles of 1 ns (SarADC.cpp).
+    return adc == AdcKind::Sar ? (std::log2(double(levels)) + 1) * 1e-9 : 1e-9;
 }
 
 }  // namespace hamq::neurosim13

@@ -28,13 +28,16 @@ struct Periphery {
 };
 Periphery periphery(Roadmap r, AdcKind adc, int digits, int pulses, double v_read);
 
-// Sense amp / ADC energy of one conversion, J:
-//   no driven row:  idle
-//   else:           fixed + dynamic * (2 V_read G_col)^exponent
-// (the (2 V_read G)^exponent form is NeuroSim's exp(-k log10(R 0.5 / V_read)) with exponent = k / ln 10).
+// Sense amp / ADC of one conversion with L levels: power P = static_power(L) + dynamic (2 V_read G)^exponent
+// (NeuroSim's exp(-k log10(R 0.5 / V_read)) with exponent = k / ln 10), or idle_power when no row is
+// driven (R = infinity), for time(L) seconds.
 struct Sense {
-    double idle = 0, fixed = 0, dynamic = 0, exponent = 1;
+    AdcKind adc = AdcKind::Multilevel;
+    bool hp = false;
+    double dynamic = 0, exponent = 1, idle_power = 1e-6;
+    double static_power(int levels) const;
+    double time(int levels) const;
 };
-Sense sense(Roadmap r, AdcKind adc, int levels);
+Sense sense(Roadmap r, AdcKind adc);
 
 }  // namespace hamq::neurosim13

@@ -34,6 +34,8 @@ MODELS = ("neurosim-1.3", "mnsim-2.0", "bitline")
 MAPPINGS = ("offset", "differential", "twos_complement")
 ADCS = ("ideal", "multilevel", "sar", "fixed")
 ROADMAPS = ("lp", "hp")
+ADC_RESOLUTIONS = ("fixed", "per_column")
+COLUMN_ORDERS = ("weight", "digit")
 ENERGY_COMPONENTS = tuple(_core.ENERGY_COMPONENTS)
 # the components each accounting model charges (the others are always 0 under it)
 MODEL_COMPONENTS = {
@@ -43,9 +45,13 @@ MODEL_COMPONENTS = {
 }
 DEFAULT_PRESET = "neurosim-1.3"
 
-_INT_FIELDS = ("rows", "cols", "cell_bits", "adc_bits", "cols_per_adc", "adc_full_scale")
+_INT_FIELDS = ("rows", "cols", "cell_bits", "adc_bits", "cols_per_adc", "adc_full_scale", "rows_per_conversion")
 _FLOAT_FIELDS = ("g_on", "g_off", "v_read", "t_read", "r_access", "r_wire_row", "r_wire_col", "e_adc")
-_STR_FIELDS = {"model": MODELS, "mapping": MAPPINGS, "roadmap": ROADMAPS, "adc": ADCS}
+_STR_FIELDS = {"model": MODELS, "mapping": MAPPINGS, "roadmap": ROADMAPS, "adc": ADCS, "adc_resolution": ADC_RESOLUTIONS,
+               "column_order": COLUMN_ORDERS}
+_BOOL_FIELDS = ("reference_column", "skip_empty", "complement")
+# the HW-aware periphery options (README "HW-aware periphery"); off in every preset
+PERIPHERY_OPTIONS = ("adc_resolution", "skip_empty", "rows_per_conversion", "complement", "column_order")
 
 
 def _as_int(name, value) -> int:
@@ -90,8 +96,18 @@ class CrossbarConfig:
     cols_per_adc: int = _DEFAULTS["cols_per_adc"]
     adc_full_scale: int = _DEFAULTS["adc_full_scale"]
     e_adc: float = _DEFAULTS["e_adc"]
+    adc_resolution: str = _DEFAULTS["adc_resolution"]
+    skip_empty: bool = _DEFAULTS["skip_empty"]
+    rows_per_conversion: int = _DEFAULTS["rows_per_conversion"]
+    complement: bool = _DEFAULTS["complement"]
+    column_order: str = _DEFAULTS["column_order"]
 
     def __post_init__(self):
+        if isinstance(self.adc_bits, str) and self.adc_bits == "auto":
+            # adc_bits="auto": per-column resolution, at most the model's default resolution
+            object.__setattr__(self, "adc_bits", PRESETS_RAW[self.model]["adc_bits"] if self.model in PRESETS_RAW
+                               else _DEFAULTS["adc_bits"])
+            object.__setattr__(self, "adc_resolution", "per_column")
         for name in _INT_FIELDS:
             object.__setattr__(self, name, _as_int(name, getattr(self, name)))
         for name in _FLOAT_FIELDS:
@@ -102,9 +118,10 @@ class CrossbarConfig:
         for name in _STR_FIELDS:
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a string, got {getattr(self, name)!r}")
-        if not isinstance(self.reference_column, (bool, np.bool_)):
-            raise TypeError(f"reference_column must be True or False, got {self.reference_column!r}")
-        object.__setattr__(self, "reference_column", bool(self.reference_column))
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         _simulator(self)  # validates (messages come from the C++ core) and caches the tables
 
     @staticmethod
@@ -127,13 +144,26 @@ class CrossbarConfig:
         """The energy components this configuration's accounting model charges."""
         return MODEL_COMPONENTS[self.model]
 
+    @property
+    def periphery(self) -> Dict[str, object]:
+        """The HW-aware periphery options that differ from the model's preset."""
+        base = PRESETS_RAW[self.model]
+        return {k: getattr(self, k) for k in PERIPHERY_OPTIONS if getattr(self, k) != base[k]}
+
+    def describe(self) -> str:
+        """One line naming the accounting model, the mapping and every non-default periphery option."""
+        extra = ", ".join(f"{k}={v}" for k, v in self.periphery.items())
+        return (f"{self.model}, {self.mapping} mapping, {self.cell_bits}-bit cells, {self.rows}x{self.cols} arrays"
+                + (f", {extra}" if extra else ""))
+
 
 @functools.lru_cache(maxsize=64)
 def _simulator(config: CrossbarConfig) -> "_core.Crossbar":
     return _core.Crossbar(**dataclasses.asdict(config))
 
 
-PRESETS: Dict[str, CrossbarConfig] = {m: CrossbarConfig(**_core.crossbar_preset(m)) for m in MODELS}
+PRESETS_RAW: Dict[str, Dict[str, object]] = {m: _core.crossbar_preset(m) for m in MODELS}
+PRESETS: Dict[str, CrossbarConfig] = {m: CrossbarConfig(**PRESETS_RAW[m]) for m in MODELS}
 
 
 @dataclass
@@ -150,7 +180,11 @@ class LayerEnergy:
     max_current: float
     conversions: int
     idle_conversions: int
+    skipped_conversions: int
     subarray_reads: int
+    skipped_reads: int
+    inverted_columns: int
+    resolution_columns: np.ndarray   # physical columns (per conversion group) by ADC bits; [0] = skipped
     driven_rows: int
     arrays: int
     row_tiles: int
@@ -199,7 +233,9 @@ def simulate_layer(
         energy={c: energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
         on_cells=r.on_cells, cells=r.cells,
         mean_current=r.sum_current / r.conversions if r.conversions else 0.0, max_current=r.max_current,
-        conversions=r.conversions, idle_conversions=r.idle_conversions, subarray_reads=r.subarray_reads,
+        conversions=r.conversions, idle_conversions=r.idle_conversions, skipped_conversions=r.skipped_conversions,
+        subarray_reads=r.subarray_reads, skipped_reads=r.skipped_reads, inverted_columns=r.inverted_columns,
+        resolution_columns=r.resolution_columns,
         driven_rows=r.driven_rows, arrays=r.arrays, row_tiles=r.row_tiles, col_tiles=r.col_tiles,
         latency=r.latency, n_vectors=int(x.shape[0]),
         output=None if not output else np.asarray(r.output).reshape(x.shape[0], w.shape[0]),

@@ -54,6 +54,11 @@ class LayerRow:
     max_current: float
     conversions: float
     idle_conversions: float
+    skipped_conversions: float
+    subarray_reads: float
+    skipped_reads: float
+    inverted_columns: int
+    resolution_columns: List[int]   # physical columns (per conversion group) by ADC bits; [0] = skipped
     latency: float            # s per inference, arrays in parallel
     energy: Dict[str, float]
 
@@ -109,6 +114,18 @@ class EnergyReport:
         return float(sum(l.mean_current * l.conversions for l in self.layers) / conv) if conv else 0.0
 
     @property
+    def conversions(self) -> Dict[str, float]:
+        """Conversions per inference: done, idle (no driven row) among them, and skipped (empty)."""
+        return {"done": float(sum(l.conversions for l in self.layers)),
+                "idle": float(sum(l.idle_conversions for l in self.layers)),
+                "skipped": float(sum(l.skipped_conversions for l in self.layers))}
+
+    @property
+    def resolution_columns(self) -> List[int]:
+        """Physical columns of all layers by ADC bits (index 0: skipped)."""
+        return [int(sum(l.resolution_columns[i] for l in self.layers)) for i in range(17)]
+
+    @property
     def latency(self) -> float:
         """Seconds per inference, layers one after another, arrays in parallel."""
         return float(sum(l.latency for l in self.layers))
@@ -118,7 +135,7 @@ class EnergyReport:
             "model": self.model, "mapping": self.mapping, "config": self.config.to_dict(), "w_bits": self.w_bits,
             "a_bits": self.a_bits, "batch": self.batch, "floor": self.floor, "total_energy_j": self.total_energy,
             "energy_j": self.energy, "on_fraction": self.on_fraction, "mean_current_a": self.mean_current,
-            "latency_s": self.latency,
+            "latency_s": self.latency, "conversions": self.conversions, "resolution_columns": self.resolution_columns,
             "layers": [
                 {**dataclasses.asdict(l), "on_fraction": l.on_fraction, "total_energy": l.total_energy}
                 for l in self.layers
@@ -154,8 +171,7 @@ class EnergyReport:
         comps = self.components
         head = (f"{'layer':<28} {'weight':>16} {'arrays':>6} {'ON %':>6} {'I mean uA':>9} "
                 + " ".join(f"{c + ' nJ':>15}" for c in comps) + f" {'total nJ':>10}")
-        lines = [f"accounting model {self.model!r}, mapping {self.mapping!r}, {self.config.cell_bits}-bit cells, "
-                 f"{self.config.rows}x{self.config.cols} arrays" + (" (floor: every cell OFF)" if self.floor else ""),
+        lines = [f"accounting model {self.config.describe()}" + (" (floor: every cell OFF)" if self.floor else ""),
                  head, "-" * len(head)]
         for l in self.layers:
             lines.append(
@@ -262,7 +278,11 @@ def _merge(parts: List[LayerEnergy]) -> LayerEnergy:
         on_cells=sum(p.on_cells for p in parts), cells=sum(p.cells for p in parts),
         mean_current=sum(p.mean_current * p.conversions for p in parts) / conv if conv else 0.0,
         max_current=max(p.max_current for p in parts), conversions=conv,
-        idle_conversions=sum(p.idle_conversions for p in parts), subarray_reads=sum(p.subarray_reads for p in parts),
+        idle_conversions=sum(p.idle_conversions for p in parts),
+        skipped_conversions=sum(p.skipped_conversions for p in parts),
+        subarray_reads=sum(p.subarray_reads for p in parts), skipped_reads=sum(p.skipped_reads for p in parts),
+        inverted_columns=sum(p.inverted_columns for p in parts),
+        resolution_columns=sum(p.resolution_columns for p in parts),
         driven_rows=sum(p.driven_rows for p in parts), arrays=sum(p.arrays for p in parts),
         row_tiles=sum(p.row_tiles for p in parts), col_tiles=sum(p.col_tiles for p in parts),
         latency=max(p.latency for p in parts),  # the groups' arrays run in parallel
@@ -315,7 +335,10 @@ def estimate_energy(
             name=name, kind=type(module).__name__, shape=list(module.weight.shape), vectors=r.n_vectors / batch,
             arrays=r.arrays, row_tiles=r.row_tiles, col_tiles=r.col_tiles, on_cells=r.on_cells, cells=r.cells,
             mean_current=r.mean_current, max_current=r.max_current, conversions=r.conversions / batch,
-            idle_conversions=r.idle_conversions / batch, latency=r.latency / batch,
+            idle_conversions=r.idle_conversions / batch, skipped_conversions=r.skipped_conversions / batch,
+            subarray_reads=r.subarray_reads / batch, skipped_reads=r.skipped_reads / batch,
+            inverted_columns=r.inverted_columns, resolution_columns=[int(v) for v in r.resolution_columns],
+            latency=r.latency / batch,
             energy={k: v / batch for k, v in r.energy.items()},
         ))
     if not rows:

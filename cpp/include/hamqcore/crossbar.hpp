@@ -40,6 +40,19 @@
 //      adc    e_adc per conversion, whatever the current.
 //  * Bitline: the driven cells alone, V_read^2 G_col t_read per conversion; no periphery.
 //
+// HW-aware periphery (hamqcore's options, off in every preset; README "HW-aware periphery"):
+//  * adc_resolution PerColumn: each column (per conversion group) converts with the fewest levels
+//    that read its largest possible digit sum losslessly (a column can never read more than the sum
+//    of its stored digits), at most 2^adc_bits; the sense amp / ADC is charged with its own levels.
+//  * skip_empty: a column with no ON cell in its group is not converted (it always reads 0); an array
+//    with no ON cell at all is not read (none of its periphery runs).
+//  * rows_per_conversion: the rows of an array are converted in groups of this many (NeuroSim V1.4's
+//    numRowParallel idea): each group is one read of the array, with its own conversions.
+//  * complement (offset, two's complement): a column whose cells are mostly ON is stored inverted
+//    (digit dmax - d) and its reading corrected digitally (S = nd dmax - S').
+//  * column_order Digit: the columns of an array type hold digit d of every weight before digit
+//    d - 1 (bit-sliced arrays, ISAAC's layout) instead of every digit of one weight side by side.
+//
 // Functional output: the ADC reads the digit sum S of a column with L = 2^adc_bits levels over
 // [0, full_scale] (full_scale = adc_full_scale, or rows (2^cell_bits - 1) when 0): reading =
 // step * min(L-1, round(S / step)), step = full_scale / (L-1); exact when full_scale <= L-1 or the
@@ -58,6 +71,8 @@ enum class Model : int { NeuroSim13 = 0, Mnsim20 = 1, Bitline = 2 };
 enum class Mapping : int { Offset = 0, Differential = 1, TwosComplement = 2 };
 enum class AdcKind : int { Ideal = 0, Multilevel = 1, Sar = 2, Fixed = 3 };
 enum class Roadmap : int { LP = 0, HP = 1 };
+enum class AdcResolution : int { Fixed = 0, PerColumn = 1 };
+enum class ColumnOrder : int { Weight = 0, Digit = 1 };
 
 struct CrossbarConfig {
     Model model = Model::NeuroSim13;
@@ -79,6 +94,12 @@ struct CrossbarConfig {
     int cols_per_adc = 8;
     int64_t adc_full_scale = 0;  // digit-sum full scale of the ADC; 0 = rows * (2^cell_bits - 1)
     double e_adc = 0.0;          // J per conversion (AdcKind::Fixed)
+    // HW-aware periphery (see above)
+    AdcResolution adc_resolution = AdcResolution::Fixed;
+    bool skip_empty = false;
+    int rows_per_conversion = 0;  // 0 = rows
+    bool complement = false;
+    ColumnOrder column_order = ColumnOrder::Weight;
 };
 
 // The defaults of each accounting model, with every value's source in the .cpp.
@@ -121,7 +142,11 @@ struct CrossbarResult {
     double sum_current = 0;   // A, summed over conversions
     double max_current = 0;   // A
     int64_t conversions = 0, idle_conversions = 0;  // idle: no driven row in the tile
-    int64_t subarray_reads = 0;                     // arrays x vectors x pulses
+    int64_t skipped_conversions = 0;                // not done: an empty column (skip_empty)
+    int64_t subarray_reads = 0;                     // array reads: arrays x vectors x pulses x groups
+    int64_t skipped_reads = 0;                      // not done: an empty array (skip_empty)
+    int64_t inverted_columns = 0;                   // stored complemented (complement)
+    int64_t resolution_columns[17] = {0};           // columns (per group) by ADC bits; 0 = skipped
     int64_t driven_rows = 0;                        // summed over vectors, pulses and row tiles
     int64_t pulses = 0, row_tiles = 0, col_tiles = 0, arrays = 0;
     int64_t columns = 0;                            // used physical columns (incl. reference)

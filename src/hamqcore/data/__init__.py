@@ -13,13 +13,14 @@ disk. Nothing here downloads anything.
 from __future__ import annotations
 
 from .containers import DataError, DataSet, Split, cache_dir, check_arrays
-from .images import CIFAR_CLASSES, augment_batch, cifar10, digits, mnist5k
+from .images import CIFAR_CLASSES, CIFAR_MEAN, CIFAR_STD, augment_batch, cifar10, digits, mnist5k
 from .speech import KEYWORDS, KWS_CLASSES, SAMPLE_RATE, mfcc, read_wav, speech_commands
-from .synth import UNKNOWN_WORDS, spoken_keywords
+from .synth import SPOKEN_KEYWORDS_VERSION, UNKNOWN_WORDS, spoken_keywords
 
 DATASETS = ("mnist5k", "digits", "spoken_keywords", "cifar10:ROOT", "speech_commands:ROOT")
 
-__all__ = ["CIFAR_CLASSES", "DATASETS", "DataError", "DataSet", "KEYWORDS", "KWS_CLASSES", "SAMPLE_RATE", "Split",
+__all__ = ["CIFAR_CLASSES", "CIFAR_MEAN", "CIFAR_STD", "DATASETS", "DataError", "DataSet", "KEYWORDS", "KWS_CLASSES", "SAMPLE_RATE",
+           "SPOKEN_KEYWORDS_VERSION", "Split",
            "UNKNOWN_WORDS", "augment_batch", "cache_dir", "check_arrays", "cifar10", "digits", "load", "mfcc",
            "mnist5k", "read_wav", "speech_commands", "spoken_keywords"]
 

@@ -33,7 +33,7 @@ ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "
                    "Michael", "Mike", "Storm", "Tweaky", "adam", "anika", "aunty", "belinda", "benjamin", "boris",
                    "caleb", "david", "edward", "grandma", "grandpa", "ian", "john", "linda", "max", "norbert",
                    "paul", "quincy", "rob", "robert", "shelby", "steph", "travis", "victor", "zac")
-SPOKEN_KEYWORDS_VERSION = 3
+SPOKEN_KEYWORDS_VERSION = 4  # 4: the cache holds a checksum of its arrays
 
 
 class _Espeak:
