@@ -106,10 +106,11 @@ def cell_conductance(cfg, digits, n_used, pos):
 
 
 def adc_read(cfg, s, levels, full_scale):
-    """The reading of digit sum s by an ADC with ``levels`` levels over [0, full_scale]."""
-    if cfg.adc == "ideal" or full_scale <= levels - 1:
+    """The reading of digit sum s by an ADC with ``levels`` levels over [0, full_scale], in steps of
+    at least one digit, saturating at the top level."""
+    if cfg.adc == "ideal":
         return float(s)
-    step = full_scale / (levels - 1)
+    step = max(1.0, full_scale / (levels - 1))
     return step * min(levels - 1, round(s / step))
 
 

@@ -48,6 +48,18 @@ double mnsim_wire_latency(int rows, int cols) {
 constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
 constexpr int64_t kSerialWork = 16384;  // below this many weights or inputs a pass runs on one thread
 
+// The ADC: L levels over [0, full_scale] digit units, in steps of at least one digit (digit sums are
+// integers); readings saturate at the top level.
+double adc_step(int64_t full_scale, int64_t levels) {
+    const double step = double(full_scale) / double(levels - 1);
+    return step > 1.0 ? step : 1.0;
+}
+double adc_reading(int64_t s, double step, int64_t levels) {
+    double level = std::nearbyint(double(s) / step);
+    level = level > double(levels - 1) ? double(levels - 1) : level;
+    return step * level;
+}
+
 // Digit d (0 = least significant) of array type `arr` of n consecutive weights (range-checked, so
 // |q| < 2^16 fits the 32-bit arithmetic); the mapping's cases sit outside the loops.
 template <class T, class O>
@@ -248,14 +260,10 @@ Crossbar::Crossbar(const CrossbarConfig& config) : cfg_(config) {
     if (cfg_.adc != AdcKind::Ideal) {
         const int64_t L = int64_t(1) << cfg_.adc_bits;
         const int64_t fs = cfg_.adc_full_scale > 0 ? cfg_.adc_full_scale : s_stride_ - 1;
-        if (fs > L - 1) {  // lossy: quantise the digit sum
-            const double step = double(fs) / double(L - 1);
+        const double step = adc_step(fs, L);
+        if (step > 1.0 || s_stride_ - 1 > L - 1) {  // lossy for some digit sum: tabulate the readings
             adc_level_.resize(size_t(s_stride_));
-            for (int64_t s = 0; s < s_stride_; ++s) {
-                double level = std::nearbyint(double(s) / step);
-                level = level > double(L - 1) ? double(L - 1) : level;
-                adc_level_[size_t(s)] = step * level;
-            }
+            for (int64_t s = 0; s < s_stride_; ++s) adc_level_[size_t(s)] = adc_reading(s, step, L);
         }
     }
 }
@@ -312,7 +320,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     const int64_t cpg = int64_t(A) * D;        // kernel columns per output group
     const int64_t G = L.out + (ref ? 1 : 0);    // + the reference group
     const int64_t ncols = G * cpg;              // kernel columns
-    const int64_t ld = ncols * PC;              // weight planes per row word: [PC][ncols]
+    const int64_t ld = ncols * cb;              // weight planes per row word: [cb][ncols]
     const uint64_t dmask = (uint64_t(1) << cb) - 1;
     const int64_t half = int64_t(1) << (b - 1);
     const auto transpose = active_kernels().transpose_bits;
@@ -348,8 +356,8 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
             col_coef[size_t(arr * D + d)] = coef;
         }
 
-    // ---- Weights into bit-planes [T][WPT][PC][ncols], with per (group, column) statistics ------------
-    // Column kc holds its digit's cb bit-planes, plus their AND for cb == 2. ON cells = nonzero digits.
+    // ---- Weights into bit-planes [T][WPT][cb][ncols], with per (group, column) statistics ------------
+    // Column kc holds its digit's cb bit-planes. ON cells = nonzero digits.
     std::vector<uint64_t> wp(static_cast<size_t>(T * WPT * ld), 0);
     std::vector<int32_t> st_on(static_cast<size_t>(T * ncols), 0), st_sum(static_cast<size_t>(T * ncols), 0),
         st_full(static_cast<size_t>(T * ncols), 0);  // nonzero digits, digit sum, digits == dmax
@@ -372,7 +380,6 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
                     all &= planes[j];
                     sum += __builtin_popcountll(planes[j]) << j;
                 }
-                if (cb == 2) col[2 * ncols] = planes[0] & planes[1];
                 const size_t si = size_t(bl.tc * ncols + g * cpg + arr * D + d);
                 st_on[si] += __builtin_popcountll(any);
                 st_sum[si] += sum;
@@ -419,7 +426,6 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
                         const uint64_t rowmask = rows_here == 64 ? ~uint64_t(0) : (uint64_t(1) << rows_here) - 1;
                         uint64_t* col = wp.data() + (tc * WPT + wd) * ld + kc;
                         for (int j = 0; j < cb; ++j) col[j * ncols] ^= rowmask;
-                        if (cb == 2) col[2 * ncols] = col[0] & col[ncols];
                     }
                 }
             }
@@ -533,24 +539,37 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     double g_dev = 0.0, g_dev_w = 0.0;
     const bool positional = c.r_wire_row != 0 || c.r_wire_col != 0 || cb == 4;
     if (positional && L.n > 0) {
-        std::vector<double> drive_d(static_cast<size_t>(K), 0.0), row_r(static_cast<size_t>(K));
+        // per driven row (rows no pulse drives add nothing), per conversion group: the pulses driving
+        // it and its wire resistance to the sense amp along the column
+        std::vector<int64_t> drives(static_cast<size_t>(K), 0);
         visit_int(L.x_type, L.x, [&](auto* x) {
             for (int64_t n = 0; n < L.n; ++n)
                 for (int64_t row = 0; row < K; ++row)
-                    drive_d[size_t(row)] += double(popcount64(uint64_t(int64_t(x[n * K + row])) & amask));
+                    drives[size_t(row)] += popcount64(uint64_t(int64_t(x[n * K + row])) & amask);
             return 0;
         });
-        for (int64_t row = 0; row < K; ++row) {
-            const int64_t t = row / R, used = (t + 1) * R < K ? R : K - t * R;
-            row_r[size_t(row)] = double(used - (row - t * R)) * c.r_wire_col;
+        std::vector<int64_t> act_start(static_cast<size_t>(T + 1), 0);
+        std::vector<int32_t> act_row;    // offset of each driven row in its group
+        std::vector<float> act_drive, act_r;
+        for (int64_t tc = 0; tc < T; ++tc) {
+            const int64_t t = tc_tile[size_t(tc)], used_t = (t + 1) * R < K ? R : K - t * R;
+            for (int64_t i = 0; i < tc_rows[size_t(tc)]; ++i) {
+                const int64_t row = tc_row0[size_t(tc)] + i;
+                if (drives[size_t(row)] == 0) continue;
+                act_row.push_back(int32_t(i));
+                act_drive.push_back(float(drives[size_t(row)]));
+                act_r.push_back(float(double(used_t - (row - t * R)) * c.r_wire_col));
+            }
+            act_start[size_t(tc + 1)] = int64_t(act_row.size());
         }
+        std::vector<float> inv_gf(inv_g.begin(), inv_g.end()), g_modelf(g_model.begin(), g_model.end());
         const double em1 = neurosim ? sense.exponent - 1.0 : 0.0;
         std::vector<double> dev(static_cast<size_t>(G), 0.0), dev_w(static_cast<size_t>(G), 0.0);
         const auto deviation = active_kernels().xbar_deviation;
         visit_int(L.w_type, L.w, [&](auto* w) {
 #pragma omp parallel num_threads(n_threads) if (L.out * K > kSerialWork)
             {
-                std::vector<uint8_t> dg(static_cast<size_t>(RC));
+                std::vector<uint8_t> dg(static_cast<size_t>(RC)), dga(static_cast<size_t>(RC));
 #pragma omp for schedule(static)
                 for (int64_t g = 0; g < G; ++g) {
                     const bool is_ref = g == L.out;
@@ -559,10 +578,11 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
                             const int64_t kc = g * cpg + arr * D + d;
                             int64_t ct, local;
                             place(kc, ct, local);
-                            const double r_col_pos = c.r_access + double(local + 1) * c.r_wire_row;
+                            const float r_col_pos = float(c.r_access + double(local + 1) * c.r_wire_row);
                             for (int64_t tc = 0; tc < T; ++tc) {
                                 const size_t si = size_t(tc * ncols + kc);
-                                if (skip[si]) continue;
+                                const int64_t a0 = act_start[size_t(tc)], na = act_start[size_t(tc + 1)] - a0;
+                                if (skip[si] || na == 0) continue;
                                 const int64_t r0 = tc_row0[size_t(tc)], used = tc_rows[size_t(tc)];
                                 if (L.floor)
                                     std::fill(dg.begin(), dg.end(), uint8_t(0));
@@ -570,11 +590,14 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
                                     extract_digits(zeros.data(), used, map, arr, d, D, cb, b, dg.data());
                                 else
                                     extract_digits(w + g * K + r0, used, map, arr, d, D, cb, b, dg.data());
-                                if (!inverted.empty() && inverted[si])
-                                    for (int64_t i = 0; i < used; ++i) dg[size_t(i)] = uint8_t(dmask - dg[size_t(i)]);
+                                const bool inv = !inverted.empty() && inverted[si];
+                                for (int64_t j = 0; j < na; ++j) {
+                                    const uint8_t v = dg[size_t(act_row[size_t(a0 + j)])];
+                                    dga[size_t(j)] = inv ? uint8_t(dmask - v) : v;
+                                }
                                 double acc_g = 0.0;
-                                const double acc_dev = deviation(dg.data(), drive_d.data() + r0, row_r.data() + r0, used,
-                                                                 inv_g.data(), g_model.data(), r_col_pos, &acc_g);
+                                const double acc_dev = deviation(dga.data(), act_drive.data() + a0, act_r.data() + a0, na,
+                                                                 inv_gf.data(), g_modelf.data(), r_col_pos, &acc_g);
                                 const int64_t active = L.n * P - idle_tc[size_t(tc)];
                                 double wt = 1.0;
                                 if (em1 != 0.0 && active > 0 && acc_g > 0)
@@ -599,7 +622,8 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     }
 
     // ---- The functional readings -----------------------------------------------------------------
-    // Per (group, column): exact, or quantised with its levels over its full scale.
+    // Per (group, column): its levels over its full scale (per-column resolution: its largest digit
+    // sum), exact when a unit step covers every sum the column can read.
     std::vector<double> col_step, col_lmax;
     const int64_t fs_fixed = c.adc_full_scale > 0 ? c.adc_full_scale : RC * int64_t(dmask);
     if (L.output && c.adc != AdcKind::Ideal && (per_column || RC != R || c.complement)) {
@@ -607,8 +631,9 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
         col_lmax.assign(static_cast<size_t>(T * ncols), 0.0);
         for (int64_t i = 0; i < T * ncols; ++i) {
             const int64_t Lc = levels[size_t(i)], fs = per_column ? int64_t(st_sum[size_t(i)]) : fs_fixed;
+            const double step = adc_step(fs, Lc);
             col_lmax[size_t(i)] = double(Lc - 1);
-            col_step[size_t(i)] = fs > Lc - 1 ? double(fs) / double(Lc - 1) : 0.0;  // 0: exact
+            col_step[size_t(i)] = step > 1.0 || int64_t(st_sum[size_t(i)]) > Lc - 1 ? step : 0.0;  // 0: exact
         }
     }
 

@@ -4,9 +4,10 @@
 //
 // Columns are grouped: group g holds the cols_per_group columns (digits of every array type) of
 // one output, or of the reference weight, so an output is owned by exactly one task and the
-// floating-point accumulation order never depends on n_threads. Every column has planes_per_col
-// weight planes: its cell_bits digit bits, plus (cell_bits == 2) their AND, so that the driven
-// cells' conductance is exact for every digit value: G0 = g_row nd + sum_k g_plane[k] count_k.
+// floating-point accumulation order never depends on n_threads. Every column has cell_bits weight
+// planes (its digit bits) and planes_per_col counts: one per plane plus, for cell_bits == 2, the
+// count of both bits set, so that the driven cells' conductance is exact for every digit value:
+// G0 = g_row nd + sum_k g_plane[k] count_k.
 #pragma once
 #include <cstdint>
 
@@ -18,11 +19,11 @@ struct XbarPopcountArgs {
     int words_per_tile = 0;    // ceil(rows / 64)
     int a_planes = 0;          // input bit planes (read pulses) per vector
     int cell_bits = 1;         // digit sum S = sum over j < cell_bits of 2^j count_j
-    int planes_per_col = 1;    // weight planes per column (cell_bits, or 3 for cell_bits == 2)
+    int planes_per_col = 1;    // counts per column (cell_bits, or 3 for cell_bits == 2)
     int64_t n_groups = 0;      // column groups G
     int cols_per_group = 0;    // columns per group
     const uint64_t* x = nullptr;          // [N][T][a_planes][words_per_tile] driven-row masks
-    const uint64_t* w = nullptr;          // [T][words_per_tile][G * cols_per_group * planes_per_col]
+    const uint64_t* w = nullptr;          // [T][words_per_tile][cell_bits][G * cols_per_group]
     const double* plane_coef = nullptr;   // [a_planes] shift-add weight of each input bit
     const double* col_coef = nullptr;     // [cols_per_group] shift-add weight of each column
     const int64_t* group_mult = nullptr;  // [G] physical copies of the group (energy multiplicity)

@@ -22,9 +22,10 @@ struct KernelTable {
                                 Relaxation, double, double*, double*, double*, int);
     void (*xbar_popcount)(const XbarPopcountArgs&);
     // sum_i drive[i] (1 / (inv_g[digit[i]] + r + r_row[i]) - g_model[digit[i]]) over i < n, and (in
-    // *model) sum_i drive[i] g_model[digit[i]]: a column's conductance deviation from the kernel's model.
-    double (*xbar_deviation)(const uint8_t* digit, const double* drive, const double* r_row, int64_t n,
-                             const double* inv_g, const double* g_model, double r, double* model);
+    // *model) sum_i drive[i] g_model[digit[i]]: a column's conductance deviation from the kernel's model
+    // (single precision terms: the deviation is a few % of G and needs ~1e-5 of itself).
+    double (*xbar_deviation)(const uint8_t* digit, const float* drive, const float* r_row, int64_t n,
+                             const float* inv_g, const float* g_model, float r, double* model);
     // planes[b] bit r = bit b of codes[r], for r < 64 and b < nbits (a 64-row bit transpose).
     void (*transpose_bits)(const uint16_t* codes, int nbits, uint64_t* planes);
 };

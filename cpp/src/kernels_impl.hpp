@@ -468,6 +468,41 @@ inline void and_popcount_tile(const uint64_t* xs, const uint64_t* const* rows, i
     }
 }
 
+// The same for 2-bit cells over both planes at once: counts of x & w0, x & w1 and x & w0 & w1 (the
+// last, with the first two, gives the count of every digit value), without storing the AND plane.
+inline void and_popcount_tile2(const uint64_t* xs, const uint64_t* const* rows0, const uint64_t* const* rows1, int nw,
+                               uint32_t* c0, uint32_t* c1, uint32_t* c01, int64_t len) {
+    int64_t c = 0;
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    for (; c + 8 <= len; c += 8) {
+        __m512i a = _mm512_setzero_si512(), bb = _mm512_setzero_si512(), ab = _mm512_setzero_si512();
+        for (int j = 0; j < nw; ++j) {
+            const __m512i vx = _mm512_set1_epi64(int64_t(xs[j]));
+            const __m512i x0 = _mm512_and_si512(vx, _mm512_loadu_si512(rows0[j] + c));
+            const __m512i w1 = _mm512_loadu_si512(rows1[j] + c);
+            a = _mm512_add_epi64(a, _mm512_popcnt_epi64(x0));
+            bb = _mm512_add_epi64(bb, _mm512_popcnt_epi64(_mm512_and_si512(vx, w1)));
+            ab = _mm512_add_epi64(ab, _mm512_popcnt_epi64(_mm512_and_si512(x0, w1)));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c0 + c), _mm512_cvtepi64_epi32(a));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c1 + c), _mm512_cvtepi64_epi32(bb));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c01 + c), _mm512_cvtepi64_epi32(ab));
+    }
+#endif
+    for (; c < len; ++c) {
+        uint32_t v0 = 0, v1 = 0, v01 = 0;
+        for (int j = 0; j < nw; ++j) {
+            const uint64_t x0 = xs[j] & rows0[j][c], w1 = rows1[j][c];
+            v0 += uint32_t(__builtin_popcountll(x0));
+            v1 += uint32_t(__builtin_popcountll(xs[j] & w1));
+            v01 += uint32_t(__builtin_popcountll(x0 & w1));
+        }
+        c0[c] = v0;
+        c1[c] = v1;
+        c01[c] = v01;
+    }
+}
+
 // ln(u) for a normal u > 0, to 2.2e-5 + rounding: u = 2^e m, m in [1, 2), ln m by a degree-5
 // Chebyshev fit of ln(1 + t) on [0, 1] (no division, no libm: every tier computes the same value).
 // The sense amp's (s G)^k uses it as exp((k-1) ln(s G)) with |k-1| < 0.004: below 1e-7 of the energy.
@@ -558,10 +593,10 @@ template <int PC, bool POWER>
 void xbar_popcount_impl(const XbarPopcountArgs& a) {
     const int64_t N = a.n_vectors, G = a.n_groups;
     const int T = a.n_tiles, W = a.words_per_tile, P = a.a_planes;
-    constexpr int CB = PC == 3 ? 2 : PC;       // bits per cell (the third plane of 2-bit cells is their AND)
+    constexpr int CB = PC == 3 ? 2 : PC;       // bits per cell (the third count of 2-bit cells is their AND)
     const int64_t cpg = a.cols_per_group;
     const int64_t ncols = G * cpg;             // columns of every group
-    const int64_t ld = ncols * PC;             // weight row length: [PC][ncols]
+    const int64_t ld = ncols * CB;             // weight row length: [CB][ncols]
     int64_t groups_per_task = kXbarColPlanesPerTask / (cpg * PC);
     if (groups_per_task < 1) groups_per_task = 1;
     const int64_t n_vtasks = (N + kXbarVectorsPerTask - 1) / kXbarVectorsPerTask;
@@ -581,7 +616,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
         std::vector<double> colacc(static_cast<size_t>(max_cols));         // shift-added ADC readings
         std::vector<uint64_t> xs(static_cast<size_t>(W));                   // nonzero input words
         std::vector<int> words(static_cast<size_t>(W));
-        std::vector<const uint64_t*> rows(static_cast<size_t>(W));
+        std::vector<const uint64_t*> rows(static_cast<size_t>(W)), rows1(static_cast<size_t>(W));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
@@ -608,10 +643,18 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                 words[size_t(nw++)] = w;
                             }
                         }
-                        for (int k = 0; k < PC; ++k) {
-                            for (int j = 0; j < nw; ++j)
-                                rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + k * ncols + col0;
-                            and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                        if constexpr (PC == 3) {
+                            for (int j = 0; j < nw; ++j) {
+                                rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + col0;
+                                rows1[size_t(j)] = rows[size_t(j)] + ncols;
+                            }
+                            and_popcount_tile2(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
+                        } else {
+                            for (int k = 0; k < PC; ++k) {
+                                for (int j = 0; j < nw; ++j)
+                                    rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + k * ncols + col0;
+                                and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                            }
                         }
                         if (a.y) {  // the readings: digit sums through the ADC, shift-added
                             const double pc = a.plane_coef[p];
@@ -625,7 +668,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                 const int64_t base = int64_t(t) * ncols + col0;
                                 for (int64_t c = 0; c < nc; ++c) {
                                     double v = double(sums[size_t(c)]);
-                                    if (a.col_step && a.col_step[base + c] > 0) {
+                                    if (a.col_step && a.col_step[base + c] > 0) {  // as crossbar.cpp adc_reading
                                         const double step = a.col_step[base + c];
                                         const double lv = __builtin_nearbyint(v / step);
                                         v = step * (lv < a.col_lmax[base + c] ? lv : a.col_lmax[base + c]);
@@ -698,26 +741,26 @@ void xbar_popcount(const XbarPopcountArgs& a) {
     }
 }
 
-double xbar_deviation(const uint8_t* digit, const double* drive, const double* r_row, int64_t n,
-                      const double* inv_g, const double* g_model, double r, double* model) {
-    double dev[kLanes] = {0}, mod[kLanes] = {0};
+double xbar_deviation(const uint8_t* digit, const float* drive, const float* r_row, int64_t n,
+                      const float* inv_g, const float* g_model, float r, double* model) {
+    float dev[kLanes] = {0}, mod[kLanes] = {0};
     int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes)
 #pragma omp simd
         for (int l = 0; l < kLanes; ++l) {
-            const double gm = g_model[digit[i + l]];
-            dev[l] += drive[i + l] * (1.0 / (inv_g[digit[i + l]] + r + r_row[i + l]) - gm);
+            const float gm = g_model[digit[i + l]];
+            dev[l] += drive[i + l] * (1.0f / (inv_g[digit[i + l]] + r + r_row[i + l]) - gm);
             mod[l] += drive[i + l] * gm;
         }
     for (int l = 0; i < n; ++i, ++l) {
-        const double gm = g_model[digit[i]];
-        dev[l] += drive[i] * (1.0 / (inv_g[digit[i]] + r + r_row[i]) - gm);
+        const float gm = g_model[digit[i]];
+        dev[l] += drive[i] * (1.0f / (inv_g[digit[i]] + r + r_row[i]) - gm);
         mod[l] += drive[i] * gm;
     }
     double sd = 0.0, sm = 0.0;
     for (int l = 0; l < kLanes; ++l) {
-        sd += dev[l];
-        sm += mod[l];
+        sd += double(dev[l]);
+        sm += double(mod[l]);
     }
     *model = sm;
     return sd;

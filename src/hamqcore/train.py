@@ -36,6 +36,10 @@ from .quant import quantize_model
 MODELS = ("resnet18", "ds_cnn")
 
 
+class ResumeError(ValueError):
+    """--resume cannot continue: no checkpoint, or one written with other settings."""
+
+
 @dataclass
 class TrainConfig:
     model: str = "resnet18"
@@ -62,6 +66,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         check_choice("model", self.model, MODELS)
+        data_mod.parse_spec(self.data)
         check_bits("w_bits", self.w_bits)
         check_bits("a_bits", self.a_bits)
         for name in ("epochs", "batch_size", "width"):
@@ -164,10 +169,10 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
         ensure_writable_dir(Path(out))
     if resume:
         if ckpt_path is None or not ckpt_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+            raise ResumeError(f"--resume: no checkpoint at {ckpt_path}")
         ck = torch.load(ckpt_path, weights_only=True)
         if ck["config"] != dataclasses.asdict(cfg):
-            raise ValueError(f"--resume: {ckpt_path} was written with different settings: {ck['config']}")
+            raise ResumeError(f"--resume: {ckpt_path} was written with different settings: {ck['config']}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])

@@ -54,10 +54,11 @@
 //    d - 1 (bit-sliced arrays, ISAAC's layout) instead of every digit of one weight side by side.
 //
 // Functional output: the ADC reads the digit sum S of a column with L = 2^adc_bits levels over
-// [0, full_scale] (full_scale = adc_full_scale, or rows (2^cell_bits - 1) when 0): reading =
-// step * min(L-1, round(S / step)), step = full_scale / (L-1); exact when full_scale <= L-1 or the
-// ADC is ideal. Readings are shift-added over digits, pulses and tiles; with an exact ADC the output
-// is the integer product x W^T.
+// [0, full_scale] (full_scale = adc_full_scale, or rows_per_conversion (2^cell_bits - 1) when 0):
+// reading = step * min(L-1, round(S / step)), step = max(1, full_scale / (L-1)) (digit sums are
+// integers: no step is finer than one); exact when every sum a column can read is <= L-1 at step 1,
+// or with the ideal ADC. Readings are shift-added over digits, pulses and tiles; with an exact ADC the
+// output is the integer product x W^T.
 #pragma once
 #include <cstdint>
 #include <string>

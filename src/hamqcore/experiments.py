@@ -1,0 +1,206 @@
+"""The studies behind ``hamq demo`` and ``hamq sweep``, callable from Python with plain arguments;
+each returns its results as a dict (and writes files only where ``out`` is given).
+
+    from hamqcore.experiments import demo
+    results = demo("hamq_out", quick=True)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .crossbar import CrossbarConfig
+from .plots import PAPER
+
+# The accountings the demo reports side by side. "neurosim-1.3+periphery" is NeuroSim's subarray with
+# hamqcore's HW-aware periphery (README "HW-aware periphery"): skipped empty columns and arrays,
+# per-column ADC resolution, bit-sliced arrays. All of them use one mapping, DEMO_MAPPING.
+DEMO_MAPPING = dict(mapping="differential", cell_bits=2)
+ACCOUNTINGS: Dict[str, Dict[str, object]] = {
+    "neurosim-1.3": dict(preset="neurosim-1.3", **DEMO_MAPPING),
+    "neurosim-1.3+periphery": dict(preset="neurosim-1.3", **DEMO_MAPPING, adc_bits="auto", skip_empty=True,
+                                   column_order="digit"),
+    "neurosim-1.3 (offset)": dict(preset="neurosim-1.3"),
+    "mnsim-2.0": dict(preset="mnsim-2.0"),
+    "bitline": dict(preset="bitline", **DEMO_MAPPING),
+}
+HEADLINE = "neurosim-1.3+periphery"
+
+# The demo's training settings (README "The demo" explains them): both the baseline and every HamQ
+# model use the same quantizer (LSQ steps started from the standard max grid, recalibrated during
+# warm-up, then learned at step_lr_scale x the lr), seed, data and schedule; the task is learned first
+# (warm-up), then lam ramps up.
+DEMO = {
+    "resnet18": dict(model="resnet18", data="mnist5k", w_bits=8, a_bits=8, width=16, epochs=8,
+                     batch_size=64, lr=2e-3, warmup_epochs=2, ramp_epochs=2, step_lr_scale=0.3,
+                     encoding="differential"),
+    "ds_cnn": dict(model="ds_cnn", data="spoken_keywords", w_bits=6, a_bits=6, epochs=16, batch_size=64, lr=3e-3,
+                   warmup_epochs=4, ramp_epochs=3, step_lr_scale=0.3, encoding="differential"),
+}
+DEMO_LAMS = {"resnet18": (0.3, 1.0, 3.0), "ds_cnn": (0.3, 1.0, 3.0)}
+DEMO_QUICK = {
+    "resnet18": dict(width=8, epochs=3, train_subset=1200, warmup_epochs=1, ramp_epochs=1),
+    "ds_cnn": dict(epochs=5, quick_data=True, warmup_epochs=1, ramp_epochs=2),
+}
+DEMO_QUICK_LAMS = {"resnet18": (1.0, 3.0), "ds_cnn": (1.0, 3.0)}
+
+
+def accounting_configs(names: Optional[Sequence[str]] = None) -> Dict[str, CrossbarConfig]:
+    """The demo's accountings as CrossbarConfigs."""
+    out = {}
+    for name in names or ACCOUNTINGS:
+        spec = dict(ACCOUNTINGS[name])
+        out[name] = CrossbarConfig.preset(spec.pop("preset"), **spec)
+    return out
+
+
+def measure(model, x: np.ndarray, configs: Dict[str, CrossbarConfig], floor: bool = False) -> Dict[str, Dict]:
+    """Energy per inference of ``model`` on inputs ``x`` under each configuration."""
+    import torch
+
+    from .energy import estimate_energy
+
+    inputs = torch.from_numpy(np.ascontiguousarray(x))
+    out = {}
+    for name, cfg in configs.items():
+        rep = estimate_energy(model, inputs, cfg, floor=floor)
+        out[name] = {"energy_j": rep.total_energy, "energy_by_component_j": rep.energy,
+                     "on_fraction": rep.on_fraction, "mean_current_a": rep.mean_current,
+                     "conversions": rep.conversions, "resolution_columns": rep.resolution_columns,
+                     "config": cfg.describe()}
+    return out
+
+
+def _pct(base: float, other: float) -> float:
+    return 100.0 * (other - base) / base if base else float("nan")
+
+
+def _run(settings: Dict, lam: float, dataset, out: Path, x_energy, configs, progress: bool):
+    from .nn import hw_stats
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(**settings, lam=lam)
+    t0 = time.perf_counter()
+    r = train(cfg, out, dataset=dataset, progress=progress)
+    energies = measure(r.model, x_energy, configs)
+    stats = hw_stats(r.model, cfg.w_bits, cfg.encoding)["total"]
+    return {"lam": lam, "test_accuracy": r.test_accuracy, "energy": energies,
+            "energy_j": {k: v["energy_j"] for k, v in energies.items()},
+            "energy_by_component_j": {k: v["energy_by_component_j"] for k, v in energies.items()},
+            "on_fraction": {k: v["on_fraction"] for k, v in energies.items()},
+            "mean_hw": stats["mean_hw"], "hw_histogram": stats["histogram"][: cfg.w_bits + 1],
+            "train_seconds": time.perf_counter() - t0, "model": r.model}
+
+
+def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool = True,
+         experiments: Sequence[str] = ("resnet18", "ds_cnn"), log: Callable[[str], None] = print) -> Dict:
+    """The paper's comparison on offline data: per experiment a baseline (lam = 0) and a ladder of
+    HamQ models with the same seed, data, quantizer and schedule; test accuracy and crossbar energy
+    per inference (``images`` test inputs) under every accounting in :data:`ACCOUNTINGS`; the
+    lowest-energy HamQ model within the paper's accuracy drop (under the headline accounting). Writes
+    checkpoints, ``results.json`` and figures under ``out``; returns the results."""
+    from . import data as data_mod
+    from .plots import demo_figures
+    from .train import ensure_writable_dir
+
+    out = ensure_writable_dir(Path(out))
+    t_start = time.perf_counter()
+    configs = accounting_configs()
+    results: Dict = {"quick": quick, "images": images, "headline": HEADLINE,
+                     "accountings": {k: c.describe() for k, c in configs.items()}, "experiments": {}}
+    for name in experiments:
+        settings = dict(DEMO[name])
+        if quick:
+            settings.update(DEMO_QUICK[name])
+        lams = (DEMO_QUICK_LAMS if quick else DEMO_LAMS)[name]
+        log(f"\n== {name}: {settings['w_bits']}-bit on {settings['data']}, lam ladder {lams} ==")
+        dataset = data_mod.load(settings["data"], quick=settings.get("quick_data", False))
+        x_energy = dataset.test.x[: min(images, len(dataset.test))]
+        base = _run(settings, 0.0, dataset, out / name / "baseline", x_energy, configs, progress)
+        floor = measure(base.pop("model"), x_energy, configs, floor=True)
+        log(f"   baseline: accuracy {100 * base['test_accuracy']:6.2f} %  "
+            f"energy {base['energy_j'][HEADLINE] * 1e9:9.2f} nJ ({HEADLINE})  ({base['train_seconds']:.0f} s)")
+        ladder = []
+        for lam in lams:
+            run = _run(settings, lam, dataset, out / name / f"hamq_lam{lam:g}", x_energy, configs, progress)
+            run.pop("model")
+            run["accuracy_pt"] = 100 * (run["test_accuracy"] - base["test_accuracy"])
+            run["energy_pct"] = {k: _pct(base["energy_j"][k], v) for k, v in run["energy_j"].items()}
+            ladder.append(run)
+            log(f"   lam={lam:<5g}: accuracy {100 * run['test_accuracy']:6.2f} % ({run['accuracy_pt']:+.2f} pt)  "
+                f"energy {run['energy_pct'][HEADLINE]:+6.1f} % ({HEADLINE})  ({run['train_seconds']:.0f} s)")
+        budget = PAPER[name]["accuracy_pt"]
+        within = [r for r in ladder if r["accuracy_pt"] >= budget]
+        chosen = min(within or ladder, key=lambda r: r["energy_j"][HEADLINE])
+        summary = {"bits": settings["w_bits"], "data": settings["data"], "encoding": settings["encoding"],
+                   "images": len(x_energy), "accuracy_budget_pt": budget, "chosen_lam": chosen["lam"],
+                   "within_budget": bool(within), "accuracy_pt": chosen["accuracy_pt"],
+                   "energy_pct": chosen["energy_pct"], "paper": PAPER[name],
+                   "floor_pct": {k: _pct(base["energy_j"][k], v["energy_j"]) for k, v in floor.items()},
+                   "settings": settings, "lams": list(lams)}
+        summary["meets_paper"] = bool(within) and chosen["energy_pct"][HEADLINE] <= PAPER[name]["energy_pct"]
+        results["experiments"][name] = {"baseline": base, "ladder": ladder, "chosen": chosen, "summary": summary}
+    results["seconds"] = time.perf_counter() - t_start
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    demo_figures(results, out)
+    return results
+
+
+def demo_table(results: Dict) -> str:
+    """The demo's table: accuracy, and the chosen HamQ model's energy change under every accounting."""
+    accs = list(results["accountings"])
+    head = (f"{'model':<9} {'bits':>4} {'lam':>5} {'acc base':>9} {'acc HamQ':>9} {'d acc':>7}  "
+            + "  ".join(f"{a:>24}" for a in accs) + "   paper (dE, d acc)")
+    lines = [head, "-" * len(head)]
+    for name, e in results["experiments"].items():
+        b, c, s = e["baseline"], e["chosen"], e["summary"]
+        lines.append(
+            f"{name:<9} {s['bits']:>4} {s['chosen_lam']:>5g} {100 * b['test_accuracy']:>8.2f}% "
+            f"{100 * c['test_accuracy']:>8.2f}% {s['accuracy_pt']:>+6.2f}  "
+            + "  ".join(f"{c['energy_pct'][a]:>+23.1f}%" for a in accs)
+            + f"   ({s['paper']['energy_pct']:+.1f} %, {s['paper']['accuracy_pt']:+.1f} pt) "
+            + ("meets" if s["meets_paper"] else "short of") + " the paper")
+    lines.append("energy change of the lowest-energy HamQ model within the paper's accuracy drop "
+                 f"(chosen under {results['headline']}) against the baseline, per accounting")
+    return "\n".join(lines)
+
+
+def sweep(base_settings: Dict, lams: Sequence[float], out, images: int = 32, progress: bool = True,
+          config: Optional[CrossbarConfig] = None, log: Callable[[str], None] = print) -> List[Dict]:
+    """One model per lam with otherwise equal settings; energy (under ``config``, default the
+    NeuroSim preset) and accuracy per model, relative to lam = 0 (or the first lam). Writes
+    ``sweep.csv`` and ``pareto.png`` under ``out``; returns the rows."""
+    import csv
+
+    from . import data as data_mod
+    from .plots import sweep_figure
+    from .train import TrainConfig, ensure_writable_dir, train
+
+    out = ensure_writable_dir(Path(out))
+    base_cfg = TrainConfig(**{**base_settings, "lam": 0.0}).validate()
+    dataset = data_mod.load(base_cfg.data, quick=base_cfg.quick_data)
+    configs = {"energy": config or CrossbarConfig()}
+    x = dataset.test.x[:images]
+    rows = []
+    for lam in lams:
+        cfg = dataclasses.replace(base_cfg, lam=float(lam))
+        r = train(cfg, out / f"lam_{lam:g}", dataset=dataset, progress=progress)
+        e = measure(r.model, x, configs)["energy"]
+        rows.append({"lam": float(lam), "test_accuracy": r.test_accuracy, "energy_j": e["energy_j"],
+                     "on_fraction": e["on_fraction"]})
+        log(f"lam={lam:g}: accuracy {100 * r.test_accuracy:.2f} %, energy {e['energy_j'] * 1e9:.2f} nJ")
+    base = next((r for r in rows if r["lam"] == 0), rows[0])
+    for r in rows:
+        r["energy_pct"] = _pct(base["energy_j"], r["energy_j"])
+        r["accuracy_pt"] = 100 * (r["test_accuracy"] - base["test_accuracy"])
+    with open(out / "sweep.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    sweep_figure(rows, out / "pareto.png", base_cfg.model)
+    return rows
