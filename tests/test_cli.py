@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hamqcore import cli
+from hamqcore import experiments
 from hamqcore.train import TrainConfig, load_checkpoint, train
 
 
@@ -32,10 +32,13 @@ def hamq(*args, check=True, cwd=None):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--model", "vgg"], "invalid choice: 'vgg'"),
-    (["train", "--w-bits", "9"], "bits must be an integer in 2..8, got 9"),
-    (["train", "--lam", "-1"], "lam must be a number >= 0"),
+    (["train", "--w-bits", "17"], "bits must be an integer in 2..16, got 17"),
+    (["energy", "{tmp}/nope.pt", "--set", "rows=200000"], "rows"),
+    (["energy", "{tmp}/nope.pt", "--preset", "spice"], "--preset must be one of"),
+    (["train", "--lam", "-1"], "argument --lam: expected a finite number >= 0"),
     (["train", "--data", "imagenet", "--out", "{tmp}/x"], "unknown data set 'imagenet'"),
-    (["train", "--data", "cifar10:{tmp}/nothing", "--out", "{tmp}/x"], "missing data_batch_1"),
+    (["train", "--data", "cifar10:{tmp}/nothing", "--out", "{tmp}/x"], "nothing is not a folder"),
+    (["train", "--data", "cifar10:{tmp}", "--out", "{tmp}/x"], "missing data_batch_1"),
     (["energy", "{tmp}/nope.pt"], "no checkpoint at"),
     (["sweep", "--lams", "0,abc", "--out", "{tmp}/s"], "--lams must be comma-separated numbers"),
     (["density", "--analysis-dir", "{tmp}"], "cannot find the analysis scripts"),
@@ -49,7 +52,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path, args, message):
 
 def test_help():
     assert "demo" in hamq("--help").stdout
-    for command in ("demo", "train", "energy", "sweep", "bench", "density"):
+    for command in ("demo", "train", "energy", "round", "sweep", "bench", "density"):
         assert "usage: hamq " + command in hamq(command, "--help").stdout
 
 
@@ -60,7 +63,7 @@ def test_train_then_energy_round_trip(tmp_path):
     for name in ("checkpoint.pt", "metrics.csv", "result.json"):
         assert (out / name).exists()
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
-    proc = hamq("energy", str(out / "checkpoint.pt"), "--images", "4", "--set", "adc_bits=6", "--preset", "rram-256")
+    proc = hamq("energy", str(out / "checkpoint.pt"), "--images", "4", "--set", "adc_bits=6", "--preset", "mnsim-2.0")
     assert "total per inference" in proc.stdout
     report = json.loads((out / "energy.json").read_text())
     assert report["config"]["adc_bits"] == 6 and report["config"]["rows"] == 256
@@ -102,11 +105,17 @@ def test_demo_quick(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert set(results["experiments"]) == {"resnet18", "ds_cnn"}
     for name, e in results["experiments"].items():
-        assert e["hamq"]["energy_j"] < e["baseline"]["energy_j"], name
-        assert e["hamq"]["on_fraction"] < e["baseline"]["on_fraction"], name
+        strongest = e["ladder"][-1]
+        for acc in results["accountings"]:
+            assert strongest["energy_j"][acc] < e["baseline"]["energy_j"][acc], (name, acc)
+        assert strongest["on_fraction"]["bitline"] < e["baseline"]["on_fraction"]["bitline"], name
         assert 0 <= e["baseline"]["test_accuracy"] <= 1
-        assert (out / name / "hamq" / "checkpoint.pt").exists()
-    for fig in ("energy_by_component", "energy_by_layer", "hw_histograms", "accuracy_energy"):
+        assert e["chosen"]["lam"] in e["summary"]["lams"]
+        for run in e["ladder"]:
+            assert (out / name / f"hamq_lam{run['lam']:g}" / "checkpoint.pt").exists()
+    figures = ["hw_histograms"] + [f"{kind}_{name}" for kind in ("pareto", "energy_by_component")
+                                   for name in ("resnet18", "ds_cnn")]
+    for fig in figures:
         assert (out / f"{fig}.png").stat().st_size > 5000
     assert "paper" in proc.stdout and "resnet18" in proc.stdout
-    assert cli.demo_table(results).count("\n") == 3
+    assert experiments.demo_table(results).count("\n") == 4

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import numpy as np
 
 from . import _core
+from ._checks import as_int
 
 MODELS = ("neurosim-1.3", "mnsim-2.0", "bitline")
 MAPPINGS = ("offset", "differential", "twos_complement")
@@ -54,13 +54,11 @@ _BOOL_FIELDS = ("reference_column", "skip_empty", "complement")
 PERIPHERY_OPTIONS = ("adc_resolution", "skip_empty", "rows_per_conversion", "complement", "column_order")
 
 
-def _as_int(name, value) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+def _as_int32(name, value) -> int:
+    v = as_int(name, value)
+    if not -(2 ** 31) <= v < 2 ** 31:  # the C++ fields are 32-bit: a clear error instead of a pybind overload failure
+        raise ValueError(f"{name} is out of range, got {v}")
+    return v
 
 
 # The defaults are the "neurosim-1.3" preset, whose numbers (like every preset's) live in the C++ core:
@@ -109,7 +107,7 @@ class CrossbarConfig:
                                else _DEFAULTS["adc_bits"])
             object.__setattr__(self, "adc_resolution", "per_column")
         for name in _INT_FIELDS:
-            object.__setattr__(self, name, _as_int(name, getattr(self, name)))
+            object.__setattr__(self, name, _as_int32(name, getattr(self, name)))
         for name in _FLOAT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
@@ -225,8 +223,8 @@ def simulate_layer(
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     w = np.asarray(w_q)
     x = np.asarray(x_q)
-    r = _simulator(config).simulate(w, x, _as_int("w_bits", w_bits), _as_int("a_bits", a_bits), a_signed,
-                                    None if n_threads is None else _as_int("n_threads", n_threads), bool(floor),
+    r = _simulator(config).simulate(w, x, as_int("w_bits", w_bits), as_int("a_bits", a_bits), a_signed,
+                                    None if n_threads is None else as_int("n_threads", n_threads), bool(floor),
                                     bool(output))
     energy = r.energy
     return LayerEnergy(
