@@ -215,6 +215,7 @@ def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col
     assert r.inverted_columns == e["inverted_columns"]
     np.testing.assert_array_equal(r.resolution_columns, e["resolution_columns"])
     assert r.subarray_reads == e["subarray_reads"] and r.driven_rows == e["driven_rows"]
+    assert r.read_cycles == e["read_cycles"] and r.skipped_cycles == e["skipped_cycles"]
     assert r.on_cells == e["on_cells"] and r.cells == e["cells"] and r.arrays == e["arrays"]
     assert r.mean_current * r.conversions == pytest.approx(e["sum_current"], rel=1e-7 if tol < 1e-6 else 1e-3,
                                                            abs=1e-30)
@@ -265,9 +266,17 @@ def test_skip_empty_skips_columns_and_whole_arrays():
     for c in ("array", "switch_matrix", "shift_add"):   # half the arrays are not read
         assert skip.energy[c] == pytest.approx(0.5 * plain.energy[c], rel=0.05), c
     assert skip.energy["adc"] < 0.8 * plain.energy["adc"]  # the empty columns' static sense-amp power
-    # weight-major layout: every array holds some low digit: no array is skipped, only columns
+    # weight-major layout (NeuroSim's): every array holds some low digit, so no array is skipped; but
+    # with D = 4 digits per weight, local column c holds digit c % 4 and is read in mux cycle c % 8:
+    # the cycles of the two empty digits (4 of 8) are not run, and every per-read term halves exactly
     wm = simulate_layer(w, x, dataclass_replace(base, skip_empty=True, column_order="weight"), 8, 8)
+    wm_plain = simulate_layer(w, x, dataclass_replace(base, column_order="weight"), 8, 8)
     assert wm.skipped_reads == 0 and wm.skipped_conversions == skip.skipped_conversions
+    assert wm.subarray_reads == wm_plain.subarray_reads and wm.skipped_cycles == wm.read_cycles == 4 * wm.subarray_reads
+    assert wm_plain.read_cycles == 8 * wm_plain.subarray_reads and wm_plain.skipped_cycles == 0
+    for c in ("array", "switch_matrix", "mux", "encoder", "shift_add"):
+        assert wm.energy[c] == pytest.approx(0.5 * wm_plain.energy[c], rel=1e-12), c
+    np.testing.assert_array_equal(wm.output, wm_plain.output)
 
 
 def test_rows_per_conversion_trades_conversions_for_clipping():

@@ -40,11 +40,15 @@ def test_gradcheck_w_and_scale():
         assert torch.autograd.gradcheck(lambda w, s, enc=enc: hamming_penalty(w, s, 8, enc, "mean"), (w, s),
                                         eps=1e-6, atol=1e-6)
         # the pure-torch kernel (other devices) returns the gradients autograd finds through its value formula
-        value = lambda w, s, enc=enc: ops._scaled_op._init_fn(w, s, 8, enc, "mean", 2.0)[0]  # noqa: E731
-        _, gw, gs = ops._scaled_op._init_fn(w.detach(), s.detach(), 8, enc, "mean", 2.0)
-        num_w, num_s = torch.autograd.functional.jacobian(value, (w.detach(), s.detach()))
-        torch.testing.assert_close(gw, num_w, rtol=1e-5, atol=1e-7)
-        torch.testing.assert_close(gs, num_s, rtol=1e-5, atol=1e-7)
+        for bc in (None, torch.rand(8, dtype=torch.float64), torch.rand(4, 8, dtype=torch.float64)):
+            value = lambda w, s, enc=enc, bc=bc: ops._scaled_op._init_fn(w, s, 8, enc, "mean", 2.0, bc)[0]  # noqa: E731
+            _, gw, gs = ops._scaled_op._init_fn(w.detach(), s.detach(), 8, enc, "mean", 2.0, bc)
+            num_w, num_s = torch.autograd.functional.jacobian(value, (w.detach(), s.detach()))
+            torch.testing.assert_close(gw, num_w, rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(gs, num_s, rtol=1e-5, atol=1e-7)
+        bc = torch.rand(4, 8, dtype=torch.float64)
+        assert torch.autograd.gradcheck(lambda w, s, enc=enc: hamming_penalty(w, s, 8, enc, "mean", bit_cost=bc),
+                                        (w, s), eps=1e-6, atol=1e-6)
     # scale=None (the max step, held constant): gradient w.r.t. w only
     w2 = (torch.rand(3, 5, dtype=torch.float64) * 2 - 1).requires_grad_()
     with torch.no_grad():
@@ -63,8 +67,9 @@ def test_opcheck():
         torch.library.opcheck(ops._penalty_op, (x.double(), 6, enc, "mean"))
         w = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
         s = torch.rand(4, 1, dtype=torch.float64).add(0.05).requires_grad_()
-        torch.library.opcheck(ops._scaled_op, (w, s, 8, enc, "sum", 0.5))
-        torch.library.opcheck(ops._scaled_op, (w, None, 8, enc, "mean", 1.0))
+        torch.library.opcheck(ops._scaled_op, (w, s, 8, enc, "sum", 0.5, None))
+        torch.library.opcheck(ops._scaled_op, (w, None, 8, enc, "mean", 1.0, None))
+        torch.library.opcheck(ops._scaled_op, (w, s, 8, enc, "sum", 0.5, torch.rand(8, dtype=torch.float64)))
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -73,11 +78,13 @@ def test_scaled_op_cpu_equals_torch_path(encoding):
 
     w = torch.randn(8, 300, dtype=torch.float64) * 0.1
     s = torch.rand(8, dtype=torch.float64) * 0.002 + 0.0005
+    costs = (None, torch.rand(8, dtype=torch.float64), torch.rand(8, 8, dtype=torch.float64) * 3)
     for scale in (s, None, s[:1]):
-        cpu = ops._scaled_cpu(w, scale, 8, encoding, "mean", 0.7)
-        pure = ops._scaled_op._init_fn(w, scale, 8, encoding, "mean", 0.7)
-        for a, b in zip(cpu, pure):
-            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+        for bc in costs:
+            cpu = ops._scaled_cpu(w, scale, 8, encoding, "mean", 0.7, bc)
+            pure = ops._scaled_op._init_fn(w, scale, 8, encoding, "mean", 0.7, bc)
+            for a, b in zip(cpu, pure):
+                torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
 
 
 def test_op_runs_on_tensor_memory_and_handles_dtypes():
@@ -128,7 +135,7 @@ def test_errors():
     model = nn.Sequential(nn.Linear(4, 4))
     with pytest.raises(ValueError, match="lam must be a finite number >= 0, got -1"):
         HamQRegularizer(model, lam=-1, weighting="params")
-    with pytest.raises(ValueError, match="weighting must be one of 'energy', 'uniform', 'params', got 'flops'"):
+    with pytest.raises(ValueError, match="weighting must be one of 'energy', 'uniform', 'params', 'crossbar', got 'flops'"):
         HamQRegularizer(model, weighting="flops")
     with pytest.raises(ValueError, match="needs example_input or input_shape"):
         HamQRegularizer(model)

@@ -208,7 +208,7 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
     y = np.zeros((N, out))
     ref_total = np.zeros(N)
     comps = dict(cell=0.0, adc=0.0, array=0.0, encoder=0.0, switch_matrix=0.0, mux=0.0, shift_add=0.0)
-    cnt = dict(conversions=0, idle=0, skipped=0, reads=0, skipped_reads=0, inverted=0)
+    cnt = dict(conversions=0, idle=0, skipped=0, reads=0, skipped_reads=0, inverted=0, cycles=0, skipped_cycles=0)
     res = np.zeros(17, np.int64)
     sum_g, max_g, on, cells, arrays = 0.0, 0.0, 0, 0, 0
     t_mnsim = cfg.t_read + 0.001 * (0.0002 * (cfg.rows * cfg.cols / 8192) ** 2 + 5e-6 * cfg.rows * cfg.cols / 8192
@@ -244,7 +244,11 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
                 stat.append((skip, 2 ** bits, fs))
                 for k in range(block.shape[1]):
                     res[0 if skip[k] else bits[k]] += 1
-            active = not cfg.skip_empty or any((~st[0]).any() for st in stat)
+            # mux cycles each group's read runs: local column c is read in cycle c % m; with
+            # skip_empty only cycles holding a converted column (none: the read is not done)
+            m = min(cfg.cols_per_adc, cfg.cols)
+            cycles = [len({int(pos[k]) % m for k in range(block.shape[1]) if not st[0][k]}) if cfg.skip_empty else m
+                      for st in stat]
             for n in range(N):
                 for p in range(a_bits):
                     pc = -(2.0 ** p) if (a_signed and p == a_bits - 1) else 2.0 ** p
@@ -253,11 +257,13 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
                         gb = bits[g0:g0 + rpc]
                         nd = int(gb.sum())
                         skip, levels, fs = stat[gi]
-                        if active:
+                        if cycles[gi]:
                             cnt["reads"] += 1
-                            if cfg.model == "neurosim-1.3":
+                            cnt["cycles"] += cycles[gi]
+                            cnt["skipped_cycles"] += m - cycles[gi]
+                            if cfg.model == "neurosim-1.3":   # each term is proportional to the cycles run
                                 for key, v in neurosim_subarray_read(cfg, nd, D, a_bits).items():
-                                    comps[key] += v
+                                    comps[key] += v * cycles[gi] / m
                         else:
                             cnt["skipped_reads"] += 1
                         for c in range(block.shape[1]):
@@ -296,5 +302,5 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
             driven_total += int(((xu[n] >> p) & 1).sum()) if out else 0
     return dict(y=y, energy=comps, conversions=cnt["conversions"], idle_conversions=cnt["idle"],
                 skipped_conversions=cnt["skipped"], subarray_reads=cnt["reads"], skipped_reads=cnt["skipped_reads"],
-                inverted_columns=cnt["inverted"], resolution_columns=res, driven_rows=driven_total,
+                read_cycles=cnt["cycles"], skipped_cycles=cnt["skipped_cycles"], inverted_columns=cnt["inverted"], resolution_columns=res, driven_rows=driven_total,
                 sum_current=cfg.v_read * sum_g, max_current=cfg.v_read * max_g, on_cells=on, cells=cells, arrays=arrays)

@@ -60,11 +60,6 @@ void bind_bitplanes(py::module_& m) {
             std::vector<py::ssize_t> expect_head;
             if (A == 2) expect_head.push_back(2);
             expect_head.push_back(D);
-            auto shape_str = [](const std::vector<py::ssize_t>& s) {
-                std::string r = "(";
-                for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-                return r + (s.size() == 1 ? ",)" : ")");
-            };
             const std::vector<py::ssize_t> shape(p.shape(), p.shape() + p.ndim());
             bool ok = shape.size() >= expect_head.size() + 1 && shape.back() == W;
             for (size_t i = 0; ok && i < expect_head.size(); ++i) ok = shape[i] == expect_head[i];

@@ -97,6 +97,8 @@ void bind_crossbar(py::module_& m) {
         .def_readonly("skipped_conversions", &CrossbarResult::skipped_conversions)
         .def_readonly("subarray_reads", &CrossbarResult::subarray_reads)
         .def_readonly("skipped_reads", &CrossbarResult::skipped_reads)
+        .def_readonly("read_cycles", &CrossbarResult::read_cycles)
+        .def_readonly("skipped_cycles", &CrossbarResult::skipped_cycles)
         .def_readonly("inverted_columns", &CrossbarResult::inverted_columns)
         .def_property_readonly("resolution_columns",
                                [](const CrossbarResult& r) {

@@ -73,6 +73,19 @@ void bind_hamming(py::module_& m) {
             return hist;
         },
         "q"_a, "bits"_a, "encoding"_a = "differential", "n_threads"_a = py::none());
+
+    m.def(
+        "level_codes",
+        [](int bits, const std::string& encoding) {
+            check_bits(bits);
+            const Encoding e = parse_encoding(encoding);
+            const int64_t hi = level_max(bits);
+            py::array_t<uint32_t> codes(py::ssize_t(2 * hi + 1));
+            uint32_t* c = codes.mutable_data();
+            for (int64_t k = -hi; k <= hi; ++k) c[k + hi] = uint32_t(encode(k, bits, e));
+            return codes;
+        },
+        "bits"_a, "encoding"_a = "differential");
 }
 
 }  // namespace hamq::bind

@@ -45,9 +45,36 @@ py::tuple penalty_impl(const py::array& x, int bits, Encoding e, Relaxation r, b
     return py::make_tuple(value, grad);
 }
 
+// bit_cost: None, (bits,) or (rows of w, bits), finite and >= 0, as float64 (copied: small).
+std::vector<double> bit_cost_arg(const py::object& obj, int bits, int64_t rows, bool& per_row) {
+    per_row = false;
+    if (obj.is_none()) return {};
+    py::array a = py::array::ensure(obj);
+    if (!a || (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
+        throw py::type_error("bit_cost must be None or a float array of shape (bits,) or (rows, bits)");
+    const bool ok1 = a.ndim() == 1 && a.shape(0) == bits;
+    const bool ok2 = a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == bits;
+    if (!ok1 && !ok2) {
+        std::ostringstream msg;
+        msg << "bit_cost must have shape (" << bits << ",) or (" << rows << ", " << bits << ") for bits="
+            << bits << " and " << rows << " rows, got " << shape_str(a);
+        throw py::value_error(msg.str());
+    }
+    per_row = ok2;
+    auto c = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+    std::vector<double> out(c.data(), c.data() + c.size());
+    for (size_t i = 0; i < out.size(); ++i)
+        if (!std::isfinite(out[i]) || out[i] < 0) {
+            std::ostringstream msg;
+            msg << "bit_cost must be finite and >= 0, got " << out[i] << " at flat index " << i;
+            throw py::value_error(msg.str());
+        }
+    return out;
+}
+
 template <class F>
 py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits, Encoding e,
-                      Relaxation r, bool mean, int nt, double weight) {
+                      Relaxation r, bool mean, int nt, double weight, const py::object& bit_cost_obj) {
     const std::vector<py::ssize_t> shape(w.shape(), w.shape() + w.ndim());
     const int64_t n = int64_t(w.size());
     const int64_t rows = shape.empty() ? 1 : int64_t(shape[0]);
@@ -68,6 +95,9 @@ py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits,
         auto s = py::array_t<F, py::array::c_style | py::array::forcecast>::ensure(sc);
         for (int64_t i = 0; i < rows; ++i) per_row[size_t(i)] = s.data()[ns == rows ? i : 0];
     }
+    bool cost_per_row = false;
+    const std::vector<double> costs = bit_cost_arg(bit_cost_obj, bits, rows, cost_per_row);
+    const BitCost bc{costs.empty() ? nullptr : costs.data(), cost_per_row};
     py::array_t<F> grad(shape);
     std::vector<F> gs(size_t(rows), F(0));
     const double vs = weight * (mean ? (n ? 1.0 / double(n) : 0.0) : 1.0);
@@ -78,7 +108,7 @@ py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits,
     {
         py::gil_scoped_release release;
         bad = relaxed_hw_penalty_rows(pw, rows, cols, per_row.data(), from_max, bits, e, r, vs, &value,
-                                      pg, gs.data(), nt);
+                                      pg, gs.data(), nt, bc);
     }
     if (bad >= rows * cols) {
         const int64_t i = bad - rows * cols;
@@ -150,7 +180,7 @@ void bind_relaxed(py::module_& m) {
         "scaled_hw_penalty",
         [](const py::handle& w, const py::object& scale, int bits, const std::string& encoding,
            const std::string& reduction, const std::string& relaxation,
-           std::optional<int> n_threads, double weight) {
+           std::optional<int> n_threads, double weight, const py::object& bit_cost) {
             check_bits(bits);
             const Encoding e = parse_encoding(encoding);
             check_reduction(reduction);
@@ -160,11 +190,11 @@ void bind_relaxed(py::module_& m) {
                 throw py::value_error("weight must be finite, got " + std::to_string(weight));
             const py::array a = float_array(w, "w");
             const bool mean = reduction == "mean";
-            return is_float32(a) ? scaled_impl<float>(a, scale, bits, e, r, mean, nt, weight)
-                                 : scaled_impl<double>(a, scale, bits, e, r, mean, nt, weight);
+            return is_float32(a) ? scaled_impl<float>(a, scale, bits, e, r, mean, nt, weight, bit_cost)
+                                 : scaled_impl<double>(a, scale, bits, e, r, mean, nt, weight, bit_cost);
         },
         "w"_a, "scale"_a, "bits"_a, "encoding"_a = "differential", "reduction"_a = "sum",
-        "relaxation"_a = "linear", "n_threads"_a = py::none(), "weight"_a = 1.0);
+        "relaxation"_a = "linear", "n_threads"_a = py::none(), "weight"_a = 1.0, "bit_cost"_a = py::none());
 }
 
 }  // namespace hamq::bind

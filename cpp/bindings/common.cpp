@@ -97,6 +97,14 @@ py::array float_array(const py::handle& obj, const char* arg) {
 
 bool is_float32(const py::array& a) { return a.dtype().itemsize() == 4; }
 
+std::string shape_str(const std::vector<py::ssize_t>& shape) {
+    std::string r = "(";
+    for (size_t i = 0; i < shape.size(); ++i) r += (i ? ", " : "") + std::to_string(shape[i]);
+    return r + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::string shape_str(const py::array& a) { return shape_str({a.shape(), a.shape() + a.ndim()}); }
+
 std::string index_str(const char* arg, const std::vector<py::ssize_t>& shape, int64_t flat) {
     if (shape.empty()) return arg;
     std::vector<int64_t> idx(shape.size());

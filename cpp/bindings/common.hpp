@@ -37,6 +37,9 @@ IntArray int_array(const py::handle& obj, const char* arg);
 py::array float_array(const py::handle& obj, const char* arg);
 bool is_float32(const py::array& a);
 
+// "(2, 3)" / "(4,)" / "()": a shape as Python prints it.
+std::string shape_str(const std::vector<py::ssize_t>& shape);
+std::string shape_str(const py::array& a);
 // "q[1, 2]" (or "q" for a 0-d array) for a flat C-order index.
 std::string index_str(const char* arg, const std::vector<py::ssize_t>& shape, int64_t flat);
 [[noreturn]] void throw_out_of_range(const char* arg, const IntArray& a, int64_t flat, int bits,

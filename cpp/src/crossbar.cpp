@@ -453,8 +453,12 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
             levels[size_t(i)] = 1 << bits;
         }
     }
-    // Arrays with no converted column are not read at all (skip_empty).
-    std::vector<uint8_t> array_active(static_cast<size_t>(TA * col_tiles * A), c.skip_empty ? 0 : 1);
+    // Mux cycles of every array read (conversion group tc, column tile, array type): the sense amp of
+    // m = cols_per_adc adjacent columns reads them in turn, local column c in cycle c % m. With
+    // skip_empty only the cycles holding a converted column run, and a read with none is not done.
+    const int64_t m = std::min<int64_t>(c.cols_per_adc, c.cols);
+    const int64_t narr = col_tiles * A;
+    std::vector<uint8_t> cycle_on(static_cast<size_t>(T * narr * m), c.skip_empty ? 0 : 1);
     if (c.skip_empty)
         for (int64_t tc = 0; tc < T; ++tc)
             for (int64_t kc = 0; kc < ncols; ++kc) {
@@ -462,12 +466,12 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
                 int64_t ct, local;
                 place(kc, ct, local);
                 const int arr = int((kc % cpg) / D);
-                const int64_t t = tc_tile[size_t(tc)];
-                if (ct < 0)
-                    for (int64_t k2 = 0; k2 < col_tiles; ++k2) array_active[size_t((t * col_tiles + k2) * A + arr)] = 1;
-                else
-                    array_active[size_t((t * col_tiles + ct) * A + arr)] = 1;
+                for (int64_t k2 = ct < 0 ? 0 : ct; k2 < (ct < 0 ? col_tiles : ct + 1); ++k2)
+                    cycle_on[size_t(((tc * col_tiles + k2) * A + arr) * m + local % m)] = 1;
             }
+    std::vector<int64_t> cycles_tc(static_cast<size_t>(T * narr), 0);  // cycles run per read
+    for (int64_t i = 0; i < T * narr; ++i)
+        for (int64_t j = 0; j < m; ++j) cycles_tc[size_t(i)] += cycle_on[size_t(i * m + j)];
 
     // ---- Inputs into bit-planes [N][T][P][WPT]; driven rows per (vector, group, pulse) --------------
     std::vector<uint64_t> xp(static_cast<size_t>(L.n * T * P * WPT), 0);
@@ -724,19 +728,26 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     r.conversions = conv;
     r.idle_conversions = conv_idle;
     r.skipped_conversions = conv_skipped;
-    // Array reads: every active array once per vector, pulse and conversion group of its row tile.
-    int64_t reads = 0, reads_skipped = 0;
-    double rows_driven = 0.0;  // driven rows summed over array reads
-    for (int64_t tc = 0; tc < T; ++tc) {
-        const int64_t t = tc_tile[size_t(tc)];
-        int64_t active = 0;
-        for (int64_t k2 = 0; k2 < col_tiles * A; ++k2) active += array_active[size_t(t * col_tiles * A + k2)];
-        reads += active * L.n * P;
-        reads_skipped += (col_tiles * A - active) * L.n * P;
-        rows_driven += double(active) * double(driven_tc[size_t(tc)]);
-    }
+    // Array reads: every array once per vector, pulse and conversion group, unless skip_empty finds
+    // nothing to convert in it; a read runs its mux cycles (all m, or those holding a converted column).
+    int64_t reads = 0, reads_skipped = 0, cycles = 0, cycles_skipped = 0;
+    double rows_driven = 0.0;  // driven rows summed over array reads, weighted by the cycles run / m
+    for (int64_t tc = 0; tc < T; ++tc)
+        for (int64_t a = 0; a < narr; ++a) {
+            const int64_t cyc = cycles_tc[size_t(tc * narr + a)];
+            if (cyc == 0) {
+                reads_skipped += L.n * P;
+                continue;
+            }
+            reads += L.n * P;
+            cycles += cyc * L.n * P;
+            cycles_skipped += (m - cyc) * L.n * P;
+            rows_driven += double(cyc) / double(m) * double(driven_tc[size_t(tc)]);
+        }
     r.subarray_reads = reads;
     r.skipped_reads = reads_skipped;
+    r.read_cycles = cycles;
+    r.skipped_cycles = cycles_skipped;
     int64_t driven = 0;
     for (int64_t tc = 0; tc < T; ++tc) driven += driven_tc[size_t(tc)];
     r.driven_rows = driven;
@@ -748,12 +759,15 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
             // by the time in ns when conv_weight is set, else every conversion takes 1 ns
             const double dyn = (f_sum + sense.exponent * scale * g_dev_w) * (conv_weight.empty() ? sense.time(levels_fixed) : 1e-9);
             r.energy[kAdc] = idle_sa + static_sa + sense.dynamic * dyn;
+            // every per-read term of NeuroSim's is proportional to numColMuxed (the cycles of a read):
+            // a read that runs cyc of its m cycles costs cyc / m of it (skip_empty; else cyc = m)
             const neurosim13::Periphery p = neurosim13::periphery(c.roadmap, c.adc, D, P, c.v_read);
-            r.energy[kArray] = double(reads) * p.array_fixed + rows_driven * p.array_per_row;
-            r.energy[kSwitchMatrix] = double(reads) * p.switch_fixed + rows_driven * p.switch_per_row;
-            r.energy[kMux] = double(reads) * p.mux;
-            r.energy[kEncoder] = double(reads) * p.encoder;
-            r.energy[kShiftAdd] = double(reads) * p.shift_add;
+            const double full_reads = double(cycles) / double(m);
+            r.energy[kArray] = full_reads * p.array_fixed + rows_driven * p.array_per_row;
+            r.energy[kSwitchMatrix] = full_reads * p.switch_fixed + rows_driven * p.switch_per_row;
+            r.energy[kMux] = full_reads * p.mux;
+            r.energy[kEncoder] = full_reads * p.encoder;
+            r.energy[kShiftAdd] = full_reads * p.shift_add;
             r.latency = double(L.n) * P * double(T / std::max<int64_t>(1, TA)) * std::min(c.cols_per_adc, c.cols) *
                         sense.time(levels_fixed);
             break;

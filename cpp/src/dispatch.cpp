@@ -111,28 +111,28 @@ int64_t relaxed_hw_penalty(const float* x, int64_t n, int bits, Encoding e, Rela
                            double value_scale, double* value, float* grad, int n_threads) {
     float one = 1.0f;  // the row kernel with one row and scale 1: x / 1 is exact
     return active_kernels().penalty_rows_f32(x, 1, n, &one, false, bits, e, r, value_scale, value, grad,
-                                             nullptr, n_threads);
+                                             nullptr, n_threads, BitCost{});
 }
 int64_t relaxed_hw_penalty(const double* x, int64_t n, int bits, Encoding e, Relaxation r,
                            double value_scale, double* value, double* grad, int n_threads) {
     double one = 1.0;
     return active_kernels().penalty_rows_f64(x, 1, n, &one, false, bits, e, r, value_scale, value, grad,
-                                             nullptr, n_threads);
+                                             nullptr, n_threads, BitCost{});
 }
 
 int64_t relaxed_hw_penalty_rows(const float* w, int64_t rows, int64_t cols, float* scale,
                                 bool scale_from_max, int bits, Encoding e, Relaxation r,
                                 double value_scale, double* value, float* grad_w, float* grad_scale,
-                                int n_threads) {
+                                int n_threads, BitCost bit_cost) {
     return active_kernels().penalty_rows_f32(w, rows, cols, scale, scale_from_max, bits, e, r,
-                                             value_scale, value, grad_w, grad_scale, n_threads);
+                                             value_scale, value, grad_w, grad_scale, n_threads, bit_cost);
 }
 int64_t relaxed_hw_penalty_rows(const double* w, int64_t rows, int64_t cols, double* scale,
                                 bool scale_from_max, int bits, Encoding e, Relaxation r,
                                 double value_scale, double* value, double* grad_w,
-                                double* grad_scale, int n_threads) {
+                                double* grad_scale, int n_threads, BitCost bit_cost) {
     return active_kernels().penalty_rows_f64(w, rows, cols, scale, scale_from_max, bits, e, r,
-                                             value_scale, value, grad_w, grad_scale, n_threads);
+                                             value_scale, value, grad_w, grad_scale, n_threads, bit_cost);
 }
 
 }  // namespace hamq

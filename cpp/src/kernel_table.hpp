@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include "hamqcore/encoding.hpp"
+#include "hamqcore/relaxed.hpp"
 #include "crossbar_kernel.hpp"
 
 namespace hamq {
@@ -17,9 +18,9 @@ struct KernelTable {
     int64_t (*relaxed_f64)(const double*, int64_t, int, Encoding, Relaxation, double*, double*, int);
     // the fused penalty (relaxed.hpp); the unscaled one is 1 row, scale 1, grad_scale nullptr
     int64_t (*penalty_rows_f32)(const float*, int64_t, int64_t, float*, bool, int, Encoding,
-                                Relaxation, double, double*, float*, float*, int);
+                                Relaxation, double, double*, float*, float*, int, BitCost);
     int64_t (*penalty_rows_f64)(const double*, int64_t, int64_t, double*, bool, int, Encoding,
-                                Relaxation, double, double*, double*, double*, int);
+                                Relaxation, double, double*, double*, double*, int, BitCost);
     void (*xbar_popcount)(const XbarPopcountArgs&);
     // sum_i drive[i] (1 / (inv_g[digit[i]] + r + r_row[i]) - g_model[digit[i]]) over i < n, and (in
     // *model) sum_i drive[i] g_model[digit[i]]: a column's conductance deviation from the kernel's model

@@ -234,11 +234,11 @@ inline int hw_int(int32_t k, uint32_t mask, uint32_t half) {
     return int(hw_elem<int32_t, E>(k, mask, half));
 }
 
-// Value and derivative of the relaxed HW at x (see relaxed.hpp for the definition).
-template <class F, int E, int R>
-inline void relaxed_point(F x, int bits, F& value, F& deriv) {
+// Value and derivative of the relaxed level cost at x (see relaxed.hpp for the definition); cost(k)
+// is the integer level's cost: its HW, or a per-level table lookup (BitCost).
+template <class F, int R, class Cost>
+inline void relaxed_eval(F x, int bits, const Cost& cost, F& value, F& deriv) {
     const int32_t hi = int32_t(level_max(bits)), lo = -hi;
-    const uint32_t mask = (uint32_t(1) << bits) - 1, half = uint32_t(1) << (bits - 1);
     const F flo = F(lo), fhi = F(hi);
     const F xl = x < flo ? flo : x;  // two unconditional compares (vectorisable)
     const F xc = xl > fhi ? fhi : xl;
@@ -247,23 +247,41 @@ inline void relaxed_point(F x, int bits, F& value, F& deriv) {
     kf = kf == kf ? kf : F(0);                // NaN input: keep the lookups in range (flagged)
     const int32_t k = int32_t(kf);
     const F f = xc - kf;
-    const int t0 = hw_int<E>(k, mask, half);
-    const int t1 = hw_int<E>(k + 1, mask, half);
-    const F dr = F(t1 - t0);
+    const F t0 = cost(k);
+    const F t1 = cost(k + 1);
+    const F dr = t1 - t0;
     const bool outside = (x < flo) | (x > fhi);
     if constexpr (R == int(Relaxation::Linear)) {
-        value = F(t0) + f * dr;
-        const int tm = hw_int<E>(k - 1, mask, half);
-        const F left = k > lo ? F(t0 - tm) : F(0);
+        value = t0 + f * dr;
+        const F tm = cost(k > lo ? k - 1 : lo);
+        const F left = k > lo ? t0 - tm : F(0);
         F d = f == F(0) ? F(0.5) * (left + dr) : dr;
         d = x == fhi ? F(0.5) * dr : d;
         deriv = outside ? F(0) : d;
     } else {
         const F pi = F(3.14159265358979323846);
-        value = F(t0) + dr * (F(1) - F(__builtin_cos(double(pi * f)))) * F(0.5);
+        value = t0 + dr * (F(1) - F(__builtin_cos(double(pi * f)))) * F(0.5);
         const F d = dr * pi * F(0.5) * F(__builtin_sin(double(pi * f)));
         deriv = (outside | (x == fhi) | (f == F(0))) ? F(0) : d;
     }
+}
+
+template <class F, int E, int R>
+inline void relaxed_point(F x, int bits, F& value, F& deriv) {
+    const uint32_t mask = (uint32_t(1) << bits) - 1, half = uint32_t(1) << (bits - 1);
+    relaxed_eval<F, R>(x, bits, [&](int32_t k) { return F(hw_int<E>(k, mask, half)); }, value, deriv);
+}
+
+// The level-cost table of per-bit costs: table[k + hi] = sum_p cost[p] bit_p(encode(k)) for every
+// level k, from the per-code sums (code c costs code(c & (c - 1)) + cost[lowest set bit of c]):
+// O(2^bits), summed in double.
+template <class F>
+void build_cost_table(const double* cost, int bits, Encoding e, std::vector<double>& code_cost, F* table) {
+    const int64_t codes = int64_t(1) << bits, hi = level_max(bits);
+    code_cost.assign(size_t(codes), 0.0);
+    for (int64_t c = 1; c < codes; ++c)
+        code_cost[size_t(c)] = code_cost[size_t(c & (c - 1))] + cost[__builtin_ctzll(uint64_t(c))];
+    for (int64_t k = -hi; k <= hi; ++k) table[k + hi] = F(code_cost[size_t(encode(k, bits, e))]);
 }
 
 // Non-finite detector usable in vectorised loops: x - x is NaN exactly for NaN and +-inf.
@@ -300,15 +318,21 @@ constexpr int kLanes = 16;
 // unscaled penalty is one row with scale 1: x / 1 is exact).
 // One task's elementwise pass: values into vbuf, gradients into gb and, with SGRAD, d * x into
 // sbuf. Returns nonzero if some w is not finite.
-template <class F, int E, int R, bool SGRAD>
-inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, F* vbuf, F* gb, F* sbuf) {
+// With a cost table (index k + hi) the level cost is looked up instead of the encoding's HW.
+template <class F, int E, int R, bool SGRAD, bool TABLE>
+inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const F* table, F* vbuf, F* gb,
+                         F* sbuf) {
     int bad = 0;
+    const int32_t hi = int32_t(level_max(bits));
 #pragma omp simd reduction(| : bad)
     for (int64_t j = 0; j < len; ++j) {
         bad |= int(not_finite(wb[j]));
         const F x = wb[j] / s;
         F d;
-        relaxed_point<F, E, R>(x, bits, vbuf[j], d);
+        if constexpr (TABLE)
+            relaxed_eval<F, R>(x, bits, [&](int32_t k) { return table[k + hi]; }, vbuf[j], d);
+        else
+            relaxed_point<F, E, R>(x, bits, vbuf[j], d);
         gb[j] = d * gstep;
         if constexpr (SGRAD) sbuf[j] = d * x;  // -d/ds = d w / s^2 = d x / s (1/s applied once later)
     }
@@ -318,7 +342,7 @@ inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, F* vb
 template <class F, int E, int R>
 int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, bool from_max,
                              int bits, double value_scale, double* value, F* grad_w, F* grad_scale,
-                             int n_threads) {
+                             int n_threads, BitCost bit_cost) {
     if (from_max) {  // symmetric max step per row; a non-finite w is reported by the main pass
         const F qmax = F(level_max(bits));
         const int nt0 = threads_for(rows * cols, n_threads);
@@ -341,6 +365,14 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
     const int64_t ntask = rows * bpr;
     std::vector<double> pv(static_cast<size_t>(ntask), 0.0), ps(size_t(ntask), 0.0);
     const F gscale = F(value_scale);
+    const bool table_mode = bit_cost.cost != nullptr;
+    const size_t levels = size_t(2 * level_max(bits) + 1);
+    std::vector<F> shared_table;  // one table for every row, built once
+    if (table_mode && !bit_cost.per_row) {
+        std::vector<double> code_cost;
+        shared_table.resize(levels);
+        build_cost_table(bit_cost.cost, bits, Encoding(E), code_cost, shared_table.data());
+    }
     int bad = 0;
     const int nt = threads_for(rows * cols, n_threads);
 #pragma omp parallel num_threads(nt) reduction(| : bad)
@@ -348,6 +380,9 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
         std::vector<F> vbuf_store(static_cast<size_t>(kBlock)), sbuf_store(static_cast<size_t>(kBlock));
         F* vbuf = vbuf_store.data();
         F* sbuf = sbuf_store.data();
+        std::vector<F> row_table(table_mode && bit_cost.per_row ? levels : 0);
+        std::vector<double> code_cost;
+        int64_t table_row = -1;  // the row whose per-row table is in row_table
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < ntask; ++task) {
             const int64_t r = task / bpr, j0 = (task % bpr) * kBlock;
@@ -356,8 +391,20 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
             const F* wb = w + r * cols + j0;
             F* gb = grad_w + r * cols + j0;
             const F gstep = inv_s * gscale;
-            bad |= scale_grad ? penalty_block<F, E, R, true>(wb, len, s, gstep, bits, vbuf, gb, sbuf)
-                              : penalty_block<F, E, R, false>(wb, len, s, gstep, bits, vbuf, gb, sbuf);
+            const F* table = shared_table.data();
+            if (table_mode && bit_cost.per_row) {
+                if (table_row != r) {
+                    build_cost_table(bit_cost.cost + r * bits, bits, Encoding(E), code_cost, row_table.data());
+                    table_row = r;
+                }
+                table = row_table.data();
+            }
+            if (table_mode)
+                bad |= scale_grad ? penalty_block<F, E, R, true, true>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf)
+                                  : penalty_block<F, E, R, false, true>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf);
+            else
+                bad |= scale_grad ? penalty_block<F, E, R, true, false>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf)
+                                  : penalty_block<F, E, R, false, false>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf);
             double av[kLanes] = {0}, as[kLanes] = {0};
             int64_t j = 0;
             for (; j + kLanes <= len; j += kLanes)
@@ -397,10 +444,10 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
 template <class F>
 int64_t penalty_rows_any(const F* w, int64_t rows, int64_t cols, F* scale, bool from_max, int bits,
                          Encoding e, Relaxation r, double value_scale, double* value, F* gw, F* gs,
-                         int nt) {
+                         int nt, BitCost bc) {
 #define HAMQ_ROWS_CASE(EV, RV)          \
     if (int(e) == EV && int(r) == RV)   \
-        return relaxed_penalty_rows<F, EV, RV>(w, rows, cols, scale, from_max, bits, value_scale, value, gw, gs, nt);
+        return relaxed_penalty_rows<F, EV, RV>(w, rows, cols, scale, from_max, bits, value_scale, value, gw, gs, nt, bc);
     HAMQ_ROWS_CASE(0, 0) HAMQ_ROWS_CASE(1, 0) HAMQ_ROWS_CASE(2, 0) HAMQ_ROWS_CASE(3, 0)
     HAMQ_ROWS_CASE(0, 1) HAMQ_ROWS_CASE(1, 1) HAMQ_ROWS_CASE(2, 1) HAMQ_ROWS_CASE(3, 1)
 #undef HAMQ_ROWS_CASE
@@ -409,13 +456,13 @@ int64_t penalty_rows_any(const F* w, int64_t rows, int64_t cols, F* scale, bool 
 
 int64_t penalty_rows_f32(const float* w, int64_t rows, int64_t cols, float* scale, bool from_max,
                          int bits, Encoding e, Relaxation r, double vs, double* v, float* gw, float* gs,
-                         int nt) {
-    return penalty_rows_any<float>(w, rows, cols, scale, from_max, bits, e, r, vs, v, gw, gs, nt);
+                         int nt, BitCost bc) {
+    return penalty_rows_any<float>(w, rows, cols, scale, from_max, bits, e, r, vs, v, gw, gs, nt, bc);
 }
 int64_t penalty_rows_f64(const double* w, int64_t rows, int64_t cols, double* scale, bool from_max,
                          int bits, Encoding e, Relaxation r, double vs, double* v, double* gw,
-                         double* gs, int nt) {
-    return penalty_rows_any<double>(w, rows, cols, scale, from_max, bits, e, r, vs, v, gw, gs, nt);
+                         double* gs, int nt, BitCost bc) {
+    return penalty_rows_any<double>(w, rows, cols, scale, from_max, bits, e, r, vs, v, gw, gs, nt, bc);
 }
 
 template <class F>

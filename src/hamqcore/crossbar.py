@@ -181,6 +181,8 @@ class LayerEnergy:
     skipped_conversions: int
     subarray_reads: int
     skipped_reads: int
+    read_cycles: int                 # column-mux cycles run by the reads done
+    skipped_cycles: int              # cycles of those reads not run (skip_empty)
     inverted_columns: int
     resolution_columns: np.ndarray   # physical columns (per conversion group) by ADC bits; [0] = skipped
     driven_rows: int
@@ -232,7 +234,8 @@ def simulate_layer(
         on_cells=r.on_cells, cells=r.cells,
         mean_current=r.sum_current / r.conversions if r.conversions else 0.0, max_current=r.max_current,
         conversions=r.conversions, idle_conversions=r.idle_conversions, skipped_conversions=r.skipped_conversions,
-        subarray_reads=r.subarray_reads, skipped_reads=r.skipped_reads, inverted_columns=r.inverted_columns,
+        subarray_reads=r.subarray_reads, skipped_reads=r.skipped_reads, read_cycles=r.read_cycles,
+        skipped_cycles=r.skipped_cycles, inverted_columns=r.inverted_columns,
         resolution_columns=r.resolution_columns,
         driven_rows=r.driven_rows, arrays=r.arrays, row_tiles=r.row_tiles, col_tiles=r.col_tiles,
         latency=r.latency, n_vectors=int(x.shape[0]),

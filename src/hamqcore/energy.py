@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import as_int
+from ._checks import as_int, level_max as level_max_np
 from .crossbar import (  # noqa: F401 (re-exported: hamqcore.energy.CrossbarConfig etc. keep working)
     DEFAULT_PRESET,
     ENERGY_COMPONENTS,
@@ -34,6 +34,7 @@ from .crossbar import (  # noqa: F401 (re-exported: hamqcore.energy.CrossbarConf
     LayerEnergy,
     simulate_layer,
 )
+from .kernels import level_codes as _level_codes
 from .quant import QuantLayer, dry_run, layer_integers, quantizable_layers, quantize_activation
 
 
@@ -57,6 +58,8 @@ class LayerRow:
     skipped_conversions: float
     subarray_reads: float
     skipped_reads: float
+    read_cycles: float        # column-mux cycles run by the reads done
+    skipped_cycles: float     # cycles of those reads not run (skip_empty)
     inverted_columns: int
     resolution_columns: List[int]   # physical columns (per conversion group) by ADC bits; [0] = skipped
     latency: float            # s per inference, arrays in parallel
@@ -281,6 +284,7 @@ def _merge(parts: List[LayerEnergy]) -> LayerEnergy:
         idle_conversions=sum(p.idle_conversions for p in parts),
         skipped_conversions=sum(p.skipped_conversions for p in parts),
         subarray_reads=sum(p.subarray_reads for p in parts), skipped_reads=sum(p.skipped_reads for p in parts),
+        read_cycles=sum(p.read_cycles for p in parts), skipped_cycles=sum(p.skipped_cycles for p in parts),
         inverted_columns=sum(p.inverted_columns for p in parts),
         resolution_columns=sum(p.resolution_columns for p in parts),
         driven_rows=sum(p.driven_rows for p in parts), arrays=sum(p.arrays for p in parts),
@@ -337,6 +341,7 @@ def estimate_energy(
             mean_current=r.mean_current, max_current=r.max_current, conversions=r.conversions / batch,
             idle_conversions=r.idle_conversions / batch, skipped_conversions=r.skipped_conversions / batch,
             subarray_reads=r.subarray_reads / batch, skipped_reads=r.skipped_reads / batch,
+            read_cycles=r.read_cycles / batch, skipped_cycles=r.skipped_cycles / batch,
             inverted_columns=r.inverted_columns, resolution_columns=[int(v) for v in r.resolution_columns],
             latency=r.latency / batch,
             energy={k: v / batch for k, v in r.energy.items()},
@@ -344,6 +349,71 @@ def estimate_energy(
     if not rows:
         raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
     return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor))
+
+
+# The penalty encoding whose code each crossbar mapping stores, one code bit per cell bit.
+ENCODING_OF_MAPPING = {"differential": "differential", "offset": "offset", "twos_complement": "twos_complement"}
+
+
+def _place_values(q: np.ndarray, bits: int, mapping: str) -> np.ndarray:
+    """What a 1 at each bit p of the stored code adds to the level q, shape (bits, *q.shape): 2^p
+    for the offset code, 2^p (-2^(b-1) for the sign bit) for two's complement, sign(q) 2^p for the
+    differential mapping's magnitude code (+2^p for q = 0); a standard property of each code."""
+    p = (1 << np.arange(bits, dtype=np.int64)).reshape(-1, *([1] * q.ndim))
+    if mapping == "differential":
+        return p * np.where(q < 0, -1, 1)
+    if mapping == "twos_complement":
+        p = p.copy()
+        p[bits - 1] = -p[bits - 1]
+    return np.broadcast_to(p, (bits, *q.shape))
+
+
+def bit_prices(model: nn.Module, inputs, config: CrossbarConfig, w_bits: int = 8, a_bits: int = 8,
+               n_threads: Optional[int] = None, probe_every: int = 64) -> Dict[str, np.ndarray]:
+    """The crossbar energy of one ON cell at each bit of each layer's stored code (J per inference,
+    LSB first; keys: the layers' names), measured in the simulator under ``config`` on ``inputs``.
+
+    For bit p of a layer: ``(E - E_without) / n_p``, where ``E_without`` is the layer's energy with
+    bit p cleared in all of its n_p weights that have it (the average energy an ON cell there costs,
+    including the conversions and array reads it keeps alive); when no weight has bit p, the energy
+    added by setting it in every ``probe_every``-th weight, per cell set (the price of reopening the
+    position). Bits a mapping never stores (the differential code's sign position) cost 0. Each price
+    is >= 0 (an ablation that saves nothing prices 0). Energies are per inference; a module called
+    several times sums its calls. Layers are quantized as in :func:`estimate_energy`."""
+    if not isinstance(config, CrossbarConfig):
+        raise TypeError(f"config must be a CrossbarConfig, got {type(config).__name__}")
+    probe_every = as_int("probe_every", probe_every)
+    if probe_every < 1:
+        raise ValueError(f"probe_every must be >= 1, got {probe_every}")
+    batch = int(inputs.shape[0]) if isinstance(inputs, torch.Tensor) else 1
+    prices: Dict[str, np.ndarray] = {}
+    for label, module, x in capture_layer_inputs(model, inputs):
+        name = label.split("#")[0]
+        w_groups, x_groups, wb, ab, signed, _ = layer_matrices(module, x, w_bits, a_bits, name)
+
+        def energy(ws) -> float:
+            return sum(simulate_layer(w, xg, config, wb, ab, a_signed=signed, n_threads=n_threads,
+                                      output=False).total_energy for w, xg in zip(ws, x_groups))
+
+        q = np.concatenate([w.reshape(-1) for w in w_groups]).astype(np.int64)
+        codes = np.asarray(np.take(_level_codes(wb, config.mapping), q + level_max_np(wb)), dtype=np.int64)
+        places = _place_values(q, wb, config.mapping)
+        stored = wb - 1 if config.mapping == "differential" else wb
+        base = energy(w_groups)
+        price = np.zeros(wb)
+        for p in range(stored):
+            has = ((codes >> p) & 1).astype(bool)
+            if has.any():
+                moved, count, sign = np.where(has, q - places[p], q), int(has.sum()), 1.0
+            else:
+                probe = np.zeros(q.shape, dtype=bool)
+                probe[::probe_every] = True
+                moved, count, sign = np.where(probe, q + places[p], q), int(probe.sum()), -1.0
+            split = np.split(moved, np.cumsum([w.size for w in w_groups])[:-1])
+            changed = energy([m.reshape(w.shape).astype(w.dtype) for m, w in zip(split, w_groups)])
+            price[p] = max(0.0, sign * (base - changed) / count / batch)
+        prices[name] = prices.get(name, 0.0) + price
+    return prices
 
 
 def energy_reduction(baseline: float, other: float) -> float:

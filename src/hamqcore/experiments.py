@@ -23,8 +23,7 @@ from .plots import PAPER
 DEMO_MAPPING = dict(mapping="differential", cell_bits=2)
 ACCOUNTINGS: Dict[str, Dict[str, object]] = {
     "neurosim-1.3": dict(preset="neurosim-1.3", **DEMO_MAPPING),
-    "neurosim-1.3+periphery": dict(preset="neurosim-1.3", **DEMO_MAPPING, adc_bits="auto", skip_empty=True,
-                                   column_order="digit"),
+    "neurosim-1.3+periphery": dict(preset="neurosim-1.3", **DEMO_MAPPING, adc_bits="auto", skip_empty=True),
     "neurosim-1.3 (offset)": dict(preset="neurosim-1.3"),
     "mnsim-2.0": dict(preset="mnsim-2.0"),
     "bitline": dict(preset="bitline", **DEMO_MAPPING),

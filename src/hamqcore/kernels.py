@@ -130,7 +130,7 @@ def relaxed_hw_penalty(
 
 def scaled_hw_penalty(
     w, scale, bits: int, encoding: str = "differential", reduction: str = "sum", relaxation: str = "linear",
-    n_threads: Optional[int] = None, weight: float = 1.0,
+    n_threads: Optional[int] = None, weight: float = 1.0, bit_cost=None,
 ) -> Tuple[float, np.ndarray, np.ndarray]:
     """Fused penalty of ``x = w / scale`` with one scale per row (``w.shape[0]``) or one in all.
 
@@ -139,8 +139,33 @@ def scaled_hw_penalty(
     ``scale=None`` uses each row's symmetric max step ``max|w| / (2^(bits-1) - 1)`` (held constant:
     no scale gradient) and returns that step, shape ``(rows,)``, as the third result.
     ``weight`` multiplies the value and both gradients in the same pass.
+    ``bit_cost`` (shape ``(bits,)``, or ``(rows, bits)`` for one per row; finite, >= 0): the price
+    of a 1 at each bit of a weight's code, LSB first (:func:`level_cost` gives the resulting cost of
+    every level); the penalty then relaxes that level cost instead of the HW (all ones: the HW).
     """
     return _core.scaled_hw_penalty(
         np.asarray(w), None if scale is None else np.asarray(scale), _int("bits", bits), _str("encoding", encoding),
         _str("reduction", reduction), _str("relaxation", relaxation), _threads(n_threads), float(weight),
+        None if bit_cost is None else np.asarray(bit_cost),
     )
+
+
+def level_cost(bit_cost, bits: int, encoding: str = "differential") -> np.ndarray:
+    """The cost of every integer level -hi..hi (index k + hi) under per-bit costs ``bit_cost``
+    (shape ``(bits,)``, LSB first): sum over the 1-bits of the level's code of their cost; with
+    all costs 1 this is :func:`hamming_weight` of the levels."""
+    bits = _int("bits", bits)
+    cost = np.asarray(bit_cost, dtype=np.float64)
+    if cost.shape != (bits,):
+        raise ValueError(f"bit_cost must have shape ({bits},), got {cost.shape}")
+    if not np.all(np.isfinite(cost)) or np.any(cost < 0):
+        raise ValueError(f"bit_cost must be finite and >= 0, got {cost.tolist()}")
+    codes = level_codes(bits, encoding)
+    return ((codes[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.float64) @ cost
+
+
+def level_codes(bits: int, encoding: str = "differential") -> np.ndarray:
+    """The stored code of every integer level -hi..hi (index k + hi) in ``encoding``, as uint32:
+    its popcount is the level's HW (for the differential mapping, the code of whichever array holds
+    the weight: |k|)."""
+    return _core.level_codes(_int("bits", bits), _str("encoding", encoding))

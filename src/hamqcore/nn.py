@@ -12,6 +12,14 @@ quantized weights, so its scale is "ON cells per weight" (0..bits) whatever the 
   energy. Reads are measured by one dry forward pass on ``example_input`` (or ``input_shape``).
 * ``weighting="params"``: every weight counts once (total HW / total weights).
 * ``weighting="uniform"``: every layer counts once (mean over layers of each layer's mean HW).
+* ``weighting="crossbar"``: each bit of each layer's code is priced by the energy an ON cell there
+  costs in the crossbar simulator under ``crossbar`` (a :class:`~hamqcore.crossbar.CrossbarConfig`),
+  measured on ``example_input`` by :func:`hamqcore.energy.bit_prices` (the conversions, ADC
+  resolution and array reads a cell keeps alive under the HW-aware periphery). The penalty is
+  sum over weights of the relaxed level cost C(q) = sum_p price_p bit_p(q), divided by the mean
+  price of an ON cell at the first pricing and by the number of weights: at that point it equals the
+  mean HW, so ``lam`` reads as with ``"params"``. ``refresh()`` re-prices (training calls it every
+  epoch); the unit stays fixed, so the penalty follows the energy as it falls.
 
 Train with a learned quantization step (``quantize_model(..., weight_mode="lsq")``): with the
 ``"max"`` step (max|w| / qmax) the integers are invariant to scaling the weights, so the penalty
@@ -28,7 +36,9 @@ import torch
 import torch.nn as nn
 
 from . import kernels, ops
-from ._checks import check_choice, check_nonneg
+from ._checks import check_choice, check_nonneg, level_max
+from .crossbar import CrossbarConfig
+from .energy import ENCODING_OF_MAPPING, bit_prices
 from .quant import (  # noqa: F401 (re-exported: hamqcore.nn.quantizable_layers etc. keep working)
     LAYER_TYPES,
     QuantLayer,
@@ -38,18 +48,19 @@ from .quant import (  # noqa: F401 (re-exported: hamqcore.nn.quantizable_layers 
     quantizable_layers,
 )
 
-WEIGHTINGS = ("energy", "uniform", "params")
+WEIGHTINGS = ("energy", "uniform", "params", "crossbar")
 
 
 def hamming_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = "differential",
-                    reduction: str = "mean") -> torch.Tensor:
+                    reduction: str = "mean", bit_cost=None) -> torch.Tensor:
     """Relaxed HW of ``w / scale`` (scale per tensor or per output channel, broadcast; None = each
     output channel's symmetric max step max|w| / (2^(bits-1) - 1), held constant).
 
     Differentiable w.r.t. ``w`` and, when it requires grad, ``scale``
-    (d/ds H(w/s) = -w/s^2 H'(w/s)). One fused pass: no scaled copy of w is made.
+    (d/ds H(w/s) = -w/s^2 H'(w/s)). One fused pass: no scaled copy of w is made. ``bit_cost``
+    (shape (bits,) or (rows, bits), LSB first) prices each bit of the code instead of counting it.
     """
-    return ops.scaled_hw_penalty(w, scale, bits, encoding, reduction)
+    return ops.scaled_hw_penalty(w, scale, bits, encoding, reduction, bit_cost=bit_cost)
 
 
 def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], example_input) -> Dict[str, float]:
@@ -91,7 +102,8 @@ class HamQRegularizer(nn.Module):
 
     def __init__(self, model: nn.Module, bits: int = 8, lam: float = 0.01, encoding: str = "differential",
                  weighting: str = "energy", include: Optional[Iterable[str]] = None, exclude: Iterable[str] = (),
-                 example_input: Optional[torch.Tensor] = None, input_shape: Optional[Sequence[int]] = None):
+                 example_input: Optional[torch.Tensor] = None, input_shape: Optional[Sequence[int]] = None,
+                 crossbar=None):
         super().__init__()
         ops._check(bits, encoding, "sum")
         check_choice("weighting", weighting, WEIGHTINGS)
@@ -103,7 +115,24 @@ class HamQRegularizer(nn.Module):
         if not self.layers:
             raise ValueError("model has no Conv1d, Conv2d or Linear layer to regularize (after include/exclude)")
         sizes = {name: m.weight.numel() for name, m in self.layers}
-        if weighting == "energy":
+        self.bit_cost: Dict[str, Optional[torch.Tensor]] = {name: None for name in sizes}
+        self.crossbar, self.unit = None, None
+        if weighting == "crossbar":
+            if not isinstance(crossbar, CrossbarConfig):
+                raise TypeError(f"weighting='crossbar' needs crossbar=CrossbarConfig(...), got {crossbar!r}")
+            want = ENCODING_OF_MAPPING[crossbar.mapping]
+            if encoding != want:
+                raise ValueError(f"encoding must be {want!r}, the code the {crossbar.mapping!r} mapping stores, "
+                                 f"got {encoding!r}")
+            if example_input is None:
+                raise ValueError("weighting='crossbar' needs example_input: the inputs its energy is priced on")
+            self.crossbar, self._price_input = crossbar, example_input
+            total = sum(sizes.values())
+            self.coef = {n: 1.0 / total for n in sizes}
+            self.refresh()
+        elif crossbar is not None:
+            raise ValueError(f"crossbar is used by weighting='crossbar' only, got weighting={weighting!r}")
+        elif weighting == "energy":
             if example_input is None:
                 if input_shape is None:
                     raise ValueError("weighting='energy' needs example_input or input_shape to count weight reads")
@@ -117,6 +146,28 @@ class HamQRegularizer(nn.Module):
             self.coef = {n: 1.0 / total for n in sizes}
         else:
             self.coef = {n: 1.0 / (len(sizes) * sizes[n]) for n in sizes}
+
+    def refresh(self, rescale: bool = False) -> Dict[str, np.ndarray]:
+        """Re-price every bit of every layer in the crossbar simulator (``weighting="crossbar"``);
+        returns the prices (J per ON cell per inference). The first call, or one with ``rescale``,
+        sets the unit (the mean price of an ON cell now), so the penalty equals the mean HW then."""
+        if self.weighting != "crossbar":
+            raise ValueError(f"refresh() prices bits for weighting='crossbar', this regularizer has {self.weighting!r}")
+        prices = bit_prices(self._model, self._price_input, self.crossbar, w_bits=self.bits, a_bits=self.bits)
+        if self.unit is None or rescale:
+            on = price_sum = 0.0
+            for name, m in self.layers:
+                if name in prices:
+                    q, b = layer_integers(m, self.bits, name)
+                    cost = kernels.level_cost(prices[name], b, self.encoding)
+                    price_sum += float(cost[q.reshape(-1).astype(np.int64) + level_max(b)].sum())
+                    on += kernels.total_hamming_weight(q, b, self.encoding)
+            self.unit = price_sum / on if on and price_sum > 0 else 1.0
+        for name, m in self.layers:
+            b = _layer_bits(m, self.bits)
+            price = prices.get(name, np.zeros(b))
+            self.bit_cost[name] = torch.as_tensor(price / self.unit, dtype=torch.float64)
+        return prices
 
     @property
     def lam(self) -> float:
@@ -132,7 +183,7 @@ class HamQRegularizer(nn.Module):
         total = None
         for name, m in self.layers:
             term = ops.scaled_hw_penalty(m.weight, _layer_scale(m), _layer_bits(m, self.bits), self.encoding, "sum",
-                                         weight=lam * self.coef[name])
+                                         weight=lam * self.coef[name], bit_cost=self.bit_cost[name])
             total = term if total is None else total + term
         return total
 

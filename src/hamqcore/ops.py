@@ -31,22 +31,40 @@ def hw_table(bits: int, encoding: str, device, dtype) -> torch.Tensor:
     return torch.as_tensor(_hw_table_np(bits, encoding), device=device).to(dtype)
 
 
-def torch_relaxed_hw(x: torch.Tensor, bits: int, encoding: str = "differential") -> Tuple[torch.Tensor, torch.Tensor]:
+def cost_table(bit_cost: torch.Tensor, bits: int, encoding: str) -> torch.Tensor:
+    """Level costs -hi..hi (last axis, index k + hi) of per-bit costs ``bit_cost`` (..., bits), LSB
+    first: the sum of the costs of each level's 1-bits (the C++ kernel builds the same table)."""
+    codes = torch.as_tensor(kernels.level_codes(bits, encoding).astype(np.int64), device=bit_cost.device)
+    planes = (codes[:, None] >> torch.arange(bits, device=bit_cost.device)) & 1
+    return (bit_cost.to(torch.float64) @ planes.T.to(torch.float64)).to(bit_cost.dtype)
+
+
+def torch_relaxed_hw(x: torch.Tensor, bits: int, encoding: str = "differential",
+                     table: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Linear relaxed HW and its derivative in plain torch (any device); the same formula as the
     C++ kernel: interpolation between floor(x) and floor(x)+1, mean slope at integers, clamped
     outside the range with half the inner slope exactly at a bound. Non-finite x raise ValueError,
-    as in the C++ kernel."""
+    as in the C++ kernel. ``table``: level costs to relax instead of the HW (:func:`cost_table`),
+    shape (levels,) or (rows of x, levels)."""
     _check_finite("x", x)
     hi = level_max(bits)
-    table = hw_table(bits, encoding, x.device, x.dtype)
+    if table is None:
+        table = hw_table(bits, encoding, x.device, x.dtype)
+    table = table.to(x.dtype)
     xc = x.clamp(-hi, hi)
     k = torch.minimum(torch.floor(xc), torch.tensor(hi - 1, dtype=x.dtype, device=x.device))
     f = xc - k
     idx = k.to(torch.long) + hi
+    if table.dim() == 2:  # one table per row: look up in the row's own table
+        offset = (torch.arange(x.shape[0], device=x.device) * table.shape[1]).reshape(-1, *([1] * (x.dim() - 1)))
+        table, idx = table.reshape(-1), idx + offset
+        low = offset
+    else:
+        low = torch.zeros((), dtype=torch.long, device=x.device)
     t0, t1 = table[idx], table[idx + 1]
-    tm = table[(idx - 1).clamp_min(0)]
+    tm = table[torch.maximum(idx - 1, low)]
     slope = t1 - t0
-    left = torch.where(idx > 0, t0 - tm, torch.zeros_like(t0))
+    left = torch.where(idx > low, t0 - tm, torch.zeros_like(t0))
     deriv = torch.where(f == 0, 0.5 * (left + slope), slope)
     deriv = torch.where(x == hi, 0.5 * slope, deriv)
     deriv = torch.where((x < -hi) | (x > hi), torch.zeros_like(deriv), deriv)
@@ -118,7 +136,8 @@ def _check_finite(name: str, t: torch.Tensor) -> None:
 
 @torch.library.custom_op("hamqcore::scaled_hw_penalty", mutates_args=())
 def _scaled_op(w: torch.Tensor, scale: Optional[torch.Tensor], bits: int, encoding: str,
-               reduction: str, weight: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               reduction: str, weight: float, bit_cost: Optional[torch.Tensor]
+               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     # Default (any device): pure torch, the same formula as the fused C++ kernel. With scale=None
     # the third output is the max step used (no scale gradient), else d value / d scale.
     work = w.double() if w.dtype == torch.float64 else w.float()
@@ -132,7 +151,8 @@ def _scaled_op(w: torch.Tensor, scale: Optional[torch.Tensor], bits: int, encodi
             raise ValueError(f"scale must be > 0, got {scale.detach().min().item()}")
     s = _row_scale(w, scale.to(work.dtype))
     x = work / s
-    values, deriv = torch_relaxed_hw(x, bits, encoding)
+    table = None if bit_cost is None else cost_table(bit_cost.to(work.dtype), bits, encoding)
+    values, deriv = torch_relaxed_hw(x, bits, encoding, table)
     value = values.sum(dtype=torch.float64)
     grad_w = deriv / s
     gs = -(deriv * x)
@@ -149,17 +169,18 @@ def _scaled_op(w: torch.Tensor, scale: Optional[torch.Tensor], bits: int, encodi
 
 
 @_scaled_op.register_kernel("cpu")
-def _scaled_cpu(w, scale, bits, encoding, reduction, weight):
+def _scaled_cpu(w, scale, bits, encoding, reduction, weight, bit_cost):
     work = w if w.dtype in (torch.float32, torch.float64) else w.float()
     arr = work.detach().contiguous().numpy()
     sc = None if scale is None else scale.detach().to(work.dtype).contiguous().numpy()
-    value, gw, third = kernels.scaled_hw_penalty(arr, sc, bits, encoding, reduction, weight=weight)
+    bc = None if bit_cost is None else bit_cost.detach().double().contiguous().numpy()
+    value, gw, third = kernels.scaled_hw_penalty(arr, sc, bits, encoding, reduction, weight=weight, bit_cost=bc)
     return (torch.tensor(value, dtype=w.dtype), torch.from_numpy(gw).to(w.dtype),
             torch.from_numpy(third).to(w.dtype if scale is None else scale.dtype))
 
 
 @_scaled_op.register_fake
-def _scaled_fake(w, scale, bits, encoding, reduction, weight):
+def _scaled_fake(w, scale, bits, encoding, reduction, weight, bit_cost):
     third = w.new_empty((w.shape[0] if w.dim() else 1,)) if scale is None else torch.empty_like(scale)
     return w.new_empty(()), torch.empty_like(w), third
 
@@ -182,30 +203,44 @@ def _scaled_backward(ctx, grad_value, grad_gw, grad_third):
     # The op already applied its weight; in `loss = task + reg()` the incoming gradient is exactly 1,
     # so the saved gradient is handed on without another pass over all the weights.
     if _is_one(grad_value):
-        return gw, (gs if ctx.scale_given else None), None, None, None, None
-    return grad_value * gw, (grad_value * gs if ctx.scale_given else None), None, None, None, None
+        return gw, (gs if ctx.scale_given else None), None, None, None, None, None
+    return grad_value * gw, (grad_value * gs if ctx.scale_given else None), None, None, None, None, None
 
 
 _scaled_op.register_autograd(_scaled_backward, setup_context=_scaled_setup)
 
 
 def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = "differential",
-                      reduction: str = "sum", weight: float = 1.0) -> torch.Tensor:
+                      reduction: str = "sum", weight: float = 1.0, bit_cost=None) -> torch.Tensor:
     """``weight`` x the relaxed-HW penalty of ``w / scale`` (scale: a number, or one per output
     channel in any shape that broadcasts over w's rows), fused: differentiable w.r.t. w and scale.
-    ``scale=None``: each output channel's symmetric max step, held constant."""
+    ``scale=None``: each output channel's symmetric max step, held constant. ``bit_cost``: per-bit
+    prices, shape (bits,) or (rows of w, bits), LSB first (:func:`hamqcore.kernels.level_cost`);
+    the penalty then relaxes each level's cost instead of its HW (held constant: no gradient)."""
     _check(bits, encoding, reduction)
     weight = float(weight)
     if not isinstance(w, torch.Tensor) or not w.is_floating_point():
         raise TypeError(f"w must be a floating-point torch.Tensor, got {getattr(w, 'dtype', type(w).__name__)}")
+    if bit_cost is not None:
+        bit_cost = _check_bit_cost(bit_cost, bits, w)
     if scale is None:
-        return _scaled_op(w, None, bits, encoding, reduction, weight)[0]
+        return _scaled_op(w, None, bits, encoding, reduction, weight, bit_cost)[0]
     if not isinstance(scale, torch.Tensor):
         scale = torch.tensor(float(scale), dtype=w.dtype, device=w.device)
     rows = w.shape[0] if w.dim() else 1
     if scale.numel() not in (1, rows):
         raise ValueError(f"scale must hold 1 value or one per row of w ({rows}), got shape {tuple(scale.shape)}")
-    return _scaled_op(w, scale, bits, encoding, reduction, weight)[0]
+    return _scaled_op(w, scale, bits, encoding, reduction, weight, bit_cost)[0]
+
+
+def _check_bit_cost(bit_cost, bits: int, w: torch.Tensor) -> torch.Tensor:
+    c = torch.as_tensor(bit_cost, dtype=torch.float64, device=w.device).detach()
+    rows = w.shape[0] if w.dim() else 1
+    if tuple(c.shape) not in ((bits,), (rows, bits)):
+        raise ValueError(f"bit_cost must have shape ({bits},) or ({rows}, {bits}), got {tuple(c.shape)}")
+    if not bool(torch.isfinite(c).all()) or bool((c < 0).any()):
+        raise ValueError(f"bit_cost must be finite and >= 0, got {c.tolist()}")
+    return c
 
 
 def _check(bits, encoding, reduction):

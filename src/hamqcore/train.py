@@ -30,7 +30,8 @@ import torch.nn as nn
 from . import data as data_mod
 from ._checks import check_bits, check_choice, check_int, check_nonneg
 from .models import ds_cnn, resnet18
-from .nn import HamQRegularizer, hw_stats
+from .crossbar import CrossbarConfig
+from .nn import WEIGHTINGS, HamQRegularizer, hw_stats
 from .quant import quantize_model
 
 MODELS = ("resnet18", "ds_cnn")
@@ -59,6 +60,8 @@ class TrainConfig:
     weight_mode: str = "lsq"
     weighting: str = "energy"
     encoding: str = "differential"
+    crossbar: Optional[Dict[str, object]] = None  # weighting="crossbar": {"preset": name, field: value, ...}
+    price_inputs: int = 2        # weighting="crossbar": training inputs the bits are priced on
     train_subset: int = 0        # use only the first N training examples (0 = all)
     quick_data: bool = False     # the small synthetic keyword set
     step_lr_scale: float = 0.05  # learning rate of LSQ steps relative to lr (Adam moves every
@@ -79,7 +82,21 @@ class TrainConfig:
         if check_nonneg("lr", self.lr) == 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         check_choice("encoding", self.encoding, ("differential", "sign_magnitude", "twos_complement", "offset"))
+        check_choice("weighting", self.weighting, WEIGHTINGS)
+        check_int("price_inputs", self.price_inputs, 1)
+        if self.weighting == "crossbar":
+            self.crossbar_config()  # a clear error for a bad spec
+        elif self.crossbar is not None:
+            raise ValueError(f"crossbar is used by weighting='crossbar' only, got weighting={self.weighting!r}")
         return self
+
+    def crossbar_config(self) -> CrossbarConfig:
+        """The CrossbarConfig that prices bits under weighting="crossbar"."""
+        if not isinstance(self.crossbar, dict) or not isinstance(self.crossbar.get("preset"), str):
+            raise ValueError("weighting='crossbar' needs crossbar={'preset': name, ...overrides}, "
+                             f"got {self.crossbar!r}")
+        spec = dict(self.crossbar)
+        return CrossbarConfig.preset(spec.pop("preset"), **spec)
 
     def lam_at(self, epoch: int) -> float:
         """lam used during ``epoch`` (0-based)."""
@@ -154,8 +171,10 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
         xtr, ytr = xtr[:cfg.train_subset], ytr[:cfg.train_subset]
     example = torch.from_numpy(xtr[:1])
     model(torch.from_numpy(xtr[:16]))  # initialise the quantizers' steps on real data before the optimizer
+    priced = cfg.weighting == "crossbar"
     reg = HamQRegularizer(model, bits=cfg.w_bits, lam=0.0, encoding=cfg.encoding, weighting=cfg.weighting,
-                          example_input=example)
+                          example_input=torch.from_numpy(xtr[:cfg.price_inputs]) if priced else example,
+                          crossbar=cfg.crossbar_config() if priced else None)
     steps_params = [p for n, p in model.named_parameters() if n.endswith("quant.step")]
     others = [p for n, p in model.named_parameters() if not n.endswith("quant.step")]
     opt = torch.optim.Adam([{"params": others},
@@ -178,6 +197,7 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
         sched.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["torch_rng"])
         history, start_epoch = ck["history"], ck["epoch"]
+        reg.unit = ck.get("reg_unit")
         log(f"resumed from {ckpt_path} after epoch {start_epoch}")
     n = len(ytr)
     steps = math.ceil(n / cfg.batch_size)
@@ -194,6 +214,8 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
             reg.lam = cfg.lam_at(epoch)
             if epoch <= cfg.warmup_epochs:
                 _calibrate_steps(model)
+            if priced and reg.lam > 0:  # re-price the bits; the unit is set at the first penalised epoch
+                reg.refresh(rescale=epoch == 0 or cfg.lam_at(epoch - 1) == 0)
             gen.manual_seed(cfg.seed * 100_003 + epoch)
             order = torch.randperm(n, generator=gen)
             t0 = time.perf_counter()
@@ -238,6 +260,7 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
                 _save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(),
                               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                               "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch + 1,
+                              "reg_unit": reg.unit,
                               "classes": list(dataset.classes), "input_shape": list(dataset.input_shape)},
                              ckpt_path)
                 _write_metrics(Path(out) / "metrics.csv", history)

@@ -44,8 +44,12 @@
 //  * adc_resolution PerColumn: each column (per conversion group) converts with the fewest levels
 //    that read its largest possible digit sum losslessly (a column can never read more than the sum
 //    of its stored digits), at most 2^adc_bits; the sense amp / ADC is charged with its own levels.
-//  * skip_empty: a column with no ON cell in its group is not converted (it always reads 0); an array
-//    with no ON cell at all is not read (none of its periphery runs).
+//  * skip_empty: a column with no ON cell in its group is not converted (it always reads 0). A read
+//    runs only the column-mux cycles that hold a converted column (the sense amp of cols_per_adc
+//    adjacent columns reads local column c in cycle c % cols_per_adc, as NeuroSim's mux groups
+//    them); every per-read periphery term of NeuroSim's (array, switch matrix, mux, encoder,
+//    shift-add) is proportional to numColMuxed, so a read running k of its m cycles is charged k/m
+//    of it. A read with no cycle to run (an array with no ON cell in the group) is not done.
 //  * rows_per_conversion: the rows of an array are converted in groups of this many (NeuroSim V1.4's
 //    numRowParallel idea): each group is one read of the array, with its own conversions.
 //  * complement (offset, two's complement): a column whose cells are mostly ON is stored inverted
@@ -146,6 +150,8 @@ struct CrossbarResult {
     int64_t skipped_conversions = 0;                // not done: an empty column (skip_empty)
     int64_t subarray_reads = 0;                     // array reads: arrays x vectors x pulses x groups
     int64_t skipped_reads = 0;                      // not done: an empty array (skip_empty)
+    int64_t read_cycles = 0;                        // mux cycles run by the reads done
+    int64_t skipped_cycles = 0;                     // mux cycles of those reads not run (skip_empty)
     int64_t inverted_columns = 0;                   // stored complemented (complement)
     int64_t resolution_columns[17] = {0};           // columns (per group) by ADC bits; 0 = skipped
     int64_t driven_rows = 0;                        // summed over vectors, pulses and row tiles

@@ -13,6 +13,15 @@
 
 namespace hamq {
 
+// Optional per-bit costs for the penalty: cost[p] (with per_row, cost[r * bits + p] for row r) is
+// the price of a 1 at bit p (p = 0 the LSB) of a weight's code (encode() in encoding.hpp), finite
+// and >= 0. The penalty then relaxes the level cost C(k) = sum_p cost[p] bit_p(encode(k)) exactly as
+// it relaxes HW(k) (the two agree when every cost is 1). cost == nullptr: the HW.
+struct BitCost {
+    const double* cost = nullptr;
+    bool per_row = false;
+};
+
 // All return the index of the first non-finite x, or -1. Results never depend on n_threads.
 int64_t relaxed_hw(const float* x, int64_t n, int bits, Encoding e, Relaxation r, float* value,
                    float* derivative, int n_threads);
@@ -36,10 +45,10 @@ int64_t relaxed_hw_penalty(const double* x, int64_t n, int bits, Encoding e, Rel
 int64_t relaxed_hw_penalty_rows(const float* w, int64_t rows, int64_t cols, float* scale,
                                 bool scale_from_max, int bits, Encoding e, Relaxation r,
                                 double value_scale, double* value, float* grad_w, float* grad_scale,
-                                int n_threads);
+                                int n_threads, BitCost bit_cost = {});
 int64_t relaxed_hw_penalty_rows(const double* w, int64_t rows, int64_t cols, double* scale,
                                 bool scale_from_max, int bits, Encoding e, Relaxation r,
                                 double value_scale, double* value, double* grad_w,
-                                double* grad_scale, int n_threads);
+                                double* grad_scale, int n_threads, BitCost bit_cost = {});
 
 }  // namespace hamq
