@@ -56,11 +56,21 @@ def pack(q, bits, encoding, cell_bits):
     return arr if arrays == 2 else arr[0]
 
 
-def relaxed(x: float, bits: int, encoding: str, relaxation: str = "linear"):
-    """(value, derivative) straight from the definition, in float64."""
+def level_cost(k: int, bits: int, encoding: str, bit_cost) -> float:
+    """sum of bit_cost[p] over the 1-bits p of level k's code (LSB first)."""
+    c = code(k, bits, encoding)
+    return float(sum(bit_cost[p] for p in range(bits) if (c >> p) & 1))
+
+
+def relaxed(x: float, bits: int, encoding: str, relaxation: str = "linear", bit_cost=None):
+    """(value, derivative) straight from the definition, in float64; with ``bit_cost`` the relaxed
+    quantity is the level cost instead of the HW."""
     hi = (1 << (bits - 1)) - 1
     lo = -hi
-    h = lambda k: hw(k, bits, encoding)  # noqa: E731
+    if bit_cost is None:
+        h = lambda k: hw(k, bits, encoding)  # noqa: E731
+    else:
+        h = lambda k: level_cost(k, bits, encoding, bit_cost)  # noqa: E731
     if x < lo or x > hi:
         return float(h(lo if x < lo else hi)), 0.0
     if relaxation == "cosine":
@@ -79,9 +89,13 @@ def relaxed(x: float, bits: int, encoding: str, relaxation: str = "linear"):
     return h(k) + f * (h(k + 1) - h(k)), float(h(k + 1) - h(k))
 
 
-def relaxed_array(x, bits, encoding, relaxation="linear"):
+def relaxed_array(x, bits, encoding, relaxation="linear", bit_cost=None):
+    """Elementwise :func:`relaxed`; ``bit_cost`` of shape (bits,) or (rows of x, bits)."""
     x = np.asarray(x, dtype=np.float64)
-    pairs = [relaxed(float(v), bits, encoding, relaxation) for v in x.ravel()]
+    if bit_cost is not None and np.ndim(bit_cost) == 2:
+        rows = [relaxed_array(x[r], bits, encoding, relaxation, bit_cost[r]) for r in range(x.shape[0])]
+        return np.stack([r[0] for r in rows]).reshape(x.shape), np.stack([r[1] for r in rows]).reshape(x.shape)
+    pairs = [relaxed(float(v), bits, encoding, relaxation, bit_cost) for v in x.ravel()]
     values = np.array([p[0] for p in pairs], dtype=np.float64).reshape(x.shape)
     derivs = np.array([p[1] for p in pairs], dtype=np.float64).reshape(x.shape)
     return values, derivs

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import hamqcore
-from reference import ENCODINGS, hw_array, relaxed_array
+from reference import ENCODINGS, code, hw_array, relaxed_array
 from strategies import layouts
 
 
@@ -180,3 +180,71 @@ def test_scaled_penalty_threads_and_errors():
         hamqcore.scaled_hw_penalty(np.array([[1.0], [np.nan]]), 1.0, 8)
     with pytest.raises(TypeError, match="w must be a float32 or float64 array"):
         hamqcore.scaled_hw_penalty(np.ones(3, np.int32), 1.0, 8)
+
+
+@st.composite
+def priced_weights(draw):
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    bits = draw(st.integers(2, 12))
+    hi = (1 << (bits - 1)) - 1
+    rows, cols = draw(st.integers(1, 4)), draw(st.integers(0, 9))
+    element = st.one_of(st.integers(-hi - 2, hi + 2).map(float), st.floats(-hi - 3.0, hi + 3.0, width=32))
+    x = draw(hnp.arrays(np.float64, (rows, cols), elements=element))
+    scale = draw(hnp.arrays(np.float64, (rows,), elements=st.sampled_from([0.5, 1.0, 2.0, 0.25])))
+    per_row = draw(st.booleans())
+    cost = draw(hnp.arrays(np.float64, (rows, bits) if per_row else (bits,),
+                           elements=st.floats(0, 10, allow_nan=False, allow_infinity=False)))
+    return (x * scale[:, None]).astype(dtype), scale.astype(dtype), bits, cost
+
+
+@given(data=priced_weights(), encoding=st.sampled_from(ENCODINGS), relaxation=st.sampled_from(["linear", "cosine"]),
+       n_threads=st.sampled_from([1, 2, 3]))
+def test_bit_cost_penalty_matches_reference(data, encoding, relaxation, n_threads):
+    """Per-bit costs (per tensor or per row): the relaxed level cost sum_p cost_p bit_p(code(k)) and its
+    gradients, against the definition; every thread count gives the same bits."""
+    w, s, bits, cost = data
+    x = w.astype(np.float64) / s.astype(np.float64)[:, None]
+    ev, ed = relaxed_array(x, bits, encoding, relaxation, bit_cost=cost)
+    value, gw, gs = hamqcore.scaled_hw_penalty(w, s, bits, encoding, "sum", relaxation, n_threads=n_threads,
+                                               bit_cost=cost)
+    tol = 1e-5 if w.dtype == np.float32 else 1e-11
+    scale_c = float(np.abs(cost).sum()) + 1
+    assert value == pytest.approx(ev.sum(), rel=tol, abs=tol * scale_c * max(1, w.size))
+    np.testing.assert_allclose(gw, ed / s.astype(np.float64)[:, None], rtol=tol, atol=tol * scale_c * 10)
+    np.testing.assert_allclose(gs, -(ed * x).sum(1) / s, rtol=tol, atol=tol * scale_c * 1e3)
+    one = hamqcore.scaled_hw_penalty(w, s, bits, encoding, "sum", relaxation, n_threads=1, bit_cost=cost)
+    assert one[0] == value and np.array_equal(one[1], gw) and np.array_equal(one[2], gs)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_unit_bit_costs_are_the_hw(encoding):
+    w = np.random.default_rng(1).normal(0, 40, size=(5, 300))
+    plain = hamqcore.scaled_hw_penalty(w, 1.0, 8, encoding)
+    for ones in (np.ones(8), np.ones((5, 8))):
+        priced = hamqcore.scaled_hw_penalty(w, 1.0, 8, encoding, bit_cost=ones)
+        assert priced[0] == plain[0] and np.array_equal(priced[1], plain[1]) and np.array_equal(priced[2], plain[2])
+    hi = 127
+    levels = np.arange(-hi, hi + 1)
+    np.testing.assert_array_equal(hamqcore.kernels.level_cost(np.ones(8), 8, encoding),
+                                  hamqcore.hamming_weight(levels, 8, encoding))
+    np.testing.assert_array_equal(hamqcore.kernels.level_codes(8, encoding),
+                                  [code(int(k), 8, encoding) for k in levels])
+    # one bit priced alone: the level cost is that bit of the code
+    c = np.zeros(8)
+    c[3] = 2.5
+    np.testing.assert_array_equal(hamqcore.kernels.level_cost(c, 8, encoding),
+                                  [2.5 * ((code(int(k), 8, encoding) >> 3) & 1) for k in levels])
+
+
+def test_bit_cost_errors():
+    w = np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"bit_cost must have shape \(8,\) or \(3, 8\) for bits=8 and 3 rows, got \(7,\)"):
+        hamqcore.scaled_hw_penalty(w, 1.0, 8, bit_cost=np.ones(7))
+    with pytest.raises(ValueError, match=r"bit_cost must be finite and >= 0, got -1 at flat index 2"):
+        hamqcore.scaled_hw_penalty(w, 1.0, 8, bit_cost=[1, 1, -1, 1, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match=r"bit_cost must be finite and >= 0, got nan"):
+        hamqcore.scaled_hw_penalty(w, 1.0, 8, bit_cost=np.full(8, np.nan))
+    with pytest.raises(TypeError, match="bit_cost must be None or a float array"):
+        hamqcore.scaled_hw_penalty(w, 1.0, 8, bit_cost="cheap")
+    with pytest.raises(ValueError, match=r"bit_cost must have shape \(8,\), got \(2,\)"):
+        hamqcore.kernels.level_cost([1, 2], 8)

@@ -1,6 +1,8 @@
 #include "hamqcore/bitplanes.hpp"
 #include <cstdint>
 
+#include "threading.hpp"
+
 namespace hamq {
 
 namespace {
@@ -14,7 +16,7 @@ int64_t pack_impl(const T* q, int64_t rows, int64_t k, int bits, Encoding e, int
     const int64_t W = bitplane_words(k, cb), per = 64 / cb;
     const uint64_t dmask = (uint64_t(1) << cb) - 1;
     const int64_t plane = rows * W;
-    const int nt = rows * k >= (1 << 15) ? n_threads : 1;
+    const int nt = threads_for(rows * k, n_threads);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
         for (int a = 0; a < A; ++a)
@@ -59,7 +61,7 @@ int64_t unpack_bitplanes(const uint64_t* planes, int64_t rows, int64_t k, int bi
     const int64_t plane = rows * W;
     const int sb = stored_bits(bits, e);
     const int64_t hi = level_max(bits);
-    const int nt = rows * k >= (1 << 15) ? n_threads : 1;
+    const int nt = threads_for(rows * k, n_threads);
     const int64_t none = INT64_MAX;
     int64_t first_bad = none;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(min : first_bad)

@@ -7,6 +7,7 @@
 
 #include "kernel_table.hpp"
 #include "neurosim13.hpp"
+#include "threading.hpp"
 
 namespace hamq {
 
@@ -46,7 +47,6 @@ double mnsim_wire_latency(int rows, int cols) {
 }
 
 constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
-constexpr int64_t kSerialWork = 16384;  // below this many weights or inputs a pass runs on one thread
 
 // The ADC: L levels over [0, full_scale] digit units, in steps of at least one digit (digit sums are
 // integers); readings saturate at the top level.
@@ -388,7 +388,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     };
     if (!L.floor) {
         visit_int(L.w_type, L.w, [&](auto* w) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (L.out * K > kSerialWork)
+#pragma omp parallel for num_threads(threads_for(L.out * K, n_threads)) schedule(static)
             for (int64_t o = 0; o < L.out; ++o)
                 for (const Block& bl : blocks) pack_group(o, bl, w + o * K + bl.r0);
             return 0;
@@ -477,7 +477,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     std::vector<uint64_t> xp(static_cast<size_t>(L.n * T * P * WPT), 0);
     const uint64_t amask = (uint64_t(1) << P) - 1;
     visit_int(L.x_type, L.x, [&](auto* x) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (L.n * K > kSerialWork)
+#pragma omp parallel for num_threads(threads_for(L.n * K, n_threads)) schedule(static)
         for (int64_t n = 0; n < L.n; ++n) {
             uint16_t codes[64];
             uint64_t planes[16];
@@ -571,7 +571,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
         std::vector<double> dev(static_cast<size_t>(G), 0.0), dev_w(static_cast<size_t>(G), 0.0);
         const auto deviation = active_kernels().xbar_deviation;
         visit_int(L.w_type, L.w, [&](auto* w) {
-#pragma omp parallel num_threads(n_threads) if (L.out * K > kSerialWork)
+#pragma omp parallel num_threads(threads_for(L.out * K, n_threads))
             {
                 std::vector<uint8_t> dg(static_cast<size_t>(RC)), dga(static_cast<size_t>(RC));
 #pragma omp for schedule(static)

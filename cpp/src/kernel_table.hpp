@@ -9,6 +9,21 @@
 
 namespace hamq {
 
+// One layer's HW-aware rounding pass over its rows (rounding.hpp): u is the k x k upper Cholesky
+// factor of the damped H^-1 (row-major, full storage), table[q + hi] the level costs.
+struct RoundRowsArgs {
+    const double* w = nullptr;      // rows x k
+    const double* scale = nullptr;  // rows
+    const double* u = nullptr;      // k x k
+    const uint8_t* dead = nullptr;  // k: inputs that never fire (weights start at 0)
+    const double* table = nullptr;  // 2 hi + 1 level costs
+    int64_t rows = 0, k = 0;
+    int bits = 8, radius = 0;
+    double lam = 0.0, inv_h = 1.0;  // inv_h = 1 / mean(diag H)
+    int32_t* q = nullptr;           // rows x k out
+    int n_threads = 1;
+};
+
 struct KernelTable {
     const char* name;
     int64_t (*hw_map)(IntType, const void*, int64_t, int, Encoding, uint8_t*, int);
@@ -29,6 +44,7 @@ struct KernelTable {
                              const float* inv_g, const float* g_model, float r, double* model);
     // planes[b] bit r = bit b of codes[r], for r < 64 and b < nbits (a 64-row bit transpose).
     void (*transpose_bits)(const uint16_t* codes, int nbits, uint64_t* planes);
+    void (*round_rows)(const RoundRowsArgs&);
 };
 
 const KernelTable* kernels_baseline();

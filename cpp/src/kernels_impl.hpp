@@ -7,11 +7,14 @@
 // branches); the AVX-512 BITALG int8 path for Hamming weights is written with intrinsics because
 // it must run at memory bandwidth.
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 #include "hamqcore/encoding.hpp"
+#include "cost_table.hpp"
 #include "kernel_table.hpp"
+#include "threading.hpp"
 
 #if defined(__AVX512BW__) && defined(__AVX512BITALG__) && defined(__AVX512VPOPCNTDQ__)
 #include <immintrin.h>
@@ -25,11 +28,6 @@
 namespace hamq {
 namespace HAMQ_ISA_NS {
 namespace {
-
-// Below this many elements the kernels stay on one thread (thread start-up costs more).
-constexpr int64_t kParallelGrain = 1 << 15;
-
-inline int threads_for(int64_t n, int n_threads) { return n >= kParallelGrain ? n_threads : 1; }
 
 // ---------------------------------------------------------------------------------------------
 // Integer Hamming weights
@@ -270,18 +268,6 @@ template <class F, int E, int R>
 inline void relaxed_point(F x, int bits, F& value, F& deriv) {
     const uint32_t mask = (uint32_t(1) << bits) - 1, half = uint32_t(1) << (bits - 1);
     relaxed_eval<F, R>(x, bits, [&](int32_t k) { return F(hw_int<E>(k, mask, half)); }, value, deriv);
-}
-
-// The level-cost table of per-bit costs: table[k + hi] = sum_p cost[p] bit_p(encode(k)) for every
-// level k, from the per-code sums (code c costs code(c & (c - 1)) + cost[lowest set bit of c]):
-// O(2^bits), summed in double.
-template <class F>
-void build_cost_table(const double* cost, int bits, Encoding e, std::vector<double>& code_cost, F* table) {
-    const int64_t codes = int64_t(1) << bits, hi = level_max(bits);
-    code_cost.assign(size_t(codes), 0.0);
-    for (int64_t c = 1; c < codes; ++c)
-        code_cost[size_t(c)] = code_cost[size_t(c & (c - 1))] + cost[__builtin_ctzll(uint64_t(c))];
-    for (int64_t k = -hi; k <= hi; ++k) table[k + hi] = F(code_cost[size_t(encode(k, bits, e))]);
 }
 
 // Non-finite detector usable in vectorised loops: x - x is NaN exactly for NaN and +-inf.
@@ -653,7 +639,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
     std::vector<double> task_g(static_cast<size_t>(n_tasks), 0.0), task_f(size_t(n_tasks), 0.0),
         task_gmax(size_t(n_tasks), 0.0);
     const int64_t work = N * ld * T * W * P;
-    const int nt = work >= kParallelGrain * 2 ? a.n_threads : 1;
+    const int nt = threads_for(work / 2, a.n_threads);
 
 #pragma omp parallel num_threads(nt)
     {
@@ -813,6 +799,49 @@ double xbar_deviation(const uint8_t* digit, const float* drive, const float* r_r
     return sd;
 }
 
+// HW-aware rounding (rounding.hpp): rows are independent, each fixed serially in input order; the
+// error feedback x_j -= err u_ij is the hot loop (vectorised; no FMA contraction, so every tier gives
+// the same bits).
+void round_rows(const RoundRowsArgs& a) {
+    const int32_t hi = int32_t(level_max(a.bits));
+    const int64_t k = a.k;
+#pragma omp parallel num_threads(threads_for(a.rows * k * k, a.n_threads))
+    {
+        std::vector<double> xs(static_cast<size_t>(k));
+        double* x = xs.data();
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t o = 0; o < a.rows; ++o) {
+            const double s = a.scale[o];
+            for (int64_t j = 0; j < k; ++j) x[j] = a.dead[j] ? 0.0 : a.w[o * k + j] / s;
+            int32_t* qo = a.q + o * k;
+            for (int64_t i = 0; i < k; ++i) {
+                const double* ui = a.u + i * k;
+                const double d = ui[i], xi = x[i];
+                const double wgt = a.inv_h / (d * d);
+                double r = std::nearbyint(xi);
+                r = r < -hi ? -hi : (r > hi ? hi : r);
+                const int32_t n = int32_t(r);
+                int32_t best = n;
+                double bestv = (xi - n) * (xi - n) * wgt + a.lam * a.table[n + hi];
+                const int32_t q0 = n - a.radius < -hi ? -hi : n - a.radius;
+                const int32_t q1 = n + a.radius > hi ? hi : n + a.radius;
+                for (int32_t c = q0; c <= q1; ++c) {
+                    if (c == n) continue;
+                    const double v = (xi - c) * (xi - c) * wgt + a.lam * a.table[c + hi];
+                    if (v < bestv) {
+                        bestv = v;
+                        best = c;
+                    }
+                }
+                qo[i] = best;
+                const double err = (xi - best) / d;
+#pragma omp simd
+                for (int64_t j = i + 1; j < k; ++j) x[j] -= err * ui[j];
+            }
+        }
+    }
+}
+
 void transpose_bits(const uint16_t* codes, int nbits, uint64_t* planes) {
 #ifdef HAMQ_HAVE_AVX512_INTRIN
     const __m512i lo = _mm512_loadu_si512(codes), hi = _mm512_loadu_si512(codes + 32);
@@ -835,7 +864,7 @@ const KernelTable* make_table(const char* name) {
     static const KernelTable table = {name,        hw_map,      hw_total,    hw_hist,
                                       relaxed_f32, relaxed_f64,
                                       penalty_rows_f32, penalty_rows_f64, xbar_popcount,
-                                      xbar_deviation, transpose_bits};
+                                      xbar_deviation, transpose_bits, round_rows};
     return &table;
 }
 

@@ -18,22 +18,30 @@ from .crossbar import CrossbarConfig
 from .plots import PAPER
 
 # The accountings the demo reports side by side. "neurosim-1.3+periphery" is NeuroSim's subarray with
-# hamqcore's HW-aware periphery (README "HW-aware periphery"): skipped empty columns and arrays,
-# per-column ADC resolution, bit-sliced arrays. All of them use one mapping, DEMO_MAPPING.
-DEMO_MAPPING = dict(mapping="differential", cell_bits=2)
+# hamqcore's HW-aware periphery (README "HW-aware periphery"): per-column ADC resolution, empty
+# columns, mux cycles and arrays skipped. It, the plain "neurosim-1.3" and "bitline" use the demo's
+# mapping, the differential one (HamQ's encoding: a weight's ON cells are popcount(|q|)), with
+# DEMO_CELL_BITS per experiment: the D = ceil((bits-1) / cell_bits) digits of a weight must divide
+# the 8 columns a NeuroSim sense amp reads in turn, so that each mux cycle holds one digit position
+# and a digit position HamQ empties frees whole cycles (8-bit: 2-bit cells, D = 4, NeuroSim's own
+# cell; 6-bit: 4-bit cells, D = 2; the kernels take 1, 2 or 4-bit cells, and 1- or 2-bit cells give
+# D = 5 or 3). "neurosim-1.3 (offset)" is NeuroSim's default mapping (offset,
+# 2-bit cells) and "mnsim-2.0" MNSIM's default configuration, both unmodified.
+DEMO_CELL_BITS = {"resnet18": 2, "ds_cnn": 4}
 ACCOUNTINGS: Dict[str, Dict[str, object]] = {
-    "neurosim-1.3": dict(preset="neurosim-1.3", **DEMO_MAPPING),
-    "neurosim-1.3+periphery": dict(preset="neurosim-1.3", **DEMO_MAPPING, adc_bits="auto", skip_empty=True),
+    "neurosim-1.3": dict(preset="neurosim-1.3", mapping="differential"),
+    "neurosim-1.3+periphery": dict(preset="neurosim-1.3", mapping="differential", adc_bits="auto", skip_empty=True),
     "neurosim-1.3 (offset)": dict(preset="neurosim-1.3"),
     "mnsim-2.0": dict(preset="mnsim-2.0"),
-    "bitline": dict(preset="bitline", **DEMO_MAPPING),
+    "bitline": dict(preset="bitline", mapping="differential"),
 }
 HEADLINE = "neurosim-1.3+periphery"
 
 # The demo's training settings (README "The demo" explains them): both the baseline and every HamQ
 # model use the same quantizer (LSQ steps started from the standard max grid, recalibrated during
 # warm-up, then learned at step_lr_scale x the lr), seed, data and schedule; the task is learned first
-# (warm-up), then lam ramps up.
+# (warm-up), then lam ramps up. The HamQ penalty prices each bit by its energy under the headline
+# accounting (weighting="crossbar", re-priced every epoch on DEMO_PRICE_INPUTS training inputs).
 DEMO = {
     "resnet18": dict(model="resnet18", data="mnist5k", w_bits=8, a_bits=8, width=16, epochs=8,
                      batch_size=64, lr=2e-3, warmup_epochs=2, ramp_epochs=2, step_lr_scale=0.3,
@@ -49,11 +57,19 @@ DEMO_QUICK = {
 DEMO_QUICK_LAMS = {"resnet18": (1.0, 3.0), "ds_cnn": (1.0, 3.0)}
 
 
-def accounting_configs(names: Optional[Sequence[str]] = None) -> Dict[str, CrossbarConfig]:
-    """The demo's accountings as CrossbarConfigs."""
+def accounting_spec(name: str, experiment: str) -> Dict[str, object]:
+    """One accounting of one experiment as a preset spec ({"preset": ..., overrides})."""
+    spec = dict(ACCOUNTINGS[name])
+    if spec.get("mapping") == "differential":
+        spec["cell_bits"] = DEMO_CELL_BITS[experiment]
+    return spec
+
+
+def accounting_configs(experiment: str, names: Optional[Sequence[str]] = None) -> Dict[str, CrossbarConfig]:
+    """The demo's accountings of one experiment as CrossbarConfigs."""
     out = {}
     for name in names or ACCOUNTINGS:
-        spec = dict(ACCOUNTINGS[name])
+        spec = accounting_spec(name, experiment)
         out[name] = CrossbarConfig.preset(spec.pop("preset"), **spec)
     return out
 
@@ -109,11 +125,11 @@ def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool =
 
     out = ensure_writable_dir(Path(out))
     t_start = time.perf_counter()
-    configs = accounting_configs()
-    results: Dict = {"quick": quick, "images": images, "headline": HEADLINE,
-                     "accountings": {k: c.describe() for k, c in configs.items()}, "experiments": {}}
+    results: Dict = {"quick": quick, "images": images, "headline": HEADLINE, "accountings": list(ACCOUNTINGS),
+                     "experiments": {}}
     for name in experiments:
-        settings = dict(DEMO[name])
+        configs = accounting_configs(name)
+        settings = dict(DEMO[name], weighting="crossbar", crossbar=accounting_spec(HEADLINE, name))
         if quick:
             settings.update(DEMO_QUICK[name])
         lams = (DEMO_QUICK_LAMS if quick else DEMO_LAMS)[name]
@@ -141,7 +157,8 @@ def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool =
                    "within_budget": bool(within), "accuracy_pt": chosen["accuracy_pt"],
                    "energy_pct": chosen["energy_pct"], "paper": PAPER[name],
                    "floor_pct": {k: _pct(base["energy_j"][k], v["energy_j"]) for k, v in floor.items()},
-                   "settings": settings, "lams": list(lams)}
+                   "settings": settings, "lams": list(lams),
+                   "accountings": {k: c.describe() for k, c in configs.items()}}
         summary["meets_paper"] = bool(within) and chosen["energy_pct"][HEADLINE] <= PAPER[name]["energy_pct"]
         results["experiments"][name] = {"baseline": base, "ladder": ladder, "chosen": chosen, "summary": summary}
     results["seconds"] = time.perf_counter() - t_start

@@ -1,0 +1,98 @@
+#include "common.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "hamqcore/rounding.hpp"
+
+namespace hamq::bind {
+
+namespace {
+
+// A C-contiguous float64 copy-or-view of a float array with the given number of dimensions.
+py::array_t<double, py::array::c_style | py::array::forcecast> f64(const py::handle& obj, const char* arg, int ndim) {
+    const py::array a = float_array(obj, arg);
+    if (a.ndim() != ndim)
+        throw py::value_error(std::string(arg) + " must be a " + std::to_string(ndim) + "-D array, got shape " +
+                              shape_str(a));
+    return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+}
+
+}  // namespace
+
+void bind_rounding(py::module_& m) {
+    using namespace pybind11::literals;
+    m.def(
+        "hw_aware_round",
+        [](const py::handle& w_obj, const py::handle& h_obj, const py::handle& scale_obj, int bits,
+           const std::string& encoding, double lam, int radius, double damp, const py::object& bit_cost,
+           std::optional<int> n_threads) {
+            check_bits(bits);
+            const Encoding e = parse_encoding(encoding);
+            if (!std::isfinite(lam) || lam < 0)
+                throw py::value_error("lam must be a finite number >= 0, got " + std::to_string(lam));
+            if (radius < 0 || radius > 1024)
+                throw py::value_error("radius must be an integer in 0..1024, got " + std::to_string(radius));
+            if (!std::isfinite(damp) || damp < 0)
+                throw py::value_error("damp must be a finite number >= 0, got " + std::to_string(damp));
+            const int nt = threads_arg(n_threads);
+            auto w = f64(w_obj, "w", 2);
+            auto h = f64(h_obj, "h", 2);
+            auto scale = f64(scale_obj, "scale", 1);
+            const int64_t rows = w.shape(0), k = w.shape(1);
+            if (h.shape(0) != k || h.shape(1) != k)
+                throw py::value_error("h must be K x K for w with K = " + std::to_string(k) + " columns, got shape " +
+                                      shape_str(h));
+            if (scale.shape(0) != rows)
+                throw py::value_error("scale must hold one step per row of w (" + std::to_string(rows) +
+                                      "), got shape " + shape_str(scale));
+            std::vector<double> costs;
+            if (!bit_cost.is_none()) {
+                auto c = f64(bit_cost, "bit_cost", 1);
+                if (c.shape(0) != bits)
+                    throw py::value_error("bit_cost must have shape (" + std::to_string(bits) + ",), got " +
+                                          shape_str(c));
+                costs.assign(c.data(), c.data() + bits);
+                for (int i = 0; i < bits; ++i)
+                    if (!std::isfinite(costs[size_t(i)]) || costs[size_t(i)] < 0) {
+                        std::ostringstream msg;
+                        msg << "bit_cost must be finite and >= 0, got " << costs[size_t(i)] << " at index " << i;
+                        throw py::value_error(msg.str());
+                    }
+            }
+            py::array_t<int32_t> q({py::ssize_t(rows), py::ssize_t(k)});
+            int32_t* pq = q.mutable_data();
+            RoundingStatus st;
+            {
+                py::gil_scoped_release release;
+                st = hw_aware_round(w.data(), rows, k, h.data(), scale.data(), bits, e, lam, radius, damp,
+                                    BitCost{costs.empty() ? nullptr : costs.data(), false}, pq, nt);
+            }
+            if (st.bad_w >= 0) {
+                std::ostringstream msg;
+                msg << index_str("w", {py::ssize_t(rows), py::ssize_t(k)}, st.bad_w) << " = " << w.data()[st.bad_w]
+                    << " is not finite";
+                throw py::value_error(msg.str());
+            }
+            if (st.bad_h >= 0) {
+                std::ostringstream msg;
+                msg << index_str("h", {py::ssize_t(k), py::ssize_t(k)}, st.bad_h) << " = " << h.data()[st.bad_h]
+                    << ": h must be a finite symmetric matrix with a non-negative diagonal (X^T X)";
+                throw py::value_error(msg.str());
+            }
+            if (st.bad_scale >= 0) {
+                std::ostringstream msg;
+                msg << "scale[" << st.bad_scale << "] = " << scale.data()[st.bad_scale]
+                    << " must be finite and > 0, with a finite reciprocal";
+                throw py::value_error(msg.str());
+            }
+            if (st.not_psd)
+                throw py::value_error("h is not positive semi-definite (it must be X^T X of the layer inputs); "
+                                      "with damp=" + std::to_string(damp) + " its damped form has no Cholesky factor");
+            return py::make_tuple(q, st.dead_inputs);
+        },
+        "w"_a, "h"_a, "scale"_a, "bits"_a, "encoding"_a = "differential", "lam"_a = 0.0, "radius"_a = 2,
+        "damp"_a = 0.01, "bit_cost"_a = py::none(), "n_threads"_a = py::none());
+}
+
+}  // namespace hamq::bind

@@ -1,0 +1,206 @@
+"""Gradient-free HW-aware rounding: lower a trained quantized model's ON cells without training.
+
+    rounded, stats = hw_aware_round(model, calib_x, lam=1.0)
+
+Every hamqcore quantized layer (:mod:`hamqcore.quant`), in the order the forward pass calls them,
+gets new integer weights from the C++ kernel (``cpp/include/hamqcore/rounding.hpp``): GPTQ/OBQ-style
+rounding with error feedback through the inverse calibration Hessian H = X^T X of the layer's inputs,
+where each weight picks, among the levels within ``radius`` of its nearest, the one minimising
+
+    (x - q)^2 / ([H_F^-1]_ii mean(diag H))  +  lam * C(q)
+
+(x the weight in levels after the earlier weights' error feedback; C the level's HW in ``encoding``,
+or its crossbar price with ``crossbar=``). The first term is in "levels squared for an average input":
+``lam = 1`` trades one ON cell for the output error of moving one weight by one level. Each layer's
+inputs are taken from the model rounded so far (so later layers see, and compensate, the rounding of
+earlier ones). The integers become the layer's quantized weights (weight = step x integer, with the
+layer's step unchanged), so the model runs, trains and is simulated as usual.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import _core, kernels
+from ._checks import as_int, check_choice, check_nonneg, level_max
+from .crossbar import CrossbarConfig
+from .energy import ENCODING_OF_MAPPING, _im2col, bit_prices, capture_layer_inputs
+from .quant import QuantLayer
+
+CHUNK = 32  # calibration inputs per im2col chunk while accumulating H
+
+
+class _Captured(Exception):
+    """Raised by the capture hook: the rest of the forward pass is not needed."""
+
+
+def _capture(model: nn.Module, module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``module``'s input when ``model`` runs on ``inputs`` (eval, no grad), stopping the forward pass
+    at the module (its first call)."""
+    box: List[torch.Tensor] = []
+
+    def hook(mod, args):
+        box.append(args[0].detach())
+        raise _Captured
+
+    handle = module.register_forward_pre_hook(hook)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+    except _Captured:
+        pass
+    finally:
+        handle.remove()
+        model.train(was_training)
+    if not box:
+        raise ValueError(f"the forward pass never called {type(module).__name__} layer")
+    return box[0]
+
+
+def _hessians(m: QuantLayer, x: torch.Tensor) -> List[np.ndarray]:
+    """H = X^T X (float64) of the layer's input vectors as it multiplies them (its quantized input,
+    dequantized), one per group; convolutions are unfolded CHUNK inputs at a time."""
+    xq, scale, _ = m.input_integers(x)
+    xd = (xq.to(torch.float32) * float(scale))
+    if isinstance(m, nn.Linear):
+        a = xd.reshape(-1, xd.shape[-1]).to(torch.float64)
+        return [(a.T @ a).numpy()]
+    g, cin = m.groups, xd.shape[1] // m.groups
+    hs = [None] * g
+    for c0 in range(0, xd.shape[0], CHUNK):
+        for i in range(g):
+            a = _im2col(xd[c0:c0 + CHUNK, i * cin:(i + 1) * cin], m)
+            part = (a.T @ a).to(torch.float64)
+            hs[i] = part if hs[i] is None else hs[i] + part
+    return [h.numpy() for h in hs]
+
+
+def _check_model(model: nn.Module) -> List[Tuple[str, QuantLayer]]:
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, QuantLayer)]
+    if not layers:
+        raise ValueError("model has no hamqcore quantized layer: quantize it first "
+                         "(hamqcore.quant.quantize_model) and train or calibrate it")
+    for name, m in layers:
+        if m.w_quant.mode == "max":
+            raise ValueError(f"layer {name!r} uses weight_mode='max' (its step follows max|w|, so new integers "
+                             "would move it): rounding needs weight_mode 'fixed' or 'lsq'")
+    return layers
+
+
+def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 1.0, bits: Optional[int] = None,
+                   encoding: str = "differential", radius: int = 2, damp: float = 0.01,
+                   crossbar: Optional[CrossbarConfig] = None, inplace: bool = False,
+                   n_threads: Optional[int] = None) -> Tuple[nn.Module, Dict]:
+    """HW-aware rounding of every quantized layer of ``model`` on ``calib_inputs`` (a batch the
+    model accepts, e.g. a few hundred training inputs). Returns ``(rounded_model, stats)``;
+    ``model`` is left untouched unless ``inplace``.
+
+    ``bits``: if given, every layer must have that weight width (a check). ``radius``: candidate
+    levels within this distance of the nearest (0: nearest only, GPTQ). ``damp``: GPTQ's damping,
+    ``damp * mean(diag H)`` added to H's diagonal (a singular H, from too few or constant inputs, is
+    then still invertible). ``crossbar``: price each bit by its energy under this configuration
+    (:func:`hamqcore.energy.bit_prices` on the calibration inputs, in units of the model's mean price
+    of an ON cell) instead of counting ON cells; its mapping must store ``encoding``'s code.
+
+    ``stats`` per layer: ``hw_before`` / ``hw_after`` (total HW of the integers), ``hw_nearest`` (of
+    plain nearest rounding of the same float weights), ``error_before`` / ``error_after`` /
+    ``error_nearest`` (relative output error ||(W - sQ) X||^2 / ||W X||^2 on the calibration
+    inputs, W the float weights), ``dead_inputs``; and ``"total"``.
+    """
+    lam = check_nonneg("lam", lam)
+    radius = as_int("radius", radius)
+    if radius < 0:
+        raise ValueError(f"radius must be an integer >= 0, got {radius}")
+    damp = check_nonneg("damp", damp)
+    check_choice("encoding", encoding, kernels.ENCODINGS)
+    if not isinstance(calib_inputs, torch.Tensor) or not calib_inputs.is_floating_point() or calib_inputs.dim() < 2:
+        raise TypeError("calib_inputs must be a floating-point torch.Tensor batch (N, ...), got "
+                        f"{getattr(calib_inputs, 'shape', type(calib_inputs).__name__)}")
+    if not bool(torch.isfinite(calib_inputs).all()):
+        raise ValueError("calib_inputs holds NaN or inf")
+    _check_model(model)
+    if bits is not None:
+        for name, m in _check_model(model):
+            if m.w_bits != bits:
+                raise ValueError(f"bits={bits} but layer {name!r} has {m.w_bits}-bit weights")
+    if crossbar is not None:
+        if not isinstance(crossbar, CrossbarConfig):
+            raise TypeError(f"crossbar must be a CrossbarConfig, got {type(crossbar).__name__}")
+        if ENCODING_OF_MAPPING[crossbar.mapping] != encoding:
+            raise ValueError(f"encoding must be {ENCODING_OF_MAPPING[crossbar.mapping]!r}, the code the "
+                             f"{crossbar.mapping!r} mapping stores, got {encoding!r}")
+    try:
+        order = [name for name, _, _ in capture_layer_inputs(model, calib_inputs[:1])]
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"calib_inputs of shape {tuple(calib_inputs.shape)} do not fit the model: {e}") from None
+
+    rounded = model if inplace else copy.deepcopy(model)
+    modules = dict(rounded.named_modules())
+    costs: Dict[str, Optional[np.ndarray]] = {}
+    if crossbar is not None:
+        prices = bit_prices(rounded, calib_inputs[:2], crossbar)
+        on = price_sum = 0.0
+        for name, p in prices.items():
+            q, _ = modules[name].weight_integers()
+            qn = q.cpu().numpy()
+            b = modules[name].w_bits
+            price_sum += float(kernels.level_cost(p, b, encoding)[qn.reshape(-1) + level_max(b)].sum())
+            on += kernels.total_hamming_weight(qn, b, encoding)
+        unit = price_sum / on if on and price_sum > 0 else 1.0
+        costs = {name: p / unit for name, p in prices.items()}
+
+    stats: Dict[str, Dict[str, float]] = {}
+    seen = set()
+    for label in order:
+        name = label.split("#")[0]
+        if name in seen or not isinstance(modules.get(name), QuantLayer):
+            continue
+        seen.add(name)
+        m = modules[name]
+        hs = _hessians(m, _capture(rounded, m, calib_inputs))
+        q_old, s = m.weight_integers()
+        s = s.reshape(-1).to(torch.float64)
+        w = m.weight.detach().to(torch.float64).reshape(m.weight.shape[0], -1)
+        g = len(hs)
+        out_g = w.shape[0] // g
+        q_new = torch.empty_like(q_old.reshape(w.shape[0], -1))
+        hi = level_max(m.w_bits)
+        err = {"before": 0.0, "after": 0.0, "nearest": 0.0}
+        norm, dead = 0.0, 0
+        for i, h in enumerate(hs):
+            rows = slice(i * out_g, (i + 1) * out_g)
+            qi, d = _core.hw_aware_round(w[rows].numpy(), h, s[rows].numpy(), m.w_bits, encoding, lam, radius, damp,
+                                         costs.get(name), n_threads)
+            dead += d
+            q_new[rows] = torch.from_numpy(qi.astype(np.int64))
+            ht = torch.from_numpy(h)
+            wr = w[rows]
+            nearest = torch.round(wr / s[rows, None]).clamp(-hi, hi)
+            for key, qq in (("before", q_old.reshape(w.shape[0], -1)[rows].to(torch.float64)),
+                            ("after", q_new[rows].to(torch.float64)), ("nearest", nearest)):
+                e = wr - s[rows, None] * qq
+                err[key] += float(((e @ ht) * e).sum())
+            norm += float(((wr @ ht) * wr).sum())
+        with torch.no_grad():
+            m.weight.copy_((q_new.to(torch.float64) * s[:, None]).reshape(m.weight.shape).to(m.weight.dtype))
+        check, _ = m.weight_integers()
+        assert torch.equal(check.reshape(q_new.shape), q_new), f"layer {name}: the stored integers moved"
+        hw = lambda q: kernels.total_hamming_weight(q.cpu().numpy(), m.w_bits, encoding)  # noqa: E731
+        stats[name] = {
+            "weights": int(q_new.numel()), "hw_before": hw(q_old), "hw_after": hw(q_new),
+            "hw_nearest": kernels.total_hamming_weight(
+                torch.round(w / s[:, None]).clamp(-hi, hi).to(torch.int64).numpy(), m.w_bits, encoding),
+            **{f"error_{k}": (v / norm if norm > 0 else 0.0) for k, v in err.items()},
+            "dead_inputs": int(dead),
+        }
+    tot = {k: sum(st[k] for st in stats.values()) for k in ("weights", "hw_before", "hw_after", "hw_nearest")}
+    stats["total"] = {**tot, "lam": lam, "radius": radius, "encoding": encoding,
+                      "hw_change_pct": 100.0 * (tot["hw_after"] - tot["hw_before"]) / tot["hw_before"]
+                      if tot["hw_before"] else 0.0}
+    return rounded, stats
