@@ -72,6 +72,21 @@ def test_train_then_energy_round_trip(tmp_path):
     assert cfg.lam == 0.5 and cfg.width == 4
     bad = hamq("energy", str(out / "checkpoint.pt"), "--set", "rows=abc", check=False)
     assert bad.returncode == 2 and "--set rows: expected int" in bad.stderr
+    # gradient-free rounding of the trained checkpoint: a new checkpoint per lam, the input untouched
+    before = (out / "checkpoint.pt").read_bytes()
+    rnd = tmp_path / "rounded"
+    proc = hamq("round", str(out), "--lam", "0,0.05", "--calib", "32", "--images", "4", "--radius", "4",
+                "--out", str(rnd), "--compare", str(tmp_path))
+    report = json.loads((rnd / "round.json").read_text())
+    assert [r["lam"] for r in report["rounding"]] == [0.0, 0.05]
+    assert report["rounding"][1]["on_fraction"] < report["input"]["on_fraction"]
+    assert any(r["label"] == "HamQ training" for r in report["trained"])
+    model2, cfg2, _ = load_checkpoint(rnd / "lam_0.05")
+    assert cfg2 == cfg and (rnd / "round_pareto.png").stat().st_size > 5000 and (rnd / "round.csv").exists()
+    assert (out / "checkpoint.pt").read_bytes() == before
+    same = hamq("round", str(out / "checkpoint.pt"), "--out", str(out), check=False)
+    assert same.returncode == 2 and "never overwritten" in same.stderr
+    assert (out / "checkpoint.pt").read_bytes() == before
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):

@@ -15,10 +15,10 @@ from hamqcore.rounding import hw_aware_round
 from reference import ENCODINGS, code
 
 
-def reference_round(w, h, s, bits, encoding, lam, radius, damp, bit_cost=None):
+def reference_round(w, h, s, rw, bits, encoding, lam, radius, damp, bit_cost=None):
     """Row by row, input by input: the candidate within `radius` of the nearest level minimising
-    (x - q)^2 / ([H^-1 Cholesky]_ii^2 mean diag H) + lam C(q), then error feedback through the upper
-    Cholesky factor of the damped H^-1 (numpy's inv and cholesky)."""
+    r_o s_o^2 (x - q)^2 / U_ii^2 + lam C(q), then error feedback through U, the upper Cholesky factor
+    of the damped H^-1 (numpy's inv and cholesky)."""
     K = h.shape[0]
     hi = 2 ** (bits - 1) - 1
     h = h.copy()
@@ -26,7 +26,6 @@ def reference_round(w, h, s, bits, encoding, lam, radius, damp, bit_cost=None):
     h[dead, :] = 0
     h[:, dead] = 0
     h[dead, dead] = 1
-    hbar = np.diag(h)[~dead].mean() if (~dead).any() else 1.0
     h = h + damp * np.diag(h).mean() * np.eye(K)
     U = np.linalg.cholesky(np.linalg.inv(h)).T
     bc = np.ones(bits) if bit_cost is None else bit_cost
@@ -36,7 +35,7 @@ def reference_round(w, h, s, bits, encoding, lam, radius, damp, bit_cost=None):
         x = np.where(dead, 0.0, w[o] / s[o])
         for i in range(K):
             d, xi = U[i, i], x[i]
-            wgt = (1 / hbar) / (d * d)
+            wgt = rw[o] * s[o] * s[o] / (d * d)
             n = int(np.clip(np.round(xi), -hi, hi))
             best, bv = n, (xi - n) * (xi - n) * wgt + lam * cost[n]
             for c in range(max(-hi, n - radius), min(hi, n + radius) + 1):
@@ -59,20 +58,22 @@ def layers(draw):
         x[:, 1] = 0                                   # a dead input
     w = rng.normal(size=(rows, k))
     s = np.abs(w).max(1) / (2 ** (bits - 1) - 1) * draw(st.sampled_from([0.5, 1.0, 2.0]))
-    return w, x.T @ x, s, bits
+    rw = rng.uniform(0, 2, size=rows) / (s * s * max(1.0, float(np.diag(x.T @ x).mean())))
+    return w, x.T @ x, s, rw, bits
 
 
 @settings(max_examples=60, deadline=None)
 @given(layer=layers(), encoding=st.sampled_from(ENCODINGS), lam=st.sampled_from([0.0, 0.1, 1.0, 10.0]),
        radius=st.integers(0, 4), priced=st.booleans())
 def test_kernel_matches_the_reference(layer, encoding, lam, radius, priced):
-    w, h, s, bits = layer
+    w, h, s, rw, bits = layer
     bc = np.linspace(0.5, 3.0, bits) if priced else None
-    q, dead = _core.hw_aware_round(w, h, s, bits, encoding, lam, radius, 0.01, bc, 1)
-    np.testing.assert_array_equal(q, reference_round(w, h, s, bits, encoding, lam, radius, 0.01, bc))
+    q, dead = _core.hw_aware_round(w, h, s, rw, bits, encoding, lam, radius, 0.01, bc, 1)
+    np.testing.assert_array_equal(q, reference_round(w, h, s, rw, bits, encoding, lam, radius, 0.01, bc))
     assert dead == int((np.diag(h) == 0).sum())
     for n in (2, 3):
-        np.testing.assert_array_equal(_core.hw_aware_round(w, h, s, bits, encoding, lam, radius, 0.01, bc, n)[0], q)
+        np.testing.assert_array_equal(_core.hw_aware_round(w, h, s, rw, bits, encoding, lam, radius, 0.01, bc, n)[0],
+                                      q)
 
 
 def test_lam_zero_radius_zero_is_gptq_and_beats_nearest():
@@ -81,47 +82,53 @@ def test_lam_zero_radius_zero_is_gptq_and_beats_nearest():
     w = rng.normal(size=(16, 64))
     s = np.abs(w).max(1) / 7
     h = x.T @ x
-    q, _ = _core.hw_aware_round(w, h, s, 4, "differential", 0.0, 0, 0.01)
+    ones = np.ones(16)
+    q, _ = _core.hw_aware_round(w, h, s, ones, 4, "differential", 0.0, 0, 0.01)
     nearest = np.clip(np.round(w / s[:, None]), -7, 7)
     err = lambda qq: np.einsum("ok,kl,ol->", w - s[:, None] * qq, h, w - s[:, None] * qq)  # noqa: E731
     assert err(q) < 0.8 * err(nearest)
     # with uncorrelated inputs (H diagonal) there is nothing to compensate: nearest rounding exactly
     hd = np.diag(np.diag(h))
-    np.testing.assert_array_equal(_core.hw_aware_round(w, hd, s, 4, "differential", 0.0, 3, 0.0)[0], nearest)
+    np.testing.assert_array_equal(_core.hw_aware_round(w, hd, s, ones, 4, "differential", 0.0, 3, 0.0)[0], nearest)
 
 
 def test_single_weight_threshold():
-    """One weight, H = [h]: the lower-HW neighbour q' wins over the nearest q exactly when
-    lam (C(q) - C(q')) > (x - q')^2 - (x - q)^2 (levels; h cancels against mean diag H): the closed
-    form analysis/derive_rounding.py derives."""
+    """One weight, H = [h], no damping, row weight r: the lower-HW neighbour q' wins over the nearest
+    q exactly when lam (C(q) - C(q')) > r s^2 h ((x - q')^2 - (x - q)^2): the closed form
+    analysis/derive_rounding.py derives (here r s^2 h = 1)."""
     s = np.array([1.0])
+    rw = np.array([1 / 2.5])
     for x, q_near, q_low in ((7.3, 7, 8), (3.45, 3, 4), (-15.2, -15, -16)):   # HW 3 -> 1, 2 -> 1, 4 -> 1
         gap = (x - q_low) ** 2 - (x - q_near) ** 2
         dhw = bin(abs(q_near)).count("1") - bin(abs(q_low)).count("1")
         lam_star = gap / dhw
         for lam, expect in ((lam_star * 0.99, q_near), (lam_star * 1.01, q_low)):
-            q, _ = _core.hw_aware_round(np.array([[x]]), np.array([[2.5]]), s, 8, "differential", lam, 1, 0.0)
+            q, _ = _core.hw_aware_round(np.array([[x]]), np.array([[2.5]]), s, rw, 8, "differential", lam, 1, 0.0)
             assert q[0, 0] == expect, (x, lam)
 
 
 def test_kernel_errors():
-    w, h, s = np.ones((2, 3)), np.eye(3), np.ones(2)
+    w, h, s, r = np.ones((2, 3)), np.eye(3), np.ones(2), np.ones(2)
     with pytest.raises(ValueError, match="lam must be a finite number >= 0"):
-        _core.hw_aware_round(w, h, s, 8, "differential", -1.0)
+        _core.hw_aware_round(w, h, s, r, 8, "differential", -1.0)
     with pytest.raises(ValueError, match="radius must be an integer in 0..1024, got -1"):
-        _core.hw_aware_round(w, h, s, 8, "differential", 1.0, -1)
+        _core.hw_aware_round(w, h, s, r, 8, "differential", 1.0, -1)
     with pytest.raises(ValueError, match=r"h must be K x K for w with K = 3 columns, got shape \(2, 2\)"):
-        _core.hw_aware_round(w, np.eye(2), s, 8)
+        _core.hw_aware_round(w, np.eye(2), s, r, 8)
     with pytest.raises(ValueError, match=r"h\[1, 0\] = 1: h must be a finite symmetric matrix"):
-        _core.hw_aware_round(w, np.array([[1.0, 0, 0], [1, 1, 0], [0, 0, 1]]), s, 8)
+        _core.hw_aware_round(w, np.array([[1.0, 0, 0], [1, 1, 0], [0, 0, 1]]), s, r, 8)
     with pytest.raises(ValueError, match="h is not positive semi-definite"):
-        _core.hw_aware_round(w, np.array([[1.0, 2, 0], [2, 1, 0], [0, 0, 1]]), s, 8, damp=0.0)
+        _core.hw_aware_round(w, np.array([[1.0, 2, 0], [2, 1, 0], [0, 0, 1]]), s, r, 8, damp=0.0)
     with pytest.raises(ValueError, match=r"scale\[1\] = 0 must be finite and > 0"):
-        _core.hw_aware_round(w, h, np.array([1.0, 0.0]), 8)
+        _core.hw_aware_round(w, h, np.array([1.0, 0.0]), r, 8)
+    with pytest.raises(ValueError, match=r"row_weight\[0\] = -1 must be finite and >= 0"):
+        _core.hw_aware_round(w, h, s, np.array([-1.0, 0.0]), 8)
+    with pytest.raises(ValueError, match=r"row_weight must hold one value per row of w \(2\), got shape \(3,\)"):
+        _core.hw_aware_round(w, h, s, np.ones(3), 8)
     with pytest.raises(ValueError, match=r"w\[0, 1\] = nan is not finite"):
-        _core.hw_aware_round(np.array([[1.0, np.nan, 1], [1, 1, 1]]), h, s, 8)
+        _core.hw_aware_round(np.array([[1.0, np.nan, 1], [1, 1, 1]]), h, s, r, 8)
     with pytest.raises(ValueError, match=r"bit_cost must have shape \(8,\), got \(3,\)"):
-        _core.hw_aware_round(w, h, s, 8, bit_cost=np.ones(3))
+        _core.hw_aware_round(w, h, s, r, 8, bit_cost=np.ones(3))
 
 
 def _model(seed=0):
@@ -140,7 +147,7 @@ def test_model_rounding_lowers_hw_keeps_the_input_and_stores_integers():
     zero, st0 = hw_aware_round(model, x, lam=0.0, radius=0)
     for k, v in model.state_dict().items():       # the input model is untouched
         assert torch.equal(v, before[k]), k
-    r, st = hw_aware_round(model, x, lam=2.0, radius=3)
+    r, st = hw_aware_round(model, x, lam=0.05, radius=3)
     assert st["total"]["hw_after"] < 0.8 * st["total"]["hw_before"]
     for name in ("0", "3"):
         q, s = r.get_submodule(name).weight_integers()
@@ -150,7 +157,7 @@ def test_model_rounding_lowers_hw_keeps_the_input_and_stores_integers():
     # lam = 0 is close to the float model's outputs; the rounded model still runs
     assert torch.allclose(zero(x), out0, atol=0.1 * float(out0.abs().max()))
     r(x).sum()
-    same, _ = hw_aware_round(model, x, lam=2.0, radius=3, inplace=True)
+    same, _ = hw_aware_round(model, x, lam=0.05, radius=3, inplace=True)
     assert same is model and torch.equal(model.state_dict()["0.weight"], r.state_dict()["0.weight"])
 
 
@@ -158,7 +165,7 @@ def test_model_rounding_with_crossbar_prices():
     model = _model(1)
     x = torch.rand(32, 1, 6, 6)
     cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", adc_bits="auto", skip_empty=True)
-    r, st = hw_aware_round(model, x, lam=2.0, radius=3, crossbar=cfg)
+    r, st = hw_aware_round(model, x, lam=0.05, radius=3, crossbar=cfg)
     assert st["total"]["hw_after"] < st["total"]["hw_before"]
     with pytest.raises(ValueError, match="encoding must be 'offset'"):
         hw_aware_round(model, x, crossbar=CrossbarConfig())

@@ -24,7 +24,8 @@ void bind_rounding(py::module_& m) {
     using namespace pybind11::literals;
     m.def(
         "hw_aware_round",
-        [](const py::handle& w_obj, const py::handle& h_obj, const py::handle& scale_obj, int bits,
+        [](const py::handle& w_obj, const py::handle& h_obj, const py::handle& scale_obj,
+           const py::handle& row_weight_obj, int bits,
            const std::string& encoding, double lam, int radius, double damp, const py::object& bit_cost,
            std::optional<int> n_threads) {
             check_bits(bits);
@@ -39,6 +40,7 @@ void bind_rounding(py::module_& m) {
             auto w = f64(w_obj, "w", 2);
             auto h = f64(h_obj, "h", 2);
             auto scale = f64(scale_obj, "scale", 1);
+            auto row_weight = f64(row_weight_obj, "row_weight", 1);
             const int64_t rows = w.shape(0), k = w.shape(1);
             if (h.shape(0) != k || h.shape(1) != k)
                 throw py::value_error("h must be K x K for w with K = " + std::to_string(k) + " columns, got shape " +
@@ -46,6 +48,9 @@ void bind_rounding(py::module_& m) {
             if (scale.shape(0) != rows)
                 throw py::value_error("scale must hold one step per row of w (" + std::to_string(rows) +
                                       "), got shape " + shape_str(scale));
+            if (row_weight.shape(0) != rows)
+                throw py::value_error("row_weight must hold one value per row of w (" + std::to_string(rows) +
+                                      "), got shape " + shape_str(row_weight));
             std::vector<double> costs;
             if (!bit_cost.is_none()) {
                 auto c = f64(bit_cost, "bit_cost", 1);
@@ -65,7 +70,8 @@ void bind_rounding(py::module_& m) {
             RoundingStatus st;
             {
                 py::gil_scoped_release release;
-                st = hw_aware_round(w.data(), rows, k, h.data(), scale.data(), bits, e, lam, radius, damp,
+                st = hw_aware_round(w.data(), rows, k, h.data(), scale.data(), row_weight.data(), bits, e, lam,
+                                    radius, damp,
                                     BitCost{costs.empty() ? nullptr : costs.data(), false}, pq, nt);
             }
             if (st.bad_w >= 0) {
@@ -86,12 +92,18 @@ void bind_rounding(py::module_& m) {
                     << " must be finite and > 0, with a finite reciprocal";
                 throw py::value_error(msg.str());
             }
+            if (st.bad_row_weight >= 0) {
+                std::ostringstream msg;
+                msg << "row_weight[" << st.bad_row_weight << "] = " << row_weight.data()[st.bad_row_weight]
+                    << " must be finite and >= 0";
+                throw py::value_error(msg.str());
+            }
             if (st.not_psd)
                 throw py::value_error("h is not positive semi-definite (it must be X^T X of the layer inputs); "
                                       "with damp=" + std::to_string(damp) + " its damped form has no Cholesky factor");
             return py::make_tuple(q, st.dead_inputs);
         },
-        "w"_a, "h"_a, "scale"_a, "bits"_a, "encoding"_a = "differential", "lam"_a = 0.0, "radius"_a = 2,
+        "w"_a, "h"_a, "scale"_a, "row_weight"_a, "bits"_a, "encoding"_a = "differential", "lam"_a = 0.0, "radius"_a = 2,
         "damp"_a = 0.01, "bit_cost"_a = py::none(), "n_threads"_a = py::none());
 }
 

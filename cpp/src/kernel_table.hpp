@@ -19,7 +19,8 @@ struct RoundRowsArgs {
     const double* table = nullptr;  // 2 hi + 1 level costs
     int64_t rows = 0, k = 0;
     int bits = 8, radius = 0;
-    double lam = 0.0, inv_h = 1.0;  // inv_h = 1 / mean(diag H)
+    const double* row_weight = nullptr;  // rows: r_o, the units of each row's output error
+    double lam = 0.0;
     int32_t* q = nullptr;           // rows x k out
     int n_threads = 1;
 };

@@ -811,13 +811,13 @@ void round_rows(const RoundRowsArgs& a) {
         double* x = xs.data();
 #pragma omp for schedule(dynamic, 1)
         for (int64_t o = 0; o < a.rows; ++o) {
-            const double s = a.scale[o];
+            const double s = a.scale[o], rs2 = a.row_weight[o] * s * s;
             for (int64_t j = 0; j < k; ++j) x[j] = a.dead[j] ? 0.0 : a.w[o * k + j] / s;
             int32_t* qo = a.q + o * k;
             for (int64_t i = 0; i < k; ++i) {
                 const double* ui = a.u + i * k;
                 const double d = ui[i], xi = x[i];
-                const double wgt = a.inv_h / (d * d);
+                const double wgt = rs2 / (d * d);
                 double r = std::nearbyint(xi);
                 r = r < -hi ? -hi : (r > hi ? hi : r);
                 const int32_t n = int32_t(r);

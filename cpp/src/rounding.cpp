@@ -48,8 +48,9 @@ bool cholesky_lower(double* a, int64_t n, int n_threads) {
 }  // namespace
 
 RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const double* h,
-                              const double* scale, int bits, Encoding e, double lam, int radius,
-                              double damp, BitCost bit_cost, int32_t* q, int n_threads) {
+                              const double* scale, const double* row_weight, int bits, Encoding e,
+                              double lam, int radius, double damp, BitCost bit_cost, int32_t* q,
+                              int n_threads) {
     RoundingStatus st;
     for (int64_t i = 0; i < rows * k; ++i)
         if (!std::isfinite(w[i])) {
@@ -68,6 +69,11 @@ RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const do
     for (int64_t r = 0; r < rows; ++r)
         if (!(scale[r] > 0.0) || !std::isfinite(scale[r]) || !std::isfinite(1.0 / scale[r])) {
             st.bad_scale = r;
+            return st;
+        }
+    for (int64_t r = 0; r < rows; ++r)
+        if (!(row_weight[r] >= 0.0) || !std::isfinite(row_weight[r])) {
+            st.bad_row_weight = r;
             return st;
         }
     if (rows == 0 || k == 0) return st;
@@ -123,14 +129,7 @@ RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const do
     args.bits = bits;
     args.radius = radius;
     args.lam = lam;
-    double hsum = 0.0;
-    int64_t live = 0;
-    for (int64_t i = 0; i < k; ++i)
-        if (!dead[size_t(i)]) {
-            hsum += h[i * k + i];
-            ++live;
-        }
-    args.inv_h = live && hsum > 0 ? double(live) / hsum : 1.0;
+    args.row_weight = row_weight;
     args.q = q;
     args.n_threads = n_threads;
     active_kernels().round_rows(args);

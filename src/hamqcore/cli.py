@@ -66,13 +66,13 @@ def _nonneg(text: str) -> float:
     return v
 
 
-def _lam_list(text: str) -> List[float]:
+def _lam_list(text: str, flag: str = "--lams") -> List[float]:
     try:
         lams = [_nonneg(v) for v in text.split(",") if v.strip()]
     except argparse.ArgumentTypeError:
-        raise CliError(f"--lams must be comma-separated numbers >= 0, got {text!r}") from None
+        raise CliError(f"{flag} must be comma-separated numbers >= 0, got {text!r}") from None
     if not lams:
-        raise CliError(f"--lams must be comma-separated numbers >= 0, got {text!r}")
+        raise CliError(f"{flag} must be comma-separated numbers >= 0, got {text!r}")
     return lams
 
 
@@ -198,18 +198,24 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_round(args) -> int:
-    from . import rounding
+    from . import experiments
 
-    lams = _lam_list(args.lam)
+    lams = _lam_list(args.lam, "--lam")
+    if args.radius < 0:
+        raise CliError(f"--radius must be an integer >= 0, got {args.radius}")
     config = crossbar_config(args.preset, args.set)
-    out = _writable(args.out)
     checkpoint = Path(args.checkpoint)
-    if out.resolve() == (checkpoint if checkpoint.is_dir() else checkpoint.parent).resolve():
-        raise CliError(f"--out {out} is the checkpoint's folder; the input checkpoint is never overwritten: "
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    if Path(args.out).resolve() == folder.resolve():
+        raise CliError(f"--out {args.out} is the checkpoint's folder; the input checkpoint is never overwritten: "
                        "choose another folder")
     _load(args.checkpoint)  # a clear error before any work
-    rounding.round_checkpoint(args.checkpoint, lams, out, calib=args.calib, radius=args.radius, images=args.images,
-                              config=config, compare=args.compare)
+    out = _writable(args.out)
+    if args.compare is not None and not Path(args.compare).is_dir():
+        raise CliError(f"--compare {args.compare} is not a folder")
+    _user(experiments.round_checkpoint, args.checkpoint, lams, out, calib=args.calib, radius=args.radius,
+          images=args.images, config=config, compare=args.compare, priced=args.priced)
+    print(f"wrote {out}/round.json, round.csv, round_pareto.png and one checkpoint per lam")
     return 0
 
 
@@ -290,10 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_energy)
     p = sub.add_parser("round", help="gradient-free HW-aware rounding of a trained checkpoint")
     p.add_argument("checkpoint")
-    p.add_argument("--lam", default="1", help="one lam or a comma-separated sweep")
+    p.add_argument("--lam", default="0.003,0.01,0.03",
+                   help="one lam or a comma-separated sweep (relative output error per ON cell per weight)")
     p.add_argument("--calib", type=_positive_int, default=256, help="calibration inputs (from the training set)")
-    p.add_argument("--radius", type=int, default=2, help="candidate levels within this distance of the nearest")
+    p.add_argument("--radius", type=int, default=8, help="candidate levels within this distance of the nearest")
     p.add_argument("--compare", default=None, help="a folder of HamQ-trained checkpoints (e.g. a sweep) to plot beside")
+    p.add_argument("--priced", action="store_true", help="price bits by their crossbar energy instead of counting them")
     _add_crossbar_args(p, 64)
     p.add_argument("--out", default="hamq_round")
     p.set_defaults(fn=cmd_round)

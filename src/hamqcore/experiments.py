@@ -49,7 +49,7 @@ DEMO = {
     "ds_cnn": dict(model="ds_cnn", data="spoken_keywords", w_bits=6, a_bits=6, epochs=16, batch_size=64, lr=3e-3,
                    warmup_epochs=4, ramp_epochs=3, step_lr_scale=0.3, encoding="differential"),
 }
-DEMO_LAMS = {"resnet18": (0.3, 1.0, 3.0), "ds_cnn": (0.3, 1.0, 3.0)}
+DEMO_LAMS = {"resnet18": (1.0, 3.0, 10.0), "ds_cnn": (1.0, 3.0, 10.0)}
 DEMO_QUICK = {
     "resnet18": dict(width=8, epochs=3, train_subset=1200, warmup_epochs=1, ramp_epochs=1),
     "ds_cnn": dict(epochs=5, quick_data=True, warmup_epochs=1, ramp_epochs=2),
@@ -220,3 +220,95 @@ def sweep(base_settings: Dict, lams: Sequence[float], out, images: int = 32, pro
         w.writerows(rows)
     sweep_figure(rows, out / "pareto.png", base_cfg.model)
     return rows
+
+
+def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, radius: int = 8, images: int = 64,
+                     config: Optional[CrossbarConfig] = None, compare=None, priced: bool = False,
+                     log: Callable[[str], None] = print) -> Dict:
+    """``hamq round``: HW-aware rounding (:func:`hamqcore.rounding.hw_aware_round`) of a trained
+    checkpoint for every lam, on its first ``calib`` training inputs; test accuracy and energy per
+    inference (``images`` test inputs) before and after, under ``config`` and, for the demo's models,
+    every demo accounting. Writes ``out/lam_<lam>/checkpoint.pt`` (loadable like any checkpoint),
+    ``round.json``, ``round.csv`` and ``round_pareto.png`` (with the checkpoints under ``compare``,
+    e.g. a sweep's or the demo's HamQ-trained models, as a second series). ``priced``: price bits by
+    their energy under the headline accounting (``crossbar=``) instead of counting them. The input
+    checkpoint is never written."""
+    import csv
+
+    import torch
+
+    from . import data as data_mod
+    from .plots import pareto
+    from .rounding import hw_aware_round
+    from .train import ensure_writable_dir, evaluate, load_checkpoint
+
+    src = Path(checkpoint).resolve()
+    src_file = src / "checkpoint.pt" if src.is_dir() else src
+    out = ensure_writable_dir(Path(out))
+    if out.resolve() == src_file.parent:
+        raise ValueError(f"out {out} is the checkpoint's folder; the input checkpoint is never overwritten")
+    model, cfg, ck = load_checkpoint(src_file)
+    dataset = data_mod.load(cfg.data, quick=cfg.quick_data)
+    calib_x = torch.from_numpy(np.ascontiguousarray(dataset.train.x[:calib]))
+    x_energy = dataset.test.x[:images]
+    configs = {"preset": config or CrossbarConfig()}
+    if cfg.model in DEMO_CELL_BITS:
+        configs.update(accounting_configs(cfg.model))
+    headline = HEADLINE if cfg.model in DEMO_CELL_BITS else "preset"
+
+    def point(m, label, lam, seconds=0.0, stats=None):
+        e = measure(m, x_energy, configs)
+        return {"label": label, "lam": lam, "test_accuracy": evaluate(m, dataset.test.x, dataset.test.y),
+                "energy_j": {k: v["energy_j"] for k, v in e.items()},
+                "on_fraction": e[headline]["on_fraction"], "seconds": seconds,
+                "hw_change_pct": stats["total"]["hw_change_pct"] if stats else 0.0}
+
+    base = point(model, "input", 0.0)
+    log(f"input {src_file}: accuracy {100 * base['test_accuracy']:.2f} %, ON {100 * base['on_fraction']:.2f} %")
+    rows = []
+    price_cfg = configs[headline] if priced else None
+    for lam in lams:
+        t0 = time.perf_counter()
+        rounded, stats = hw_aware_round(model, calib_x, lam=float(lam), encoding=cfg.encoding, radius=radius,
+                                        crossbar=price_cfg)
+        seconds = time.perf_counter() - t0
+        row = point(rounded, "rounding", float(lam), seconds, stats)
+        dest = ensure_writable_dir(out / f"lam_{lam:g}")
+        torch.save({**{k: v for k, v in ck.items() if k not in ("optimizer", "scheduler", "torch_rng")},
+                    "model": rounded.state_dict(),
+                    "rounding": {"lam": float(lam), "radius": radius, "calib": calib, "source": str(src_file),
+                                 "priced": priced}}, dest / "checkpoint.pt")
+        rows.append(row)
+        log(f"lam={lam:<6g} accuracy {100 * row['test_accuracy']:.2f} % "
+            f"({100 * (row['test_accuracy'] - base['test_accuracy']):+.2f} pt), ON {100 * row['on_fraction']:.2f} %, "
+            f"energy {_pct(base['energy_j'][headline], row['energy_j'][headline]):+.1f} % ({headline})  "
+            f"({seconds:.1f} s incl. calibration)")
+    trained = []
+    if compare is not None:
+        for ckpt in sorted(Path(compare).rglob("checkpoint.pt")):
+            if ckpt.resolve() == src_file:
+                continue
+            m2, c2, _ = load_checkpoint(ckpt)
+            if c2.model != cfg.model or c2.data != cfg.data:
+                continue
+            trained.append(point(m2, "HamQ training", c2.lam))
+    for r in rows + trained:
+        r["accuracy_pt"] = 100 * (r["test_accuracy"] - base["test_accuracy"])
+        r["energy_pct"] = {k: _pct(base["energy_j"][k], v) for k, v in r["energy_j"].items()}
+    result = {"checkpoint": str(src_file), "model": cfg.model, "data": cfg.data, "calib": calib, "radius": radius,
+              "priced": priced, "images": len(x_energy), "headline": headline,
+              "accountings": {k: c.describe() for k, c in configs.items()}, "input": base, "rounding": rows,
+              "trained": trained}
+    (out / "round.json").write_text(json.dumps(result, indent=2))
+    with open(out / "round.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["series", "lam", "test_accuracy", "accuracy_pt", "on_fraction", "seconds"]
+                   + [f"energy_pct[{k}]" for k in configs])
+        for r in rows + trained:
+            w.writerow([r["label"], r["lam"], r["test_accuracy"], r["accuracy_pt"], r["on_fraction"], r["seconds"]]
+                       + [r["energy_pct"][k] for k in configs])
+    budget = PAPER[cfg.model]["accuracy_pt"] if cfg.model in PAPER else None
+    pareto([{**r, "energy_pct": r["energy_pct"][headline]} for r in rows + trained], out / "round_pareto.png",
+           f"{cfg.model}: HW-aware rounding vs HamQ training ({headline})", accuracy_budget=budget,
+           series_key="label")
+    return result

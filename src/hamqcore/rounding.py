@@ -1,17 +1,19 @@
 """Gradient-free HW-aware rounding: lower a trained quantized model's ON cells without training.
 
-    rounded, stats = hw_aware_round(model, calib_x, lam=1.0)
+    rounded, stats = hw_aware_round(model, calib_x, lam=0.01)
 
 Every hamqcore quantized layer (:mod:`hamqcore.quant`), in the order the forward pass calls them,
 gets new integer weights from the C++ kernel (``cpp/include/hamqcore/rounding.hpp``): GPTQ/OBQ-style
 rounding with error feedback through the inverse calibration Hessian H = X^T X of the layer's inputs,
-where each weight picks, among the levels within ``radius`` of its nearest, the one minimising
+minimising per layer
 
-    (x - q)^2 / ([H_F^-1]_ii mean(diag H))  +  lam * C(q)
+    ||(W - s Q) X||^2 / ||W X||^2  +  lam * mean_k C(q_k)
 
-(x the weight in levels after the earlier weights' error feedback; C the level's HW in ``encoding``,
-or its crossbar price with ``crossbar=``). The first term is in "levels squared for an average input":
-``lam = 1`` trades one ON cell for the output error of moving one weight by one level. Each layer's
+(the layer's relative output error on the calibration inputs, plus lam times its mean level cost per
+weight: C the level's HW in ``encoding``, or its crossbar price with ``crossbar=``): ``lam = 0.01``
+trades one ON cell per weight for 1 % of the layer's output. Weight by weight, each picks the level
+within ``radius`` of its nearest that minimises its share, (x - q)^2 s^2 / ([H_F^-1]_ii ||W X||^2)
++ lam C(q) / n_weights (x the weight in levels after the earlier weights' error feedback). Each layer's
 inputs are taken from the model rounded so far (so later layers see, and compensate, the rounding of
 earlier ones). The integers become the layer's quantized weights (weight = step x integer, with the
 layer's step unchanged), so the model runs, trains and is simulated as usual.
@@ -93,8 +95,8 @@ def _check_model(model: nn.Module) -> List[Tuple[str, QuantLayer]]:
     return layers
 
 
-def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 1.0, bits: Optional[int] = None,
-                   encoding: str = "differential", radius: int = 2, damp: float = 0.01,
+def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.01, bits: Optional[int] = None,
+                   encoding: str = "differential", radius: int = 8, damp: float = 0.01,
                    crossbar: Optional[CrossbarConfig] = None, inplace: bool = False,
                    n_threads: Optional[int] = None) -> Tuple[nn.Module, Dict]:
     """HW-aware rounding of every quantized layer of ``model`` on ``calib_inputs`` (a batch the
@@ -169,14 +171,18 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 1.
         w = m.weight.detach().to(torch.float64).reshape(m.weight.shape[0], -1)
         g = len(hs)
         out_g = w.shape[0] // g
+        signal = sum(float(((w[i * out_g:(i + 1) * out_g] @ torch.from_numpy(h)) * w[i * out_g:(i + 1) * out_g]).sum())
+                     for i, h in enumerate(hs))
+        # relative output error against mean cost per weight (an all-zero signal: only the cost counts)
+        row_weight = np.full(out_g, w.numel() / signal if signal > 0 else 0.0)
         q_new = torch.empty_like(q_old.reshape(w.shape[0], -1))
         hi = level_max(m.w_bits)
         err = {"before": 0.0, "after": 0.0, "nearest": 0.0}
         norm, dead = 0.0, 0
         for i, h in enumerate(hs):
             rows = slice(i * out_g, (i + 1) * out_g)
-            qi, d = _core.hw_aware_round(w[rows].numpy(), h, s[rows].numpy(), m.w_bits, encoding, lam, radius, damp,
-                                         costs.get(name), n_threads)
+            qi, d = _core.hw_aware_round(w[rows].numpy(), h, s[rows].numpy(), row_weight, m.w_bits, encoding, lam,
+                                         radius, damp, costs.get(name), n_threads)
             dead += d
             q_new[rows] = torch.from_numpy(qi.astype(np.int64))
             ht = torch.from_numpy(h)

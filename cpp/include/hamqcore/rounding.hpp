@@ -1,18 +1,18 @@
 // Gradient-free HW-aware rounding of one layer (GPTQ / OBQ-style error feedback with a Hamming-weight
 // price): integer weights Q minimising, for every output row o with step s_o,
 //
-//     (w_o - s_o q_o)^T H (w_o - s_o q_o) / (s_o^2 h)  +  lam * sum_k C(q_ok)
+//     r_o (w_o - s_o q_o)^T H (w_o - s_o q_o)  +  lam * sum_k C(q_ok)
 //
-// where H = X^T X is the layer's calibration Hessian (K x K, X the layer inputs as rows), h the
-// mean of its diagonal (so the first term is in "levels squared" for an average input and lam
-// prices one unit of C against moving one weight by one level), and C(q) the level's cost: its
-// HW in the encoding, or sum_p bit_cost[p] bit_p(code(q)) (relaxed.hpp's BitCost).
+// where H = X^T X is the layer's calibration Hessian (K x K, X the layer inputs as rows), r_o >= 0 a
+// weight per row that sets the units of the output error (hamqcore.rounding passes 1 / (the layer's
+// ||W X||^2 / weights): relative output error against ON cells per weight), and C(q) the level's cost:
+// its HW in the encoding, or sum_p bit_cost[p] bit_p(code(q)) (relaxed.hpp's BitCost).
 //
 // The pass (Frantar et al., GPTQ, ICLR 2023; Frantar & Alistarh, OBQ, NeurIPS 2022): with U the
 // upper Cholesky factor of H^-1 (H damped: H + damp * mean(diag H) I), the weights of a row are fixed
 // in input order; weight i, at its current value x (in levels, already corrected for the weights fixed
 // before it), takes the level q within `radius` of round(x) that minimises
-//     (x - q)^2 / (U_ii^2 h) + lam C(q)
+//     r_o s_o^2 (x - q)^2 / U_ii^2 + lam C(q)
 // (the first term is the growth of the row's loss when the remaining weights are re-optimised, OBQ's
 // (w - q)^2 / [H_F^-1]_ii), and the remaining weights absorb the error: x_j -= (x - q) / U_ii * U_ij
 // for j > i. radius = 0 and lam = 0 is GPTQ. Inputs that never fire (H_ii = 0) have no effect on the
@@ -31,14 +31,16 @@ struct RoundingStatus {
     int64_t bad_w = -1;      // first non-finite weight, or -1
     int64_t bad_h = -1;      // first non-finite or asymmetric H entry, or -1
     int64_t bad_scale = -1;  // first scale that is not finite and > 0, or -1
+    int64_t bad_row_weight = -1;  // first row weight that is not finite and >= 0, or -1
     bool not_psd = false;    // damped H is not positive definite (H was not X^T X)
     int64_t dead_inputs = 0; // inputs with H_ii == 0
 };
 
-// w: rows x k (row-major), h: k x k (symmetric), scale: rows, q: rows x k output.
+// w: rows x k (row-major), h: k x k (symmetric), scale and row_weight: rows, q: rows x k output.
 // bit_cost.per_row is not supported here (one cost vector for the layer).
 RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const double* h,
-                              const double* scale, int bits, Encoding e, double lam, int radius,
-                              double damp, BitCost bit_cost, int32_t* q, int n_threads);
+                              const double* scale, const double* row_weight, int bits, Encoding e,
+                              double lam, int radius, double damp, BitCost bit_cost, int32_t* q,
+                              int n_threads);
 
 }  // namespace hamq
