@@ -42,6 +42,7 @@ def hamq(*args, check=True, cwd=None):
     (["energy", "{tmp}/nope.pt"], "no checkpoint at"),
     (["sweep", "--lams", "0,abc", "--out", "{tmp}/s"], "--lams must be comma-separated numbers"),
     (["density", "--analysis-dir", "{tmp}"], "cannot find the analysis scripts"),
+    (["density", "--demo", "{tmp}"], "holds no results.json"),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, args, message):
     proc = hamq(*[a.format(tmp=tmp_path) for a in args], check=False)

@@ -7,7 +7,7 @@
     hamq round CHECKPOINT --lam ...      gradient-free HW-aware rounding of a trained model
     hamq sweep --lams 0,0.1,...          energy-accuracy Pareto curve
     hamq bench                           kernel benchmarks as ratios
-    hamq density                         the weight-density analysis scripts
+    hamq density                         the analysis scripts (weight density, rounding threshold)
 
 User errors (a bad argument, a missing file or data set, an unwritable output folder) are one line
 on stderr and exit code 2; anything else is a bug and keeps its traceback.
@@ -234,12 +234,16 @@ def _find(explicit: Optional[str], name: str, scripts: List[str]) -> Path:
 
 
 def cmd_density(args) -> int:
-    scripts = ["derive_density.py", "verify_density.py"]
+    scripts = ["derive_density.py", "verify_density.py", "derive_rounding.py"]
     folder = _find(args.analysis_dir, "analysis", scripts)
     _writable(args.out)
+    if args.demo is not None and not (Path(args.demo) / "results.json").exists():
+        raise CliError(f"--demo {args.demo} holds no results.json (a `hamq demo` output folder)")
     rc = 0
     for s in scripts:
         cmd = [sys.executable, str(folder / s), "--out", str(args.out)] + (["--quick"] if args.quick else [])
+        if s == "verify_density.py" and args.demo is not None:
+            cmd += ["--demo", str(args.demo)]
         print("$", " ".join(cmd), flush=True)
         rc = rc or subprocess.call(cmd)
     return rc
@@ -315,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--benchmarks-dir", default=None)
     p.set_defaults(fn=cmd_bench)
-    p = sub.add_parser("density", help="run the weight-density derivation and verification")
+    p = sub.add_parser("density", help="run the weight-density and rounding derivations and their checks")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--demo", default=None, help="a `hamq demo` output folder: compare its trained weights too")
     p.add_argument("--out", default="hamq_density")
     p.add_argument("--analysis-dir", default=None)
     p.set_defaults(fn=cmd_density)
