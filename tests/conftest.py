@@ -1,3 +1,4 @@
+import os
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -7,7 +8,8 @@ import hamqcore
 _quiet = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=_quiet)
 settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=_quiet)
-settings.load_profile("ci")
+settings.register_profile("asan", max_examples=15, deadline=None, derandomize=True, suppress_health_check=_quiet)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ISAS = hamqcore.available_isas()
 

@@ -12,3 +12,40 @@ def test_ci_runs_exactly_the_readme_test_command():
     test_cmd = next(line for line in block if "pytest" in line)
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert test_cmd in ci
+
+
+NO_TORCH = """
+import importlib.abc, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)")
+        return None
+
+sys.meta_path.insert(0, Block())
+import numpy as np
+import hamqcore
+from hamqcore import crossbar, kernels
+q = np.arange(-127, 128, dtype=np.int16)
+assert hamqcore.total_hamming_weight(q, 8) > 0
+r = crossbar.simulate_layer(np.ones((4, 10), np.int16), np.ones((3, 10), np.int16), crossbar.CrossbarConfig())
+assert r.total_energy > 0
+assert "torch" not in sys.modules
+try:
+    import hamqcore.nn
+except ModuleNotFoundError as e:
+    assert "torch" in str(e)
+else:
+    raise AssertionError("hamqcore.nn imported without torch")
+print("ok")
+"""
+
+
+def test_numpy_api_works_without_torch():
+    """hamqcore, hamqcore.kernels and hamqcore.crossbar need numpy only (iminuit's test_without_* pattern)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout + proc.stderr

@@ -42,7 +42,7 @@ void bind_bitplanes(py::module_& m) {
 
     m.def(
         "unpack_bitplanes",
-        [](const py::handle& planes, int length, int bits, const std::string& encoding,
+        [](const py::handle& planes, int64_t length, int bits, const std::string& encoding,
            int cell_bits, std::optional<int> n_threads) {
             check_bits(bits);
             const Encoding e = parse_encoding(encoding);

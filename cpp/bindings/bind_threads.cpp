@@ -1,4 +1,5 @@
 #include "common.hpp"
+#include "hamqcore/dispatch.hpp"
 #include "hamqcore/parallel.hpp"
 
 namespace hamq::bind {
@@ -7,6 +8,8 @@ void bind_threads(py::module_& m) {
     m.def("openmp_enabled", &openmp_enabled, "True when the kernels were built with OpenMP.");
     m.def("hardware_threads", &hardware_threads, "Processors available to this process.");
     m.def("get_num_threads", &default_threads, "Threads used when a kernel gets n_threads=None.");
+    m.def("max_threads", [] { return kMaxThreadsPerProcessor * hardware_threads(); },
+          "The most threads a call may ask for.");
     m.def(
         "set_num_threads",
         [](int n) { set_default_threads(threads_arg(n)); },

@@ -41,9 +41,10 @@ void check_cell_bits(int cell_bits) {
 int threads_arg(const std::optional<int>& n_threads) {
     if (!n_threads) return default_threads();
     const int n = *n_threads, hw = hardware_threads();
-    if (n == 0 || n < -hw)
-        throw py::value_error("n_threads must be a positive thread count, or negative to count back "
-                              "from the " + std::to_string(hw) + " available (-1 = all), got " +
+    if (n == 0 || n < -hw || n > kMaxThreadsPerProcessor * hw)
+        throw py::value_error("n_threads must be a thread count in 1.." + std::to_string(kMaxThreadsPerProcessor * hw) +
+                              " (" + std::to_string(kMaxThreadsPerProcessor) + " x the " + std::to_string(hw) +
+                              " available processors), or negative to count back from them (-1 = all), got " +
                               std::to_string(n));
     return resolve_threads(n);
 }

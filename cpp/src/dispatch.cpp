@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
+#include "hamqcore/dispatch.hpp"
 #include "hamqcore/hamming.hpp"
 #include "hamqcore/parallel.hpp"
 #include "hamqcore/relaxed.hpp"

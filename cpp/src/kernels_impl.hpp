@@ -80,19 +80,22 @@ int64_t hw_pass(const T* q, int64_t n, int bits, uint8_t* out, uint64_t* total, 
     uint64_t sum = 0;
     const int nt = threads_for(n, n_threads);
     if constexpr (OP == HwOp::Hist) {
-        int64_t h[kMaxBits + 1] = {0};
+        int64_t h[kMaxBits + 2] = {0};
 #pragma omp parallel num_threads(nt) reduction(min : mn) reduction(max : mx)
         {
-            int64_t local[kMaxBits + 1] = {0};
+            // slot kMaxBits + 1 takes every value whose popcount exceeds any valid HW (an out-of-range
+            // int32/int64 can have up to 64 one-bits): counted safely, then reported by the range check
+            int64_t local[kMaxBits + 2] = {0};
 #pragma omp for schedule(static)
             for (int64_t i = 0; i < n; ++i) {
                 const S s = S(q[i]);
                 mn = s < mn ? s : mn;
                 mx = s > mx ? s : mx;
-                local[hw_elem<T, E>(q[i], mask, half)] += 1;
+                const unsigned hw = hw_elem<T, E>(q[i], mask, half);
+                local[hw > unsigned(kMaxBits) ? kMaxBits + 1 : hw] += 1;
             }
 #pragma omp critical
-            for (int b = 0; b <= kMaxBits; ++b) h[b] += local[b];
+            for (int b = 0; b <= kMaxBits + 1; ++b) h[b] += local[b];
         }
         for (int b = 0; b <= bits; ++b) hist[b] = h[b];
     } else {

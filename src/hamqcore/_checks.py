@@ -37,6 +37,30 @@ def check_int(name: str, value, lo: int, hi: int = None) -> int:
     return v
 
 
+def check_threads(name: str, value):
+    """None (the default count), a thread count in 1..max_threads(), or a negative count back from the
+    available processors (-1 = all): checked here so a huge Python int gives this error, not an
+    overflow in the binding."""
+    if value is None:
+        return None
+    from . import _core
+
+    v = as_int(name, value)
+    hw, top = _core.hardware_threads(), _core.max_threads()
+    if v == 0 or v < -hw or v > top:
+        raise ValueError(f"{name} must be a thread count in 1..{top} ({top // hw} x the {hw} available processors), "
+                         f"or negative to count back from them (-1 = all), got {v}")
+    return v
+
+
+def check_int32(name: str, value) -> int:
+    """An integer the C++ core can take (a 32-bit int); range checks stay in C++."""
+    v = as_int(name, value)
+    if not -(2 ** 31) <= v < 2 ** 31:
+        raise ValueError(f"{name} is out of range, got {v}")
+    return v
+
+
 def check_bits(name: str, value) -> int:
     """A bit width in 2..16, the range every kernel supports."""
     return check_int(name, value, MIN_BITS, MAX_BITS)

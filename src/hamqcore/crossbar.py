@@ -28,7 +28,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from . import _core
-from ._checks import as_int
+from ._checks import as_int, check_int32, check_threads
 
 MODELS = ("neurosim-1.3", "mnsim-2.0", "bitline")
 MAPPINGS = ("offset", "differential", "twos_complement")
@@ -52,13 +52,6 @@ _STR_FIELDS = {"model": MODELS, "mapping": MAPPINGS, "roadmap": ROADMAPS, "adc":
 _BOOL_FIELDS = ("reference_column", "skip_empty", "complement")
 # the HW-aware periphery options (README "HW-aware periphery"); off in every preset
 PERIPHERY_OPTIONS = ("adc_resolution", "skip_empty", "rows_per_conversion", "complement", "column_order")
-
-
-def _as_int32(name, value) -> int:
-    v = as_int(name, value)
-    if not -(2 ** 31) <= v < 2 ** 31:  # the C++ fields are 32-bit: a clear error instead of a pybind overload failure
-        raise ValueError(f"{name} is out of range, got {v}")
-    return v
 
 
 # The defaults are the "neurosim-1.3" preset, whose numbers (like every preset's) live in the C++ core:
@@ -107,7 +100,7 @@ class CrossbarConfig:
                                else _DEFAULTS["adc_bits"])
             object.__setattr__(self, "adc_resolution", "per_column")
         for name in _INT_FIELDS:
-            object.__setattr__(self, name, _as_int32(name, getattr(self, name)))
+            object.__setattr__(self, name, check_int32(name, getattr(self, name)))
         for name in _FLOAT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
@@ -225,8 +218,8 @@ def simulate_layer(
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     w = np.asarray(w_q)
     x = np.asarray(x_q)
-    r = _simulator(config).simulate(w, x, as_int("w_bits", w_bits), as_int("a_bits", a_bits), a_signed,
-                                    None if n_threads is None else as_int("n_threads", n_threads), bool(floor),
+    r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits), a_signed,
+                                    check_threads("n_threads", n_threads), bool(floor),
                                     bool(output))
     energy = r.energy
     return LayerEnergy(

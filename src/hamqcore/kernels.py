@@ -1,9 +1,9 @@
 """The numpy-facing API over the compiled kernels.
 
 Every function takes numpy arrays (anything ``np.asarray`` accepts) and returns numpy arrays or
-Python scalars. Values are validated in C++ (the single source of error messages); this layer only
-turns scalar arguments into ints so a float ``bits`` fails with a clear TypeError, and documents
-the contract.
+Python scalars. Array contents are validated in C++ (the single source of those messages); this layer
+checks the scalar arguments (:mod:`hamqcore._checks`: a float ``bits`` is a TypeError, a huge int a
+ValueError naming the argument rather than an overflow in the binding) and documents the contract.
 
 Encodings (how a signed level q in [-(2^(bits-1)-1), 2^(bits-1)-1] becomes crossbar cells):
 
@@ -19,20 +19,32 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._checks import as_int as _int, as_str as _str, level_max  # noqa: F401 (public)
+from ._checks import as_int, as_str as _str, check_bits, check_int32, check_threads, level_max  # noqa: F401
 
 ENCODINGS = ("differential", "sign_magnitude", "twos_complement", "offset")
 RELAXATIONS = ("linear", "cosine")
 
 openmp_enabled = _core.openmp_enabled
 hardware_threads = _core.hardware_threads
+max_threads = _core.max_threads
 get_num_threads = _core.get_num_threads
 active_isa = _core.active_isa
 available_isas = _core.available_isas
 
 
 def _threads(n_threads) -> Optional[int]:
-    return None if n_threads is None else _int("n_threads", n_threads)
+    return check_threads("n_threads", n_threads)
+
+
+def _int(name: str, value) -> int:
+    return check_bits(name, value) if name == "bits" else check_int32(name, value)
+
+
+def _length(length) -> int:
+    v = as_int("length", length)
+    if not 0 <= v < 2 ** 62:
+        raise ValueError(f"length must be >= 0, got {v}")
+    return v
 
 
 def set_num_threads(n: int) -> None:
@@ -40,7 +52,7 @@ def set_num_threads(n: int) -> None:
 
     ``n`` > 0 is a count; negative counts back from the available processors (-1 = all).
     """
-    _core.set_num_threads(_int("n", n))
+    _core.set_num_threads(check_threads("n", n))
 
 
 def hamming_weight(q, bits: int, encoding: str = "differential", n_threads: Optional[int] = None) -> np.ndarray:
@@ -92,7 +104,7 @@ def unpack_bitplanes(
     ValueError naming the weight.
     """
     return _core.unpack_bitplanes(
-        np.asarray(planes), _int("length", length), _int("bits", bits), _str("encoding", encoding),
+        np.asarray(planes), _length(length), _int("bits", bits), _str("encoding", encoding),
         _int("cell_bits", cell_bits), _threads(n_threads),
     )
 

@@ -1,0 +1,176 @@
+"""Regression tests for the defects an adversarial probe found (issue 14): each reproduces the probe's
+input and asserts a clear error or a correct result instead of a crash, a hang or a wrong answer."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import hamqcore
+from hamqcore import kernels
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_histogram_of_out_of_range_values_with_many_one_bits(isa, dtype):
+    """A value with more than 16 one-bits used to index past the 17-slot histogram (heap overflow);
+    now the range check names the first bad value (every ISA tier: the `isa` fixture)."""
+    q = np.full(100_000, np.iinfo(dtype).max, dtype)
+    q[0] = 0
+    for n in (1, 2):
+        with pytest.raises(ValueError, match=r"q\[1\] = \d+ is outside the range \[-127, 127\]"):
+            hamqcore.hw_histogram(q, 8, n_threads=n)
+    q[:] = -1
+    q[5] = np.iinfo(dtype).min
+    with pytest.raises(ValueError, match=r"q\[5\] = -\d+ is outside the range"):
+        hamqcore.hw_histogram(q, 8)
+
+
+def test_thread_counts_are_bounded():
+    top = kernels.max_threads()
+    assert top == 4 * kernels.hardware_threads()
+    q = np.zeros(10, np.int8)
+    assert hamqcore.total_hamming_weight(q, 8, n_threads=top) == 0      # the bound itself is allowed
+    for bad in (top + 1, 50_000, 2 ** 31, 10 ** 30, 0, -kernels.hardware_threads() - 1):
+        with pytest.raises(ValueError, match=rf"n_threads must be a thread count in 1..{top} .* got {bad}"):
+            hamqcore.total_hamming_weight(q, 8, n_threads=bad)
+    with pytest.raises(ValueError, match=rf"n must be a thread count in 1..{top}"):
+        hamqcore.set_num_threads(10 ** 9)
+    assert hamqcore.total_hamming_weight(q, 8) == 0                     # later calls unaffected
+    from hamqcore import _core
+    with pytest.raises(ValueError, match="n_threads must be a thread count"):
+        _core.total_hamming_weight(q, 8, "differential", top + 1)       # the binding checks too
+
+
+def test_huge_scalar_arguments_name_the_argument():
+    q = np.zeros(4, np.int8)
+    with pytest.raises(ValueError, match=r"bits must be an integer in 2..16, got 1099511627776"):
+        hamqcore.hamming_weight(q, 2 ** 40)
+    with pytest.raises(ValueError, match="cell_bits is out of range, got 4294967296"):
+        hamqcore.pack_bitplanes(q, 8, cell_bits=2 ** 32)
+    with pytest.raises(ValueError, match="length must be >= 0, got -1"):
+        hamqcore.unpack_bitplanes(np.zeros((2, 1, 1), np.uint64), -1, 8)
+
+
+def test_unpack_takes_a_64_bit_length():
+    # the length argument is int64 in the binding: a length past 2^31 reaches the shape check
+    planes = np.zeros((2, 7, 1), np.uint64)
+    with pytest.raises(ValueError, match="planes has shape"):
+        hamqcore.unpack_bitplanes(planes, 2 ** 31 + 5, 8)
+
+
+FORK_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import hamqcore
+    q = np.random.default_rng(0).integers(-100, 100, size=2_000_000).astype(np.int16)
+    parent = hamqcore.total_hamming_weight(q, 8, n_threads=2)      # starts the OpenMP pool
+    pid = os.fork()
+    if pid == 0:
+        ok = hamqcore.total_hamming_weight(q, 8, n_threads=2) == parent and hamqcore.get_num_threads() == 1
+        os._exit(0 if ok else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0, status
+
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    class HW(Dataset):
+        def __len__(self):
+            return 8
+        def __getitem__(self, i):
+            return hamqcore.total_hamming_weight(q[i::8], 8, n_threads=2)
+
+    values = [int(v) for batch in DataLoader(HW(), batch_size=2, num_workers=2) for v in batch]
+    assert sum(values) == parent, (sum(values), parent)
+    print("fork ok")
+""")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_forked_children_and_dataloader_workers_do_not_hang():
+    """libgomp's pool does not survive fork(): children run every kernel on one thread instead of
+    waiting forever (os.fork and DataLoader workers with the fork start method)."""
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "fork ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Tests aimed at the mutants an audit found surviving (each fails on the mutated code).
+# ------------------------------------------------------------------------------------------------
+
+
+def test_adc_saturates_at_its_top_level():
+    """A 2-bit ADC (L = 4 levels, step 1) reading a column sum of 10 reads L - 1 = 3, not 4 or 10."""
+    from hamqcore.crossbar import CrossbarConfig, simulate_layer
+
+    cfg = CrossbarConfig.preset("mnsim-2.0", mapping="differential", cell_bits=1, adc_bits=2, adc_full_scale=3)
+    w = np.ones((2, 10), np.int8)                      # 2-bit weights +1: one ON cell each, positive array
+    x = np.ones((1, 10), np.int8)                      # 1-bit inputs, all rows driven
+    r = simulate_layer(w, x, cfg, w_bits=2, a_bits=1)
+    np.testing.assert_array_equal(r.output, [[3.0, 3.0]])
+    exact = CrossbarConfig.preset("mnsim-2.0", mapping="differential", cell_bits=1, adc_bits=4, adc_full_scale=15)
+    np.testing.assert_array_equal(simulate_layer(w, x, exact, w_bits=2, a_bits=1).output, [[10.0, 10.0]])
+
+
+def test_negative_thread_counts_reach_all_processors():
+    hw = kernels.hardware_threads()
+    q = np.zeros(10, np.int8)
+    assert hamqcore.total_hamming_weight(q, 8, n_threads=-hw) == 0     # -hw = one thread: allowed
+
+
+def test_pure_torch_penalty_paths_match_the_kernel():
+    """The pure-torch op (other devices) run on CPU: 'mean' divides by the element count, not rows."""
+    import torch
+
+    from hamqcore import ops
+
+    x = torch.randn(7, 9, dtype=torch.float64) * 20
+    for red in ("sum", "mean"):
+        cpu = ops._penalty_cpu(x, 8, "differential", red)
+        pure = ops._penalty_op._init_fn(x, 8, "differential", red)
+        torch.testing.assert_close(cpu[0], pure[0], rtol=1e-12, atol=0)
+        torch.testing.assert_close(cpu[1], pure[1], rtol=1e-12, atol=0)
+    assert float(ops._penalty_op._init_fn(x, 8, "differential", "mean")[0]) * 63 == pytest.approx(
+        float(ops._penalty_op._init_fn(x, 8, "differential", "sum")[0]))
+
+
+def test_reads_per_weight_is_per_inference_for_any_batch():
+    import torch
+    import torch.nn as nn
+
+    from hamqcore.nn import reads_per_weight
+    from hamqcore.quant import quantizable_layers
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    layers = quantizable_layers(model)
+    one = reads_per_weight(model, layers, torch.zeros(1, 1, 6, 6))
+    four = reads_per_weight(model, layers, torch.zeros(4, 1, 6, 6))
+    assert one == four == {"0": 16.0, "2": 1.0}
+
+
+def test_grouped_conv_energy_adds_its_groups():
+    """A grouped conv's groups sit on separate arrays: ON cells, cells and energy are sums over the
+    groups (each simulated alone), and the outputs sit side by side."""
+    import torch
+    import torch.nn as nn
+
+    from hamqcore.crossbar import CrossbarConfig
+    from hamqcore.energy import estimate_energy
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 4, 3, groups=2, padding=1, bias=False)
+    x = torch.rand(2, 4, 5, 5)
+    cfg = CrossbarConfig.preset("bitline", mapping="differential")
+    whole = estimate_energy(nn.Sequential(conv), x, cfg).layers[0]
+    parts = []
+    for g in range(2):
+        part = nn.Conv2d(2, 2, 3, padding=1, bias=False)
+        with torch.no_grad():
+            part.weight.copy_(conv.weight[2 * g:2 * g + 2])
+        # per-tensor activation scale of the whole input, as the grouped layer sees it
+        xs = x[:, 2 * g:2 * g + 2].clone()
+        xs[0, 0, 0, 0] = x.abs().max()
+        parts.append(estimate_energy(nn.Sequential(part), xs, cfg).layers[0])
+    assert whole.on_cells == sum(p.on_cells for p in parts) and whole.cells == sum(p.cells for p in parts)
+    assert whole.arrays == sum(p.arrays for p in parts)
