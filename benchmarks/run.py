@@ -1,7 +1,7 @@
 """hamqcore's benchmarks, one entry point: every case times hamqcore and the best reference a careful
 numpy/torch user would write, side by side in one run, and prints the ratios with the targets.
 
-    python benchmarks/run.py [--quick] [--only core,crossbar,regularizer]
+    python benchmarks/run.py [--quick] [--only core,crossbar,regularizer,rounding]
 """
 import argparse
 import sys
@@ -10,9 +10,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hamqcore  # noqa: E402
-from cases import core_cases, crossbar_cases, format_table, regularizer_cases, resnet18_energy_time  # noqa: E402
+from cases import (  # noqa: E402
+    core_cases,
+    crossbar_cases,
+    format_table,
+    regularizer_cases,
+    resnet18_energy_time,
+    rounding_cases,
+)
 
-GROUPS = {"core": core_cases, "crossbar": crossbar_cases, "regularizer": regularizer_cases}
+GROUPS = {"core": core_cases, "crossbar": crossbar_cases, "regularizer": regularizer_cases,
+          "rounding": rounding_cases}
 
 
 def main() -> int:

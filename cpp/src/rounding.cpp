@@ -27,20 +27,19 @@ inline double dot(const double* a, const double* b, int64_t n) {
 }
 
 // In-place lower Cholesky factor of the symmetric positive definite n x n matrix a (row-major; the
-// strict upper triangle is left as it was). Crout order: row i of L from rows < i, the dot products
-// over contiguous rows. Returns false when a pivot is not > 0.
-bool cholesky_lower(double* a, int64_t n, int n_threads) {
-    for (int64_t j = 0; j < n; ++j) {
-        double* aj = a + j * n;
-        const double d = aj[j] - dot(aj, aj, j);
-        if (!(d > 0.0) || !std::isfinite(d)) return false;
-        const double ljj = std::sqrt(d);
-        aj[j] = ljj;
-#pragma omp parallel for num_threads(threads_for((n - j) * j, n_threads)) schedule(static)
-        for (int64_t i = j + 1; i < n; ++i) {
-            double* ai = a + i * n;
-            ai[j] = (ai[j] - dot(ai, aj, j)) / ljj;
+// strict upper triangle is left as it was). Row-oriented (Cholesky-Banachiewicz): row i of L from the
+// rows before it, every entry a dot product over contiguous memory. One thread: a parallel region per
+// row costs more than the n^3/3 multiply-adds it would share. Returns false when a pivot is not > 0.
+bool cholesky_lower(double* a, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        double* ai = a + i * n;
+        for (int64_t j = 0; j < i; ++j) {
+            const double* aj = a + j * n;
+            ai[j] = (ai[j] - dot(ai, aj, j)) / aj[j];
         }
+        const double d = ai[i] - dot(ai, ai, i);
+        if (!(d > 0.0) || !std::isfinite(d)) return false;
+        ai[i] = std::sqrt(d);
     }
     return true;
 }
@@ -96,7 +95,7 @@ RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const do
             if (i == j) v += damp * mean_diag;
             b[size_t(i * k + j)] = v;
         }
-    if (!cholesky_lower(b.data(), k, n_threads)) {
+    if (!cholesky_lower(b.data(), k)) {
         st.not_psd = true;
         return st;
     }

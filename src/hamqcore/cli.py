@@ -132,7 +132,7 @@ def _train_config(args, lam: Optional[float] = None):
     kw = dict(model=args.model, data=args.data, w_bits=args.w_bits, a_bits=args.a_bits,
               lam=args.lam if lam is None else lam, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
               seed=args.seed, width=args.width, warmup_epochs=args.warmup_epochs, ramp_epochs=args.ramp_epochs,
-              encoding=args.encoding)
+              encoding=args.encoding, threads=args.threads)
     return _user(lambda: TrainConfig(**kw).validate())
 
 
@@ -269,6 +269,8 @@ def _add_train_args(p, lam_default=0.0):
     p.add_argument("--width", type=_positive_int, default=16, help="ResNet-18 width (64 = standard)")
     p.add_argument("--warmup-epochs", type=int, default=1)
     p.add_argument("--ramp-epochs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0, help="torch threads while training (0: torch's default); "
+                   "a fixed count makes runs bit-reproducible on one machine type")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

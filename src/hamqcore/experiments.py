@@ -45,9 +45,9 @@ HEADLINE = "neurosim-1.3+periphery"
 DEMO = {
     "resnet18": dict(model="resnet18", data="mnist5k", w_bits=8, a_bits=8, width=16, epochs=8,
                      batch_size=64, lr=2e-3, warmup_epochs=2, ramp_epochs=2, step_lr_scale=0.3,
-                     encoding="differential"),
+                     encoding="differential", threads=2),
     "ds_cnn": dict(model="ds_cnn", data="spoken_keywords", w_bits=6, a_bits=6, epochs=16, batch_size=64, lr=3e-3,
-                   warmup_epochs=4, ramp_epochs=3, step_lr_scale=0.3, encoding="differential"),
+                   warmup_epochs=4, ramp_epochs=3, step_lr_scale=0.3, encoding="differential", threads=2),
 }
 DEMO_LAMS = {"resnet18": (1.0, 3.0, 10.0), "ds_cnn": (1.0, 3.0, 10.0)}
 DEMO_QUICK = {

@@ -62,6 +62,8 @@ class TrainConfig:
     encoding: str = "differential"
     crossbar: Optional[Dict[str, object]] = None  # weighting="crossbar": {"preset": name, field: value, ...}
     price_inputs: int = 2        # weighting="crossbar": training inputs the bits are priced on
+    threads: int = 0             # torch threads while training (0: leave torch's setting); results are
+                                 # bit-reproducible for a fixed count on one machine type
     train_subset: int = 0        # use only the first N training examples (0 = all)
     quick_data: bool = False     # the small synthetic keyword set
     step_lr_scale: float = 0.05  # learning rate of LSQ steps relative to lr (Adam moves every
@@ -84,6 +86,7 @@ class TrainConfig:
         check_choice("encoding", self.encoding, ("differential", "sign_magnitude", "twos_complement", "offset"))
         check_choice("weighting", self.weighting, WEIGHTINGS)
         check_int("price_inputs", self.price_inputs, 1)
+        check_int("threads", self.threads, 0)
         if self.weighting == "crossbar":
             self.crossbar_config()  # a clear error for a bad spec
         elif self.crossbar is not None:
@@ -162,8 +165,23 @@ class TrainResult:
 
 def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_mod.DataSet] = None,
           resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
-    """Train ``cfg.model`` on ``cfg.data``; checkpoints (``out/checkpoint.pt``) after every epoch."""
+    """Train ``cfg.model`` on ``cfg.data``; checkpoints (``out/checkpoint.pt``) after every epoch.
+    Runs with torch's deterministic algorithms and, when ``cfg.threads`` is set, that many threads
+    (both restored afterwards)."""
     cfg.validate()
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return _train(cfg, out, dataset, resume, progress, log)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.DataSet], resume: bool, progress: bool,
+           log: Callable[[str], None]) -> TrainResult:
     dataset = dataset if dataset is not None else load_data(cfg)
     model = build_model(cfg, dataset)
     xtr, ytr = dataset.train.x, dataset.train.y
