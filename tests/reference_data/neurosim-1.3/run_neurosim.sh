@@ -2,7 +2,7 @@
 # The exact commands behind golden.json. NEUROSIM is a DNN+NeuroSim V1.3 binary (upstream
 # github.com/neurosim/DNN_NeuroSim_V1.3, commit 388f421, Inference_pytorch/NeuroSIM) built from its
 # unmodified sources with debug information (gdb reads its variables; nothing in it is changed).
-# Each variant is the same sources with one line of Param.cpp changed (see README.md).
+# Each variant is the same sources with one line of Param.cpp changed (see ../README.md).
 #   usage: NEUROSIM=/path/to/main ./run_neurosim.sh VARIANT   -> writes /tmp/neurosim_VARIANT.log
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -1,0 +1,113 @@
+"""C++ mutation run: apply each mutant below to a copy of the source tree, rebuild the extension there,
+run the tests that should catch it, and report killed / survived (README, "Development").
+
+    python .ci/cpp_mutants.py [--only N,M]
+
+Each mutant is a realistic one-token slip in a kernel (an off-by-one, a dropped term, a swapped
+bound); a mutant survives when every selected test still passes. Exits non-zero when fewer than 85 %
+are killed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = os.environ.get("PYTHON", str(ROOT / ".venv" / "bin" / "python"))
+KERNEL_TESTS = ["tests/test_hamming.py", "tests/test_bitplanes.py", "tests/test_relaxed.py", "tests/test_hardening.py"]
+XBAR_TESTS = ["tests/test_crossbar.py", "tests/test_hardening.py"]
+ROUND_TESTS = ["tests/test_rounding.py"]
+
+# (file, original, mutant, tests)
+MUTANTS = [
+    ("cpp/src/crossbar.cpp", "level = level > double(levels - 1) ? double(levels - 1) : level;",
+     "level = level > double(levels) ? double(levels) : level;", XBAR_TESTS),
+    ("cpp/src/crossbar.cpp", "rows_driven += double(cyc) / double(m) * double(driven_tc[size_t(tc)]);",
+     "rows_driven += double(driven_tc[size_t(tc)]);", XBAR_TESTS),
+    ("cpp/src/crossbar.cpp", "if (c.skip_empty && st_on[size_t(i)] == 0) {", "if (c.skip_empty && st_on[size_t(i)] == 1) {", XBAR_TESTS),
+    ("cpp/src/crossbar.cpp", "r.skipped_reads = reads_skipped;", "r.skipped_reads = reads;", XBAR_TESTS),
+    ("cpp/src/crossbar.cpp", "while (bits < c.adc_bits && (int64_t(1) << bits) - 1 < int64_t(st_sum[size_t(i)])) ++bits;",
+     "while (bits < c.adc_bits && (int64_t(1) << bits) < int64_t(st_sum[size_t(i)])) ++bits;", XBAR_TESTS),
+    ("cpp/src/neurosim13.cpp", "p.array_fixed = cap_bl * vr2 * std::ceil(double(kCols) / mux) * mux;",
+     "p.array_fixed = cap_bl * vr2 * std::ceil(double(kCols) / mux);", XBAR_TESTS),
+    ("cpp/src/neurosim13.cpp", "return (hp ? 1.8939 : 1.7) * (levels - 1) * 1e-6;", "return (hp ? 1.8939 : 1.7) * levels * 1e-6;", XBAR_TESTS),
+    ("cpp/src/kernels_impl.hpp", "local[hw > unsigned(kMaxBits) ? kMaxBits + 1 : hw] += 1;", "local[hw] += 1;", KERNEL_TESTS),
+    ("cpp/src/kernels_impl.hpp", "kf = kf > fhi - F(1) ? fhi - F(1) : kf;", "kf = kf > fhi ? fhi : kf;", KERNEL_TESTS),
+    ("cpp/src/kernels_impl.hpp", "d = x == fhi ? F(0.5) * dr : d;", "d = x == fhi ? dr : d;", KERNEL_TESTS),
+    ("cpp/src/kernels_impl.hpp", "const F left = k > lo ? t0 - tm : F(0);", "const F left = t0 - tm;", KERNEL_TESTS),
+    ("cpp/src/cost_table.hpp", "code_cost[size_t(c & (c - 1))] +", "code_cost[size_t(c >> 1)] +", KERNEL_TESTS),
+    ("cpp/src/kernels_impl.hpp", "for (int64_t j = i + 1; j < k; ++j) x[j] -= err * ui[j];",
+     "for (int64_t j = i + 1; j < k; ++j) x[j] += err * ui[j];", ROUND_TESTS),
+    ("cpp/src/kernels_impl.hpp", "const int32_t q1 = n + a.radius > hi ? hi : n + a.radius;",
+     "const int32_t q1 = n + a.radius - 1 > hi ? hi : n + a.radius - 1;", ROUND_TESTS),
+    ("cpp/src/rounding.cpp", "if (i == j) v += damp * mean_diag;", "if (i == j) v += damp;", ROUND_TESTS),
+    ("cpp/bindings/common.cpp", "n > kMaxThreadsPerProcessor * hw", "n > kMaxThreadsPerProcessor * hw + 1", KERNEL_TESTS),
+    ("cpp/src/bitplanes.cpp", "        for (int a = 0; a < A; ++a)\n            for (int d = 0; d < D; ++d)",
+     "        for (int a = 0; a < A; ++a)\n            for (int d = 1; d < D; ++d)", ["tests/test_bitplanes.py"]),
+]
+
+
+def build(src: Path, build_dir: Path) -> Path:
+    subprocess.run(["cmake", "--build", str(build_dir), "-j", "2"], check=True, capture_output=True, text=True)
+    so = next((build_dir / "out").glob("_core*.so"))
+    return so
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default=None, help="comma-separated mutant indices")
+    args = ap.parse_args()
+    chosen = range(len(MUTANTS)) if args.only is None else [int(i) for i in args.only.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="hamq_mutants_"))
+    try:
+        src = work / "src"
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", "build", "mutants", "*.so", ".git",
+                                                                  "__pycache__", "hamq_*"))
+        bdir = work / "build"
+        pyexe = subprocess.run([PY, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True).stdout.strip()
+        pb = subprocess.run([PY, "-c", "import pybind11; print(pybind11.get_cmake_dir())"], capture_output=True,
+                            text=True).stdout.strip()
+        subprocess.run(["cmake", "-S", str(src), "-B", str(bdir), f"-DPython_EXECUTABLE={pyexe}", f"-Dpybind11_DIR={pb}",
+                        f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={bdir / 'out'}"], check=True, capture_output=True)
+        results = []
+        for i in chosen:
+            path, old, new, tests = MUTANTS[i]
+            f = src / path
+            text = f.read_text()
+            if text.count(old) != 1:
+                print(f"[{i}] {path}: the original text is not unique or not found: {old!r}")
+                results.append((i, "broken"))
+                continue
+            f.write_text(text.replace(old, new))
+            try:
+                so = build(src, bdir)
+                pkg = src / "src" / "hamqcore"
+                for stale in pkg.glob("_core*.so"):
+                    stale.unlink()
+                shutil.copy(so, pkg / so.name)
+                env = dict(os.environ, PYTHONPATH=str(src / "src"))
+                proc = subprocess.run([PY, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=src,
+                                      env=env, capture_output=True, text=True, timeout=1200)
+                status = "killed" if proc.returncode != 0 else "SURVIVED"
+            except subprocess.CalledProcessError:
+                status = "killed (does not build)"
+            finally:
+                f.write_text(text)
+            results.append((i, status))
+            print(f"[{i:2d}] {status:<24} {path}: {old.strip()[:60]!r} -> {new.strip()[:60]!r}", flush=True)
+        killed = sum(1 for _, s in results if s.startswith("killed"))
+        valid = sum(1 for _, s in results if s != "broken")
+        score = killed / valid if valid else 0.0
+        print(f"\n{killed} of {valid} C++ mutants killed ({100 * score:.0f} %)")
+        return 0 if score >= 0.85 and valid == len(results) else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
