@@ -24,15 +24,13 @@ about Hamming weights: it holds for the linear interpolation of ANY integer tabl
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import sympy as sp
 
 import hamqcore
-from statements import Record
+from statements import Record, parse_args
 
 ENCODINGS = hamqcore.ENCODINGS
 
@@ -258,12 +256,7 @@ def failure_modes(rec: Record) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="hamq_density")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args, out = parse_args(__doc__, argv)
     rec = Record("derive_density.py")
     print(__doc__.split("THEOREM")[1].split("\n\"\"\"")[0].strip() if "THEOREM" in __doc__ else "")
     latex = symbolic(rec)

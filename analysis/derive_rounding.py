@@ -19,16 +19,14 @@ lam (C(q) - C(q')) > a.
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import sympy as sp
 
 import hamqcore
 from hamqcore import _core
-from statements import Record
+from statements import Record, parse_args
 
 
 def symbolic(rec: Record) -> dict:
@@ -82,12 +80,7 @@ def kernel_check(rec: Record, quick: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="hamq_density")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args, out = parse_args(__doc__, argv)
     rec = Record("derive_rounding.py")
     rec.values.update(symbolic(rec))
     rec.values.update(kernel_check(rec, args.quick))

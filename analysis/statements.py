@@ -12,9 +12,10 @@ Statuses, strongest first:
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 STATUSES = ("proven", "exhaustively checked", "numerically checked", "counterexample", "measured")
 
@@ -49,3 +50,16 @@ class Record:
                 if s["assumptions"]:
                     lines.append(f"  - assumptions: {'; '.join(s['assumptions'])}")
             markdown.write_text("\n".join(lines) + "\n")
+
+
+def parse_args(doc: str, argv=None, extra=()) -> Tuple[argparse.Namespace, Path]:
+    """The scripts' shared command line: --quick, --out DIR (created), and ``extra`` (name, kwargs)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="hamq_density")
+    for name, kwargs in extra:
+        ap.add_argument(name, **kwargs)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return args, out

@@ -21,7 +21,6 @@ check fails.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 from scipy import stats
 
 import hamqcore
-from statements import Record
+from statements import Record, parse_args
 
 ENC = "differential"
 
@@ -363,13 +362,7 @@ def figures(out: Path, figs: dict, noise_res: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="hamq_density")
-    ap.add_argument("--demo", default=None, help="a `hamq demo` output folder (trained weights)")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args, out = parse_args(__doc__, argv, [("--demo", dict(default=None, help="a `hamq demo` output folder"))])
     rng = np.random.default_rng(0)
     rec = Record("verify_density.py")
     figs: dict = {}
