@@ -269,7 +269,6 @@ def noise(rec: Record, quick: bool, rng) -> dict:
 
 
 def trained(rec: Record, demo: Path) -> dict:
-    import torch
 
     from hamqcore.quant import QuantLayer
     from hamqcore.train import load_checkpoint

@@ -28,7 +28,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from . import _core
-from ._checks import as_int, check_int32, check_threads
+from ._checks import check_int32, check_threads
 
 MODELS = ("neurosim-1.3", "mnsim-2.0", "bitline")
 MAPPINGS = ("offset", "differential", "twos_complement")
