@@ -252,7 +252,7 @@ def numpy_gptq_round(w: np.ndarray, h: np.ndarray, s: np.ndarray, rw: np.ndarray
     hd[dead, dead] = 1
     hd[np.diag_indices(k)] += damp * np.diag(hd).mean()
     u = np.linalg.cholesky(np.linalg.inv(hd)).T
-    x = np.where(dead[None, :], 0.0, w / s[:, None])
+    x = w / s[:, None]
     q = np.zeros(w.shape, np.int64)
     offs = np.arange(-radius, radius + 1)
     rs2 = rw * s * s

@@ -32,7 +32,7 @@ def reference_round(w, h, s, rw, bits, encoding, lam, radius, damp, bit_cost=Non
     cost = {q: sum(bc[p] for p in range(bits) if (code(q, bits, encoding) >> p) & 1) for q in range(-hi, hi + 1)}
     Q = np.zeros(w.shape, np.int64)
     for o in range(w.shape[0]):
-        x = np.where(dead, 0.0, w[o] / s[o])
+        x = w[o] / s[o]
         for i in range(K):
             d, xi = U[i, i], x[i]
             wgt = rw[o] * s[o] * s[o] / (d * d)
@@ -147,13 +147,18 @@ def test_model_rounding_lowers_hw_keeps_the_input_and_stores_integers():
     zero, st0 = hw_aware_round(model, x, lam=0.0, radius=0)
     for k, v in model.state_dict().items():       # the input model is untouched
         assert torch.equal(v, before[k]), k
+    for name in ("0", "3"):   # lam = 0 keeps the trained model's own integers (the default target)
+        assert torch.equal(zero.get_submodule(name).weight_integers()[0], model.get_submodule(name).weight_integers()[0])
+        assert st0[name]["error_after"] == 0.0 and st0[name]["hw_after"] == st0[name]["hw_before"]
+    flt, stf = hw_aware_round(model, x, lam=0.0, radius=0, target="float")   # GPTQ on the latent weights
+    for name in ("0", "3"):
+        assert stf[name]["error_after"] <= stf[name]["error_nearest"] + 1e-12
     r, st = hw_aware_round(model, x, lam=0.05, radius=3)
     assert st["total"]["hw_after"] < 0.8 * st["total"]["hw_before"]
     for name in ("0", "3"):
         q, s = r.get_submodule(name).weight_integers()
         assert torch.equal(r.get_submodule(name).weight.detach(), (q * s).to(torch.float32).reshape_as(q))
         assert st[name]["hw_after"] == hamqcore.total_hamming_weight(q.numpy(), 8)
-        assert st0[name]["error_after"] <= st0[name]["error_nearest"] + 1e-12   # lam = 0: no worse than nearest
     # lam = 0 is close to the float model's outputs; the rounded model still runs
     assert torch.allclose(zero(x), out0, atol=0.1 * float(out0.abs().max()))
     r(x).sum()
@@ -184,6 +189,8 @@ def test_model_rounding_errors():
         hw_aware_round(model, x, lam=-1)
     with pytest.raises(ValueError, match="radius must be an integer >= 0, got -2"):
         hw_aware_round(model, x, radius=-2)
+    with pytest.raises(ValueError, match="target must be one of 'quantized', 'float'"):
+        hw_aware_round(model, x, target="latent")
     with pytest.raises(ValueError, match="bits=6 but layer '0' has 8-bit weights"):
         hw_aware_round(model, x, bits=6)
     with pytest.raises(ValueError, match="calib_inputs holds NaN"):

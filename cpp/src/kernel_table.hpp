@@ -15,7 +15,6 @@ struct RoundRowsArgs {
     const double* w = nullptr;      // rows x k
     const double* scale = nullptr;  // rows
     const double* u = nullptr;      // k x k
-    const uint8_t* dead = nullptr;  // k: inputs that never fire (weights start at 0)
     const double* table = nullptr;  // 2 hi + 1 level costs
     int64_t rows = 0, k = 0;
     int bits = 8, radius = 0;

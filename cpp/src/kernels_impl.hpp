@@ -815,7 +815,7 @@ void round_rows(const RoundRowsArgs& a) {
 #pragma omp for schedule(dynamic, 1)
         for (int64_t o = 0; o < a.rows; ++o) {
             const double s = a.scale[o], rs2 = a.row_weight[o] * s * s;
-            for (int64_t j = 0; j < k; ++j) x[j] = a.dead[j] ? 0.0 : a.w[o * k + j] / s;
+            for (int64_t j = 0; j < k; ++j) x[j] = a.w[o * k + j] / s;
             int32_t* qo = a.q + o * k;
             for (int64_t i = 0; i < k; ++i) {
                 const double* ui = a.u + i * k;

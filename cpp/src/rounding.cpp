@@ -121,7 +121,6 @@ RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const do
     args.w = w;
     args.scale = scale;
     args.u = u.data();
-    args.dead = dead.data();
     args.table = table.data();
     args.rows = rows;
     args.k = k;

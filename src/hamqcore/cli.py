@@ -235,10 +235,10 @@ def _find(explicit: Optional[str], name: str, scripts: List[str]) -> Path:
 
 def cmd_density(args) -> int:
     scripts = ["derive_density.py", "verify_density.py", "derive_rounding.py"]
-    folder = _find(args.analysis_dir, "analysis", scripts)
-    _writable(args.out)
     if args.demo is not None and not (Path(args.demo) / "results.json").exists():
         raise CliError(f"--demo {args.demo} holds no results.json (a `hamq demo` output folder)")
+    folder = _find(args.analysis_dir, "analysis", scripts)
+    _writable(args.out)
     rc = 0
     for s in scripts:
         cmd = [sys.executable, str(folder / s), "--out", str(args.out)] + (["--quick"] if args.quick else [])

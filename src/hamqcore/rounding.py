@@ -97,7 +97,7 @@ def _check_model(model: nn.Module) -> List[Tuple[str, QuantLayer]]:
 
 def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.01, bits: Optional[int] = None,
                    encoding: str = "differential", radius: int = 8, damp: float = 0.01,
-                   crossbar: Optional[CrossbarConfig] = None, inplace: bool = False,
+                   crossbar: Optional[CrossbarConfig] = None, target: str = "quantized", inplace: bool = False,
                    n_threads: Optional[int] = None) -> Tuple[nn.Module, Dict]:
     """HW-aware rounding of every quantized layer of ``model`` on ``calib_inputs`` (a batch the
     model accepts, e.g. a few hundred training inputs). Returns ``(rounded_model, stats)``;
@@ -109,11 +109,15 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
     then still invertible). ``crossbar``: price each bit by its energy under this configuration
     (:func:`hamqcore.energy.bit_prices` on the calibration inputs, in units of the model's mean price
     of an ON cell) instead of counting ON cells; its mapping must store ``encoding``'s code.
+    ``target``: the weights W whose output is preserved: ``"quantized"`` (default) the model's own
+    quantized weights s Q, the function a quantization-aware-trained model was trained to compute (so
+    lam = 0 returns the model unchanged), or ``"float"`` its latent float weights (GPTQ's target when
+    quantizing a float model; on a QAT model it moves away from what the later layers were trained on).
 
     ``stats`` per layer: ``hw_before`` / ``hw_after`` (total HW of the integers), ``hw_nearest`` (of
     plain nearest rounding of the same float weights), ``error_before`` / ``error_after`` /
     ``error_nearest`` (relative output error ||(W - sQ) X||^2 / ||W X||^2 on the calibration
-    inputs, W the float weights), ``dead_inputs``; and ``"total"``.
+    inputs, W the target weights), ``dead_inputs``; and ``"total"``.
     """
     lam = check_nonneg("lam", lam)
     radius = as_int("radius", radius)
@@ -121,6 +125,7 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
         raise ValueError(f"radius must be an integer >= 0, got {radius}")
     damp = check_nonneg("damp", damp)
     check_choice("encoding", encoding, kernels.ENCODINGS)
+    check_choice("target", target, ("quantized", "float"))
     if not isinstance(calib_inputs, torch.Tensor) or not calib_inputs.is_floating_point() or calib_inputs.dim() < 2:
         raise TypeError("calib_inputs must be a floating-point torch.Tensor batch (N, ...), got "
                         f"{getattr(calib_inputs, 'shape', type(calib_inputs).__name__)}")
@@ -169,6 +174,8 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
         q_old, s = m.weight_integers()
         s = s.reshape(-1).to(torch.float64)
         w = m.weight.detach().to(torch.float64).reshape(m.weight.shape[0], -1)
+        if target == "quantized":       # the function the trained model computes: its own integers
+            w = q_old.reshape(w.shape).to(torch.float64) * s[:, None]
         g = len(hs)
         out_g = w.shape[0] // g
         signal = sum(float(((w[i * out_g:(i + 1) * out_g] @ torch.from_numpy(h)) * w[i * out_g:(i + 1) * out_g]).sum())

@@ -15,8 +15,9 @@
 //     r_o s_o^2 (x - q)^2 / U_ii^2 + lam C(q)
 // (the first term is the growth of the row's loss when the remaining weights are re-optimised, OBQ's
 // (w - q)^2 / [H_F^-1]_ii), and the remaining weights absorb the error: x_j -= (x - q) / U_ii * U_ij
-// for j > i. radius = 0 and lam = 0 is GPTQ. Inputs that never fire (H_ii = 0) have no effect on the
-// output: their weights become 0 (as GPTQ does) and H_ii is set to 1.
+// for j > i. radius = 0 and lam = 0 is GPTQ. Inputs that never fire in the calibration data (H_ii = 0)
+// get H_ii = 1 (their weights keep their value unless the cost moves them; GPTQ zeroes them, which
+// changes the output on data where they do fire).
 //
 // Rows are independent and each is computed serially, so the result never depends on n_threads.
 #pragma once
