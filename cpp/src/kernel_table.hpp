@@ -44,6 +44,8 @@ struct KernelTable {
                              const float* inv_g, const float* g_model, float r, double* model);
     // planes[b] bit r = bit b of codes[r], for r < 64 and b < nbits (a 64-row bit transpose).
     void (*transpose_bits)(const uint16_t* codes, int nbits, uint64_t* planes);
+    // the upper factor of the rounding's inverse Hessian (rounding.cpp); b is overwritten
+    bool (*factor_upper)(double* b, int64_t k, double* u, int n_threads);
     void (*round_rows)(const RoundRowsArgs&);
 };
 

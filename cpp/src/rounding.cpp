@@ -1,8 +1,7 @@
-// HW-aware rounding of one layer (see rounding.hpp): validation, damping, the upper Cholesky factor
-// of H^-1, then the dispatched per-row pass (kernels_impl.hpp round_rows).
+// HW-aware rounding of one layer (see rounding.hpp): validation and damping here; the upper Cholesky
+// factor of H^-1 and the per-row pass are dispatched (kernels_impl.hpp factor_upper, round_rows).
 #include "hamqcore/rounding.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -11,40 +10,6 @@
 #include "threading.hpp"
 
 namespace hamq {
-
-namespace {
-
-// sum_p a[p] b[p] over p < n with 8 partial sums in a fixed order (vectorises without reassociation;
-// the same bits on every tier and thread count).
-inline double dot(const double* a, const double* b, int64_t n) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t p = 0;
-    for (; p + 8 <= n; p += 8)
-#pragma omp simd
-        for (int l = 0; l < 8; ++l) acc[l] += a[p + l] * b[p + l];
-    for (int l = 0; p < n; ++p, ++l) acc[l] += a[p] * b[p];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-// In-place lower Cholesky factor of the symmetric positive definite n x n matrix a (row-major; the
-// strict upper triangle is left as it was). Row-oriented (Cholesky-Banachiewicz): row i of L from the
-// rows before it, every entry a dot product over contiguous memory. One thread: a parallel region per
-// row costs more than the n^3/3 multiply-adds it would share. Returns false when a pivot is not > 0.
-bool cholesky_lower(double* a, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-        double* ai = a + i * n;
-        for (int64_t j = 0; j < i; ++j) {
-            const double* aj = a + j * n;
-            ai[j] = (ai[j] - dot(ai, aj, j)) / aj[j];
-        }
-        const double d = ai[i] - dot(ai, ai, i);
-        if (!(d > 0.0) || !std::isfinite(d)) return false;
-        ai[i] = std::sqrt(d);
-    }
-    return true;
-}
-
-}  // namespace
 
 RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const double* h,
                               const double* scale, const double* row_weight, int bits, Encoding e,
@@ -95,26 +60,11 @@ RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const do
             if (i == j) v += damp * mean_diag;
             b[size_t(i * k + j)] = v;
         }
-    if (!cholesky_lower(b.data(), k)) {
+    std::vector<double> u(static_cast<size_t>(k * k));
+    if (!active_kernels().factor_upper(b.data(), k, u.data(), n_threads)) {
         st.not_psd = true;
         return st;
     }
-    // Column c of R^-1 by forward substitution (R y = e_c, y_i = 0 for i < c), stored as row c of
-    // rinv_t; columns in parallel.
-    std::vector<double> rinv_t(static_cast<size_t>(k * k), 0.0);
-#pragma omp parallel for num_threads(threads_for(k * k * k, n_threads)) schedule(dynamic, 4)
-    for (int64_t c = 0; c < k; ++c) {
-        double* y = rinv_t.data() + c * k;
-        y[c] = 1.0 / b[size_t(c * k + c)];
-        for (int64_t i = c + 1; i < k; ++i) {
-            const double* ri = b.data() + i * k;
-            y[i] = -dot(ri + c, y + c, i - c) / ri[i];
-        }
-    }
-    // U[a][c] = R^-1[k-1-a][k-1-c] = rinv_t[k-1-c][k-1-a] for c >= a.
-    std::vector<double> u(static_cast<size_t>(k * k), 0.0);
-    for (int64_t a = 0; a < k; ++a)
-        for (int64_t c = a; c < k; ++c) u[size_t(a * k + c)] = rinv_t[size_t((k - 1 - c) * k + (k - 1 - a))];
     std::vector<double> code_cost, table(static_cast<size_t>(2 * level_max(bits) + 1));
     build_cost_table(bit_cost.cost, bits, e, code_cost, table.data());
     RoundRowsArgs args;
