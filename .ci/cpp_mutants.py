@@ -46,6 +46,8 @@ MUTANTS = [
     ("cpp/src/kernels_impl.hpp", "const int32_t q1 = n + a.radius > hi ? hi : n + a.radius;",
      "const int32_t q1 = n + a.radius - 1 > hi ? hi : n + a.radius - 1;", ROUND_TESTS),
     ("cpp/src/rounding.cpp", "if (i == j) v += damp * mean_diag;", "if (i == j) v += damp;", ROUND_TESTS),
+    ("cpp/src/kernels_impl.hpp", "y[i] = c == i ? 1.0 / ri[i] : -dot_fixed(ri + c, y + c, i - c) / ri[i];",
+     "y[i] = c == i ? 1.0 / ri[i] : -dot_fixed(ri + c, y + c, i - c - 1) / ri[i];", ROUND_TESTS),
     ("cpp/bindings/common.cpp", "n > kMaxThreadsPerProcessor * hw", "n > kMaxThreadsPerProcessor * hw + 1", KERNEL_TESTS),
     ("cpp/src/bitplanes.cpp", "        for (int a = 0; a < A; ++a)\n            for (int d = 0; d < D; ++d)",
      "        for (int a = 0; a < A; ++a)\n            for (int d = 1; d < D; ++d)", ["tests/test_bitplanes.py"]),

@@ -174,3 +174,38 @@ def test_grouped_conv_energy_adds_its_groups():
         parts.append(estimate_energy(nn.Sequential(part), xs, cfg).layers[0])
     assert whole.on_cells == sum(p.on_cells for p in parts) and whole.cells == sum(p.cells for p in parts)
     assert whole.arrays == sum(p.arrays for p in parts)
+
+
+_KERNEL_CALLS = {
+    "hamming_weight": (lambda **k: kernels.hamming_weight(np.arange(-3, 4, dtype=np.int8), **k), {}),
+    "total_hamming_weight": (lambda **k: kernels.total_hamming_weight(np.arange(-3, 4, dtype=np.int8), **k), {}),
+    "hw_histogram": (lambda **k: kernels.hw_histogram(np.arange(-3, 4, dtype=np.int8), **k), {}),
+    "pack_bitplanes": (lambda **k: kernels.pack_bitplanes(np.arange(-3, 4, dtype=np.int8).reshape(7, 1), **k),
+                       {"cell_bits": 1}),
+    "unpack_bitplanes": (lambda **k: kernels.unpack_bitplanes(
+        kernels.pack_bitplanes(np.arange(-3, 4, dtype=np.int8).reshape(7, 1), 8, cell_bits=1), 7, **k), {"cell_bits": 1}),
+    "relaxed_hw": (lambda **k: kernels.relaxed_hw(np.linspace(-5, 5, 11), **k), {"relaxation": "linear"}),
+    "relaxed_hw_penalty": (lambda **k: kernels.relaxed_hw_penalty(np.linspace(-5, 5, 11), **k),
+                           {"relaxation": "linear", "reduction": "sum"}),
+    "scaled_hw_penalty": (lambda **k: kernels.scaled_hw_penalty(np.linspace(-5, 5, 12).reshape(3, 4), 0.5, **k),
+                          {"relaxation": "linear", "reduction": "sum"}),
+}
+_BAD = {"bits": (17, "bits must be an integer in 2..16, got 17"), "encoding": ("gray", "encoding"),
+        "relaxation": ("cubic", "relaxation"), "reduction": ("max", "reduction"),
+        "cell_bits": (2 ** 32, "cell_bits is out of range"), "n_threads": (10 ** 6, "n_threads must be a thread count")}
+
+
+@pytest.mark.parametrize("name", sorted(_KERNEL_CALLS))
+def test_every_kernel_argument_is_checked_and_named(name):
+    # Each public kernel forwards every argument through its validator: a bad value of any one of them
+    # raises an error naming that argument (and a good call with 1 or 2 threads gives the same result).
+    call, extra = _KERNEL_CALLS[name]
+    good = {"bits": 8, "encoding": "differential", "n_threads": 1, **extra}
+    one, two = call(**good), call(**{**good, "n_threads": 2})
+    for a, b in zip(one if isinstance(one, tuple) else (one,), two if isinstance(two, tuple) else (two,)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for arg in good:
+        value, message = _BAD[arg]
+        with pytest.raises((TypeError, ValueError), match=message) as info:
+            call(**{**good, arg: value})
+        assert arg in str(info.value)
