@@ -35,6 +35,7 @@ def hamq(*args, check=True, cwd=None):
     (["train", "--w-bits", "17"], "bits must be an integer in 2..16, got 17"),
     (["energy", "{tmp}/nope.pt", "--set", "rows=200000"], "rows"),
     (["energy", "{tmp}/nope.pt", "--preset", "spice"], "--preset must be one of"),
+    (["energy", "{tmp}/nope.pt", "--accuracy", "-3"], "--accuracy must be >= 0, got -3"),
     (["train", "--lam", "-1"], "argument --lam: expected a finite number >= 0"),
     (["train", "--data", "imagenet", "--out", "{tmp}/x"], "unknown data set 'imagenet'"),
     (["train", "--data", "cifar10:{tmp}/nothing", "--out", "{tmp}/x"], "nothing is not a folder"),
@@ -64,8 +65,12 @@ def test_train_then_energy_round_trip(tmp_path):
     for name in ("checkpoint.pt", "metrics.csv", "result.json"):
         assert (out / name).exists()
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
-    proc = hamq("energy", str(out / "checkpoint.pt"), "--images", "4", "--set", "adc_bits=6", "--preset", "mnsim-2.0")
+    proc = hamq("energy", str(out / "checkpoint.pt"), "--images", "4", "--set", "adc_bits=6", "--preset", "mnsim-2.0",
+                "--accuracy", "70")
     assert "total per inference" in proc.stdout
+    acc = json.loads((out / "accuracy.json").read_text())
+    assert acc["inputs"] == 70 and 0 <= acc["crossbar"] <= 1 and acc["config"].startswith("mnsim-2.0")
+    assert f"digital {100 * acc['digital']:.2f} %" in proc.stdout
     report = json.loads((out / "energy.json").read_text())
     assert report["config"]["adc_bits"] == 6 and report["config"]["rows"] == 256
     assert report["total_energy_j"] > 0 and (out / "energy.png").exists() and (out / "energy.csv").exists()

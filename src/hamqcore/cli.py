@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,8 @@ def cmd_energy(args) -> int:
     from .energy import estimate_energy
     from .plots import energy_report
 
+    if args.accuracy < 0:
+        raise CliError(f"--accuracy must be >= 0, got {args.accuracy}")
     config = crossbar_config(args.preset, args.set)
     model, cfg, _ = _load(args.checkpoint)
     out = _writable(args.out if args.out else Path(args.checkpoint).resolve().parent if Path(args.checkpoint).is_file()
@@ -181,6 +184,18 @@ def cmd_energy(args) -> int:
                   f"{report.total_energy * 1e9:.3g} nJ/inference ({config.model})")
     print(report)
     print(f"\nper inference over {len(x)} test inputs of {cfg.data}; wrote {out}/energy.json, energy.csv, energy.png")
+    if args.accuracy:
+        from .energy import crossbar_forward
+        from .train import evaluate
+
+        xa, ya = dataset.test.x[: args.accuracy], dataset.test.y[: args.accuracy]
+        digital = evaluate(model, xa, ya)
+        hits = sum(int((crossbar_forward(model, torch.from_numpy(np.ascontiguousarray(xa[i:i + 64])), config)
+                        .argmax(1).numpy() == ya[i:i + 64]).sum()) for i in range(0, len(ya), 64))
+        acc = {"inputs": len(ya), "digital": digital, "crossbar": hits / max(1, len(ya)), "config": config.describe()}
+        (out / "accuracy.json").write_text(json.dumps(acc, indent=1))
+        print(f"test accuracy on {len(ya)} inputs: digital {100 * digital:.2f} %, on the crossbar "
+              f"{100 * acc['crossbar']:.2f} % ({config.describe()}); wrote {out}/accuracy.json")
     return 0
 
 
@@ -298,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("energy", help="crossbar energy report of a checkpoint")
     p.add_argument("checkpoint")
     _add_crossbar_args(p, 32)
+    p.add_argument("--accuracy", type=int, default=0, metavar="N",
+                   help="also the test accuracy of the first N test inputs computed on the crossbar (its ADC readings)")
     p.add_argument("--out", default=None)
     p.set_defaults(fn=cmd_energy)
     p = sub.add_parser("round", help="gradient-free HW-aware rounding of a trained checkpoint")

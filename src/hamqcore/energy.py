@@ -351,6 +351,45 @@ def estimate_energy(
     return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor))
 
 
+def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig,
+                     n_threads: Optional[int] = None) -> torch.Tensor:
+    """``model(inputs)`` (eval, no grad) with every hamqcore quantized layer computed on the crossbar:
+    its output is ``config``'s functional output (the shift-added ADC readings of the layer's integer
+    inputs and weights, :func:`simulate_module`) times the layer's input and weight steps, plus its
+    bias. With a lossless ADC this is the digital model's output up to float rounding; a sense amp too
+    coarse for its column sums (NeuroSim's default 32 levels for 128 rows of 2-bit cells, or
+    ``rows_per_conversion``) clips them, and that shows in the result. Other layers run as usual."""
+    if not isinstance(config, CrossbarConfig):
+        raise TypeError(f"config must be a CrossbarConfig, got {type(config).__name__}")
+
+    def hook(m, args, out):
+        x = args[0]
+        r = simulate_module(m, x, config, n_threads=n_threads, output=True)
+        _, sx, _ = m.input_integers(x)
+        _, sw = m.weight_integers()
+        y = torch.from_numpy(np.asarray(r.output, np.float64)) * float(sx) * sw.reshape(1, -1).to(torch.float64)
+        if isinstance(m, nn.Linear):
+            y = y.reshape(out.shape)
+        else:  # (N * positions, C) -> (N, C, *spatial)
+            y = y.reshape(out.shape[0], -1, out.shape[1]).transpose(1, 2).reshape(out.shape)
+        if m.bias is not None:
+            y = y + m.bias.detach().to(torch.float64).reshape((1, -1) + (1,) * (out.dim() - 2))
+        return y.to(out.dtype)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, QuantLayer)]
+    if not handles:
+        raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            return model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
 # The penalty encoding whose code each crossbar mapping stores, one code bit per cell bit.
 ENCODING_OF_MAPPING = {"differential": "differential", "offset": "offset", "twos_complement": "twos_complement"}
 
