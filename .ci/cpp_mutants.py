@@ -39,7 +39,7 @@ MUTANTS = [
     ("cpp/src/kernels_impl.hpp", "local[hw > unsigned(kMaxBits) ? kMaxBits + 1 : hw] += 1;", "local[hw] += 1;", KERNEL_TESTS),
     ("cpp/src/kernels_impl.hpp", "kf = kf > fhi - F(1) ? fhi - F(1) : kf;", "kf = kf > fhi ? fhi : kf;", KERNEL_TESTS),
     ("cpp/src/kernels_impl.hpp", "d = x == fhi ? F(0.5) * dr : d;", "d = x == fhi ? dr : d;", KERNEL_TESTS),
-    ("cpp/src/kernels_impl.hpp", "const F left = k > lo ? t0 - tm : F(0);", "const F left = t0 - tm;", KERNEL_TESTS),
+    ("cpp/src/kernels_impl.hpp", "const F tm = cost(k > lo ? k - 1 : lo);", "const F tm = cost(k > lo ? k - 1 : lo + 1);", KERNEL_TESTS),
     ("cpp/src/cost_table.hpp", "code_cost[size_t(c & (c - 1))] +", "code_cost[size_t(c >> 1)] +", KERNEL_TESTS),
     ("cpp/src/kernels_impl.hpp", "for (int64_t j = i + 1; j < k; ++j) x[j] -= err * ui[j];",
      "for (int64_t j = i + 1; j < k; ++j) x[j] += err * ui[j];", ROUND_TESTS),

@@ -256,7 +256,7 @@ inline void relaxed_eval(F x, int bits, const Cost& cost, F& value, F& deriv) {
     if constexpr (R == int(Relaxation::Linear)) {
         value = t0 + f * dr;
         const F tm = cost(k > lo ? k - 1 : lo);
-        const F left = k > lo ? t0 - tm : F(0);
+        const F left = t0 - tm;  // 0 at the lower bound, where tm = t0
         F d = f == F(0) ? F(0.5) * (left + dr) : dr;
         d = x == fhi ? F(0.5) * dr : d;
         deriv = outside ? F(0) : d;
