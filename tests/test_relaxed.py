@@ -248,3 +248,16 @@ def test_bit_cost_errors():
         hamqcore.scaled_hw_penalty(w, 1.0, 8, bit_cost="cheap")
     with pytest.raises(ValueError, match=r"bit_cost must have shape \(8,\), got \(2,\)"):
         hamqcore.kernels.level_cost([1, 2], 8)
+    with pytest.raises(ValueError, match=r"bit_cost must be finite and >= 0, got \[1.0, -0.5"):
+        hamqcore.kernels.level_cost([1, -0.5, 1, 1, 1, 1, 1, 1], 8)
+    with pytest.raises(ValueError, match="bit_cost must be finite and >= 0"):
+        hamqcore.kernels.level_cost([1, 1, np.inf, 1], 4)
+    with pytest.raises(ValueError, match="bits must be an integer in 2..16, got 17"):
+        hamqcore.kernels.level_cost(np.ones(17), 17)
+    with pytest.raises(ValueError, match="encoding"):
+        hamqcore.kernels.level_cost(np.ones(8), 8, "gray")
+    # the default encoding is the differential one
+    np.testing.assert_array_equal(hamqcore.kernels.level_cost(np.arange(1.0, 9.0), 8),
+                                  hamqcore.kernels.level_cost(np.arange(1.0, 9.0), 8, "differential"))
+    assert hamqcore.kernels.level_cost(np.arange(1.0, 9.0), 8)[0] != hamqcore.kernels.level_cost(
+        np.arange(1.0, 9.0), 8, "offset")[0]
