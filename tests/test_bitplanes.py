@@ -52,7 +52,7 @@ def test_errors():
         hamqcore.unpack_bitplanes(np.zeros((2, 7, 1), np.int64), 3, 8)
     with pytest.raises(ValueError, match=r"planes has shape \(7, 1\); for bits=8, encoding='differential', cell_bits=1 and length=3 it must be \(2, 7, \.\.\., 1\)"):
         hamqcore.unpack_bitplanes(np.zeros((7, 1), np.uint64), 3, 8)
-    with pytest.raises(ValueError, match=r"length must be >= 0"):
+    with pytest.raises(ValueError, match=r"length must be in 0..2\^62-1"):
         hamqcore.unpack_bitplanes(np.zeros((8, 1), np.uint64), -1, 8, "offset")
     # both arrays of the differential encoding hold a 1 for weight 0
     planes = hamqcore.pack_bitplanes(np.array([1, 2], np.int8), 8)

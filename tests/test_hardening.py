@@ -48,7 +48,7 @@ def test_huge_scalar_arguments_name_the_argument():
         hamqcore.hamming_weight(q, 2 ** 40)
     with pytest.raises(ValueError, match="cell_bits is out of range, got 4294967296"):
         hamqcore.pack_bitplanes(q, 8, cell_bits=2 ** 32)
-    with pytest.raises(ValueError, match="length must be >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"length must be in 0..2\^62-1, got -1"):
         hamqcore.unpack_bitplanes(np.zeros((2, 1, 1), np.uint64), -1, 8)
 
 
@@ -57,6 +57,14 @@ def test_unpack_takes_a_64_bit_length():
     planes = np.zeros((2, 7, 1), np.uint64)
     with pytest.raises(ValueError, match="planes has shape"):
         hamqcore.unpack_bitplanes(planes, 2 ** 31 + 5, 8)
+    with pytest.raises(ValueError, match="planes has shape"):
+        hamqcore.unpack_bitplanes(planes, 2 ** 62 - 1, 8)               # the largest length passed on
+    for bad, err, message in ((2 ** 62, ValueError, r"length must be in 0..2\^62-1, got 4611686018427387904"),
+                              (-1, ValueError, r"length must be in 0..2\^62-1, got -1"),
+                              ("7", TypeError, "length must be an integer, got '7'")):
+        with pytest.raises(err, match=message):
+            hamqcore.unpack_bitplanes(planes, bad, 8)
+    assert hamqcore.unpack_bitplanes(np.zeros((2, 7, 0), np.uint64), 0, 8).shape == (0,)
 
 
 FORK_SCRIPT = textwrap.dedent("""
@@ -190,9 +198,14 @@ _KERNEL_CALLS = {
     "scaled_hw_penalty": (lambda **k: kernels.scaled_hw_penalty(np.linspace(-5, 5, 12).reshape(3, 4), 0.5, **k),
                           {"relaxation": "linear", "reduction": "sum"}),
 }
-_BAD = {"bits": (17, "bits must be an integer in 2..16, got 17"), "encoding": ("gray", "encoding"),
-        "relaxation": ("cubic", "relaxation"), "reduction": ("max", "reduction"),
-        "cell_bits": (2 ** 32, "cell_bits is out of range"), "n_threads": (10 ** 6, "n_threads must be a thread count")}
+# per argument: (bad value, the start of the message), a wrong value and a wrong type
+_BAD = {"bits": [(17, "bits must be an integer in 2..16, got 17"), ("8", "bits must be an integer, got '8'"),
+                 (2 ** 40, "bits must be an integer in 2..16")],
+        "encoding": [("gray", "encoding"), (5, "encoding must be a string, got 5")],
+        "relaxation": [("cubic", "relaxation"), (5, "relaxation must be a string, got 5")],
+        "reduction": [("max", "reduction"), (5, "reduction must be a string, got 5")],
+        "cell_bits": [(2 ** 32, "cell_bits is out of range"), ("1", "cell_bits must be an integer, got '1'")],
+        "n_threads": [(10 ** 6, "n_threads must be a thread count"), ("2", "n_threads must be")]}
 
 
 @pytest.mark.parametrize("name", sorted(_KERNEL_CALLS))
@@ -205,7 +218,7 @@ def test_every_kernel_argument_is_checked_and_named(name):
     for a, b in zip(one if isinstance(one, tuple) else (one,), two if isinstance(two, tuple) else (two,)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for arg in good:
-        value, message = _BAD[arg]
-        with pytest.raises((TypeError, ValueError), match=message) as info:
-            call(**{**good, arg: value})
-        assert arg in str(info.value)
+        for value, message in _BAD[arg]:
+            with pytest.raises((TypeError, ValueError), match=message) as info:
+                call(**{**good, arg: value})
+            assert str(info.value).startswith(arg), (arg, value, str(info.value))

@@ -43,7 +43,7 @@ def _int(name: str, value) -> int:
 def _length(length) -> int:
     v = as_int("length", length)
     if not 0 <= v < 2 ** 62:
-        raise ValueError(f"length must be >= 0, got {v}")
+        raise ValueError(f"length must be in 0..2^62-1, got {v}")
     return v
 
 
