@@ -310,8 +310,13 @@ def trained(rec: Record, demo: Path) -> dict:
                     wb = dict(base.named_modules())[n].weight.detach()
                     on_step.append((wb / s).reshape(-1).double().numpy())
             step_hw = float(rounded_hw(np.clip(np.concatenate(on_step), -hi, hi), bits).mean())
+            # how far the levels moved from the baseline's: the drift alone moves a weight at most one
+            # level; more is escape (noise, task loss, the learned step)
+            qb = np.rint(np.clip(allx, -hi, hi))
+            qh = np.rint(np.clip(np.concatenate([xh[n] for n in xb]), -hi, hi))
             rows.append({"lam": run["lam"], "hamq_mean_hw": hamq_hw, "baseline_on_hamq_steps": step_hw,
-                         "accuracy_pt": run["accuracy_pt"]})
+                         "accuracy_pt": run["accuracy_pt"],
+                         "moved_beyond_one_level": float(np.mean(np.abs(qh - qb) >= 2))})
         best = min(rows, key=lambda r: r["hamq_mean_hw"])
         total = base_hw - best["hamq_mean_hw"]
         drift = base_hw - limit
@@ -323,6 +328,16 @@ def trained(rec: Record, demo: Path) -> dict:
                 f"the HamQ steps alone give {best['baseline_on_hamq_steps']:.3f}", "measured", True,
                 ["the drift-alone limit uses the baseline's latent weights and steps"],
                 baseline_mean_hw=base_hw, drift_alone_limit=limit, ladder=rows)
+        lams = np.array([r["lam"] for r in rows], float)
+        moved = np.array([r["moved_beyond_one_level"] for r in rows])
+        slope = float(np.polyfit(lams, np.log(np.maximum(moved, 1e-12)), 1)[0]) if len(rows) > 1 else float("nan")
+        rec.add(f"escape_{name}",
+                f"{name}: weights more than one level from the baseline's: "
+                + ", ".join(f"{100 * m:.1f} % at lam={lv:g}" for lv, m in zip(lams, moved))
+                + f"; d log(fraction) / d lam = {slope:.3f} (Arrhenius escape at a fixed temperature T would make "
+                "it linear in lam with slope dH/T; training's T is not known, so this measures, not checks)",
+                "measured", True, ["baseline and HamQ runs share seed, data and schedule; their levels are compared "
+                                   "weight by weight"], moved=moved.tolist(), lams=lams.tolist(), log_slope=slope)
         out[name] = {"baseline_mean_hw": base_hw, "drift_alone_limit": limit, "ladder": rows}
     return out
 
