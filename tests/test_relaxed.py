@@ -254,6 +254,8 @@ def test_bit_cost_errors():
         hamqcore.kernels.level_cost([1, 1, np.inf, 1], 4)
     with pytest.raises(ValueError, match="bits must be an integer in 2..16, got 17"):
         hamqcore.kernels.level_cost(np.ones(17), 17)
+    with pytest.raises(TypeError, match="^bits must be an integer, got '8'"):
+        hamqcore.kernels.level_cost(np.ones(8), "8")
     with pytest.raises(ValueError, match="encoding"):
         hamqcore.kernels.level_cost(np.ones(8), 8, "gray")
     # the default encoding is the differential one
