@@ -129,6 +129,12 @@ def test_kernel_errors():
         _core.hw_aware_round(np.array([[1.0, np.nan, 1], [1, 1, 1]]), h, s, r, 8)
     with pytest.raises(ValueError, match=r"bit_cost must have shape \(8,\), got \(3,\)"):
         _core.hw_aware_round(w, h, s, r, 8, bit_cost=np.ones(3))
+    with pytest.raises(ValueError, match=r"bit_cost must have shape \(8,\), got \(2, 8\)"):   # no per-row costs here
+        _core.hw_aware_round(w, h, s, r, 8, bit_cost=np.ones((2, 8)))
+    with pytest.raises(ValueError, match=r"bit_cost must be finite and >= 0, got -1 at index 2"):
+        _core.hw_aware_round(w, h, s, r, 8, bit_cost=[1, 1, -1, 1, 1, 1, 1, 1])
+    with pytest.raises(TypeError, match=r"bit_cost must be None or a float array of shape \(bits,\)"):
+        _core.hw_aware_round(w, h, s, r, 8, bit_cost="cheap")
 
 
 def _model(seed=0):

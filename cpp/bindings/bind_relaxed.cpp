@@ -45,33 +45,6 @@ py::tuple penalty_impl(const py::array& x, int bits, Encoding e, Relaxation r, b
     return py::make_tuple(value, grad);
 }
 
-// bit_cost: None, (bits,) or (rows of w, bits), finite and >= 0, as float64 (copied: small).
-std::vector<double> bit_cost_arg(const py::object& obj, int bits, int64_t rows, bool& per_row) {
-    per_row = false;
-    if (obj.is_none()) return {};
-    py::array a = py::array::ensure(obj);
-    if (!a || (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
-        throw py::type_error("bit_cost must be None or a float array of shape (bits,) or (rows, bits)");
-    const bool ok1 = a.ndim() == 1 && a.shape(0) == bits;
-    const bool ok2 = a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == bits;
-    if (!ok1 && !ok2) {
-        std::ostringstream msg;
-        msg << "bit_cost must have shape (" << bits << ",) or (" << rows << ", " << bits << ") for bits="
-            << bits << " and " << rows << " rows, got " << shape_str(a);
-        throw py::value_error(msg.str());
-    }
-    per_row = ok2;
-    auto c = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
-    std::vector<double> out(c.data(), c.data() + c.size());
-    for (size_t i = 0; i < out.size(); ++i)
-        if (!std::isfinite(out[i]) || out[i] < 0) {
-            std::ostringstream msg;
-            msg << "bit_cost must be finite and >= 0, got " << out[i] << " at flat index " << i;
-            throw py::value_error(msg.str());
-        }
-    return out;
-}
-
 template <class F>
 py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits, Encoding e,
                       Relaxation r, bool mean, int nt, double weight, const py::object& bit_cost_obj) {
@@ -96,7 +69,7 @@ py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits,
         for (int64_t i = 0; i < rows; ++i) per_row[size_t(i)] = s.data()[ns == rows ? i : 0];
     }
     bool cost_per_row = false;
-    const std::vector<double> costs = bit_cost_arg(bit_cost_obj, bits, rows, cost_per_row);
+    const std::vector<double> costs = bit_cost_arg(bit_cost_obj, bits, rows, &cost_per_row);
     const BitCost bc{costs.empty() ? nullptr : costs.data(), cost_per_row};
     py::array_t<F> grad(shape);
     std::vector<F> gs(size_t(rows), F(0));

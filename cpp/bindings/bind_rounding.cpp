@@ -51,20 +51,7 @@ void bind_rounding(py::module_& m) {
             if (row_weight.shape(0) != rows)
                 throw py::value_error("row_weight must hold one value per row of w (" + std::to_string(rows) +
                                       "), got shape " + shape_str(row_weight));
-            std::vector<double> costs;
-            if (!bit_cost.is_none()) {
-                auto c = f64(bit_cost, "bit_cost", 1);
-                if (c.shape(0) != bits)
-                    throw py::value_error("bit_cost must have shape (" + std::to_string(bits) + ",), got " +
-                                          shape_str(c));
-                costs.assign(c.data(), c.data() + bits);
-                for (int i = 0; i < bits; ++i)
-                    if (!std::isfinite(costs[size_t(i)]) || costs[size_t(i)] < 0) {
-                        std::ostringstream msg;
-                        msg << "bit_cost must be finite and >= 0, got " << costs[size_t(i)] << " at index " << i;
-                        throw py::value_error(msg.str());
-                    }
-            }
+            const std::vector<double> costs = bit_cost_arg(bit_cost, bits, rows);
             py::array_t<int32_t> q({py::ssize_t(rows), py::ssize_t(k)});
             int32_t* pq = q.mutable_data();
             RoundingStatus st;

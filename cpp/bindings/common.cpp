@@ -137,4 +137,32 @@ void throw_not_finite(const char* arg, const py::array& a, int64_t flat) {
     throw py::value_error(s.str());
 }
 
+std::vector<double> bit_cost_arg(const py::object& obj, int bits, int64_t rows, bool* per_row) {
+    if (per_row) *per_row = false;
+    if (obj.is_none()) return {};
+    const std::string shapes = per_row ? "(bits,) or (rows, bits)" : "(bits,)";
+    py::array a = py::array::ensure(obj);
+    if (!a || (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
+        throw py::type_error("bit_cost must be None or a float array of shape " + shapes);
+    const bool ok1 = a.ndim() == 1 && a.shape(0) == bits;
+    const bool ok2 = per_row && a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == bits;
+    if (!ok1 && !ok2) {
+        std::ostringstream msg;
+        msg << "bit_cost must have shape (" << bits << ",)";
+        if (per_row) msg << " or (" << rows << ", " << bits << ") for bits=" << bits << " and " << rows << " rows";
+        msg << ", got " << shape_str(a);
+        throw py::value_error(msg.str());
+    }
+    if (per_row) *per_row = ok2;
+    auto c = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+    std::vector<double> out(c.data(), c.data() + c.size());
+    for (size_t i = 0; i < out.size(); ++i)
+        if (!std::isfinite(out[i]) || out[i] < 0) {
+            std::ostringstream msg;
+            msg << "bit_cost must be finite and >= 0, got " << out[i] << " at " << (per_row ? "flat index " : "index ") << i;
+            throw py::value_error(msg.str());
+        }
+    return out;
+}
+
 }  // namespace hamq::bind

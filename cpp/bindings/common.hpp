@@ -46,4 +46,8 @@ std::string index_str(const char* arg, const std::vector<py::ssize_t>& shape, in
                                      const char* bits_arg = "bits");
 [[noreturn]] void throw_not_finite(const char* arg, const py::array& a, int64_t flat);
 
+// Per-bit costs: None (an empty vector), shape (bits,) or, when per_row is given, (rows, bits) (then
+// *per_row says which); finite and >= 0; as float64 (copied: small).
+std::vector<double> bit_cost_arg(const py::object& obj, int bits, int64_t rows, bool* per_row = nullptr);
+
 }  // namespace hamq::bind

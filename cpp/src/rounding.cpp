@@ -7,7 +7,6 @@
 
 #include "cost_table.hpp"
 #include "kernel_table.hpp"
-#include "threading.hpp"
 
 namespace hamq {
 

@@ -131,9 +131,9 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
                         f"{getattr(calib_inputs, 'shape', type(calib_inputs).__name__)}")
     if not bool(torch.isfinite(calib_inputs).all()):
         raise ValueError("calib_inputs holds NaN or inf")
-    _check_model(model)
+    layers = _check_model(model)
     if bits is not None:
-        for name, m in _check_model(model):
+        for name, m in layers:
             if m.w_bits != bits:
                 raise ValueError(f"bits={bits} but layer {name!r} has {m.w_bits}-bit weights")
     if crossbar is not None:
