@@ -271,7 +271,7 @@ def noise(rec: Record, quick: bool, rng) -> dict:
 def trained(rec: Record, demo: Path) -> dict:
 
     from hamqcore.quant import QuantLayer
-    from hamqcore.train import load_checkpoint
+    from hamqcore.study.train import load_checkpoint
 
     out = {}
     results = json.loads((demo / "results.json").read_text())

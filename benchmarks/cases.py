@@ -180,7 +180,7 @@ def resnet18_energy_time(repeats: int = 3) -> float:
     import torch
 
     from hamqcore.energy import estimate_energy
-    from hamqcore.models import resnet18
+    from hamqcore.study.models import resnet18
 
     torch.manual_seed(0)
     model = resnet18().eval()
@@ -194,7 +194,7 @@ def regularizer_cases(quick: bool = False) -> List[Case]:
     import torch
 
     from hamqcore import ops
-    from hamqcore.models import resnet18
+    from hamqcore.study.models import resnet18
     from hamqcore.nn import HamQRegularizer
 
     torch.manual_seed(0)

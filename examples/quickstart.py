@@ -8,12 +8,12 @@ energy per inference on test images, then lower the baseline's ON cells without 
 import torch
 
 import hamqcore
-from hamqcore import data
+from hamqcore.study import data
 from hamqcore.crossbar import CrossbarConfig
 from hamqcore.energy import energy_reduction, estimate_energy
 from hamqcore.nn import hw_stats
 from hamqcore.rounding import hw_aware_round
-from hamqcore.train import TrainConfig, evaluate, train
+from hamqcore.study.train import TrainConfig, evaluate, train
 
 
 def main():
@@ -25,7 +25,7 @@ def main():
     rows, models = {}, {}
     for name, lam in (("baseline", 0.0), ("HamQ", 1.0)):
         # 8-bit weights (a learned LSQ step started from the max|w| grid) and activations; lam = 0 for
-        # the first epoch, then ramped up (hamqcore.train documents the schedule)
+        # the first epoch, then ramped up (hamqcore.study.train documents the schedule)
         cfg = TrainConfig(model="resnet18", width=8, data="digits", w_bits=8, a_bits=8, lam=lam, epochs=6,
                           warmup_epochs=1, ramp_epochs=2)
         result = train(cfg, dataset=digits, progress=False)

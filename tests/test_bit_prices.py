@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 
 from hamqcore.crossbar import CrossbarConfig
-from hamqcore.energy import bit_prices
+from hamqcore.pricing import bit_prices
 from hamqcore.nn import HamQRegularizer, hw_stats
-from hamqcore.train import TrainConfig
+from hamqcore.study.train import TrainConfig
 
 # the bitline model without access or wire resistance: each cell conducts exactly G(d)
 IDEAL_WIRES = dict(r_access=0.0, r_wire_row=0.0, r_wire_col=0.0)
@@ -92,7 +92,7 @@ def test_bit_prices_errors():
     m = _linear(np.full((2, 3), 127))
     with pytest.raises(TypeError, match="config must be a CrossbarConfig"):
         bit_prices(m, torch.ones(1, 3), "neurosim-1.3")
-    with pytest.raises(ValueError, match="probe_every must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="probe_every must be an integer >= 1, got 0"):
         bit_prices(m, torch.ones(1, 3), CrossbarConfig(), probe_every=0)
 
 
@@ -121,7 +121,7 @@ def test_crossbar_weighting_starts_at_the_mean_hw_and_follows_the_prices():
 def test_crossbar_weighting_errors():
     model = nn.Sequential(nn.Linear(4, 4))
     cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential")
-    with pytest.raises(TypeError, match="weighting='crossbar' needs crossbar=CrossbarConfig"):
+    with pytest.raises(TypeError, match="crossbar must be a CrossbarConfig, got NoneType"):
         HamQRegularizer(model, weighting="crossbar", example_input=torch.ones(1, 4))
     with pytest.raises(ValueError, match="encoding must be 'offset', the code the 'offset' mapping stores"):
         HamQRegularizer(model, weighting="crossbar", crossbar=CrossbarConfig(), example_input=torch.ones(1, 4))

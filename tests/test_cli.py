@@ -1,5 +1,7 @@
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hamqcore import experiments
-from hamqcore.train import TrainConfig, load_checkpoint, train
+from hamqcore.study import experiments
+from hamqcore.study.train import TrainConfig, load_checkpoint, train
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +25,7 @@ def hamq(*args, check=True, cwd=None):
     env = dict(os.environ)
     here = str(Path(hamqcore.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
-    proc = subprocess.run([sys.executable, "-m", "hamqcore.cli", *args], capture_output=True, text=True, timeout=600,
+    proc = subprocess.run([sys.executable, "-m", "hamqcore.study.cli", *args], capture_output=True, text=True, timeout=600,
                           cwd=cwd or Path(here).parent, env=env)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -35,27 +37,63 @@ def hamq(*args, check=True, cwd=None):
     (["train", "--w-bits", "17"], "bits must be an integer in 2..16, got 17"),
     (["energy", "{tmp}/nope.pt", "--set", "rows=200000"], "rows"),
     (["energy", "{tmp}/nope.pt", "--preset", "spice"], "--preset must be one of"),
-    (["energy", "{tmp}/nope.pt", "--accuracy", "-3"], "--accuracy must be >= 0, got -3"),
-    (["train", "--lam", "-1"], "argument --lam: expected a finite number >= 0"),
+    (["energy", "{tmp}/nope.pt", "--accuracy", "-3"], "argument --accuracy: expected an integer >= 0, got '-3'"),
+    (["train", "--lam", "-1"], "lam must be a finite number >= 0, got -1.0"),
+    (["train", "--weight-mode", "maxx"], "invalid choice: 'maxx'"),
+    (["train", "--seed", "-2"], "seed must be an integer in 0..2147483647, got -2"),
+    (["train", "--data", "mnist5k:extra"], "mnist5k is an offline data set and takes no folder"),
+    (["train", "--weighting", "crossbar", "--crossbar", '{"preset": "neurosim-1.3"}'],
+     "encoding must be 'offset', the code the 'offset' mapping stores, got 'differential'"),
+    (["train", "--crossbar", "[1]"], "argument --crossbar: expected a JSON object"),
     (["train", "--data", "imagenet", "--out", "{tmp}/x"], "unknown data set 'imagenet'"),
     (["train", "--data", "cifar10:{tmp}/nothing", "--out", "{tmp}/x"], "nothing is not a folder"),
     (["train", "--data", "cifar10:{tmp}", "--out", "{tmp}/x"], "missing data_batch_1"),
     (["energy", "{tmp}/nope.pt"], "no checkpoint at"),
     (["sweep", "--lams", "0,abc", "--out", "{tmp}/s"], "--lams must be comma-separated numbers"),
-    (["density", "--analysis-dir", "{tmp}"], "cannot find the analysis scripts"),
-    (["density", "--demo", "{tmp}"], "holds no results.json"),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, args, message):
-    proc = hamq(*[a.format(tmp=tmp_path) for a in args], check=False)
+    proc = hamq(*[a.replace("{tmp}", str(tmp_path)) for a in args], check=False)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_help():
-    assert "demo" in hamq("--help").stdout
-    for command in ("demo", "train", "energy", "round", "sweep", "bench", "density"):
-        assert "usage: hamq " + command in hamq(command, "--help").stdout
+    top = hamq("--help").stdout
+    assert "demo" in top and "``" not in top and ":mod:" not in top and ":func:" not in top
+    for command in ("demo", "train", "energy", "round", "sweep"):
+        text = hamq(command, "--help").stdout
+        assert "usage: hamq " + command in text
+        assert "``" not in text and ":func:" not in text
+    train = hamq("train", "--help").stdout
+    # every TrainConfig field is a flag, with its default shown
+    from hamqcore.study.train import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in train, f.name
+    assert "(default: lsq)" in train and "(default: 0.05)" in train
+    sweep = hamq("sweep", "--help").stdout
+    assert "--lams" in sweep and not re.search(r"--lam\b(?!s)", sweep)
+    assert "invalid choice" in hamq("bench", check=False).stderr  # the benchmarks run from the checkout
+
+
+def test_cli_defaults_are_pinned():
+    """The documented defaults of every command (README "Command line")."""
+    from hamqcore.study.cli import build_parser
+
+    ap = build_parser()
+    rnd = ap.parse_args(["round", "ck.pt"])
+    assert (rnd.lam, rnd.calib, rnd.radius, rnd.images, rnd.preset, rnd.out) == (
+        "0.003,0.01,0.03", 256, 8, 64, "neurosim-1.3", "hamq_round")
+    en = ap.parse_args(["energy", "ck.pt"])
+    assert (en.images, en.accuracy, en.preset, en.out) == (32, 0, "neurosim-1.3", None)
+    demo = ap.parse_args(["demo"])
+    assert (demo.images, demo.out, demo.quick) == (64, "hamq_out", False)
+    sw = ap.parse_args(["sweep"])
+    assert (sw.lams, sw.images, sw.out) == ("0,0.3,1,3", 32, "hamq_sweep")
+    tr = ap.parse_args(["train"])
+    assert (tr.model, tr.data, tr.w_bits, tr.epochs, tr.lr, tr.weight_mode, tr.weighting, tr.crossbar, tr.out) == (
+        "resnet18", "mnist5k", 8, 10, 2e-3, "lsq", "energy", None, "hamq_train")
 
 
 def test_train_then_energy_round_trip(tmp_path):

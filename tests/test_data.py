@@ -6,8 +6,8 @@ import torch
 from scipy.fft import dct
 from scipy.io import wavfile
 
-from hamqcore import data
-from hamqcore.models import ds_cnn, resnet18
+from hamqcore.study import data
+from hamqcore.study.models import ds_cnn, resnet18
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,7 @@ def _cache_file(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "nan", "label", "missing_key"])
 def test_spoken_keywords_cache_damage_is_detected_and_repaired(tmp_path, damage):
-    from hamqcore.data import synth
+    from hamqcore.study.data import synth
 
     kw = dict(n_speakers=3, takes=1, seed=5, split=(0.34, 0.34))
     d = data.spoken_keywords(**kw)
@@ -91,7 +91,7 @@ def test_spoken_keywords_cache_damage_is_detected_and_repaired(tmp_path, damage)
 def test_spoken_keywords_cache_writes_are_atomic_and_unique(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from hamqcore.data import synth
+    from hamqcore.study.data import synth
 
     rng = np.random.default_rng(0)
     arrays = {"x": rng.standard_normal((12, 1, 49, 10)).astype(np.float32), "y": np.arange(12) % 12,

@@ -148,7 +148,7 @@ def test_reads_per_weight_is_per_inference_for_any_batch():
     import torch.nn as nn
 
     from hamqcore.nn import reads_per_weight
-    from hamqcore.quant import quantizable_layers
+    from hamqcore.layers import quantizable_layers
 
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
     layers = quantizable_layers(model)

@@ -198,7 +198,7 @@ def test_quantized_layers_and_state_dict_round_trip():
 
 
 def test_quantize_model_resnet_close_to_float():
-    from hamqcore.models import resnet18
+    from hamqcore.study.models import resnet18
 
     torch.manual_seed(0)
     model = resnet18(width=8).eval()

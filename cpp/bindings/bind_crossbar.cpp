@@ -68,6 +68,12 @@ void bind_crossbar(py::module_& m) {
         "crossbar_preset",
         [](const std::string& model) { return config_dict(preset_config(parse_enum<Model>(model, kModels, "model"))); },
         "model"_a, "The default configuration of an accounting model, as a dict of fields.");
+    m.attr("MODELS") = name_tuple(kModels);
+    m.attr("MAPPINGS") = name_tuple(kMappings);
+    m.attr("ADCS") = name_tuple(kAdcs);
+    m.attr("ROADMAPS") = name_tuple(kRoadmaps);
+    m.attr("ADC_RESOLUTIONS") = name_tuple(kResolutions);
+    m.attr("COLUMN_ORDERS") = name_tuple(kColumnOrders);
     m.attr("ENERGY_COMPONENTS") = [] {
         py::tuple t(static_cast<size_t>(kNumComponents));
         for (int i = 0; i < kNumComponents; ++i) t[size_t(i)] = component_name(i);
@@ -102,8 +108,8 @@ void bind_crossbar(py::module_& m) {
         .def_readonly("inverted_columns", &CrossbarResult::inverted_columns)
         .def_property_readonly("resolution_columns",
                                [](const CrossbarResult& r) {
-                                   py::array_t<int64_t> a(17);
-                                   std::copy(r.resolution_columns, r.resolution_columns + 17, a.mutable_data());
+                                   py::array_t<int64_t> a(kMaxBits + 1);
+                                   std::copy(r.resolution_columns, r.resolution_columns + kMaxBits + 1, a.mutable_data());
                                    return a;
                                },
                                "Physical columns (per conversion group) by ADC bits; entry 0 counts skipped ones.")

@@ -34,6 +34,9 @@ void run_hw(const HwArgs& a, Kernel&& kernel) {
 }  // namespace
 
 void bind_hamming(py::module_& m) {
+    m.attr("ENCODINGS") = name_tuple(kEncodings);
+    m.attr("MIN_BITS") = kMinBits;
+    m.attr("MAX_BITS") = kMaxBits;
     using namespace pybind11::literals;
     m.def(
         "hamming_weight",

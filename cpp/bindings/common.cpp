@@ -7,9 +7,7 @@
 
 namespace hamq::bind {
 
-namespace {
-const char* const kEncodings[] = {"differential", "sign_magnitude", "twos_complement", "offset"};
-}
+const char* const kEncodings[4] = {"differential", "sign_magnitude", "twos_complement", "offset"};
 
 Encoding parse_encoding(const std::string& name, const char* arg) {
     for (int i = 0; i < 4; ++i)

@@ -37,6 +37,15 @@ IntArray int_array(const py::handle& obj, const char* arg);
 py::array float_array(const py::handle& obj, const char* arg);
 bool is_float32(const py::array& a);
 
+// A tuple of C strings: the one list of an enum's names, exported so Python never retypes it.
+template <size_t N>
+py::tuple name_tuple(const char* const (&names)[N]) {
+    py::tuple t(N);
+    for (size_t i = 0; i < N; ++i) t[i] = names[i];
+    return t;
+}
+extern const char* const kEncodings[4];
+
 // "(2, 3)" / "(4,)" / "()": a shape as Python prints it.
 std::string shape_str(const std::vector<py::ssize_t>& shape);
 std::string shape_str(const py::array& a);

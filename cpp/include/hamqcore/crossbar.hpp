@@ -153,7 +153,7 @@ struct CrossbarResult {
     int64_t read_cycles = 0;                        // mux cycles run by the reads done
     int64_t skipped_cycles = 0;                     // mux cycles of those reads not run (skip_empty)
     int64_t inverted_columns = 0;                   // stored complemented (complement)
-    int64_t resolution_columns[17] = {0};           // columns (per group) by ADC bits; 0 = skipped
+    int64_t resolution_columns[kMaxBits + 1] = {0};           // columns (per group) by ADC bits; 0 = skipped
     int64_t driven_rows = 0;                        // summed over vectors, pulses and row tiles
     int64_t pulses = 0, row_tiles = 0, col_tiles = 0, arrays = 0;
     int64_t columns = 0;                            // used physical columns (incl. reference)

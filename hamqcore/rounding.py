@@ -28,9 +28,10 @@ import torch
 import torch.nn as nn
 
 from . import _core, kernels
-from ._checks import as_int, check_choice, check_nonneg, level_max
-from .crossbar import CrossbarConfig
-from .energy import ENCODING_OF_MAPPING, _im2col, bit_prices, capture_layer_inputs
+from ._checks import check_choice, check_int, check_nonneg, level_max
+from .crossbar import CrossbarConfig, check_config
+from .layers import capture_layer_inputs, check_batch, evaluating, im2col
+from .pricing import bit_prices, check_encoding, price_unit
 from .quant import QuantLayer
 
 CHUNK = 32  # calibration inputs per im2col chunk while accumulating H
@@ -50,37 +51,36 @@ def _capture(model: nn.Module, module: nn.Module, inputs: torch.Tensor) -> torch
         raise _Captured
 
     handle = module.register_forward_pre_hook(hook)
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model):
             model(inputs)
     except _Captured:
         pass
     finally:
         handle.remove()
-        model.train(was_training)
     if not box:
         raise ValueError(f"the forward pass never called {type(module).__name__} layer")
     return box[0]
 
 
 def _hessians(m: QuantLayer, x: torch.Tensor) -> List[np.ndarray]:
-    """H = X^T X (float64) of the layer's input vectors as it multiplies them (its quantized input,
-    dequantized), one per group; convolutions are unfolded CHUNK inputs at a time."""
+    """H = X^T X of the layer's input vectors as it multiplies them (its quantized input,
+    dequantized), one per group; convolutions are unfolded CHUNK inputs at a time. Accumulated in
+    float64 from the integer inputs (exact while the sums stay below 2^53, so symmetric to the bit)
+    and then scaled by the input step squared; symmetrised at the end all the same."""
     xq, scale, _ = m.input_integers(x)
-    xd = (xq.to(torch.float32) * float(scale))
     if isinstance(m, nn.Linear):
-        a = xd.reshape(-1, xd.shape[-1]).to(torch.float64)
-        return [(a.T @ a).numpy()]
-    g, cin = m.groups, xd.shape[1] // m.groups
-    hs = [None] * g
-    for c0 in range(0, xd.shape[0], CHUNK):
-        for i in range(g):
-            a = _im2col(xd[c0:c0 + CHUNK, i * cin:(i + 1) * cin], m)
-            part = (a.T @ a).to(torch.float64)
-            hs[i] = part if hs[i] is None else hs[i] + part
-    return [h.numpy() for h in hs]
+        a = xq.reshape(-1, xq.shape[-1]).to(torch.float64)
+        hs = [a.T @ a]
+    else:
+        g, cin = m.groups, xq.shape[1] // m.groups
+        hs = [0.0] * g
+        for c0 in range(0, xq.shape[0], CHUNK):
+            for i in range(g):
+                a = im2col(xq[c0:c0 + CHUNK, i * cin:(i + 1) * cin], m).to(torch.float64)
+                hs[i] = hs[i] + a.T @ a
+    s2 = float(scale) ** 2
+    return [(0.5 * (h + h.T) * s2).numpy() for h in hs]
 
 
 def _check_model(model: nn.Module) -> List[Tuple[str, QuantLayer]]:
@@ -120,46 +120,33 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
     inputs, W the target weights), ``dead_inputs``; and ``"total"``.
     """
     lam = check_nonneg("lam", lam)
-    radius = as_int("radius", radius)
-    if radius < 0:
-        raise ValueError(f"radius must be an integer >= 0, got {radius}")
+    radius = check_int("radius", radius, 0)
     damp = check_nonneg("damp", damp)
     check_choice("encoding", encoding, kernels.ENCODINGS)
     check_choice("target", target, ("quantized", "float"))
-    if not isinstance(calib_inputs, torch.Tensor) or not calib_inputs.is_floating_point() or calib_inputs.dim() < 2:
-        raise TypeError("calib_inputs must be a floating-point torch.Tensor batch (N, ...), got "
-                        f"{getattr(calib_inputs, 'shape', type(calib_inputs).__name__)}")
-    if not bool(torch.isfinite(calib_inputs).all()):
-        raise ValueError("calib_inputs holds NaN or inf")
+    check_batch("calib_inputs", calib_inputs)
+    if calib_inputs.dim() < 2:
+        raise TypeError(f"calib_inputs must be a batch (N, ...) of at least 2 dimensions, got shape "
+                        f"{tuple(calib_inputs.shape)}")
     layers = _check_model(model)
     if bits is not None:
         for name, m in layers:
             if m.w_bits != bits:
                 raise ValueError(f"bits={bits} but layer {name!r} has {m.w_bits}-bit weights")
     if crossbar is not None:
-        if not isinstance(crossbar, CrossbarConfig):
-            raise TypeError(f"crossbar must be a CrossbarConfig, got {type(crossbar).__name__}")
-        if ENCODING_OF_MAPPING[crossbar.mapping] != encoding:
-            raise ValueError(f"encoding must be {ENCODING_OF_MAPPING[crossbar.mapping]!r}, the code the "
-                             f"{crossbar.mapping!r} mapping stores, got {encoding!r}")
+        check_encoding(check_config(crossbar, "crossbar"), encoding)
+    # copied before anything runs: a forward pass initialises quantizers that never ran
+    rounded = model if inplace else copy.deepcopy(model)
     try:
-        order = [name for name, _, _ in capture_layer_inputs(model, calib_inputs[:1])]
+        order = [name for name, _, _ in capture_layer_inputs(rounded, calib_inputs[:1])]
     except (RuntimeError, ValueError) as e:
         raise ValueError(f"calib_inputs of shape {tuple(calib_inputs.shape)} do not fit the model: {e}") from None
 
-    rounded = model if inplace else copy.deepcopy(model)
     modules = dict(rounded.named_modules())
     costs: Dict[str, Optional[np.ndarray]] = {}
     if crossbar is not None:
         prices = bit_prices(rounded, calib_inputs[:2], crossbar)
-        on = price_sum = 0.0
-        for name, p in prices.items():
-            q, _ = modules[name].weight_integers()
-            qn = q.cpu().numpy()
-            b = modules[name].w_bits
-            price_sum += float(kernels.level_cost(p, b, encoding)[qn.reshape(-1) + level_max(b)].sum())
-            on += kernels.total_hamming_weight(qn, b, encoding)
-        unit = price_sum / on if on and price_sum > 0 else 1.0
+        unit = price_unit(rounded, prices, encoding)
         costs = {name: p / unit for name, p in prices.items()}
 
     stats: Dict[str, Dict[str, float]] = {}

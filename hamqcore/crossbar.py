@@ -23,19 +23,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from . import _core
 from ._checks import check_int32, check_threads
 
-MODELS = ("neurosim-1.3", "mnsim-2.0", "bitline")
-MAPPINGS = ("offset", "differential", "twos_complement")
-ADCS = ("ideal", "multilevel", "sar", "fixed")
-ROADMAPS = ("lp", "hp")
-ADC_RESOLUTIONS = ("fixed", "per_column")
-COLUMN_ORDERS = ("weight", "digit")
+# the names of every enum, as the C++ core parses them (cpp/bindings/bind_crossbar.cpp)
+MODELS = tuple(_core.MODELS)
+MAPPINGS = tuple(_core.MAPPINGS)
+ADCS = tuple(_core.ADCS)
+ROADMAPS = tuple(_core.ROADMAPS)
+ADC_RESOLUTIONS = tuple(_core.ADC_RESOLUTIONS)
+COLUMN_ORDERS = tuple(_core.COLUMN_ORDERS)
 ENERGY_COMPONENTS = tuple(_core.ENERGY_COMPONENTS)
 # the components each accounting model charges (the others are always 0 under it)
 MODEL_COMPONENTS = {
@@ -47,8 +48,7 @@ DEFAULT_PRESET = "neurosim-1.3"
 
 _INT_FIELDS = ("rows", "cols", "cell_bits", "adc_bits", "cols_per_adc", "adc_full_scale", "rows_per_conversion")
 _FLOAT_FIELDS = ("g_on", "g_off", "v_read", "t_read", "r_access", "r_wire_row", "r_wire_col", "e_adc")
-_STR_FIELDS = {"model": MODELS, "mapping": MAPPINGS, "roadmap": ROADMAPS, "adc": ADCS, "adc_resolution": ADC_RESOLUTIONS,
-               "column_order": COLUMN_ORDERS}
+_STR_FIELDS = ("model", "mapping", "roadmap", "adc", "adc_resolution", "column_order")
 _BOOL_FIELDS = ("reference_column", "skip_empty", "complement")
 # the HW-aware periphery options (README "HW-aware periphery"); off in every preset
 PERIPHERY_OPTIONS = ("adc_resolution", "skip_empty", "rows_per_conversion", "complement", "column_order")
@@ -157,34 +157,43 @@ PRESETS_RAW: Dict[str, Dict[str, object]] = {m: _core.crossbar_preset(m) for m i
 PRESETS: Dict[str, CrossbarConfig] = {m: CrossbarConfig(**PRESETS_RAW[m]) for m in MODELS}
 
 
+def result_field(merge: str, per_vector: bool, core: bool = True, **kw):
+    """A result field: how the groups of one layer combine (``merge``), whether it counts events per
+    input vector (divided by the batch for per-inference numbers) and whether the C++ result
+    (``_core.CrossbarResult``) has it under the same name."""
+    return field(metadata={"merge": merge, "per_vector": per_vector, "core": core}, **kw)
+
+
 @dataclass
 class LayerEnergy:
     """One layer simulated on a batch of ``n_vectors`` input vectors: energies in J and currents in
-    A, totals over the batch (``per_vector`` divides by the batch)."""
+    A, totals over the batch (:meth:`per_inference` divides by a batch size). The one definition of
+    the result fields: :func:`simulate_layer` reads each ``core`` field from the C++ result by name,
+    :meth:`merge` and :meth:`per_inference` follow each field's rule."""
 
-    energy: Dict[str, float]
-    model: str
-    mapping: str
-    on_cells: int
-    cells: int
-    mean_current: float
-    max_current: float
-    conversions: int
-    idle_conversions: int
-    skipped_conversions: int
-    subarray_reads: int
-    skipped_reads: int
-    read_cycles: int                 # column-mux cycles run by the reads done
-    skipped_cycles: int              # cycles of those reads not run (skip_empty)
-    inverted_columns: int
-    resolution_columns: np.ndarray   # physical columns (per conversion group) by ADC bits; [0] = skipped
-    driven_rows: int
-    arrays: int
-    row_tiles: int
-    col_tiles: int
-    latency: float
-    n_vectors: int
-    output: Optional[np.ndarray] = field(repr=False)   # N x out, None when not computed
+    energy: Dict[str, float] = result_field("sum", True, core=False)
+    model: str = result_field("first", False, core=False)
+    mapping: str = result_field("first", False, core=False)
+    on_cells: int = result_field("sum", False)
+    cells: int = result_field("sum", False)
+    mean_current: float = result_field("mean", False, core=False)  # mean over conversions
+    max_current: float = result_field("max", False)
+    conversions: int = result_field("sum", True)
+    idle_conversions: int = result_field("sum", True)
+    skipped_conversions: int = result_field("sum", True)
+    subarray_reads: int = result_field("sum", True)
+    skipped_reads: int = result_field("sum", True)
+    read_cycles: int = result_field("sum", True)              # column-mux cycles run by the reads done
+    skipped_cycles: int = result_field("sum", True)           # cycles of those reads not run (skip_empty)
+    inverted_columns: int = result_field("sum", False)
+    resolution_columns: np.ndarray = result_field("sum", False)  # physical columns (per conversion group) by ADC bits; [0] = skipped
+    driven_rows: int = result_field("sum", True)
+    arrays: int = result_field("sum", False)
+    row_tiles: int = result_field("sum", False)
+    col_tiles: int = result_field("sum", False)
+    latency: float = result_field("max", True)                # s; the groups' arrays run in parallel
+    n_vectors: int = result_field("first", False, core=False)
+    output: Optional[np.ndarray] = result_field("concat", False, core=False, default=None, repr=False)  # N x out
 
     @property
     def total_energy(self) -> float:
@@ -193,6 +202,52 @@ class LayerEnergy:
     @property
     def on_fraction(self) -> float:
         return self.on_cells / self.cells if self.cells else 0.0
+
+    @classmethod
+    def merge(cls, parts: List["LayerEnergy"]) -> "LayerEnergy":
+        """The groups of one grouped convolution, mapped to separate arrays: energies and counts add,
+        the outputs sit side by side in group order."""
+        if len(parts) == 1:
+            return parts[0]
+        first, conv = parts[0], sum(p.conversions for p in parts)
+        values = {}
+        for f in dataclasses.fields(cls):
+            rule, vals = f.metadata["merge"], [getattr(p, f.name) for p in parts]
+            if rule == "first":
+                values[f.name] = vals[0]
+            elif rule == "max":
+                values[f.name] = max(vals)
+            elif rule == "mean":  # weighted by conversions
+                values[f.name] = sum(v * p.conversions for v, p in zip(vals, parts)) / conv if conv else 0.0
+            elif rule == "concat":
+                values[f.name] = None if vals[0] is None else np.concatenate(vals, axis=1)
+            elif f.name == "energy":
+                values[f.name] = {k: sum(v[k] for v in vals) for k in first.energy}
+            else:
+                values[f.name] = sum(vals)
+        return cls(**values)
+
+    def per_inference(self, batch: int) -> Dict[str, object]:
+        """Every field but the output, with the per-vector counts divided by ``batch`` inferences."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "output":
+                continue
+            if f.metadata["per_vector"]:
+                v = {k: e / batch for k, e in v.items()} if f.name == "energy" else v / batch
+            out[f.name] = v
+        return out
+
+
+CORE_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(LayerEnergy) if f.metadata["core"])
+
+
+def check_config(config, name: str = "config") -> "CrossbarConfig":
+    """``config`` itself, or a TypeError naming the argument when it is not a CrossbarConfig."""
+    if not isinstance(config, CrossbarConfig):
+        raise TypeError(f"{name} must be a CrossbarConfig, got {type(config).__name__}")
+    return config
 
 
 def simulate_layer(
@@ -210,27 +265,21 @@ def simulate_layer(
     energy any weights could give on this mapping, geometry and input data. ``output=False`` skips
     the functional output (``LayerEnergy.output`` is then None), which makes energy-only runs cheaper.
     """
-    config = config if config is not None else PRESETS[DEFAULT_PRESET]
-    if not isinstance(config, CrossbarConfig):
-        raise TypeError(f"config must be a CrossbarConfig, got {type(config).__name__}")
+    config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])
+    if a_signed is not None and not isinstance(a_signed, (bool, np.bool_)):
+        raise TypeError(f"a_signed must be True, False or None, got {a_signed!r}")
     for name, flag in (("floor", floor), ("output", output)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     w = np.asarray(w_q)
     x = np.asarray(x_q)
-    r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits), a_signed,
+    r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits),
+                                    None if a_signed is None else bool(a_signed),
                                     check_threads("n_threads", n_threads), bool(floor),
                                     bool(output))
-    energy = r.energy
     return LayerEnergy(
-        energy={c: energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
-        on_cells=r.on_cells, cells=r.cells,
-        mean_current=r.sum_current / r.conversions if r.conversions else 0.0, max_current=r.max_current,
-        conversions=r.conversions, idle_conversions=r.idle_conversions, skipped_conversions=r.skipped_conversions,
-        subarray_reads=r.subarray_reads, skipped_reads=r.skipped_reads, read_cycles=r.read_cycles,
-        skipped_cycles=r.skipped_cycles, inverted_columns=r.inverted_columns,
-        resolution_columns=r.resolution_columns,
-        driven_rows=r.driven_rows, arrays=r.arrays, row_tiles=r.row_tiles, col_tiles=r.col_tiles,
-        latency=r.latency, n_vectors=int(x.shape[0]),
+        energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
+        mean_current=r.sum_current / r.conversions if r.conversions else 0.0, n_vectors=int(x.shape[0]),
         output=None if not output else np.asarray(r.output).reshape(x.shape[0], w.shape[0]),
+        **{name: getattr(r, name) for name in CORE_RESULT_FIELDS},
     )

@@ -24,6 +24,15 @@ def level_codes(bits: int, encoding: str = ...) -> npt.NDArray[np.uint32]: ...
 def hw_aware_round(w: npt.ArrayLike, h: npt.ArrayLike, scale: npt.ArrayLike, row_weight: npt.ArrayLike, bits: int, encoding: str = ..., lam: float = ..., radius: int = ..., damp: float = ..., bit_cost: Optional[npt.ArrayLike] = ..., n_threads: Optional[int] = ...) -> Tuple[npt.NDArray[np.int32], int]: ...
 
 ENERGY_COMPONENTS: Tuple[str, ...]
+ENCODINGS: Tuple[str, ...]
+MIN_BITS: int
+MAX_BITS: int
+MODELS: Tuple[str, ...]
+MAPPINGS: Tuple[str, ...]
+ADCS: Tuple[str, ...]
+ROADMAPS: Tuple[str, ...]
+ADC_RESOLUTIONS: Tuple[str, ...]
+COLUMN_ORDERS: Tuple[str, ...]
 
 def crossbar_preset(model: str) -> Dict[str, Any]: ...
 

@@ -33,11 +33,13 @@ def parse_spec(spec) -> tuple:
     """(name, folder) of a data set spec, or a ValueError saying what is wrong; nothing is loaded."""
     if not isinstance(spec, str):
         raise TypeError(f"data set must be a string, got {spec!r}")
-    name, _, root = spec.partition(":")
+    name, sep, root = spec.partition(":")
     if name in _FOLDERS and not root:
         raise ValueError(f"data set {name!r} reads a local folder: use '{name}:/path/to/folder'")
     if name not in _OFFLINE + _FOLDERS:
         raise ValueError(f"unknown data set {spec!r}; choose one of {', '.join(DATASETS)}")
+    if name in _OFFLINE and sep:
+        raise ValueError(f"{name} is an offline data set and takes no folder, got {spec!r}")
     return name, root
 
 

@@ -13,16 +13,14 @@ the first forward or by :meth:`WeightQuantizer.calibrate`, then held: standard f
 the weights are rescaled, so the HamQ penalty mostly shrinks the step and moves few weights).
 Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``.
 
-The layer helpers every consumer of quantized layers shares live here too: :func:`quantizable_layers`,
-:func:`dry_run` and :func:`layer_integers` (the integers a layer stores on the crossbar).
+Which layers a model has, and what they store, is :mod:`hamqcore.layers` (the model walk).
 """
 from __future__ import annotations
 
 import fnmatch
 import math
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -46,13 +44,6 @@ def _grad_scale(x: torch.Tensor, g: float) -> torch.Tensor:
 def weight_scale_max(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Symmetric per-output-channel scale max|w| / (2^(bits-1)-1), shaped to broadcast over w."""
     return max_step(w.detach(), bits).reshape(-1, *([1] * (w.dim() - 1)))
-
-
-def quantize_weight(w: torch.Tensor, bits: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(integers as int64, per-channel scale) of a float weight, max-scaled."""
-    scale = weight_scale_max(w, bits)
-    qmax = level_max(bits)
-    return torch.round(w.detach() / scale).clamp(-qmax, qmax).to(torch.int64), scale
 
 
 def activation_range(bits: int, signed: bool) -> Tuple[int, int, int]:
@@ -274,66 +265,3 @@ def quantize_model(model: nn.Module, w_bits: int = 8, a_bits: int = 8, skip: Ite
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, _convert(getattr(parent, child), w_bits, a_bits, weight_mode, act_mode))
     return model
-
-
-# ------------------------------------------------------------------------------------------------
-# Layer helpers shared by the regularizer, the energy estimator and the rounding tools
-# ------------------------------------------------------------------------------------------------
-
-LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
-
-
-def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None,
-                       exclude: Iterable[str] = ()) -> List[Tuple[str, nn.Module]]:
-    """(name, module) of every Conv1d/Conv2d/Linear, filtered by fnmatch patterns on the name."""
-    include = [include] if isinstance(include, str) else (None if include is None else list(include))
-    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
-    out = []
-    for name, m in model.named_modules():
-        if not isinstance(m, LAYER_TYPES):
-            continue
-        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
-            continue
-        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
-            continue
-        out.append((name, m))
-    return out
-
-
-def dry_run(model: nn.Module, inputs, hooks) -> None:
-    """Run ``model(inputs)`` once in eval mode without grad, then remove ``hooks`` and restore
-    the training mode."""
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
-
-
-def check_finite_weights(m: nn.Module, name: str = "") -> None:
-    """ValueError naming the layer when its weights hold NaN or inf (a diverged model): their
-    integers would otherwise read as 0 ON cells."""
-    w = m.weight.detach()
-    # a sum is NaN or inf when any element is (cheap); only then count exactly (a huge finite sum
-    # that overflows is re-checked, so nothing is reported wrongly)
-    if not bool(torch.isfinite(w.sum())) and not bool(torch.isfinite(w).all()):
-        bad = int((~torch.isfinite(w)).sum())
-        label = f"layer {name!r}" if name else f"a {type(m).__name__} layer"
-        raise ValueError(f"{label} has {bad} non-finite weight(s) (NaN or inf): the model diverged, so its "
-                         "quantized weights and energy are meaningless")
-
-
-def layer_integers(m: nn.Module, bits: int = 8, name: str = "") -> Tuple[np.ndarray, int]:
-    """(integer weights as int16 numpy, bits) a layer stores on the crossbar: a quantized layer's
-    own integers, else each output channel's symmetric max-step integers at ``bits``."""
-    check_finite_weights(m, name)
-    if isinstance(m, QuantLayer):
-        q, _ = m.weight_integers()
-        return q.to(torch.int16).cpu().numpy(), m.w_bits
-    scale = weight_scale_max(m.weight, bits)
-    qmax = level_max(bits)
-    return torch.round(m.weight.detach() / scale).clamp_(-qmax, qmax).to(torch.int16).cpu().numpy(), bits

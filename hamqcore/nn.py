@@ -36,17 +36,11 @@ import torch
 import torch.nn as nn
 
 from . import kernels, ops
-from ._checks import check_choice, check_nonneg, level_max
-from .crossbar import CrossbarConfig
-from .energy import ENCODING_OF_MAPPING, bit_prices
-from .quant import (  # noqa: F401 (re-exported: hamqcore.nn.quantizable_layers etc. keep working)
-    LAYER_TYPES,
-    QuantLayer,
-    check_finite_weights,
-    dry_run,
-    layer_integers,
-    quantizable_layers,
-)
+from ._checks import MAX_BITS, check_choice, check_nonneg
+from .crossbar import check_config
+from .layers import dry_run, layer_integers, quantizable_layers
+from .pricing import bit_prices, check_encoding, price_unit
+from .quant import QuantLayer
 
 WEIGHTINGS = ("energy", "uniform", "params", "crossbar")
 
@@ -118,12 +112,7 @@ class HamQRegularizer(nn.Module):
         self.bit_cost: Dict[str, Optional[torch.Tensor]] = {name: None for name in sizes}
         self.crossbar, self.unit = None, None
         if weighting == "crossbar":
-            if not isinstance(crossbar, CrossbarConfig):
-                raise TypeError(f"weighting='crossbar' needs crossbar=CrossbarConfig(...), got {crossbar!r}")
-            want = ENCODING_OF_MAPPING[crossbar.mapping]
-            if encoding != want:
-                raise ValueError(f"encoding must be {want!r}, the code the {crossbar.mapping!r} mapping stores, "
-                                 f"got {encoding!r}")
+            check_encoding(check_config(crossbar, "crossbar"), encoding)
             if example_input is None:
                 raise ValueError("weighting='crossbar' needs example_input: the inputs its energy is priced on")
             self.crossbar, self._price_input = crossbar, example_input
@@ -155,14 +144,9 @@ class HamQRegularizer(nn.Module):
             raise ValueError(f"refresh() prices bits for weighting='crossbar', this regularizer has {self.weighting!r}")
         prices = bit_prices(self._model, self._price_input, self.crossbar, w_bits=self.bits, a_bits=self.bits)
         if self.unit is None or rescale:
-            on = price_sum = 0.0
-            for name, m in self.layers:
-                if name in prices:
-                    q, b = layer_integers(m, self.bits, name)
-                    cost = kernels.level_cost(prices[name], b, self.encoding)
-                    price_sum += float(cost[q.reshape(-1).astype(np.int64) + level_max(b)].sum())
-                    on += kernels.total_hamming_weight(q, b, self.encoding)
-            self.unit = price_sum / on if on and price_sum > 0 else 1.0
+            covered = {name for name, _ in self.layers}
+            self.unit = price_unit(self._model, {n: p for n, p in prices.items() if n in covered}, self.encoding,
+                                   self.bits)
         for name, m in self.layers:
             b = _layer_bits(m, self.bits)
             price = prices.get(name, np.zeros(b))
@@ -203,7 +187,7 @@ def hw_stats(model: nn.Module, bits: int = 8, encoding: str = "differential",
     """Per layer: HW histogram, mean HW and weight count of the quantized weights; plus "total"."""
     ops._check(bits, encoding, "sum")
     stats: Dict[str, Dict[str, object]] = {}
-    all_hist = np.zeros(17, dtype=np.int64)
+    all_hist = np.zeros(MAX_BITS + 1, dtype=np.int64)
     for name, m in quantizable_layers(model, include, exclude):
         q, b = layer_integers(m, bits, name)
         hist = kernels.hw_histogram(q, b, encoding)
@@ -213,7 +197,7 @@ def hw_stats(model: nn.Module, bits: int = 8, encoding: str = "differential",
                        "total_hw": int((hist * np.arange(b + 1)).sum())}
         all_hist[: b + 1] += hist
     n = int(all_hist.sum())
-    total_hw = int((all_hist * np.arange(17)).sum())
+    total_hw = int((all_hist * np.arange(MAX_BITS + 1)).sum())
     stats["total"] = {"weights": n, "total_hw": total_hw, "mean_hw": total_hw / n if n else 0.0,
                       "histogram": all_hist.tolist()}
     return stats

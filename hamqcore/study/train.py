@@ -17,7 +17,6 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +26,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .._checks import check_bits, check_choice, check_int, check_nonneg
+from ..crossbar import CrossbarConfig
+from ..kernels import ENCODINGS
+from ..nn import WEIGHTINGS, HamQRegularizer, hw_stats
+from ..pricing import check_encoding
+from ..quant import WEIGHT_MODES, QuantLayer, quantize_model
 from . import data as data_mod
-from ._checks import check_bits, check_choice, check_int, check_nonneg
-from .models import ds_cnn, resnet18
-from .crossbar import CrossbarConfig
-from .nn import WEIGHTINGS, HamQRegularizer, hw_stats
-from .quant import quantize_model
+from .io import ensure_writable_dir, save_atomic, write_text_atomic
+from .models import DS_CNN_SIZES, ds_cnn, resnet18
 
 MODELS = ("resnet18", "ds_cnn")
 
@@ -41,54 +43,67 @@ class ResumeError(ValueError):
     """--resume cannot continue: no checkpoint, or one written with other settings."""
 
 
+def _opt(default, help: str, **kw):
+    """A TrainConfig field with its help line (``hamq train`` makes one flag per field from these)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: default, metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
 @dataclass
 class TrainConfig:
-    model: str = "resnet18"
-    data: str = "mnist5k"
-    w_bits: int = 8
-    a_bits: int = 8
-    lam: float = 0.0
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    width: int = 16              # resnet18 width (64 = the standard net)
-    ds_size: str = "S"           # ds_cnn size
-    warmup_epochs: int = 1
-    ramp_epochs: int = 2
-    weight_mode: str = "lsq"
-    weighting: str = "energy"
-    encoding: str = "differential"
-    crossbar: Optional[Dict[str, object]] = None  # weighting="crossbar": {"preset": name, field: value, ...}
-    price_inputs: int = 2        # weighting="crossbar": training inputs the bits are priced on
-    threads: int = 0             # torch threads while training (0: leave torch's setting); results are
-                                 # bit-reproducible for a fixed count on one machine type
-    train_subset: int = 0        # use only the first N training examples (0 = all)
-    quick_data: bool = False     # the small synthetic keyword set
-    step_lr_scale: float = 0.05  # learning rate of LSQ steps relative to lr (Adam moves every
-                                 # parameter by ~lr per update: far too much for a step of ~1e-3)
+    """Every setting of one training run: the one home of the training defaults (the ``hamq train``
+    flags are generated from these fields and their help lines)."""
+
+    model: str = _opt("resnet18", "the model", choices=MODELS)
+    data: str = _opt("mnist5k", "data set: mnist5k, digits, spoken_keywords, cifar10:ROOT, speech_commands:ROOT")
+    w_bits: int = _opt(8, "weight bits (2..16)")
+    a_bits: int = _opt(8, "activation bits (2..16)")
+    lam: float = _opt(0.0, "HamQ penalty strength (0: the baseline)")
+    epochs: int = _opt(10, "training epochs")
+    batch_size: int = _opt(64, "examples per step")
+    lr: float = _opt(2e-3, "Adam learning rate")
+    weight_decay: float = _opt(0.0, "Adam weight decay")
+    seed: int = _opt(0, "seed of the initial weights and the data order")
+    width: int = _opt(16, "ResNet-18 width (64 = the standard net)")
+    ds_size: str = _opt("S", "DS-CNN size", choices=tuple(DS_CNN_SIZES))
+    warmup_epochs: int = _opt(1, "epochs at lam = 0 before the penalty starts")
+    ramp_epochs: int = _opt(2, "epochs over which lam ramps linearly up to its value")
+    weight_mode: str = _opt("lsq", "weight quantizer step", choices=WEIGHT_MODES)
+    weighting: str = _opt("energy", "how the penalty weighs layers and bits", choices=WEIGHTINGS)
+    encoding: str = _opt("differential", "the cell encoding the penalty counts", choices=ENCODINGS)
+    crossbar: Optional[Dict[str, object]] = _opt(
+        None, 'weighting=crossbar: the configuration bits are priced under, as JSON: '
+              '{"preset": "neurosim-1.3", "mapping": "differential", ...}')
+    price_inputs: int = _opt(2, "weighting=crossbar: training inputs the bits are priced on")
+    threads: int = _opt(0, "torch threads while training (0: torch's setting); a fixed count makes runs "
+                           "bit-reproducible on one machine type")
+    train_subset: int = _opt(0, "use only the first N training examples (0: all)")
+    quick_data: bool = _opt(False, "the small synthetic keyword set")
+    step_lr_scale: float = _opt(0.05, "learning rate of LSQ steps relative to lr (Adam moves every parameter by "
+                                      "about lr per update: far too much for a step of ~1e-3)")
 
     def validate(self) -> "TrainConfig":
-        check_choice("model", self.model, MODELS)
+        """Every field checked (a TypeError or ValueError naming it); returns self."""
+        for f in dataclasses.fields(self):
+            if "choices" in f.metadata:
+                check_choice(f.name, getattr(self, f.name), f.metadata["choices"])
         data_mod.parse_spec(self.data)
         check_bits("w_bits", self.w_bits)
         check_bits("a_bits", self.a_bits)
-        for name in ("epochs", "batch_size", "width"):
+        for name in ("epochs", "batch_size", "width", "price_inputs"):
             check_int(name, getattr(self, name), 1)
-        for name in ("warmup_epochs", "ramp_epochs", "train_subset"):
+        for name in ("warmup_epochs", "ramp_epochs", "train_subset", "threads"):
             check_int(name, getattr(self, name), 0)
-        check_nonneg("lam", self.lam)
-        check_nonneg("weight_decay", self.weight_decay)
-        check_nonneg("step_lr_scale", self.step_lr_scale)
+        check_int("seed", self.seed, 0, 2 ** 31 - 1)
+        for name in ("lam", "weight_decay", "step_lr_scale"):
+            check_nonneg(name, getattr(self, name))
         if check_nonneg("lr", self.lr) == 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        check_choice("encoding", self.encoding, ("differential", "sign_magnitude", "twos_complement", "offset"))
-        check_choice("weighting", self.weighting, WEIGHTINGS)
-        check_int("price_inputs", self.price_inputs, 1)
-        check_int("threads", self.threads, 0)
+        if not isinstance(self.quick_data, bool):
+            raise TypeError(f"quick_data must be True or False, got {self.quick_data!r}")
         if self.weighting == "crossbar":
-            self.crossbar_config()  # a clear error for a bad spec
+            check_encoding(self.crossbar_config(), self.encoding)
         elif self.crossbar is not None:
             raise ValueError(f"crossbar is used by weighting='crossbar' only, got weighting={self.weighting!r}")
         return self
@@ -131,28 +146,6 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -
             out = model(torch.from_numpy(x[i:i + batch]))
             correct += int((out.argmax(1) == torch.from_numpy(y[i:i + batch])).sum())
     return correct / max(1, len(y))
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def ensure_writable_dir(path: Path) -> Path:
-    """Create ``path`` if needed and check that files can be written there, before any work is
-    done: a ValueError names the path when it is a file or not writable."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"output folder {path} exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".hamq-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"output folder {path} is not writable: {e.strerror or e}") from None
-    return path
 
 
 @dataclass
@@ -275,7 +268,7 @@ def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.Dat
             if bar is not None:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}", hw=f"{row['mean_hw']:.3f}")
             if out is not None:
-                _save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(),
+                save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(),
                               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                               "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch + 1,
                               "reg_unit": reg.unit,
@@ -293,14 +286,12 @@ def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.Dat
         bar.close()
     acc = evaluate(model, dataset.test.x, dataset.test.y)
     if out is not None:
-        (Path(out) / "result.json").write_text(json.dumps(
+        write_text_atomic(Path(out) / "result.json", json.dumps(
             {"config": dataclasses.asdict(cfg), "test_accuracy": acc, "history": history}, indent=2))
     return TrainResult(model=model, config=cfg, history=history, test_accuracy=acc)
 
 
 def _calibrate_steps(model: nn.Module) -> None:
-    from .quant import QuantLayer
-
     for m in model.modules():
         if isinstance(m, QuantLayer) and m.w_quant.mode in ("fixed", "lsq"):
             m.w_quant.calibrate(m.weight)
@@ -314,22 +305,48 @@ def _write_metrics(path: Path, history: List[Dict[str, float]]) -> None:
         w.writerows(history)
 
 
+CHECKPOINT_KEYS = ("config", "model", "classes", "input_shape")
+
+
 def load_checkpoint(path) -> tuple:
-    """(model in eval mode, TrainConfig, checkpoint dict) from a ``checkpoint.pt``."""
+    """(model in eval mode, TrainConfig, checkpoint dict) from a ``checkpoint.pt`` written by
+    :func:`train`. Anything else (another program's file, a model saved with ``torch.save(model)``,
+    a damaged or edited checkpoint) is a ValueError saying what is wrong; models that are not the
+    study's own go through the Python API (:mod:`hamqcore.energy`, :mod:`hamqcore.rounding`)."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file")
+    hint = ("hamq reads the checkpoints `hamq train` writes; for your own model use the Python API "
+            "(hamqcore.energy.estimate_energy, hamqcore.rounding.hw_aware_round)")
     try:
-        ck = torch.load(path, weights_only=True)
-        cfg = TrainConfig(**ck["config"])
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{path} is not a hamqcore checkpoint: {e}") from e
-    shape = tuple(ck["input_shape"])
-    fake = data_mod.DataSet("checkpoint", tuple(ck["classes"]),
+        ck = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds; none is a hamqcore checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path} is not a hamqcore checkpoint ({first[:200]}); {hint}") from None
+    if not isinstance(ck, dict) or any(k not in ck for k in CHECKPOINT_KEYS):
+        missing = [k for k in CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
+        raise ValueError(f"{path} is not a hamqcore checkpoint: it lacks {', '.join(missing)}; {hint}")
+    try:
+        cfg = TrainConfig(**ck["config"]).validate()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: its training settings are not valid: {e}") from None
+    shape, classes = ck["input_shape"], ck["classes"]
+    if (not isinstance(shape, (list, tuple)) or not shape
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)):
+        raise ValueError(f"{path}: input_shape must be a list of positive integers, got {shape!r}")
+    if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"{path}: classes must be a non-empty list of names, got {classes!r}")
+    fake = data_mod.DataSet("checkpoint", tuple(classes),
                             data_mod.Split(np.zeros((1, *shape), np.float32), np.zeros(1, np.int64)),
                             data_mod.Split(np.zeros((1, *shape), np.float32), np.zeros(1, np.int64)))
-    model = build_model(cfg, fake)  # every quantizer parameter and buffer exists from construction
-    model.load_state_dict(ck["model"])
+    try:
+        model = build_model(cfg, fake)  # every quantizer parameter and buffer exists from construction
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise ValueError(f"{path}: its weights do not fit its {cfg.model} settings ({first[:300]})") from None
     return model.eval(), cfg, ck

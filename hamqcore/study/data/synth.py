@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .containers import DataError, DataSet, Split, cache_dir, check_arrays
-from .speech import KEYWORDS, KWS_CLASSES, SAMPLE_RATE, _features, _fit_length
+from .speech import KEYWORDS, KWS_CLASSES, SAMPLE_RATE, features, fit_length
 
 UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
                  "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "learn", "follow", "forward",
@@ -125,7 +125,7 @@ def _synthesise_clip(tts: _Espeak, word: Optional[str], voice: str, rng: np.rand
         speech = speech[:SAMPLE_RATE]
         centre = (SAMPLE_RATE - len(speech)) // 2
         shift = int(rng.integers(-1600, 1601))  # time shift +-100 ms
-        clip = _fit_length(speech, SAMPLE_RATE, min(max(0, centre + shift), SAMPLE_RATE - len(speech)))
+        clip = fit_length(speech, SAMPLE_RATE, min(max(0, centre + shift), SAMPLE_RATE - len(speech)))
         clip *= rng.uniform(0.3, 1.0) / (np.abs(clip).max() + 1e-12)  # volume
     if word is None or rng.random() < 0.8:  # background noise at a random SNR
         noise = _noise(str(rng.choice(["white", "pink", "brown", "hum"])), SAMPLE_RATE, rng)
@@ -149,7 +149,7 @@ def _run_worker(job):
     # Run beside the hamqcore in use (site-packages, or src/ of an editable install), so the worker
     # imports the same one whatever the caller's working directory holds.
     here = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", "from hamqcore.data.synth import _worker_main; _worker_main()"],
+    proc = subprocess.run([sys.executable, "-c", "from hamqcore.study.data.synth import _worker_main; _worker_main()"],
                           input=pickle.dumps(job), capture_output=True, check=False, cwd=here)
     if proc.returncode != 0:
         raise DataError(f"spoken_keywords: the synthesis worker failed: {proc.stderr.decode(errors='replace')[-2000:]}")
@@ -226,7 +226,7 @@ def spoken_keywords(n_speakers: int = 160, takes: int = 2, seed: int = 0, split:
     audio = [clip for r in results for clip in r[0]]
     ys = [c for r in results for c in r[1]]
     gs = [g for r in results for g in r[2]]
-    x = _features(audio)
+    x = features(audio)
     y, g = np.array(ys, np.int64), np.array(gs, np.int64)
     perm = np.random.default_rng(seed + 1).permutation(n_speakers)
     test_spk, val_spk = perm[:n_test], perm[n_test:n_test + n_val]

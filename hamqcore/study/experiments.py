@@ -1,7 +1,7 @@
 """The studies behind ``hamq demo`` and ``hamq sweep``, callable from Python with plain arguments;
 each returns its results as a dict (and writes files only where ``out`` is given).
 
-    from hamqcore.experiments import demo
+    from hamqcore.study.experiments import demo
     results = demo("hamq_out", quick=True)
 """
 from __future__ import annotations
@@ -14,48 +14,18 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .crossbar import CrossbarConfig
-from .plots import PAPER
-
-# The accountings the demo reports side by side. "neurosim-1.3+periphery" is NeuroSim's subarray with
-# hamqcore's HW-aware periphery (README "HW-aware periphery"): per-column ADC resolution, empty
-# columns, mux cycles and arrays skipped. It, the plain "neurosim-1.3" and "bitline" use the demo's
-# mapping, the differential one (HamQ's encoding: a weight's ON cells are popcount(|q|)), with
-# DEMO_CELL_BITS per experiment: the D = ceil((bits-1) / cell_bits) digits of a weight must divide
-# the 8 columns a NeuroSim sense amp reads in turn, so that each mux cycle holds one digit position
-# and a digit position HamQ empties frees whole cycles (8-bit: 2-bit cells, D = 4, NeuroSim's own
-# cell; 6-bit: 4-bit cells, D = 2; the kernels take 1, 2 or 4-bit cells, and 1- or 2-bit cells give
-# D = 5 or 3). "neurosim-1.3 (offset)" is NeuroSim's default mapping (offset,
-# 2-bit cells) and "mnsim-2.0" MNSIM's default configuration, both unmodified.
-DEMO_CELL_BITS = {"resnet18": 2, "ds_cnn": 4}
-ACCOUNTINGS: Dict[str, Dict[str, object]] = {
-    "neurosim-1.3": dict(preset="neurosim-1.3", mapping="differential"),
-    "neurosim-1.3+periphery": dict(preset="neurosim-1.3", mapping="differential", adc_bits="auto", skip_empty=True),
-    "neurosim-1.3 (offset)": dict(preset="neurosim-1.3"),
-    "mnsim-2.0": dict(preset="mnsim-2.0"),
-    "bitline": dict(preset="bitline", mapping="differential"),
-}
-HEADLINE = "neurosim-1.3+periphery"
-
-# The demo's training settings (README "The demo" explains them): both the baseline and every HamQ
-# model use the same quantizer (LSQ steps started from the standard max grid, recalibrated during
-# warm-up, then learned at step_lr_scale x the lr), seed, data and schedule; the task is learned first
-# (warm-up), then lam ramps up. The HamQ penalty prices each bit by its energy under the headline
-# accounting (weighting="crossbar", re-priced every epoch on DEMO_PRICE_INPUTS training inputs).
-DEMO = {
-    "resnet18": dict(model="resnet18", data="mnist5k", w_bits=8, a_bits=8, width=16, epochs=8,
-                     batch_size=64, lr=2e-3, warmup_epochs=2, ramp_epochs=2, step_lr_scale=0.3,
-                     encoding="differential", threads=2),
-    "ds_cnn": dict(model="ds_cnn", data="spoken_keywords", w_bits=6, a_bits=6, epochs=16, batch_size=64, lr=3e-3,
-                   warmup_epochs=4, ramp_epochs=3, step_lr_scale=0.3, encoding="differential", threads=2),
-}
-DEMO_LAMS = {"resnet18": (1.0, 3.0, 10.0), "ds_cnn": (1.0, 3.0, 10.0)}
-DEMO_QUICK = {
-    "resnet18": dict(width=8, epochs=3, train_subset=1200, warmup_epochs=1, ramp_epochs=1),
-    "ds_cnn": dict(epochs=5, quick_data=True, warmup_epochs=1, ramp_epochs=2),
-}
-DEMO_QUICK_LAMS = {"resnet18": (1.0, 3.0), "ds_cnn": (1.0, 3.0)}
-
+from ..crossbar import CrossbarConfig
+from ..energy import energy_reduction
+from .settings import (
+    ACCOUNTINGS,
+    DEMO,
+    DEMO_CELL_BITS,
+    DEMO_LAMS,
+    DEMO_QUICK,
+    DEMO_QUICK_LAMS,
+    HEADLINE,
+    PAPER,
+)
 
 def accounting_spec(name: str, experiment: str) -> Dict[str, object]:
     """One accounting of one experiment as a preset spec ({"preset": ..., overrides})."""
@@ -78,7 +48,7 @@ def measure(model, x: np.ndarray, configs: Dict[str, CrossbarConfig], floor: boo
     """Energy per inference of ``model`` on inputs ``x`` under each configuration."""
     import torch
 
-    from .energy import estimate_energy
+    from ..energy import estimate_energy
 
     inputs = torch.from_numpy(np.ascontiguousarray(x))
     out = {}
@@ -91,12 +61,8 @@ def measure(model, x: np.ndarray, configs: Dict[str, CrossbarConfig], floor: boo
     return out
 
 
-def _pct(base: float, other: float) -> float:
-    return 100.0 * (other - base) / base if base else float("nan")
-
-
 def _run(settings: Dict, lam: float, dataset, out: Path, x_energy, configs, progress: bool):
-    from .nn import hw_stats
+    from ..nn import hw_stats
     from .train import TrainConfig, train
 
     cfg = TrainConfig(**settings, lam=lam)
@@ -121,7 +87,7 @@ def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool =
     checkpoints, ``results.json`` and figures under ``out``; returns the results."""
     from . import data as data_mod
     from .plots import demo_figures
-    from .train import ensure_writable_dir
+    from .io import ensure_writable_dir
 
     out = ensure_writable_dir(Path(out))
     t_start = time.perf_counter()
@@ -145,7 +111,7 @@ def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool =
             run = _run(settings, lam, dataset, out / name / f"hamq_lam{lam:g}", x_energy, configs, progress)
             run.pop("model")
             run["accuracy_pt"] = 100 * (run["test_accuracy"] - base["test_accuracy"])
-            run["energy_pct"] = {k: _pct(base["energy_j"][k], v) for k, v in run["energy_j"].items()}
+            run["energy_pct"] = {k: energy_reduction(base["energy_j"][k], v) for k, v in run["energy_j"].items()}
             ladder.append(run)
             log(f"   lam={lam:<5g}: accuracy {100 * run['test_accuracy']:6.2f} % ({run['accuracy_pt']:+.2f} pt)  "
                 f"energy {run['energy_pct'][HEADLINE]:+6.1f} % ({HEADLINE})  ({run['train_seconds']:.0f} s)")
@@ -156,7 +122,7 @@ def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool =
                    "images": len(x_energy), "accuracy_budget_pt": budget, "chosen_lam": chosen["lam"],
                    "within_budget": bool(within), "accuracy_pt": chosen["accuracy_pt"],
                    "energy_pct": chosen["energy_pct"], "paper": PAPER[name],
-                   "floor_pct": {k: _pct(base["energy_j"][k], v["energy_j"]) for k, v in floor.items()},
+                   "floor_pct": {k: energy_reduction(base["energy_j"][k], v["energy_j"]) for k, v in floor.items()},
                    "settings": settings, "lams": list(lams),
                    "accountings": {k: c.describe() for k, c in configs.items()}}
         summary["meets_paper"] = bool(within) and chosen["energy_pct"][HEADLINE] <= PAPER[name]["energy_pct"]
@@ -195,7 +161,8 @@ def sweep(base_settings: Dict, lams: Sequence[float], out, images: int = 32, pro
 
     from . import data as data_mod
     from .plots import sweep_figure
-    from .train import TrainConfig, ensure_writable_dir, train
+    from .io import ensure_writable_dir
+    from .train import TrainConfig, train
 
     out = ensure_writable_dir(Path(out))
     base_cfg = TrainConfig(**{**base_settings, "lam": 0.0}).validate()
@@ -212,7 +179,7 @@ def sweep(base_settings: Dict, lams: Sequence[float], out, images: int = 32, pro
         log(f"lam={lam:g}: accuracy {100 * r.test_accuracy:.2f} %, energy {e['energy_j'] * 1e9:.2f} nJ")
     base = next((r for r in rows if r["lam"] == 0), rows[0])
     for r in rows:
-        r["energy_pct"] = _pct(base["energy_j"], r["energy_j"])
+        r["energy_pct"] = energy_reduction(base["energy_j"], r["energy_j"])
         r["accuracy_pt"] = 100 * (r["test_accuracy"] - base["test_accuracy"])
     with open(out / "sweep.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -239,8 +206,9 @@ def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, r
 
     from . import data as data_mod
     from .plots import pareto
-    from .rounding import hw_aware_round
-    from .train import ensure_writable_dir, evaluate, load_checkpoint
+    from ..rounding import hw_aware_round
+    from .io import ensure_writable_dir, save_atomic
+    from .train import evaluate, load_checkpoint
 
     src = Path(checkpoint).resolve()
     src_file = src / "checkpoint.pt" if src.is_dir() else src
@@ -274,14 +242,14 @@ def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, r
         seconds = time.perf_counter() - t0
         row = point(rounded, "rounding", float(lam), seconds, stats)
         dest = ensure_writable_dir(out / f"lam_{lam:g}")
-        torch.save({**{k: v for k, v in ck.items() if k not in ("optimizer", "scheduler", "torch_rng")},
-                    "model": rounded.state_dict(),
-                    "rounding": {"lam": float(lam), "radius": radius, "calib": calib, "source": str(src_file),
-                                 "priced": priced}}, dest / "checkpoint.pt")
+        save_atomic({**{k: v for k, v in ck.items() if k not in ("optimizer", "scheduler", "torch_rng")},
+                     "model": rounded.state_dict(),
+                     "rounding": {"lam": float(lam), "radius": radius, "calib": calib, "source": str(src_file),
+                                  "priced": priced}}, dest / "checkpoint.pt")
         rows.append(row)
         log(f"lam={lam:<6g} accuracy {100 * row['test_accuracy']:.2f} % "
             f"({100 * (row['test_accuracy'] - base['test_accuracy']):+.2f} pt), ON {100 * row['on_fraction']:.2f} %, "
-            f"energy {_pct(base['energy_j'][headline], row['energy_j'][headline]):+.1f} % ({headline})  "
+            f"energy {energy_reduction(base['energy_j'][headline], row['energy_j'][headline]):+.1f} % ({headline})  "
             f"({seconds:.1f} s incl. calibration)")
     trained = []
     if compare is not None:
@@ -294,7 +262,7 @@ def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, r
             trained.append(point(m2, "HamQ training", c2.lam))
     for r in rows + trained:
         r["accuracy_pt"] = 100 * (r["test_accuracy"] - base["test_accuracy"])
-        r["energy_pct"] = {k: _pct(base["energy_j"][k], v) for k, v in r["energy_j"].items()}
+        r["energy_pct"] = {k: energy_reduction(base["energy_j"][k], v) for k, v in r["energy_j"].items()}
     result = {"checkpoint": str(src_file), "model": cfg.model, "data": cfg.data, "calib": calib, "radius": radius,
               "priced": priced, "images": len(x_energy), "headline": headline,
               "accountings": {k: c.describe() for k, c in configs.items()}, "input": base, "rounding": rows,

@@ -21,8 +21,7 @@ import numpy as np
 from . import _core
 from ._checks import as_int, as_str as _str, check_bits, check_int32, check_threads, level_max  # noqa: F401
 
-ENCODINGS = ("differential", "sign_magnitude", "twos_complement", "offset")
-RELAXATIONS = ("linear", "cosine")
+ENCODINGS = tuple(_core.ENCODINGS)
 
 openmp_enabled = _core.openmp_enabled
 hardware_threads = _core.hardware_threads

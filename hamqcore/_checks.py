@@ -9,7 +9,9 @@ from typing import Iterable
 
 import numpy as np
 
-MIN_BITS, MAX_BITS = 2, 16  # the kernels' range (cpp/include/hamqcore/encoding.hpp kMinBits/kMaxBits)
+from . import _core
+
+MIN_BITS, MAX_BITS = _core.MIN_BITS, _core.MAX_BITS  # the kernels' range (cpp/include/hamqcore/encoding.hpp)
 
 
 def as_int(name: str, value) -> int:
@@ -43,8 +45,6 @@ def check_threads(name: str, value):
     overflow in the binding."""
     if value is None:
         return None
-    from . import _core
-
     v = as_int(name, value)
     hw, top = _core.hardware_threads(), _core.max_threads()
     if v == 0 or v < -hw or v > top:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .containers import DataError, DataSet, Split, _require, _standardise, _stratified_split, check_arrays
+from .containers import DataError, DataSet, Split, require_folder, standardise, stratified_split, check_arrays
 
 
 def mnist5k(seed: int = 0, test_fraction: float = 0.2, pad_to: int = 32) -> DataSet:
@@ -29,8 +29,8 @@ def mnist5k(seed: int = 0, test_fraction: float = 0.2, pad_to: int = 32) -> Data
     if p < 0:
         raise ValueError(f"pad_to must be >= 28, got {pad_to}")
     x = np.pad(x, ((0, 0), (0, 0), (p, pad_to - 28 - p), (p, pad_to - 28 - p)))
-    tr, te = _stratified_split(y, test_fraction, seed)
-    (xtr, xte), norm = _standardise(x[tr], x[te])
+    tr, te = stratified_split(y, test_fraction, seed)
+    (xtr, xte), norm = standardise(x[tr], x[te])
     return DataSet("mnist5k", tuple(str(i) for i in range(10)), Split(xtr, y[tr]), Split(xte, y[te]),
                    info={"normalisation": norm, "source": str(path)})
 
@@ -42,8 +42,8 @@ def digits(seed: int = 0, test_fraction: float = 0.2) -> DataSet:
     d = load_digits()
     x = (d.images / 16.0).astype(np.float32)[:, None]
     y = d.target.astype(np.int64)
-    tr, te = _stratified_split(y, test_fraction, seed)
-    (xtr, xte), norm = _standardise(x[tr], x[te])
+    tr, te = stratified_split(y, test_fraction, seed)
+    (xtr, xte), norm = standardise(x[tr], x[te])
     return DataSet("digits", tuple(str(i) for i in range(10)), Split(xtr, y[tr]), Split(xte, y[te]),
                    info={"normalisation": norm})
 
@@ -78,7 +78,7 @@ def cifar10(root) -> DataSet:
     if (root / "cifar-10-batches-py").is_dir():
         root = root / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    _require(root, names, "cifar10",
+    require_folder(root, names, "cifar10",
              "the CIFAR-10 python version (data_batch_1 ... data_batch_5, test_batch), as unpacked from "
              "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html")
     parts = [_cifar_batch(root / n) for n in names]

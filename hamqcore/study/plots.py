@@ -7,11 +7,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-# The paper's operating points (HamQ vs no regularizer; IEEE Sensors J. 2024, abstract).
-PAPER = {
-    "resnet18": {"energy_pct": -54.0, "accuracy_pt": -1.5, "bits": 8},
-    "ds_cnn": {"energy_pct": -42.7, "accuracy_pt": -3.5, "bits": 6},
-}
+from .settings import PAPER
 
 
 def _plt():

@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-from .quant import quantize_model
+from ..quant import quantize_model
 
 
 def _maybe_quantize(model: nn.Module, quantize: Optional[Tuple[int, int]]) -> nn.Module:

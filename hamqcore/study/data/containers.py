@@ -47,7 +47,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HAMQCORE_CACHE", Path.home() / ".cache" / "hamqcore"))
 
 
-def _stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     train, test = [], []
     for c in np.unique(y):
@@ -59,12 +59,12 @@ def _stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> Tuple[n
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def _standardise(train: np.ndarray, *others: np.ndarray):
+def standardise(train: np.ndarray, *others: np.ndarray):
     mean, std = float(train.mean()), float(train.std()) or 1.0
     return [((a - mean) / std).astype(np.float32) for a in (train, *others)], (mean, std)
 
 
-def _require(root: Path, names: Sequence[str], what: str, expected: str) -> None:
+def require_folder(root: Path, names: Sequence[str], what: str, expected: str) -> None:
     """DataError naming every missing entry of a data set folder and what was expected there."""
     if not root.is_dir():
         raise DataError(f"{what}: {root} is not a folder. Expected {expected}; hamqcore never downloads it.")

@@ -1,23 +1,21 @@
-"""``hamq``: the HamQ study from the command line. Argument parsing only: the work is in
-:mod:`hamqcore.experiments`, :mod:`hamqcore.train`, :mod:`hamqcore.energy` and :mod:`hamqcore.rounding`.
+"""hamq: the HamQ study from the command line.
 
     hamq demo [--quick] [--out DIR]      the paper's comparison on offline data (the main job)
     hamq train --model ... --data ...    quantization-aware training with checkpoints and --resume
     hamq energy CHECKPOINT               crossbar energy report (table, JSON, CSV, plot)
     hamq round CHECKPOINT --lam ...      gradient-free HW-aware rounding of a trained model
     hamq sweep --lams 0,0.1,...          energy-accuracy Pareto curve
-    hamq bench                           kernel benchmarks as ratios
-    hamq density                         the analysis scripts (weight density, rounding threshold)
 
-User errors (a bad argument, a missing file or data set, an unwritable output folder) are one line
-on stderr and exit code 2; anything else is a bug and keeps its traceback.
+The benchmarks and the analysis scripts live in the source checkout: python benchmarks/run.py,
+python analysis/derive_density.py (README). User errors (a bad argument, a missing file or data
+set, an unwritable output folder) are one line on stderr and exit code 2; anything else is a bug and
+keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -45,16 +43,6 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _bits(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bits must be an integer in 2..16, got {text!r}") from None
-    if not 2 <= v <= 16:
-        raise argparse.ArgumentTypeError(f"bits must be an integer in 2..16, got {v}")
-    return v
-
-
 def _nonneg(text: str) -> float:
     import math
 
@@ -79,7 +67,7 @@ def _lam_list(text: str, flag: str = "--lams") -> List[float]:
 
 def crossbar_config(preset: str, items: List[str]):
     """The CrossbarConfig of ``--preset`` with ``--set key=value`` overrides (each checked)."""
-    from .crossbar import PRESETS, CrossbarConfig
+    from ..crossbar import PRESETS, CrossbarConfig
 
     if preset not in PRESETS:
         raise CliError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
@@ -107,7 +95,7 @@ def crossbar_config(preset: str, items: List[str]):
 
 
 def _writable(path) -> Path:
-    from .train import ensure_writable_dir
+    from .io import ensure_writable_dir
 
     return _user(ensure_writable_dir, Path(path))
 
@@ -127,14 +115,12 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _train_config(args, lam: Optional[float] = None):
+def _train_config(args, **fixed):
+    """The TrainConfig of the generated train flags (``fixed`` overrides some), validated."""
     from .train import TrainConfig
 
-    kw = dict(model=args.model, data=args.data, w_bits=args.w_bits, a_bits=args.a_bits,
-              lam=args.lam if lam is None else lam, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-              seed=args.seed, width=args.width, warmup_epochs=args.warmup_epochs, ramp_epochs=args.ramp_epochs,
-              encoding=args.encoding, threads=args.threads)
-    return _user(lambda: TrainConfig(**kw).validate())
+    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    return _user(lambda: TrainConfig(**{**kw, **fixed}).validate())
 
 
 def cmd_train(args) -> int:
@@ -166,26 +152,25 @@ def cmd_energy(args) -> int:
     import torch
 
     from . import data as data_mod
-    from .energy import estimate_energy
+    from ..energy import estimate_energy
+    from .io import write_atomic, write_text_atomic
     from .plots import energy_report
 
-    if args.accuracy < 0:
-        raise CliError(f"--accuracy must be >= 0, got {args.accuracy}")
     config = crossbar_config(args.preset, args.set)
     model, cfg, _ = _load(args.checkpoint)
     out = _writable(args.out if args.out else Path(args.checkpoint).resolve().parent if Path(args.checkpoint).is_file()
                     else args.checkpoint)
-    dataset = data_mod.load(cfg.data, quick=cfg.quick_data)
+    dataset = _user(data_mod.load, cfg.data, quick=cfg.quick_data)
     x = dataset.test.x[: args.images]
-    report = estimate_energy(model, torch.from_numpy(np.ascontiguousarray(x)), config)
-    report.to_json(out / "energy.json")
-    report.to_csv(out / "energy.csv")
+    report = _user(estimate_energy, model, torch.from_numpy(np.ascontiguousarray(x)), config)
+    write_atomic(out / "energy.json", report.to_json)
+    write_atomic(out / "energy.csv", report.to_csv)
     energy_report(report, out / "energy.png", title=f"{cfg.model} {cfg.w_bits}b/{cfg.a_bits}b, lam={cfg.lam:g}: "
                   f"{report.total_energy * 1e9:.3g} nJ/inference ({config.model})")
     print(report)
     print(f"\nper inference over {len(x)} test inputs of {cfg.data}; wrote {out}/energy.json, energy.csv, energy.png")
     if args.accuracy:
-        from .energy import crossbar_forward
+        from ..energy import crossbar_forward
         from .train import evaluate
 
         xa, ya = dataset.test.x[: args.accuracy], dataset.test.y[: args.accuracy]
@@ -193,7 +178,7 @@ def cmd_energy(args) -> int:
         hits = sum(int((crossbar_forward(model, torch.from_numpy(np.ascontiguousarray(xa[i:i + 64])), config)
                         .argmax(1).numpy() == ya[i:i + 64]).sum()) for i in range(0, len(ya), 64))
         acc = {"inputs": len(ya), "digital": digital, "crossbar": hits / max(1, len(ya)), "config": config.describe()}
-        (out / "accuracy.json").write_text(json.dumps(acc, indent=1))
+        write_text_atomic(out / "accuracy.json", json.dumps(acc, indent=1))
         print(f"test accuracy on {len(ya)} inputs: digital {100 * digital:.2f} %, on the crossbar "
               f"{100 * acc['crossbar']:.2f} % ({config.describe()}); wrote {out}/accuracy.json")
     return 0
@@ -216,8 +201,6 @@ def cmd_round(args) -> int:
     from . import experiments
 
     lams = _lam_list(args.lam, "--lam")
-    if args.radius < 0:
-        raise CliError(f"--radius must be an integer >= 0, got {args.radius}")
     config = crossbar_config(args.preset, args.set)
     checkpoint = Path(args.checkpoint)
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
@@ -234,91 +217,86 @@ def cmd_round(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    script = _find(args.benchmarks_dir, "benchmarks", ["run.py"])
-    return subprocess.call([sys.executable, str(script / "run.py")] + (["--quick"] if args.quick else []))
-
-
-def _find(explicit: Optional[str], name: str, scripts: List[str]) -> Path:
-    where = [Path(explicit)] if explicit else [Path.cwd() / name, Path(__file__).resolve().parents[2] / name]
-    folder = next((d for d in where if all((d / s).exists() for s in scripts)), None)
-    if folder is None:
-        raise CliError(f"cannot find the {name} scripts ({', '.join(scripts)}) in {', '.join(map(str, where))}; "
-                       f"run from the hamqcore source checkout or pass --{name}-dir")
-    return folder
-
-
-def cmd_density(args) -> int:
-    scripts = ["derive_density.py", "verify_density.py", "derive_rounding.py"]
-    if args.demo is not None and not (Path(args.demo) / "results.json").exists():
-        raise CliError(f"--demo {args.demo} holds no results.json (a `hamq demo` output folder)")
-    folder = _find(args.analysis_dir, "analysis", scripts)
-    _writable(args.out)
-    rc = 0
-    for s in scripts:
-        cmd = [sys.executable, str(folder / s), "--out", str(args.out)] + (["--quick"] if args.quick else [])
-        if s == "verify_density.py" and args.demo is not None:
-            cmd += ["--demo", str(args.demo)]
-        print("$", " ".join(cmd), flush=True)
-        rc = rc or subprocess.call(cmd)
-    return rc
-
-
 # ------------------------------------------------------------------------------------------------
 
 
-def _add_train_args(p, lam_default=0.0):
-    from .data import DATASETS
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
 
-    p.add_argument("--model", choices=("resnet18", "ds_cnn"), default="resnet18")
-    p.add_argument("--data", default="mnist5k", help=f"one of {', '.join(DATASETS)}")
-    p.add_argument("--w-bits", type=_bits, default=8)
-    p.add_argument("--a-bits", type=_bits, default=8)
-    p.add_argument("--lam", type=_nonneg, default=lam_default)
-    p.add_argument("--encoding", default="differential",
-                   help="cell encoding the penalty counts: differential, sign_magnitude, twos_complement, offset")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=_positive_int, default=16, help="ResNet-18 width (64 = standard)")
-    p.add_argument("--warmup-epochs", type=int, default=1)
-    p.add_argument("--ramp-epochs", type=int, default=2)
-    p.add_argument("--threads", type=int, default=0, help="torch threads while training (0: torch's default); "
-                   "a fixed count makes runs bit-reproducible on one machine type")
+
+def _add_train_args(p, skip=()):
+    """One flag per TrainConfig field (its default and help line from the field)."""
+    from .train import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        kw = dict(default=default, dest=f.name, help=f.metadata["help"])
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif default is None:
+            p.add_argument(flag, type=_json_object, metavar="JSON", **kw)
+        else:
+            p.add_argument(flag, type=type(default), choices=f.metadata.get("choices"), **kw)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
 
 
 def _add_crossbar_args(p, images_default: int):
     p.add_argument("--preset", default="neurosim-1.3", help="accounting model: neurosim-1.3, mnsim-2.0 or bitline")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a crossbar parameter (adc_bits=auto, skip_empty=true, mapping=differential, ...)")
+                   help="override a crossbar parameter (adc_bits=auto, skip_empty=true, mapping=differential, ...); "
+                        "repeat for several")
     p.add_argument("--images", type=_positive_int, default=images_default, help="test inputs the energy is measured on")
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module text as written, and every flag's default after its help line."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="hamq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="hamq", description=__doc__, formatter_class=_Help)
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train baseline and HamQ models on offline data and compare energy")
-    p.add_argument("--quick", action="store_true", help="a smoke run (about a minute; accuracies not meaningful)")
-    p.add_argument("--out", default="hamq_out")
+
+    def command(name: str, help: str, fn, out: Optional[str]):
+        p = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+        p.set_defaults(fn=fn)
+        if out is not None:
+            p.add_argument("--out", default=out, help="output folder (created; never the input checkpoint's)")
+        return p
+
+    p = command("demo", "train baseline and HamQ models on offline data and compare energy", cmd_demo, "hamq_out")
+    p.add_argument("--quick", action="store_true", help="a smoke run (about two minutes; accuracies not meaningful)")
     p.add_argument("--images", type=_positive_int, default=64, help="test inputs the energy is measured on")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(fn=cmd_demo)
-    p = sub.add_parser("train", help="quantization-aware training with the HamQ regularizer")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = command("train", "quantization-aware training with the HamQ regularizer", cmd_train, "hamq_train")
     _add_train_args(p)
-    p.add_argument("--out", default="hamq_train")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.set_defaults(fn=cmd_train)
-    p = sub.add_parser("energy", help="crossbar energy report of a checkpoint")
-    p.add_argument("checkpoint")
+    p = command("energy", "crossbar energy report of a checkpoint", cmd_energy, None)
+    p.add_argument("checkpoint", help="a checkpoint.pt written by hamq train (or its folder)")
     _add_crossbar_args(p, 32)
-    p.add_argument("--accuracy", type=int, default=0, metavar="N",
+    p.add_argument("--accuracy", type=_nonneg_int, default=0, metavar="N",
                    help="also the test accuracy of the first N test inputs computed on the crossbar (its ADC readings)")
-    p.add_argument("--out", default=None)
-    p.set_defaults(fn=cmd_energy)
-    p = sub.add_parser("round", help="gradient-free HW-aware rounding of a trained checkpoint")
-    p.add_argument("checkpoint")
+    p.add_argument("--out", default=None, help="output folder (default: the checkpoint's folder)")
+    p = command("round", "gradient-free HW-aware rounding of a trained checkpoint", cmd_round, "hamq_round")
+    p.add_argument("checkpoint", help="a checkpoint.pt written by hamq train (or its folder); never overwritten")
     p.add_argument("--lam", default="0.003,0.01,0.03",
                    help="one lam or a comma-separated sweep (relative output error per ON cell per weight)")
     p.add_argument("--calib", type=_positive_int, default=256, help="calibration inputs (from the training set)")
@@ -326,24 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", default=None, help="a folder of HamQ-trained checkpoints (e.g. a sweep) to plot beside")
     p.add_argument("--priced", action="store_true", help="price bits by their crossbar energy instead of counting them")
     _add_crossbar_args(p, 64)
-    p.add_argument("--out", default="hamq_round")
-    p.set_defaults(fn=cmd_round)
-    p = sub.add_parser("sweep", help="train one model per lam and draw the energy-accuracy curve")
-    _add_train_args(p)
-    p.add_argument("--lams", default="0,0.3,1,3")
+    p = command("sweep", "train one model per lam and draw the energy-accuracy curve", cmd_sweep, "hamq_sweep")
+    _add_train_args(p, skip=("lam",))
+    p.add_argument("--lams", default="0,0.3,1,3", help="comma-separated lam values, one model each")
     _add_crossbar_args(p, 32)
-    p.add_argument("--out", default="hamq_sweep")
-    p.set_defaults(fn=cmd_sweep)
-    p = sub.add_parser("bench", help="kernel benchmarks (ratios measured side by side)")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--benchmarks-dir", default=None)
-    p.set_defaults(fn=cmd_bench)
-    p = sub.add_parser("density", help="run the weight-density and rounding derivations and their checks")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--demo", default=None, help="a `hamq demo` output folder: compare its trained weights too")
-    p.add_argument("--out", default="hamq_density")
-    p.add_argument("--analysis-dir", default=None)
-    p.set_defaults(fn=cmd_density)
     return ap
 
 

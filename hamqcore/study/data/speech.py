@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from .containers import DataError, DataSet, Split, _require, check_arrays
+from .containers import DataError, DataSet, Split, require_folder, check_arrays
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 KWS_CLASSES = KEYWORDS + ("_silence_", "_unknown_")
@@ -23,12 +23,12 @@ def mfcc(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32)
     if sr != SAMPLE_RATE:
         audio = librosa.resample(audio, orig_sr=sr, target_sr=SAMPLE_RATE)
-    audio = _fit_length(audio, SAMPLE_RATE)
+    audio = fit_length(audio, SAMPLE_RATE)
     m = librosa.feature.mfcc(y=audio, sr=SAMPLE_RATE, n_mfcc=10, n_fft=640, hop_length=320, n_mels=40, center=False)
     return m.T.astype(np.float32)
 
 
-def _fit_length(audio: np.ndarray, n: int, offset: int = 0) -> np.ndarray:
+def fit_length(audio: np.ndarray, n: int, offset: int = 0) -> np.ndarray:
     out = np.zeros(n, dtype=np.float32)
     src = audio[max(0, -offset):]
     start = max(0, offset)
@@ -38,7 +38,7 @@ def _fit_length(audio: np.ndarray, n: int, offset: int = 0) -> np.ndarray:
     return out
 
 
-def _features(clips: Sequence[np.ndarray]) -> np.ndarray:
+def features(clips: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([mfcc(c) for c in clips])[:, None].astype(np.float32)
 
 
@@ -79,7 +79,7 @@ def speech_commands(root, version: int = 2, unknown_percentage: float = 10.0, si
             raise ValueError(f"{name} must be a percentage in 0..100, got {v!r}")
     root = Path(root)
     need = ["validation_list.txt", "testing_list.txt", "_background_noise_"] + list(KEYWORDS)
-    _require(root, need, "speech_commands",
+    require_folder(root, need, "speech_commands",
              f"the Speech Commands v{version} tree: one folder of .wav files per word (yes/, no/, ...), "
              "_background_noise_/, validation_list.txt and testing_list.txt, as unpacked from "
              f"speech_commands_v0.0{'2' if version == 2 else '1'}.tar.gz (https://arxiv.org/abs/1804.03209)")

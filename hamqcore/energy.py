@@ -1,0 +1,232 @@
+"""Crossbar energy of a whole torch model: capture every Conv1d/Conv2d/Linear input with forward
+pre-hooks, quantize it and the weights (the layer's own quantizers for hamqcore layers), lay
+convolutions out as matrices (im2col per group) and simulate each layer with
+:func:`hamqcore.crossbar.simulate_layer` under one :class:`~hamqcore.crossbar.CrossbarConfig`.
+
+    report = estimate_energy(model, x, CrossbarConfig.preset("neurosim-1.3"))
+    print(report)            # per layer: arrays, ON %, currents, energy by component
+
+The report names its accounting model and mapping; energies are per inference (totals over the
+batch divided by its size).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ._checks import MAX_BITS, as_int
+from .crossbar import DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, result_field, check_config, simulate_layer
+from .layers import capture_layer_inputs, check_batch, evaluating, layer_matrices
+from .quant import QuantLayer
+
+
+@dataclass
+class LayerRow(LayerEnergy):
+    """One layer of an :class:`EnergyReport`: its simulation with energies and counts per inference
+    (:meth:`LayerEnergy.per_inference`), plus what the layer is."""
+
+    name: str = result_field("first", False, core=False, default="")
+    kind: str = result_field("first", False, core=False, default="")
+    shape: List[int] = result_field("first", False, core=False, default_factory=list)   # weight shape
+    vectors: float = result_field("sum", True, core=False, default=0.0)                 # input vectors per inference
+
+
+@dataclass
+class EnergyReport:
+    """Per-layer rows and totals per inference (averaged over the batch), under ``config``."""
+
+    layers: List[LayerRow]
+    batch: int
+    config: CrossbarConfig
+    w_bits: int
+    a_bits: int
+    floor: bool = False
+
+    @property
+    def model(self) -> str:
+        """The accounting model (``config.model``)."""
+        return self.config.model
+
+    @property
+    def mapping(self) -> str:
+        return self.config.mapping
+
+    @property
+    def components(self) -> Tuple[str, ...]:
+        return tuple(self.config.components)
+
+    @property
+    def energy(self) -> Dict[str, float]:
+        return {c: float(sum(l.energy[c] for l in self.layers)) for c in self.components}
+
+    @property
+    def total_energy(self) -> float:
+        return float(sum(self.energy.values()))
+
+    @property
+    def on_fraction(self) -> float:
+        cells = sum(l.cells for l in self.layers)
+        return sum(l.on_cells for l in self.layers) / cells if cells else 0.0
+
+    @property
+    def mean_current(self) -> float:
+        conv = sum(l.conversions for l in self.layers)
+        return float(sum(l.mean_current * l.conversions for l in self.layers) / conv) if conv else 0.0
+
+    @property
+    def conversions(self) -> Dict[str, float]:
+        """Conversions per inference: done, idle (no driven row) among them, and skipped (empty)."""
+        return {"done": float(sum(l.conversions for l in self.layers)),
+                "idle": float(sum(l.idle_conversions for l in self.layers)),
+                "skipped": float(sum(l.skipped_conversions for l in self.layers))}
+
+    @property
+    def resolution_columns(self) -> List[int]:
+        """Physical columns of all layers by ADC bits (index 0: skipped)."""
+        return [int(sum(l.resolution_columns[i] for l in self.layers)) for i in range(MAX_BITS + 1)]
+
+    @property
+    def latency(self) -> float:
+        """Seconds per inference, layers one after another, arrays in parallel."""
+        return float(sum(l.latency for l in self.layers))
+
+    def to_dict(self) -> Dict[str, object]:
+        return {
+            "model": self.model, "mapping": self.mapping, "config": self.config.to_dict(), "w_bits": self.w_bits,
+            "a_bits": self.a_bits, "batch": self.batch, "floor": self.floor, "total_energy_j": self.total_energy,
+            "energy_j": self.energy, "on_fraction": self.on_fraction, "mean_current_a": self.mean_current,
+            "latency_s": self.latency, "conversions": self.conversions, "resolution_columns": self.resolution_columns,
+            "layers": [
+                {**{k: v for k, v in dataclasses.asdict(l).items() if k != "output"},
+                 "resolution_columns": [int(v) for v in l.resolution_columns],
+                 "on_fraction": l.on_fraction, "total_energy": l.total_energy}
+                for l in self.layers
+            ],
+        }
+
+    def to_json(self, path) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    def to_csv(self, path) -> None:
+        cols = ["name", "kind", "shape", "vectors", "arrays", "row_tiles", "col_tiles", "on_fraction", "mean_current",
+                "max_current", "conversions", "idle_conversions", "latency", *[f"e_{c}" for c in self.components],
+                "e_total"]
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(cols)
+            for l in self.layers:
+                w.writerow([l.name, l.kind, "x".join(map(str, l.shape)), l.vectors, l.arrays, l.row_tiles, l.col_tiles,
+                            l.on_fraction, l.mean_current, l.max_current, l.conversions, l.idle_conversions, l.latency,
+                            *[l.energy[c] for c in self.components], l.total_energy])
+
+    def __str__(self) -> str:
+        comps = self.components
+        head = (f"{'layer':<28} {'weight':>16} {'arrays':>6} {'ON %':>6} {'I mean uA':>9} "
+                + " ".join(f"{c + ' nJ':>15}" for c in comps) + f" {'total nJ':>10}")
+        lines = [f"accounting model {self.config.describe()}" + (" (floor: every cell OFF)" if self.floor else ""),
+                 head, "-" * len(head)]
+        for l in self.layers:
+            lines.append(
+                f"{l.name[:28]:<28} {'x'.join(map(str, l.shape)):>16} {l.arrays:>6} {100 * l.on_fraction:>6.2f} "
+                f"{l.mean_current * 1e6:>9.3f} " + " ".join(f"{l.energy[c] * 1e9:>15.4f}" for c in comps)
+                + f" {l.total_energy * 1e9:>10.4f}"
+            )
+        lines.append("-" * len(head))
+        lines.append(
+            f"{'total per inference':<28} {'':>16} {sum(l.arrays for l in self.layers):>6} "
+            f"{100 * self.on_fraction:>6.2f} {self.mean_current * 1e6:>9.3f} "
+            + " ".join(f"{self.energy[c] * 1e9:>15.4f}" for c in comps) + f" {self.total_energy * 1e9:>10.4f}"
+        )
+        return "\n".join(lines)
+
+
+def simulate_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, w_bits: int = 8, a_bits: int = 8,
+                    n_threads: Optional[int] = None, floor: bool = False, name: str = "",
+                    output: bool = True) -> LayerEnergy:
+    """One Conv1d/Conv2d/Linear layer on its input ``x``: every group simulated and merged; the
+    output (unless ``output=False``) is the layer's integer pre-activation as the crossbar computes
+    it, (N * positions) x out_channels."""
+    w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, w_bits, a_bits, name)
+    return LayerEnergy.merge([simulate_layer(w, xg, config, wb, ab, a_signed=signed, n_threads=n_threads,
+                                             floor=floor, output=output) for w, xg in zip(w_groups, x_groups)])
+
+
+def estimate_energy(
+    model: nn.Module, inputs: torch.Tensor, config: Optional[CrossbarConfig] = None, w_bits: int = 8,
+    a_bits: int = 8, n_threads: Optional[int] = None, layers: Optional[Sequence[str]] = None, floor: bool = False,
+) -> EnergyReport:
+    """Run ``model(inputs)`` once and simulate every Conv1d/Conv2d/Linear on the crossbar.
+
+    Each layer's weights and inputs are quantised by the layer's own quantizers when it is a
+    hamqcore quantized layer (:mod:`hamqcore.quant`), else symmetric per-output-channel weights
+    (``w_bits``) and per-tensor activations (``a_bits``; unsigned when the layer input is
+    non-negative). Energies are per inference: totals over the batch divided by its size.
+
+    ``floor=True`` simulates the same layer inputs with every cell at its lowest conductance: the
+    least energy any stored weights could give under this configuration (under the offset mapping a
+    stored 0 is not that: its code 2^(b-1) has ON cells).
+    """
+    config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])
+    w_bits, a_bits = as_int("w_bits", w_bits), as_int("a_bits", a_bits)
+    batch = int(check_batch("inputs", inputs).shape[0])
+    rows = []
+    for name, module, x in capture_layer_inputs(model, inputs, layers):
+        r = simulate_module(module, x, config, w_bits, a_bits, n_threads, floor, name, output=False)
+        rows.append(LayerRow(name=name, kind=type(module).__name__, shape=list(module.weight.shape),
+                             vectors=r.n_vectors / batch, **r.per_inference(batch)))
+    if not rows:
+        raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
+    return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor))
+
+
+def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig,
+                     n_threads: Optional[int] = None) -> torch.Tensor:
+    """``model(inputs)`` (eval, no grad) with every hamqcore quantized layer computed on the crossbar:
+    its output is ``config``'s functional output (the shift-added ADC readings of the layer's integer
+    inputs and weights, :func:`simulate_module`) times the layer's input and weight steps, plus its
+    bias. With a lossless ADC this is the digital model's output up to float rounding; a sense amp too
+    coarse for its column sums (NeuroSim's default 32 levels for 128 rows of 2-bit cells, or
+    ``rows_per_conversion``) clips them, and that shows in the result. Other layers run as usual.
+    A Linear layer may be applied to inputs with any leading dimensions (tokens)."""
+    check_config(config)
+    check_batch("inputs", inputs)
+
+    def hook(m, args, out):
+        x = args[0]
+        r = simulate_module(m, x, config, n_threads=n_threads, output=True)
+        _, sx, _ = m.input_integers(x)
+        _, sw = m.weight_integers()
+        y = torch.from_numpy(np.asarray(r.output, np.float64)) * float(sx) * sw.reshape(1, -1).to(torch.float64)
+        if isinstance(m, nn.Linear):  # (vectors, out) -> (..., out); the bias on the last axis
+            y = y.reshape(out.shape)
+            bias_shape: Tuple[int, ...] = (-1,)
+        else:  # (N * positions, C) -> (N, C, *spatial)
+            y = y.reshape(out.shape[0], -1, out.shape[1]).transpose(1, 2).reshape(out.shape)
+            bias_shape = (1, -1) + (1,) * (out.dim() - 2)
+        if m.bias is not None:
+            y = y + m.bias.detach().to(torch.float64).reshape(bias_shape)
+        return y.to(out.dtype)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, QuantLayer)]
+    if not handles:
+        raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
+    try:
+        with evaluating(model):
+            return model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def energy_reduction(baseline: float, other: float) -> float:
+    """Percentage change from baseline to other (negative = saving)."""
+    return 100.0 * (other - baseline) / baseline if baseline else math.nan

@@ -1,0 +1,194 @@
+"""The model walk: which layers of a torch model map onto the crossbar, the integers they store,
+their inputs on a forward pass, and their inputs laid out as matrices.
+
+Every consumer of a model (the regularizer, the energy estimator, the crossbar forward pass, bit
+pricing, HW-aware rounding) goes through these functions, so they agree on which layers are covered
+and on what each one stores:
+
+* :func:`quantizable_layers`: every Conv1d/Conv2d/Linear, filtered by name patterns;
+* :func:`layer_integers`: the integer weights a layer stores (its own quantizer's for a hamqcore
+  quantized layer, else symmetric per-output-channel max-step integers);
+* :func:`evaluating` / :func:`dry_run` / :func:`capture_layer_inputs`: one forward pass in eval
+  mode without grad, the training mode restored afterwards;
+* :func:`im2col` / :func:`layer_matrices`: a layer's integer weights and inputs as matrices, per group.
+"""
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._checks import level_max
+from .quant import QuantLayer, quantize_activation, weight_scale_max
+
+LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None,
+                       exclude: Iterable[str] = ()) -> List[Tuple[str, nn.Module]]:
+    """(name, module) of every Conv1d/Conv2d/Linear, filtered by fnmatch patterns on the name."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    include = [include] if isinstance(include, str) else (None if include is None else list(include))
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    out = []
+    for name, m in model.named_modules():
+        if not isinstance(m, LAYER_TYPES):
+            continue
+        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
+            continue
+        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+            continue
+        out.append((name, m))
+    return out
+
+
+def check_batch(name: str, inputs) -> torch.Tensor:
+    """``inputs`` as a batch a model can run: a floating-point torch.Tensor with at least one example
+    (a TypeError for anything else, a ValueError for an empty batch or NaN/inf)."""
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor batch (N, ...), got {type(inputs).__name__}")
+    if not inputs.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {inputs.dtype}")
+    if inputs.dim() < 1 or inputs.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one example, got shape {tuple(inputs.shape)}")
+    if not bool(torch.isfinite(inputs).all()):
+        raise ValueError(f"{name} holds NaN or inf")
+    return inputs
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no grad inside the block; the model's training mode is restored afterwards."""
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def dry_run(model: nn.Module, inputs, hooks) -> None:
+    """Run ``model(inputs)`` once (:func:`evaluating`), then remove ``hooks``."""
+    try:
+        with evaluating(model):
+            model(inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def check_finite_weights(m: nn.Module, name: str = "") -> None:
+    """ValueError naming the layer when its weights hold NaN or inf (a diverged model): their
+    integers would otherwise read as 0 ON cells."""
+    w = m.weight.detach()
+    # a sum is NaN or inf when any element is (cheap); only then count exactly (a huge finite sum
+    # that overflows is re-checked, so nothing is reported wrongly)
+    if not bool(torch.isfinite(w.sum())) and not bool(torch.isfinite(w).all()):
+        bad = int((~torch.isfinite(w)).sum())
+        raise ValueError(f"{_label(m, name)} has {bad} non-finite weight(s) (NaN or inf): the model diverged, so "
+                         "its quantized weights and energy are meaningless")
+
+
+def _label(m: nn.Module, name: str) -> str:
+    return f"layer {name!r}" if name else f"a {type(m).__name__} layer"
+
+
+def layer_integers(m: nn.Module, bits: int = 8, name: str = "") -> Tuple[np.ndarray, int]:
+    """(integer weights as int16 numpy, bits) a layer stores on the crossbar: a quantized layer's
+    own integers, else each output channel's symmetric max-step integers at ``bits``. A quantizer
+    step that is not a finite number > 0 is a ValueError naming the layer (its integers would be
+    meaningless, e.g. all 0 for an infinite step)."""
+    check_finite_weights(m, name)
+    if isinstance(m, QuantLayer):
+        q, s = m.weight_integers()
+        if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
+            bad = s.reshape(-1)[~(torch.isfinite(s.reshape(-1)) & (s.reshape(-1) > 0))]
+            raise ValueError(f"{_label(m, name)}: its weight quantizer step must be a finite number > 0, got "
+                             f"{float(bad[0])} ({bad.numel()} channel(s)); the checkpoint or the training is broken")
+        return q.to(torch.int16).cpu().numpy(), m.w_bits
+    scale = weight_scale_max(m.weight, bits)
+    qmax = level_max(bits)
+    return torch.round(m.weight.detach() / scale).clamp_(-qmax, qmax).to(torch.int16).cpu().numpy(), bits
+
+
+def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str]] = None
+                         ) -> List[Tuple[str, nn.Module, torch.Tensor]]:
+    """Run ``model(inputs)`` once (eval, no grad); return [(name, module, input tensor)] in call
+    order. A module called several times appears once per call (``name#2``, ...)."""
+    chosen = quantizable_layers(model, include=layers)
+    captured: List[Tuple[str, nn.Module, torch.Tensor]] = []
+    seen: Dict[str, int] = {}
+
+    def pre_hook(name):
+        def fn(module, args):
+            seen[name] = seen.get(name, 0) + 1
+            label = name if seen[name] == 1 else f"{name}#{seen[name]}"
+            captured.append((label, module, args[0].detach()))
+        return fn
+
+    dry_run(model, inputs, [m.register_forward_pre_hook(pre_hook(n)) for n, m in chosen])
+    return captured
+
+
+def _conv_padding(m: nn.Module, x: torch.Tensor, kernel, dilation, padding):
+    """x padded as the conv pads it (any padding mode, 'same' and 'valid' included); returns
+    (x, the padding left for F.unfold, always zeros-mode)."""
+    if isinstance(padding, str):  # 'same' / 'valid'
+        if padding == "valid":
+            return x, (0, 0)
+        total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+        pad = (total[1] // 2, total[1] - total[1] // 2, total[0] // 2, total[0] - total[0] // 2)
+        mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+        return F.pad(x, pad, mode=mode), (0, 0)
+    if m.padding_mode != "zeros" and any(padding):
+        return F.pad(x, (padding[1], padding[1], padding[0], padding[0]), mode=m.padding_mode), (0, 0)
+    return x, padding
+
+
+def im2col(x: torch.Tensor, m: nn.Module) -> torch.Tensor:
+    """A conv's input (N, C, *spatial) of one group -> (N * positions, C * prod(kernel)), float32
+    (exact for integer values below 2^24), the rows in the order the conv's outputs are laid out."""
+    x = x.to(torch.float32)
+    if isinstance(m, nn.Conv1d):
+        x = x.unsqueeze(2)
+        kernel, stride, dilation = (1, m.kernel_size[0]), (1, m.stride[0]), (1, m.dilation[0])
+        padding = (0, m.padding[0]) if not isinstance(m.padding, str) else m.padding
+    else:
+        kernel, stride, dilation, padding = m.kernel_size, m.stride, m.dilation, m.padding
+    x, padding = _conv_padding(m, x, kernel, dilation, padding)
+    cols = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)  # (N, C*k, L)
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name: str = ""):
+    """Integer weights and input matrices of one layer, per group:
+    (w_groups, x_groups, w_bits, a_bits, a_signed, groups). A Linear layer's input may have any
+    leading dimensions (tokens): every vector along the last axis is one input row."""
+    w_int, wb = layer_integers(m, w_bits, name)
+    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"layer {name!r}: its input holds NaN or inf (the model's activations diverged)")
+    if isinstance(m, QuantLayer):
+        xq, _, signed = m.input_integers(x)
+        ab = m.a_bits
+    else:
+        xq, _, signed = quantize_activation(x, a_bits)
+        ab = a_bits
+    x_dtype = np.int16 if ab <= 15 else np.int32
+    if isinstance(m, nn.Linear):
+        return [w_int], [xq.reshape(-1, xq.shape[-1]).cpu().numpy().astype(x_dtype)], wb, ab, signed, 1
+    g = m.groups
+    cin = xq.shape[1] // g
+    out = w_int.shape[0] // g
+    w_groups, x_groups = [], []
+    for i in range(g):
+        w_groups.append(np.ascontiguousarray(w_int[i * out:(i + 1) * out].reshape(out, -1)))
+        cols = im2col(xq[:, i * cin:(i + 1) * cin], m)
+        x_groups.append(cols.to(torch.int32).cpu().numpy().astype(x_dtype))
+    return w_groups, x_groups, wb, ab, signed, g
