@@ -49,6 +49,15 @@ MUTANTS = [
     ("cpp/src/kernels_impl.hpp", "y[i] = c == i ? 1.0 / ri[i] : -dot_fixed(ri + c, y + c, i - c) / ri[i];",
      "y[i] = c == i ? 1.0 / ri[i] : -dot_fixed(ri + c, y + c, i - c - 1) / ri[i];", ROUND_TESTS),
     ("cpp/bindings/common.cpp", "n > kMaxThreadsPerProcessor * hw", "n > kMaxThreadsPerProcessor * hw + 1", KERNEL_TESTS),
+    # issue 17: the realistic slips the suite used to miss
+    ("cpp/src/crossbar.cpp", "            int bits = 1;", "            int bits = 0;", ["tests/test_regressions.py"]),
+    ("cpp/src/crossbar.cpp", "tc_rows.push_back(std::min({RC, (t + 1) * R - r0, K - r0}));",
+     "tc_rows.push_back(std::min({RC, K - r0}));", ["tests/test_regressions.py"]),
+    ("cpp/src/crossbar.cpp", "? (D - 1 - d) * L.out + g : g * D", "? d * L.out + g : g * D", ["tests/test_regressions.py"]),
+    ("cpp/src/kernels_impl.hpp", "((r_model[d] - r) - r_row[i + l])", "((r_model[d] - r) + r_row[i + l])",
+     ["tests/test_regressions.py", "tests/test_crossbar.py"]),
+    ("cpp/bindings/common.cpp", "if (!std::isfinite(sum) || sum > kMaxLevelCost) {", "if (!std::isfinite(sum)) {",
+     ["tests/test_regressions.py"]),
     ("cpp/src/bitplanes.cpp", "        for (int a = 0; a < A; ++a)\n            for (int d = 0; d < D; ++d)",
      "        for (int a = 0; a < A; ++a)\n            for (int d = 1; d < D; ++d)", ["tests/test_bitplanes.py"]),
 ]

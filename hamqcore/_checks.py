@@ -86,3 +86,24 @@ def check_choice(name: str, value, choices: Iterable[str]) -> str:
 def level_max(bits: int) -> int:
     """The largest integer level of a symmetric ``bits``-bit weight, 2^(bits-1) - 1."""
     return (1 << (bits - 1)) - 1
+
+
+def check_bit_cost(bit_cost, bits: int, rows=None) -> np.ndarray:
+    """Per-bit prices as float64: shape ``(bits,)`` or, when ``rows`` is given, ``(rows, bits)``;
+    finite, >= 0, and every level's cost (a sum of a row's bit costs) at most ``_core.MAX_LEVEL_COST``
+    (the C++ binding checks the same, cpp/bindings/common.cpp bit_cost_arg)."""
+    try:
+        cost = np.asarray(bit_cost, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"bit_cost must be a float array, got {type(bit_cost).__name__}") from None
+    shapes = [(bits,)] + ([(rows, bits)] if rows is not None else [])
+    if cost.shape not in shapes:
+        raise ValueError(f"bit_cost must have shape {' or '.join(map(str, shapes))}, got {cost.shape}")
+    if not np.all(np.isfinite(cost)) or np.any(cost < 0):
+        raise ValueError(f"bit_cost must be finite and >= 0, got {cost.tolist()}")
+    with np.errstate(over="ignore"):
+        sums = cost.reshape(-1, bits).sum(axis=1)
+    if np.any(sums > _core.MAX_LEVEL_COST):
+        raise ValueError(f"bit_cost is too large: a level's cost (the sum of its 1-bits' costs) must stay below "
+                         f"{_core.MAX_LEVEL_COST:g}, got bit costs summing to {float(sums.max()):g}")
+    return cost

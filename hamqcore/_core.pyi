@@ -27,6 +27,7 @@ ENERGY_COMPONENTS: Tuple[str, ...]
 ENCODINGS: Tuple[str, ...]
 MIN_BITS: int
 MAX_BITS: int
+MAX_LEVEL_COST: float
 MODELS: Tuple[str, ...]
 MAPPINGS: Tuple[str, ...]
 ADCS: Tuple[str, ...]

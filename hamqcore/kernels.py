@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._checks import as_int, as_str as _str, check_bits, check_int32, check_threads, level_max  # noqa: F401
+from ._checks import as_int, as_str as _str, check_bit_cost, check_bits, check_int32, check_threads, level_max  # noqa: F401
 
 ENCODINGS = tuple(_core.ENCODINGS)
 
@@ -51,6 +51,8 @@ def set_num_threads(n: int) -> None:
 
     ``n`` > 0 is a count; negative counts back from the available processors (-1 = all).
     """
+    if n is None:
+        raise TypeError("n must be an integer thread count, got None")
     _core.set_num_threads(check_threads("n", n))
 
 
@@ -166,11 +168,7 @@ def level_cost(bit_cost, bits: int, encoding: str = "differential") -> np.ndarra
     (shape ``(bits,)``, LSB first): sum over the 1-bits of the level's code of their cost; with
     all costs 1 this is :func:`hamming_weight` of the levels."""
     bits = _int("bits", bits)
-    cost = np.asarray(bit_cost, dtype=np.float64)
-    if cost.shape != (bits,):
-        raise ValueError(f"bit_cost must have shape ({bits},), got {cost.shape}")
-    if not np.all(np.isfinite(cost)) or np.any(cost < 0):
-        raise ValueError(f"bit_cost must be finite and >= 0, got {cost.tolist()}")
+    cost = check_bit_cost(bit_cost, bits)
     codes = level_codes(bits, encoding)
     return ((codes[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.float64) @ cost
 

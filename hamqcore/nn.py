@@ -38,7 +38,7 @@ import torch.nn as nn
 from . import kernels, ops
 from ._checks import MAX_BITS, check_choice, check_nonneg
 from .crossbar import check_config
-from .layers import dry_run, layer_integers, quantizable_layers
+from .layers import check_batch, dry_run, layer_integers, quantizable_layers
 from .pricing import bit_prices, check_encoding, price_unit
 from .quant import QuantLayer
 
@@ -99,8 +99,10 @@ class HamQRegularizer(nn.Module):
                  example_input: Optional[torch.Tensor] = None, input_shape: Optional[Sequence[int]] = None,
                  crossbar=None):
         super().__init__()
-        ops._check(bits, encoding, "sum")
+        ops.check_penalty_args(bits, encoding, "sum")
         check_choice("weighting", weighting, WEIGHTINGS)
+        if example_input is not None:
+            check_batch("example_input", example_input)
         self.bits, self.encoding, self.weighting = bits, encoding, weighting
         self.lam = lam
         # keep a plain reference (not a submodule) so the regularizer adds no parameters
@@ -185,7 +187,7 @@ class HamQRegularizer(nn.Module):
 def hw_stats(model: nn.Module, bits: int = 8, encoding: str = "differential",
              include: Optional[Iterable[str]] = None, exclude: Iterable[str] = ()) -> Dict[str, Dict[str, object]]:
     """Per layer: HW histogram, mean HW and weight count of the quantized weights; plus "total"."""
-    ops._check(bits, encoding, "sum")
+    ops.check_penalty_args(bits, encoding, "sum")
     stats: Dict[str, Dict[str, object]] = {}
     all_hist = np.zeros(MAX_BITS + 1, dtype=np.int64)
     for name, m in quantizable_layers(model, include, exclude):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import kernels
-from ._checks import check_bits, check_choice, level_max
+from ._checks import check_bit_cost, check_bits, check_choice, level_max
 
 _REDUCTIONS = ("sum", "mean")
 
@@ -217,7 +217,7 @@ def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str 
     ``scale=None``: each output channel's symmetric max step, held constant. ``bit_cost``: per-bit
     prices, shape (bits,) or (rows of w, bits), LSB first (:func:`hamqcore.kernels.level_cost`);
     the penalty then relaxes each level's cost instead of its HW (held constant: no gradient)."""
-    _check(bits, encoding, reduction)
+    check_penalty_args(bits, encoding, reduction)
     weight = float(weight)
     if not isinstance(w, torch.Tensor) or not w.is_floating_point():
         raise TypeError(f"w must be a floating-point torch.Tensor, got {getattr(w, 'dtype', type(w).__name__)}")
@@ -234,16 +234,14 @@ def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str 
 
 
 def _check_bit_cost(bit_cost, bits: int, w: torch.Tensor) -> torch.Tensor:
-    c = torch.as_tensor(bit_cost, dtype=torch.float64, device=w.device).detach()
-    rows = w.shape[0] if w.dim() else 1
-    if tuple(c.shape) not in ((bits,), (rows, bits)):
-        raise ValueError(f"bit_cost must have shape ({bits},) or ({rows}, {bits}), got {tuple(c.shape)}")
-    if not bool(torch.isfinite(c).all()) or bool((c < 0).any()):
-        raise ValueError(f"bit_cost must be finite and >= 0, got {c.tolist()}")
-    return c
+    if isinstance(bit_cost, torch.Tensor):
+        bit_cost = bit_cost.detach().cpu().numpy()
+    cost = check_bit_cost(bit_cost, bits, w.shape[0] if w.dim() else 1)
+    return torch.from_numpy(cost).to(w.device)
 
 
-def _check(bits, encoding, reduction):
+def check_penalty_args(bits, encoding, reduction):
+    """The bit width, encoding and reduction of a penalty call (a ValueError naming the bad one)."""
     check_bits("bits", bits)
     check_choice("encoding", encoding, kernels.ENCODINGS)
     check_choice("reduction", reduction, _REDUCTIONS)
@@ -251,7 +249,7 @@ def _check(bits, encoding, reduction):
 
 def relaxed_hw_penalty(x: torch.Tensor, bits: int = 8, encoding: str = "differential", reduction: str = "sum") -> torch.Tensor:
     """Differentiable relaxed-HW penalty of ``x`` (integer units); a 0-d tensor."""
-    _check(bits, encoding, reduction)
+    check_penalty_args(bits, encoding, reduction)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(script, out, *extra):
     proc = subprocess.run([sys.executable, str(ROOT / "analysis" / script), "--quick", "--out", str(out), *extra],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 

@@ -54,7 +54,7 @@ void bind_bitplanes(py::module_& m) {
             if (!p || p.dtype().kind() != 'u' || p.dtype().itemsize() != 8)
                 throw py::type_error("planes must be a uint64 array from pack_bitplanes, got " +
                                      (p ? "dtype " + std::string(py::str(p.dtype())) : "a non-array"));
-            p = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(p);
+            p = contiguous_as<uint64_t>(p, "planes");
             const int A = bitplane_arrays(e), D = bitplane_digits(bits, e, cell_bits);
             const int64_t W = bitplane_words(length, cell_bits);
             std::vector<py::ssize_t> expect_head;

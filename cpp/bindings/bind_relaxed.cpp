@@ -65,7 +65,7 @@ py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits,
         if (ns != 1 && ns != rows)
             throw py::value_error("scale must hold 1 value or one per row of w (" + std::to_string(rows) +
                                   "), got " + std::to_string(ns));
-        auto s = py::array_t<F, py::array::c_style | py::array::forcecast>::ensure(sc);
+        auto s = contiguous_as<F>(sc, "scale");
         for (int64_t i = 0; i < rows; ++i) per_row[size_t(i)] = s.data()[ns == rows ? i : 0];
     }
     bool cost_per_row = false;
@@ -84,6 +84,9 @@ py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits,
                                       pg, gs.data(), nt, bc);
     }
     if (bad >= rows * cols) {
+        // a non-finite weight is the usual cause of a non-finite step (one computed from it): name it
+        for (int64_t k = 0; k < rows * cols; ++k)
+            if (!std::isfinite(double(pw[k]))) throw_not_finite("w", w, k);
         const int64_t i = bad - rows * cols;
         std::ostringstream msg;
         msg << index_str("scale", sshape, ns == 1 ? 0 : i) << " = " << double(per_row[size_t(i)])
@@ -115,6 +118,7 @@ void check_reduction(const std::string& reduction) {
 }  // namespace
 
 void bind_relaxed(py::module_& m) {
+    m.attr("MAX_LEVEL_COST") = kMaxLevelCost;
     using namespace pybind11::literals;
     m.def(
         "relaxed_hw",

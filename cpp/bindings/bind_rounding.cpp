@@ -15,7 +15,7 @@ py::array_t<double, py::array::c_style | py::array::forcecast> f64(const py::han
     if (a.ndim() != ndim)
         throw py::value_error(std::string(arg) + " must be a " + std::to_string(ndim) + "-D array, got shape " +
                               shape_str(a));
-    return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+    return contiguous_as<double>(a, arg);
 }
 
 }  // namespace

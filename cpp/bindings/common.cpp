@@ -57,13 +57,6 @@ int64_t IntArray::at(int64_t flat) const {
     }
 }
 
-namespace {
-template <class T>
-py::array contiguous(const py::array& a) {
-    // dtype kind and size already match T: this only fixes strides and byte order
-    return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
-}
-}  // namespace
 
 IntArray int_array(const py::handle& obj, const char* arg) {
     py::array a = py::array::ensure(obj);
@@ -75,10 +68,10 @@ IntArray int_array(const py::handle& obj, const char* arg) {
                              " must be an array of signed integers (int8, int16, int32 or int64), "
                              "got dtype " + std::string(py::str(a.dtype())));
     switch (size) {
-        case 1: return {contiguous<int8_t>(a), IntType::I8};
-        case 2: return {contiguous<int16_t>(a), IntType::I16};
-        case 4: return {contiguous<int32_t>(a), IntType::I32};
-        default: return {contiguous<int64_t>(a), IntType::I64};
+        case 1: return {contiguous_as<int8_t>(a, arg), IntType::I8};
+        case 2: return {contiguous_as<int16_t>(a, arg), IntType::I16};
+        case 4: return {contiguous_as<int32_t>(a, arg), IntType::I32};
+        default: return {contiguous_as<int64_t>(a, arg), IntType::I64};
     }
 }
 
@@ -90,8 +83,8 @@ py::array float_array(const py::handle& obj, const char* arg) {
     if (kind != 'f' || (size != 4 && size != 8))
         throw py::type_error(std::string(arg) + " must be a float32 or float64 array, got dtype " +
                              std::string(py::str(a.dtype())));
-    if (size == 4) return contiguous<float>(a);
-    return contiguous<double>(a);
+    if (size == 4) return contiguous_as<float>(a, arg);
+    return contiguous_as<double>(a, arg);
 }
 
 bool is_float32(const py::array& a) { return a.dtype().itemsize() == 4; }
@@ -152,7 +145,7 @@ std::vector<double> bit_cost_arg(const py::object& obj, int bits, int64_t rows, 
         throw py::value_error(msg.str());
     }
     if (per_row) *per_row = ok2;
-    auto c = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+    auto c = contiguous_as<double>(a, "bit_cost");
     std::vector<double> out(c.data(), c.data() + c.size());
     for (size_t i = 0; i < out.size(); ++i)
         if (!std::isfinite(out[i]) || out[i] < 0) {
@@ -160,6 +153,19 @@ std::vector<double> bit_cost_arg(const py::object& obj, int bits, int64_t rows, 
             msg << "bit_cost must be finite and >= 0, got " << out[i] << " at " << (per_row ? "flat index " : "index ") << i;
             throw py::value_error(msg.str());
         }
+    // every level's cost (a sum of some of its row's bit costs) must be a finite number, or the
+    // relaxed penalty's slopes (differences of level costs) would be inf - inf = NaN
+    for (size_t r0 = 0; r0 < out.size(); r0 += size_t(bits)) {
+        double sum = 0;
+        for (int b = 0; b < bits; ++b) sum += out[r0 + size_t(b)];
+        if (!std::isfinite(sum) || sum > kMaxLevelCost) {
+            std::ostringstream msg;
+            msg << "bit_cost is too large: a level's cost (the sum of its 1-bits' costs) must stay below "
+                << kMaxLevelCost << ", got bit costs summing to " << sum;
+            if (per_row && *per_row) msg << " in row " << r0 / size_t(bits);
+            throw py::value_error(msg.str());
+        }
+    }
     return out;
 }
 

@@ -37,6 +37,20 @@ IntArray int_array(const py::handle& obj, const char* arg);
 py::array float_array(const py::handle& obj, const char* arg);
 bool is_float32(const py::array& a);
 
+// A C-contiguous copy-or-view of an array whose dtype kind was already validated, converted to T.
+// pybind11's ensure() returns a null handle (and clears the error) when the copy cannot be made;
+// for a validated array that is an allocation failure: a MemoryError naming the argument.
+template <class T>
+py::array_t<T, py::array::c_style | py::array::forcecast> contiguous_as(const py::array& a, const char* arg) {
+    auto out = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
+    if (!out) {
+        PyErr_Format(PyExc_MemoryError, "cannot allocate a contiguous copy of %s (%zd elements)", arg,
+                     static_cast<Py_ssize_t>(a.size()));
+        throw py::error_already_set();
+    }
+    return out;
+}
+
 // A tuple of C strings: the one list of an enum's names, exported so Python never retypes it.
 template <size_t N>
 py::tuple name_tuple(const char* const (&names)[N]) {
@@ -45,6 +59,11 @@ py::tuple name_tuple(const char* const (&names)[N]) {
     return t;
 }
 extern const char* const kEncodings[4];
+
+// The largest cost of one level under per-bit costs (bit_cost_arg): prices are meant in units of
+// about one ON cell, and this bound keeps level costs, their differences and their gradients (a
+// slope over a step down to ~1e-8) finite in single precision (float32 max ~3.4e38).
+constexpr double kMaxLevelCost = 1e20;
 
 // "(2, 3)" / "(4,)" / "()": a shape as Python prints it.
 std::string shape_str(const std::vector<py::ssize_t>& shape);

@@ -567,6 +567,8 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
             act_start[size_t(tc + 1)] = int64_t(act_row.size());
         }
         std::vector<float> inv_gf(inv_g.begin(), inv_g.end()), g_modelf(g_model.begin(), g_model.end());
+        std::vector<float> r_modelf(g_model.size());  // the series resistance the model's G implies
+        for (size_t d = 0; d < g_model.size(); ++d) r_modelf[d] = float(1.0 / g_model[d] - inv_g[d]);
         const double em1 = neurosim ? sense.exponent - 1.0 : 0.0;
         std::vector<double> dev(static_cast<size_t>(G), 0.0), dev_w(static_cast<size_t>(G), 0.0);
         const auto deviation = active_kernels().xbar_deviation;
@@ -601,7 +603,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
                                 }
                                 double acc_g = 0.0;
                                 const double acc_dev = deviation(dga.data(), act_drive.data() + a0, act_r.data() + a0, na,
-                                                                 inv_gf.data(), g_modelf.data(), r_col_pos, &acc_g);
+                                                                 inv_gf.data(), g_modelf.data(), r_modelf.data(), r_col_pos, &acc_g);
                                 const int64_t active = L.n * P - idle_tc[size_t(tc)];
                                 double wt = 1.0;
                                 if (em1 != 0.0 && active > 0 && acc_g > 0)

@@ -41,7 +41,8 @@ struct KernelTable {
     // *model) sum_i drive[i] g_model[digit[i]]: a column's conductance deviation from the kernel's model
     // (single precision terms: the deviation is a few % of G and needs ~1e-5 of itself).
     double (*xbar_deviation)(const uint8_t* digit, const float* drive, const float* r_row, int64_t n,
-                             const float* inv_g, const float* g_model, float r, double* model);
+                             const float* inv_g, const float* g_model, const float* r_model, float r,
+                             double* model);
     // planes[b] bit r = bit b of codes[r], for r < 64 and b < nbits (a 64-row bit transpose).
     void (*transpose_bits)(const uint16_t* codes, int nbits, uint64_t* planes);
     // the upper factor of the rounding's inverse Hessian (rounding.cpp); b is overwritten

@@ -107,10 +107,11 @@ def cmd_demo(args) -> int:
     from . import experiments
 
     _writable(args.out)
+    if args.quick:
+        print("--quick is a smoke run: a few epochs on a data subset; its accuracies and energies are not "
+              "meaningful (they only show that every step runs)", flush=True)
     results = experiments.demo(args.out, quick=args.quick, images=args.images, progress=not args.no_progress)
     print("\n" + experiments.demo_table(results))
-    if args.quick:
-        print("(--quick is a smoke run: a few epochs on a data subset, too short for meaningful accuracy)")
     print(f"\nresults: {Path(args.out) / 'results.json'}; figures: {args.out}/*.png  ({results['seconds'] / 60:.1f} min)")
     return 0
 

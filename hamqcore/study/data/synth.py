@@ -201,10 +201,9 @@ def spoken_keywords(n_speakers: int = 160, takes: int = 2, seed: int = 0, split:
     n_val, n_test = max(1, round(n_speakers * val_frac)), max(1, round(n_speakers * test_frac))
     if n_speakers - n_val - n_test < 1:
         raise ValueError(f"n_speakers={n_speakers} leaves no training speaker after the val/test split")
-    key = {"version": SPOKEN_KEYWORDS_VERSION, "n_speakers": n_speakers, "takes": takes, "seed": seed,
-           "split": [val_frac, test_frac], "audio": return_audio}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"spoken_keywords-v{SPOKEN_KEYWORDS_VERSION}-{digest}.npz"
+    path = _cache_path(n_speakers, takes, seed, (val_frac, test_frac), return_audio)
+    if cache:
+        _check_cache_location(path)
     if cache and path.exists():
         try:
             return _kws_dataset(_read_cache(path))
@@ -250,6 +249,30 @@ def _checksum(arrays: Dict[str, np.ndarray]) -> str:
         h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode())
         h.update(a.tobytes() if a.dtype.kind != "U" else "\n".join(a.ravel().tolist()).encode())
     return h.hexdigest()
+
+
+def _cache_path(n_speakers: int, takes: int, seed: int, split, return_audio: bool) -> Path:
+    """The cache file of one parameter set (a key of every parameter and the generator version)."""
+    key = {"version": SPOKEN_KEYWORDS_VERSION, "n_speakers": n_speakers, "takes": takes, "seed": seed,
+           "split": [float(split[0]), float(split[1])], "audio": return_audio}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / f"spoken_keywords-v{SPOKEN_KEYWORDS_VERSION}-{digest}.npz"
+
+
+def _check_cache_location(path: Path) -> None:
+    """A DataError before any synthesis when the cache cannot be used: its folder cannot be created or
+    written, or something other than a regular file sits at its path (a FIFO there would block)."""
+    if path.exists() and not path.is_file():
+        raise DataError(f"spoken_keywords: {path} exists and is not a regular file; remove it, or set "
+                        "HAMQCORE_CACHE to another folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise DataError(f"spoken_keywords: the cache folder {path.parent} is not writable ({e.strerror or e}); "
+                        "set HAMQCORE_CACHE to a writable folder, or pass cache=False") from None
 
 
 def _write_cache(path: Path, arrays: Dict[str, np.ndarray]) -> None:
