@@ -95,6 +95,52 @@ def _check_model(model: nn.Module) -> List[Tuple[str, QuantLayer]]:
     return layers
 
 
+def _round_layer(name: str, m: QuantLayer, hs: List[np.ndarray], cost: Optional[np.ndarray], lam: float, radius: int,
+                 damp: float, encoding: str, target: str, n_threads: Optional[int]) -> Dict[str, float]:
+    """Round one layer's weights in place (per group, with its Hessians ``hs``); its stats."""
+    q_old, s = m.weight_integers()
+    s = s.reshape(-1).to(torch.float64)
+    w = m.weight.detach().to(torch.float64).reshape(m.weight.shape[0], -1)
+    if target == "quantized":       # the function the trained model computes: its own integers
+        w = q_old.reshape(w.shape).to(torch.float64) * s[:, None]
+    g = len(hs)
+    out_g = w.shape[0] // g
+    signal = sum(float(((w[i * out_g:(i + 1) * out_g] @ torch.from_numpy(h)) * w[i * out_g:(i + 1) * out_g]).sum())
+                 for i, h in enumerate(hs))
+    # relative output error against mean cost per weight (an all-zero signal: only the cost counts)
+    row_weight = np.full(out_g, w.numel() / signal if signal > 0 else 0.0)
+    q_new = torch.empty_like(q_old.reshape(w.shape[0], -1))
+    hi = level_max(m.w_bits)
+    err = {"before": 0.0, "after": 0.0, "nearest": 0.0}
+    norm, dead = 0.0, 0
+    for i, h in enumerate(hs):
+        rows = slice(i * out_g, (i + 1) * out_g)
+        qi, d = _core.hw_aware_round(w[rows].numpy(), h, s[rows].numpy(), row_weight, m.w_bits, encoding, lam,
+                                     radius, damp, cost, n_threads)
+        dead += d
+        q_new[rows] = torch.from_numpy(qi.astype(np.int64))
+        ht = torch.from_numpy(h)
+        wr = w[rows]
+        nearest = torch.round(wr / s[rows, None]).clamp(-hi, hi)
+        for key, qq in (("before", q_old.reshape(w.shape[0], -1)[rows].to(torch.float64)),
+                        ("after", q_new[rows].to(torch.float64)), ("nearest", nearest)):
+            e = wr - s[rows, None] * qq
+            err[key] += float(((e @ ht) * e).sum())
+        norm += float(((wr @ ht) * wr).sum())
+    with torch.no_grad():
+        m.weight.copy_((q_new.to(torch.float64) * s[:, None]).reshape(m.weight.shape).to(m.weight.dtype))
+    check, _ = m.weight_integers()
+    assert torch.equal(check.reshape(q_new.shape), q_new), f"layer {name}: the stored integers moved"
+    hw = lambda q: kernels.total_hamming_weight(q.cpu().numpy(), m.w_bits, encoding)  # noqa: E731
+    return {
+        "weights": int(q_new.numel()), "hw_before": hw(q_old), "hw_after": hw(q_new),
+        "hw_nearest": kernels.total_hamming_weight(
+            torch.round(w / s[:, None]).clamp(-hi, hi).to(torch.int64).numpy(), m.w_bits, encoding),
+        **{f"error_{k}": (v / norm if norm > 0 else 0.0) for k, v in err.items()},
+        "dead_inputs": int(dead),
+    }
+
+
 def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.01, bits: Optional[int] = None,
                    encoding: str = "differential", radius: int = 8, damp: float = 0.01,
                    crossbar: Optional[CrossbarConfig] = None, target: str = "quantized", inplace: bool = False,
@@ -157,48 +203,8 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
             continue
         seen.add(name)
         m = modules[name]
-        hs = _hessians(m, _capture(rounded, m, calib_inputs))
-        q_old, s = m.weight_integers()
-        s = s.reshape(-1).to(torch.float64)
-        w = m.weight.detach().to(torch.float64).reshape(m.weight.shape[0], -1)
-        if target == "quantized":       # the function the trained model computes: its own integers
-            w = q_old.reshape(w.shape).to(torch.float64) * s[:, None]
-        g = len(hs)
-        out_g = w.shape[0] // g
-        signal = sum(float(((w[i * out_g:(i + 1) * out_g] @ torch.from_numpy(h)) * w[i * out_g:(i + 1) * out_g]).sum())
-                     for i, h in enumerate(hs))
-        # relative output error against mean cost per weight (an all-zero signal: only the cost counts)
-        row_weight = np.full(out_g, w.numel() / signal if signal > 0 else 0.0)
-        q_new = torch.empty_like(q_old.reshape(w.shape[0], -1))
-        hi = level_max(m.w_bits)
-        err = {"before": 0.0, "after": 0.0, "nearest": 0.0}
-        norm, dead = 0.0, 0
-        for i, h in enumerate(hs):
-            rows = slice(i * out_g, (i + 1) * out_g)
-            qi, d = _core.hw_aware_round(w[rows].numpy(), h, s[rows].numpy(), row_weight, m.w_bits, encoding, lam,
-                                         radius, damp, costs.get(name), n_threads)
-            dead += d
-            q_new[rows] = torch.from_numpy(qi.astype(np.int64))
-            ht = torch.from_numpy(h)
-            wr = w[rows]
-            nearest = torch.round(wr / s[rows, None]).clamp(-hi, hi)
-            for key, qq in (("before", q_old.reshape(w.shape[0], -1)[rows].to(torch.float64)),
-                            ("after", q_new[rows].to(torch.float64)), ("nearest", nearest)):
-                e = wr - s[rows, None] * qq
-                err[key] += float(((e @ ht) * e).sum())
-            norm += float(((wr @ ht) * wr).sum())
-        with torch.no_grad():
-            m.weight.copy_((q_new.to(torch.float64) * s[:, None]).reshape(m.weight.shape).to(m.weight.dtype))
-        check, _ = m.weight_integers()
-        assert torch.equal(check.reshape(q_new.shape), q_new), f"layer {name}: the stored integers moved"
-        hw = lambda q: kernels.total_hamming_weight(q.cpu().numpy(), m.w_bits, encoding)  # noqa: E731
-        stats[name] = {
-            "weights": int(q_new.numel()), "hw_before": hw(q_old), "hw_after": hw(q_new),
-            "hw_nearest": kernels.total_hamming_weight(
-                torch.round(w / s[:, None]).clamp(-hi, hi).to(torch.int64).numpy(), m.w_bits, encoding),
-            **{f"error_{k}": (v / norm if norm > 0 else 0.0) for k, v in err.items()},
-            "dead_inputs": int(dead),
-        }
+        stats[name] = _round_layer(name, m, _hessians(m, _capture(rounded, m, calib_inputs)), costs.get(name), lam,
+                                   radius, damp, encoding, target, n_threads)
     tot = {k: sum(st[k] for st in stats.values()) for k in ("weights", "hw_before", "hw_after", "hw_nearest")}
     stats["total"] = {**tot, "lam": lam, "radius": radius, "encoding": encoding,
                       "hw_change_pct": 100.0 * (tot["hw_after"] - tot["hw_before"]) / tot["hw_before"]

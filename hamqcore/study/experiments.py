@@ -189,6 +189,27 @@ def sweep(base_settings: Dict, lams: Sequence[float], out, images: int = 32, pro
     return rows
 
 
+def _write_round(out: Path, result: Dict, configs: Dict[str, CrossbarConfig], budget: Optional[float]) -> None:
+    """``round.json``, ``round.csv`` and ``round_pareto.png`` of a :func:`round_checkpoint` result."""
+    import csv
+
+    from .io import write_text_atomic
+    from .plots import pareto
+
+    points, headline = result["rounding"] + result["trained"], result["headline"]
+    write_text_atomic(out / "round.json", json.dumps(result, indent=2))
+    with open(out / "round.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["series", "lam", "test_accuracy", "accuracy_pt", "on_fraction", "seconds"]
+                   + [f"energy_pct[{k}]" for k in configs])
+        for r in points:
+            w.writerow([r["label"], r["lam"], r["test_accuracy"], r["accuracy_pt"], r["on_fraction"], r["seconds"]]
+                       + [r["energy_pct"][k] for k in configs])
+    pareto([{**r, "energy_pct": r["energy_pct"][headline]} for r in points], out / "round_pareto.png",
+           f"{result['model']}: HW-aware rounding vs HamQ training ({headline})", accuracy_budget=budget,
+           series_key="label")
+
+
 def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, radius: int = 8, images: int = 64,
                      config: Optional[CrossbarConfig] = None, compare=None, priced: bool = False,
                      log: Callable[[str], None] = print) -> Dict:
@@ -200,13 +221,10 @@ def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, r
     e.g. a sweep's or the demo's HamQ-trained models, as a second series). ``priced``: price bits by
     their energy under the headline accounting (``crossbar=``) instead of counting them. The input
     checkpoint is never written."""
-    import csv
-
     import torch
 
-    from . import data as data_mod
-    from .plots import pareto
     from ..rounding import hw_aware_round
+    from . import data as data_mod
     from .io import ensure_writable_dir, save_atomic
     from .train import evaluate, load_checkpoint
 
@@ -267,16 +285,5 @@ def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, r
               "priced": priced, "images": len(x_energy), "headline": headline,
               "accountings": {k: c.describe() for k, c in configs.items()}, "input": base, "rounding": rows,
               "trained": trained}
-    (out / "round.json").write_text(json.dumps(result, indent=2))
-    with open(out / "round.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["series", "lam", "test_accuracy", "accuracy_pt", "on_fraction", "seconds"]
-                   + [f"energy_pct[{k}]" for k in configs])
-        for r in rows + trained:
-            w.writerow([r["label"], r["lam"], r["test_accuracy"], r["accuracy_pt"], r["on_fraction"], r["seconds"]]
-                       + [r["energy_pct"][k] for k in configs])
-    budget = PAPER[cfg.model]["accuracy_pt"] if cfg.model in PAPER else None
-    pareto([{**r, "energy_pct": r["energy_pct"][headline]} for r in rows + trained], out / "round_pareto.png",
-           f"{cfg.model}: HW-aware rounding vs HamQ training ({headline})", accuracy_budget=budget,
-           series_key="label")
+    _write_round(out, result, configs, PAPER[cfg.model]["accuracy_pt"] if cfg.model in PAPER else None)
     return result

@@ -173,18 +173,26 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
         torch.use_deterministic_algorithms(deterministic)
 
 
-def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.DataSet], resume: bool, progress: bool,
-           log: Callable[[str], None]) -> TrainResult:
-    dataset = dataset if dataset is not None else load_data(cfg)
+@dataclass
+class _Run:
+    """What one training run holds while it runs."""
+
+    model: nn.Module
+    reg: HamQRegularizer
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    ckpt_path: Optional[Path]
+    history: List[Dict[str, float]] = field(default_factory=list)
+    start_epoch: int = 0
+
+
+def _setup(cfg: TrainConfig, dataset: data_mod.DataSet, xtr: np.ndarray, out: Optional[Path]) -> _Run:
+    """The model, its regularizer (lam 0 until the schedule says otherwise), Adam and the schedule."""
     model = build_model(cfg, dataset)
-    xtr, ytr = dataset.train.x, dataset.train.y
-    if cfg.train_subset:
-        xtr, ytr = xtr[:cfg.train_subset], ytr[:cfg.train_subset]
-    example = torch.from_numpy(xtr[:1])
     model(torch.from_numpy(xtr[:16]))  # initialise the quantizers' steps on real data before the optimizer
     priced = cfg.weighting == "crossbar"
     reg = HamQRegularizer(model, bits=cfg.w_bits, lam=0.0, encoding=cfg.encoding, weighting=cfg.weighting,
-                          example_input=torch.from_numpy(xtr[:cfg.price_inputs]) if priced else example,
+                          example_input=torch.from_numpy(xtr[:cfg.price_inputs] if priced else xtr[:1]),
                           crossbar=cfg.crossbar_config() if priced else None)
     steps_params = [p for n, p in model.named_parameters() if n.endswith("quant.step")]
     others = [p for n, p in model.named_parameters() if not n.endswith("quant.step")]
@@ -192,103 +200,127 @@ def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.Dat
                             {"params": steps_params, "lr": cfg.lr * cfg.step_lr_scale, "weight_decay": 0.0}],
                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    history: List[Dict[str, float]] = []
-    start_epoch = 0
-    ckpt_path = Path(out) / "checkpoint.pt" if out is not None else None
     if out is not None:
         ensure_writable_dir(Path(out))
-    if resume:
-        if ckpt_path is None or not ckpt_path.exists():
-            raise ResumeError(f"--resume: no checkpoint at {ckpt_path}")
-        ck = torch.load(ckpt_path, weights_only=True)
-        if ck["config"] != dataclasses.asdict(cfg):
-            raise ResumeError(f"--resume: {ckpt_path} was written with different settings: {ck['config']}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["torch_rng"])
-        history, start_epoch = ck["history"], ck["epoch"]
-        reg.unit = ck.get("reg_unit")
-        log(f"resumed from {ckpt_path} after epoch {start_epoch}")
+    return _Run(model, reg, opt, sched, Path(out) / "checkpoint.pt" if out is not None else None)
+
+
+def _resume(cfg: TrainConfig, run: _Run, log: Callable[[str], None]) -> None:
+    """Continue from the run's checkpoint, written with the same settings (a ResumeError otherwise)."""
+    if run.ckpt_path is None or not run.ckpt_path.exists():
+        raise ResumeError(f"--resume: no checkpoint at {run.ckpt_path}")
+    ck = torch.load(run.ckpt_path, weights_only=True)
+    if ck["config"] != dataclasses.asdict(cfg):
+        raise ResumeError(f"--resume: {run.ckpt_path} was written with different settings: {ck['config']}")
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    torch.set_rng_state(ck["torch_rng"])
+    run.history, run.start_epoch = ck["history"], ck["epoch"]
+    run.reg.unit = ck.get("reg_unit")
+    log(f"resumed from {run.ckpt_path} after epoch {run.start_epoch}")
+
+
+def _epoch(cfg: TrainConfig, run: _Run, epoch: int, xtr: np.ndarray, ytr: np.ndarray, augment: Optional[str],
+           gen: torch.Generator, bar) -> Dict[str, float]:
+    """One epoch of training; its row of the metrics (without the validation and HW columns)."""
+    model, reg = run.model, run.reg
+    model.train()
+    reg.lam = cfg.lam_at(epoch)
+    if epoch <= cfg.warmup_epochs:
+        _calibrate_steps(model)
+    if cfg.weighting == "crossbar" and reg.lam > 0:  # re-price; the unit is set at the first penalised epoch
+        reg.refresh(rescale=epoch == 0 or cfg.lam_at(epoch - 1) == 0)
     n = len(ytr)
     steps = math.ceil(n / cfg.batch_size)
+    gen.manual_seed(cfg.seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=gen)
+    t0 = time.perf_counter()
+    tot_loss = tot_reg = 0.0
+    correct = 0
+    for s in range(steps):
+        idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        xb, yb = torch.from_numpy(xtr[idx.numpy()]), torch.from_numpy(ytr[idx.numpy()])
+        if augment == "cifar":
+            xb = data_mod.augment_batch(xb, gen)
+        logits = model(xb)
+        task = nn.functional.cross_entropy(logits, yb)
+        r = reg()
+        loss = task + r
+        if not bool(torch.isfinite(loss.detach())):
+            raise FloatingPointError(
+                f"training diverged: the loss is {float(loss.detach())} at epoch {epoch + 1}, step {s + 1} "
+                f"(lr={cfg.lr:g}, lam={reg.lam:g}); "
+                + (f"{run.ckpt_path} holds the model after epoch {epoch}" if run.ckpt_path and epoch > run.start_epoch
+                   else "no checkpoint was written"))
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        tot_loss += float(task.detach()) * len(idx)
+        tot_reg += float(r.detach())
+        correct += int((logits.argmax(1) == yb).sum())
+        if bar is not None:
+            bar.update(1)
+            if s % 10 == 0:
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(task.detach()):.3f}",
+                                acc=f"{correct / ((s + 1) * cfg.batch_size):.3f}")
+    run.sched.step()
+    return {"epoch": epoch + 1, "lam": reg.lam, "loss": tot_loss / n, "reg": tot_reg / steps,
+            "train_acc": correct / n, "seconds": time.perf_counter() - t0}
+
+
+def _save(cfg: TrainConfig, run: _Run, dataset: data_mod.DataSet, out: Path) -> None:
+    save_atomic({"config": dataclasses.asdict(cfg), "model": run.model.state_dict(),
+                 "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+                 "torch_rng": torch.get_rng_state(), "history": run.history, "epoch": run.history[-1]["epoch"],
+                 "reg_unit": run.reg.unit,
+                 "classes": list(dataset.classes), "input_shape": list(dataset.input_shape)},
+                run.ckpt_path)
+    _write_metrics(Path(out) / "metrics.csv", run.history)
+
+
+def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.DataSet], resume: bool, progress: bool,
+           log: Callable[[str], None]) -> TrainResult:
+    dataset = dataset if dataset is not None else load_data(cfg)
+    xtr, ytr = dataset.train.x, dataset.train.y
+    if cfg.train_subset:
+        xtr, ytr = xtr[:cfg.train_subset], ytr[:cfg.train_subset]
+    run = _setup(cfg, dataset, xtr, out)
+    if resume:
+        _resume(cfg, run, log)
     gen = torch.Generator()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=(cfg.epochs - start_epoch) * steps, desc=f"{cfg.model} lam={cfg.lam:g}", unit="step",
-                   leave=False, dynamic_ncols=True)
+        bar = tqdm(total=(cfg.epochs - run.start_epoch) * math.ceil(len(ytr) / cfg.batch_size),
+                   desc=f"{cfg.model} lam={cfg.lam:g}", unit="step", leave=False, dynamic_ncols=True)
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            reg.lam = cfg.lam_at(epoch)
-            if epoch <= cfg.warmup_epochs:
-                _calibrate_steps(model)
-            if priced and reg.lam > 0:  # re-price the bits; the unit is set at the first penalised epoch
-                reg.refresh(rescale=epoch == 0 or cfg.lam_at(epoch - 1) == 0)
-            gen.manual_seed(cfg.seed * 100_003 + epoch)
-            order = torch.randperm(n, generator=gen)
-            t0 = time.perf_counter()
-            tot_loss = tot_reg = 0.0
-            correct = 0
-            for s in range(steps):
-                idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-                xb, yb = torch.from_numpy(xtr[idx.numpy()]), torch.from_numpy(ytr[idx.numpy()])
-                if dataset.augment == "cifar":
-                    xb = data_mod.augment_batch(xb, gen)
-                logits = model(xb)
-                task = nn.functional.cross_entropy(logits, yb)
-                r = reg()
-                loss = task + r
-                if not bool(torch.isfinite(loss.detach())):
-                    raise FloatingPointError(
-                        f"training diverged: the loss is {float(loss.detach())} at epoch {epoch + 1}, step {s + 1} "
-                        f"(lr={cfg.lr:g}, lam={reg.lam:g}); "
-                        + (f"{ckpt_path} holds the model after epoch {epoch}" if ckpt_path and epoch > start_epoch
-                           else "no checkpoint was written"))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                tot_loss += float(task.detach()) * len(idx)
-                tot_reg += float(r.detach())
-                correct += int((logits.argmax(1) == yb).sum())
-                if bar is not None:
-                    bar.update(1)
-                    if s % 10 == 0:
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{float(task.detach()):.3f}", acc=f"{correct / ((s + 1) * cfg.batch_size):.3f}")
-            sched.step()
-            row = {"epoch": epoch + 1, "lam": reg.lam, "loss": tot_loss / n, "reg": tot_reg / steps,
-                   "train_acc": correct / n, "seconds": time.perf_counter() - t0}
+        for epoch in range(run.start_epoch, cfg.epochs):
+            row = _epoch(cfg, run, epoch, xtr, ytr, dataset.augment, gen, bar)
             if dataset.val is not None and len(dataset.val):
-                row["val_acc"] = evaluate(model, dataset.val.x, dataset.val.y)
-            stats = hw_stats(model, cfg.w_bits, cfg.encoding)
-            row["mean_hw"] = stats["total"]["mean_hw"]
-            history.append(row)
+                row["val_acc"] = evaluate(run.model, dataset.val.x, dataset.val.y)
+            row["mean_hw"] = hw_stats(run.model, cfg.w_bits, cfg.encoding)["total"]["mean_hw"]
+            run.history.append(row)
             if bar is not None:
-                bar.set_postfix(epoch=epoch + 1, loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}", hw=f"{row['mean_hw']:.3f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                                hw=f"{row['mean_hw']:.3f}")
             if out is not None:
-                save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(),
-                              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                              "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch + 1,
-                              "reg_unit": reg.unit,
-                              "classes": list(dataset.classes), "input_shape": list(dataset.input_shape)},
-                             ckpt_path)
-                _write_metrics(Path(out) / "metrics.csv", history)
+                _save(cfg, run, dataset, out)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        done = history[-1]["epoch"] if history else start_epoch
-        log(f"interrupted: {ckpt_path or 'no checkpoint'} holds the model after epoch {done}; "
+        done = run.history[-1]["epoch"] if run.history else run.start_epoch
+        log(f"interrupted: {run.ckpt_path or 'no checkpoint'} holds the model after epoch {done}; "
             "continue with --resume")
         raise
     if bar is not None:
         bar.close()
-    acc = evaluate(model, dataset.test.x, dataset.test.y)
+    acc = evaluate(run.model, dataset.test.x, dataset.test.y)
     if out is not None:
         write_text_atomic(Path(out) / "result.json", json.dumps(
-            {"config": dataclasses.asdict(cfg), "test_accuracy": acc, "history": history}, indent=2))
-    return TrainResult(model=model, config=cfg, history=history, test_accuracy=acc)
+            {"config": dataclasses.asdict(cfg), "test_accuracy": acc, "history": run.history}, indent=2))
+    return TrainResult(model=run.model, config=cfg, history=run.history, test_accuracy=acc)
 
 
 def _calibrate_steps(model: nn.Module) -> None:

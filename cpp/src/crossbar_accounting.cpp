@@ -1,0 +1,114 @@
+// Crossbar::simulate, stage 6: what the layer's reads cost, under the configuration's accounting
+// model; every constant's source is cited in neurosim13.cpp and crossbar.cpp (crossbar_stages.hpp).
+#include <algorithm>
+
+#include "crossbar_stages.hpp"
+
+namespace hamq::xbar {
+
+namespace {
+
+// MNSIM-2.0 Crossbar.py calculate_xbar_read_latency: the wire latency of a rows x cols crossbar (s).
+double mnsim_wire_latency(int rows, int cols) {
+    const double size = double(rows) * cols / 1024 / 8;  // KB
+    return 0.001 * (0.0002 * size * size + 5e-6 * size + 4e-14) * 1e-9;
+}
+
+// Conversions: every column of every group converts once per vector and pulse, unless skipped (the
+// kernel's G sums leave the skipped columns out). NeuroSim's sense amp: its static and idle terms.
+void count_conversions(const Plan& p, const Columns& cols, const Inputs& in, const Conductance& cond,
+                       CrossbarResult& r, double& static_sa, double& idle_sa) {
+    for (int64_t tc = 0; tc < p.T; ++tc) {
+        const int64_t reads = p.L.n * p.P, idle = in.idle_tc[size_t(tc)];
+        for (int64_t kc = 0; kc < p.ncols; ++kc) {
+            const size_t si = size_t(tc * p.ncols + kc);
+            const int64_t copies = p.copies(kc);
+            if (cols.skip[si]) {
+                r.skipped_conversions += copies * reads;
+                r.resolution_columns[0] += copies;
+                continue;
+            }
+            r.conversions += copies * reads;
+            r.idle_conversions += copies * idle;
+            int bits = 0;
+            while ((1 << bits) < cols.levels[si]) ++bits;
+            r.resolution_columns[bits] += copies;
+            if (cond.neurosim) {
+                const double t_conv = cond.sense.time(cols.levels[si]);
+                static_sa += double(copies) * double(reads - idle) * cond.sense.static_power(cols.levels[si]) * t_conv;
+                idle_sa += double(copies) * double(idle) * cond.sense.idle_power * t_conv;
+            }
+        }
+    }
+}
+
+// Array reads: every array once per vector, pulse and conversion group, unless skip_empty finds
+// nothing to convert in it; a read runs its mux cycles (all m, or those holding a converted column).
+// Returns the driven rows summed over array reads, weighted by the cycles run / m.
+double count_reads(const Plan& p, const Columns& cols, const Inputs& in, CrossbarResult& r) {
+    const int64_t per_group = p.L.n * p.P;
+    double rows_driven = 0.0;
+    for (int64_t tc = 0; tc < p.T; ++tc)
+        for (int64_t a = 0; a < p.narr; ++a) {
+            const int64_t cyc = cols.cycles[size_t(tc * p.narr + a)];
+            if (cyc == 0) {
+                r.skipped_reads += per_group;
+                continue;
+            }
+            r.subarray_reads += per_group;
+            r.read_cycles += cyc * per_group;
+            r.skipped_cycles += (p.m - cyc) * per_group;
+            rows_driven += double(cyc) / double(p.m) * double(in.driven_tc[size_t(tc)]);
+        }
+    for (int64_t tc = 0; tc < p.T; ++tc) r.driven_rows += in.driven_tc[size_t(tc)];
+    return rows_driven;
+}
+
+}  // namespace
+
+void account(const Plan& p, const Columns& cols, const Inputs& in, const Conductance& cond, const KernelSums& k,
+             const Deviation& dev, CrossbarResult& r) {
+    const CrossbarConfig& c = p.c;
+    const CrossbarLayer& L = p.L;
+    double static_sa = 0.0, idle_sa = 0.0;
+    count_conversions(p, cols, in, cond, r, static_sa, idle_sa);
+    const double rows_driven = count_reads(p, cols, in, r);
+    const double g_total = k.g_sum + dev.g_dev;
+    r.sum_current = c.v_read * g_total;
+    r.max_current = c.v_read * k.g_max;
+    switch (c.model) {
+        case Model::NeuroSim13: {
+            const neurosim13::Sense& sense = cond.sense;
+            // the dynamic terms: sense.dynamic (W) (s G)^k over the conversion time; f_sum is weighted
+            // by the time in ns when conv_weight is set, else every conversion takes 1 ns
+            const double dyn = (k.f_sum + sense.exponent * cond.scale * dev.g_dev_w) *
+                               (cond.conv_weight.empty() ? sense.time(cols.levels_fixed) : 1e-9);
+            r.energy[kAdc] = idle_sa + static_sa + sense.dynamic * dyn;
+            // every per-read term of NeuroSim's is proportional to numColMuxed (the cycles of a read):
+            // a read that runs cyc of its m cycles costs cyc / m of it (skip_empty; else cyc = m)
+            const neurosim13::Periphery per = neurosim13::periphery(c.roadmap, c.adc, p.D, p.P, c.v_read);
+            const double full_reads = double(r.read_cycles) / double(p.m);
+            r.energy[kArray] = full_reads * per.array_fixed + rows_driven * per.array_per_row;
+            r.energy[kSwitchMatrix] = full_reads * per.switch_fixed + rows_driven * per.switch_per_row;
+            r.energy[kMux] = full_reads * per.mux;
+            r.energy[kEncoder] = full_reads * per.encoder;
+            r.energy[kShiftAdd] = full_reads * per.shift_add;
+            r.latency = double(L.n) * p.P * double(p.T / std::max<int64_t>(1, p.TA)) *
+                        std::min(c.cols_per_adc, c.cols) * sense.time(cols.levels_fixed);
+            break;
+        }
+        case Model::Mnsim20: {
+            const double t_xbar = c.t_read + mnsim_wire_latency(c.rows, c.cols);
+            r.energy[kCell] = c.v_read * c.v_read * t_xbar * g_total;
+            r.energy[kAdc] = c.e_adc * double(r.conversions);
+            r.latency = double(L.n) * p.P * (t_xbar + std::min(c.cols_per_adc, c.cols) * (c.adc_bits + 2) * 1e-9);
+            break;
+        }
+        case Model::Bitline:
+            r.energy[kCell] = c.v_read * c.v_read * c.t_read * g_total;
+            r.latency = double(L.n) * p.P * c.t_read;
+            break;
+    }
+}
+
+}  // namespace hamq::xbar

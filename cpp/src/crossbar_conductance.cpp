@@ -1,0 +1,172 @@
+// Crossbar::simulate, stage 4: the cells' conductances. The kernel sums a model of them (every
+// digit at the array's mean position); the deviation pass adds what each cell's own position and
+// digit change, exactly per cell (crossbar_stages.hpp).
+#include <algorithm>
+#include <cmath>
+
+#include "crossbar_stages.hpp"
+#include "kernel_table.hpp"
+#include "threading.hpp"
+
+namespace hamq::xbar {
+
+Conductance conductance_model(const Plan& p, const Columns& cols) {
+    const CrossbarConfig& c = p.c;
+    const int cb = p.cb;
+    const uint64_t dmask = p.dmask;
+    Conductance cond;
+    // Digits at the array's mean position, exact in the digit value for cell_bits <= 2 (cell_bits 4:
+    // exact at 0 and at single-bit digits); the rest is the deviation pass.
+    const double r_mean = c.r_access + (c.cols + 1) / 2.0 * c.r_wire_row + (p.R + 1) / 2.0 * c.r_wire_col;
+    cond.inv_g.resize(size_t(dmask + 1));
+    cond.g_model.resize(size_t(dmask + 1));
+    for (uint64_t d = 0; d <= dmask; ++d)
+        cond.inv_g[size_t(d)] = 1.0 / (c.g_off + double(d) / double(dmask) * (c.g_on - c.g_off));
+    auto g_at = [&](uint64_t d, double r_series) { return 1.0 / (cond.inv_g[size_t(d)] + r_series); };
+    XbarPopcountArgs& a = cond.a;
+    a.g_row = g_at(0, r_mean);
+    if (cb == 2) {
+        a.g_plane[0] = g_at(1, r_mean) - a.g_row;
+        a.g_plane[1] = g_at(2, r_mean) - a.g_row;
+        a.g_plane[2] = g_at(3, r_mean) - g_at(1, r_mean) - g_at(2, r_mean) + a.g_row;
+    } else {
+        for (int j = 0; j < cb; ++j) a.g_plane[j] = g_at(uint64_t(1) << j, r_mean) - a.g_row;
+    }
+    for (uint64_t d = 0; d <= dmask; ++d) {
+        double g = a.g_row;
+        for (int j = 0; j < cb; ++j) g += ((d >> j) & 1) ? a.g_plane[j] : 0.0;
+        if (cb == 2 && d == 3) g += a.g_plane[2];
+        cond.g_model[size_t(d)] = g;
+    }
+    cond.neurosim = c.model == Model::NeuroSim13;
+    cond.sense = cond.neurosim ? neurosim13::sense(c.roadmap, c.adc) : neurosim13::Sense{};
+    cond.scale = 2.0 * c.v_read;  // NeuroSim scales R_col by 0.5 V / V_read
+    // The weight of a column's (s G)^k terms: its conversion time (ns), 0 when skipped.
+    const bool any_skip = std::any_of(cols.skip.begin(), cols.skip.end(), [](uint8_t v) { return v != 0; });
+    if (any_skip || (cond.neurosim && c.adc == AdcKind::Sar)) {
+        cond.conv_weight.resize(size_t(p.T * p.ncols));
+        for (int64_t i = 0; i < p.T * p.ncols; ++i)
+            cond.conv_weight[size_t(i)] = cols.skip[size_t(i)] ? 0.0f
+                : float(cond.neurosim ? cond.sense.time(cols.levels[size_t(i)]) * 1e9 : 1.0);
+    }
+    return cond;
+}
+
+namespace {
+
+// Per conversion group, its driven rows (rows no pulse drives add nothing): their offset in the
+// group, the pulses driving them and their wire resistance to the sense amp along the column.
+struct ActiveRows {
+    std::vector<int64_t> start;   // [T + 1]
+    std::vector<int32_t> row;
+    std::vector<float> drive, r;
+};
+
+ActiveRows active_rows(const Plan& p, const Inputs& in) {
+    const CrossbarLayer& L = p.L;
+    const int64_t K = p.K, R = p.R;
+    std::vector<int64_t> drives(size_t(K), 0);
+    visit_int(L.x_type, L.x, [&](auto* x) {
+        for (int64_t n = 0; n < L.n; ++n)
+            for (int64_t row = 0; row < K; ++row)
+                drives[size_t(row)] += popcount64(uint64_t(int64_t(x[n * K + row])) & in.amask);
+        return 0;
+    });
+    ActiveRows act;
+    act.start.assign(size_t(p.T + 1), 0);
+    for (int64_t tc = 0; tc < p.T; ++tc) {
+        const int64_t t = p.tc_tile[size_t(tc)], used_t = (t + 1) * R < K ? R : K - t * R;
+        for (int64_t i = 0; i < p.tc_rows[size_t(tc)]; ++i) {
+            const int64_t row = p.tc_row0[size_t(tc)] + i;
+            if (drives[size_t(row)] == 0) continue;
+            act.row.push_back(int32_t(i));
+            act.drive.push_back(float(drives[size_t(row)]));
+            act.r.push_back(float(double(used_t - (row - t * R)) * p.c.r_wire_col));
+        }
+        act.start[size_t(tc + 1)] = int64_t(act.row.size());
+    }
+    return act;
+}
+
+}  // namespace
+
+// Sum over conversions of (G - G0), the first-order correction of the sense amp's power law: each
+// cell's deviation from the model times the pulses driving its row (exact). The sense amp's (s G)^k
+// is corrected to first order per physical column: sum over its conversions of
+// k s (s G0)^(k-1) (G - G0), with (s G0)^(k-1) at the column's mean G0 (it varies by < 0.4 %
+// between its conversions, and (G - G0) is a few % of G).
+Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
+                         const Conductance& cond) {
+    const CrossbarConfig& c = p.c;
+    const CrossbarLayer& L = p.L;
+    Deviation out;
+    const bool positional = c.r_wire_row != 0 || c.r_wire_col != 0 || p.cb == 4;
+    if (!positional || L.n == 0) return out;
+    const ActiveRows act = active_rows(p, in);
+    const std::vector<float> inv_gf(cond.inv_g.begin(), cond.inv_g.end());
+    const std::vector<float> g_modelf(cond.g_model.begin(), cond.g_model.end());
+    std::vector<float> r_modelf(cond.g_model.size());  // the series resistance the model's G implies
+    for (size_t d = 0; d < cond.g_model.size(); ++d) r_modelf[d] = float(1.0 / cond.g_model[d] - cond.inv_g[d]);
+    const std::vector<int16_t> zeros(size_t(p.R > 64 ? p.R : 64), 0);  // the reference weight, q = 0
+    const double em1 = cond.neurosim ? cond.sense.exponent - 1.0 : 0.0;
+    std::vector<double> dev(size_t(p.G), 0.0), dev_w(size_t(p.G), 0.0);
+    const auto deviation = active_kernels().xbar_deviation;
+    const int64_t D = p.D, P = p.P;
+    visit_int(L.w_type, L.w, [&](auto* w) {
+#pragma omp parallel num_threads(threads_for(L.out * p.K, p.n_threads))
+        {
+            std::vector<uint8_t> dg(size_t(p.RC)), dga(size_t(p.RC));
+#pragma omp for schedule(static)
+            for (int64_t g = 0; g < p.G; ++g) {
+                const bool is_ref = g == L.out;
+                for (int arr = 0; arr < p.A; ++arr)
+                    for (int d = 0; d < D; ++d) {
+                        const int64_t kc = g * p.cpg + arr * D + d;
+                        int64_t ct, local;
+                        p.place(kc, ct, local);
+                        const float r_col_pos = float(c.r_access + double(local + 1) * c.r_wire_row);
+                        for (int64_t tc = 0; tc < p.T; ++tc) {
+                            const size_t si = size_t(tc * p.ncols + kc);
+                            const int64_t a0 = act.start[size_t(tc)], na = act.start[size_t(tc + 1)] - a0;
+                            if (cols.skip[si] || na == 0) continue;
+                            const int64_t r0 = p.tc_row0[size_t(tc)], used = p.tc_rows[size_t(tc)];
+                            if (L.floor)
+                                std::fill(dg.begin(), dg.end(), uint8_t(0));
+                            else if (is_ref)
+                                extract_digits(zeros.data(), used, p.map, arr, d, p.D, p.cb, p.b, dg.data());
+                            else
+                                extract_digits(w + g * p.K + r0, used, p.map, arr, d, p.D, p.cb, p.b, dg.data());
+                            const bool inv = !sw.inverted.empty() && sw.inverted[si];
+                            for (int64_t j = 0; j < na; ++j) {
+                                const uint8_t v = dg[size_t(act.row[size_t(a0 + j)])];
+                                dga[size_t(j)] = inv ? uint8_t(p.dmask - v) : v;
+                            }
+                            double acc_g = 0.0;
+                            const double acc_dev = deviation(dga.data(), act.drive.data() + a0, act.r.data() + a0, na,
+                                                             inv_gf.data(), g_modelf.data(), r_modelf.data(),
+                                                             r_col_pos, &acc_g);
+                            const int64_t active = L.n * P - in.idle_tc[size_t(tc)];
+                            double wt = 1.0;
+                            if (em1 != 0.0 && active > 0 && acc_g > 0)
+                                wt = std::exp(em1 * std::log(cond.scale * acc_g / double(active)));
+                            if (!cond.conv_weight.empty()) wt *= double(cond.conv_weight[si]);
+                            dev[size_t(g)] += acc_dev;
+                            dev_w[size_t(g)] += wt * acc_dev;
+                        }
+                    }
+                if (is_ref) {  // one copy per array column tile, all at the same local position
+                    dev[size_t(g)] *= double(p.col_tiles);
+                    dev_w[size_t(g)] *= double(p.col_tiles);
+                }
+            }
+        }
+        return 0;
+    });
+    for (int64_t g = 0; g < p.G; ++g) {
+        out.g_dev += dev[size_t(g)];
+        out.g_dev_w += dev_w[size_t(g)];
+    }
+    return out;
+}
+
+}  // namespace hamq::xbar

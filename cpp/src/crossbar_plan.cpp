@@ -1,0 +1,92 @@
+// Crossbar::simulate, stage 1: the input checks and the plan (crossbar_stages.hpp).
+#include <algorithm>
+#include <cmath>
+
+#include "crossbar_stages.hpp"
+
+namespace hamq::xbar {
+
+void check_ranges(const CrossbarConfig& c, const CrossbarLayer& L, CrossbarResult& r) {
+    const int64_t w_lo = mapping_level_min(c.mapping, L.w_bits), w_hi = mapping_level_max(c.mapping, L.w_bits);
+    r.bad_w = visit_int(L.w_type, L.w, [&](auto* w) -> int64_t {
+        for (int64_t i = 0; i < L.out * L.k; ++i)
+            if (int64_t(w[i]) < w_lo || int64_t(w[i]) > w_hi) return i;
+        return -1;
+    });
+    const int64_t x_lo = L.a_signed ? -(int64_t(1) << (L.a_bits - 1)) : 0;
+    const int64_t x_hi = L.a_signed ? (int64_t(1) << (L.a_bits - 1)) - 1 : (int64_t(1) << L.a_bits) - 1;
+    r.bad_x = visit_int(L.x_type, L.x, [&](auto* x) -> int64_t {
+        for (int64_t i = 0; i < L.n * L.k; ++i)
+            if (int64_t(x[i]) < x_lo || int64_t(x[i]) > x_hi) return i;
+        return -1;
+    });
+}
+
+void Plan::place(int64_t kc, int64_t& col_tile, int64_t& local) const {
+    const int64_t g = kc / cpg, d = (kc % cpg) % D;
+    if (g == L.out) {
+        col_tile = -1;
+        local = cols_eff + (D - 1 - d);
+        return;
+    }
+    const int64_t pos = c.column_order == ColumnOrder::Digit ? (D - 1 - d) * L.out + g : g * D + (D - 1 - d);
+    col_tile = pos / cols_eff;
+    local = pos % cols_eff;
+}
+
+Plan make_plan(const CrossbarConfig& c, const CrossbarLayer& L, int n_threads, CrossbarResult& r) {
+    Plan p{c, L, n_threads};
+    p.map = c.mapping;
+    p.A = mapping_arrays(p.map);
+    p.D = mapping_digits(p.map, L.w_bits, c.cell_bits);
+    p.cb = c.cell_bits;
+    p.P = L.a_bits;
+    p.PC = p.cb == 2 ? 3 : p.cb;
+    p.b = L.w_bits;
+    p.ref = c.reference_column;
+    p.R = c.rows;
+    p.K = L.k;
+    p.TA = ceil_div(p.K, p.R);
+    p.cols_eff = c.cols - (p.ref ? p.D : 0);
+    p.wcols = L.out * p.D;
+    p.col_tiles = p.wcols > 0 ? ceil_div(p.wcols, p.cols_eff) : 0;
+    r.pulses = p.P;
+    r.row_tiles = p.TA;
+    r.col_tiles = p.col_tiles;
+    r.arrays = p.TA * p.col_tiles * p.A;
+    r.columns = p.A * p.wcols + (p.ref ? p.D * p.col_tiles : 0);
+    r.cells = r.columns * p.K;
+    // Conversion groups ("tiles" of the kernel): rows_per_conversion rows of one array row tile.
+    p.RC = c.rows_per_conversion > 0 && c.rows_per_conversion < p.R ? c.rows_per_conversion : p.R;
+    for (int64_t t = 0; t < p.TA; ++t)
+        for (int64_t r0 = t * p.R; r0 < (t + 1) * p.R && r0 < p.K; r0 += p.RC) {
+            p.tc_row0.push_back(r0);
+            p.tc_rows.push_back(std::min({p.RC, (t + 1) * p.R - r0, p.K - r0}));
+            p.tc_tile.push_back(t);
+        }
+    p.T = int64_t(p.tc_row0.size());
+    p.WPT = ceil_div(p.RC, 64);
+    p.cpg = int64_t(p.A) * p.D;
+    p.G = L.out + (p.ref ? 1 : 0);  // + the reference group
+    p.ncols = p.G * p.cpg;
+    p.ld = p.ncols * p.cb;          // weight planes per row word: [cb][ncols]
+    p.dmask = (uint64_t(1) << p.cb) - 1;
+    p.half = int64_t(1) << (p.b - 1);
+    p.m = std::min<int64_t>(c.cols_per_adc, c.cols);
+    p.narr = p.col_tiles * p.A;
+    for (int64_t tc = 0; tc < p.T; ++tc) {
+        const int64_t first = p.tc_row0[size_t(tc)], end = first + p.tc_rows[size_t(tc)];
+        for (int64_t r0 = first; r0 < end; r0 += 64) p.blocks.push_back({tc, (r0 - first) / 64, r0, std::min(r0 + 64, end)});
+    }
+    p.col_coef.resize(size_t(p.cpg));
+    for (int arr = 0; arr < p.A; ++arr)
+        for (int d = 0; d < p.D; ++d) {
+            double coef = std::ldexp(1.0, d * p.cb);
+            if (p.map == Mapping::Differential && arr == 1) coef = -coef;
+            if (p.map == Mapping::TwosComplement && d == p.D - 1) coef = -std::ldexp(1.0, p.b - 1);
+            p.col_coef[size_t(arr * p.D + d)] = coef;
+        }
+    return p;
+}
+
+}  // namespace hamq::xbar

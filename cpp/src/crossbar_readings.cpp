@@ -1,0 +1,98 @@
+// Crossbar::simulate, stage 5: the kernel (a binary GEMM over the packed planes) with what the
+// columns read through their ADCs, and the layer's functional output (crossbar_stages.hpp).
+#include <cmath>
+
+#include "crossbar_stages.hpp"
+#include "kernel_table.hpp"
+
+namespace hamq::xbar {
+
+double adc_step(int64_t full_scale, int64_t levels) {
+    const double step = double(full_scale) / double(levels - 1);
+    return step > 1.0 ? step : 1.0;
+}
+
+double adc_reading(int64_t s, double step, int64_t levels) {
+    double level = std::nearbyint(double(s) / step);
+    level = level > double(levels - 1) ? double(levels - 1) : level;
+    return step * level;
+}
+
+KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
+                      Conductance& cond, const std::vector<double>& adc_level, int64_t s_stride, CrossbarResult& r) {
+    const CrossbarConfig& c = p.c;
+    const CrossbarLayer& L = p.L;
+    // Per (group, column): its levels over its full scale (per-column resolution: its largest digit
+    // sum), exact when a unit step covers every sum the column can read.
+    std::vector<double> col_step, col_lmax;
+    const int64_t fs_fixed = c.adc_full_scale > 0 ? c.adc_full_scale : p.RC * int64_t(p.dmask);
+    if (L.output && c.adc != AdcKind::Ideal && (cols.per_column || p.RC != p.R || c.complement)) {
+        col_step.assign(size_t(p.T * p.ncols), 0.0);
+        col_lmax.assign(size_t(p.T * p.ncols), 0.0);
+        for (int64_t i = 0; i < p.T * p.ncols; ++i) {
+            const int64_t Lc = cols.levels[size_t(i)], fs = cols.per_column ? int64_t(sw.st_sum[size_t(i)]) : fs_fixed;
+            const double step = adc_step(fs, Lc);
+            col_lmax[size_t(i)] = double(Lc - 1);
+            col_step[size_t(i)] = step > 1.0 || int64_t(sw.st_sum[size_t(i)]) > Lc - 1 ? step : 0.0;  // 0: exact
+        }
+    }
+    std::vector<double> plane_coef(size_t(p.P));
+    for (int pl = 0; pl < p.P; ++pl) plane_coef[size_t(pl)] = std::ldexp(1.0, pl);
+    if (L.a_signed) plane_coef[size_t(p.P - 1)] = -std::ldexp(1.0, p.P - 1);
+    std::vector<int64_t> mult(size_t(p.G), 1);
+    if (p.ref) mult[size_t(L.out)] = p.col_tiles;
+    std::vector<double> y(L.output ? size_t(L.n * p.G) : 0, 0.0);
+    KernelSums k;
+    XbarPopcountArgs& a = cond.a;
+    a.n_vectors = L.n;
+    a.n_tiles = int(p.T);
+    a.words_per_tile = int(p.WPT);
+    a.a_planes = p.P;
+    a.cell_bits = p.cb;
+    a.planes_per_col = p.PC;
+    a.n_groups = p.G;
+    a.cols_per_group = int(p.cpg);
+    a.x = in.xp.data();
+    a.w = sw.wp.data();
+    a.plane_coef = plane_coef.data();
+    a.col_coef = p.col_coef.data();
+    a.group_mult = mult.data();
+    a.adc_level = adc_level.empty() || p.RC != p.R ? nullptr : adc_level.data();
+    a.s_stride = s_stride;
+    a.col_step = col_step.empty() ? nullptr : col_step.data();
+    a.col_lmax = col_lmax.empty() ? nullptr : col_lmax.data();
+    a.col_inverted = sw.inverted.empty() ? nullptr : sw.inverted.data();
+    a.cell_max = int(p.dmask);
+    a.conv_weight = cond.conv_weight.empty() ? nullptr : cond.conv_weight.data();
+    a.power_law = cond.neurosim;
+    a.scale = cond.scale;
+    a.exponent = cond.sense.exponent;
+    a.n_threads = p.n_threads;
+    a.y = L.output ? y.data() : nullptr;
+    a.g_sum = &k.g_sum;
+    a.g_max = &k.g_max;
+    a.f_sum = &k.f_sum;
+    if (L.n > 0) active_kernels().xbar_popcount(a);
+
+    // Output: shift-added readings, the reference subtracted (its readings, or digitally).
+    if (L.output)
+        visit_int(L.x_type, L.x, [&](auto* x) {
+            for (int64_t n = 0; n < L.n; ++n) {
+                double offset = 0.0;
+                if (p.map == Mapping::Offset) {
+                    if (p.ref) {
+                        offset = y[size_t(n * p.G + L.out)];
+                    } else {
+                        double sx = 0.0;
+                        for (int64_t row = 0; row < p.K; ++row) sx += double(x[n * p.K + row]);
+                        offset = double(p.half) * sx;
+                    }
+                }
+                for (int64_t o = 0; o < L.out; ++o) r.y[size_t(n * L.out + o)] = y[size_t(n * p.G + o)] - offset;
+            }
+            return 0;
+        });
+    return k;
+}
+
+}  // namespace hamq::xbar

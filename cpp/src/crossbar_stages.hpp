@@ -1,0 +1,148 @@
+// Internal: the stages of Crossbar::simulate (crossbar.cpp), each in its own file, sharing one Plan.
+//
+//   make_plan          crossbar_plan.cpp      geometry: tiles, conversion groups, columns, placement
+//   pack_weights       crossbar_weights.cpp   weights into bit-planes with per-column statistics,
+//   plan_columns                              complement coding; skipped columns, ADC levels, mux cycles
+//   pack_inputs        crossbar_inputs.cpp    inputs into bit-planes; driven rows per conversion group
+//   conductance_model  crossbar_conductance.cpp  the kernel's conductances at the mean position and
+//   wire_deviation                            the exact per-position deviation from them
+//   run_kernel         crossbar_readings.cpp  the binary GEMM: conductance sums, ADC readings, output
+//   account            crossbar_accounting.cpp   conversions, reads, cycles and energy by component
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "crossbar_kernel.hpp"
+#include "hamqcore/crossbar.hpp"
+#include "neurosim13.hpp"
+
+namespace hamq::xbar {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Calls f(const T*) with the array's element type.
+template <class F>
+auto visit_int(IntType t, const void* p, F&& f) {
+    switch (t) {
+        case IntType::I8: return f(static_cast<const int8_t*>(p));
+        case IntType::I16: return f(static_cast<const int16_t*>(p));
+        case IntType::I32: return f(static_cast<const int32_t*>(p));
+        case IntType::I64: default: return f(static_cast<const int64_t*>(p));
+    }
+}
+
+// The ADC: L levels over [0, full_scale] digit units, in steps of at least one digit (digit sums are
+// integers); readings saturate at the top level.
+double adc_step(int64_t full_scale, int64_t levels);
+double adc_reading(int64_t s, double step, int64_t levels);
+
+// Digit d (0 = least significant) of array type `arr` of n consecutive weights (range-checked, so
+// |q| < 2^16 fits the 32-bit arithmetic); the mapping's cases sit outside the loops.
+template <class T, class O>
+void extract_digits(const T* w, int64_t n, Mapping map, int arr, int d, int D, int cb, int b, O* out) {
+    const int32_t half = int32_t(1) << (b - 1);
+    const uint32_t dmask = (1u << cb) - 1;
+    const int shift = d * cb;
+    switch (map) {
+        case Mapping::Offset:
+            for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) + half) >> shift) & dmask);
+            break;
+        case Mapping::Differential:
+            if (arr == 0)
+                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) > 0 ? int32_t(w[i]) : 0) >> shift) & dmask);
+            else
+                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) < 0 ? -int32_t(w[i]) : 0) >> shift) & dmask);
+            break;
+        case Mapping::TwosComplement:
+            if (d == D - 1)  // the sign column: bit b-1 of q mod 2^b
+                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i])) >> (b - 1)) & 1u);
+            else
+                for (int64_t i = 0; i < n; ++i) out[i] = O(((uint32_t(int32_t(w[i])) & uint32_t(half - 1)) >> shift) & dmask);
+            break;
+    }
+}
+
+// Row blocks of up to 64 rows that never cross a conversion group: (group, word, first row, end).
+struct Block {
+    int64_t tc, word, r0, r1;
+};
+
+// Everything the stages share about one layer on the arrays of one configuration.
+struct Plan {
+    const CrossbarConfig& c;
+    const CrossbarLayer& L;
+    int n_threads;
+    Mapping map = Mapping::Offset;
+    int A = 0, D = 0, cb = 0, P = 0, PC = 0, b = 0;  // array types, digits, cell bits, pulses, counts/column, w bits
+    bool ref = false;                     // a reference column per array column tile
+    int64_t R = 0, K = 0, TA = 0;         // rows per array, rows used, array row tiles
+    int64_t cols_eff = 0, wcols = 0, col_tiles = 0;  // weight columns per array, per array type; column tiles
+    int64_t RC = 0, T = 0, WPT = 0;       // rows per conversion, conversion groups, 64-row words per group
+    std::vector<int64_t> tc_row0 = {}, tc_rows = {}, tc_tile = {};  // per conversion group: first row, rows, tile
+    int64_t cpg = 0, G = 0, ncols = 0, ld = 0;  // kernel columns per group, groups, kernel columns, plane stride
+    uint64_t dmask = 0;                   // largest digit
+    int64_t half = 0;                     // 2^(b-1)
+    int64_t m = 0, narr = 0;              // columns per sense amp (mux cycles per read), arrays per group
+    std::vector<Block> blocks = {};
+    std::vector<double> col_coef = {};    // shift-add weight of every column of a group
+    // Physical place of kernel column kc = g * cpg + arr * D + d (the reference group: one copy per
+    // array column tile, in its last D columns; col_tile = -1).
+    void place(int64_t kc, int64_t& col_tile, int64_t& local) const;
+    int64_t copies(int64_t kc) const { return kc / cpg == L.out ? col_tiles : 1; }  // physical copies
+};
+
+// The first weight and input outside the mapping's and the activations' range (-1 when none).
+void check_ranges(const CrossbarConfig& c, const CrossbarLayer& L, CrossbarResult& r);
+// The plan; fills the result's geometry (arrays, tiles, columns, cells).
+Plan make_plan(const CrossbarConfig& c, const CrossbarLayer& L, int n_threads, CrossbarResult& r);
+
+struct StoredWeights {
+    std::vector<uint64_t> wp;                    // [T][WPT][cb][ncols] weight bit-planes
+    std::vector<int32_t> st_on, st_sum, st_full;  // per (group, column): nonzero digits, digit sum, digits == dmax
+    std::vector<uint8_t> inverted;               // per (group, column): stored complemented (complement)
+};
+StoredWeights pack_weights(const Plan& p, CrossbarResult& r);
+
+struct Columns {
+    bool per_column;
+    int levels_fixed;
+    std::vector<uint8_t> skip;        // per (group, column): not converted (skip_empty)
+    std::vector<int32_t> levels;      // per (group, column): ADC levels
+    std::vector<int64_t> cycles;      // per (group, array): mux cycles a read runs
+};
+Columns plan_columns(const Plan& p, const StoredWeights& sw);
+
+struct Inputs {
+    std::vector<uint64_t> xp;                  // [N][T][P][WPT] driven-row masks
+    std::vector<int64_t> driven_tc, idle_tc;  // per group: driven rows, and (vector, pulse) reads with none
+    uint64_t amask;
+};
+Inputs pack_inputs(const Plan& p);
+
+struct Conductance {
+    XbarPopcountArgs a;                        // g_row and g_plane filled in
+    std::vector<double> inv_g, g_model;        // per digit: 1 / G_device, the model's G at the mean position
+    bool neurosim;
+    neurosim13::Sense sense;
+    double scale;                              // NeuroSim scales R_col by 0.5 V / V_read
+    std::vector<float> conv_weight;            // per (group, column): conversion time (ns), 0 when skipped
+};
+Conductance conductance_model(const Plan& p, const Columns& cols);
+
+// Sums over conversions of (G - G_model), plain and weighted for the sense amp's power law.
+struct Deviation {
+    double g_dev = 0.0, g_dev_w = 0.0;
+};
+Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
+                         const Conductance& cond);
+
+struct KernelSums {
+    double g_sum = 0.0, g_max = 0.0, f_sum = 0.0;
+};
+KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
+                      Conductance& cond, const std::vector<double>& adc_level, int64_t s_stride, CrossbarResult& r);
+
+void account(const Plan& p, const Columns& cols, const Inputs& in, const Conductance& cond, const KernelSums& k,
+             const Deviation& dev, CrossbarResult& r);
+
+}  // namespace hamq::xbar

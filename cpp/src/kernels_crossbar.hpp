@@ -1,0 +1,343 @@
+// Included by kernels_impl.hpp only, inside its per-ISA anonymous namespace (compiled once per tier).
+// The crossbar: the binary GEMM reduced to conductance sums, readings and outputs, and the per-cell
+// wire-position deviation (crossbar_kernel.hpp documents the arguments).
+#pragma once
+// ---------------------------------------------------------------------------------------------
+// Crossbar: binary GEMM reduced to energy terms and outputs (see crossbar_kernel.hpp)
+// ---------------------------------------------------------------------------------------------
+
+constexpr int64_t kXbarVectorsPerTask = 4;
+constexpr int64_t kXbarColPlanesPerTask = 1024;
+
+// counts[c] = sum over the nw words j of popcount(xs[j] & rows[j][c]), c < len: the binary-GEMM
+// inner loop (xs: the nonzero input words of a tile, rows: the matching weight-plane rows).
+inline void and_popcount_tile(const uint64_t* xs, const uint64_t* const* rows, int nw, uint32_t* counts,
+                              int64_t len) {
+    int64_t c = 0;
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    for (; c + 16 <= len; c += 16) {
+        __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+        for (int j = 0; j < nw; ++j) {
+            const __m512i vx = _mm512_set1_epi64(int64_t(xs[j]));
+            a = _mm512_add_epi64(a, _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(rows[j] + c))));
+            b = _mm512_add_epi64(b, _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(rows[j] + c + 8))));
+        }
+        const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a)),
+                                              _mm512_cvtepi64_epi32(b), 1);
+        _mm512_storeu_si512(counts + c, ab);
+    }
+#endif
+    for (; c < len; ++c) {
+        uint32_t v = 0;
+        for (int j = 0; j < nw; ++j) v += uint32_t(__builtin_popcountll(xs[j] & rows[j][c]));
+        counts[c] = v;
+    }
+}
+
+// The same for 2-bit cells over both planes at once: counts of x & w0, x & w1 and x & w0 & w1 (the
+// last, with the first two, gives the count of every digit value), without storing the AND plane.
+inline void and_popcount_tile2(const uint64_t* xs, const uint64_t* const* rows0, const uint64_t* const* rows1, int nw,
+                               uint32_t* c0, uint32_t* c1, uint32_t* c01, int64_t len) {
+    int64_t c = 0;
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    for (; c + 8 <= len; c += 8) {
+        __m512i a = _mm512_setzero_si512(), bb = _mm512_setzero_si512(), ab = _mm512_setzero_si512();
+        for (int j = 0; j < nw; ++j) {
+            const __m512i vx = _mm512_set1_epi64(int64_t(xs[j]));
+            const __m512i x0 = _mm512_and_si512(vx, _mm512_loadu_si512(rows0[j] + c));
+            const __m512i w1 = _mm512_loadu_si512(rows1[j] + c);
+            a = _mm512_add_epi64(a, _mm512_popcnt_epi64(x0));
+            bb = _mm512_add_epi64(bb, _mm512_popcnt_epi64(_mm512_and_si512(vx, w1)));
+            ab = _mm512_add_epi64(ab, _mm512_popcnt_epi64(_mm512_and_si512(x0, w1)));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c0 + c), _mm512_cvtepi64_epi32(a));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c1 + c), _mm512_cvtepi64_epi32(bb));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c01 + c), _mm512_cvtepi64_epi32(ab));
+    }
+#endif
+    for (; c < len; ++c) {
+        uint32_t v0 = 0, v1 = 0, v01 = 0;
+        for (int j = 0; j < nw; ++j) {
+            const uint64_t x0 = xs[j] & rows0[j][c], w1 = rows1[j][c];
+            v0 += uint32_t(__builtin_popcountll(x0));
+            v1 += uint32_t(__builtin_popcountll(xs[j] & w1));
+            v01 += uint32_t(__builtin_popcountll(x0 & w1));
+        }
+        c0[c] = v0;
+        c1[c] = v1;
+        c01[c] = v01;
+    }
+}
+
+// ln(u) for a normal u > 0, to 2.2e-5 + rounding: u = 2^e m, m in [1, 2), ln m by a degree-5
+// Chebyshev fit of ln(1 + t) on [0, 1] (no division, no libm: every tier computes the same value).
+// The sense amp's (s G)^k uses it as exp((k-1) ln(s G)) with |k-1| < 0.004: below 1e-7 of the energy.
+inline float fast_logf(float u) {
+    uint32_t bits;
+    __builtin_memcpy(&bits, &u, sizeof bits);
+    const float e = float(int32_t(bits >> 23) - 127);
+    bits = (bits & 0x007FFFFFu) | 0x3F800000u;
+    float m;
+    __builtin_memcpy(&m, &bits, sizeof m);
+    const float t = m - 1.0f;
+    const float ln_m = 2.21170312e-05f + t * (9.99010447e-01f + t * (-4.89156847e-01f + t * (2.83304325e-01f +
+                       t * (-1.30119415e-01f + t * 3.01026250e-02f))));
+    return e * 0.693147181f + ln_m;
+}
+
+// The conductance sums of one (vector, pulse, row tile) over columns [c0, c1) with nd driven rows:
+// plane k's counts are cnt[k * stride + c]. G0 = g_row nd + sum_k g_plane[k] count_k per column is
+// summed (and, with POWER, f = (s G0)^k = s G0 exp((k-1) ln(s G0)), in single precision). Lanes are
+// fixed (lane = column offset mod kLanes from c0), so every sum's order is the same on every tier.
+template <int PC, bool POWER>
+inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t c1, int nd,
+                        const XbarPopcountArgs& a, const float* weight, double* g_lane, double* f_lane,
+                        double& gmax) {
+    if constexpr (POWER) {
+        // single precision, summed per lane within this call (~nc / 16 terms), then added in double
+        const float g0 = float(a.g_row * double(nd)), sc = float(a.scale), em1 = float(a.exponent - 1.0);
+        float gp[PC];
+        for (int k = 0; k < PC; ++k) gp[k] = float(a.g_plane[k]);
+        float gm = float(gmax), gl[kLanes] = {0}, fl[kLanes] = {0};
+        int64_t c = c0;
+        auto term = [&](int64_t col, int l) {
+            float g = g0;
+            for (int k = 0; k < PC; ++k) g += gp[k] * float(cnt[k * stride + col]);
+            const float wt = weight ? weight[col] : 1.0f;
+            g = wt != 0.0f ? g : 0.0f;  // a column that is not converted draws no current
+            gl[l] += g;
+            const float u = sc * g;
+            const float y = em1 * fast_logf(u);
+            const float f = u * (1.0f + y * (1.0f + y * (0.5f + y * (1.0f / 6))));
+            fl[l] += wt != 0.0f ? wt * f : 0.0f;
+            return g;
+        };
+        for (; c + kLanes <= c1; c += kLanes) {
+#pragma omp simd reduction(max : gm)
+            for (int l = 0; l < kLanes; ++l) {
+                const float g = term(c + l, l);
+                gm = g > gm ? g : gm;
+            }
+        }
+        for (int l = 0; c < c1; ++c, ++l) {
+            const float g = term(c, l);
+            gm = g > gm ? g : gm;
+        }
+        for (int l = 0; l < kLanes; ++l) {
+            g_lane[l] += double(gl[l]);
+            f_lane[l] += double(fl[l]);
+        }
+        gmax = double(gm);
+    } else {
+        const double g0 = a.g_row * double(nd);
+        double gp[PC];
+        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k];
+        double gm = gmax;
+        int64_t c = c0;
+        for (; c + kLanes <= c1; c += kLanes) {
+#pragma omp simd reduction(max : gm)
+            for (int l = 0; l < kLanes; ++l) {
+                double g = g0;
+                for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + c + l]);
+                g = (weight && weight[c + l] == 0.0f) ? 0.0 : g;  // not converted: no current
+                g_lane[l] += g;
+                gm = g > gm ? g : gm;
+            }
+        }
+        for (int l = 0; c < c1; ++c, ++l) {
+            double g = g0;
+            for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + c]);
+            g = (weight && weight[c] == 0.0f) ? 0.0 : g;
+            g_lane[l] += g;
+            gm = g > gm ? g : gm;
+        }
+        gmax = gm;
+    }
+}
+
+// The readings of one (vector, tile, pulse): every column's digit sum through its ADC, shift-added
+// into colacc with the pulse's weight pc (the ADC as crossbar_readings.cpp adc_reading).
+template <int CB>
+inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd, double pc,
+                         uint32_t* sums, double* colacc) {
+#pragma omp simd
+    for (int64_t c = 0; c < nc; ++c) {
+        uint32_t v = 0;
+        for (int j = 0; j < CB; ++j) v += cnt[j * nc + c] << j;
+        sums[c] = v;
+    }
+    if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns
+        for (int64_t c = 0; c < nc; ++c) {
+            double v = double(sums[c]);
+            if (a.col_step && a.col_step[base + c] > 0) {
+                const double step = a.col_step[base + c];
+                const double lv = __builtin_nearbyint(v / step);
+                v = step * (lv < a.col_lmax[base + c] ? lv : a.col_lmax[base + c]);
+            }
+            if (a.col_inverted && a.col_inverted[base + c]) v = double(nd) * a.cell_max - v;
+            colacc[c] += pc * v;
+        }
+    } else if (a.adc_level) {
+#pragma omp simd
+        for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * a.adc_level[sums[c]];
+    } else {
+#pragma omp simd
+        for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * double(sums[c]);
+    }
+}
+
+template <int PC, bool POWER>
+void xbar_popcount_impl(const XbarPopcountArgs& a) {
+    const int64_t N = a.n_vectors, G = a.n_groups;
+    const int T = a.n_tiles, W = a.words_per_tile, P = a.a_planes;
+    constexpr int CB = PC == 3 ? 2 : PC;       // bits per cell (the third count of 2-bit cells is their AND)
+    const int64_t cpg = a.cols_per_group;
+    const int64_t ncols = G * cpg;             // columns of every group
+    const int64_t ld = ncols * CB;             // weight row length: [CB][ncols]
+    int64_t groups_per_task = kXbarColPlanesPerTask / (cpg * PC);
+    if (groups_per_task < 1) groups_per_task = 1;
+    const int64_t n_vtasks = (N + kXbarVectorsPerTask - 1) / kXbarVectorsPerTask;
+    const int64_t n_gtasks = (G + groups_per_task - 1) / groups_per_task;
+    const int64_t n_tasks = n_vtasks * n_gtasks;
+    // Per-task partial results, reduced in task order below (deterministic).
+    std::vector<double> task_g(static_cast<size_t>(n_tasks), 0.0), task_f(size_t(n_tasks), 0.0),
+        task_gmax(size_t(n_tasks), 0.0);
+    const int64_t work = N * ld * T * W * P;
+    const int nt = threads_for(work / 2, a.n_threads);
+
+#pragma omp parallel num_threads(nt)
+    {
+        const int64_t max_cols = groups_per_task * cpg;
+        std::vector<uint32_t> counts(static_cast<size_t>(max_cols * PC));  // [PC][task columns]
+        std::vector<uint32_t> sums(static_cast<size_t>(max_cols));         // digit sum S of each column
+        std::vector<double> colacc(static_cast<size_t>(max_cols));         // shift-added ADC readings
+        std::vector<uint64_t> xs(static_cast<size_t>(W));                   // nonzero input words
+        std::vector<int> words(static_cast<size_t>(W));
+        std::vector<const uint64_t*> rows(static_cast<size_t>(W)), rows1(static_cast<size_t>(W));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < n_tasks; ++task) {
+            const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
+            const int64_t n0 = vt * kXbarVectorsPerTask;
+            const int64_t n1 = (n0 + kXbarVectorsPerTask) < N ? n0 + kXbarVectorsPerTask : N;
+            const int64_t g0 = gt * groups_per_task;
+            const int64_t g1 = (g0 + groups_per_task) < G ? g0 + groups_per_task : G;
+            const int64_t ng = g1 - g0, nc = ng * cpg, col0 = g0 * cpg;
+            uint32_t* cnt = counts.data();
+            // Sums in kLanes fixed lanes (vectorisable, the same order on every tier).
+            double g_lane[kLanes] = {0}, f_lane[kLanes] = {0};
+            double gmax = 0.0;
+            for (int64_t n = n0; n < n1; ++n) {
+                if (a.y)
+                    for (int64_t c = 0; c < nc; ++c) colacc[size_t(c)] = 0.0;
+                for (int t = 0; t < T; ++t) {
+                    for (int p = 0; p < P; ++p) {
+                        const uint64_t* xw = a.x + ((n * T + t) * P + p) * W;
+                        int nd = 0, nw = 0;
+                        for (int w = 0; w < W; ++w) {
+                            nd += __builtin_popcountll(xw[w]);
+                            if (xw[w]) {
+                                xs[size_t(nw)] = xw[w];
+                                words[size_t(nw++)] = w;
+                            }
+                        }
+                        if constexpr (PC == 3) {
+                            for (int j = 0; j < nw; ++j) {
+                                rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + col0;
+                                rows1[size_t(j)] = rows[size_t(j)] + ncols;
+                            }
+                            and_popcount_tile2(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
+                        } else {
+                            for (int k = 0; k < PC; ++k) {
+                                for (int j = 0; j < nw; ++j)
+                                    rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + k * ncols + col0;
+                                and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                            }
+                        }
+                        if (a.y) add_readings<CB>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], sums.data(),
+                                                  colacc.data());
+                        if (nd == 0) continue;  // an idle read: G = 0 in every column
+                        const float* cw = a.conv_weight ? a.conv_weight + int64_t(t) * ncols + col0 : nullptr;
+                        column_sums<PC, POWER>(cnt, nc, 0, nc, nd, a, cw, g_lane, f_lane, gmax);
+                        // Extra physical copies of a group (offset reference columns, one per
+                        // array): the same conversions again.
+                        for (int64_t g = 0; g < ng; ++g) {
+                            const int64_t extra = a.group_mult[g0 + g] - 1;
+                            if (extra <= 0) continue;
+                            double xg[kLanes] = {0}, xf[kLanes] = {0};
+                            column_sums<PC, POWER>(cnt, nc, g * cpg, (g + 1) * cpg, nd, a, cw, xg, xf, gmax);
+                            for (int l = 0; l < kLanes; ++l) {
+                                g_lane[l] += double(extra) * xg[l];
+                                f_lane[l] += double(extra) * xf[l];
+                            }
+                        }
+                    }
+                }
+                double* yrow = a.y ? a.y + n * G : nullptr;
+                for (int64_t g = 0; yrow && g < ng; ++g) {
+                    double acc = 0.0;
+                    for (int64_t cc = 0; cc < cpg; ++cc) acc += a.col_coef[cc] * colacc[size_t(g * cpg + cc)];
+                    yrow[g0 + g] = acc;
+                }
+            }
+            double sg = 0.0, sf = 0.0;
+            for (int l = 0; l < kLanes; ++l) {
+                sg += g_lane[l];
+                sf += f_lane[l];
+            }
+            task_g[size_t(task)] = sg;
+            task_f[size_t(task)] = sf;
+            task_gmax[size_t(task)] = gmax;
+        }
+    }
+    double sg = 0.0, sf = 0.0, gmax = 0.0;
+    for (int64_t task = 0; task < n_tasks; ++task) {
+        sg += task_g[size_t(task)];
+        sf += task_f[size_t(task)];
+        gmax = task_gmax[size_t(task)] > gmax ? task_gmax[size_t(task)] : gmax;
+    }
+    *a.g_sum = sg;
+    *a.g_max = gmax;
+    if (a.f_sum) *a.f_sum = sf;
+}
+
+void xbar_popcount(const XbarPopcountArgs& a) {
+    switch (a.planes_per_col * 2 + (a.power_law ? 1 : 0)) {
+        case 2: return xbar_popcount_impl<1, false>(a);
+        case 3: return xbar_popcount_impl<1, true>(a);
+        case 6: return xbar_popcount_impl<3, false>(a);
+        case 7: return xbar_popcount_impl<3, true>(a);
+        case 8: return xbar_popcount_impl<4, false>(a);
+        case 9: return xbar_popcount_impl<4, true>(a);
+        default: return xbar_popcount_impl<2, false>(a);  // not produced by crossbar.cpp
+    }
+}
+
+double xbar_deviation(const uint8_t* digit, const float* drive, const float* r_row, int64_t n,
+                      const float* inv_g, const float* g_model, const float* r_model, float r, double* model) {
+    // G - G_model = G G_model (R_model - R) with R = 1/G_device + r + r_row the cell's series
+    // resistance and R_model the one the model's conductance implies: no cancellation between two
+    // nearly equal conductances, so single precision keeps ~1e-7 of the (small) deviation itself.
+    float dev[kLanes] = {0}, mod[kLanes] = {0};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) {
+            const uint8_t d = digit[i + l];
+            const float gm = g_model[d], rs = r + r_row[i + l];
+            dev[l] += drive[i + l] * (gm / (inv_g[d] + rs) * ((r_model[d] - r) - r_row[i + l]));
+            mod[l] += drive[i + l] * gm;
+        }
+    for (int l = 0; i < n; ++i, ++l) {
+        const uint8_t d = digit[i];
+        const float gm = g_model[d], rs = r + r_row[i];
+        dev[l] += drive[i] * (gm / (inv_g[d] + rs) * ((r_model[d] - r) - r_row[i]));
+        mod[l] += drive[i] * gm;
+    }
+    double sd = 0.0, sm = 0.0;
+    for (int l = 0; l < kLanes; ++l) {
+        sd += double(dev[l]);
+        sm += double(mod[l]);
+    }
+    *model = sm;
+    return sd;
+}

@@ -1,0 +1,198 @@
+// Included by kernels_impl.hpp only, inside its per-ISA anonymous namespace (compiled once per tier).
+// Integer Hamming weights: per element, total and histogram, every encoding and integer type.
+#pragma once
+// ---------------------------------------------------------------------------------------------
+// Integer Hamming weights
+// ---------------------------------------------------------------------------------------------
+
+template <class T>
+using Wide = std::conditional_t<(sizeof(T) <= 4), int32_t, int64_t>;
+template <class T>
+using UWide = std::conditional_t<(sizeof(T) <= 4), uint32_t, uint64_t>;
+
+template <class U>
+inline unsigned popc(U v) {
+    if constexpr (sizeof(U) <= 4) return unsigned(__builtin_popcount(uint32_t(v)));
+    else return unsigned(__builtin_popcountll(uint64_t(v)));
+}
+
+// ON cells of one weight, encoding fixed at compile time so the loops vectorise.
+template <class T, int E>
+inline unsigned hw_elem(T q, UWide<T> mask, UWide<T> half) {
+    using S = Wide<T>;
+    using U = UWide<T>;
+    const S s = S(q);
+    const U mag = s < 0 ? U(0) - U(s) : U(s);
+    if constexpr (E == int(Encoding::Differential)) return popc(mag);
+    else if constexpr (E == int(Encoding::SignMagnitude)) return popc(mag) + unsigned(s < 0);
+    else if constexpr (E == int(Encoding::TwosComplement)) return popc(U(s) & mask);
+    else return popc(U(U(s) + half) & mask);
+}
+
+// After a pass that tracked min/max: index of the first out-of-range value, or -1.
+template <class T>
+int64_t first_out_of_range(const T* q, int64_t n, int bits, int64_t mn, int64_t mx) {
+    const int64_t hi = level_max(bits);
+    if (mn >= -hi && mx <= hi) return -1;
+    return hamq::first_out_of_range(q, n, bits);
+}
+
+enum class HwOp { Map, Total, Hist };
+
+// One generic pass: range check fused with the per-element HW, consumed as a map, a sum or a
+// histogram. Integer reductions are exact, so the result is independent of the thread count.
+template <class T, int E, HwOp OP>
+int64_t hw_pass(const T* q, int64_t n, int bits, uint8_t* out, uint64_t* total, int64_t* hist,
+                int n_threads) {
+    using S = Wide<T>;
+    using U = UWide<T>;
+    const U mask = U((uint64_t(1) << bits) - 1);
+    const U half = U(uint64_t(1) << (bits - 1));
+    S mn = 0, mx = 0;
+    uint64_t sum = 0;
+    const int nt = threads_for(n, n_threads);
+    if constexpr (OP == HwOp::Hist) {
+        int64_t h[kMaxBits + 2] = {0};
+#pragma omp parallel num_threads(nt) reduction(min : mn) reduction(max : mx)
+        {
+            // slot kMaxBits + 1 takes every value whose popcount exceeds any valid HW (an out-of-range
+            // int32/int64 can have up to 64 one-bits): counted safely, then reported by the range check
+            int64_t local[kMaxBits + 2] = {0};
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < n; ++i) {
+                const S s = S(q[i]);
+                mn = s < mn ? s : mn;
+                mx = s > mx ? s : mx;
+                const unsigned hw = hw_elem<T, E>(q[i], mask, half);
+                local[hw > unsigned(kMaxBits) ? kMaxBits + 1 : hw] += 1;
+            }
+#pragma omp critical
+            for (int b = 0; b <= kMaxBits + 1; ++b) h[b] += local[b];
+        }
+        for (int b = 0; b <= bits; ++b) hist[b] = h[b];
+    } else {
+#pragma omp parallel for simd num_threads(nt) schedule(static) reduction(min : mn) reduction(max : mx) reduction(+ : sum)
+        for (int64_t i = 0; i < n; ++i) {
+            const S s = S(q[i]);
+            mn = s < mn ? s : mn;
+            mx = s > mx ? s : mx;
+            const unsigned h = hw_elem<T, E>(q[i], mask, half);
+            if constexpr (OP == HwOp::Map) out[i] = uint8_t(h);
+            else sum += h;
+        }
+        if constexpr (OP == HwOp::Total) *total = sum;
+    }
+    return first_out_of_range(q, n, bits, int64_t(mn), int64_t(mx));
+}
+
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+// int8 weights with bits <= 8: 64 weights per instruction with VPOPCNTB; the range check is a
+// running byte min/max. Runs at memory bandwidth.
+template <int E, HwOp OP>
+int64_t hw_pass_i8_avx512(const int8_t* q, int64_t n, int bits, uint8_t* out, uint64_t* total,
+                          int64_t* hist, int n_threads) {
+    const int64_t nblk = (n + 63) / 64;
+    const int nt = threads_for(n, n_threads);
+    int mn = 0, mx = 0;
+    uint64_t sum = 0;
+    int64_t h[kMaxBits + 1] = {0};
+#pragma omp parallel num_threads(nt) reduction(min : mn) reduction(max : mx) reduction(+ : sum)
+    {
+        const __m512i vmask = _mm512_set1_epi8(char((1u << bits) - 1));
+        const __m512i vhalf = _mm512_set1_epi8(char(1u << (bits - 1)));
+        const __m512i ones = _mm512_set1_epi8(1);
+        const __m512i zero = _mm512_setzero_si512();
+        __m512i vmin = zero, vmax = zero, vsum = zero;
+        int64_t local[kMaxBits + 1] = {0};
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nblk; ++b) {
+            const int64_t i = b * 64;
+            const __mmask64 m = (n - i >= 64) ? ~__mmask64(0) : ((__mmask64(1) << (n - i)) - 1);
+            const __m512i v = _mm512_maskz_loadu_epi8(m, q + i);
+            vmin = _mm512_min_epi8(vmin, v);
+            vmax = _mm512_max_epi8(vmax, v);
+            __m512i pc;
+            if constexpr (E == int(Encoding::Differential)) {
+                pc = _mm512_popcnt_epi8(_mm512_abs_epi8(v));
+            } else if constexpr (E == int(Encoding::SignMagnitude)) {
+                pc = _mm512_popcnt_epi8(_mm512_abs_epi8(v));
+                pc = _mm512_mask_add_epi8(pc, _mm512_movepi8_mask(v), pc, ones);
+            } else if constexpr (E == int(Encoding::TwosComplement)) {
+                pc = _mm512_popcnt_epi8(_mm512_and_si512(v, vmask));
+            } else {
+                pc = _mm512_popcnt_epi8(_mm512_and_si512(_mm512_add_epi8(v, vhalf), vmask));
+            }
+            pc = _mm512_maskz_mov_epi8(m, pc);  // padding lanes contribute nothing
+            if constexpr (OP == HwOp::Map) {
+                _mm512_mask_storeu_epi8(out + i, m, pc);
+            } else if constexpr (OP == HwOp::Total) {
+                vsum = _mm512_add_epi64(vsum, _mm512_sad_epu8(pc, zero));
+            } else {
+                for (int k = 0; k <= bits; ++k)
+                    local[k] += __builtin_popcountll(
+                        _mm512_mask_cmpeq_epi8_mask(m, pc, _mm512_set1_epi8(char(k))));
+            }
+        }
+        alignas(64) int8_t lo[64], hi[64];
+        _mm512_store_si512(lo, vmin);
+        _mm512_store_si512(hi, vmax);
+        for (int k = 0; k < 64; ++k) {
+            mn = lo[k] < mn ? lo[k] : mn;
+            mx = hi[k] > mx ? hi[k] : mx;
+        }
+        sum += uint64_t(_mm512_reduce_add_epi64(vsum));
+        if constexpr (OP == HwOp::Hist) {
+#pragma omp critical
+            for (int k = 0; k <= bits; ++k) h[k] += local[k];
+        }
+    }
+    if constexpr (OP == HwOp::Total) *total = sum;
+    if constexpr (OP == HwOp::Hist)
+        for (int k = 0; k <= bits; ++k) hist[k] = h[k];
+    return first_out_of_range(q, n, bits, mn, mx);
+}
+#endif
+
+template <HwOp OP, class T>
+int64_t hw_dispatch_enc(const T* q, int64_t n, int bits, Encoding e, uint8_t* out, uint64_t* total,
+                        int64_t* hist, int nt) {
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    if constexpr (std::is_same_v<T, int8_t>) {
+        if (bits <= 8) {
+            switch (e) {
+                case Encoding::Differential: return hw_pass_i8_avx512<0, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::SignMagnitude: return hw_pass_i8_avx512<1, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::TwosComplement: return hw_pass_i8_avx512<2, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::Offset: return hw_pass_i8_avx512<3, OP>(q, n, bits, out, total, hist, nt);
+            }
+        }
+    }
+#endif
+    switch (e) {
+        case Encoding::Differential: return hw_pass<T, 0, OP>(q, n, bits, out, total, hist, nt);
+        case Encoding::SignMagnitude: return hw_pass<T, 1, OP>(q, n, bits, out, total, hist, nt);
+        case Encoding::TwosComplement: return hw_pass<T, 2, OP>(q, n, bits, out, total, hist, nt);
+        case Encoding::Offset: default: return hw_pass<T, 3, OP>(q, n, bits, out, total, hist, nt);
+    }
+}
+
+template <HwOp OP>
+int64_t hw_dispatch(IntType t, const void* q, int64_t n, int bits, Encoding e, uint8_t* out,
+                    uint64_t* total, int64_t* hist, int nt) {
+    switch (t) {
+        case IntType::I8: return hw_dispatch_enc<OP>(static_cast<const int8_t*>(q), n, bits, e, out, total, hist, nt);
+        case IntType::I16: return hw_dispatch_enc<OP>(static_cast<const int16_t*>(q), n, bits, e, out, total, hist, nt);
+        case IntType::I32: return hw_dispatch_enc<OP>(static_cast<const int32_t*>(q), n, bits, e, out, total, hist, nt);
+        case IntType::I64: default: return hw_dispatch_enc<OP>(static_cast<const int64_t*>(q), n, bits, e, out, total, hist, nt);
+    }
+}
+
+int64_t hw_map(IntType t, const void* q, int64_t n, int bits, Encoding e, uint8_t* out, int nt) {
+    return hw_dispatch<HwOp::Map>(t, q, n, bits, e, out, nullptr, nullptr, nt);
+}
+int64_t hw_total(IntType t, const void* q, int64_t n, int bits, Encoding e, uint64_t* total, int nt) {
+    return hw_dispatch<HwOp::Total>(t, q, n, bits, e, nullptr, total, nullptr, nt);
+}
+int64_t hw_hist(IntType t, const void* q, int64_t n, int bits, Encoding e, int64_t* hist, int nt) {
+    return hw_dispatch<HwOp::Hist>(t, q, n, bits, e, nullptr, nullptr, hist, nt);
+}

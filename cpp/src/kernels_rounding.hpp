@@ -1,0 +1,103 @@
+// Included by kernels_impl.hpp only, inside its per-ISA anonymous namespace (compiled once per tier).
+// HW-aware rounding: the inverse-Hessian factor and the error-feedback pass over rows.
+#pragma once
+// sum_p a[p] b[p] over p < n in 32 partial sums, combined in a fixed order: the same bits on every
+// tier (no FMA contraction) and thread count; 32 lanes keep four AVX-512 add chains in flight.
+inline double dot_fixed(const double* a, const double* b, int64_t n) {
+    constexpr int L = 32;
+    double acc[L] = {};
+    int64_t p = 0;
+    for (; p + L <= n; p += L)
+#pragma omp simd
+        for (int l = 0; l < L; ++l) acc[l] += a[p + l] * b[p + l];
+    for (int l = 0; p < n; ++p, ++l) acc[l] += a[p] * b[p];
+    for (int w = L / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+constexpr int64_t kFactorBlock = 8;  // rows (columns) sharing each streamed row of the factor
+
+// The upper factor U of B^-1 after the input order is reversed (rounding.cpp): b (k x k, row-major,
+// symmetric positive definite) is overwritten by its lower Cholesky factor R, then U[a][c] =
+// R^-1[k-1-a][k-1-c]. Cholesky-Banachiewicz (every entry a dot product over contiguous memory) in
+// blocks of kFactorBlock rows, so each earlier row is read once per block instead of once per row;
+// R^-1 by forward substitution, kFactorBlock columns per task, tasks in parallel. Blocking does not
+// change any entry's arithmetic. Returns false when a pivot is not > 0.
+bool factor_upper(double* b, int64_t k, double* u, int n_threads) {
+    for (int64_t i0 = 0; i0 < k; i0 += kFactorBlock) {
+        const int64_t i1 = std::min(k, i0 + kFactorBlock);
+        for (int64_t j = 0; j < i1; ++j) {
+            double* aj = b + j * k;
+            if (j >= i0) {  // row j's off-diagonal entries are done: its pivot
+                const double d = aj[j] - dot_fixed(aj, aj, j);
+                if (!(d > 0.0) || !std::isfinite(d)) return false;
+                aj[j] = std::sqrt(d);
+            }
+            for (int64_t i = std::max(i0, j + 1); i < i1; ++i) {
+                double* ai = b + i * k;
+                ai[j] = (ai[j] - dot_fixed(ai, aj, j)) / aj[j];
+            }
+        }
+    }
+    std::vector<double> rinv_t(static_cast<size_t>(k * k), 0.0);  // row c: column c of R^-1
+    const int64_t tasks = (k + kFactorBlock - 1) / kFactorBlock;
+#pragma omp parallel for num_threads(threads_for(k * k * k, n_threads)) schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t c0 = t * kFactorBlock, c1 = std::min(k, c0 + kFactorBlock);
+        for (int64_t i = c0; i < k; ++i) {
+            const double* ri = b + i * k;
+            for (int64_t c = c0; c < c1 && c <= i; ++c) {
+                double* y = rinv_t.data() + c * k;
+                y[i] = c == i ? 1.0 / ri[i] : -dot_fixed(ri + c, y + c, i - c) / ri[i];
+            }
+        }
+    }
+    for (int64_t a = 0; a < k; ++a)
+        for (int64_t c = 0; c < k; ++c)
+            u[a * k + c] = c < a ? 0.0 : rinv_t[size_t((k - 1 - c) * k + (k - 1 - a))];
+    return true;
+}
+
+// HW-aware rounding (rounding.hpp): rows are independent, each fixed serially in input order; the
+// error feedback x_j -= err u_ij is the hot loop (vectorised; no FMA contraction, so every tier gives
+// the same bits).
+void round_rows(const RoundRowsArgs& a) {
+    const int32_t hi = int32_t(level_max(a.bits));
+    const int64_t k = a.k;
+#pragma omp parallel num_threads(threads_for(a.rows * k * k, a.n_threads))
+    {
+        std::vector<double> xs(static_cast<size_t>(k));
+        double* x = xs.data();
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t o = 0; o < a.rows; ++o) {
+            const double s = a.scale[o], rs2 = a.row_weight[o] * s * s;
+            for (int64_t j = 0; j < k; ++j) x[j] = a.w[o * k + j] / s;
+            int32_t* qo = a.q + o * k;
+            for (int64_t i = 0; i < k; ++i) {
+                const double* ui = a.u + i * k;
+                const double d = ui[i], xi = x[i];
+                const double wgt = rs2 / (d * d);
+                double r = std::nearbyint(xi);
+                r = r < -hi ? -hi : (r > hi ? hi : r);
+                const int32_t n = int32_t(r);
+                int32_t best = n;
+                double bestv = (xi - n) * (xi - n) * wgt + a.lam * a.table[n + hi];
+                const int32_t q0 = n - a.radius < -hi ? -hi : n - a.radius;
+                const int32_t q1 = n + a.radius > hi ? hi : n + a.radius;
+                for (int32_t c = q0; c <= q1; ++c) {
+                    if (c == n) continue;
+                    const double v = (xi - c) * (xi - c) * wgt + a.lam * a.table[c + hi];
+                    if (v < bestv) {
+                        bestv = v;
+                        best = c;
+                    }
+                }
+                qo[i] = best;
+                const double err = (xi - best) / d;
+#pragma omp simd
+                for (int64_t j = i + 1; j < k; ++j) x[j] -= err * ui[j];
+            }
+        }
+    }
+}
