@@ -137,6 +137,11 @@ def test_huge_bit_costs_are_refused_not_nan():
         hamqcore.kernels.level_cost(huge, 8)
     with pytest.raises(ValueError, match="bit_cost is too large"):
         _core.hw_aware_round(np.ones((1, 2)), np.eye(2), np.ones(1), np.ones(1), 8, bit_cost=huge)
+    big = np.full(8, 1e30)                      # finite, but beyond MAX_LEVEL_COST (1e20)
+    with pytest.raises(ValueError, match="bit_cost is too large"):
+        _core.scaled_hw_penalty(w.numpy(), None, 8, "differential", "sum", "linear", None, 1.0, big)
+    with pytest.raises(ValueError, match="bit_cost is too large"):
+        ops.scaled_hw_penalty(w, None, 8, bit_cost=big)
     ok = np.full(8, 1e19 / 8)
     v = ops.scaled_hw_penalty(w, None, 8, bit_cost=ok)
     assert np.isfinite(float(v))
