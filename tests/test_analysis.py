@@ -65,7 +65,6 @@ def test_derive_rounding(tmp_path):
 import ast  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "analysis"))
 import derive_density as dd  # noqa: E402
