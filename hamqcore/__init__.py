@@ -35,6 +35,16 @@ from .kernels import (
     unpack_bitplanes,
 )
 
+
+
+def coverage(model, include=None, exclude=()):
+    """Which of a torch model's weight tensors hamqcore maps onto crossbars, and why the others are not
+    (:func:`hamqcore.layers.coverage`; print it). Imports torch."""
+    from .layers import coverage as _coverage
+
+    return _coverage(model, include, exclude)
+
+
 try:
     __version__ = version("hamqcore")
 except PackageNotFoundError:  # pragma: no cover - a build without metadata
@@ -44,6 +54,7 @@ __all__ = [
     "ENCODINGS",
     "active_isa",
     "available_isas",
+    "coverage",
     "get_num_threads",
     "hamming_weight",
     "hardware_threads",

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from ._checks import MAX_BITS, as_int
 from .crossbar import DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, result_field, check_config, simulate_layer
-from .layers import capture_layer_inputs, check_batch, evaluating, layer_matrices
+from .layers import Coverage, capture_layer_inputs, check_batch, coverage, evaluating, layer_matrices, quantizable_layers
 from .quant import QuantLayer
 
 
@@ -49,6 +49,7 @@ class EnergyReport:
     w_bits: int
     a_bits: int
     floor: bool = False
+    coverage: Optional[Coverage] = None    # which weight tensors were mapped, and why the others were not
 
     @property
     def model(self) -> str:
@@ -104,6 +105,7 @@ class EnergyReport:
             "a_bits": self.a_bits, "batch": self.batch, "floor": self.floor, "total_energy_j": self.total_energy,
             "energy_j": self.energy, "on_fraction": self.on_fraction, "mean_current_a": self.mean_current,
             "latency_s": self.latency, "conversions": self.conversions, "resolution_columns": self.resolution_columns,
+            "coverage": None if self.coverage is None else self.coverage.to_dict(),
             "layers": [
                 {**{k: v for k, v in dataclasses.asdict(l).items() if k != "output"},
                  "resolution_columns": [int(v) for v in l.resolution_columns],
@@ -179,13 +181,23 @@ def estimate_energy(
     w_bits, a_bits = as_int("w_bits", w_bits), as_int("a_bits", a_bits)
     batch = int(check_batch("inputs", inputs).shape[0])
     rows = []
-    for name, module, x in capture_layer_inputs(model, inputs, layers):
+    captured = capture_layer_inputs(model, inputs, layers)
+    cov = walk_coverage(model, captured, layers).warn("estimate_energy")
+    for name, module, x in captured:
         r = simulate_module(module, x, config, w_bits, a_bits, n_threads, floor, name, output=False)
         rows.append(LayerRow(name=name, kind=type(module).__name__, shape=list(module.weight.shape),
                              vectors=r.n_vectors / batch, **r.per_inference(batch)))
     if not rows:
         raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
-    return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor))
+    return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor),
+                        coverage=cov)
+
+
+def walk_coverage(model: nn.Module, captured, include=None) -> Coverage:
+    """:func:`hamqcore.layers.coverage` of a walk that ran the forward pass: the layers it never
+    called are moved to the uncovered ones."""
+    called = {label.split("#")[0] for label, _, _ in captured}
+    return coverage(model, include).add_uncalled(n for n, _ in quantizable_layers(model, include) if n not in called)
 
 
 def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig,
@@ -219,6 +231,12 @@ def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarCon
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, QuantLayer)]
     if not handles:
         raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
+    cov = coverage(model)
+    floats = [n for n, m in quantizable_layers(model) if not isinstance(m, QuantLayer)]
+    cov.covered = [c for c in cov.covered if c[0][:-len(".weight")] not in floats]
+    cov.uncovered += [(f"{n}.weight", m.weight.numel(), "a float layer: computed digitally, not on the crossbar")
+                      for n, m in quantizable_layers(model) if n in floats]
+    cov.warn("crossbar_forward")
     try:
         with evaluating(model):
             return model(inputs)

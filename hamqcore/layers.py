@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import warnings
+from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -24,40 +26,152 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._checks import level_max
-from .quant import QuantLayer, quantize_activation, weight_scale_max
+from .quant import QMultiheadAttention, QuantLayer, quantize_activation, weight_scale_max
 
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
+WARN_FRACTION = 0.01   # an uncovered weight tensor with this share of the model's parameters is warned about
+
+
+def _patterns(include, exclude):
+    include = [include] if isinstance(include, str) else (None if include is None else list(include))
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    return include, exclude
+
+
+def _selected(name: str, include, exclude) -> bool:
+    if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
+        return False
+    return not any(fnmatch.fnmatchcase(name, p) for p in exclude)
+
+
+def _in_float_attention(model: nn.Module, name: str) -> bool:
+    """Whether ``name`` lies inside an nn.MultiheadAttention, which uses its out_proj's weight without
+    calling its forward (so no hook on it ever fires)."""
+    parts = name.split(".")
+    return any(isinstance(model.get_submodule(".".join(parts[:i])), nn.MultiheadAttention)
+               for i in range(1, len(parts)))
 
 
 def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None,
                        exclude: Iterable[str] = ()) -> List[Tuple[str, nn.Module]]:
-    """(name, module) of every Conv1d/Conv2d/Linear, filtered by fnmatch patterns on the name."""
+    """(name, module) of every Conv1d/Conv2d/Linear the walks map onto crossbars, filtered by fnmatch
+    patterns on the name. Linear layers inside a float ``nn.MultiheadAttention`` are left out (it never
+    calls their forward; :func:`hamqcore.quant.quantize_model` maps it): :func:`coverage` lists them."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    include = [include] if isinstance(include, str) else (None if include is None else list(include))
-    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
-    out = []
-    for name, m in model.named_modules():
-        if not isinstance(m, LAYER_TYPES):
-            continue
-        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
-            continue
-        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
-            continue
-        out.append((name, m))
-    return out
+    include, exclude = _patterns(include, exclude)
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, LAYER_TYPES) and _selected(name, include, exclude)
+            and not _in_float_attention(model, name)]
+
+
+@dataclass
+class Coverage:
+    """Which weight tensors (parameters of 2 or more dimensions) a walk maps onto crossbars.
+
+    ``covered``: (name, elements); ``excluded``: (name, elements, why) for tensors that are no crossbar
+    matrix by design (an embedding is a lookup) or that the caller left out (include/exclude);
+    ``uncovered``: (name, elements, why) for the rest, which are warned about;
+    ``parameters``: every parameter of the model; ``notes``: what the covered layers leave digital."""
+
+    covered: List[Tuple[str, int]] = field(default_factory=list)
+    excluded: List[Tuple[str, int, str]] = field(default_factory=list)
+    uncovered: List[Tuple[str, int, str]] = field(default_factory=list)
+    parameters: int = 0
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def covered_fraction(self) -> float:
+        """Covered weight elements over all weight elements (excluded ones left out)."""
+        c = sum(n for _, n in self.covered)
+        total = c + sum(n for _, n, _ in self.uncovered)
+        return c / total if total else 1.0
+
+    def significant(self, fraction: float = WARN_FRACTION) -> List[Tuple[str, int, str]]:
+        """The uncovered tensors holding at least ``fraction`` of the model's parameters."""
+        return [u for u in self.uncovered if self.parameters and u[1] >= fraction * self.parameters]
+
+    def warn(self, api: str, fraction: float = WARN_FRACTION) -> "Coverage":
+        big = self.significant(fraction)
+        if big:
+            share = 100.0 * sum(n for _, n, _ in big) / self.parameters
+            listed = "; ".join(f"{name} ({why})" for name, _, why in big[:4]) + (" ..." if len(big) > 4 else "")
+            warnings.warn(f"{api}: {len(big)} weight tensor(s) holding {share:.1f} % of the model's parameters are not "
+                          f"mapped onto the crossbar: {listed}. See hamqcore.coverage(model).", UserWarning,
+                          stacklevel=3)
+        return self
+
+    def add_uncalled(self, names: Iterable[str]) -> "Coverage":
+        """Move covered layers the forward pass never called to ``uncovered``."""
+        names = set(names)
+        moved = [(n, k) for n, k in self.covered if (n[:-len(".weight")] if n.endswith(".weight") else "") in names]
+        self.covered = [c for c in self.covered if c not in moved]
+        self.uncovered += [(n, k, "its layer is never called by the model's forward pass on these inputs")
+                           for n, k in moved]
+        return self
+
+    def to_dict(self) -> Dict[str, object]:
+        return {"covered": [list(c) for c in self.covered], "excluded": [list(e) for e in self.excluded],
+                "uncovered": [list(u) for u in self.uncovered], "parameters": self.parameters,
+                "covered_fraction": self.covered_fraction, "notes": list(self.notes)}
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.covered)} weight tensors mapped onto the crossbar "
+                 f"({100 * self.covered_fraction:.1f} % of the weights; {self.parameters} parameters in all)"]
+        for title, rows in (("not mapped", self.uncovered), ("excluded by design", self.excluded)):
+            if rows:
+                lines.append(f"{title}:")
+                lines += [f"  {name:<40} {n:>10}  {why}" for name, n, why in rows]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def coverage(model: nn.Module, include: Optional[Iterable[str]] = None, exclude: Iterable[str] = ()) -> Coverage:
+    """Which of ``model``'s weight tensors every hamqcore walk (the regularizer, the energy estimate,
+    the crossbar forward pass, bit pricing, rounding) maps onto crossbars, and why the others are not.
+    Layers the forward pass never calls show up only in the walks that run it."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    include, exclude = _patterns(include, exclude)
+    chosen = {name for name, _ in quantizable_layers(model, include, exclude)}
+    cov = Coverage(parameters=sum(p.numel() for p in model.parameters()))
+    for mname, m in model.named_modules():
+        for pname, p in m.named_parameters(recurse=False):
+            if p.dim() < 2:
+                continue
+            full = f"{mname}.{pname}" if mname else pname
+            if mname in chosen and pname == "weight":
+                cov.covered.append((full, p.numel()))
+            elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+                cov.excluded.append((full, p.numel(), "an embedding is a table lookup, not a crossbar MAC"))
+            elif isinstance(m, nn.MultiheadAttention) or (isinstance(m, LAYER_TYPES) and _in_float_attention(model, mname)):
+                cov.uncovered.append((full, p.numel(), "inside nn.MultiheadAttention, which never calls a Linear's "
+                                      "forward: hamqcore.quant.quantize_model maps it to QMultiheadAttention"))
+            elif isinstance(m, LAYER_TYPES):
+                cov.excluded.append((full, p.numel(), "left out by include/exclude"))
+            elif isinstance(m, (nn.modules.conv._ConvNd, nn.Bilinear)):
+                cov.uncovered.append((full, p.numel(), f"{type(m).__name__} is not mapped (hamqcore maps Conv1d, "
+                                      "Conv2d and Linear)"))
+            else:
+                cov.uncovered.append((full, p.numel(), f"a parameter of {type(m).__name__}, not a Conv1d/Conv2d/Linear "
+                                      "weight: how the model uses it is unknown to hamqcore"))
+    if any(isinstance(m, QMultiheadAttention) for m in model.modules()):
+        cov.notes.append("attention's QK^T and AV products multiply activations by activations: they are not "
+                         "crossbar MACs and are not charged (digital)")
+    return cov
 
 
 def check_batch(name: str, inputs) -> torch.Tensor:
-    """``inputs`` as a batch a model can run: a floating-point torch.Tensor with at least one example
-    (a TypeError for anything else, a ValueError for an empty batch or NaN/inf)."""
+    """``inputs`` as a batch a model can run: a torch.Tensor of floats (or of integers, e.g. token ids)
+    with at least one example (a TypeError for anything else, a ValueError for an empty batch or
+    NaN/inf)."""
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor batch (N, ...), got {type(inputs).__name__}")
-    if not inputs.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {inputs.dtype}")
+    if inputs.dtype == torch.bool or inputs.is_complex():
+        raise TypeError(f"{name} must be a tensor of floats or integers, got {inputs.dtype}")
     if inputs.dim() < 1 or inputs.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one example, got shape {tuple(inputs.shape)}")
-    if not bool(torch.isfinite(inputs).all()):
+    if inputs.is_floating_point() and not bool(torch.isfinite(inputs).all()):
         raise ValueError(f"{name} holds NaN or inf")
     return inputs
 

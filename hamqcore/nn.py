@@ -29,6 +29,7 @@ max step cut 23 % for -3.5 pt.
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
@@ -38,7 +39,7 @@ import torch.nn as nn
 from . import kernels, ops
 from ._checks import MAX_BITS, check_choice, check_nonneg
 from .crossbar import check_config
-from .layers import check_batch, dry_run, layer_integers, quantizable_layers
+from .layers import check_batch, coverage, dry_run, layer_integers, quantizable_layers
 from .pricing import bit_prices, check_encoding, price_unit
 from .quant import QuantLayer
 
@@ -58,13 +59,14 @@ def hamming_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = 
 
 
 def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], example_input) -> Dict[str, float]:
-    """How many times each weight of each layer is read per inference: output positions of a
-    conv, vectors of a linear layer; measured with forward hooks on one dry pass (no grad)."""
+    """How many times each weight of each layer is read per inference: output positions of a conv,
+    vectors of a linear layer (tokens included, whatever the layout); measured with forward hooks on
+    one dry pass (no grad) and divided by the example's batch size."""
     counts: Dict[str, float] = {}
+    batch = int(example_input.shape[0]) if isinstance(example_input, torch.Tensor) and example_input.dim() else 1
 
     def hook(name):
         def fn(module, inputs, output):
-            batch = output.shape[0] if output.dim() > 1 else 1
             if isinstance(module, nn.Linear):
                 counts[name] = counts.get(name, 0.0) + output.numel() / output.shape[-1] / batch
             else:
@@ -92,12 +94,18 @@ class HamQRegularizer(nn.Module):
     Quantized layers (:mod:`hamqcore.quant`) use their own scales and bits; other layers are
     scaled per output channel by max|w| / (2^(bits-1) - 1). ``lam`` may be changed between steps
     (``reg.lam = ...``) for warm-up schedules.
+
+    ``target`` (a fraction in (0, 1)): instead of a fixed lam, reach a penalty of ``target`` times its
+    value at the first call: every call moves log lam by ``gain`` x the relative error (an integral
+    controller; ``reg.ratio`` is the penalty over its start, ``reg.lam`` the current lam). The same
+    lam transfers poorly between architectures (a depthwise net's weights move far less per unit of
+    penalty than a ResNet's); a target does.
     """
 
     def __init__(self, model: nn.Module, bits: int = 8, lam: float = 0.01, encoding: str = "differential",
                  weighting: str = "energy", include: Optional[Iterable[str]] = None, exclude: Iterable[str] = (),
                  example_input: Optional[torch.Tensor] = None, input_shape: Optional[Sequence[int]] = None,
-                 crossbar=None):
+                 crossbar=None, target: Optional[float] = None, gain: float = 0.05):
         super().__init__()
         ops.check_penalty_args(bits, encoding, "sum")
         check_choice("weighting", weighting, WEIGHTINGS)
@@ -105,11 +113,20 @@ class HamQRegularizer(nn.Module):
             check_batch("example_input", example_input)
         self.bits, self.encoding, self.weighting = bits, encoding, weighting
         self.lam = lam
+        self.target, self.gain, self._start, self.ratio = None, check_nonneg("gain", gain), None, None
+        if target is not None:
+            target = check_nonneg("target", target)
+            if not 0 < target < 1:
+                raise ValueError(f"target must be a fraction in (0, 1) of the starting penalty, got {target!r}")
+            if self._lam <= 0:
+                raise ValueError("target needs a starting lam > 0 for its controller to scale")
+            self.target = target
         # keep a plain reference (not a submodule) so the regularizer adds no parameters
         object.__setattr__(self, "_model", model)
         self.layers = quantizable_layers(model, include, exclude)
         if not self.layers:
             raise ValueError("model has no Conv1d, Conv2d or Linear layer to regularize (after include/exclude)")
+        self.coverage = coverage(model, include, exclude)
         sizes = {name: m.weight.numel() for name, m in self.layers}
         self.bit_cost: Dict[str, Optional[torch.Tensor]] = {name: None for name in sizes}
         self.crossbar, self.unit = None, None
@@ -130,6 +147,7 @@ class HamQRegularizer(nn.Module):
                 p = next(model.parameters())
                 example_input = torch.zeros((1, *input_shape), dtype=p.dtype, device=p.device)
             reads = reads_per_weight(model, self.layers, example_input)
+            self.coverage.add_uncalled(n for n in sizes if reads[n] == 0)
             total = sum(reads[n] * sizes[n] for n in sizes)
             self.coef = {n: reads[n] / total for n in sizes}
         elif weighting == "params":
@@ -137,6 +155,7 @@ class HamQRegularizer(nn.Module):
             self.coef = {n: 1.0 / total for n in sizes}
         else:
             self.coef = {n: 1.0 / (len(sizes) * sizes[n]) for n in sizes}
+        self.coverage.warn("HamQRegularizer")
 
     def refresh(self, rescale: bool = False) -> Dict[str, np.ndarray]:
         """Re-price every bit of every layer in the crossbar simulator (``weighting="crossbar"``);
@@ -177,7 +196,22 @@ class HamQRegularizer(nn.Module):
         if self._lam == 0.0:
             p = self.layers[0][1].weight
             return torch.zeros((), dtype=p.dtype, device=p.device)
-        return self.penalty(self._lam)
+        value = self.penalty(self._lam)
+        if self.target is not None:
+            self._control(float(value.detach()) / self._lam)
+        return value
+
+    def _control(self, mean_cost: float) -> None:
+        """target mode: lam follows log lam <- log lam + gain (mean_cost / start - target) / target, an
+        integral controller on the ratio of the penalty (ON cells per weight, or priced cells) to its
+        value at the first call. Above the target lam grows, below it shrinks, so the ratio settles near
+        the target whatever the model's lam scale (lam per architecture need not be tuned by hand)."""
+        if self._start is None:
+            self._start = max(mean_cost, 1e-12)
+        self.ratio = mean_cost / self._start
+        error = (self.ratio - self.target) / self.target
+        self._lam = float(min(max(self._lam * math.exp(self.gain * error), 1e-8), 1e8))
+
 
     def extra_repr(self) -> str:
         return (f"layers={len(self.layers)}, bits={self.bits}, lam={self._lam}, encoding={self.encoding!r}, "

@@ -226,6 +226,87 @@ class QConv2d(QuantLayer, nn.Conv2d):
         return self._conv_forward(self.a_quant(x), self.w_quant(self.weight), self.bias)
 
 
+class QMultiheadAttention(nn.Module):
+    """``nn.MultiheadAttention`` with its four projections as quantized linear layers (``q_proj``,
+    ``k_proj``, ``v_proj``, ``out_proj``), so that each is a crossbar matrix that every hamqcore walk
+    sees (``nn.MultiheadAttention`` keeps q/k/v packed in ``in_proj_weight`` and calls ``out_proj``'s
+    weight without its forward). The attention products QK^T and AV multiply activations by
+    activations: they are not crossbar MACs and stay digital (the energy report says so). Same
+    arguments and results as ``nn.MultiheadAttention.forward``; built by :func:`quantize_model`."""
+
+    def __init__(self, mha: nn.MultiheadAttention, w_bits=8, a_bits=8, weight_mode="lsq", act_mode="running_max"):
+        super().__init__()
+        e, dev, dt = mha.embed_dim, mha.out_proj.weight.device, mha.out_proj.weight.dtype
+        bias = mha.in_proj_bias is not None
+        kw = dict(w_bits=w_bits, a_bits=a_bits, weight_mode=weight_mode, act_mode=act_mode, device=dev, dtype=dt)
+        self.q_proj = QLinear(e, e, bias, **kw)
+        self.k_proj = QLinear(mha.kdim, e, bias, **kw)
+        self.v_proj = QLinear(mha.vdim, e, bias, **kw)
+        self.out_proj = QLinear(e, e, mha.out_proj.bias is not None, **kw)
+        with torch.no_grad():
+            if mha._qkv_same_embed_dim:
+                wq, wk, wv = mha.in_proj_weight.chunk(3)
+            else:
+                wq, wk, wv = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
+            for proj, wgt, i in ((self.q_proj, wq, 0), (self.k_proj, wk, 1), (self.v_proj, wv, 2)):
+                proj.weight.copy_(wgt)
+                if bias:
+                    proj.bias.copy_(mha.in_proj_bias[i * e:(i + 1) * e])
+            self.out_proj.weight.copy_(mha.out_proj.weight)
+            if mha.out_proj.bias is not None:
+                self.out_proj.bias.copy_(mha.out_proj.bias)
+        self.embed_dim, self.num_heads, self.head_dim = e, mha.num_heads, e // mha.num_heads
+        self.dropout, self.batch_first = mha.dropout, mha.batch_first
+        # what nn.TransformerEncoder(Layer)'s fused fast path inspects: it is never taken with these
+        self._qkv_same_embed_dim, self.in_proj_weight, self.in_proj_bias = False, None, None
+        self.train(mha.training)
+
+    def _mask(self, attn_mask, key_padding_mask, is_causal, n, tq, tk, dtype, device):
+        """One additive mask (n, heads, tq, tk) from torch's mask conventions (bool: True = masked)."""
+        mask = torch.zeros((n, self.num_heads, tq, tk), dtype=dtype, device=device)
+        if attn_mask is None and is_causal:
+            attn_mask = torch.ones(tq, tk, dtype=torch.bool, device=device).triu(1)
+        for m, shape in ((attn_mask, None), (key_padding_mask, (n, 1, 1, tk))):
+            if m is None:
+                continue
+            add = torch.zeros_like(m, dtype=dtype).masked_fill(m, float("-inf")) if m.dtype == torch.bool else m.to(dtype)
+            if shape is None:
+                shape = (1, 1, tq, tk) if add.dim() == 2 else (n, self.num_heads, tq, tk)
+            mask = mask + add.reshape(shape)
+        return mask
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        unbatched = query.dim() == 2
+        if unbatched:
+            query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+            if key_padding_mask is not None:
+                key_padding_mask = key_padding_mask.unsqueeze(0)
+        if self.batch_first and not unbatched:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        tq, n, _ = query.shape
+        tk = key.shape[0]
+        h, d = self.num_heads, self.head_dim
+        q = self.q_proj(query).reshape(tq, n, h, d).permute(1, 2, 0, 3)
+        k = self.k_proj(key).reshape(tk, n, h, d).permute(1, 2, 0, 3)
+        v = self.v_proj(value).reshape(tk, n, h, d).permute(1, 2, 0, 3)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(d)
+        scores = scores + self._mask(attn_mask, key_padding_mask, is_causal, n, tq, tk, scores.dtype, scores.device)
+        weights = torch.softmax(scores, dim=-1)
+        if self.training and self.dropout > 0:
+            weights = F.dropout(weights, self.dropout)
+        out = (weights @ v).permute(2, 0, 1, 3).reshape(tq, n, self.embed_dim)
+        out = self.out_proj(out)
+        if self.batch_first and not unbatched:
+            out = out.transpose(0, 1)
+        if unbatched:
+            out = out.squeeze(1)
+        if not need_weights:
+            return out, None
+        w = weights.mean(dim=1) if average_attn_weights else weights
+        return out, (w.squeeze(0) if unbatched else w)
+
+
 _SWAP = {nn.Linear: QLinear, nn.Conv1d: QConv1d, nn.Conv2d: QConv2d}
 
 
@@ -249,19 +330,36 @@ def _convert(m: nn.Module, w_bits, a_bits, weight_mode, act_mode) -> nn.Module:
 
 def quantize_model(model: nn.Module, w_bits: int = 8, a_bits: int = 8, skip: Iterable[str] = (),
                    weight_mode: str = "lsq", act_mode: str = "running_max") -> nn.Module:
-    """Swap every Linear/Conv1d/Conv2d of ``model`` (in place) for its quantized twin, keeping the
-    trained weights. ``skip``: module names or fnmatch patterns to leave in float. Returns model."""
+    """Swap every Linear/Conv1d/Conv2d of ``model`` (in place) for its quantized twin, and every
+    ``nn.MultiheadAttention`` (without ``add_bias_kv``/``add_zero_attn``) for a
+    :class:`QMultiheadAttention`, keeping the trained weights. ``skip``: module names or fnmatch
+    patterns to leave in float. Returns model; what stays uncovered is in
+    :func:`hamqcore.layers.coverage` (and warned about)."""
     check_bits("w_bits", w_bits)
     check_bits("a_bits", a_bits)
     check_choice("weight_mode", weight_mode, WEIGHT_MODES)
     check_choice("act_mode", act_mode, ACT_MODES)
     skip = [skip] if isinstance(skip, str) else list(skip)
-    targets = [
-        name for name, m in model.named_modules()
-        if type(m) in _SWAP and not any(fnmatch.fnmatchcase(name, p) for p in skip)
-    ]
+    def wanted(name, m):
+        if any(fnmatch.fnmatchcase(name, p) for p in skip):
+            return False
+        if isinstance(m, nn.MultiheadAttention):
+            return m.bias_k is None and not m.add_zero_attn
+        return type(m) in _SWAP and not _inside_attention(model, name)
+
+    targets = [name for name, m in model.named_modules() if wanted(name, m)]
     for name in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, _convert(getattr(parent, child), w_bits, a_bits, weight_mode, act_mode))
+        old = getattr(parent, child)
+        new = (QMultiheadAttention(old, w_bits, a_bits, weight_mode, act_mode) if isinstance(old, nn.MultiheadAttention)
+               else _convert(old, w_bits, a_bits, weight_mode, act_mode))
+        setattr(parent, child, new)
     return model
+
+
+def _inside_attention(model: nn.Module, name: str) -> bool:
+    """Whether ``name`` is a submodule of an nn.MultiheadAttention (its out_proj: converted with it)."""
+    parts = name.split(".")
+    return any(isinstance(model.get_submodule(".".join(parts[:i])), nn.MultiheadAttention)
+               for i in range(1, len(parts)))

@@ -30,7 +30,7 @@ import torch.nn as nn
 from . import _core, kernels
 from ._checks import check_choice, check_int, check_nonneg, level_max
 from .crossbar import CrossbarConfig, check_config
-from .layers import capture_layer_inputs, check_batch, evaluating, im2col
+from .layers import capture_layer_inputs, check_batch, coverage, evaluating, im2col
 from .pricing import bit_prices, check_encoding, price_unit
 from .quant import QuantLayer
 
@@ -95,9 +95,24 @@ def _check_model(model: nn.Module) -> List[Tuple[str, QuantLayer]]:
     return layers
 
 
+def _relative_error(w: torch.Tensor, s: torch.Tensor, q: torch.Tensor, hs: List[np.ndarray]) -> float:
+    """||(W - s Q) X||^2 / ||W X||^2 summed over the groups, X^T X given per group as ``hs``."""
+    out_g = w.shape[0] // len(hs)
+    err = norm = 0.0
+    for i, h in enumerate(hs):
+        rows = slice(i * out_g, (i + 1) * out_g)
+        ht = torch.from_numpy(h)
+        e = w[rows] - s[rows, None] * q[rows].to(torch.float64)
+        err += float(((e @ ht) * e).sum())
+        norm += float(((w[rows] @ ht) * w[rows]).sum())
+    return err / norm if norm > 0 else 0.0
+
+
 def _round_layer(name: str, m: QuantLayer, hs: List[np.ndarray], cost: Optional[np.ndarray], lam: float, radius: int,
-                 damp: float, encoding: str, target: str, n_threads: Optional[int]) -> Dict[str, float]:
-    """Round one layer's weights in place (per group, with its Hessians ``hs``); its stats."""
+                 damp: float, encoding: str, target: str, n_threads: Optional[int],
+                 hs_heldout: Optional[List[np.ndarray]] = None) -> Dict[str, float]:
+    """Round one layer's weights in place (per group, with its Hessians ``hs``); its stats, with the
+    relative errors on held-out inputs too when their Hessians ``hs_heldout`` are given."""
     q_old, s = m.weight_integers()
     s = s.reshape(-1).to(torch.float64)
     w = m.weight.detach().to(torch.float64).reshape(m.weight.shape[0], -1)
@@ -137,6 +152,9 @@ def _round_layer(name: str, m: QuantLayer, hs: List[np.ndarray], cost: Optional[
         "hw_nearest": kernels.total_hamming_weight(
             torch.round(w / s[:, None]).clamp(-hi, hi).to(torch.int64).numpy(), m.w_bits, encoding),
         **{f"error_{k}": (v / norm if norm > 0 else 0.0) for k, v in err.items()},
+        **({} if hs_heldout is None else {
+            "heldout_error_before": _relative_error(w, s, q_old.reshape(q_new.shape), hs_heldout),
+            "heldout_error_after": _relative_error(w, s, q_new, hs_heldout)}),
         "dead_inputs": int(dead),
     }
 
@@ -144,7 +162,7 @@ def _round_layer(name: str, m: QuantLayer, hs: List[np.ndarray], cost: Optional[
 def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.01, bits: Optional[int] = None,
                    encoding: str = "differential", radius: int = 8, damp: float = 0.01,
                    crossbar: Optional[CrossbarConfig] = None, target: str = "quantized", inplace: bool = False,
-                   n_threads: Optional[int] = None) -> Tuple[nn.Module, Dict]:
+                   n_threads: Optional[int] = None, holdout: float = 0.25) -> Tuple[nn.Module, Dict]:
     """HW-aware rounding of every quantized layer of ``model`` on ``calib_inputs`` (a batch the
     model accepts, e.g. a few hundred training inputs). Returns ``(rounded_model, stats)``;
     ``model`` is left untouched unless ``inplace``.
@@ -163,7 +181,12 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
     ``stats`` per layer: ``hw_before`` / ``hw_after`` (total HW of the integers), ``hw_nearest`` (of
     plain nearest rounding of the same float weights), ``error_before`` / ``error_after`` /
     ``error_nearest`` (relative output error ||(W - sQ) X||^2 / ||W X||^2 on the calibration
-    inputs, W the target weights), ``dead_inputs``; and ``"total"``.
+    inputs, W the target weights), ``dead_inputs``; and ``"total"``. ``holdout``: the last fraction of
+    ``calib_inputs`` is not used for calibration but held out: every layer then also reports
+    ``heldout_error_before`` / ``heldout_error_after`` on it, and ``"total"`` the whole model's relative
+    output change ``output_error_heldout`` = ||f_rounded(x) - f(x)||^2 / ||f(x)||^2 there (a small
+    calibration error can hide a large held-out one). 0 disables it; too few inputs for one held-out
+    example leave it out.
     """
     lam = check_nonneg("lam", lam)
     radius = check_int("radius", radius, 0)
@@ -174,6 +197,13 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
     if calib_inputs.dim() < 2:
         raise TypeError(f"calib_inputs must be a batch (N, ...) of at least 2 dimensions, got shape "
                         f"{tuple(calib_inputs.shape)}")
+    holdout = check_nonneg("holdout", holdout)
+    if holdout >= 1:
+        raise ValueError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
+    given_shape = tuple(calib_inputs.shape)
+    n_held = int(calib_inputs.shape[0] * holdout)
+    heldout = calib_inputs[calib_inputs.shape[0] - n_held:] if n_held else None
+    calib_inputs = calib_inputs[:calib_inputs.shape[0] - n_held]
     layers = _check_model(model)
     if bits is not None:
         for name, m in layers:
@@ -186,7 +216,11 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
     try:
         order = [name for name, _, _ in capture_layer_inputs(rounded, calib_inputs[:1])]
     except (RuntimeError, ValueError) as e:
-        raise ValueError(f"calib_inputs of shape {tuple(calib_inputs.shape)} do not fit the model: {e}") from None
+        raise ValueError(f"calib_inputs of shape {given_shape} do not fit the model: {e}") from None
+    reference = None
+    if heldout is not None:
+        with evaluating(rounded):
+            reference = rounded(heldout).detach().to(torch.float64)
 
     modules = dict(rounded.named_modules())
     costs: Dict[str, Optional[np.ndarray]] = {}
@@ -203,10 +237,24 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
             continue
         seen.add(name)
         m = modules[name]
+        hs_held = None if heldout is None else _hessians(m, _capture(rounded, m, heldout))
         stats[name] = _round_layer(name, m, _hessians(m, _capture(rounded, m, calib_inputs)), costs.get(name), lam,
-                                   radius, damp, encoding, target, n_threads)
+                                   radius, damp, encoding, target, n_threads, hs_held)
     tot = {k: sum(st[k] for st in stats.values()) for k in ("weights", "hw_before", "hw_after", "hw_nearest")}
-    stats["total"] = {**tot, "lam": lam, "radius": radius, "encoding": encoding,
+    cov = coverage(rounded)
+    cov.uncovered += [(f"{n}.weight", m.weight.numel(), "a float layer: only hamqcore quantized layers are rounded")
+                      for n, m in rounded.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))
+                      and not isinstance(m, QuantLayer) and f"{n}.weight" in dict(cov.covered)]
+    cov.covered = [c for c in cov.covered if c[0] not in {u[0] for u in cov.uncovered}]
+    cov.warn("hw_aware_round")
+    if reference is not None:
+        with evaluating(rounded):
+            out = rounded(heldout).detach().to(torch.float64)
+        ref_norm = float((reference ** 2).sum())
+        tot["output_error_heldout"] = float(((out - reference) ** 2).sum()) / ref_norm if ref_norm > 0 else 0.0
+        tot["heldout_inputs"] = int(heldout.shape[0])
+    stats["total"] = {**tot, "lam": lam, "radius": radius, "encoding": encoding, "coverage": cov.to_dict(),
+                      "calibration_inputs": int(calib_inputs.shape[0]),
                       "hw_change_pct": 100.0 * (tot["hw_after"] - tot["hw_before"]) / tot["hw_before"]
                       if tot["hw_before"] else 0.0}
     return rounded, stats

@@ -413,3 +413,14 @@ def test_an_empty_bit_position_is_priced_by_a_positive_probe():
     expect = 0.5 ** 2 * 10e-9 * (1 / 6e3 - 1 / 900e3) * 8
     np.testing.assert_allclose(prices[:7], expect, rtol=1e-9)   # bits 4..6 by the probe, the same cost
     assert prices[7] == 0.0                         # the differential code has no sign bit
+
+
+def test_train_device_is_checked():
+    from hamqcore.study.train import TrainConfig
+
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
+        TrainConfig(device="tpu").validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            TrainConfig(device="cuda:0").validate()
+    assert TrainConfig(device="cpu").validate().device == "cpu"

@@ -204,3 +204,22 @@ def test_model_rounding_errors():
     maxed = quantize_model(nn.Sequential(nn.Linear(3, 2)), 8, 8, weight_mode="max")
     with pytest.raises(ValueError, match="weight_mode='max'"):
         hw_aware_round(maxed, torch.rand(4, 3))
+
+
+def test_held_out_errors_are_reported_per_layer_and_for_the_model():
+    model = _model()
+    x = torch.rand(40, 1, 6, 6)
+    model(x)
+    rounded, st = hw_aware_round(model, x, lam=0.05, holdout=0.25)
+    assert st["total"]["calibration_inputs"] == 30 and st["total"]["heldout_inputs"] == 10
+    layers = [k for k in st if k != "total"]
+    for k in layers:
+        assert st[k]["heldout_error_before"] == 0.0          # target="quantized": W = s Q before rounding
+        assert st[k]["heldout_error_after"] >= 0
+    with torch.no_grad():
+        a, b = model.eval()(x[30:]).double(), rounded.eval()(x[30:]).double()
+    assert st["total"]["output_error_heldout"] == pytest.approx(float(((b - a) ** 2).sum() / (a ** 2).sum()), rel=1e-9)
+    _, none = hw_aware_round(model, x, lam=0.05, holdout=0)
+    assert "output_error_heldout" not in none["total"] and "heldout_error_after" not in none[layers[0]]
+    with pytest.raises(ValueError, match=r"holdout must be a fraction in \[0, 1\), got 1.0"):
+        hw_aware_round(model, x, holdout=1.0)

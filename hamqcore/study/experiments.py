@@ -247,7 +247,8 @@ def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, r
         return {"label": label, "lam": lam, "test_accuracy": evaluate(m, dataset.test.x, dataset.test.y),
                 "energy_j": {k: v["energy_j"] for k, v in e.items()},
                 "on_fraction": e[headline]["on_fraction"], "seconds": seconds,
-                "hw_change_pct": stats["total"]["hw_change_pct"] if stats else 0.0}
+                "hw_change_pct": stats["total"]["hw_change_pct"] if stats else 0.0,
+                "output_error_heldout": stats["total"].get("output_error_heldout") if stats else None}
 
     base = point(model, "input", 0.0)
     log(f"input {src_file}: accuracy {100 * base['test_accuracy']:.2f} %, ON {100 * base['on_fraction']:.2f} %")
@@ -267,7 +268,8 @@ def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, r
         rows.append(row)
         log(f"lam={lam:<6g} accuracy {100 * row['test_accuracy']:.2f} % "
             f"({100 * (row['test_accuracy'] - base['test_accuracy']):+.2f} pt), ON {100 * row['on_fraction']:.2f} %, "
-            f"energy {energy_reduction(base['energy_j'][headline], row['energy_j'][headline]):+.1f} % ({headline})  "
+            f"energy {energy_reduction(base['energy_j'][headline], row['energy_j'][headline]):+.1f} % ({headline}), "
+            f"held-out output change {100 * (row['output_error_heldout'] or 0.0):.2f} %  "
             f"({seconds:.1f} s incl. calibration)")
     trained = []
     if compare is not None:

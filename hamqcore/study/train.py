@@ -80,6 +80,8 @@ class TrainConfig:
                            "bit-reproducible on one machine type")
     train_subset: int = _opt(0, "use only the first N training examples (0: all)")
     quick_data: bool = _opt(False, "the small synthetic keyword set")
+    device: str = _opt("cpu", "where to train: cpu, cuda or cuda:N (the crossbar simulator and the C++ penalty "
+                              "run on the CPU; on a GPU the penalty takes its pure-torch path)")
     step_lr_scale: float = _opt(0.05, "learning rate of LSQ steps relative to lr (Adam moves every parameter by "
                                       "about lr per update: far too much for a step of ~1e-3)")
 
@@ -100,6 +102,11 @@ class TrainConfig:
             check_nonneg(name, getattr(self, name))
         if check_nonneg("lr", self.lr) == 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device == "cuda"
+                                                    or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.device != "cpu" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA device here")
         if not isinstance(self.quick_data, bool):
             raise TypeError(f"quick_data must be True or False, got {self.quick_data!r}")
         if self.weighting == "crossbar":
@@ -139,12 +146,14 @@ def load_data(cfg: TrainConfig) -> data_mod.DataSet:
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+    """Accuracy of ``model`` on (x, y), computed on the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     correct = 0
     with torch.no_grad():
         for i in range(0, len(y), batch):
-            out = model(torch.from_numpy(x[i:i + batch]))
-            correct += int((out.argmax(1) == torch.from_numpy(y[i:i + batch])).sum())
+            out = model(torch.from_numpy(x[i:i + batch]).to(device))
+            correct += int((out.argmax(1).cpu() == torch.from_numpy(y[i:i + batch])).sum())
     return correct / max(1, len(y))
 
 
@@ -188,11 +197,11 @@ class _Run:
 
 def _setup(cfg: TrainConfig, dataset: data_mod.DataSet, xtr: np.ndarray, out: Optional[Path]) -> _Run:
     """The model, its regularizer (lam 0 until the schedule says otherwise), Adam and the schedule."""
-    model = build_model(cfg, dataset)
-    model(torch.from_numpy(xtr[:16]))  # initialise the quantizers' steps on real data before the optimizer
+    model = build_model(cfg, dataset).to(cfg.device)
+    model(torch.from_numpy(xtr[:16]).to(cfg.device))  # initialise the quantizers' steps on real data first
     priced = cfg.weighting == "crossbar"
     reg = HamQRegularizer(model, bits=cfg.w_bits, lam=0.0, encoding=cfg.encoding, weighting=cfg.weighting,
-                          example_input=torch.from_numpy(xtr[:cfg.price_inputs] if priced else xtr[:1]),
+                          example_input=torch.from_numpy(xtr[:cfg.price_inputs] if priced else xtr[:1]).to(cfg.device),
                           crossbar=cfg.crossbar_config() if priced else None)
     steps_params = [p for n, p in model.named_parameters() if n.endswith("quant.step")]
     others = [p for n, p in model.named_parameters() if not n.endswith("quant.step")]
@@ -209,11 +218,11 @@ def _resume(cfg: TrainConfig, run: _Run, log: Callable[[str], None]) -> None:
     """Continue from the run's checkpoint, written with the same settings (a ResumeError otherwise)."""
     if run.ckpt_path is None or not run.ckpt_path.exists():
         raise ResumeError(f"--resume: no checkpoint at {run.ckpt_path}")
-    ck = torch.load(run.ckpt_path, weights_only=True)
+    ck = torch.load(run.ckpt_path, weights_only=True, map_location=cfg.device)
     if ck["config"] != dataclasses.asdict(cfg):
         raise ResumeError(f"--resume: {run.ckpt_path} was written with different settings: {ck['config']}")
     run.model.load_state_dict(ck["model"])
-    run.opt.load_state_dict(ck["optimizer"])
+    run.opt.load_state_dict(ck["optimizer"])  # torch moves the state to the parameters' device
     run.sched.load_state_dict(ck["scheduler"])
     torch.set_rng_state(ck["torch_rng"])
     run.history, run.start_epoch = ck["history"], ck["epoch"]
@@ -243,6 +252,7 @@ def _epoch(cfg: TrainConfig, run: _Run, epoch: int, xtr: np.ndarray, ytr: np.nda
         xb, yb = torch.from_numpy(xtr[idx.numpy()]), torch.from_numpy(ytr[idx.numpy()])
         if augment == "cifar":
             xb = data_mod.augment_batch(xb, gen)
+        xb, yb = xb.to(cfg.device), yb.to(cfg.device)
         logits = model(xb)
         task = nn.functional.cross_entropy(logits, yb)
         r = reg()
@@ -355,15 +365,15 @@ def load_checkpoint(path) -> tuple:
     hint = ("hamq reads the checkpoints `hamq train` writes; for your own model use the Python API "
             "(hamqcore.energy.estimate_energy, hamqcore.rounding.hw_aware_round)")
     try:
-        ck = torch.load(path, weights_only=True, map_location="cpu")
+        ck = torch.load(path, weights_only=True, map_location="cpu")   # trained anywhere, read on the CPU
     except Exception as e:  # noqa: BLE001 - torch raises many kinds; none is a hamqcore checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{path} is not a hamqcore checkpoint ({first[:200]}); {hint}") from None
     if not isinstance(ck, dict) or any(k not in ck for k in CHECKPOINT_KEYS):
         missing = [k for k in CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
         raise ValueError(f"{path} is not a hamqcore checkpoint: it lacks {', '.join(missing)}; {hint}")
-    try:
-        cfg = TrainConfig(**ck["config"]).validate()
+    try:   # a model trained on a GPU is read back on the CPU
+        cfg = TrainConfig(**{**ck["config"], "device": "cpu"}).validate()
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: its training settings are not valid: {e}") from None
     shape, classes = ck["input_shape"], ck["classes"]

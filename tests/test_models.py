@@ -1,0 +1,173 @@
+"""Models nobody in this project wrote: transformers (tokens, nn.MultiheadAttention), depthwise and
+grouped convolutions, and coverage that says what is and is not mapped (issue 22)."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import hamqcore
+from hamqcore.crossbar import CrossbarConfig
+from hamqcore.energy import crossbar_forward, estimate_energy
+from hamqcore.nn import HamQRegularizer, hw_stats
+from hamqcore.quant import QMultiheadAttention, quantize_model
+from hamqcore.rounding import hw_aware_round
+
+LOSSLESS = CrossbarConfig.preset("bitline")          # an ideal ADC: the crossbar computes exactly
+
+
+class TokenEncoder(nn.Module):
+    """A BERT-like encoder: token embedding, two transformer layers, a linear head."""
+
+    def __init__(self, vocab=40, d=32, heads=4, classes=5):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(d, heads, 2 * d, batch_first=True, dropout=0.0), 2,
+                                         enable_nested_tensor=False)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, tokens):
+        return self.head(self.enc(self.emb(tokens)).mean(1))
+
+
+def _plain(q: QMultiheadAttention) -> QMultiheadAttention:
+    """The same module with float projections: only the attention arithmetic is left to compare."""
+    for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        old = getattr(q, name)
+        new = nn.Linear(old.in_features, old.out_features, old.bias is not None)
+        new.load_state_dict({k: v for k, v in old.state_dict().items() if k in ("weight", "bias")})
+        setattr(q, name, new)
+    return q
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("kdim", [None, 12])
+def test_quantized_attention_computes_what_multihead_attention_does(batch_first, kdim):
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4, batch_first=batch_first, kdim=kdim, vdim=kdim).eval()
+    q = _plain(QMultiheadAttention(mha)).eval()
+    n, lq, lk = 3, 5, 6
+    shape = lambda length, e: (n, length, e) if batch_first else (length, n, e)  # noqa: E731
+    query = torch.randn(shape(lq, 16))
+    key = torch.randn(shape(lk, kdim or 16))
+    value = torch.randn(shape(lk, kdim or 16))
+    bool_mask = torch.rand(lq, lk) > 0.6
+    bool_mask[:, 0] = False
+    padding = torch.zeros(n, lk, dtype=torch.bool)
+    padding[0, -2:] = True
+    for kw in (dict(), dict(attn_mask=bool_mask), dict(attn_mask=torch.randn(lq, lk)),
+               dict(attn_mask=torch.randn(n * 4, lq, lk)), dict(key_padding_mask=padding),
+               dict(attn_mask=bool_mask, key_padding_mask=padding, average_attn_weights=False),
+               dict(need_weights=False)):
+        a, wa = mha(query, key, value, **kw)
+        b, wb = q(query, key, value, **kw)
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+        assert (wa is None) == (wb is None)
+        if wa is not None:
+            torch.testing.assert_close(wb, wa, rtol=1e-5, atol=1e-6)
+    # unbatched input
+    a, _ = mha(query[0] if batch_first else query[:, 0], key[0] if batch_first else key[:, 0],
+               value[0] if batch_first else value[:, 0])
+    b, _ = q(query[0] if batch_first else query[:, 0], key[0] if batch_first else key[:, 0],
+             value[0] if batch_first else value[:, 0])
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_a_float_attention_is_reported_and_warned_about():
+    model = TokenEncoder()
+    cov = hamqcore.coverage(model)
+    missing = {name for name, _, _ in cov.uncovered}
+    assert "enc.layers.0.self_attn.in_proj_weight" in missing and "enc.layers.1.self_attn.out_proj.weight" in missing
+    assert ("emb.weight", 40 * 32, "an embedding is a table lookup, not a crossbar MAC") in cov.excluded
+    assert "in_proj_weight" in str(cov)
+    with pytest.warns(UserWarning, match=r"HamQRegularizer: 4 weight tensor\(s\) holding .* not mapped"):
+        HamQRegularizer(model, example_input=torch.randint(0, 40, (1, 7)))
+    with pytest.warns(UserWarning, match="estimate_energy: 4 weight tensor"):
+        estimate_energy(model, torch.randint(0, 40, (2, 7)), LOSSLESS)
+
+
+def test_a_quantized_encoder_is_covered_end_to_end():
+    torch.manual_seed(0)
+    model = quantize_model(TokenEncoder())
+    cov = hamqcore.coverage(model)
+    linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    assert not cov.uncovered and sum(n for _, n in cov.covered) == linear_weights   # every Linear weight
+    assert any("QK^T" in note for note in cov.notes)
+    tokens = torch.randint(0, 40, (4, 9))
+    model.eval()
+    digital = model(tokens)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # nothing left to warn about
+        reg = HamQRegularizer(model, example_input=tokens[:1])
+        report = estimate_energy(model, tokens, LOSSLESS)
+        on_xbar = crossbar_forward(model, tokens, LOSSLESS)
+    assert len(report.layers) == 2 * 6 + 1 and report.coverage.covered_fraction == 1.0
+    torch.testing.assert_close(on_xbar, digital, rtol=1e-5, atol=1e-5)     # tokens: Linear on (B, T, C)
+    # every projection is read once per token: the same coefficient as the feed-forward layers
+    coef = reg.coef
+    assert coef["enc.layers.0.self_attn.q_proj"] == pytest.approx(coef["enc.layers.0.linear1"])
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    before = hw_stats(model)["total"]["mean_hw"]
+    for _ in range(15):
+        opt.zero_grad()
+        reg.lam = 3.0
+        reg().backward()
+        opt.step()
+    assert hw_stats(model)["total"]["mean_hw"] < before
+    rounded, stats = hw_aware_round(model.eval(), tokens, lam=0.01)
+    assert stats["total"]["coverage"]["covered_fraction"] == 1.0
+
+
+def test_depthwise_and_grouped_convs_compute_exactly_on_a_lossless_crossbar():
+    """A MobileNetV2-like inverted residual (expand 1x1, depthwise 3x3 with ReLU6, project 1x1, residual)."""
+    torch.manual_seed(0)
+
+    class Inverted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.expand = nn.Sequential(nn.Conv2d(8, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU6())
+            self.dw = nn.Sequential(nn.Conv2d(24, 24, 3, 2, 1, groups=24, bias=False), nn.BatchNorm2d(24), nn.ReLU6())
+            self.grouped = nn.Conv2d(24, 24, 3, 1, 1, groups=4)
+            self.project = nn.Sequential(nn.Conv2d(24, 8, 1, bias=False), nn.BatchNorm2d(8))
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            y = self.project(self.grouped(self.dw(self.expand(x))))
+            return self.head((y + x[:, :, ::2, ::2]).mean((2, 3)))
+
+    model = quantize_model(Inverted())
+    x = torch.randn(4, 8, 10, 10)
+    model(x)
+    model.eval()
+    torch.testing.assert_close(crossbar_forward(model, x, LOSSLESS), model(x), rtol=1e-4, atol=1e-5)
+    rounded, stats = hw_aware_round(model, x, lam=0.01)
+    assert stats["total"]["hw_after"] <= stats["total"]["hw_before"]
+
+
+def test_a_target_sets_lam_by_itself():
+    """target=0.6: with a task loss against it, the controller raises lam until the penalty has fallen to
+    about 60 % of its start, then lowers it again (nothing but the task raises the HW, so the ratio
+    can undershoot a little)."""
+    torch.manual_seed(0)
+    model = quantize_model(nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 36, 4)))
+    x = torch.randn(64, 3, 8, 8)
+    model(x)
+    with torch.no_grad():
+        y = model(x).clone()                       # the task: keep the model's function
+    reg = HamQRegularizer(model, lam=0.01, weighting="params", target=0.6, gain=0.05)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    lams, ratios = [], []
+    for _ in range(600):
+        opt.zero_grad()
+        (((model(x) - y) ** 2).mean() * 100 + reg()).backward()
+        opt.step()
+        lams.append(reg.lam)
+        ratios.append(reg.ratio)
+    assert max(lams) > 10 * 0.01 and lams[-1] < max(lams)   # raised while above the target, lowered after
+    assert abs(ratios[-1] - 0.6) < 0.1 and min(ratios) > 0.45
+    with pytest.raises(ValueError, match=r"target must be a fraction in \(0, 1\)"):
+        HamQRegularizer(model, weighting="params", target=1.5)
+    with pytest.raises(ValueError, match="target needs a starting lam > 0"):
+        HamQRegularizer(model, lam=0.0, weighting="params", target=0.5)
