@@ -2,7 +2,6 @@
 grouped convolutions, and coverage that says what is and is not mapped (issue 22)."""
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
