@@ -32,6 +32,13 @@ WEIGHT_MODES = ("max", "fixed", "lsq")
 ACT_MODES = ("running_max", "lsq")
 
 
+def _distributed() -> bool:
+    """Whether this process is one of several data-parallel ranks (torch.distributed initialised)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """round(x) forward, identity gradient (straight-through)."""
     return x + (torch.round(x) - x).detach()
@@ -132,6 +139,10 @@ class ActQuantizer(nn.Module):
             if int(self.signed_flag) < 0:
                 self.signed_flag.fill_(int(bool((x < 0).any())))
             amax = x.detach().abs().max().float() if x.numel() else torch.tensor(0.0)
+            if self.training and _distributed():   # data-parallel training: the range of the global batch
+                import torch.distributed as dist
+
+                dist.all_reduce(amax, op=dist.ReduceOp.MAX)
             if not bool(self.initialized):
                 self.running_max.copy_(amax)
                 self.initialized.fill_(True)

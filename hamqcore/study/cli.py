@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -133,6 +134,8 @@ def cmd_train(args) -> int:
         r = train(cfg, out, resume=args.resume, progress=not args.no_progress)
     except ResumeError as e:
         raise CliError(str(e)) from None
+    if int(os.environ.get("RANK", "0")) != 0:      # torchrun: the other ranks say nothing
+        return 0
     last = r.history[-1] if r.history else {}
     print(f"test accuracy {100 * r.test_accuracy:.2f} %, mean HW {last.get('mean_hw', float('nan')):.3f}; "
           f"checkpoint {out / 'checkpoint.pt'}, metrics {out / 'metrics.csv'}")

@@ -33,6 +33,7 @@ from ..nn import WEIGHTINGS, HamQRegularizer, hw_stats
 from ..pricing import check_encoding
 from ..quant import WEIGHT_MODES, QuantLayer, quantize_model
 from . import data as data_mod
+from . import distributed
 from .io import ensure_writable_dir, save_atomic, write_text_atomic
 from .models import DS_CNN_SIZES, ds_cnn, resnet18
 
@@ -169,17 +170,22 @@ def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_m
           resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``; checkpoints (``out/checkpoint.pt``) after every epoch.
     Runs with torch's deterministic algorithms and, when ``cfg.threads`` is set, that many threads
-    (both restored afterwards)."""
+    (both restored afterwards). Launched by torchrun (WORLD_SIZE > 1) it trains data-parallel
+    (:mod:`hamqcore.study.distributed`): each global batch of ``batch_size`` is split over the ranks,
+    batch norm and the activation ranges use the global batch, rank 0 writes the checkpoints."""
     cfg.validate()
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    world = distributed.setup(cfg.device)
     try:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.use_deterministic_algorithms(True, warn_only=True)
-        return _train(cfg, out, dataset, resume, progress, log)
+        return _train(cfg, out, dataset, resume, progress and world.main, log if world.main else (lambda _: None),
+                      world)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+        distributed.teardown(world)
 
 
 @dataclass
@@ -191,17 +197,22 @@ class _Run:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
     ckpt_path: Optional[Path]
+    world: distributed.World
+    net: nn.Module                       # what the steps call: the model, or its DistributedDataParallel
     history: List[Dict[str, float]] = field(default_factory=list)
     start_epoch: int = 0
 
 
-def _setup(cfg: TrainConfig, dataset: data_mod.DataSet, xtr: np.ndarray, out: Optional[Path]) -> _Run:
+def _setup(cfg: TrainConfig, dataset: data_mod.DataSet, xtr: np.ndarray, out: Optional[Path],
+           world: distributed.World) -> _Run:
     """The model, its regularizer (lam 0 until the schedule says otherwise), Adam and the schedule."""
-    model = build_model(cfg, dataset).to(cfg.device)
-    model(torch.from_numpy(xtr[:16]).to(cfg.device))  # initialise the quantizers' steps on real data first
+    model = build_model(cfg, dataset).to(world.device)
+    model(torch.from_numpy(xtr[:16]).to(world.device))  # initialise the quantizers' steps on real data first
+    if world.size > 1:                                   # (every rank saw the same 16 inputs: one process's state)
+        distributed.convert_batchnorm(model)
     priced = cfg.weighting == "crossbar"
     reg = HamQRegularizer(model, bits=cfg.w_bits, lam=0.0, encoding=cfg.encoding, weighting=cfg.weighting,
-                          example_input=torch.from_numpy(xtr[:cfg.price_inputs] if priced else xtr[:1]).to(cfg.device),
+                          example_input=torch.from_numpy(xtr[:cfg.price_inputs] if priced else xtr[:1]).to(world.device),
                           crossbar=cfg.crossbar_config() if priced else None)
     steps_params = [p for n, p in model.named_parameters() if n.endswith("quant.step")]
     others = [p for n, p in model.named_parameters() if not n.endswith("quant.step")]
@@ -209,16 +220,21 @@ def _setup(cfg: TrainConfig, dataset: data_mod.DataSet, xtr: np.ndarray, out: Op
                             {"params": steps_params, "lr": cfg.lr * cfg.step_lr_scale, "weight_decay": 0.0}],
                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    if out is not None:
+    if out is not None and world.main:
         ensure_writable_dir(Path(out))
-    return _Run(model, reg, opt, sched, Path(out) / "checkpoint.pt" if out is not None else None)
+    net = model
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[world.device] if world.device.startswith("cuda") else None)
+    return _Run(model, reg, opt, sched, Path(out) / "checkpoint.pt" if out is not None else None, world, net)
 
 
 def _resume(cfg: TrainConfig, run: _Run, log: Callable[[str], None]) -> None:
     """Continue from the run's checkpoint, written with the same settings (a ResumeError otherwise)."""
     if run.ckpt_path is None or not run.ckpt_path.exists():
         raise ResumeError(f"--resume: no checkpoint at {run.ckpt_path}")
-    ck = torch.load(run.ckpt_path, weights_only=True, map_location=cfg.device)
+    ck = torch.load(run.ckpt_path, weights_only=True, map_location=run.world.device)
     if ck["config"] != dataclasses.asdict(cfg):
         raise ResumeError(f"--resume: {run.ckpt_path} was written with different settings: {ck['config']}")
     run.model.load_state_dict(ck["model"])
@@ -247,14 +263,17 @@ def _epoch(cfg: TrainConfig, run: _Run, epoch: int, xtr: np.ndarray, ytr: np.nda
     t0 = time.perf_counter()
     tot_loss = tot_reg = 0.0
     correct = 0
+    world = run.world
     for s in range(steps):
         idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
         xb, yb = torch.from_numpy(xtr[idx.numpy()]), torch.from_numpy(ytr[idx.numpy()])
         if augment == "cifar":
             xb = data_mod.augment_batch(xb, gen)
-        xb, yb = xb.to(cfg.device), yb.to(cfg.device)
-        logits = model(xb)
-        task = nn.functional.cross_entropy(logits, yb)
+        if world.size > 1:                       # this rank's share of the global batch
+            xb, yb = xb[world.rank::world.size], yb[world.rank::world.size]
+        xb, yb = xb.to(world.device), yb.to(world.device)
+        logits = run.net(xb)
+        task = distributed.cross_entropy(logits, yb, len(idx), world)
         r = reg()
         loss = task + r
         if not bool(torch.isfinite(loss.detach())):
@@ -266,15 +285,16 @@ def _epoch(cfg: TrainConfig, run: _Run, epoch: int, xtr: np.ndarray, ytr: np.nda
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
-        tot_loss += float(task.detach()) * len(idx)
+        tot_loss += float(task.detach()) * len(idx) / world.size
         tot_reg += float(r.detach())
         correct += int((logits.argmax(1) == yb).sum())
         if bar is not None:
             bar.update(1)
             if s % 10 == 0:
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(task.detach()):.3f}",
-                                acc=f"{correct / ((s + 1) * cfg.batch_size):.3f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(task.detach()) / world.size:.3f}",
+                                acc=f"{correct * world.size / ((s + 1) * cfg.batch_size):.3f}")
     run.sched.step()
+    tot_loss, correct = distributed.all_sum(world, [tot_loss, correct])
     return {"epoch": epoch + 1, "lam": reg.lam, "loss": tot_loss / n, "reg": tot_reg / steps,
             "train_acc": correct / n, "seconds": time.perf_counter() - t0}
 
@@ -290,12 +310,12 @@ def _save(cfg: TrainConfig, run: _Run, dataset: data_mod.DataSet, out: Path) -> 
 
 
 def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.DataSet], resume: bool, progress: bool,
-           log: Callable[[str], None]) -> TrainResult:
+           log: Callable[[str], None], world: distributed.World) -> TrainResult:
     dataset = dataset if dataset is not None else load_data(cfg)
     xtr, ytr = dataset.train.x, dataset.train.y
     if cfg.train_subset:
         xtr, ytr = xtr[:cfg.train_subset], ytr[:cfg.train_subset]
-    run = _setup(cfg, dataset, xtr, out)
+    run = _setup(cfg, dataset, xtr, out, world)
     if resume:
         _resume(cfg, run, log)
     gen = torch.Generator()
@@ -315,8 +335,9 @@ def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.Dat
             if bar is not None:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}",
                                 hw=f"{row['mean_hw']:.3f}")
-            if out is not None:
+            if out is not None and world.main:
                 _save(cfg, run, dataset, out)
+            distributed.barrier(world)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -327,7 +348,7 @@ def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.Dat
     if bar is not None:
         bar.close()
     acc = evaluate(run.model, dataset.test.x, dataset.test.y)
-    if out is not None:
+    if out is not None and world.main:
         write_text_atomic(Path(out) / "result.json", json.dumps(
             {"config": dataclasses.asdict(cfg), "test_accuracy": acc, "history": run.history}, indent=2))
     return TrainResult(model=run.model, config=cfg, history=run.history, test_accuracy=acc)
