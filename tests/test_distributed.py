@@ -78,3 +78,16 @@ def test_a_distributed_run_resumes_exactly(tmp_path):
     assert resumed["epoch"] == 2
     for key, a in full["model"].items():
         assert torch.equal(resumed["model"][key], a), key
+
+
+def test_the_grid_in_worker_processes_gives_the_serial_results(tmp_path, monkeypatch):
+    """experiments.run_grid (hamq demo/sweep --jobs N): two worker processes, the same rows as serial."""
+    from hamqcore.study import experiments
+
+    monkeypatch.setenv("HAMQCORE_CACHE", str(tmp_path / "cache"))
+    base = dict(model="resnet18", width=2, data="digits", epochs=1, warmup_epochs=0, ramp_epochs=0, threads=1,
+                train_subset=256)
+    serial = experiments.sweep(base, [0.0, 1.0], tmp_path / "serial", images=4, progress=False, log=lambda s: None)
+    parallel = experiments.sweep(base, [0.0, 1.0], tmp_path / "jobs", images=4, progress=False, log=lambda s: None,
+                                 jobs=2)
+    assert serial == parallel

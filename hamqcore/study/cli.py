@@ -111,7 +111,8 @@ def cmd_demo(args) -> int:
     if args.quick:
         print("--quick is a smoke run: a few epochs on a data subset; its accuracies and energies are not "
               "meaningful (they only show that every step runs)", flush=True)
-    results = experiments.demo(args.out, quick=args.quick, images=args.images, progress=not args.no_progress)
+    results = experiments.demo(args.out, quick=args.quick, images=args.images, progress=not args.no_progress,
+                               jobs=args.jobs)
     print("\n" + experiments.demo_table(results))
     print(f"\nresults: {Path(args.out) / 'results.json'}; figures: {args.out}/*.png  ({results['seconds'] / 60:.1f} min)")
     return 0
@@ -196,7 +197,8 @@ def cmd_sweep(args) -> int:
     base.pop("lam")
     config = crossbar_config(args.preset, args.set)
     _writable(args.out)
-    experiments.sweep(base, lams, args.out, images=args.images, progress=not args.no_progress, config=config)
+    experiments.sweep(base, lams, args.out, images=args.images, progress=not args.no_progress, config=config,
+                      jobs=args.jobs)
     print(f"wrote {Path(args.out) / 'sweep.csv'} and {Path(args.out) / 'pareto.png'}")
     return 0
 
@@ -289,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", "train baseline and HamQ models on offline data and compare energy", cmd_demo, "hamq_out")
     p.add_argument("--quick", action="store_true", help="a smoke run (about two minutes; accuracies not meaningful)")
     p.add_argument("--images", type=_positive_int, default=64, help="test inputs the energy is measured on")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="training runs in parallel worker processes "
+                   "(the same results as one after another; each run keeps its own thread count)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p = command("train", "quantization-aware training with the HamQ regularizer", cmd_train, "hamq_train")
     _add_train_args(p)
@@ -311,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sweep", "train one model per lam and draw the energy-accuracy curve", cmd_sweep, "hamq_sweep")
     _add_train_args(p, skip=("lam",))
     p.add_argument("--lams", default="0,0.3,1,3", help="comma-separated lam values, one model each")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="training runs in parallel worker processes")
     _add_crossbar_args(p, 32)
     return ap
 

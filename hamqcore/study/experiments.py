@@ -61,30 +61,59 @@ def measure(model, x: np.ndarray, configs: Dict[str, CrossbarConfig], floor: boo
     return out
 
 
-def _run(settings: Dict, lam: float, dataset, out: Path, x_energy, configs, progress: bool):
+def _run(settings: Dict, lam: float, dataset, out: Path, x_energy, configs, progress: bool,
+         floor: bool = False) -> Dict:
+    """One training run and its measurements (no model in the result, so it can cross processes)."""
     from ..nn import hw_stats
+    from . import data as data_mod
     from .train import TrainConfig, train
 
     cfg = TrainConfig(**settings, lam=lam)
+    if dataset is None:                        # in a worker process: the (cached) data set again
+        dataset = data_mod.load(cfg.data, quick=cfg.quick_data)
     t0 = time.perf_counter()
     r = train(cfg, out, dataset=dataset, progress=progress)
     energies = measure(r.model, x_energy, configs)
     stats = hw_stats(r.model, cfg.w_bits, cfg.encoding)["total"]
-    return {"lam": lam, "test_accuracy": r.test_accuracy, "energy": energies,
-            "energy_j": {k: v["energy_j"] for k, v in energies.items()},
-            "energy_by_component_j": {k: v["energy_by_component_j"] for k, v in energies.items()},
-            "on_fraction": {k: v["on_fraction"] for k, v in energies.items()},
-            "mean_hw": stats["mean_hw"], "hw_histogram": stats["histogram"][: cfg.w_bits + 1],
-            "train_seconds": time.perf_counter() - t0, "model": r.model}
+    result = {"lam": lam, "test_accuracy": r.test_accuracy, "energy": energies,
+              "energy_j": {k: v["energy_j"] for k, v in energies.items()},
+              "energy_by_component_j": {k: v["energy_by_component_j"] for k, v in energies.items()},
+              "on_fraction": {k: v["on_fraction"] for k, v in energies.items()},
+              "mean_hw": stats["mean_hw"], "hw_histogram": stats["histogram"][: cfg.w_bits + 1],
+              "train_seconds": time.perf_counter() - t0}
+    if floor:
+        result["floor"] = measure(r.model, x_energy, configs, floor=True)
+    return result
+
+
+def run_grid(jobs_args: Sequence[tuple], jobs: int = 1) -> List[Dict]:
+    """:func:`_run` for every argument tuple (settings, lam, dataset, out, x_energy, configs, progress,
+    floor), serially or in ``jobs`` worker processes (spawned: each trains with its settings' own
+    thread count, so every result is the one a serial run gives). Results in the order given."""
+    if jobs <= 1 or len(jobs_args) <= 1:
+        return [_run(*a) for a in jobs_args]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    slim = [(a[0], a[1], None, *a[3:6], False, *a[7:]) for a in jobs_args]   # workers load the data themselves
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        return list(pool.map(_run_star, slim))
+
+
+def _run_star(args: tuple) -> Dict:
+    return _run(*args)
 
 
 def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool = True,
-         experiments: Sequence[str] = ("resnet18", "ds_cnn"), log: Callable[[str], None] = print) -> Dict:
+         experiments: Sequence[str] = ("resnet18", "ds_cnn"), log: Callable[[str], None] = print,
+         jobs: int = 1) -> Dict:
     """The paper's comparison on offline data: per experiment a baseline (lam = 0) and a ladder of
     HamQ models with the same seed, data, quantizer and schedule; test accuracy and crossbar energy
     per inference (``images`` test inputs) under every accounting in :data:`ACCOUNTINGS`; the
     lowest-energy HamQ model within the paper's accuracy drop (under the headline accounting). Writes
-    checkpoints, ``results.json`` and figures under ``out``; returns the results."""
+    checkpoints, ``results.json`` and figures under ``out``; returns the results. ``jobs``: training
+    runs in parallel worker processes (the same results as one after another)."""
     from . import data as data_mod
     from .plots import demo_figures
     from .io import ensure_writable_dir
@@ -102,18 +131,16 @@ def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool =
         log(f"\n== {name}: {settings['w_bits']}-bit on {settings['data']}, lam ladder {lams} ==")
         dataset = data_mod.load(settings["data"], quick=settings.get("quick_data", False))
         x_energy = dataset.test.x[: min(images, len(dataset.test))]
-        base = _run(settings, 0.0, dataset, out / name / "baseline", x_energy, configs, progress)
-        floor = measure(base.pop("model"), x_energy, configs, floor=True)
+        args = [(settings, lam, dataset, out / name / (f"hamq_lam{lam:g}" if lam else "baseline"), x_energy, configs,
+                 progress and jobs <= 1, lam == 0.0) for lam in (0.0, *lams)]
+        base, *ladder = run_grid(args, jobs)
+        floor = base.pop("floor")
         log(f"   baseline: accuracy {100 * base['test_accuracy']:6.2f} %  "
             f"energy {base['energy_j'][HEADLINE] * 1e9:9.2f} nJ ({HEADLINE})  ({base['train_seconds']:.0f} s)")
-        ladder = []
-        for lam in lams:
-            run = _run(settings, lam, dataset, out / name / f"hamq_lam{lam:g}", x_energy, configs, progress)
-            run.pop("model")
+        for run in ladder:
             run["accuracy_pt"] = 100 * (run["test_accuracy"] - base["test_accuracy"])
             run["energy_pct"] = {k: energy_reduction(base["energy_j"][k], v) for k, v in run["energy_j"].items()}
-            ladder.append(run)
-            log(f"   lam={lam:<5g}: accuracy {100 * run['test_accuracy']:6.2f} % ({run['accuracy_pt']:+.2f} pt)  "
+            log(f"   lam={run['lam']:<5g}: accuracy {100 * run['test_accuracy']:6.2f} % ({run['accuracy_pt']:+.2f} pt)  "
                 f"energy {run['energy_pct'][HEADLINE]:+6.1f} % ({HEADLINE})  ({run['train_seconds']:.0f} s)")
         budget = PAPER[name]["accuracy_pt"]
         within = [r for r in ladder if r["accuracy_pt"] >= budget]
@@ -153,30 +180,32 @@ def demo_table(results: Dict) -> str:
 
 
 def sweep(base_settings: Dict, lams: Sequence[float], out, images: int = 32, progress: bool = True,
-          config: Optional[CrossbarConfig] = None, log: Callable[[str], None] = print) -> List[Dict]:
+          config: Optional[CrossbarConfig] = None, log: Callable[[str], None] = print, jobs: int = 1) -> List[Dict]:
     """One model per lam with otherwise equal settings; energy (under ``config``, default the
     NeuroSim preset) and accuracy per model, relative to lam = 0 (or the first lam). Writes
-    ``sweep.csv`` and ``pareto.png`` under ``out``; returns the rows."""
+    ``sweep.csv`` and ``pareto.png`` under ``out``; returns the rows. ``jobs``: runs in parallel
+    worker processes (:func:`run_grid`: the same rows as one after another)."""
     import csv
 
     from . import data as data_mod
     from .plots import sweep_figure
     from .io import ensure_writable_dir
-    from .train import TrainConfig, train
+    from .train import TrainConfig
 
     out = ensure_writable_dir(Path(out))
     base_cfg = TrainConfig(**{**base_settings, "lam": 0.0}).validate()
     dataset = data_mod.load(base_cfg.data, quick=base_cfg.quick_data)
     configs = {"energy": config or CrossbarConfig()}
     x = dataset.test.x[:images]
+    settings = {k: v for k, v in dataclasses.asdict(base_cfg).items() if k != "lam"}
+    runs = run_grid([(settings, float(lam), dataset, out / f"lam_{lam:g}", x, configs, progress and jobs <= 1, False)
+                     for lam in lams], jobs)
     rows = []
-    for lam in lams:
-        cfg = dataclasses.replace(base_cfg, lam=float(lam))
-        r = train(cfg, out / f"lam_{lam:g}", dataset=dataset, progress=progress)
-        e = measure(r.model, x, configs)["energy"]
-        rows.append({"lam": float(lam), "test_accuracy": r.test_accuracy, "energy_j": e["energy_j"],
-                     "on_fraction": e["on_fraction"]})
-        log(f"lam={lam:g}: accuracy {100 * r.test_accuracy:.2f} %, energy {e['energy_j'] * 1e9:.2f} nJ")
+    for run in runs:
+        rows.append({"lam": run["lam"], "test_accuracy": run["test_accuracy"], "energy_j": run["energy_j"]["energy"],
+                     "on_fraction": run["on_fraction"]["energy"]})
+        log(f"lam={run['lam']:g}: accuracy {100 * run['test_accuracy']:.2f} %, "
+            f"energy {run['energy_j']['energy'] * 1e9:.2f} nJ")
     base = next((r for r in rows if r["lam"] == 0), rows[0])
     for r in rows:
         r["energy_pct"] = energy_reduction(base["energy_j"], r["energy_j"])
