@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -141,11 +141,28 @@ class CrossbarConfig:
         base = PRESETS_RAW[self.model]
         return {k: getattr(self, k) for k in PERIPHERY_OPTIONS if getattr(self, k) != base[k]}
 
+    @property
+    def extensions(self) -> Tuple[str, ...]:
+        """What this configuration adds to the simulator its preset reproduces (hamqcore's, not checked
+        against that simulator's own output): the HW-aware periphery options, and under
+        ``"neurosim-1.3"`` a mapping other than NeuroSim's offset one or cells other than the 1- and
+        2-bit cells of the golden data."""
+        ext = [f"{k}={v}" for k, v in self.periphery.items()]
+        if self.model == "neurosim-1.3":
+            if self.mapping != "offset":
+                ext.append(f"{self.mapping} mapping")
+            if self.cell_bits not in (1, 2):
+                ext.append(f"{self.cell_bits}-bit cells")
+        return tuple(ext)
+
     def describe(self) -> str:
-        """One line naming the accounting model, the mapping and every non-default periphery option."""
+        """One line naming the accounting model, the mapping and every non-default periphery option, and
+        what of it is hamqcore's extension of the preset's simulator."""
         extra = ", ".join(f"{k}={v}" for k, v in self.periphery.items())
+        ext = self.extensions
         return (f"{self.model}, {self.mapping} mapping, {self.cell_bits}-bit cells, {self.rows}x{self.cols} arrays"
-                + (f", {extra}" if extra else ""))
+                + (f", {extra}" if extra else "")
+                + (f" [hamqcore extensions, not validated against the simulator: {', '.join(ext)}]" if ext else ""))
 
 
 @functools.lru_cache(maxsize=64)

@@ -424,3 +424,12 @@ def test_train_device_is_checked():
         with pytest.raises(ValueError, match="torch sees no CUDA device"):
             TrainConfig(device="cuda:0").validate()
     assert TrainConfig(device="cpu").validate().device == "cpu"
+
+
+def test_extensions_of_a_preset_are_labelled():
+    """What NeuroSim's golden data do not cover is named as hamqcore's extension in every report."""
+    plain = CrossbarConfig()
+    assert plain.extensions == () and "extensions" not in plain.describe()
+    ext = CrossbarConfig.preset("neurosim-1.3", mapping="differential", cell_bits=4, skip_empty=True)
+    assert ext.extensions == ("skip_empty=True", "differential mapping", "4-bit cells")
+    assert "[hamqcore extensions, not validated against the simulator: skip_empty=True" in ext.describe()
