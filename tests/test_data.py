@@ -290,3 +290,9 @@ def test_models():
         ds_cnn("XL")
     with pytest.raises(ValueError, match="width must be a positive integer"):
         resnet18(width=0)
+    with pytest.raises(TypeError, match="width must be an integer, got '8'"):
+        resnet18(width="8")
+    with pytest.raises(TypeError, match="num_classes must be an integer, got 2.5"):
+        ds_cnn("S", num_classes=2.5)
+    with pytest.raises(TypeError, match="size must be a string, got 1"):
+        ds_cnn(1)

@@ -61,7 +61,9 @@ class ResNet18(nn.Module):
 def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64,
              quantize: Optional[Tuple[int, int]] = None) -> nn.Module:
     for name, v in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name} must be an integer, got {v!r}")
+        if v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     return _maybe_quantize(ResNet18(num_classes, in_channels, width), quantize)
 
@@ -100,8 +102,12 @@ class DSCNN(nn.Module):
 
 
 def ds_cnn(size: str = "S", num_classes: int = 12, quantize: Optional[Tuple[int, int]] = None) -> nn.Module:
+    if not isinstance(size, str):
+        raise TypeError(f"size must be a string, got {size!r}")
     if size not in DS_CNN_SIZES:
         raise ValueError(f"size must be one of 'S', 'M', 'L', got {size!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(f"num_classes must be an integer, got {num_classes!r}")
+    if num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     return _maybe_quantize(DSCNN(size, num_classes), quantize)
