@@ -107,6 +107,18 @@ def core_cases(quick: bool = False) -> List[Case]:
         max(2, repeats // 2),
     )
     cases.append(Case(f"relaxed_hw_penalty {m >> 20} Mi float32", t_ours, t_np, "vectorised numpy", 4))
+    # the memory-bandwidth bounds of a pass that reads x and writes a gradient of its size: into a
+    # preallocated buffer (the bound itself) and into a fresh array (what any API returning a new
+    # gradient pays: the first touch of its pages)
+    buf = np.empty_like(x)
+    t_ours, t_rw, t_rw_new = best_of(
+        [lambda: _api.relaxed_hw_penalty(x, 8), lambda: np.multiply(x, np.float32(1.0), out=buf),
+         lambda: np.multiply(x, np.float32(1.0))], max(3, repeats),
+    )
+    cases.append(Case(f"relaxed_hw_penalty {m >> 20} Mi float32 (bandwidth)", t_ours, t_rw,
+                      "read x + write into a preallocated array", 0.5))
+    cases.append(Case(f"relaxed_hw_penalty {m >> 20} Mi float32 (fresh output)", t_ours, t_rw_new,
+                      "read x + write a new array (np.multiply)", 0.5))
     return cases
 
 

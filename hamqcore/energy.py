@@ -248,3 +248,78 @@ def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarCon
 def energy_reduction(baseline: float, other: float) -> float:
     """Percentage change from baseline to other (negative = saving)."""
     return 100.0 * (other - baseline) / baseline if baseline else math.nan
+
+
+@dataclass
+class SearchPoint:
+    """One configuration of a :func:`cheapest_config` search: its crossbar accuracy and energy."""
+
+    config: CrossbarConfig
+    accuracy: float
+    energy: float                    # J per inference under the configuration's own accounting
+
+
+@dataclass
+class SearchResult:
+    """The cheapest configuration meeting the accuracy target (None when none does), its energy
+    report, and every configuration evaluated (for a Pareto plot); ``skipped``: overrides the
+    configuration refused, with why."""
+
+    best: Optional[SearchPoint]
+    report: Optional[EnergyReport]
+    points: List[SearchPoint]
+    skipped: List[Tuple[Dict[str, object], str]]
+
+
+DEFAULT_SPACE = {"adc_bits": (None, "auto"), "skip_empty": (False, True), "rows_per_conversion": (0, 64, 32)}
+
+
+def crossbar_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: CrossbarConfig,
+                      batch: int = 64) -> float:
+    """Top-1 accuracy of ``model`` computed on the crossbar (:func:`crossbar_forward`) on (x, y)."""
+    hits = 0
+    for i in range(0, int(x.shape[0]), batch):
+        hits += int((crossbar_forward(model, x[i:i + batch], config).argmax(1) == y[i:i + batch]).sum())
+    return hits / max(1, int(x.shape[0]))
+
+
+def cheapest_config(model: nn.Module, x: torch.Tensor, y: torch.Tensor, base: CrossbarConfig,
+                    accuracy_target: float, space: Optional[Dict[str, Sequence]] = None,
+                    energy_inputs: int = 16) -> SearchResult:
+    """The lowest-energy configuration whose accuracy ON THE CROSSBAR on (x, y) meets
+    ``accuracy_target`` (a fraction), searched over every combination of ``space`` (field ->
+    values, None meaning the base's value) applied to ``base``; energy per inference on the first
+    ``energy_inputs`` of x. Use a validation split for x, y, and the same space for every model that is
+    compared (the study's protocol)."""
+    check_config(base, "base")
+    check_batch("x", x)
+    if not isinstance(y, torch.Tensor) or y.shape[:1] != x.shape[:1]:
+        raise ValueError(f"y must be a tensor of one label per input ({x.shape[0]}), got {getattr(y, 'shape', y)!r}")
+    if not isinstance(accuracy_target, (int, float)) or not 0 <= accuracy_target <= 1:
+        raise ValueError(f"accuracy_target must be a fraction in [0, 1], got {accuracy_target!r}")
+    space = dict(DEFAULT_SPACE if space is None else space)
+    fields = {f.name for f in dataclasses.fields(CrossbarConfig)}
+    unknown = sorted(set(space) - fields)
+    if unknown:
+        raise ValueError(f"space names unknown CrossbarConfig field(s) {unknown}")
+    import itertools
+
+    points, skipped, seen = [], [], set()
+    names = list(space)
+    for values in itertools.product(*(space[n] for n in names)):
+        overrides = {n: v for n, v in zip(names, values) if v is not None}
+        try:
+            cfg = dataclasses.replace(base, **overrides)
+        except (TypeError, ValueError) as e:
+            skipped.append((overrides, str(e)))
+            continue
+        if cfg in seen:
+            continue
+        seen.add(cfg)
+        acc = crossbar_accuracy(model, x, y, cfg)
+        energy = estimate_energy(model, x[:energy_inputs], cfg).total_energy
+        points.append(SearchPoint(cfg, acc, energy))
+    feasible = [p for p in points if p.accuracy >= accuracy_target]
+    best = min(feasible, key=lambda p: p.energy) if feasible else None
+    report = estimate_energy(model, x[:energy_inputs], best.config) if best else None
+    return SearchResult(best, report, points, skipped)

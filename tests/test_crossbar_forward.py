@@ -58,3 +58,29 @@ def test_bad_input():
         crossbar_forward(model, x, "neurosim-1.3")
     with pytest.raises(ValueError, match="no hamqcore quantized layer"):
         crossbar_forward(nn.Linear(3, 2), torch.zeros(1, 3), CrossbarConfig())
+
+
+def test_cheapest_config_searches_on_the_crossbar():
+    from hamqcore.energy import cheapest_config, crossbar_accuracy
+
+    torch.manual_seed(0)
+    model = quantize_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4)))
+    x = torch.rand(48, 1, 8, 8)
+    model(x)
+    y = model.eval()(x).argmax(1)                      # labels the digital model gets right
+    base = CrossbarConfig.preset("neurosim-1.3", mapping="differential")
+    space = {"adc_bits": (None, "auto"), "skip_empty": (False, True), "complement": (False, True)}
+    res = cheapest_config(model, x, y, base, 0.0, space, energy_inputs=8)
+    assert len(res.points) == 4 and res.skipped and "complement applies to mappings" in res.skipped[0][1]
+    assert res.best.energy == min(p.energy for p in res.points)   # target 0: the cheapest of all
+    strict = cheapest_config(model, x, y, base, 1.0, space, energy_inputs=8)
+    exact = [p for p in strict.points if p.accuracy == 1.0]
+    assert (strict.best is None) == (not exact)
+    if exact:
+        assert strict.best.energy == min(p.energy for p in exact)
+        assert crossbar_accuracy(model, x, y, strict.best.config) == 1.0
+        assert strict.report.total_energy == pytest.approx(strict.best.energy)
+    with pytest.raises(ValueError, match="accuracy_target must be a fraction"):
+        cheapest_config(model, x, y, base, 1.5)
+    with pytest.raises(ValueError, match="unknown CrossbarConfig field"):
+        cheapest_config(model, x, y, base, 0.5, {"adc_bitz": (3,)})
