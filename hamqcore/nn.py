@@ -165,8 +165,8 @@ class HamQRegularizer(nn.Module):
             raise ValueError(f"refresh() prices bits for weighting='crossbar', this regularizer has {self.weighting!r}")
         prices = bit_prices(self._model, self._price_input, self.crossbar, w_bits=self.bits, a_bits=self.bits)
         if self.unit is None or rescale:
-            covered = {name for name, _ in self.layers}
-            self.unit = price_unit(self._model, {n: p for n, p in prices.items() if n in covered}, self.encoding,
+            # summed in the order of the regularizer's layers (the model's module order)
+            self.unit = price_unit(self._model, {n: prices[n] for n, _ in self.layers if n in prices}, self.encoding,
                                    self.bits)
         for name, m in self.layers:
             b = _layer_bits(m, self.bits)
