@@ -3,6 +3,7 @@ input and asserts a clear error or a correct result instead of a crash, a hang o
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,7 +100,9 @@ FORK_SCRIPT = textwrap.dedent("""
 def test_forked_children_and_dataloader_workers_do_not_hang():
     """libgomp's pool does not survive fork(): children run every kernel on one thread instead of
     waiting forever (os.fork and DataLoader workers with the fork start method)."""
-    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True)
+    # run in the folder holding the hamqcore under test (a checkout's root holds the unbuilt sources)
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                          cwd=Path(hamqcore.__file__).resolve().parents[1])
     assert proc.returncode == 0 and "fork ok" in proc.stdout, proc.stdout + proc.stderr
 
 

@@ -47,5 +47,8 @@ def test_numpy_api_works_without_torch():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True)
+    import hamqcore   # run in the folder holding the hamqcore under test, not in a checkout's sources
+
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True,
+                          cwd=Path(hamqcore.__file__).resolve().parents[1])
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout + proc.stderr

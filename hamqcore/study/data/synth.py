@@ -146,9 +146,9 @@ def _run_worker(job):
     import subprocess
     import sys
 
-    # Run beside the hamqcore in use (site-packages, or src/ of an editable install), so the worker
-    # imports the same one whatever the caller's working directory holds.
-    here = Path(__file__).resolve().parents[2]
+    # Run in the folder that holds the hamqcore in use (site-packages, or the checkout of an editable
+    # install), so the worker imports the same one whatever the caller's working directory holds.
+    here = Path(__file__).resolve().parents[3]
     proc = subprocess.run([sys.executable, "-c", "from hamqcore.study.data.synth import _worker_main; _worker_main()"],
                           input=pickle.dumps(job), capture_output=True, check=False, cwd=here)
     if proc.returncode != 0:
