@@ -137,3 +137,23 @@ def test_crossbar_weighting_errors():
         TrainConfig(weighting="crossbar", crossbar={"preset": "neurosim-1.3", "colour": 1}).validate()
     with pytest.raises(ValueError, match="crossbar is used by weighting='crossbar' only"):
         TrainConfig(crossbar={"preset": "neurosim-1.3"}).validate()
+
+
+def test_price_unit_is_the_mean_price_of_an_on_cell():
+    """price_unit: the level costs of every stored weight over their ON cells, at the layers' bits (a
+    float layer at the default 8), 1.0 when there is nothing to price; errors name the layer."""
+    from hamqcore.kernels import hamming_weight
+    from hamqcore.pricing import price_unit
+
+    q = np.array([[127, 3, -5, 0], [127, 64, 1, -2]])
+    model = nn.Sequential(_linear(q))
+    price = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 0.0])
+    costs = [sum(price[p] for p in range(8) if (abs(int(v)) >> p) & 1) for v in q.reshape(-1)]
+    on = int(hamming_weight(q.astype(np.int16), 8).sum())
+    assert price_unit(model, {"0": price}, "differential") == pytest.approx(sum(costs) / on, rel=1e-12)
+    assert price_unit(model, {"0": np.zeros(8)}, "differential") == 1.0
+    assert price_unit(model, {}, "differential") == 1.0
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="layer '0' has 1 non-finite weight"):
+        price_unit(model, {"0": price}, "differential")
