@@ -188,3 +188,34 @@ def test_demo_quick(tmp_path):
     table = experiments.demo_table(results)
     assert max(len(line) for line in table.splitlines()) <= 100
     assert table.count("(headline)") == 2 and table.count("paper:") == 2
+
+
+def test_energy_of_a_model_of_ones_own(tmp_path, monkeypatch):
+    """hamq energy --factory MODULE:FUNCTION --state-dict FILE --data SPEC (issue 22)."""
+    import torch.nn as nn
+
+    (tmp_path / "mymodels.py").write_text(
+        "import torch.nn as nn\n"
+        "def tiny():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))\n")
+    torch.manual_seed(0)
+    tiny = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    torch.save(tiny.state_dict(), tmp_path / "w.pt")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    proc = hamq("energy", "--factory", "mymodels:tiny", "--state-dict", str(tmp_path / "w.pt"), "--data", "digits",
+                "--images", "4", "--out", str(tmp_path / "e"))
+    assert "total per inference" in proc.stdout
+    report = json.loads((tmp_path / "e" / "energy.json").read_text())
+    assert [l["name"] for l in report["layers"]] == ["0", "3"] and report["w_bits"] == 8
+    q = hamq("energy", "--factory", "mymodels:tiny", "--quantize", "6,6", "--data", "digits", "--images", "4",
+             "--out", str(tmp_path / "e3"))
+    assert "total per inference" in q.stdout
+    for args, message in [
+        (["--factory", "mymodels:tiny", "--data", "digits", "--state-dict", str(tmp_path / "mymodels.py")], "--state-dict"),
+        (["--factory", "mymodels", "--data", "digits"], "--factory must be package.module:function"),
+        (["--factory", "mymodels:nope", "--data", "digits"], "has no attribute 'nope'"),
+        (["--factory", "mymodels:tiny"], "--factory needs --data SPEC"),
+        ([], "--factory MODULE:FUNCTION --data SPEC"),
+    ]:
+        bad = hamq("energy", *args, "--out", str(tmp_path / "bad"), check=False)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)

@@ -162,18 +162,30 @@ def cmd_energy(args) -> int:
     from .plots import energy_report
 
     config = crossbar_config(args.preset, args.set)
-    model, cfg, _ = _load(args.checkpoint)
-    out = _writable(args.out if args.out else Path(args.checkpoint).resolve().parent if Path(args.checkpoint).is_file()
-                    else args.checkpoint)
-    dataset = _user(data_mod.load, cfg.data, quick=cfg.quick_data)
+    if args.factory is not None:                   # a model of the user's: factory + state dict + data
+        if args.checkpoint is not None:
+            raise CliError("give a checkpoint or --factory, not both")
+        model, data_spec, title = _external_model(args), args.data, args.factory
+        out = _writable(args.out or "hamq_energy")
+        dataset = _user(data_mod.load, data_spec)
+    else:
+        if args.checkpoint is None:
+            raise CliError("give a checkpoint written by hamq train, or --factory MODULE:FUNCTION --data SPEC "
+                           "for a model of your own")
+        model, cfg, _ = _load(args.checkpoint)
+        data_spec = cfg.data
+        title = f"{cfg.model} {cfg.w_bits}b/{cfg.a_bits}b, lam={cfg.lam:g}"
+        out = _writable(args.out if args.out else Path(args.checkpoint).resolve().parent
+                        if Path(args.checkpoint).is_file() else args.checkpoint)
+        dataset = _user(data_mod.load, cfg.data, quick=cfg.quick_data)
     x = dataset.test.x[: args.images]
     report = _user(estimate_energy, model, torch.from_numpy(np.ascontiguousarray(x)), config)
     write_atomic(out / "energy.json", report.to_json)
     write_atomic(out / "energy.csv", report.to_csv)
-    energy_report(report, out / "energy.png", title=f"{cfg.model} {cfg.w_bits}b/{cfg.a_bits}b, lam={cfg.lam:g}: "
-                  f"{report.total_energy * 1e9:.3g} nJ/inference ({config.model})")
+    energy_report(report, out / "energy.png", title=f"{title}: {report.total_energy * 1e9:.3g} nJ/inference "
+                  f"({config.model})")
     print(report)
-    print(f"\nper inference over {len(x)} test inputs of {cfg.data}; wrote {out}/energy.json, energy.csv, energy.png")
+    print(f"\nper inference over {len(x)} test inputs of {data_spec}; wrote {out}/energy.json, energy.csv, energy.png")
     if args.accuracy:
         from ..energy import crossbar_forward
         from .train import evaluate
@@ -187,6 +199,43 @@ def cmd_energy(args) -> int:
         print(f"test accuracy on {len(ya)} inputs: digital {100 * digital:.2f} %, on the crossbar "
               f"{100 * acc['crossbar']:.2f} % ({config.describe()}); wrote {out}/accuracy.json")
     return 0
+
+
+def _external_model(args):
+    """The model of ``--factory package.module:function`` (called with no arguments), with the weights
+    of ``--state-dict`` (read with weights_only=True), quantized by ``--quantize W,A`` if given."""
+    import importlib
+
+    import torch
+
+    from ..quant import quantize_model
+
+    mod_name, sep, fn_name = args.factory.partition(":")
+    if not sep or not mod_name or not fn_name:
+        raise CliError(f"--factory must be package.module:function, got {args.factory!r}")
+    if args.data is None:
+        raise CliError("--factory needs --data SPEC: the inputs the energy is measured on")
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+    except (ImportError, AttributeError) as e:
+        raise CliError(f"--factory {args.factory}: {e}") from None
+    model = fn()
+    if not isinstance(model, torch.nn.Module):
+        raise CliError(f"--factory {args.factory} returned {type(model).__name__}, not a torch.nn.Module")
+    if args.quantize is not None:
+        try:
+            w_bits, a_bits = (int(v) for v in args.quantize.split(","))
+        except ValueError:
+            raise CliError(f"--quantize must be W,A (two bit widths), got {args.quantize!r}") from None
+        _user(quantize_model, model, w_bits, a_bits)
+    if args.state_dict is not None:
+        try:
+            state = torch.load(args.state_dict, weights_only=True, map_location="cpu")
+            model.load_state_dict(state)
+        except Exception as e:  # noqa: BLE001 - any unreadable or mismatched file is a user error
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CliError(f"--state-dict {args.state_dict}: {first[:300]}") from None
+    return model.eval()
 
 
 def cmd_sweep(args) -> int:
@@ -297,8 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", "quantization-aware training with the HamQ regularizer", cmd_train, "hamq_train")
     _add_train_args(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p = command("energy", "crossbar energy report of a checkpoint", cmd_energy, None)
-    p.add_argument("checkpoint", help="a checkpoint.pt written by hamq train (or its folder)")
+    p = command("energy", "crossbar energy report of a checkpoint, or of a model of your own", cmd_energy, None)
+    p.add_argument("checkpoint", nargs="?", default=None, help="a checkpoint.pt written by hamq train (or its folder)")
+    p.add_argument("--factory", default=None, metavar="MODULE:FUNCTION",
+                   help="instead of a checkpoint: a function returning your torch model (importable)")
+    p.add_argument("--state-dict", default=None, help="with --factory: its weights (torch.save of a state_dict)")
+    p.add_argument("--quantize", default=None, metavar="W,A",
+                   help="with --factory: quantize_model at these weight and activation bits before loading the weights")
+    p.add_argument("--data", default=None, help="with --factory: the data set the energy is measured on "
+                   "(mnist5k, digits, spoken_keywords, cifar10:ROOT, speech_commands:ROOT)")
     _add_crossbar_args(p, 32)
     p.add_argument("--accuracy", type=_nonneg_int, default=0, metavar="N",
                    help="also the test accuracy of the first N test inputs computed on the crossbar (its ADC readings)")
