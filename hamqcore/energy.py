@@ -24,7 +24,8 @@ import torch.nn as nn
 
 from ._checks import MAX_BITS, as_int
 from .crossbar import DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, result_field, check_config, simulate_layer
-from .layers import Coverage, capture_layer_inputs, check_batch, coverage, evaluating, layer_matrices, quantizable_layers
+from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, evaluating, float_layers,
+                     layer_matrices, walk_coverage)
 from .quant import QuantLayer
 
 
@@ -193,13 +194,6 @@ def estimate_energy(
                         coverage=cov)
 
 
-def walk_coverage(model: nn.Module, captured, include=None) -> Coverage:
-    """:func:`hamqcore.layers.coverage` of a walk that ran the forward pass: the layers it never
-    called are moved to the uncovered ones."""
-    called = {label.split("#")[0] for label, _, _ in captured}
-    return coverage(model, include).add_uncalled(n for n, _ in quantizable_layers(model, include) if n not in called)
-
-
 def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig,
                      n_threads: Optional[int] = None) -> torch.Tensor:
     """``model(inputs)`` (eval, no grad) with every hamqcore quantized layer computed on the crossbar:
@@ -231,12 +225,8 @@ def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarCon
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, QuantLayer)]
     if not handles:
         raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
-    cov = coverage(model)
-    floats = [n for n, m in quantizable_layers(model) if not isinstance(m, QuantLayer)]
-    cov.covered = [c for c in cov.covered if c[0][:-len(".weight")] not in floats]
-    cov.uncovered += [(f"{n}.weight", m.weight.numel(), "a float layer: computed digitally, not on the crossbar")
-                      for n, m in quantizable_layers(model) if n in floats]
-    cov.warn("crossbar_forward")
+    coverage(model).move(float_layers(model), "a float layer: computed digitally, not on the crossbar").warn(
+        "crossbar_forward")
     try:
         with evaluating(model):
             return model(inputs)

@@ -29,6 +29,7 @@ from ._checks import level_max
 from .quant import QMultiheadAttention, QuantLayer, quantize_activation, weight_scale_max
 
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
+NOT_CALLED = "its layer is never called by the model's forward pass on these inputs"
 WARN_FRACTION = 0.01   # an uncovered weight tensor with this share of the model's parameters is warned about
 
 
@@ -101,13 +102,12 @@ class Coverage:
                           stacklevel=3)
         return self
 
-    def add_uncalled(self, names: Iterable[str]) -> "Coverage":
-        """Move covered layers the forward pass never called to ``uncovered``."""
-        names = set(names)
-        moved = [(n, k) for n, k in self.covered if (n[:-len(".weight")] if n.endswith(".weight") else "") in names]
+    def move(self, layers: Iterable[str], why: str) -> "Coverage":
+        """Move the covered weights of the layers named ``layers`` to ``uncovered``, with ``why``."""
+        layers = set(layers)
+        moved = [(n, k) for n, k in self.covered if (n[:-len(".weight")] if n.endswith(".weight") else "") in layers]
         self.covered = [c for c in self.covered if c not in moved]
-        self.uncovered += [(n, k, "its layer is never called by the model's forward pass on these inputs")
-                           for n, k in moved]
+        self.uncovered += [(n, k, why) for n, k in moved]
         return self
 
     def to_dict(self) -> Dict[str, object]:
@@ -124,6 +124,19 @@ class Coverage:
                 lines += [f"  {name:<40} {n:>10}  {why}" for name, n, why in rows]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def walk_coverage(model: nn.Module, captured, include: Optional[Iterable[str]] = None) -> Coverage:
+    """:func:`coverage` of a walk that ran the forward pass (``captured``, from
+    :func:`capture_layer_inputs`): the layers it never called are moved to the uncovered ones."""
+    called = {label.split("#")[0] for label, _, _ in captured}
+    return coverage(model, include).move((n for n, _ in quantizable_layers(model, include) if n not in called),
+                                         NOT_CALLED)
+
+
+def float_layers(model: nn.Module) -> List[str]:
+    """The names of the mappable layers that are no hamqcore quantized layer."""
+    return [n for n, m in quantizable_layers(model) if not isinstance(m, QuantLayer)]
 
 
 def coverage(model: nn.Module, include: Optional[Iterable[str]] = None, exclude: Iterable[str] = ()) -> Coverage:

@@ -39,7 +39,7 @@ import torch.nn as nn
 from . import kernels, ops
 from ._checks import MAX_BITS, check_choice, check_nonneg
 from .crossbar import check_config
-from .layers import check_batch, coverage, dry_run, layer_integers, quantizable_layers
+from .layers import NOT_CALLED, check_batch, coverage, dry_run, layer_integers, quantizable_layers
 from .pricing import bit_prices, check_encoding, price_unit
 from .quant import QuantLayer
 
@@ -147,7 +147,7 @@ class HamQRegularizer(nn.Module):
                 p = next(model.parameters())
                 example_input = torch.zeros((1, *input_shape), dtype=p.dtype, device=p.device)
             reads = reads_per_weight(model, self.layers, example_input)
-            self.coverage.add_uncalled(n for n in sizes if reads[n] == 0)
+            self.coverage.move((n for n in sizes if reads[n] == 0), NOT_CALLED)
             total = sum(reads[n] * sizes[n] for n in sizes)
             self.coef = {n: reads[n] / total for n in sizes}
         elif weighting == "params":

@@ -15,7 +15,7 @@ import torch.nn as nn
 from ._checks import check_int, level_max
 from .crossbar import CrossbarConfig, check_config, simulate_layer
 from .kernels import level_codes, level_cost, total_hamming_weight
-from .layers import capture_layer_inputs, check_batch, coverage, layer_integers, layer_matrices, quantizable_layers
+from .layers import capture_layer_inputs, check_batch, layer_integers, layer_matrices, walk_coverage
 
 
 def check_encoding(config: CrossbarConfig, encoding: str) -> str:
@@ -57,8 +57,7 @@ def bit_prices(model: nn.Module, inputs, config: CrossbarConfig, w_bits: int = 8
     batch = int(check_batch("inputs", inputs).shape[0])
     prices: Dict[str, np.ndarray] = {}
     captured = capture_layer_inputs(model, inputs)
-    called = {label.split("#")[0] for label, _, _ in captured}
-    coverage(model).add_uncalled(n for n, _ in quantizable_layers(model) if n not in called).warn("bit_prices")
+    walk_coverage(model, captured).warn("bit_prices")
     for label, module, x in captured:
         name = label.split("#")[0]
         w_groups, x_groups, wb, ab, signed, _ = layer_matrices(module, x, w_bits, a_bits, name)

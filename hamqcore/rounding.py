@@ -30,7 +30,7 @@ import torch.nn as nn
 from . import _core, kernels
 from ._checks import check_choice, check_int, check_nonneg, level_max
 from .crossbar import CrossbarConfig, check_config
-from .layers import capture_layer_inputs, check_batch, coverage, evaluating, im2col
+from .layers import capture_layer_inputs, check_batch, coverage, evaluating, float_layers, im2col
 from .pricing import bit_prices, check_encoding, price_unit
 from .quant import QuantLayer
 
@@ -241,11 +241,7 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
         stats[name] = _round_layer(name, m, _hessians(m, _capture(rounded, m, calib_inputs)), costs.get(name), lam,
                                    radius, damp, encoding, target, n_threads, hs_held)
     tot = {k: sum(st[k] for st in stats.values()) for k in ("weights", "hw_before", "hw_after", "hw_nearest")}
-    cov = coverage(rounded)
-    cov.uncovered += [(f"{n}.weight", m.weight.numel(), "a float layer: only hamqcore quantized layers are rounded")
-                      for n, m in rounded.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))
-                      and not isinstance(m, QuantLayer) and f"{n}.weight" in dict(cov.covered)]
-    cov.covered = [c for c in cov.covered if c[0] not in {u[0] for u in cov.uncovered}]
+    cov = coverage(rounded).move(float_layers(rounded), "a float layer: only hamqcore quantized layers are rounded")
     cov.warn("hw_aware_round")
     if reference is not None:
         with evaluating(rounded):

@@ -170,3 +170,27 @@ def test_a_target_sets_lam_by_itself():
         HamQRegularizer(model, weighting="params", target=1.5)
     with pytest.raises(ValueError, match="target needs a starting lam > 0"):
         HamQRegularizer(model, lam=0.0, weighting="params", target=0.5)
+
+
+def test_a_layer_the_forward_pass_never_calls_is_reported():
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = nn.Linear(8, 4)
+            self.spare = nn.Linear(8, 64)       # 520 parameters, never called
+
+        def forward(self, x):
+            return self.used(x)
+
+    model = quantize_model(Unused())
+    x = torch.randn(3, 8)
+    model(x)
+    with pytest.warns(UserWarning, match=r"estimate_energy: 1 weight tensor.*spare.weight \(its layer is never called"):
+        report = estimate_energy(model, x, LOSSLESS)
+    assert [u[0] for u in report.coverage.uncovered] == ["spare.weight"]
+    with pytest.warns(UserWarning, match="HamQRegularizer: 1 weight tensor.*spare.weight"):
+        HamQRegularizer(model, example_input=x[:1])
+    float_model = Unused()
+    float_model.used = quantize_model(nn.Sequential(nn.Linear(8, 4)))[0]
+    with pytest.warns(UserWarning, match="crossbar_forward: 1 weight tensor.*a float layer: computed digitally"):
+        crossbar_forward(float_model, x, LOSSLESS)
