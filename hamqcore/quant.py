@@ -32,7 +32,7 @@ WEIGHT_MODES = ("max", "fixed", "lsq")
 ACT_MODES = ("running_max", "lsq")
 
 
-def _distributed() -> bool:
+def data_parallel() -> bool:
     """Whether this process is one of several data-parallel ranks (torch.distributed initialised)."""
     import torch.distributed as dist
 
@@ -139,7 +139,7 @@ class ActQuantizer(nn.Module):
             if int(self.signed_flag) < 0:
                 self.signed_flag.fill_(int(bool((x < 0).any())))
             amax = x.detach().abs().max().float() if x.numel() else torch.tensor(0.0)
-            if self.training and _distributed():   # data-parallel training: the range of the global batch
+            if self.training and data_parallel():   # data-parallel training: the range of the global batch
                 import torch.distributed as dist
 
                 dist.all_reduce(amax, op=dist.ReduceOp.MAX)
