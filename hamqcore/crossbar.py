@@ -145,14 +145,12 @@ class CrossbarConfig:
     def extensions(self) -> Tuple[str, ...]:
         """What this configuration adds to the simulator its preset reproduces (hamqcore's, not checked
         against that simulator's own output): the HW-aware periphery options, and under
-        ``"neurosim-1.3"`` a mapping other than NeuroSim's offset one or cells other than the 1- and
-        2-bit cells of the golden data."""
+        ``"neurosim-1.3"`` a mapping other than NeuroSim's offset one (every cell size, 1, 2 and 4 bits,
+        is in the golden data)."""
         ext = [f"{k}={v}" for k, v in self.periphery.items()]
         if self.model == "neurosim-1.3":
             if self.mapping != "offset":
                 ext.append(f"{self.mapping} mapping")
-            if self.cell_bits not in (1, 2):
-                ext.append(f"{self.cell_bits}-bit cells")
         return tuple(ext)
 
     def describe(self) -> str:

@@ -16,7 +16,7 @@ from hamqcore.crossbar import MODEL_COMPONENTS, PRESETS, CrossbarConfig, simulat
 NS = ref.REF / "neurosim-1.3"
 GOLDEN = json.loads((NS / "golden.json").read_text())
 LAYERS = np.load(NS / "layers.npz")
-VARIANTS = {"default": {}, "hp": {"roadmap": "hp"}, "sar": {"adc": "sar"}, "cb1": {"cell_bits": 1},
+VARIANTS = {"default": {}, "hp": {"roadmap": "hp"}, "sar": {"adc": "sar"}, "cb1": {"cell_bits": 1}, "cb4": {"cell_bits": 4},
             "vread": {"v_read": 0.3}}
 
 

@@ -165,6 +165,9 @@ void bind_crossbar(py::module_& m) {
              "roadmap"_a, "adc"_a, "adc_bits"_a, "cols_per_adc"_a, "adc_full_scale"_a, "e_adc"_a,
              "adc_resolution"_a, "skip_empty"_a, "rows_per_conversion"_a, "complement"_a, "column_order"_a)
         .def(
+            "digit_conductance", [](const Crossbar& xb) { return digit_conductances(xb.config()); },
+            "The conductance (S) of a cell holding each digit 0 .. 2^cell_bits - 1 at the array's mean position.")
+        .def(
             "simulate",
             [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,
                std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output) {

@@ -8,6 +8,19 @@
 #include "kernel_table.hpp"
 #include "threading.hpp"
 
+namespace hamq {
+
+std::vector<double> digit_conductances(const CrossbarConfig& c) {
+    const uint64_t dmask = (uint64_t(1) << c.cell_bits) - 1;
+    const double r_mean = c.r_access + (c.cols + 1) / 2.0 * c.r_wire_row + (c.rows + 1) / 2.0 * c.r_wire_col;
+    std::vector<double> g(size_t(dmask + 1));
+    for (uint64_t d = 0; d <= dmask; ++d)
+        g[size_t(d)] = 1.0 / (1.0 / (c.g_off + double(d) / double(dmask) * (c.g_on - c.g_off)) + r_mean);
+    return g;
+}
+
+}  // namespace hamq
+
 namespace hamq::xbar {
 
 Conductance conductance_model(const Plan& p, const Columns& cols) {
@@ -17,20 +30,19 @@ Conductance conductance_model(const Plan& p, const Columns& cols) {
     Conductance cond;
     // Digits at the array's mean position, exact in the digit value for cell_bits <= 2 (cell_bits 4:
     // exact at 0 and at single-bit digits); the rest is the deviation pass.
-    const double r_mean = c.r_access + (c.cols + 1) / 2.0 * c.r_wire_row + (p.R + 1) / 2.0 * c.r_wire_col;
     cond.inv_g.resize(size_t(dmask + 1));
     cond.g_model.resize(size_t(dmask + 1));
     for (uint64_t d = 0; d <= dmask; ++d)
         cond.inv_g[size_t(d)] = 1.0 / (c.g_off + double(d) / double(dmask) * (c.g_on - c.g_off));
-    auto g_at = [&](uint64_t d, double r_series) { return 1.0 / (cond.inv_g[size_t(d)] + r_series); };
+    const std::vector<double> g_at = digit_conductances(c);
     XbarPopcountArgs& a = cond.a;
-    a.g_row = g_at(0, r_mean);
+    a.g_row = g_at[0];
     if (cb == 2) {
-        a.g_plane[0] = g_at(1, r_mean) - a.g_row;
-        a.g_plane[1] = g_at(2, r_mean) - a.g_row;
-        a.g_plane[2] = g_at(3, r_mean) - g_at(1, r_mean) - g_at(2, r_mean) + a.g_row;
+        a.g_plane[0] = g_at[1] - a.g_row;
+        a.g_plane[1] = g_at[2] - a.g_row;
+        a.g_plane[2] = g_at[3] - g_at[1] - g_at[2] + a.g_row;
     } else {
-        for (int j = 0; j < cb; ++j) a.g_plane[j] = g_at(uint64_t(1) << j, r_mean) - a.g_row;
+        for (int j = 0; j < cb; ++j) a.g_plane[j] = g_at[size_t(1) << j] - a.g_row;
     }
     for (uint64_t d = 0; d <= dmask; ++d) {
         double g = a.g_row;

@@ -114,6 +114,12 @@ CrossbarConfig preset_config(Model m);
 std::string validate(const CrossbarConfig& c);
 std::string validate_layer(const CrossbarConfig& c, int w_bits, int a_bits);
 
+// The conductance (S) of a cell holding digit d = 0 .. 2^cell_bits - 1 at the array's mean position:
+// 1 / (1 / G(d) + r_access + (cols + 1) / 2 r_wire_row + (rows + 1) / 2 r_wire_col). The energy
+// path's model conductances (crossbar_conductance.cpp) and the functional path's cells
+// (hamqcore/readout.py) both come from here.
+std::vector<double> digit_conductances(const CrossbarConfig& c);
+
 // Digit columns per weight in one array type, and how many array types the mapping uses.
 int mapping_digits(Mapping m, int w_bits, int cell_bits);
 int mapping_arrays(Mapping m);

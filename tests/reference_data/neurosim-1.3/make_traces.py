@@ -8,6 +8,10 @@ Network (NetWork.csv rows: IFM_H, IFM_W, IFM_C, K_H, K_W, OFM_C, maxpool, stride
   layer 2  "dense":  K = 200 inputs, 40 outputs, random 8-bit weights
   layer 3  "lowhw":  the same shape, every offset code of Hamming weight <= 1
   layer 4  "zero":   the same shape, every weight 0 (offset code 2^(b-1))
+The "cb4" variant (4-bit cells) reads NetWork_wide.csv / weight_conv_wide.csv: layer 1 with 128
+outputs (64 more rows from a second generator, so layers 2-4 are the same integers): with 4-bit
+cells 64 outputs fill only 128 columns, and NeuroSim's floorplanner stops with "SubArray Size is too
+large" and then crashes.
 Layers 2-4 are 1x1 convolutions on a 5x1 input, so each is read by N = 5 input vectors.
 Weight traces hold q / 2^(b-1) (NeuroSim's Chip.cpp LoadInWeightData maps f in [-1, 1) to the
 offset code round(2^(b-1) (f + 1)) = q + 2^(b-1)); input traces hold one 0/1 column per vector and
@@ -53,6 +57,10 @@ def write():
         # input trace: K rows x (vectors * bits) columns, bit b of vector v at column v*bits + (bits-1-b)
         bits = (x[:, None, :] >> np.arange(A_BITS - 1, -1, -1)[None, :, None]) & 1   # (N, bits, K)
         np.savetxt(HERE / f"input_{name}.csv", bits.reshape(-1, x.shape[1]).T, delimiter=",", fmt="%d")
+    wide = np.concatenate([data["conv"][0], np.random.default_rng(2027).integers(-half, half, size=(64, 144))])
+    np.savetxt(HERE / "weight_conv_wide.csv", (wide.T / half), delimiter=",", fmt="%.10g")
+    (HERE / "NetWork_wide.csv").write_text("".join(",".join(map(str, r)) + "\n"
+                                                   for r in [[3, 3, 16, 3, 3, 128, 0, 1]] + net[1:]))
     np.savez_compressed(HERE / "layers.npz", **{f"{k}_w": v[0] for k, v in data.items()},
                         **{f"{k}_x": v[1] for k, v in data.items()})
     (HERE / "layers.json").write_text(json.dumps({"order": list(data), "w_bits": W_BITS, "a_bits": A_BITS}))

@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 python3 make_traces.py
-gdb -q -batch -x subarray_energy.gdb --args "$NEUROSIM" NetWork.csv 8 8 \
-    weight_conv.csv input_conv.csv weight_dense.csv input_dense.csv \
+net=NetWork.csv conv=weight_conv.csv
+if [ "$1" = cb4 ]; then net=NetWork_wide.csv conv=weight_conv_wide.csv; fi  # see make_traces.py
+gdb -q -batch -x subarray_energy.gdb --args "$NEUROSIM" "$net" 8 8 \
+    "$conv" input_conv.csv weight_dense.csv input_dense.csv \
     weight_lowhw.csv input_lowhw.csv weight_zero.csv input_zero.csv > "/tmp/neurosim_$1.log" 2>&1
 # then: python3 collect.py default=/tmp/neurosim_default.log hp=/tmp/neurosim_hp.log ...
