@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._checks import check_int32, check_threads
+from ._checks import check_int, check_int32, check_threads
 
 # the names of every enum, as the C++ core parses them (cpp/bindings/bind_crossbar.cpp)
 MODELS = tuple(_core.MODELS)
@@ -52,6 +53,12 @@ _STR_FIELDS = ("model", "mapping", "roadmap", "adc", "adc_resolution", "column_o
 _BOOL_FIELDS = ("reference_column", "skip_empty", "complement")
 # the HW-aware periphery options (README "HW-aware periphery"); off in every preset
 PERIPHERY_OPTIONS = ("adc_resolution", "skip_empty", "rows_per_conversion", "complement", "column_order")
+# The functional path's options (what the crossbar reads: hamqcore.readout); Python-only fields (the
+# C++ energy path does not read them), every value with its meaning in CrossbarConfig's docstring.
+ADC_REFERENCES = ("full_scale", "calibrated", "minmax", "per_column")
+READOUTS = ("digits", "conductance")
+FUNCTIONAL_DEFAULTS = {"adc_reference": "full_scale", "readout": "digits", "g_variation": 0.0, "stuck_on": 0.0,
+                       "stuck_off": 0.0, "seed": 0}
 
 
 # The defaults are the "neurosim-1.3" preset, whose numbers (like every preset's) live in the C++ core:
@@ -66,6 +73,25 @@ class CrossbarConfig:
 
     Build one from a preset: ``CrossbarConfig.preset("neurosim-1.3", mapping="differential")``.
     Constructing ``CrossbarConfig()`` gives the ``"neurosim-1.3"`` preset.
+
+    The functional path (what the crossbar reads, :mod:`hamqcore.readout`; the energy path ignores
+    these, README "What the crossbar reads"):
+
+    * ``adc_reference``: where the ADC's levels sit. ``"full_scale"``: L = 2^adc_bits levels over
+      [0, adc_full_scale] (0: rows_per_conversion x the largest digit), the C++ core's ADC;
+      ``"calibrated"``: a clipping full scale per layer, array type and digit position, chosen on a
+      calibration batch (:func:`hamqcore.energy.calibrate_adc`, MSE-optimal) and then fixed;
+      ``"minmax"``: DNN+NeuroSim V1.3's Python quantizer (``utee/wage_quantizer.py``
+      ``LinearQuantizeOut``: min-max of each partial-sum tensor over the batch, 2^adc_bits floor
+      levels), an oracle that needs the whole batch; ``"per_column"``: each column's full scale is its
+      own stored digit sum (``adc_resolution="per_column"``, set together by ``adc_bits="auto"``).
+    * ``readout``: ``"digits"`` reads ideal integer digit sums; ``"conductance"`` reads the cells'
+      conductances (access transistor and wires at the array's mean position, the energy path's
+      cells) in units of one digit step, the OFF cells' leakage removed digitally from the driven-row
+      count after the conversion.
+    * ``g_variation``: relative standard deviation of each programmed cell's conductance (device to
+      device, drawn once per cell from ``seed``; NeuroSim's Python ``vari``), ``readout="conductance"``
+      only. ``stuck_on`` / ``stuck_off``: fraction of cells stuck at the ON / OFF state.
     """
 
     model: str = _DEFAULTS["model"]
@@ -92,6 +118,12 @@ class CrossbarConfig:
     rows_per_conversion: int = _DEFAULTS["rows_per_conversion"]
     complement: bool = _DEFAULTS["complement"]
     column_order: str = _DEFAULTS["column_order"]
+    adc_reference: str = FUNCTIONAL_DEFAULTS["adc_reference"]
+    readout: str = FUNCTIONAL_DEFAULTS["readout"]
+    g_variation: float = FUNCTIONAL_DEFAULTS["g_variation"]
+    stuck_on: float = FUNCTIONAL_DEFAULTS["stuck_on"]
+    stuck_off: float = FUNCTIONAL_DEFAULTS["stuck_off"]
+    seed: int = FUNCTIONAL_DEFAULTS["seed"]
 
     def __post_init__(self):
         if isinstance(self.adc_bits, str) and self.adc_bits == "auto":
@@ -114,6 +146,42 @@ class CrossbarConfig:
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
         _simulator(self)  # validates (messages come from the C++ core) and caches the tables
+        self._check_functional()
+
+    def _check_functional(self):
+        set_ = functools.partial(object.__setattr__, self)
+        for name, choices in (("adc_reference", ADC_REFERENCES), ("readout", READOUTS)):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a string, got {value!r}")
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        # per-column references and per-column resolution are one circuit: either name sets both
+        if self.adc_resolution == "per_column" and self.adc_reference == "full_scale":
+            set_("adc_reference", "per_column")
+        elif self.adc_reference == "per_column" and self.adc_resolution == "fixed":
+            set_("adc_resolution", "per_column")
+        elif (self.adc_resolution == "per_column") != (self.adc_reference == "per_column"):
+            raise ValueError(f"adc_reference={self.adc_reference!r} needs adc_resolution='fixed' (per-column "
+                             f"resolution sets each column's own reference), got adc_resolution='per_column'")
+        if self.adc == "ideal" and self.adc_reference in ("calibrated", "minmax"):
+            raise ValueError(f"adc_reference={self.adc_reference!r} places the levels of a quantizing ADC; "
+                             "adc='ideal' has none")
+        for name in ("g_variation", "stuck_on", "stuck_off"):
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise TypeError(f"{name} must be a number, got {value!r}")
+            value = float(value)
+            hi = math.inf if name == "g_variation" else 1.0
+            if not (0.0 <= value <= hi) or math.isnan(value) or math.isinf(value):
+                raise ValueError(f"{name} must be a finite number in [0, {hi:g}], got {value!r}")
+            set_(name, value)
+        if self.stuck_on + self.stuck_off > 1.0:
+            raise ValueError(f"stuck_on + stuck_off must be at most 1, got {self.stuck_on} + {self.stuck_off}")
+        if self.g_variation > 0 and self.readout != "conductance":
+            raise ValueError(f"g_variation={self.g_variation} varies conductances: it needs readout='conductance', "
+                             f"got readout={self.readout!r}")
+        set_("seed", check_int("seed", self.seed, 0, 2 ** 63 - 1))
 
     @staticmethod
     def preset(name: str, **overrides) -> "CrossbarConfig":
@@ -129,6 +197,11 @@ class CrossbarConfig:
 
     def to_dict(self) -> Dict[str, object]:
         return dataclasses.asdict(self)
+
+    @property
+    def functional(self) -> Dict[str, object]:
+        """The functional-path options that differ from their defaults (what the crossbar reads)."""
+        return {k: getattr(self, k) for k, v in FUNCTIONAL_DEFAULTS.items() if getattr(self, k) != v}
 
     @property
     def components(self):
@@ -156,7 +229,7 @@ class CrossbarConfig:
     def describe(self) -> str:
         """One line naming the accounting model, the mapping and every non-default periphery option, and
         what of it is hamqcore's extension of the preset's simulator."""
-        extra = ", ".join(f"{k}={v}" for k, v in self.periphery.items())
+        extra = ", ".join(f"{k}={v}" for k, v in {**self.periphery, **self.functional}.items())
         ext = self.extensions
         return (f"{self.model}, {self.mapping} mapping, {self.cell_bits}-bit cells, {self.rows}x{self.cols} arrays"
                 + (f", {extra}" if extra else "")
@@ -165,7 +238,21 @@ class CrossbarConfig:
 
 @functools.lru_cache(maxsize=64)
 def _simulator(config: CrossbarConfig) -> "_core.Crossbar":
-    return _core.Crossbar(**dataclasses.asdict(config))
+    return _core.Crossbar(**{k: v for k, v in dataclasses.asdict(config).items() if k not in FUNCTIONAL_DEFAULTS})
+
+
+def stored_digits(w, w_bits: int, config: CrossbarConfig):
+    """The cells ``config``'s mapping stores for integer weights ``w`` (out x K): digits
+    (arrays, digits, out, K) uint8, digit 0 the least significant, and each digit column's shift-add
+    weight (arrays * digits) (the C++ core's rule, cpp/src/crossbar_plan.cpp)."""
+    digits, coef = _simulator(check_config(config)).stored_digits(np.asarray(w), check_int32("w_bits", w_bits))
+    return digits, np.asarray(coef, np.float64)
+
+
+def digit_conductance(config: CrossbarConfig) -> np.ndarray:
+    """The conductance (S) of a cell holding each digit 0 .. 2^cell_bits - 1 at the array's mean
+    position (cpp/src/crossbar_conductance.cpp digit_conductances): the energy path's cells."""
+    return np.asarray(_simulator(check_config(config)).digit_conductance(), np.float64)
 
 
 PRESETS_RAW: Dict[str, Dict[str, object]] = {m: _core.crossbar_preset(m) for m in MODELS}

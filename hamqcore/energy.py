@@ -27,6 +27,7 @@ from .crossbar import DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, resu
 from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, evaluating, float_layers,
                      layer_matrices, walk_coverage)
 from .quant import QuantLayer
+from .readout import Histograms, mse_full_scale, needs_readout, read_layer
 
 
 @dataclass
@@ -194,35 +195,126 @@ def estimate_energy(
                         coverage=cov)
 
 
+def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str = "",
+                references: Optional["AdcReferences"] = None, histograms: Optional[Histograms] = None,
+                n_threads: Optional[int] = None) -> np.ndarray:
+    """What the crossbar reads for one quantized layer on its input ``x``: its integer pre-activation,
+    (N * positions) x out_channels (:mod:`hamqcore.readout`; the C++ core's fast functional path when
+    ``config`` reads ideal digit sums through a fixed or per-column reference)."""
+    if not needs_readout(config) and histograms is None:
+        return np.asarray(simulate_module(m, x, config, n_threads=n_threads, output=True, name=name).output)
+    w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
+    layer_refs = None
+    if config.adc_reference == "calibrated" and histograms is None:
+        layer_refs = check_references(references, config).layer(name)
+    outs = [read_layer(w, xg, config, wb, ab, signed, key=f"{name}/{g}", references=layer_refs,
+                       histograms=histograms) for g, (w, xg) in enumerate(zip(w_groups, x_groups))]
+    return np.concatenate(outs, axis=1)
+
+
+@dataclass
+class AdcReferences:
+    """The calibrated ADC full scales of a model (``adc_reference="calibrated"``): per layer, per (array
+    type, digit position), in digit units; fixed once chosen, like a chip's programmed references.
+    ``config``: the configuration they were calibrated for; ``vectors``: conversions' inputs seen."""
+
+    full_scale: Dict[str, Dict[Tuple[int, int], float]]
+    config: CrossbarConfig
+    inputs: int
+
+    def layer(self, name: str) -> Dict[Tuple[int, int], float]:
+        if name not in self.full_scale:
+            raise ValueError(f"the ADC references hold no layer {name!r} (calibrated on another model?)")
+        return self.full_scale[name]
+
+
+def check_references(references, config: CrossbarConfig) -> AdcReferences:
+    """``references`` when they were calibrated for ``config``'s cells and ADC, else a clear error."""
+    if references is None:
+        raise ValueError("adc_reference='calibrated' needs references: "
+                         "refs = hamqcore.energy.calibrate_adc(model, calibration_inputs, config), "
+                         "then pass references=refs")
+    if not isinstance(references, AdcReferences):
+        raise TypeError(f"references must be AdcReferences (calibrate_adc), got {type(references).__name__}")
+    same = dataclasses.replace(references.config, seed=config.seed)
+    if same != config:
+        raise ValueError("references were calibrated for another configuration "
+                         f"({references.config.describe()}), not {config.describe()}")
+    return references
+
+
+def calibrate_adc(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig) -> AdcReferences:
+    """Choose the ADC full scale of every quantized layer, array type and digit position on a
+    calibration batch ``inputs`` (never the test set): the MSE-optimal clipping point of the
+    conversions' inputs (:func:`hamqcore.readout.mse_full_scale`), the layers run as the crossbar
+    computes them with those references (so each layer is calibrated on the inputs it will see).
+    ``config.adc_reference`` must be ``"calibrated"``."""
+    check_config(config)
+    if config.adc_reference != "calibrated":
+        raise ValueError(f"calibrate_adc needs adc_reference='calibrated', got {config.adc_reference!r}")
+    check_batch("inputs", inputs)
+    refs = AdcReferences(full_scale={}, config=config, inputs=int(inputs.shape[0]))
+    names = {m: n for n, m in model.named_modules() if isinstance(m, QuantLayer)}
+    if not names:
+        raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
+    levels = 1 << config.adc_bits
+
+    def hook(m, args, out):
+        x, name = args[0], names[m]
+        hist = Histograms()
+        read_module(m, x, config, name, histograms=hist)
+        refs.full_scale[name] = {k: mse_full_scale(h, levels) for k, h in hist.counts.items()}
+        return _crossbar_output(m, x, out, read_module(m, x, config, name, references=refs))
+
+    handles = [m.register_forward_hook(hook) for m in names]
+    try:
+        with evaluating(model):
+            model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return refs
+
+
+def _crossbar_output(m: nn.Module, x: torch.Tensor, out: torch.Tensor, integer_out: np.ndarray) -> torch.Tensor:
+    """A layer's output from its crossbar integer pre-activation: times the input and weight steps,
+    plus the bias, in the layer's output shape."""
+    _, sx, _ = m.input_integers(x)
+    _, sw = m.weight_integers()
+    y = torch.from_numpy(np.asarray(integer_out, np.float64)) * float(sx) * sw.reshape(1, -1).to(torch.float64)
+    if isinstance(m, nn.Linear):  # (vectors, out) -> (..., out); the bias on the last axis
+        y = y.reshape(out.shape)
+        bias_shape: Tuple[int, ...] = (-1,)
+    else:  # (N * positions, C) -> (N, C, *spatial)
+        y = y.reshape(out.shape[0], -1, out.shape[1]).transpose(1, 2).reshape(out.shape)
+        bias_shape = (1, -1) + (1,) * (out.dim() - 2)
+    if m.bias is not None:
+        y = y + m.bias.detach().to(torch.float64).reshape(bias_shape)
+    return y.to(out.dtype)
+
+
 def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig,
-                     n_threads: Optional[int] = None) -> torch.Tensor:
+                     n_threads: Optional[int] = None, references: Optional[AdcReferences] = None) -> torch.Tensor:
     """``model(inputs)`` (eval, no grad) with every hamqcore quantized layer computed on the crossbar:
-    its output is ``config``'s functional output (the shift-added ADC readings of the layer's integer
-    inputs and weights, :func:`simulate_module`) times the layer's input and weight steps, plus its
-    bias. With a lossless ADC this is the digital model's output up to float rounding; a sense amp too
-    coarse for its column sums (NeuroSim's default 32 levels for 128 rows of 2-bit cells, or
-    ``rows_per_conversion``) clips them, and that shows in the result. Other layers run as usual.
-    A Linear layer may be applied to inputs with any leading dimensions (tokens)."""
+    its output is what ``config``'s crossbar reads (:func:`read_module`: the shift-added ADC readings
+    of the layer's integer inputs and weights, with the cells, references, variation and faults
+    ``config`` names) times the layer's input and weight steps, plus its bias. With a lossless ADC and
+    ideal digits this is the digital model's output up to float rounding; a sense amp too coarse for
+    its column sums (NeuroSim's default 32 levels for 128 rows of 2-bit cells, or
+    ``rows_per_conversion``) clips them, and that shows in the result. ``references``: from
+    :func:`calibrate_adc`, for ``adc_reference="calibrated"``. Other layers run as usual. A Linear
+    layer may be applied to inputs with any leading dimensions (tokens)."""
     check_config(config)
     check_batch("inputs", inputs)
+    if config.adc_reference == "calibrated":
+        check_references(references, config)
+    names = {m: n for n, m in model.named_modules() if isinstance(m, QuantLayer)}
 
     def hook(m, args, out):
         x = args[0]
-        r = simulate_module(m, x, config, n_threads=n_threads, output=True)
-        _, sx, _ = m.input_integers(x)
-        _, sw = m.weight_integers()
-        y = torch.from_numpy(np.asarray(r.output, np.float64)) * float(sx) * sw.reshape(1, -1).to(torch.float64)
-        if isinstance(m, nn.Linear):  # (vectors, out) -> (..., out); the bias on the last axis
-            y = y.reshape(out.shape)
-            bias_shape: Tuple[int, ...] = (-1,)
-        else:  # (N * positions, C) -> (N, C, *spatial)
-            y = y.reshape(out.shape[0], -1, out.shape[1]).transpose(1, 2).reshape(out.shape)
-            bias_shape = (1, -1) + (1,) * (out.dim() - 2)
-        if m.bias is not None:
-            y = y + m.bias.detach().to(torch.float64).reshape(bias_shape)
-        return y.to(out.dtype)
+        return _crossbar_output(m, x, out, read_module(m, x, config, names[m], references, n_threads=n_threads))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, QuantLayer)]
+    handles = [m.register_forward_hook(hook) for m in names]
     if not handles:
         raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
     coverage(model).move(float_layers(model), "a float layer: computed digitally, not on the crossbar").warn(
@@ -265,22 +357,26 @@ DEFAULT_SPACE = {"adc_bits": (None, "auto"), "skip_empty": (False, True), "rows_
 
 
 def crossbar_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: CrossbarConfig,
-                      batch: int = 64) -> float:
-    """Top-1 accuracy of ``model`` computed on the crossbar (:func:`crossbar_forward`) on (x, y)."""
+                      batch: int = 64, references: Optional[AdcReferences] = None) -> float:
+    """Top-1 accuracy of ``model`` computed on the crossbar (:func:`crossbar_forward`) on (x, y), in
+    batches of ``batch`` inputs (``adc_reference="minmax"`` sets its levels per batch, as NeuroSim's
+    Python does per test batch)."""
     hits = 0
     for i in range(0, int(x.shape[0]), batch):
-        hits += int((crossbar_forward(model, x[i:i + batch], config).argmax(1) == y[i:i + batch]).sum())
+        out = crossbar_forward(model, x[i:i + batch], config, references=references)
+        hits += int((out.argmax(1) == y[i:i + batch]).sum())
     return hits / max(1, int(x.shape[0]))
 
 
 def cheapest_config(model: nn.Module, x: torch.Tensor, y: torch.Tensor, base: CrossbarConfig,
                     accuracy_target: float, space: Optional[Dict[str, Sequence]] = None,
-                    energy_inputs: int = 16) -> SearchResult:
+                    energy_inputs: int = 16, calibration: Optional[torch.Tensor] = None) -> SearchResult:
     """The lowest-energy configuration whose accuracy ON THE CROSSBAR on (x, y) meets
     ``accuracy_target`` (a fraction), searched over every combination of ``space`` (field ->
     values, None meaning the base's value) applied to ``base``; energy per inference on the first
     ``energy_inputs`` of x. Use a validation split for x, y, and the same space for every model that is
-    compared (the study's protocol)."""
+    compared (the study's protocol). ``calibration``: the inputs every ``adc_reference="calibrated"``
+    configuration calibrates its references on (:func:`calibrate_adc`; required for those)."""
     check_config(base, "base")
     check_batch("x", x)
     if not isinstance(y, torch.Tensor) or y.shape[:1] != x.shape[:1]:
@@ -306,7 +402,13 @@ def cheapest_config(model: nn.Module, x: torch.Tensor, y: torch.Tensor, base: Cr
         if cfg in seen:
             continue
         seen.add(cfg)
-        acc = crossbar_accuracy(model, x, y, cfg)
+        refs = None
+        if cfg.adc_reference == "calibrated":
+            if calibration is None:
+                raise ValueError("the search space holds adc_reference='calibrated' configurations: "
+                                 "pass calibration= (inputs to calibrate their references on)")
+            refs = calibrate_adc(model, calibration, cfg)
+        acc = crossbar_accuracy(model, x, y, cfg, references=refs)
         energy = estimate_energy(model, x[:energy_inputs], cfg).total_energy
         points.append(SearchPoint(cfg, acc, energy))
     feasible = [p for p in points if p.accuracy >= accuracy_target]

@@ -168,6 +168,34 @@ void bind_crossbar(py::module_& m) {
             "digit_conductance", [](const Crossbar& xb) { return digit_conductances(xb.config()); },
             "The conductance (S) of a cell holding each digit 0 .. 2^cell_bits - 1 at the array's mean position.")
         .def(
+            "stored_digits",
+            [](const Crossbar& xb, const py::handle& w, int w_bits) {
+                const std::string err = validate_layer(xb.config(), w_bits, 8);
+                if (!err.empty()) throw py::value_error(err);
+                const IntArray wa = matrix(w, "w");
+                const Mapping mp = xb.config().mapping;
+                const int64_t lo = mapping_level_min(mp, w_bits), hi = mapping_level_max(mp, w_bits);
+                for (int64_t i = 0; i < wa.size(); ++i)
+                    if (wa.at(i) < lo || wa.at(i) > hi)
+                        throw py::value_error(index_str("w", wa.shape(), i) + " = " + std::to_string(wa.at(i)) +
+                                              " is outside the range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                              "] of w_bits=" + std::to_string(w_bits) + " under mapping '" +
+                                              kMappings[int(mp)] + "'");
+                const int cb = xb.config().cell_bits;
+                const int64_t A = mapping_arrays(mp), D = mapping_digits(mp, w_bits, cb);
+                const int64_t out = wa.arr.shape(0), k = wa.arr.shape(1);
+                py::array_t<uint8_t> digits({A, D, out, k});
+                uint8_t* dst = digits.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    stored_digits(wa.type, wa.arr.data(), out, k, w_bits, mp, cb, dst);
+                }
+                return py::make_tuple(digits, digit_coefficients(mp, w_bits, cb));
+            },
+            "w"_a, "w_bits"_a,
+            "The digits the mapping stores for w (out x K): (arrays, digits, out, K) uint8, digit 0 the least "
+            "significant, and each digit column's shift-add weight (arrays * digits).")
+        .def(
             "simulate",
             [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,
                std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output) {

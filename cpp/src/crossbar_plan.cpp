@@ -78,15 +78,36 @@ Plan make_plan(const CrossbarConfig& c, const CrossbarLayer& L, int n_threads, C
         const int64_t first = p.tc_row0[size_t(tc)], end = first + p.tc_rows[size_t(tc)];
         for (int64_t r0 = first; r0 < end; r0 += 64) p.blocks.push_back({tc, (r0 - first) / 64, r0, std::min(r0 + 64, end)});
     }
-    p.col_coef.resize(size_t(p.cpg));
-    for (int arr = 0; arr < p.A; ++arr)
-        for (int d = 0; d < p.D; ++d) {
-            double coef = std::ldexp(1.0, d * p.cb);
-            if (p.map == Mapping::Differential && arr == 1) coef = -coef;
-            if (p.map == Mapping::TwosComplement && d == p.D - 1) coef = -std::ldexp(1.0, p.b - 1);
-            p.col_coef[size_t(arr * p.D + d)] = coef;
-        }
+    p.col_coef = digit_coefficients(p.map, p.b, p.cb);
     return p;
 }
 
 }  // namespace hamq::xbar
+
+namespace hamq {
+
+std::vector<double> digit_coefficients(Mapping m, int w_bits, int cell_bits) {
+    const int A = mapping_arrays(m), D = mapping_digits(m, w_bits, cell_bits);
+    std::vector<double> coef(size_t(A * D));
+    for (int arr = 0; arr < A; ++arr)
+        for (int d = 0; d < D; ++d) {
+            double c = std::ldexp(1.0, d * cell_bits);
+            if (m == Mapping::Differential && arr == 1) c = -c;
+            if (m == Mapping::TwosComplement && d == D - 1) c = -std::ldexp(1.0, w_bits - 1);
+            coef[size_t(arr * D + d)] = c;
+        }
+    return coef;
+}
+
+void stored_digits(IntType w_type, const void* w, int64_t out, int64_t k, int w_bits, Mapping m, int cell_bits,
+                   uint8_t* digits) {
+    const int A = mapping_arrays(m), D = mapping_digits(m, w_bits, cell_bits);
+    xbar::visit_int(w_type, w, [&](auto* wp) {
+        for (int arr = 0; arr < A; ++arr)
+            for (int d = 0; d < D; ++d)
+                xbar::extract_digits(wp, out * k, m, arr, d, D, cell_bits, w_bits, digits + (int64_t(arr) * D + d) * out * k);
+        return 0;
+    });
+}
+
+}  // namespace hamq

@@ -120,6 +120,13 @@ std::string validate_layer(const CrossbarConfig& c, int w_bits, int a_bits);
 // (hamqcore/readout.py) both come from here.
 std::vector<double> digit_conductances(const CrossbarConfig& c);
 
+// The cells a layer's weights are stored as: digits[arr][d][o][k] (d = 0 the least significant) of
+// the out x K weights w (range-checked by the caller), and each digit column's shift-add weight
+// coef[arr * D + d], for the mapping's A array types and D digits (the functional path reads them).
+void stored_digits(IntType w_type, const void* w, int64_t out, int64_t k, int w_bits, Mapping m, int cell_bits,
+                   uint8_t* digits);
+std::vector<double> digit_coefficients(Mapping m, int w_bits, int cell_bits);
+
 // Digit columns per weight in one array type, and how many array types the mapping uses.
 int mapping_digits(Mapping m, int w_bits, int cell_bits);
 int mapping_arrays(Mapping m);

@@ -1,0 +1,241 @@
+"""What the crossbar reads (hamqcore.readout): the C++ core's functional output where both apply, DNN+NeuroSim
+V1.3's own Python readings (tests/reference_data/neurosim-1.3-python), the cells' conductances, variation
+and faults, and calibrated ADC references."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from hamqcore.crossbar import CrossbarConfig, digit_conductance, simulate_layer
+from hamqcore.energy import AdcReferences, calibrate_adc, crossbar_accuracy, crossbar_forward
+from hamqcore.quant import quantize_model
+from hamqcore.readout import adc_read, minmax_read, mse_full_scale, read_layer
+
+GOLDEN = np.load(Path(__file__).parent / "reference_data" / "neurosim-1.3-python" / "golden.npz")
+
+
+def _layer(rng, out, k, n, mapping, w_bits, a_bits, signed):
+    lo = -(1 << (w_bits - 1)) + (mapping == "differential")
+    w = rng.integers(lo, 1 << (w_bits - 1), size=(out, k))
+    w[:, : k // 3] = 0                                    # empty columns in some groups
+    x = rng.integers(-(1 << (a_bits - 1)) if signed else 0, 1 << (a_bits - 1 if signed else a_bits), size=(n, k))
+    x[rng.random((n, k)) < 0.5] = 0
+    return w, x
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), mapping=st.sampled_from(["offset", "differential", "twos_complement"]),
+       cell_bits=st.sampled_from([1, 2, 4]), w_bits=st.integers(2, 8), a_bits=st.integers(1, 8), signed=st.booleans(),
+       k=st.integers(1, 300), per_column=st.booleans(), skip=st.booleans(), rpc=st.sampled_from([0, 16, 64]),
+       complement=st.booleans(), reference=st.booleans(), full_scale=st.sampled_from([0, 7, 200]))
+@example(seed=1, mapping="offset", cell_bits=1, w_bits=5, a_bits=3, signed=False, k=66, per_column=False, skip=True,
+         rpc=16, complement=True, reference=False, full_scale=0)       # an empty complemented column: nd*dmax
+@example(seed=2, mapping="offset", cell_bits=2, w_bits=8, a_bits=8, signed=True, k=200, per_column=True, skip=True,
+         rpc=0, complement=True, reference=True, full_scale=0)
+@example(seed=3, mapping="twos_complement", cell_bits=4, w_bits=8, a_bits=4, signed=False, k=129, per_column=False,
+         skip=False, rpc=64, complement=True, reference=False, full_scale=7)
+def test_ideal_digits_reproduce_the_cpp_functional_output(seed, mapping, cell_bits, w_bits, a_bits, signed, k,
+                                                          per_column, skip, rpc, complement, reference, full_scale):
+    """With ideal digits and a fixed or per-column reference the dense model and the C++ popcount path
+    are the same crossbar: equal outputs on every mapping, cell size, grouping and periphery option."""
+    kw = dict(mapping=mapping, cell_bits=cell_bits, skip_empty=skip, rows_per_conversion=rpc,
+              complement=complement and mapping != "differential", reference_column=reference and mapping == "offset",
+              adc_full_scale=full_scale)
+    if per_column:
+        kw["adc_bits"] = "auto"
+    cfg = CrossbarConfig.preset("neurosim-1.3", **kw)
+    w, x = _layer(np.random.default_rng(seed), 7, k, 3, mapping, w_bits, a_bits, signed)
+    want = simulate_layer(w, x, cfg, w_bits, a_bits, a_signed=signed).output
+    got = read_layer(w, x, cfg, w_bits, a_bits, signed)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
+def _golden_config(cell_bits, adc_bits):
+    # NeuroSim's Python device: on/off ratio 150 (6 kOhm / 900 kOhm), no access transistor or wire
+    # resistance (its remainderQ is linear in the digit), 128-row subarrays, offset codes
+    return CrossbarConfig.preset("mnsim-2.0", mapping="offset", rows=128, cols=128, cell_bits=cell_bits,
+                                 adc_bits=adc_bits, readout="conductance", adc_reference="minmax", g_on=1 / 6e3,
+                                 g_off=1 / 900e3, r_access=0.0, r_wire_row=0.0, r_wire_col=0.0)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+@pytest.mark.parametrize("cell_bits", [1, 2])
+@pytest.mark.parametrize("adc_bits", [3, 4, 5, 6])
+def test_minmax_readings_are_neurosim_pythons_own(kind, cell_bits, adc_bits):
+    """Every partial-sum reading of NeuroSim V1.3's Python (QLinear / QConv2d, inference=1: bit-serial
+    inputs, 128-row subarrays, digit slices, LinearQuantizeOut) equals hamqcore's under
+    adc_reference="minmax", readout="conductance" (its readings are (1 - 1/150) x hamqcore's digit
+    units). The only differences sit on exact level boundaries (a floor of an exact integer, decided
+    by float rounding on either side): each is shown to be one by exact integer arithmetic."""
+    codes = GOLDEN[f"{kind}_codes"].astype(np.int64)
+    a = GOLDEN[f"{kind}_a"]
+    x = a if kind == "linear" else a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])   # 1x1 conv: one row per pixel
+    parts = []
+    read_layer(codes - 128, x, _golden_config(cell_bits, adc_bits), 8, 8, False, partials=parts)
+    ours = {(g, p, d): r.numpy() for g, p, _, d, r in parts}
+    theirs = GOLDEN[f"{kind}_cb{cell_bits}_adc{adc_bits}"]
+    D, r_off = 8 // cell_bits, 150
+    assert theirs.shape[0] == 8 * 2 * D == len(ours)
+    i = ties = 0
+    for z in range(8):                      # NeuroSim's loop order: input bit, subarray, digit
+        for s in range(2):
+            for k in range(D):
+                t = theirs[i]
+                i += 1
+                if kind == "conv":
+                    t = t.transpose(0, 2, 3, 1).reshape(-1, t.shape[1])
+                o = ours[(s, z, k)] * (1 - 1 / r_off)
+                bad = ~np.isclose(o, t, rtol=1e-9, atol=0)
+                if bad.any():
+                    # exact: (r - 1) x reading = (r - 1) sum(x d) + dmax sum(x), an integer per element
+                    xb = (x[:, s * 128:(s + 1) * 128] >> z) & 1
+                    d = (codes[:, s * 128:(s + 1) * 128] >> (k * cell_bits)) & ((1 << cell_bits) - 1)
+                    V = (r_off - 1) * (xb @ d.T) + ((1 << cell_bits) - 1) * xb.sum(1, keepdims=True)
+                    num = (V - V.min()) * 2 ** adc_bits
+                    tie = num % (V.max() - V.min()) == 0
+                    assert tie[bad].all()
+                    step = (t.max() - t.min()) / (2 ** adc_bits - 1)   # the top reading is level 2^bits - 1
+                    np.testing.assert_allclose(np.abs(o - t)[bad], step, rtol=1e-9)
+                    ties += int(bad.sum())
+    assert ties <= 0.01 * theirs.size
+
+
+def _digital(w, x, w_bits, mapping="offset"):
+    return (x.astype(np.float64) @ w.T.astype(np.float64))
+
+
+def test_conductance_readout_of_a_linear_device_is_the_digital_product():
+    """Cells without series resistance are linear in the digit: with an ideal ADC the conductance
+    readout, its leakage removed, is the integer product; and the varied model tends to it as the
+    variation goes to 0 (the ideal model is the zero-variation limit)."""
+    rng = np.random.default_rng(0)
+    w, x = _layer(rng, 9, 150, 4, "offset", 8, 8, False)
+    lin = dict(model="bitline", readout="conductance", r_access=0.0, r_wire_row=0.0, r_wire_col=0.0)
+    exact = read_layer(w, x, CrossbarConfig.preset("bitline", **lin), 8, 8, False)
+    np.testing.assert_allclose(exact, _digital(w, x, 8), rtol=1e-9, atol=1e-6)
+    prev, scale = None, float(np.abs(exact).max())
+    for sigma in (1e-2, 1e-4, 1e-6):
+        varied = read_layer(w, x, CrossbarConfig.preset("bitline", g_variation=sigma, seed=1, **lin), 8, 8, False)
+        err = float(np.abs(varied - exact).max()) / scale
+        assert err < 10 * sigma and (prev is None or err < prev / 10)
+        prev = err
+
+
+def test_access_resistance_makes_the_digits_nonlinear():
+    """NeuroSim's 1T1R cell (R_access = 1.5 kOhm in series): a driven digit-1 cell reads more than one
+    unit when the unit is set by digit 3 (the cell's full swing), as the conductances say."""
+    cfg = CrossbarConfig(readout="conductance", adc="sar", adc_bits=5)
+    g = digit_conductance(cfg)
+    one = (g[1] - g[0]) / ((g[3] - g[0]) / 3)
+    assert one == pytest.approx(3 * (g[1] - g[0]) / (g[3] - g[0])) and one > 1.1
+    w = np.full((1, 1), -127, np.int64)     # offset code 1: digits (1, 0, 0, 0)
+    ideal = CrossbarConfig.preset("bitline", readout="conductance")
+    gi = digit_conductance(ideal)
+    y = read_layer(w, np.ones((1, 1), np.int64), ideal, 8, 1, False)
+    # one driven cell holding digit 1 in the lowest digit column, the others digit 0; offset 128 x 1 removed
+    assert float(y[0, 0]) == pytest.approx(3 * (gi[1] - gi[0]) / (gi[3] - gi[0]) - 128)
+
+
+def test_faults_and_variation_are_seeded_per_cell():
+    rng = np.random.default_rng(1)
+    w, x = _layer(rng, 6, 100, 3, "offset", 8, 8, False)
+    base = dict(readout="conductance", g_variation=0.1)
+    a = read_layer(w, x, CrossbarConfig.preset("bitline", seed=3, **base), 8, 8, False, key="l1")
+    assert np.array_equal(a, read_layer(w, x, CrossbarConfig.preset("bitline", seed=3, **base), 8, 8, False, key="l1"))
+    assert not np.array_equal(a, read_layer(w, x, CrossbarConfig.preset("bitline", seed=4, **base), 8, 8, False,
+                                            key="l1"))
+    assert not np.array_equal(a, read_layer(w, x, CrossbarConfig.preset("bitline", seed=3, **base), 8, 8, False,
+                                            key="l2"))
+    # every cell stuck ON: each digit column reads dmax per driven row; stuck OFF: 0 (the offset remains)
+    on = read_layer(w, x, CrossbarConfig.preset("bitline", stuck_on=1.0), 8, 8, False)
+    np.testing.assert_allclose(on, np.repeat(x.sum(1, keepdims=True) * 255.0 - 128 * x.sum(1, keepdims=True), 6, 1))
+    off = read_layer(w, x, CrossbarConfig.preset("bitline", stuck_off=1.0), 8, 8, False)
+    np.testing.assert_allclose(off, np.repeat(-128.0 * x.sum(1, keepdims=True), 6, 1))
+
+
+def test_adc_formulas_by_hand():
+    v = torch.tensor([0.0, 0.4, 1.6, 2.5, 40.0], dtype=torch.float64)
+    # 4 levels over [0, 9]: step 3, readings 0, 0, 3, 3, 9 (saturated)
+    assert adc_read(v, 9.0, 4, False).tolist() == [0.0, 0.0, 3.0, 3.0, 9.0]
+    # no step finer than one unit: 32 levels over [0, 10] read rounded units
+    assert adc_read(v, 10.0, 32, False).tolist() == [0.0, 0.0, 2.0, 2.0, 31.0]
+    # LinearQuantizeOut: 2 bits over [0, 40]: step 10, floor
+    assert minmax_read(v, 2).tolist() == [0.0, 0.0, 0.0, 0.0, 30.0]
+    assert minmax_read(torch.full((3,), 5.0, dtype=torch.float64), 3).tolist() == [5.0, 5.0, 5.0]
+
+
+def _mse(values, counts, fs, levels):
+    step = max(1.0, fs / (levels - 1))
+    return float((counts * (step * np.minimum(np.round(values / step), levels - 1) - values) ** 2).sum())
+
+
+def test_mse_full_scale_by_hand():
+    per = 8   # histogram bins per unit; a bin's readings sit at its centre
+    h = np.zeros(100 * per, np.int64)
+    h[3 * per] = 1000                     # every reading 3.0625: a unit step reads them best
+    assert mse_full_scale(h, 32) == 31.0
+    h[40 * per] = 1                       # outliers: the choice is the brute-force minimum over full scales
+    h[99 * per] = 1
+    centres = (np.arange(len(h)) + 0.5) / per
+    brute = min(_mse(centres, h, fs, 32) for fs in np.arange(31, 100, 0.01))
+    assert _mse(centres, h, mse_full_scale(h, 32), 32) <= brute * (1 + 1e-3)
+    h2 = np.zeros(100 * per, np.int64)
+    h2[np.arange(0, 100 * per, per)] = 1  # uniform on 0..99 with 4 levels
+    brute = min(_mse(centres, h2, fs, 4) for fs in np.arange(3, 100, 0.01))
+    assert _mse(centres, h2, mse_full_scale(h2, 4), 4) <= brute * (1 + 1e-3)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    m = quantize_model(m, w_bits=8, a_bits=8)
+    x = torch.randn(16, 3, 6, 6)
+    m(x)
+    return m.eval(), x
+
+
+def test_calibrated_references_are_fixed_and_checked():
+    model, x = _model()
+    cfg = CrossbarConfig(adc_reference="calibrated")
+    with pytest.raises(ValueError, match="calibrate_adc"):
+        crossbar_forward(model, x, cfg)
+    refs = calibrate_adc(model, x[:8], cfg)
+    assert isinstance(refs, AdcReferences) and set(refs.full_scale) == {"0", "3"}
+    assert all(fs >= 31 for layer in refs.full_scale.values() for fs in layer.values())
+    with torch.no_grad():
+        ref = model(x)
+    out = crossbar_forward(model, x, cfg, references=refs)
+    plain = crossbar_forward(model, x, CrossbarConfig())
+    # calibrated references read this model closer to its digital output than the fixed full scale
+    assert float((out - ref).pow(2).mean()) < float((plain - ref).pow(2).mean())
+    with pytest.raises(ValueError, match="another configuration"):
+        crossbar_forward(model, x, CrossbarConfig(adc_reference="calibrated", cell_bits=1), references=refs)
+    with pytest.raises(ValueError, match="adc_reference='calibrated'"):
+        calibrate_adc(model, x, CrossbarConfig())
+    y = ref.argmax(1)
+    hits = int((crossbar_forward(model, x, cfg, references=refs).argmax(1) == y).sum())
+    assert crossbar_accuracy(model, x, y, cfg, batch=5, references=refs) == hits / len(y)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(adc_reference="middle"), "adc_reference must be one of"),
+    (dict(readout="current"), "readout must be one of"),
+    (dict(g_variation=0.1), "needs readout='conductance'"),
+    (dict(readout="conductance", g_variation=-1.0), "g_variation must be a finite number"),
+    (dict(readout="conductance", g_variation=float("nan")), "g_variation must be a finite number"),
+    (dict(stuck_on=1.5), "stuck_on must be a finite number"),
+    (dict(stuck_on=0.6, stuck_off=0.5), "stuck_on \\+ stuck_off"),
+    (dict(adc_reference="minmax", adc_bits="auto"), "needs adc_resolution='fixed'"),
+    (dict(seed=-1), "seed must be an integer"),
+])
+def test_bad_functional_options(kw, match):
+    with pytest.raises(ValueError, match=match):
+        CrossbarConfig(**kw)
+    with pytest.raises(TypeError, match="g_variation must be a number"):
+        CrossbarConfig(readout="conductance", g_variation="0.1")
+    with pytest.raises(ValueError, match="adc='ideal' has none"):
+        CrossbarConfig.preset("bitline", adc_reference="minmax")
