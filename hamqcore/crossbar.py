@@ -355,7 +355,7 @@ def check_config(config, name: str = "config") -> "CrossbarConfig":
 def simulate_layer(
     w_q, x_q, config: Optional[CrossbarConfig] = None, w_bits: int = 8, a_bits: int = 8,
     a_signed: Optional[bool] = None, n_threads: Optional[int] = None, floor: bool = False,
-    output: bool = True,
+    output: bool = True, digit_full_scale=None, digit_gain=None,
 ) -> LayerEnergy:
     """Simulate integer weights ``w_q`` (out x K) driven by integer inputs ``x_q`` (N x K).
 
@@ -366,6 +366,11 @@ def simulate_layer(
     ``floor=True`` stores every cell at its lowest conductance (whatever ``w_q`` holds): the least
     energy any weights could give on this mapping, geometry and input data. ``output=False`` skips
     the functional output (``LayerEnergy.output`` is then None), which makes energy-only runs cheaper.
+    The output reads ``config.readout`` (``"conductance"``: cells of at most 2 bits, fixed references)
+    through the ADC; ``digit_full_scale``: the full scale of every digit column (arrays x digits, the
+    order of :func:`stored_digits`' coefficients; calibrated references), ``digit_gain``: the digital
+    gain of every digit column's conductance readings (calibrated). :mod:`hamqcore.readout` is
+    the general functional model (every option); this is its fast path.
     """
     config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])
     if a_signed is not None and not isinstance(a_signed, (bool, np.bool_)):
@@ -378,7 +383,11 @@ def simulate_layer(
     r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits),
                                     None if a_signed is None else bool(a_signed),
                                     check_threads("n_threads", n_threads), bool(floor),
-                                    bool(output))
+                                    bool(output), None if digit_full_scale is None
+                                    else [float(v) for v in np.asarray(digit_full_scale, np.float64).ravel()],
+                                    bool(output) and config.readout == "conductance",
+                                    None if digit_gain is None
+                                    else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()])
     return LayerEnergy(
         energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
         mean_current=r.sum_current / r.conversions if r.conversions else 0.0, n_vectors=int(x.shape[0]),

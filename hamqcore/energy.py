@@ -27,7 +27,7 @@ from .crossbar import DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, resu
 from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, evaluating, float_layers,
                      layer_matrices, walk_coverage)
 from .quant import QuantLayer
-from .readout import Histograms, mse_full_scale, needs_readout, read_layer
+from .readout import Histograms, fast_path, read_layer
 
 
 @dataclass
@@ -201,12 +201,20 @@ def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str
     """What the crossbar reads for one quantized layer on its input ``x``: its integer pre-activation,
     (N * positions) x out_channels (:mod:`hamqcore.readout`; the C++ core's fast functional path when
     ``config`` reads ideal digit sums through a fixed or per-column reference)."""
-    if not needs_readout(config) and histograms is None:
-        return np.asarray(simulate_module(m, x, config, n_threads=n_threads, output=True, name=name).output)
-    w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
     layer_refs = None
     if config.adc_reference == "calibrated" and histograms is None:
         layer_refs = check_references(references, config).layer(name)
+    if fast_path(config) and histograms is None:
+        if layer_refs is None:
+            return np.asarray(simulate_module(m, x, config, n_threads=n_threads, output=True, name=name).output)
+        w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
+        keys = sorted(layer_refs)                             # (array, digit) order: arrays x digits
+        fs, gain = [layer_refs[k][0] for k in keys], [layer_refs[k][1] for k in keys]
+        outs = [simulate_layer(w, xg, config, wb, ab, a_signed=signed, n_threads=n_threads,
+                               digit_full_scale=fs, digit_gain=gain if config.readout == "conductance" else None).output
+                for w, xg in zip(w_groups, x_groups)]
+        return np.concatenate(outs, axis=1)
+    w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
     outs = [read_layer(w, xg, config, wb, ab, signed, key=f"{name}/{g}", references=layer_refs,
                        histograms=histograms) for g, (w, xg) in enumerate(zip(w_groups, x_groups))]
     return np.concatenate(outs, axis=1)
@@ -214,8 +222,10 @@ def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str
 
 @dataclass
 class AdcReferences:
-    """The calibrated ADC full scales of a model (``adc_reference="calibrated"``): per layer, per (array
-    type, digit position), in digit units; fixed once chosen, like a chip's programmed references.
+    """The calibrated ADC references of a model (``adc_reference="calibrated"``): per layer, per (array
+    type, digit position), the full scale (digit units of current) and the digital gain that turns a
+    reading into digit units (least squares against the ideal digit sums; 1 for ideal digits); fixed
+    once chosen, like a chip's programmed references and its gain calibration.
     ``config``: the configuration they were calibrated for; ``vectors``: conversions' inputs seen."""
 
     full_scale: Dict[str, Dict[Tuple[int, int], float]]
@@ -246,7 +256,8 @@ def check_references(references, config: CrossbarConfig) -> AdcReferences:
 def calibrate_adc(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig) -> AdcReferences:
     """Choose the ADC full scale of every quantized layer, array type and digit position on a
     calibration batch ``inputs`` (never the test set): the MSE-optimal clipping point of the
-    conversions' inputs (:func:`hamqcore.readout.mse_full_scale`), the layers run as the crossbar
+    conversions' inputs (:func:`hamqcore.readout.mse_full_scale`) and the least-squares gain from
+    readings to ideal digit sums (the cells' nonlinearity, e.g. the access transistor's), the layers run as the crossbar
     computes them with those references (so each layer is calibrated on the inputs it will see).
     ``config.adc_reference`` must be ``"calibrated"``."""
     check_config(config)
@@ -263,7 +274,7 @@ def calibrate_adc(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig
         x, name = args[0], names[m]
         hist = Histograms()
         read_module(m, x, config, name, histograms=hist)
-        refs.full_scale[name] = {k: mse_full_scale(h, levels) for k, h in hist.counts.items()}
+        refs.full_scale[name] = hist.references(levels)
         return _crossbar_output(m, x, out, read_module(m, x, config, name, references=refs))
 
     handles = [m.register_forward_hook(hook) for m in names]

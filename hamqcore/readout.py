@@ -13,7 +13,8 @@ pulse over a matrix of cell values, with everything a chip adds on top:
   (the C++ rule: stored inverted when that leaves fewer ON cells in the array row tile), skipped
   empty columns;
 * the ADC (``adc_reference``): fixed full scale, per-column, calibrated (per layer, array type and
-  digit position) or NeuroSim's min-max; readings step * min(L - 1, round(v / step)) with
+  digit position, with a least-squares digital gain) or NeuroSim's min-max; readings
+  step * min(L - 1, round(v / step)) with
   step = max(1, full_scale / (L - 1)) as the C++ core's ``adc_reading``, or NeuroSim V1.3's
   ``LinearQuantizeOut`` (Inference_pytorch/utee/wage_quantizer.py) for ``"minmax"``;
 * the digital periphery: the OFF cells' leakage nd g(0) / u subtracted from each reading (nd: the
@@ -21,8 +22,9 @@ pulse over a matrix of cell values, with everything a chip adds on top:
   readings shift-added over digits and pulses, and the offset mapping's 2^(b-1) sum(x) (or its
   reference columns' readings) subtracted.
 
-With ``readout="digits"``, no faults and a ``"full_scale"`` / ``"per_column"`` reference this is the
-C++ core's functional output exactly (tests/test_readout.py checks both on random layers).
+Where the C++ core's fast popcount path reads the same (``fast_path``: no variation or faults, no
+min-max, conductances only for cells of at most 2 bits) both give the same output
+(tests/test_readout.py checks them against each other on random layers).
 """
 from __future__ import annotations
 
@@ -35,17 +37,20 @@ import torch
 
 from .crossbar import CrossbarConfig, digit_conductance, stored_digits
 
-# (array type, digit position) -> full scale in digit units, per layer
-LayerReferences = Dict[Tuple[int, int], float]
+# (array type, digit position) -> (full scale, gain) per layer: the ADC's clipping point in digit units
+# of current, and the digital gain that turns a reading into digit units (1 for ideal digits)
+LayerReferences = Dict[Tuple[int, int], Tuple[float, float]]
 HIST_BINS_PER_UNIT = 8          # resolution of the calibration histograms (readings in digit units)
 MAX_GEMM_ELEMENTS = 1 << 23     # vectors per GEMM chunk: at most this many readings at once
 
 
-def needs_readout(config: CrossbarConfig) -> bool:
-    """Whether ``config``'s functional path needs this module (the C++ core reads ideal digit sums
-    through a fixed or per-column reference, without faults)."""
-    return (config.readout != "digits" or config.adc_reference in ("calibrated", "minmax")
-            or config.stuck_on > 0 or config.stuck_off > 0)
+def fast_path(config: CrossbarConfig) -> bool:
+    """Whether the C++ core's functional output reads what ``config`` reads (its popcount path: ideal
+    digits through any reference but min-max, or conductances of cells of at most 2 bits through a
+    fixed or calibrated reference; no variation or faults). Else this module's dense model runs."""
+    if config.adc_reference == "minmax" or config.g_variation > 0 or config.stuck_on > 0 or config.stuck_off > 0:
+        return False
+    return config.readout == "digits" or (config.cell_bits <= 2 and config.adc_reference != "per_column")
 
 
 def adc_read(v: torch.Tensor, full_scale, levels, ideal: bool) -> torch.Tensor:
@@ -73,9 +78,21 @@ def minmax_read(v: torch.Tensor, bits: int) -> torch.Tensor:
 @dataclass
 class Histograms:
     """Calibration data: per (array type, digit position) a histogram of the ADC inputs (digit units,
-    HIST_BINS_PER_UNIT bins per unit) over every conversion of the calibration batch."""
+    HIST_BINS_PER_UNIT bins per unit) over every conversion of the calibration batch, and the sums
+    of (reading - leakage) x S and S^2 (S the ideal digit sum) for the least-squares gain."""
 
     counts: Dict[Tuple[int, int], np.ndarray] = field(default_factory=dict)
+    vs: Dict[Tuple[int, int], float] = field(default_factory=dict)
+    ss: Dict[Tuple[int, int], float] = field(default_factory=dict)
+
+    def add_gain(self, key: Tuple[int, int], v: torch.Tensor, s: torch.Tensor) -> None:
+        self.vs[key] = self.vs.get(key, 0.0) + float((v * s).sum())
+        self.ss[key] = self.ss.get(key, 0.0) + float((s * s).sum())
+
+    def references(self, levels: int) -> "LayerReferences":
+        """Per key: the MSE-optimal full scale (:func:`mse_full_scale`) and the least-squares gain."""
+        return {k: (mse_full_scale(h, levels), self.vs[k] / self.ss[k] if self.ss.get(k, 0.0) > 0 else 1.0)
+                for k, h in self.counts.items()}
 
     def add(self, key: Tuple[int, int], v: torch.Tensor) -> None:
         b = torch.clamp(torch.floor(v.reshape(-1) * HIST_BINS_PER_UNIT), min=0).to(torch.int64)
@@ -151,7 +168,7 @@ class LayerCells:
         self.conductance = c.readout == "conductance"
         self.unit = (g[-1] - g[0]) / self.dmax
         self.leak = g[0] / self.unit if self.conductance else 0.0
-        self.cells, self.fs_col, self.levels_col, self.skip = [], [], [], []
+        self.cells, self.fs_col, self.levels_col, self.skip, self.digits = [], [], [], [], []
         rng = np.random.default_rng([c.seed, zlib.crc32(key.encode())]) \
             if (c.g_variation > 0 or c.stuck_on > 0 or c.stuck_off > 0) else None
         for (r0, r1), inv in zip(self.groups, self.inv):
@@ -168,6 +185,7 @@ class LayerCells:
                 vals = torch.where(u < c.stuck_on, on_v, vals)
                 vals = torch.where((u >= c.stuck_on) & (u < c.stuck_on + c.stuck_off), off_v, vals)
             self.cells.append(vals)
+            self.digits.append(d.to(torch.float64))
             st_sum = d.sum(0).to(torch.float64)
             self.skip.append((d != 0).sum(0) == 0 if c.skip_empty else torch.zeros(d.shape[1], dtype=torch.bool))
             # per-column resolution: the fewest bits (>= 1, <= adc_bits) whose levels cover the column's
@@ -202,7 +220,8 @@ def read_layer(w: np.ndarray, x: np.ndarray, config: CrossbarConfig, w_bits: int
         if references is None:
             raise ValueError("adc_reference='calibrated' needs the layer's references: "
                              "hamqcore.energy.calibrate_adc(model, calibration_inputs, config)")
-        fs_key = torch.tensor([references[k] for k in cells.col_key], dtype=torch.float64)[cells.col_keyidx]
+        fs_key = torch.tensor([references[k][0] for k in cells.col_key], dtype=torch.float64)[cells.col_keyidx]
+        gain = torch.tensor([references[k][1] for k in cells.col_key], dtype=torch.float64)[cells.col_keyidx]
     acc = torch.zeros((N, C), dtype=torch.float64)
     chunk = N if mode == "minmax" else max(1, MAX_GEMM_ELEMENTS // max(1, C))
     for gi, (r0, r1) in enumerate(cells.groups):
@@ -215,9 +234,14 @@ def read_layer(w: np.ndarray, x: np.ndarray, config: CrossbarConfig, w_bits: int
                 v = xb @ V                                   # ADC inputs, digit units (leakage included)
                 if histograms is not None:
                     live = ~cells.skip[gi]
+                    for k in cells.col_key:
+                        histograms.counts.setdefault(k, np.zeros(1, np.int64))
+                    S = xb @ cells.digits[gi]
+                    busy = nd.reshape(-1) > 0
                     for ki, k in enumerate(cells.col_key):
                         sel = live & (cells.col_keyidx == ki)
-                        histograms.add(k, v[:, sel][nd.reshape(-1) > 0])
+                        histograms.add(k, v[:, sel][busy])
+                        histograms.add_gain(k, (v - cells.leak * nd)[:, sel], S[:, sel])
                     continue
                 if mode == "minmax" and not ideal:
                     r = torch.empty_like(v)
@@ -234,6 +258,8 @@ def read_layer(w: np.ndarray, x: np.ndarray, config: CrossbarConfig, w_bits: int
                     for ki, (a, d) in enumerate(cells.col_key):
                         partials.append((gi, p, a, d, r[:, cells.col_keyidx == ki].clone()))
                 r = r - cells.leak * nd
+                if mode == "calibrated" and cells.conductance:
+                    r = r / gain
                 r = torch.where(cells.skip[gi], 0.0, r)       # an empty column is known to read 0
                 r = torch.where(cells.inv[gi], nd * cells.dmax - r, r)
                 acc[n0:n0 + chunk] += pulse_coef[p] * r

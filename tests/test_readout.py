@@ -10,7 +10,7 @@ import torch.nn as nn
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hamqcore.crossbar import CrossbarConfig, digit_conductance, simulate_layer
+from hamqcore.crossbar import CrossbarConfig, digit_conductance, simulate_layer, stored_digits
 from hamqcore.energy import AdcReferences, calibrate_adc, crossbar_accuracy, crossbar_forward
 from hamqcore.quant import quantize_model
 from hamqcore.readout import adc_read, minmax_read, mse_full_scale, read_layer
@@ -31,27 +31,45 @@ def _layer(rng, out, k, n, mapping, w_bits, a_bits, signed):
 @given(seed=st.integers(0, 2 ** 32 - 1), mapping=st.sampled_from(["offset", "differential", "twos_complement"]),
        cell_bits=st.sampled_from([1, 2, 4]), w_bits=st.integers(2, 8), a_bits=st.integers(1, 8), signed=st.booleans(),
        k=st.integers(1, 300), per_column=st.booleans(), skip=st.booleans(), rpc=st.sampled_from([0, 16, 64]),
-       complement=st.booleans(), reference=st.booleans(), full_scale=st.sampled_from([0, 7, 200]))
+       complement=st.booleans(), reference=st.booleans(), full_scale=st.sampled_from([0, 7, 200]),
+       conductance=st.booleans(), calibrated=st.booleans())
 @example(seed=1, mapping="offset", cell_bits=1, w_bits=5, a_bits=3, signed=False, k=66, per_column=False, skip=True,
-         rpc=16, complement=True, reference=False, full_scale=0)       # an empty complemented column: nd*dmax
+         rpc=16, complement=True, reference=False, full_scale=0, conductance=False,
+         calibrated=False)                                   # an empty complemented column: nd*dmax
 @example(seed=2, mapping="offset", cell_bits=2, w_bits=8, a_bits=8, signed=True, k=200, per_column=True, skip=True,
-         rpc=0, complement=True, reference=True, full_scale=0)
+         rpc=0, complement=True, reference=True, full_scale=0, conductance=True, calibrated=True)
 @example(seed=3, mapping="twos_complement", cell_bits=4, w_bits=8, a_bits=4, signed=False, k=129, per_column=False,
-         skip=False, rpc=64, complement=True, reference=False, full_scale=7)
-def test_ideal_digits_reproduce_the_cpp_functional_output(seed, mapping, cell_bits, w_bits, a_bits, signed, k,
-                                                          per_column, skip, rpc, complement, reference, full_scale):
-    """With ideal digits and a fixed or per-column reference the dense model and the C++ popcount path
-    are the same crossbar: equal outputs on every mapping, cell size, grouping and periphery option."""
+         skip=False, rpc=64, complement=True, reference=False, full_scale=7, conductance=False, calibrated=True)
+def test_the_dense_model_reproduces_the_cpp_fast_path(seed, mapping, cell_bits, w_bits, a_bits, signed, k,
+                                                     per_column, skip, rpc, complement, reference, full_scale,
+                                                     conductance, calibrated):
+    """Where the C++ popcount path applies (readout.fast_path) the dense model and it are the same
+    crossbar: equal outputs on every mapping, cell size, grouping and periphery option, with ideal
+    digits or conductances, fixed, per-column or calibrated references."""
     kw = dict(mapping=mapping, cell_bits=cell_bits, skip_empty=skip, rows_per_conversion=rpc,
               complement=complement and mapping != "differential", reference_column=reference and mapping == "offset",
               adc_full_scale=full_scale)
     if per_column:
         kw["adc_bits"] = "auto"
+    elif calibrated:
+        kw["adc_reference"] = "calibrated"
+    if conductance and cell_bits <= 2 and not per_column:
+        kw["readout"] = "conductance"
     cfg = CrossbarConfig.preset("neurosim-1.3", **kw)
-    w, x = _layer(np.random.default_rng(seed), 7, k, 3, mapping, w_bits, a_bits, signed)
-    want = simulate_layer(w, x, cfg, w_bits, a_bits, a_signed=signed).output
-    got = read_layer(w, x, cfg, w_bits, a_bits, signed)
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    rng = np.random.default_rng(seed)
+    w, x = _layer(rng, 7, k, 3, mapping, w_bits, a_bits, signed)
+    refs, fs, gain = None, None, None
+    if cfg.adc_reference == "calibrated":
+        n_cols = len(stored_digits(w, w_bits, cfg)[1])
+        D = n_cols // (2 if mapping == "differential" else 1)
+        fs, gain = rng.uniform(1.0, 300.0, n_cols), rng.uniform(0.5, 2.0, n_cols)
+        if cfg.readout == "digits":
+            gain[:] = 1.0
+        refs = {(i // D, i % D): (float(v), float(g)) for i, (v, g) in enumerate(zip(fs, gain))}
+    want = simulate_layer(w, x, cfg, w_bits, a_bits, a_signed=signed, digit_full_scale=fs,
+                          digit_gain=gain if cfg.readout == "conductance" else None).output
+    got = read_layer(w, x, cfg, w_bits, a_bits, signed, references=refs)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
 
 
 def _golden_config(cell_bits, adc_bits):
@@ -205,7 +223,7 @@ def test_calibrated_references_are_fixed_and_checked():
         crossbar_forward(model, x, cfg)
     refs = calibrate_adc(model, x[:8], cfg)
     assert isinstance(refs, AdcReferences) and set(refs.full_scale) == {"0", "3"}
-    assert all(fs >= 31 for layer in refs.full_scale.values() for fs in layer.values())
+    assert all(fs >= 31 and gain == 1.0 for layer in refs.full_scale.values() for fs, gain in layer.values())
     with torch.no_grad():
         ref = model(x)
     out = crossbar_forward(model, x, cfg, references=refs)

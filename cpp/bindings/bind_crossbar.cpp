@@ -198,7 +198,8 @@ void bind_crossbar(py::module_& m) {
         .def(
             "simulate",
             [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,
-               std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output) {
+               std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output,
+               const py::object& digit_full_scale, bool conductance, const py::object& digit_gain) {
                 const std::string err = validate_layer(xb.config(), w_bits, a_bits);
                 if (!err.empty()) throw py::value_error(err);
                 const int nt = threads_arg(n_threads);
@@ -218,6 +219,42 @@ void bind_crossbar(py::module_& m) {
                 L.a_bits = a_bits;
                 L.floor = floor;
                 L.output = output;
+                const CrossbarConfig& cfg = xb.config();
+                if (conductance && cfg.cell_bits > 2)
+                    throw py::value_error("conductance=True reads cells of at most 2 bits here (the model conductance "
+                                          "of a 4-bit digit is not exact per digit); got cell_bits=" +
+                                          std::to_string(cfg.cell_bits) + " (hamqcore.readout reads every cell)");
+                if (conductance && cfg.adc_resolution == AdcResolution::PerColumn)
+                    throw py::value_error("conductance=True with per-column resolution: use hamqcore.readout");
+                L.conductance = conductance;
+                std::vector<double> fs;
+                if (!digit_full_scale.is_none()) {
+                    fs = digit_full_scale.cast<std::vector<double>>();
+                    const size_t want = size_t(mapping_arrays(cfg.mapping) * mapping_digits(cfg.mapping, w_bits, cfg.cell_bits));
+                    if (fs.size() != want)
+                        throw py::value_error("digit_full_scale must hold " + std::to_string(want) +
+                                              " full scales (arrays x digits), got " + std::to_string(fs.size()));
+                    for (double v : fs)
+                        if (!(v > 0) || !std::isfinite(v))
+                            throw py::value_error("digit_full_scale must be finite and > 0, got " + std::to_string(v));
+                    if (cfg.adc_resolution == AdcResolution::PerColumn)
+                        throw py::value_error("digit_full_scale sets the references that per-column resolution sets itself");
+                    L.digit_full_scale = fs.data();
+                }
+                std::vector<double> gain;
+                if (!digit_gain.is_none()) {
+                    if (!conductance)
+                        throw py::value_error("digit_gain scales conductance readings: it needs conductance=True");
+                    gain = digit_gain.cast<std::vector<double>>();
+                    const size_t want = size_t(mapping_arrays(cfg.mapping) * mapping_digits(cfg.mapping, w_bits, cfg.cell_bits));
+                    if (gain.size() != want)
+                        throw py::value_error("digit_gain must hold " + std::to_string(want) +
+                                              " gains (arrays x digits), got " + std::to_string(gain.size()));
+                    for (double v : gain)
+                        if (!(v > 0) || !std::isfinite(v))
+                            throw py::value_error("digit_gain must be finite and > 0, got " + std::to_string(v));
+                    L.digit_gain = gain.data();
+                }
                 if (a_signed) {
                     L.a_signed = *a_signed;
                 } else {  // signed exactly when some input is negative
@@ -247,7 +284,8 @@ void bind_crossbar(py::module_& m) {
                 return r;
             },
             "w"_a, "x"_a, "w_bits"_a, "a_bits"_a, "a_signed"_a = py::none(), "n_threads"_a = py::none(),
-            "floor"_a = false, "output"_a = true,
+            "floor"_a = false, "output"_a = true, "digit_full_scale"_a = py::none(), "conductance"_a = false,
+            "digit_gain"_a = py::none(),
             "Simulate one layer: w (out x K) integer weights, x (N x K) integer inputs.");
 }
 

@@ -34,6 +34,9 @@ struct XbarPopcountArgs {
     const double* col_lmax = nullptr;     //   (replaces adc_level)
     const uint8_t* col_inverted = nullptr;  // stored complemented: S = nd * cell_max - reading
     int cell_max = 1;                     // largest digit, 2^cell_bits - 1
+    double g_unit = 0.0;                  // > 0: read conductances in units of g_unit (S) instead of
+                                          //   digit sums, the leakage nd g_row / g_unit removed after the ADC
+    const double* digit_gain = nullptr;   // [cols_per_group]: conductance readings divided by it
     const float* conv_weight = nullptr;   // factor on the column's f terms (0 = not converted)
     double g_row = 0.0;                   // model conductance of a driven cell holding digit 0 (S)
     double g_plane[4] = {0, 0, 0, 0};     // added conductance per driven cell with plane k set (S)

@@ -26,14 +26,19 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     // sum), exact when a unit step covers every sum the column can read.
     std::vector<double> col_step, col_lmax;
     const int64_t fs_fixed = c.adc_full_scale > 0 ? c.adc_full_scale : p.RC * int64_t(p.dmask);
-    if (L.output && c.adc != AdcKind::Ideal && (cols.per_column || p.RC != p.R || c.complement)) {
+    const bool cond_read = L.output && L.conductance;
+    if (L.output && c.adc != AdcKind::Ideal &&
+        (cols.per_column || p.RC != p.R || c.complement || L.digit_full_scale || cond_read)) {
         col_step.assign(size_t(p.T * p.ncols), 0.0);
         col_lmax.assign(size_t(p.T * p.ncols), 0.0);
         for (int64_t i = 0; i < p.T * p.ncols; ++i) {
-            const int64_t Lc = cols.levels[size_t(i)], fs = cols.per_column ? int64_t(sw.st_sum[size_t(i)]) : fs_fixed;
-            const double step = adc_step(fs, Lc);
+            const int64_t Lc = cols.levels[size_t(i)];
+            const double fs = L.digit_full_scale ? L.digit_full_scale[(i % p.ncols) % p.cpg]
+                              : cols.per_column ? double(sw.st_sum[size_t(i)]) : double(fs_fixed);
+            const double step = fs / double(Lc - 1) > 1.0 ? fs / double(Lc - 1) : 1.0;
             col_lmax[size_t(i)] = double(Lc - 1);
-            col_step[size_t(i)] = step > 1.0 || int64_t(sw.st_sum[size_t(i)]) > Lc - 1 ? step : 0.0;  // 0: exact
+            const bool exact = !cond_read && step <= 1.0 && int64_t(sw.st_sum[size_t(i)]) <= Lc - 1;
+            col_step[size_t(i)] = exact ? 0.0 : step;  // 0: exact
         }
     }
     std::vector<double> plane_coef(size_t(p.P));
@@ -57,12 +62,17 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     a.plane_coef = plane_coef.data();
     a.col_coef = p.col_coef.data();
     a.group_mult = mult.data();
-    a.adc_level = adc_level.empty() || p.RC != p.R ? nullptr : adc_level.data();
+    a.adc_level = adc_level.empty() || p.RC != p.R || cond_read ? nullptr : adc_level.data();
     a.s_stride = s_stride;
     a.col_step = col_step.empty() ? nullptr : col_step.data();
     a.col_lmax = col_lmax.empty() ? nullptr : col_lmax.data();
     a.col_inverted = sw.inverted.empty() ? nullptr : sw.inverted.data();
     a.cell_max = int(p.dmask);
+    if (cond_read) {  // the cells' model conductances are exact per digit for cell_bits <= 2
+        const std::vector<double> g = digit_conductances(c);
+        a.g_unit = (g.back() - g.front()) / double(p.dmask);
+        a.digit_gain = L.digit_gain;
+    }
     a.conv_weight = cond.conv_weight.empty() ? nullptr : cond.conv_weight.data();
     a.power_law = cond.neurosim;
     a.scale = cond.scale;

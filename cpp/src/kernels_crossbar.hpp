@@ -155,9 +155,10 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
     }
 }
 
-// The readings of one (vector, tile, pulse): every column's digit sum through its ADC, shift-added
-// into colacc with the pulse's weight pc (the ADC as crossbar_readings.cpp adc_reading).
-template <int CB>
+// The readings of one (vector, tile, pulse): every column's digit sum (or conductance, g_unit > 0)
+// through its ADC, shift-added into colacc with the pulse's weight pc (the ADC as
+// crossbar_readings.cpp adc_reading). A column that is not converted (conv_weight 0) reads 0.
+template <int CB, int PC>
 inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd, double pc,
                          uint32_t* sums, double* colacc) {
 #pragma omp simd
@@ -166,7 +167,24 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
         for (int j = 0; j < CB; ++j) v += cnt[j * nc + c] << j;
         sums[c] = v;
     }
-    if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns
+    if (a.g_unit > 0) {  // conductance readout (its steps come per column)
+        const double leak = a.g_row * double(nd) / a.g_unit;
+        for (int64_t c = 0; c < nc; ++c) {
+            double g = a.g_row * double(nd);
+            for (int k = 0; k < PC; ++k) g += a.g_plane[k] * double(cnt[k * nc + c]);
+            double v = g / a.g_unit;
+            if (a.col_step && a.col_step[base + c] > 0) {
+                const double step = a.col_step[base + c];
+                const double lv = __builtin_nearbyint(v / step);
+                v = step * (lv < a.col_lmax[base + c] ? lv : a.col_lmax[base + c]);
+            }
+            v -= leak;
+            if (a.digit_gain) v /= a.digit_gain[c % a.cols_per_group];
+            if (a.conv_weight && a.conv_weight[base + c] == 0.0f) v = 0.0;
+            if (a.col_inverted && a.col_inverted[base + c]) v = double(nd) * a.cell_max - v;
+            colacc[c] += pc * v;
+        }
+    } else if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns
         for (int64_t c = 0; c < nc; ++c) {
             double v = double(sums[c]);
             if (a.col_step && a.col_step[base + c] > 0) {
@@ -253,7 +271,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                 and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
                             }
                         }
-                        if (a.y) add_readings<CB>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], sums.data(),
+                        if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], sums.data(),
                                                   colacc.data());
                         if (nd == 0) continue;  // an idle read: G = 0 in every column
                         const float* cw = a.conv_weight ? a.conv_weight + int64_t(t) * ncols + col0 : nullptr;

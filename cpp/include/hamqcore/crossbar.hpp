@@ -57,7 +57,8 @@
 //  * column_order Digit: the columns of an array type hold digit d of every weight before digit
 //    d - 1 (bit-sliced arrays, ISAAC's layout) instead of every digit of one weight side by side.
 //
-// Functional output: the ADC reads the digit sum S of a column with L = 2^adc_bits levels over
+// Functional output: the ADC reads the digit sum S of a column (or, with CrossbarLayer::conductance,
+// the column's conductance in digit units, its OFF-cell leakage removed after the conversion) with L = 2^adc_bits levels over
 // [0, full_scale] (full_scale = adc_full_scale, or rows_per_conversion (2^cell_bits - 1) when 0):
 // reading = step * min(L-1, round(S / step)), step = max(1, full_scale / (L-1)) (digit sums are
 // integers: no step is finer than one); exact when every sum a column can read is <= L-1 at step 1,
@@ -146,6 +147,12 @@ struct CrossbarLayer {
     bool a_signed = false;
     bool floor = false;       // every cell at its lowest conductance (the least energy of any weights)
     bool output = true;       // compute the functional output (energy alone is cheaper)
+    // Functional output only (hamqcore/readout.py is the general model; these are its fast cases):
+    const double* digit_full_scale = nullptr;  // [arrays * digits]: the ADC full scale of every digit
+                                               // column (calibrated references), digit units
+    const double* digit_gain = nullptr;  // [arrays * digits]: conductance readings / gain (calibrated)
+    bool conductance = false; // read the cells' conductances (cell_bits <= 2): v = G_col / u with
+                              // u = (g(dmax) - g(0)) / dmax, converted, then nd g(0) / u subtracted
 };
 
 // Energy components (J, whole batch); which are nonzero depends on the model.
