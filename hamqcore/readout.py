@@ -46,11 +46,11 @@ MAX_GEMM_ELEMENTS = 1 << 23     # vectors per GEMM chunk: at most this many read
 
 def fast_path(config: CrossbarConfig) -> bool:
     """Whether the C++ core's functional output reads what ``config`` reads (its popcount path: ideal
-    digits through any reference but min-max, or conductances of cells of at most 2 bits through a
-    fixed or calibrated reference; no variation or faults). Else this module's dense model runs."""
+    digits through any reference but min-max, or conductances of cells of at most 2 bits; no variation
+    or faults). Else this module's dense model runs."""
     if config.adc_reference == "minmax" or config.g_variation > 0 or config.stuck_on > 0 or config.stuck_off > 0:
         return False
-    return config.readout == "digits" or (config.cell_bits <= 2 and config.adc_reference != "per_column")
+    return config.readout == "digits" or config.cell_bits <= 2
 
 
 def adc_read(v: torch.Tensor, full_scale, levels, ideal: bool) -> torch.Tensor:

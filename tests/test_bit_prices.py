@@ -151,6 +151,11 @@ def test_price_unit_is_the_mean_price_of_an_on_cell():
     costs = [sum(price[p] for p in range(8) if (abs(int(v)) >> p) & 1) for v in q.reshape(-1)]
     on = int(hamming_weight(q.astype(np.int16), 8).sum())
     assert price_unit(model, {"0": price}, "differential") == pytest.approx(sum(costs) / on, rel=1e-12)
+    # the offset code q + 128 (its own bits and ON cells: the encoding reaches both sums)
+    codes = [int(v) + 128 for v in q.reshape(-1)]
+    off_costs = [sum(price[p] for p in range(8) if (c >> p) & 1) for c in codes]
+    off_on = sum(bin(c).count("1") for c in codes)
+    assert price_unit(model, {"0": price}, "offset") == pytest.approx(sum(off_costs) / off_on, rel=1e-12)
     assert price_unit(model, {"0": np.zeros(8)}, "differential") == 1.0
     assert price_unit(model, {}, "differential") == 1.0
     with torch.no_grad():

@@ -53,7 +53,7 @@ def test_the_dense_model_reproduces_the_cpp_fast_path(seed, mapping, cell_bits, 
         kw["adc_bits"] = "auto"
     elif calibrated:
         kw["adc_reference"] = "calibrated"
-    if conductance and cell_bits <= 2 and not per_column:
+    if conductance and cell_bits <= 2 and not per_column:   # per-column: test_per_column_conductance_...
         kw["readout"] = "conductance"
     cfg = CrossbarConfig.preset("neurosim-1.3", **kw)
     rng = np.random.default_rng(seed)
@@ -70,6 +70,22 @@ def test_the_dense_model_reproduces_the_cpp_fast_path(seed, mapping, cell_bits, 
                           digit_gain=gain if cfg.readout == "conductance" else None).output
     got = read_layer(w, x, cfg, w_bits, a_bits, signed, references=refs)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_per_column_conductance_references_agree(seed):
+    """Per-column references of a conductance readout (full scale = the column's nominal current with
+    every row driven): the C++ path computes them from the column's digit counts, the dense model from
+    its cells. Fixed seeds with 8-bit inputs: an input that drives exactly half of a column's rows and
+    ON cells reads exactly half its full scale, a tie either rounding may take (hypothesis finds those
+    with 1-bit inputs; both sides are right there)."""
+    rng = np.random.default_rng(seed)
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping=["differential", "offset"][seed % 2], cell_bits=1 + seed % 2,
+                                adc_bits="auto", readout="conductance", rows_per_conversion=[0, 32][seed % 2],
+                                skip_empty=bool(seed % 3 == 0))
+    w, x = _layer(rng, 9, 260, 4, cfg.mapping, 8, 8, False)
+    want = simulate_layer(w, x, cfg, 8, 8, a_signed=False).output
+    np.testing.assert_allclose(read_layer(w, x, cfg, 8, 8, False), want, rtol=1e-9, atol=1e-6)
 
 
 def _golden_config(cell_bits, adc_bits):

@@ -224,8 +224,6 @@ void bind_crossbar(py::module_& m) {
                     throw py::value_error("conductance=True reads cells of at most 2 bits here (the model conductance "
                                           "of a 4-bit digit is not exact per digit); got cell_bits=" +
                                           std::to_string(cfg.cell_bits) + " (hamqcore.readout reads every cell)");
-                if (conductance && cfg.adc_resolution == AdcResolution::PerColumn)
-                    throw py::value_error("conductance=True with per-column resolution: use hamqcore.readout");
                 L.conductance = conductance;
                 std::vector<double> fs;
                 if (!digit_full_scale.is_none()) {

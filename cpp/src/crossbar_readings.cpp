@@ -27,6 +27,22 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     std::vector<double> col_step, col_lmax;
     const int64_t fs_fixed = c.adc_full_scale > 0 ? c.adc_full_scale : p.RC * int64_t(p.dmask);
     const bool cond_read = L.output && L.conductance;
+    std::vector<double> g_digit;   // conductance readout: each digit's conductance in digit units
+    if (cond_read) {
+        g_digit = digit_conductances(c);
+        const double unit = (g_digit.back() - g_digit.front()) / double(p.dmask);
+        for (double& g : g_digit) g /= unit;
+    }
+    // Per-column reference of a conductance readout: the column's nominal current with every row of
+    // its group driven, from its counts of each digit (cell_bits <= 2).
+    auto column_current = [&](int64_t i) {
+        const int64_t n = p.tc_rows[size_t(i / p.ncols)], on = sw.st_on[size_t(i)];
+        const int64_t n3 = p.cb == 2 ? sw.st_full[size_t(i)] : 0;
+        const int64_t n2 = p.cb == 2 ? sw.st_sum[size_t(i)] - on - 2 * n3 : 0;
+        const int64_t n1 = on - n3 - n2;
+        return g_digit[0] * double(n - on) + g_digit[1] * double(n1) +
+               (p.cb == 2 ? g_digit[2] * double(n2) + g_digit[3] * double(n3) : 0.0);
+    };
     if (L.output && c.adc != AdcKind::Ideal &&
         (cols.per_column || p.RC != p.R || c.complement || L.digit_full_scale || cond_read)) {
         col_step.assign(size_t(p.T * p.ncols), 0.0);
@@ -34,7 +50,8 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
         for (int64_t i = 0; i < p.T * p.ncols; ++i) {
             const int64_t Lc = cols.levels[size_t(i)];
             const double fs = L.digit_full_scale ? L.digit_full_scale[(i % p.ncols) % p.cpg]
-                              : cols.per_column ? double(sw.st_sum[size_t(i)]) : double(fs_fixed);
+                              : cols.per_column ? (cond_read ? column_current(i) : double(sw.st_sum[size_t(i)]))
+                                                : double(fs_fixed);
             const double step = fs / double(Lc - 1) > 1.0 ? fs / double(Lc - 1) : 1.0;
             col_lmax[size_t(i)] = double(Lc - 1);
             const bool exact = !cond_read && step <= 1.0 && int64_t(sw.st_sum[size_t(i)]) <= Lc - 1;

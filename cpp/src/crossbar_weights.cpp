@@ -58,7 +58,9 @@ void complement(const Plan& p, StoredWeights& sw, CrossbarResult& r) {
                 const size_t si = size_t(tc * p.ncols + kc);
                 const int32_t n = int32_t(p.tc_rows[size_t(tc)]);
                 sw.inverted[si] = 1;
+                const int32_t on_before = sw.st_on[si];
                 sw.st_on[si] = n - sw.st_full[si];
+                sw.st_full[si] = n - on_before;
                 sw.st_sum[si] = n * int32_t(p.dmask) - sw.st_sum[si];
                 for (int64_t wd = 0; wd < p.WPT; ++wd) {
                     const int64_t rows_here = std::min<int64_t>(64, n - wd * 64);

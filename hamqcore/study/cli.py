@@ -111,8 +111,7 @@ def cmd_demo(args) -> int:
     if args.quick:
         print("--quick is a smoke run: a few epochs on a data subset; its accuracies and energies are not "
               "meaningful (they only show that every step runs)", flush=True)
-    results = experiments.demo(args.out, quick=args.quick, images=args.images, progress=not args.no_progress,
-                               jobs=args.jobs)
+    results = experiments.demo(args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs)
     print("\n" + experiments.demo_table(results))
     print(f"\nresults: {Path(args.out) / 'results.json'}; figures: {args.out}/*.png  ({results['seconds'] / 60:.1f} min)")
     return 0
@@ -337,12 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", default=out, help="output folder (created; never the input checkpoint's)")
         return p
 
-    p = command("demo", "train baseline and HamQ models on offline data and compare energy", cmd_demo, "hamq_out")
-    p.add_argument("--quick", action="store_true", help="a smoke run (about two minutes; accuracies not meaningful)")
-    p.add_argument("--images", type=_positive_int, default=64, help="test inputs the energy is measured on")
-    p.add_argument("--jobs", type=_positive_int, default=1, help="training runs in parallel worker processes "
-                   "(the same results as one after another; each run keeps its own thread count)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = command("demo", "the paper's comparison under the study's protocol: HamQ, fewer bits, pruning and "
+                "rounding at equal crossbar accuracy", cmd_demo, "hamq_out")
+    p.add_argument("--quick", action="store_true", help="a smoke run (minutes; accuracies not meaningful)")
+    p.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..N-1 (the README table: 3)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="points in parallel worker processes, one thread "
+                   "each (the same results as one after another)")
     p = command("train", "quantization-aware training with the HamQ regularizer", cmd_train, "hamq_train")
     _add_train_args(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import textwrap
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -16,15 +17,23 @@ import numpy as np
 
 from ..crossbar import CrossbarConfig
 from ..energy import energy_reduction
+from .protocol import choose, mean_std, sealed, test_point, validation_point, verdict
 from .settings import (
     ACCOUNTINGS,
     DEMO,
     DEMO_CELL_BITS,
-    DEMO_LAMS,
-    DEMO_QUICK,
-    DEMO_QUICK_LAMS,
+    FINE_TUNE_EPOCHS,
+    HAMQ_METHODS,
     HEADLINE,
+    METHODS,
+    METHODS_QUICK,
     PAPER,
+    PROTOCOL,
+    PROTOCOL_QUICK,
+    PROTOCOL_SCALE,
+    PROTOCOL_SCALE_QUICK,
+    RIVALS,
+    ROUND,
 )
 
 def accounting_spec(name: str, experiment: str) -> Dict[str, object]:
@@ -105,77 +114,266 @@ def _run_star(args: tuple) -> Dict:
     return _run(*args)
 
 
-def demo(out="hamq_out", quick: bool = False, images: int = 64, progress: bool = True,
-         experiments: Sequence[str] = ("resnet18", "ds_cnn"), log: Callable[[str], None] = print,
-         jobs: int = 1) -> Dict:
-    """The paper's comparison on offline data: per experiment a baseline (lam = 0) and a ladder of
-    HamQ models with the same seed, data, quantizer and schedule; test accuracy and crossbar energy
-    per inference (``images`` test inputs) under every accounting in :data:`ACCOUNTINGS`; the
-    lowest-energy HamQ model within the paper's accuracy drop (under the headline accounting). Writes
-    checkpoints, ``results.json`` and figures under ``out``; returns the results. ``jobs``: training
-    runs in parallel worker processes (the same results as one after another)."""
-    from . import data as data_mod
-    from .plots import demo_figures
-    from .io import ensure_writable_dir
+def _point_settings(name: str, seed: int, method: str, value, quick: bool, baseline_ckpt: Optional[str]) -> Dict:
+    """The training settings of one point of the protocol: the experiment's, at the demo's scale, with
+    the method's setting (every method from the same quantizer, schedule and seed)."""
+    settings = dict(DEMO[name], **(PROTOCOL_SCALE_QUICK if quick else PROTOCOL_SCALE)[name], seed=seed,
+                    weighting="params", lam=0.0)
+    if method == "hamq_hw":
+        settings.update(lam=float(value))
+    elif method == "hamq_priced":
+        settings.update(lam=float(value), weighting="crossbar", crossbar=dict(PROTOCOL["primary"]))
+    elif method == "bits":
+        settings.update(w_bits=int(value))
+    elif method == "prune":
+        settings.update(init=baseline_ckpt, prune=float(value), epochs=FINE_TUNE_EPOCHS, warmup_epochs=0,
+                        ramp_epochs=0)
+    return settings
 
+
+def _protocol_data(settings: Dict, protocol: Dict):
+    from . import data as data_mod
+
+    full = data_mod.load(settings["data"], quick=settings.get("quick_data", False))
+    return full, sealed(full, protocol["validation_fraction"], protocol["split_seed"])
+
+
+def _point_job(job: Dict) -> Dict:
+    """One point of the protocol (runs in a worker process): the model (trained, pruned and fine-tuned,
+    or rounded), its digital validation accuracy and its cheapest configuration on the validation split.
+    The test split is never loaded into what training sees."""
+    import torch
+
+    from ..nn import hw_stats
+    from ..rounding import hw_aware_round
+    from .io import ensure_writable_dir, save_atomic
+    from .train import TrainConfig, evaluate, load_checkpoint, train
+
+    torch.set_num_threads(job["threads"])
+    protocol, name, method, value = job["protocol"], job["name"], job["method"], job["value"]
+    settings = _point_settings(name, job["seed"], method, value, job["quick"], job.get("baseline_ckpt"))
+    settings["threads"] = job["threads"]     # worker processes side by side: no oversubscription
+    _, data = _protocol_data(settings, protocol)
+    out = Path(job["out"])
+    t0 = time.perf_counter()
+    if method == "round":
+        model, cfg, ck = load_checkpoint(job["baseline_ckpt"])
+        calib = torch.from_numpy(np.ascontiguousarray(data.train.x[:ROUND["calib"]]))
+        model, _ = hw_aware_round(model, calib, lam=float(value), encoding=cfg.encoding, radius=ROUND["radius"][name])
+        save_atomic({**{k: v for k, v in ck.items() if k not in ("optimizer", "scheduler", "torch_rng")},
+                     "model": model.state_dict(), "rounding": {"lam": float(value), "source": job["baseline_ckpt"]}},
+                    ensure_writable_dir(out) / "checkpoint.pt")
+        w_bits, encoding = cfg.w_bits, cfg.encoding
+    else:
+        cfg = TrainConfig(**settings)
+        model = train(cfg, out, dataset=data, progress=False, log=lambda _: None).model
+        w_bits, encoding = cfg.w_bits, cfg.encoding
+    train_s = time.perf_counter() - t0
+    val_acc = evaluate(model, data.val.x, data.val.y)
+    v = None
+    if job["target"] is not None:   # the baselines are evaluated once their accuracy set the budget
+        v = validation_point(model, data.val, accounting(PROTOCOL["primary"]), protocol["space"], job["target"],
+                             protocol["calibration_inputs"], protocol["validation_inputs"], protocol["energy_inputs"])
+    stats = hw_stats(model, w_bits, encoding)["total"]
+    return {"name": name, "seed": job["seed"], "method": method, "value": value, "checkpoint": str(out / "checkpoint.pt"),
+            "validation_accuracy": val_acc, "validation": v, "mean_hw": stats["mean_hw"],
+            "hw_histogram": stats["histogram"][: w_bits + 1], "w_bits": w_bits,
+            "seconds": {"model": train_s, "validation": time.perf_counter() - t0 - train_s}}
+
+
+def _test_job(job: Dict) -> Dict:
+    """The final step for one chosen point (a worker process): the test split, read once."""
+    import torch
+
+    from .train import load_checkpoint
+
+    torch.set_num_threads(job["threads"])
+    protocol = job["protocol"]
+    model, cfg, _ = load_checkpoint(job["checkpoint"])
+    full, data = _protocol_data(dataclasses.asdict(cfg), protocol)
+    config = dataclasses.replace(accounting(PROTOCOL["primary"]), **job["overrides"])
+    secondary = {k: accounting(ACCOUNTINGS[k]) for k in protocol["secondary"]}
+    n_test = min(protocol["test_inputs"], len(full.test))
+    return test_point(model, data.val, full.test, config, protocol["calibration_inputs"], n_test,
+                      protocol["energy_inputs"], secondary)
+
+
+def accounting(spec: Dict) -> CrossbarConfig:
+    spec = dict(spec)
+    return CrossbarConfig.preset(spec.pop("preset"), **spec)
+
+
+def _pool_map(fn, jobs: List[Dict], n: int, log: Callable[[str], None], what: str) -> List[Dict]:
+    """``fn`` over ``jobs`` in ``n`` spawned worker processes (or here when n = 1), in order, with a
+    progress line and an ETA per finished job."""
+    t0, done, out = time.perf_counter(), 0, [None] * len(jobs)
+
+    def tick(i, r):
+        nonlocal done
+        done += 1
+        out[i] = r
+        el = time.perf_counter() - t0
+        eta = el / done * (len(jobs) - done)
+        j = jobs[i]
+        log(f"   [{what} {done}/{len(jobs)}] {j['name']} seed {j['seed']} {j['method']}"
+            f"{'' if j.get('value') is None else ' ' + format(j['value'], 'g')}  ({el / 60:.1f} min, ETA {eta / 60:.1f} min)")
+
+    if n <= 1 or len(jobs) <= 1:
+        for i, j in enumerate(jobs):
+            tick(i, fn(j))
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, j): i for i, j in enumerate(jobs)}
+        for f in as_completed(futures):
+            tick(futures[f], f.result())
+    return out
+
+
+def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
+         experiments: Sequence[str] = ("resnet18", "ds_cnn"), log: Callable[[str], None] = print) -> Dict:
+    """The paper's comparison under the study's protocol (:mod:`hamqcore.study.protocol`,
+    :data:`~hamqcore.study.settings.PROTOCOL`), on offline data: per experiment and seed the baseline and
+    every method's ladder (:data:`~hamqcore.study.settings.METHODS`), each model at its cheapest
+    configuration that meets the paper's accuracy budget ON THE CROSSBAR on the validation split; per
+    method its lowest-energy point within the budget; the test split read once per chosen point; mean
+    and spread over ``seeds`` seeds and the verdict against the bit-width ladder and pruning. Writes
+    checkpoints, ``results.json`` and figures under ``out``; returns the results. ``jobs``: points
+    run in parallel worker processes (one thread each; the same results as one after another)."""
+    from .io import ensure_writable_dir, write_text_atomic
+    from .plots import protocol_figures
+
+    protocol = PROTOCOL_QUICK if quick else PROTOCOL
+    seed_list = list(range(int(seeds)))
+    methods_all = METHODS_QUICK if quick else METHODS
     out = ensure_writable_dir(Path(out))
+    threads = 1 if jobs > 1 else 2
     t_start = time.perf_counter()
-    results: Dict = {"quick": quick, "images": images, "headline": HEADLINE, "accountings": list(ACCOUNTINGS),
-                     "experiments": {}}
+    results: Dict = {"quick": quick, "seeds": seed_list, "experiments": {},
+                     "protocol": {**{k: v for k, v in protocol.items() if k != "seeds"},
+                                  "methods": {n: methods_all[n] for n in experiments}, "budget_pt":
+                                  {n: PAPER[n]["accuracy_pt"] for n in experiments},
+                                  "primary_config": accounting(PROTOCOL["primary"]).describe(),
+                                  "secondary_configs": {k: accounting(ACCOUNTINGS[k]).describe()
+                                                        for k in protocol["secondary"]},
+                                  "scale": {n: (PROTOCOL_SCALE_QUICK if quick else PROTOCOL_SCALE)[n] for n in experiments},
+                                  "fine_tune_epochs": FINE_TUNE_EPOCHS, "round": ROUND}}
     for name in experiments:
-        configs = accounting_configs(name)
-        settings = dict(DEMO[name], weighting="crossbar", crossbar=accounting_spec(HEADLINE, name))
-        if quick:
-            settings.update(DEMO_QUICK[name])
-        lams = (DEMO_QUICK_LAMS if quick else DEMO_LAMS)[name]
-        log(f"\n== {name}: {settings['w_bits']}-bit on {settings['data']}, lam ladder {lams} ==")
-        dataset = data_mod.load(settings["data"], quick=settings.get("quick_data", False))
-        x_energy = dataset.test.x[: min(images, len(dataset.test))]
-        args = [(settings, lam, dataset, out / name / (f"hamq_lam{lam:g}" if lam else "baseline"), x_energy, configs,
-                 progress and jobs <= 1, lam == 0.0) for lam in (0.0, *lams)]
-        base, *ladder = run_grid(args, jobs)
-        floor = base.pop("floor")
-        log(f"   baseline: accuracy {100 * base['test_accuracy']:6.2f} %  "
-            f"energy {base['energy_j'][HEADLINE] * 1e9:9.2f} nJ ({HEADLINE})  ({base['train_seconds']:.0f} s)")
-        for run in ladder:
-            run["accuracy_pt"] = 100 * (run["test_accuracy"] - base["test_accuracy"])
-            run["energy_pct"] = {k: energy_reduction(base["energy_j"][k], v) for k, v in run["energy_j"].items()}
-            log(f"   lam={run['lam']:<5g}: accuracy {100 * run['test_accuracy']:6.2f} % ({run['accuracy_pt']:+.2f} pt)  "
-                f"energy {run['energy_pct'][HEADLINE]:+6.1f} % ({HEADLINE})  ({run['train_seconds']:.0f} s)")
         budget = PAPER[name]["accuracy_pt"]
-        within = [r for r in ladder if r["accuracy_pt"] >= budget]
-        chosen = min(within or ladder, key=lambda r: r["energy_j"][HEADLINE])
-        summary = {"bits": settings["w_bits"], "data": settings["data"], "encoding": settings["encoding"],
-                   "images": len(x_energy), "accuracy_budget_pt": budget, "chosen_lam": chosen["lam"],
-                   "within_budget": bool(within), "accuracy_pt": chosen["accuracy_pt"],
-                   "energy_pct": chosen["energy_pct"], "paper": PAPER[name],
-                   "floor_pct": {k: energy_reduction(base["energy_j"][k], v["energy_j"]) for k, v in floor.items()},
-                   "settings": settings, "lams": list(lams),
-                   "accountings": {k: c.describe() for k, c in configs.items()}}
-        summary["meets_paper"] = bool(within) and chosen["energy_pct"][HEADLINE] <= PAPER[name]["energy_pct"]
-        results["experiments"][name] = {"baseline": base, "ladder": ladder, "chosen": chosen, "summary": summary}
-    results["seconds"] = time.perf_counter() - t_start
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    demo_figures(results, out)
+        s0 = _point_settings(name, 0, "baseline", None, quick, None)
+        full, data = _protocol_data(s0, protocol)
+        log(f"\n== {name}: {s0['w_bits']}-bit on {s0['data']}: {len(data.train)} train / {len(data.val)} validation / "
+            f"{len(full.test)} test (sealed until the last step); budget {budget:+.1f} pt on the crossbar ==")
+        exp = {"splits": {"train": len(data.train), "validation": len(data.val), "test": len(full.test)},
+               "budget_pt": budget, "reference": {}, "runs": {}, "chosen": {}}
+        # 1. the baselines (the budget's reference, and the models pruning and rounding start from)
+        base_jobs = [{"name": name, "seed": sd, "method": "baseline", "value": None, "quick": quick, "protocol": protocol,
+                      "out": str(out / name / f"seed{sd}" / "baseline"), "target": None, "threads": threads}
+                     for sd in seed_list]
+        for b in _pool_map(_point_job, base_jobs, jobs, log, "baseline"):
+            sd = b["seed"]
+            ref = b["validation_accuracy"]
+            exp["reference"][sd] = ref
+            exp["runs"][sd] = {"baseline": [b]}
+        jobs_list = []
+        for sd in seed_list:
+            target = exp["reference"][sd] + budget / 100
+            b_ckpt = exp["runs"][sd]["baseline"][0]["checkpoint"]
+            for method, (_, values) in methods_all[name].items():
+                for v in values:
+                    jobs_list.append({"name": name, "seed": sd, "method": method, "value": v, "quick": quick,
+                                      "protocol": protocol, "baseline_ckpt": b_ckpt, "target": target,
+                                      "threads": threads, "out": str(out / name / f"seed{sd}" / f"{method}_{v:g}")})
+        # 2. every method's ladder, and the baselines at the budget
+        for r in _pool_map(_point_job, jobs_list, jobs, log, "point"):
+            exp["runs"][r["seed"]].setdefault(r["method"], []).append(r)
+        for sd in seed_list:
+            b = exp["runs"][sd]["baseline"][0]
+            b["validation"] = _baseline_validation(b["checkpoint"], protocol, exp["reference"][sd] + budget / 100)
+        # 3. each method's operating point on the validation split; the test split read once per point
+        test_jobs = []
+        for sd in seed_list:
+            for method, points in exp["runs"][sd].items():
+                c = choose(points)
+                exp["chosen"].setdefault(sd, {})[method] = None if c is None else {
+                    "value": c["value"], "checkpoint": c["checkpoint"], "overrides": c["validation"]["best"]["overrides"],
+                    "validation_accuracy": c["validation"]["best"]["accuracy"],
+                    "validation_energy_j": c["validation"]["best"]["energy_j"], "mean_hw": c["mean_hw"],
+                    "hw_histogram": c["hw_histogram"]}
+                if c is not None:
+                    test_jobs.append({"name": name, "seed": sd, "method": method, "value": c["value"], "protocol": protocol,
+                                      "checkpoint": c["checkpoint"], "overrides": c["validation"]["best"]["overrides"],
+                                      "threads": threads})
+        for j, t in zip(test_jobs, _pool_map(_test_job, test_jobs, jobs, log, "test")):
+            exp["chosen"][j["seed"]][j["method"]]["test"] = t
+        exp["summary"] = _summarise(exp, seed_list)
+        exp["verdict"] = verdict(exp["summary"], [m for m in HAMQ_METHODS if m in methods_all[name]], RIVALS)
+        results["experiments"][name] = exp
+        results["seconds"] = time.perf_counter() - t_start   # written after every experiment
+        write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default))
+    protocol_figures(results, out)
     return results
 
 
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(type(o).__name__)
+
+
+def _baseline_validation(checkpoint: str, protocol: Dict, target: float) -> Dict:
+    from .train import load_checkpoint
+
+    model, cfg, _ = load_checkpoint(checkpoint)
+    _, data = _protocol_data(dataclasses.asdict(cfg), protocol)
+    return validation_point(model, data.val, accounting(PROTOCOL["primary"]), protocol["space"], target,
+                            protocol["calibration_inputs"], protocol["validation_inputs"], protocol["energy_inputs"])
+
+
+def _summarise(exp: Dict, seeds: Sequence[int]) -> Dict:
+    """Per method, over seeds: test crossbar accuracy, test energy (primary), the change against the
+    same seed's baseline, and how many seeds found a point within the budget."""
+    out = {}
+    methods = sorted({m for sd in seeds for m in exp["chosen"].get(sd, {})}, key=lambda m: (m != "baseline", m))
+    for m in methods:
+        picks = [exp["chosen"][sd].get(m) for sd in seeds]
+        got = [p for p in picks if p is not None and "test" in p]
+        base = {sd: exp["chosen"][sd].get("baseline") for sd in seeds}
+        pct = [100 * (p["test"]["energy_j"]["primary"] - base[sd]["test"]["energy_j"]["primary"])
+               / base[sd]["test"]["energy_j"]["primary"]
+               for sd, p in zip(seeds, picks) if p is not None and "test" in p and base[sd] and "test" in base[sd]]
+        out[m] = {"energy_j": mean_std([p["test"]["energy_j"]["primary"] for p in got]),
+                  "accuracy": mean_std([p["test"]["crossbar_accuracy"] for p in got]),
+                  "energy_pct": mean_std(pct), "feasible_seeds": len(got),
+                  "values": [p["value"] for p in got]}
+    return out
+
+
 def demo_table(results: Dict) -> str:
-    """The demo's table, at most 100 columns: per experiment the chosen HamQ model's accuracy and its
-    energy change under every accounting, against the paper's operating point."""
+    """The demo's table, at most 100 columns: per experiment and method the chosen point's test
+    crossbar accuracy and energy (mean +- standard deviation over seeds), and the verdict."""
     lines = []
     for name, e in results["experiments"].items():
-        b, c, s = e["baseline"], e["chosen"], e["summary"]
-        verdict = "meets" if s["meets_paper"] else "short of"
-        lines.append(f"{name}: {s['bits']}-bit, lam = {s['chosen_lam']:g} (budget {s['accuracy_budget_pt']:+.1f} pt): "
-                     f"accuracy {100 * b['test_accuracy']:.2f} % -> {100 * c['test_accuracy']:.2f} % "
-                     f"({s['accuracy_pt']:+.2f} pt)")
-        for acc in results["accountings"]:
-            mark = "  (headline)" if acc == results["headline"] else ""
-            lines.append(f"    {acc + mark:<40} energy {c['energy_pct'][acc]:+7.1f} %")
-        lines.append(f"    paper: {s['paper']['energy_pct']:+.1f} % at {s['paper']['accuracy_pt']:+.1f} pt; "
-                     f"{verdict} the paper under the headline accounting")
-    lines.append("(the lowest-energy HamQ model within the paper's accuracy drop, against the baseline)")
+        n = len(results["seeds"])
+        lines.append(f"{name}: budget {e['budget_pt']:+.1f} pt on the crossbar, {n} seed(s), test split "
+                     f"({e['splits']['test']} examples) read once per chosen point")
+        lines.append(f"  {'method':<12} {'setting':>8} {'crossbar acc. %':>17} {'energy nJ':>17} {'vs baseline %':>15}")
+        for m, s in e["summary"].items():
+            vals = ",".join(format(v, "g") for v in s["values"]) if m != "baseline" else "-"
+            acc, en, pct = s["accuracy"], s["energy_j"], s["energy_pct"]
+            if s["feasible_seeds"] == 0:
+                lines.append(f"  {m:<12} {'-':>8}   no point within the budget")
+                continue
+            lines.append(f"  {m:<12} {vals[:8]:>8} {100 * acc['mean']:>9.2f} +- {100 * acc['std']:<4.2f} "
+                         f"{en['mean'] * 1e9:>9.2f} +- {en['std'] * 1e9:<5.2f} {pct['mean']:>+7.1f} +- {pct['std']:<4.1f}")
+        for v in e["verdict"]:
+            lines.extend(textwrap.wrap(v, 98, initial_indent="  ", subsequent_indent="    "))
     return "\n".join(lines)
 
 

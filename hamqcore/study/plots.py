@@ -68,60 +68,6 @@ def pareto(points: Sequence[Dict[str, float]], path, title: str, accuracy_budget
     plt.close(fig)
 
 
-def demo_figures(results: Dict, out: Path) -> List[Path]:
-    """The demo's figures: per experiment a Pareto plot of the whole lambda ladder under every
-    accounting, the energy by component of the baseline and the chosen HamQ model, and the HW
-    histograms. Returns the paths written."""
-    plt = _plt()
-    out = Path(out)
-    written = []
-    exps = results["experiments"]
-    for name, e in exps.items():
-        pts = [{"energy_pct": r["energy_pct"][acc], "accuracy_pt": r["accuracy_pt"], "lam": r["lam"], "accounting": acc}
-               for r in e["ladder"] for acc in r["energy_pct"]]
-        path = out / f"pareto_{name}.png"
-        pareto(pts, path, f"{name}: the lambda ladder under each accounting", accuracy_budget=PAPER[name]["accuracy_pt"],
-               paper=PAPER[name], series_key="accounting")
-        written.append(path)
-    # energy by component: baseline vs chosen model, per accounting
-    for name, e in exps.items():
-        accounts = list(e["baseline"]["energy_by_component_j"])
-        fig, axes = plt.subplots(1, len(accounts), figsize=(4.2 * len(accounts), 3.8))
-        chosen = e["chosen"]
-        for ax, acc in zip(np.atleast_1d(axes), accounts):
-            comps = list(e["baseline"]["energy_by_component_j"][acc])
-            bottom = np.zeros(2)
-            for c in comps:
-                vals = np.array([e["baseline"]["energy_by_component_j"][acc][c],
-                                 chosen["energy_by_component_j"][acc][c]]) * 1e9
-                ax.bar(["baseline", f"HamQ lam={chosen['lam']:g}"], vals, bottom=bottom, label=c)
-                bottom += vals
-            ax.set_title(acc, fontsize=9)
-            ax.set_ylabel("nJ / inference")
-            ax.legend(fontsize=6)
-        fig.suptitle(f"{name}: energy by component", fontsize=10)
-        fig.tight_layout()
-        path = out / f"energy_by_component_{name}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-    fig, axes = plt.subplots(1, len(exps), figsize=(5 * len(exps), 3.5))
-    for ax, (name, e) in zip(np.atleast_1d(axes), exps.items()):
-        for label, run, dx in (("baseline", e["baseline"], -0.2), (f"HamQ lam={e['chosen']['lam']:g}", e["chosen"], 0.2)):
-            hist = np.array(run["hw_histogram"], float)
-            ax.bar(np.arange(len(hist)) + dx, hist / hist.sum(), 0.4, label=label)
-        ax.set_xlabel(f"ON cells per weight ({e['summary']['encoding']} encoding)")
-        ax.set_ylabel("fraction of weights")
-        ax.set_title(name)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "hw_histograms.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
-    return written
-
-
 def sweep_figure(rows: Sequence[Dict[str, float]], path, model: str) -> None:
     """The Pareto curve of a ``hamq sweep`` with the paper's operating points."""
     plt = _plt()
@@ -139,3 +85,90 @@ def sweep_figure(rows: Sequence[Dict[str, float]], path, model: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def protocol_figures(results: Dict, out: Path) -> List[Path]:
+    """The study's figures: per experiment a Pareto plot (validation: energy per inference under the
+    primary accounting at each model's cheapest feasible configuration vs its crossbar accuracy; one
+    front per method, mean over seeds with their spread as error bars, infeasible models hollow), the
+    energy by component of each method's chosen point (one panel per accounting, its own scale), and
+    the HW histograms of the chosen points. Returns the paths written."""
+    plt = _plt()
+    out = Path(out)
+    written = []
+    for name, e in results["experiments"].items():
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        methods = sorted({m for sd in e["runs"] for m in e["runs"][sd]}, key=lambda m: (m != "baseline", m))
+        for i, m in enumerate(methods):
+            by_value: Dict = {}
+            for sd, runs in e["runs"].items():
+                for r in runs.get(m, []):
+                    v = r["validation"]
+                    pt = v["best"] or max(v["points"], key=lambda p: p["accuracy"])
+                    by_value.setdefault(r["value"], []).append((pt["energy_j"] * 1e9, 100 * pt["accuracy"],
+                                                               v["best"] is not None))
+            xs, ys, xe, ye, feas = [], [], [], [], []
+            for value, pts in sorted(by_value.items(), key=lambda kv: np.mean([p[0] for p in kv[1]])):
+                a = np.array([p[:2] for p in pts])
+                xs.append(a[:, 0].mean()), ys.append(a[:, 1].mean())
+                xe.append(a[:, 0].std()), ye.append(a[:, 1].std())
+                feas.append(all(p[2] for p in pts))
+            color = f"C{i}"
+            ax.errorbar(xs, ys, xerr=xe, yerr=ye, fmt="-", color=color, alpha=0.6, lw=1, capsize=2)
+            for x, y, f in zip(xs, ys, feas):
+                ax.plot(x, y, "o", color=color, mfc=color if f else "none", ms=6)
+            ax.plot([], [], "o-", color=color, label=m)
+        refs = [v for v in e["reference"].values()]
+        if refs:
+            ax.axhline(100 * np.mean(refs) + e["budget_pt"], color="k", ls="--", lw=0.8,
+                       label=f"budget ({e['budget_pt']:+.1f} pt from the baseline's digital accuracy)")
+        ax.set_xlabel("energy per inference (nJ), primary accounting, cheapest feasible configuration")
+        ax.set_ylabel("crossbar accuracy, validation (%)")
+        ax.set_title(f"{name}: every model of every method (hollow: no configuration meets the budget)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        path = out / f"pareto_{name}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+        # energy by component of the chosen points (first seed), one panel per accounting
+        sd = sorted(e["chosen"])[0]
+        chosen = {m: c for m, c in e["chosen"][sd].items() if c is not None and "test" in c}
+        if chosen:
+            accounts = list(next(iter(chosen.values()))["test"]["energy_by_component_j"])
+            fig, axes = plt.subplots(1, len(accounts), figsize=(3.6 * len(accounts), 3.8))
+            for ax, acc in zip(np.atleast_1d(axes), accounts):
+                comps = list(next(iter(chosen.values()))["test"]["energy_by_component_j"][acc])
+                bottom = np.zeros(len(chosen))
+                for comp in comps:
+                    vals = np.array([c["test"]["energy_by_component_j"][acc][comp] for c in chosen.values()]) * 1e9
+                    ax.bar(list(chosen), vals, bottom=bottom, label=comp)
+                    bottom += vals
+                ax.set_title(f"{acc} (nJ / inference)", fontsize=8)
+                ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+                ax.legend(fontsize=5)
+            fig.suptitle(f"{name}: energy by component of each method's chosen point (seed {sd})", fontsize=9)
+            fig.tight_layout()
+            path = out / f"energy_by_component_{name}.png"
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            written.append(path)
+    fig, axes = plt.subplots(1, len(results["experiments"]), figsize=(5.5 * len(results["experiments"]), 3.6))
+    for ax, (name, e) in zip(np.atleast_1d(axes), results["experiments"].items()):
+        sd = sorted(e["chosen"])[0]
+        picks = [(m, c) for m, c in e["chosen"][sd].items() if c is not None]
+        width = 0.8 / max(1, len(picks))
+        for i, (m, c) in enumerate(picks):
+            hist = np.array(c["hw_histogram"], float)
+            ax.bar(np.arange(len(hist)) + (i - len(picks) / 2) * width, hist / max(1.0, hist.sum()), width, label=m)
+        ax.set_xlabel("ON cells per weight (differential encoding)")
+        ax.set_ylabel("fraction of weights")
+        ax.set_title(f"{name}: chosen points, seed {sd}", fontsize=9)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    path = out / "hw_histograms.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    written.append(path)
+    return written

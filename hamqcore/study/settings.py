@@ -43,9 +43,63 @@ DEMO = {
     "ds_cnn": dict(model="ds_cnn", data="spoken_keywords", w_bits=6, a_bits=6, epochs=16, batch_size=64, lr=3e-3,
                    warmup_epochs=4, ramp_epochs=3, step_lr_scale=0.3, encoding="differential", threads=2),
 }
-DEMO_LAMS = {"resnet18": (1.0, 3.0, 10.0), "ds_cnn": (1.0, 3.0, 10.0)}
-DEMO_QUICK = {
-    "resnet18": dict(width=8, epochs=3, train_subset=1200, warmup_epochs=1, ramp_epochs=1),
-    "ds_cnn": dict(epochs=5, quick_data=True, warmup_epochs=1, ramp_epochs=2),
+
+
+# ------------------------------------------------------------------------------------------------
+# The study's protocol (README "The study's protocol"), fixed before its first run. One change was
+# made after a measurement and is disclosed there: the primary mapping is the differential pair, not
+# NeuroSim's offset codes, because with the offset mapping NeuroSim's 5-bit sense amp reads the
+# demo's layers with 17-60 % error even with calibrated references (the code of a weight 0 fills the
+# top digit of every column), so no model meets any budget on the crossbar.
+# ------------------------------------------------------------------------------------------------
+PROTOCOL = {
+    # data: a seeded, stratified validation split of the training data where the set has none (the
+    # synthetic keywords have a speaker-disjoint one); training never receives the test split
+    "validation_fraction": 0.1,
+    "split_seed": 2026,
+    # the primary accounting and functional model: NeuroSim V1.3's cells, geometry and 5-bit sense amp
+    # (its preset), the differential pair (hamqcore's extension), the cells' real conductances read
+    # through calibrated references (MSE clipping point and least-squares gain per layer and digit
+    # position, on calibration_inputs validation examples), empty columns not converted
+    "primary": dict(preset="neurosim-1.3", mapping="differential", readout="conductance", adc_reference="calibrated",
+                    skip_empty=True),
+    # the configurations every model is searched over (the same for every method): calibrated fixed
+    # 5-bit references, or per-column references and resolution (hamqcore's HW-aware periphery)
+    "space": {"adc_reference": ("calibrated", "per_column")},
+    # secondary accountings of each chosen point (energy only, the same weights)
+    "secondary": ("neurosim-1.3 (offset)", "mnsim-2.0", "bitline"),
+    "calibration_inputs": 32,     # validation examples the references are calibrated on
+    "validation_inputs": 256,     # the next validation examples: crossbar accuracy for every choice
+    "energy_inputs": 16,          # energy per inference on this many inputs
+    "test_inputs": 1000,          # the final crossbar accuracy of each chosen point (at most the split)
+    "seeds": (0, 1, 2),           # hamq demo --seeds 3; the demo alone runs the first
 }
-DEMO_QUICK_LAMS = {"resnet18": (1.0, 3.0), "ds_cnn": (1.0, 3.0)}
+PROTOCOL_QUICK = dict(PROTOCOL, validation_inputs=64, test_inputs=128, calibration_inputs=16)
+
+# The methods, each a ladder over one setting, all from the same quantizer, schedule and seed as the
+# baseline. "hamq_hw": the paper's penalty (every bit of every weight counts once, weighting="params");
+# "hamq_priced": each bit priced by its energy under the primary accounting (weighting="crossbar");
+# "bits": fewer weight bits, no penalty; "prune": global magnitude pruning of the baseline, fine-tuned
+# (fine_tune_epochs, warm-up off); "round": gradient-free HW-aware rounding of the baseline
+# (hamqcore.rounding, on round_calib training inputs).
+METHODS = {
+    "resnet18": {"hamq_hw": ("lam", (1.0, 3.0, 10.0)), "hamq_priced": ("lam", (1.0, 3.0, 10.0)),
+                 "bits": ("w_bits", (6, 5, 4)), "prune": ("prune", (0.5, 0.75, 0.9)), "round": ("lam", (0.01, 0.1))},
+    "ds_cnn": {"hamq_hw": ("lam", (1.0, 3.0, 10.0)), "hamq_priced": ("lam", (1.0, 3.0, 10.0)),
+               "bits": ("w_bits", (5, 4, 3)), "prune": ("prune", (0.5, 0.75, 0.9)), "round": ("lam", (0.01, 0.1))},
+}
+METHODS_QUICK = {name: {m: (k, v[:1]) for m, (k, v) in ms.items()} for name, ms in METHODS.items()}
+HAMQ_METHODS = ("hamq_hw", "hamq_priced", "round")
+RIVALS = ("bits", "prune")
+FINE_TUNE_EPOCHS = 2
+ROUND = {"calib": 256, "radius": {"resnet18": 8, "ds_cnn": 4}}
+# The demo's training scale (2 cores): ResNet-18 at width 8 on 2400 MNIST images for 4 epochs, DS-CNN-S
+# on the synthetic keywords for 12 epochs; the quick smoke run smaller still.
+PROTOCOL_SCALE = {
+    "resnet18": dict(width=8, epochs=4, train_subset=2400, warmup_epochs=1, ramp_epochs=1),
+    "ds_cnn": dict(epochs=12, warmup_epochs=3, ramp_epochs=2),
+}
+PROTOCOL_SCALE_QUICK = {
+    "resnet18": dict(width=4, epochs=2, train_subset=600, warmup_epochs=1, ramp_epochs=1),
+    "ds_cnn": dict(epochs=3, quick_data=True, warmup_epochs=1, ramp_epochs=1),
+}

@@ -79,10 +79,13 @@ class TrainConfig:
     price_inputs: int = _opt(2, "weighting=crossbar: training inputs the bits are priced on")
     threads: int = _opt(0, "torch threads while training (0: torch's setting); a fixed count makes runs "
                            "bit-reproducible on one machine type")
-    train_subset: int = _opt(0, "use only the first N training examples (0: all)")
+    train_subset: int = _opt(0, "use only N training examples, a fixed random choice (0: all)")
     quick_data: bool = _opt(False, "the small synthetic keyword set")
     device: str = _opt("cpu", "where to train: cpu, cuda or cuda:N (the crossbar simulator and the C++ penalty "
                               "run on the CPU; on a GPU the penalty takes its pure-torch path)")
+    init: str = _opt("", "start from this checkpoint's weights (a checkpoint.pt of the same model and widths)")
+    prune: float = _opt(0.0, "with init: zero this fraction of the quantized layers' weights, smallest magnitude "
+                             "first over all layers (global magnitude pruning), and keep them zero while training")
     step_lr_scale: float = _opt(0.05, "learning rate of LSQ steps relative to lr (Adam moves every parameter by "
                                       "about lr per update: far too much for a step of ~1e-3)")
 
@@ -101,6 +104,12 @@ class TrainConfig:
         check_int("seed", self.seed, 0, 2 ** 31 - 1)
         for name in ("lam", "weight_decay", "step_lr_scale"):
             check_nonneg(name, getattr(self, name))
+        if not isinstance(self.init, str):
+            raise TypeError(f"init must be a path (string), got {self.init!r}")
+        if not 0.0 <= check_nonneg("prune", self.prune) < 1.0:
+            raise ValueError(f"prune must be a fraction in [0, 1), got {self.prune!r}")
+        if self.prune > 0 and not self.init:
+            raise ValueError("prune needs init: the trained checkpoint whose weights are pruned")
         if check_nonneg("lr", self.lr) == 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not isinstance(self.device, str) or not (self.device == "cpu" or self.device == "cuda"
@@ -199,6 +208,7 @@ class _Run:
     ckpt_path: Optional[Path]
     world: distributed.World
     net: nn.Module                       # what the steps call: the model, or its DistributedDataParallel
+    masks: Dict[str, torch.Tensor] = field(default_factory=dict)   # pruned weights stay zero
     history: List[Dict[str, float]] = field(default_factory=list)
     start_epoch: int = 0
 
@@ -208,6 +218,15 @@ def _setup(cfg: TrainConfig, dataset: data_mod.DataSet, xtr: np.ndarray, out: Op
     """The model, its regularizer (lam 0 until the schedule says otherwise), Adam and the schedule."""
     model = build_model(cfg, dataset).to(world.device)
     model(torch.from_numpy(xtr[:16]).to(world.device))  # initialise the quantizers' steps on real data first
+    masks = {}
+    if cfg.init:
+        src, _, _ = load_checkpoint(cfg.init)
+        try:
+            model.load_state_dict(src.state_dict())
+        except RuntimeError as e:
+            raise ValueError(f"init {cfg.init}: its weights do not fit this run's model "
+                             f"({str(e).splitlines()[0][:200]})") from None
+        masks = prune_masks(model, cfg.prune) if cfg.prune > 0 else {}
     if world.size > 1:                                   # (every rank saw the same 16 inputs: one process's state)
         distributed.convert_batchnorm(model)
     priced = cfg.weighting == "crossbar"
@@ -227,7 +246,7 @@ def _setup(cfg: TrainConfig, dataset: data_mod.DataSet, xtr: np.ndarray, out: Op
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[world.device] if world.device.startswith("cuda") else None)
-    return _Run(model, reg, opt, sched, Path(out) / "checkpoint.pt" if out is not None else None, world, net)
+    return _Run(model, reg, opt, sched, Path(out) / "checkpoint.pt" if out is not None else None, world, net, masks)
 
 
 def _resume(cfg: TrainConfig, run: _Run, log: Callable[[str], None]) -> None:
@@ -285,6 +304,7 @@ def _epoch(cfg: TrainConfig, run: _Run, epoch: int, xtr: np.ndarray, ytr: np.nda
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
+        _apply_masks(run)
         tot_loss += float(task.detach()) * len(idx) / world.size
         tot_reg += float(r.detach())
         correct += int((logits.argmax(1) == yb).sum())
@@ -314,7 +334,8 @@ def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.Dat
     dataset = dataset if dataset is not None else load_data(cfg)
     xtr, ytr = dataset.train.x, dataset.train.y
     if cfg.train_subset:
-        xtr, ytr = xtr[:cfg.train_subset], ytr[:cfg.train_subset]
+        idx = subset_indices(len(ytr), cfg.train_subset)
+        xtr, ytr = xtr[idx], ytr[idx]
     run = _setup(cfg, dataset, xtr, out, world)
     if resume:
         _resume(cfg, run, log)
@@ -352,6 +373,41 @@ def _train(cfg: TrainConfig, out: Optional[Path], dataset: Optional[data_mod.Dat
         write_text_atomic(Path(out) / "result.json", json.dumps(
             {"config": dataclasses.asdict(cfg), "test_accuracy": acc, "history": run.history}, indent=2))
     return TrainResult(model=run.model, config=cfg, history=run.history, test_accuracy=acc)
+
+
+def subset_indices(n: int, size: int) -> np.ndarray:
+    """``train_subset``: ``size`` of ``n`` training examples, a fixed pseudo-random choice in their
+    order (the first ``size`` would be a few classes of a set stored class by class, like mnist5k)."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).permutation(n)[:size])
+
+
+def prune_masks(model: nn.Module, fraction: float) -> Dict[str, torch.Tensor]:
+    """Global magnitude pruning (Han et al., NeurIPS 2015): zero the ``fraction`` of all quantized
+    layers' weights with the smallest magnitude (one threshold over every layer); the masks that
+    keep them zero, by parameter name. The model's weights are changed in place."""
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, QuantLayer)}
+    mags = torch.cat([m.weight.detach().abs().reshape(-1) for m in layers.values()])
+    k = int(round(fraction * mags.numel()))
+    if k == 0:
+        return {}
+    threshold = torch.kthvalue(mags.cpu(), k).values.item()
+    masks = {}
+    with torch.no_grad():
+        for n, m in layers.items():
+            keep = m.weight.abs() > threshold
+            m.weight.mul_(keep)
+            masks[f"{n}.weight" if n else "weight"] = keep
+    return masks
+
+
+def _apply_masks(run: "_Run") -> None:
+    if run.masks:
+        params = dict(run.model.named_parameters())
+        with torch.no_grad():
+            for name, keep in run.masks.items():
+                params[name].mul_(keep)
 
 
 def _calibrate_steps(model: nn.Module) -> None:

@@ -56,7 +56,9 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> Tuple[np
         k = int(round(len(idx) * test_fraction))
         test.append(idx[:k])
         train.append(idx[k:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    # in a seeded random order: a set stored class by class (mnist5k) must not stay so, or "the first
+    # N examples" (a calibration batch, a training subset) would be a few classes
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def standardise(train: np.ndarray, *others: np.ndarray):

@@ -1,0 +1,128 @@
+"""The study's protocol (hamqcore.study.experiments.demo, hamqcore.study.protocol), run end to end at
+a tiny scale: its invariants, whatever a few training steps learn."""
+import json
+
+import numpy as np
+import pytest
+
+from hamqcore.study import experiments, protocol
+from hamqcore.study import train as train_mod
+from hamqcore.study.data.containers import DataSet, Split
+
+
+def _tiny(monkeypatch):
+    monkeypatch.setattr(experiments, "PROTOCOL_SCALE_QUICK",
+                        {"ds_cnn": dict(epochs=1, quick_data=True, warmup_epochs=0, ramp_epochs=1)})
+    monkeypatch.setattr(experiments, "METHODS_QUICK", {"ds_cnn": {
+        "hamq_hw": ("lam", (1.0,)), "hamq_priced": ("lam", (1.0,)), "bits": ("w_bits", (4,)),
+        "prune": ("prune", (0.5,)), "round": ("lam", (0.01,))}})
+    monkeypatch.setattr(experiments, "PROTOCOL_QUICK", dict(experiments.PROTOCOL_QUICK, validation_inputs=24,
+                                                            calibration_inputs=8, test_inputs=24, energy_inputs=2))
+
+
+def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch):
+    _tiny(monkeypatch)
+    calls = []
+    real_train, real_val, real_test = train_mod.train, experiments.validation_point, experiments.test_point
+
+    def train(cfg, out=None, dataset=None, **kw):
+        assert dataset is not None and len(dataset.test) == 0      # training never receives the test split
+        assert len(dataset.val) > 0
+        calls.append("train")
+        return real_train(cfg, out, dataset=dataset, **kw)
+
+    def val(*a, **kw):
+        calls.append("validation")
+        return real_val(*a, **kw)
+
+    def test(*a, **kw):
+        calls.append("test")
+        return real_test(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "train", train)
+    monkeypatch.setattr(experiments, "validation_point", val)
+    monkeypatch.setattr(experiments, "test_point", test)
+    first = experiments.demo(tmp_path / "a", quick=True, experiments=("ds_cnn",), log=lambda _: None)
+    # the test split is read only after every choice, once per chosen point
+    assert "test" in calls and "test" not in calls[:calls.index("test")] and "validation" not in \
+        calls[calls.index("test"):] and "train" not in calls[calls.index("test"):]
+    e = first["experiments"]["ds_cnn"]
+    assert calls.count("test") == sum(c is not None for c in e["chosen"][0].values())
+    # the same search space for every method: every model was tried on the same configurations
+    spaces = {json.dumps(sorted(json.dumps(p["overrides"], sort_keys=True) for p in r["validation"]["points"]))
+              for runs in e["runs"].values() for pts in runs.values() for r in pts}
+    assert len(spaces) == 1
+    assert set(e["runs"][0]) == {"baseline", "hamq_hw", "hamq_priced", "bits", "prune", "round"}
+    rec = json.loads((tmp_path / "a" / "results.json").read_text())
+    for key in ("validation_fraction", "split_seed", "primary", "space", "secondary", "budget_pt", "methods"):
+        assert key in rec["protocol"]
+    assert rec["experiments"]["ds_cnn"]["splits"]["test"] > 0 and rec["seeds"] == [0]
+    for m, c in e["chosen"][0].items():       # a chosen point met the budget on the validation split
+        if c is not None:
+            assert c["validation_accuracy"] >= e["reference"][0] + e["budget_pt"] / 100 - 1e-12
+            assert 0 <= c["test"]["crossbar_accuracy"] <= 1 and c["test"]["energy_j"]["primary"] > 0
+
+    # again with the test labels shuffled: every choice is the same (made without the test split) and
+    # every validation number reproduces (the seed fixes the run)
+    from hamqcore.study import data as data_mod
+    load = data_mod.load
+
+    def shuffled(spec, quick=False, seed=0):
+        ds = load(spec, quick=quick, seed=seed)
+        y = np.random.default_rng(5).permutation(ds.test.y)
+        return DataSet(ds.name, ds.classes, ds.train, Split(ds.test.x, y), ds.val, ds.augment, ds.info)
+
+    monkeypatch.setattr(data_mod, "load", shuffled)
+    second = experiments.demo(tmp_path / "b", quick=True, experiments=("ds_cnn",), log=lambda _: None)
+    e2 = second["experiments"]["ds_cnn"]
+    assert e2["reference"] == e["reference"]
+    for m in e["runs"][0]:
+        a, b = e["runs"][0][m], e2["runs"][0][m]
+        assert [r["validation"] for r in a] == [r["validation"] for r in b], m
+        assert [r["validation_accuracy"] for r in a] == [r["validation_accuracy"] for r in b], m
+    strip = lambda c: None if c is None else {k: v for k, v in c.items() if k not in ("test", "checkpoint")}  # noqa: E731
+    assert {m: strip(c) for m, c in e["chosen"][0].items()} == {m: strip(c) for m, c in e2["chosen"][0].items()}
+
+
+def test_sealed_splits():
+    x = np.arange(40, dtype=np.float32).reshape(40, 1)
+    y = np.repeat(np.arange(4), 10)
+    ds = DataSet("t", ("a", "b", "c", "d"), Split(x, y), Split(x[:8], y[:8]))
+    s = protocol.sealed(ds, 0.2, 1)
+    assert len(s.test) == 0 and len(s.val) == 8 and len(s.train) == 32
+    assert sorted(np.bincount(s.val.y)) == [2, 2, 2, 2]                   # stratified
+    assert not set(s.val.x.ravel()) & set(s.train.x.ravel())              # disjoint
+    again = protocol.sealed(ds, 0.2, 1)
+    assert np.array_equal(again.val.x, s.val.x)                             # seeded
+    own = DataSet("t", ds.classes, ds.train, ds.test, val=Split(x[:4], y[:4]))
+    assert protocol.sealed(own, 0.2, 1).val is own.val                      # a set's own split is kept
+
+
+def test_verdict_wording():
+    ms = lambda m, s, n: {"mean": m, "std": s, "n": n}  # noqa: E731
+    summ = {"h": {"energy_j": ms(1.0, 0.1, 3), "accuracy": ms(0.9, 0.0, 3)},
+            "b": {"energy_j": ms(2.0, 0.1, 3), "accuracy": ms(0.9, 0.0, 3)},
+            "p": {"energy_j": ms(1.1, 0.1, 3), "accuracy": ms(0.9, 0.0, 3)},
+            "one": {"energy_j": ms(0.5, 0.0, 1), "accuracy": ms(0.9, 0.0, 1)},
+            "none": {"energy_j": ms(float("nan"), float("nan"), 0), "accuracy": ms(float("nan"), float("nan"), 0)}}
+    lines = protocol.verdict(summ, ["h", "one", "none"], ["b", "p"])
+    assert lines[0].startswith("h beats b") and lines[1].startswith("h ties with p")
+    assert "not a verdict" in lines[2] and "uses less energy than b" in lines[2]
+    assert "not comparable" in lines[4]
+
+
+def test_prune_masks_zero_the_smallest_weights():
+    import torch
+    import torch.nn as nn
+
+    from hamqcore.quant import quantize_model
+
+    torch.manual_seed(0)
+    m = quantize_model(nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 3)), 8, 8)
+    mags = torch.cat([m[0].weight.abs().reshape(-1), m[2].weight.abs().reshape(-1)])
+    masks = train_mod.prune_masks(m, 0.5)
+    left = torch.cat([m[0].weight.reshape(-1), m[2].weight.reshape(-1)])
+    assert int((left == 0).sum()) == 52 and set(masks) == {"0.weight", "2.weight"}
+    assert float(mags[left == 0].max()) <= float(mags[left != 0].min())    # one threshold over both layers
+    with pytest.raises(ValueError, match="prune needs init"):
+        train_mod.TrainConfig(prune=0.5).validate()
