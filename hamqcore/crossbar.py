@@ -57,8 +57,11 @@ PERIPHERY_OPTIONS = ("adc_resolution", "skip_empty", "rows_per_conversion", "com
 # C++ energy path does not read them), every value with its meaning in CrossbarConfig's docstring.
 ADC_REFERENCES = ("full_scale", "calibrated", "minmax", "per_column")
 READOUTS = ("digits", "conductance")
+# How the groups of a grouped / depthwise convolution share arrays (pack_groups; the energy and the
+# functional path both map through it)
+GROUP_PACKINGS = ("block_diagonal", "per_group")
 FUNCTIONAL_DEFAULTS = {"adc_reference": "full_scale", "readout": "digits", "g_variation": 0.0, "stuck_on": 0.0,
-                       "stuck_off": 0.0, "seed": 0}
+                       "stuck_off": 0.0, "seed": 0, "group_packing": "block_diagonal"}
 
 
 # The defaults are the "neurosim-1.3" preset, whose numbers (like every preset's) live in the C++ core:
@@ -89,6 +92,11 @@ class CrossbarConfig:
       conductances (access transistor and wires at the array's mean position, the energy path's
       cells) in units of one digit step, the OFF cells' leakage removed digitally from the driven-row
       count after the conversion.
+    * ``group_packing`` (a mapping option of both paths): ``"block_diagonal"`` stores as many groups
+      of a grouped convolution as fit one array's rows side by side, each group's kernels on its own
+      rows and columns, every other cell of those rows and columns OFF (the empty code: 0, or
+      -2^(b-1) under the offset mapping), its offset correction over its own inputs;
+      ``"per_group"``: every group on arrays of its own.
     * ``g_variation``: relative standard deviation of each programmed cell's conductance (device to
       device, drawn once per cell from ``seed``; NeuroSim's Python ``vari``), ``readout="conductance"``
       only. ``stuck_on`` / ``stuck_off``: fraction of cells stuck at the ON / OFF state.
@@ -124,6 +132,7 @@ class CrossbarConfig:
     stuck_on: float = FUNCTIONAL_DEFAULTS["stuck_on"]
     stuck_off: float = FUNCTIONAL_DEFAULTS["stuck_off"]
     seed: int = FUNCTIONAL_DEFAULTS["seed"]
+    group_packing: str = FUNCTIONAL_DEFAULTS["group_packing"]
 
     def __post_init__(self):
         if isinstance(self.adc_bits, str) and self.adc_bits == "auto":
@@ -150,7 +159,8 @@ class CrossbarConfig:
 
     def _check_functional(self):
         set_ = functools.partial(object.__setattr__, self)
-        for name, choices in (("adc_reference", ADC_REFERENCES), ("readout", READOUTS)):
+        for name, choices in (("adc_reference", ADC_REFERENCES), ("readout", READOUTS),
+                              ("group_packing", GROUP_PACKINGS)):
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise TypeError(f"{name} must be a string, got {value!r}")
@@ -249,6 +259,59 @@ def stored_digits(w, w_bits: int, config: CrossbarConfig):
     return digits, np.asarray(coef, np.float64)
 
 
+def pack_groups(w_groups: List[np.ndarray], x_groups: List[np.ndarray], config: CrossbarConfig, w_bits: int):
+    """The matrices the groups of a grouped convolution are stored as (``config.group_packing``):
+    a list of (weights, inputs, group indices). Block-diagonal packing stores rows // K groups of K
+    inputs side by side; the cells outside a group's block hold the empty code (OFF: 0, or -2^(b-1)
+    under the offset mapping, whose code is 0), and their rows are driven by the other groups' inputs.
+    :func:`unpack_output` gives each group's output back."""
+    G = len(w_groups)
+    per = max(1, config.rows // max(1, int(w_groups[0].shape[1]))) if G > 1 else 1
+    if config.group_packing == "per_group" or per == 1:
+        return [(w, x, [g]) for g, (w, x) in enumerate(zip(w_groups, x_groups))]
+    fill = -(1 << (w_bits - 1)) if config.mapping == "offset" else 0
+    out = []
+    for start in range(0, G, per):
+        members = list(range(start, min(G, start + per)))
+        o, k = w_groups[start].shape
+        w = np.full((o * len(members), k * len(members)), fill, dtype=w_groups[start].dtype)
+        for j, g in enumerate(members):
+            w[j * o:(j + 1) * o, j * k:(j + 1) * k] = w_groups[g]
+        out.append((w, np.concatenate([x_groups[g] for g in members], axis=1), members))
+    return out
+
+
+def unpack_output(y: np.ndarray, x: np.ndarray, members: List[int], config: CrossbarConfig, w_bits: int) -> np.ndarray:
+    """The groups' outputs (N, groups x out) of one packed matrix: under the offset mapping the
+    periphery's correction 2^(b-1) sum(x) runs over each group's own inputs, not the whole row set."""
+    if len(members) == 1 or config.mapping != "offset":
+        return y
+    k, o = x.shape[1] // len(members), y.shape[1] // len(members)
+    half = float(1 << (w_bits - 1))
+    total = x.astype(np.float64).sum(1, keepdims=True)
+    y = np.array(y, dtype=np.float64)
+    for j in range(len(members)):
+        own = x[:, j * k:(j + 1) * k].astype(np.float64).sum(1, keepdims=True)
+        y[:, j * o:(j + 1) * o] += half * (total - own)
+    return y
+
+
+def simulate_groups(w_groups, x_groups, config: CrossbarConfig, w_bits: int, a_bits: int, a_signed: bool,
+                    n_threads: Optional[int] = None, floor: bool = False, output: bool = True,
+                    digit_full_scale=None, digit_gain=None) -> "LayerEnergy":
+    """:func:`simulate_layer` of every group of one layer as ``config`` packs them (:func:`pack_groups`),
+    merged; the output (N, groups x out) in group order."""
+    parts = []
+    for w, x, members in pack_groups(w_groups, x_groups, config, w_bits):
+        r = simulate_layer(w, x, config, w_bits, a_bits, a_signed=a_signed, n_threads=n_threads, floor=floor,
+                           output=output, digit_full_scale=digit_full_scale, digit_gain=digit_gain)
+        if output:
+            r.output = unpack_output(r.output, x, members, config, w_bits)
+        r.weight_cells = r.weight_cells // max(1, w.size) * sum(int(w_groups[g].size) for g in members)  # not the fill
+        parts.append(r)
+    return LayerEnergy.merge(parts)
+
+
 def digit_conductance(config: CrossbarConfig) -> np.ndarray:
     """The conductance (S) of a cell holding each digit 0 .. 2^cell_bits - 1 at the array's mean
     position (cpp/src/crossbar_conductance.cpp digit_conductances): the energy path's cells."""
@@ -296,6 +359,13 @@ class LayerEnergy:
     latency: float = result_field("max", True)                # s; the groups' arrays run in parallel
     n_vectors: int = result_field("first", False, core=False)
     output: Optional[np.ndarray] = result_field("concat", False, core=False, default=None, repr=False)  # N x out
+    weight_cells: int = result_field("sum", False, core=False, default=0)   # cells holding a weight's digit
+    array_cells: int = result_field("sum", False, core=False, default=0)    # arrays x rows x cols
+
+    @property
+    def utilization(self) -> float:
+        """Fraction of the arrays' cells that hold a weight's digit (packing and tiling show here)."""
+        return self.weight_cells / self.array_cells if self.array_cells else 0.0
 
     @property
     def total_energy(self) -> float:
@@ -388,7 +458,9 @@ def simulate_layer(
                                     bool(output) and config.readout == "conductance",
                                     None if digit_gain is None
                                     else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()])
+    digit_columns = len(_simulator(config).stored_digits(np.zeros((1, 1), np.int64), int(w_bits))[1])
     return LayerEnergy(
+        weight_cells=digit_columns * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
         energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
         mean_current=r.sum_current / r.conversions if r.conversions else 0.0, n_vectors=int(x.shape[0]),
         output=None if not output else np.asarray(r.output).reshape(x.shape[0], w.shape[0]),

@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 
 from ._checks import MAX_BITS, as_int
-from .crossbar import DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, result_field, check_config, simulate_layer
+from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, pack_groups, result_field,
+                       simulate_groups, unpack_output)
 from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, evaluating, float_layers,
                      layer_matrices, walk_coverage)
 from .quant import QuantLayer
@@ -111,7 +112,7 @@ class EnergyReport:
             "layers": [
                 {**{k: v for k, v in dataclasses.asdict(l).items() if k != "output"},
                  "resolution_columns": [int(v) for v in l.resolution_columns],
-                 "on_fraction": l.on_fraction, "total_energy": l.total_energy}
+                 "on_fraction": l.on_fraction, "total_energy": l.total_energy, "utilization": l.utilization}
                 for l in self.layers
             ],
         }
@@ -134,19 +135,20 @@ class EnergyReport:
 
     def __str__(self) -> str:
         comps = self.components
-        head = (f"{'layer':<28} {'weight':>16} {'arrays':>6} {'ON %':>6} {'I mean uA':>9} "
+        head = (f"{'layer':<28} {'weight':>16} {'arrays':>6} {'used %':>6} {'ON %':>6} {'I mean uA':>9} "
                 + " ".join(f"{c + ' nJ':>15}" for c in comps) + f" {'total nJ':>10}")
         lines = [f"accounting model {self.config.describe()}" + (" (floor: every cell OFF)" if self.floor else ""),
                  head, "-" * len(head)]
         for l in self.layers:
             lines.append(
-                f"{l.name[:28]:<28} {'x'.join(map(str, l.shape)):>16} {l.arrays:>6} {100 * l.on_fraction:>6.2f} "
+                f"{l.name[:28]:<28} {'x'.join(map(str, l.shape)):>16} {l.arrays:>6} {100 * l.utilization:>6.2f} "
+                f"{100 * l.on_fraction:>6.2f} "
                 f"{l.mean_current * 1e6:>9.3f} " + " ".join(f"{l.energy[c] * 1e9:>15.4f}" for c in comps)
                 + f" {l.total_energy * 1e9:>10.4f}"
             )
         lines.append("-" * len(head))
         lines.append(
-            f"{'total per inference':<28} {'':>16} {sum(l.arrays for l in self.layers):>6} "
+            f"{'total per inference':<28} {'':>16} {sum(l.arrays for l in self.layers):>6} {'':>6} "
             f"{100 * self.on_fraction:>6.2f} {self.mean_current * 1e6:>9.3f} "
             + " ".join(f"{self.energy[c] * 1e9:>15.4f}" for c in comps) + f" {self.total_energy * 1e9:>10.4f}"
         )
@@ -160,8 +162,8 @@ def simulate_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, w_bit
     output (unless ``output=False``) is the layer's integer pre-activation as the crossbar computes
     it, (N * positions) x out_channels."""
     w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, w_bits, a_bits, name)
-    return LayerEnergy.merge([simulate_layer(w, xg, config, wb, ab, a_signed=signed, n_threads=n_threads,
-                                             floor=floor, output=output) for w, xg in zip(w_groups, x_groups)])
+    return simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads, floor=floor,
+                           output=output)
 
 
 def estimate_energy(
@@ -199,8 +201,9 @@ def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str
                 references: Optional["AdcReferences"] = None, histograms: Optional[Histograms] = None,
                 n_threads: Optional[int] = None) -> np.ndarray:
     """What the crossbar reads for one quantized layer on its input ``x``: its integer pre-activation,
-    (N * positions) x out_channels (:mod:`hamqcore.readout`; the C++ core's fast functional path when
-    ``config`` reads ideal digit sums through a fixed or per-column reference)."""
+    (N * positions) x out_channels (:mod:`hamqcore.readout`, or the C++ core's fast path where it reads
+    the same: :func:`hamqcore.readout.fast_path`); a grouped convolution's groups packed as ``config``
+    says (:func:`hamqcore.crossbar.pack_groups`)."""
     layer_refs = None
     if config.adc_reference == "calibrated" and histograms is None:
         layer_refs = check_references(references, config).layer(name)
@@ -210,13 +213,13 @@ def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str
         w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
         keys = sorted(layer_refs)                             # (array, digit) order: arrays x digits
         fs, gain = [layer_refs[k][0] for k in keys], [layer_refs[k][1] for k in keys]
-        outs = [simulate_layer(w, xg, config, wb, ab, a_signed=signed, n_threads=n_threads,
-                               digit_full_scale=fs, digit_gain=gain if config.readout == "conductance" else None).output
-                for w, xg in zip(w_groups, x_groups)]
-        return np.concatenate(outs, axis=1)
+        return np.asarray(simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads,
+                                          digit_full_scale=fs,
+                                          digit_gain=gain if config.readout == "conductance" else None).output)
     w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
-    outs = [read_layer(w, xg, config, wb, ab, signed, key=f"{name}/{g}", references=layer_refs,
-                       histograms=histograms) for g, (w, xg) in enumerate(zip(w_groups, x_groups))]
+    outs = [unpack_output(read_layer(w, xg, config, wb, ab, signed, key=f"{name}/{members[0]}", references=layer_refs,
+                                     histograms=histograms), xg, members, config, wb)
+            for w, xg, members in pack_groups(w_groups, x_groups, config, wb)]
     return np.concatenate(outs, axis=1)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch.nn as nn
 
 from ._checks import check_int, level_max
-from .crossbar import CrossbarConfig, check_config, simulate_layer
+from .crossbar import CrossbarConfig, check_config, simulate_groups
 from .kernels import level_codes, level_cost, total_hamming_weight
 from .layers import capture_layer_inputs, check_batch, layer_integers, layer_matrices, walk_coverage
 
@@ -63,8 +63,8 @@ def bit_prices(model: nn.Module, inputs, config: CrossbarConfig, w_bits: int = 8
         w_groups, x_groups, wb, ab, signed, _ = layer_matrices(module, x, w_bits, a_bits, name)
 
         def energy(ws) -> float:
-            return sum(simulate_layer(w, xg, config, wb, ab, a_signed=signed, n_threads=n_threads,
-                                      output=False).total_energy for w, xg in zip(ws, x_groups))
+            return simulate_groups(ws, x_groups, config, wb, ab, signed, n_threads=n_threads,
+                                   output=False).total_energy
 
         q = np.concatenate([w.reshape(-1) for w in w_groups]).astype(np.int64)
         codes = np.asarray(np.take(level_codes(wb, config.mapping), q + level_max(wb)), dtype=np.int64)

@@ -111,7 +111,12 @@ def cmd_demo(args) -> int:
     if args.quick:
         print("--quick is a smoke run: a few epochs on a data subset; its accuracies and energies are not "
               "meaningful (they only show that every step runs)", flush=True)
-    results = experiments.demo(args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs)
+    names = tuple(args.experiments.split(","))
+    bad = [n for n in names if n not in experiments.METHODS]
+    if bad or not names:
+        raise CliError(f"--experiments must be a comma-separated subset of {','.join(experiments.METHODS)}, "
+                       f"got {args.experiments!r}")
+    results = experiments.demo(args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs, experiments=names)
     print("\n" + experiments.demo_table(results))
     print(f"\nresults: {Path(args.out) / 'results.json'}; figures: {args.out}/*.png  ({results['seconds'] / 60:.1f} min)")
     return 0
@@ -186,14 +191,18 @@ def cmd_energy(args) -> int:
     print(report)
     print(f"\nper inference over {len(x)} test inputs of {data_spec}; wrote {out}/energy.json, energy.csv, energy.png")
     if args.accuracy:
-        from ..energy import crossbar_forward
+        from ..energy import calibrate_adc, crossbar_accuracy
         from .train import evaluate
 
         xa, ya = dataset.test.x[: args.accuracy], dataset.test.y[: args.accuracy]
         digital = evaluate(model, xa, ya)
-        hits = sum(int((crossbar_forward(model, torch.from_numpy(np.ascontiguousarray(xa[i:i + 64])), config)
-                        .argmax(1).numpy() == ya[i:i + 64]).sum()) for i in range(0, len(ya), 64))
-        acc = {"inputs": len(ya), "digital": digital, "crossbar": hits / max(1, len(ya)), "config": config.describe()}
+        refs = None
+        if config.adc_reference == "calibrated":   # the references are set on training inputs, never the test set
+            refs = _user(calibrate_adc, model, torch.from_numpy(np.ascontiguousarray(dataset.train.x[:32])), config)
+        hits = len(ya) * _user(crossbar_accuracy, model, torch.from_numpy(np.ascontiguousarray(xa)),
+                               torch.from_numpy(np.asarray(ya)), config, references=refs)
+        acc = {"inputs": len(ya), "digital": digital, "crossbar": hits / max(1, len(ya)), "config": config.describe(),
+               "calibration": "32 training inputs" if refs is not None else None}
         write_text_atomic(out / "accuracy.json", json.dumps(acc, indent=1))
         print(f"test accuracy on {len(ya)} inputs: digital {100 * digital:.2f} %, on the crossbar "
               f"{100 * acc['crossbar']:.2f} % ({config.describe()}); wrote {out}/accuracy.json")
@@ -340,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "rounding at equal crossbar accuracy", cmd_demo, "hamq_out")
     p.add_argument("--quick", action="store_true", help="a smoke run (minutes; accuracies not meaningful)")
     p.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..N-1 (the README table: 3)")
+    p.add_argument("--experiments", default="resnet18,ds_cnn", help="which experiments (comma-separated)")
     p.add_argument("--jobs", type=_positive_int, default=1, help="points in parallel worker processes, one thread "
                    "each (the same results as one after another)")
     p = command("train", "quantization-aware training with the HamQ regularizer", cmd_train, "hamq_train")
@@ -356,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(mnist5k, digits, spoken_keywords, cifar10:ROOT, speech_commands:ROOT)")
     _add_crossbar_args(p, 32)
     p.add_argument("--accuracy", type=_nonneg_int, default=0, metavar="N",
-                   help="also the test accuracy of the first N test inputs computed on the crossbar (its ADC readings)")
+                   help="also the test accuracy of the first N test inputs computed on the crossbar (its ADC readings; "
+                   "--set adc_reference=calibrated calibrates on 32 training inputs)")
     p.add_argument("--out", default=None, help="output folder (default: the checkpoint's folder)")
     p = command("round", "gradient-free HW-aware rounding of a trained checkpoint", cmd_round, "hamq_round")
     p.add_argument("checkpoint", help="a checkpoint.pt written by hamq train (or its folder); never overwritten")
