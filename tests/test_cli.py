@@ -187,3 +187,24 @@ def test_energy_of_a_model_of_ones_own(tmp_path, monkeypatch):
     ]:
         bad = hamq("energy", *args, "--out", str(tmp_path / "bad"), check=False)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
+
+
+def test_demo_runs_the_papers_tasks_from_their_folders(tmp_path, monkeypatch, capsys):
+    """hamq demo --cifar10 ROOT --speech-commands ROOT --device D: the paper's tasks replace the demo's
+    data and scale for the protocol (settings.PAPER_TASKS); --experiments picks which run."""
+    from hamqcore.study import cli
+
+    seen = {}
+
+    def fake_demo(out, **kw):
+        seen.update(kw)
+        return {"experiments": {}, "seeds": [0], "seconds": 0.0}
+
+    monkeypatch.setattr(experiments, "demo", fake_demo)
+    assert cli.main(["demo", "--cifar10", "/data/c10", "--speech-commands", "/data/sc", "--experiments", "ds_cnn",
+                     "--out", str(tmp_path / "o")]) == 0
+    assert seen["experiments"] == ("ds_cnn",)
+    assert seen["tasks"]["resnet18"]["data"] == "cifar10:/data/c10" and seen["tasks"]["resnet18"]["width"] == 64
+    assert seen["tasks"]["ds_cnn"]["data"] == "speech_commands:/data/sc" and seen["tasks"]["ds_cnn"]["device"] == "cpu"
+    assert cli.main(["demo", "--experiments", "mnist", "--out", str(tmp_path / "p")]) == 2
+    assert "--experiments must be" in capsys.readouterr().err

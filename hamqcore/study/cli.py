@@ -116,7 +116,14 @@ def cmd_demo(args) -> int:
     if bad or not names:
         raise CliError(f"--experiments must be a comma-separated subset of {','.join(experiments.METHODS)}, "
                        f"got {args.experiments!r}")
-    results = experiments.demo(args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs, experiments=names)
+    tasks = {}
+    for name, root in (("resnet18", args.cifar10), ("ds_cnn", args.speech_commands)):
+        if root is not None:
+            spec = dict(experiments.PAPER_TASKS[name])
+            spec["data"] = spec["data"].format(root=root)
+            tasks[name] = {**spec, "device": args.device}
+    results = experiments.demo(args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs, experiments=names,
+                               tasks=tasks or None)
     print("\n" + experiments.demo_table(results))
     print(f"\nresults: {Path(args.out) / 'results.json'}; figures: {args.out}/*.png  ({results['seconds'] / 60:.1f} min)")
     return 0
@@ -350,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a smoke run (minutes; accuracies not meaningful)")
     p.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..N-1 (the README table: 3)")
     p.add_argument("--experiments", default="resnet18,ds_cnn", help="which experiments (comma-separated)")
+    p.add_argument("--cifar10", metavar="ROOT", default=None, help="the paper's task: full-width ResNet-18 on "
+                   "CIFAR-10 from this folder (its python batches), instead of the demo's MNIST subset")
+    p.add_argument("--speech-commands", metavar="ROOT", default=None, help="the paper's task: DS-CNN-S on "
+                   "Speech Commands v2 from this folder, instead of the synthetic keywords")
+    p.add_argument("--device", default="cpu", help="with --cifar10 / --speech-commands: cpu, cuda or cuda:N")
     p.add_argument("--jobs", type=_positive_int, default=1, help="points in parallel worker processes, one thread "
                    "each (the same results as one after another)")
     p = command("train", "quantization-aware training with the HamQ regularizer", cmd_train, "hamq_train")

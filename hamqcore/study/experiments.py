@@ -28,6 +28,7 @@ from .settings import (
     METHODS,
     METHODS_QUICK,
     PAPER,
+    PAPER_TASKS,
     PROTOCOL,
     PROTOCOL_QUICK,
     PROTOCOL_SCALE,
@@ -114,11 +115,14 @@ def _run_star(args: tuple) -> Dict:
     return _run(*args)
 
 
-def _point_settings(name: str, seed: int, method: str, value, quick: bool, baseline_ckpt: Optional[str]) -> Dict:
-    """The training settings of one point of the protocol: the experiment's, at the demo's scale, with
-    the method's setting (every method from the same quantizer, schedule and seed)."""
-    settings = dict(DEMO[name], **(PROTOCOL_SCALE_QUICK if quick else PROTOCOL_SCALE)[name], seed=seed,
-                    weighting="params", lam=0.0)
+def _point_settings(name: str, seed: int, method: str, value, quick: bool, baseline_ckpt: Optional[str],
+                    task: Optional[Dict] = None) -> Dict:
+    """The training settings of one point of the protocol: the experiment's, at the demo's scale (or
+    the paper's task, ``task``), with the method's setting (every method from the same quantizer,
+    schedule and seed)."""
+    settings = dict(DEMO[name], **(PROTOCOL_SCALE_QUICK if quick else PROTOCOL_SCALE)[name])
+    settings.update(task or {})
+    settings.update(seed=seed, weighting="params", lam=0.0)
     if method == "hamq_hw":
         settings.update(lam=float(value))
     elif method == "hamq_priced":
@@ -151,7 +155,8 @@ def _point_job(job: Dict) -> Dict:
 
     torch.set_num_threads(job["threads"])
     protocol, name, method, value = job["protocol"], job["name"], job["method"], job["value"]
-    settings = _point_settings(name, job["seed"], method, value, job["quick"], job.get("baseline_ckpt"))
+    settings = _point_settings(name, job["seed"], method, value, job["quick"], job.get("baseline_ckpt"),
+                               job.get("task"))
     settings["threads"] = job["threads"]     # worker processes side by side: no oversubscription
     _, data = _protocol_data(settings, protocol)
     out = Path(job["out"])
@@ -233,7 +238,8 @@ def _pool_map(fn, jobs: List[Dict], n: int, log: Callable[[str], None], what: st
 
 
 def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
-         experiments: Sequence[str] = ("resnet18", "ds_cnn"), log: Callable[[str], None] = print) -> Dict:
+         experiments: Sequence[str] = ("resnet18", "ds_cnn"), log: Callable[[str], None] = print,
+         tasks: Optional[Dict[str, Dict]] = None) -> Dict:
     """The paper's comparison under the study's protocol (:mod:`hamqcore.study.protocol`,
     :data:`~hamqcore.study.settings.PROTOCOL`), on offline data: per experiment and seed the baseline and
     every method's ladder (:data:`~hamqcore.study.settings.METHODS`), each model at its cheapest
@@ -241,7 +247,9 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
     method its lowest-energy point within the budget; the test split read once per chosen point; mean
     and spread over ``seeds`` seeds and the verdict against the bit-width ladder and pruning. Writes
     checkpoints, ``results.json`` and figures under ``out``; returns the results. ``jobs``: points
-    run in parallel worker processes (one thread each; the same results as one after another)."""
+    run in parallel worker processes (one thread each; the same results as one after another).
+    ``tasks``: per experiment, training settings that replace the demo's (the paper's tasks:
+    :data:`~hamqcore.study.settings.PAPER_TASKS`, e.g. CIFAR-10 from a folder, ``device="cuda"``)."""
     from .io import ensure_writable_dir, write_text_atomic
     from .plots import protocol_figures
 
@@ -259,17 +267,20 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
                                   "secondary_configs": {k: accounting(ACCOUNTINGS[k]).describe()
                                                         for k in protocol["secondary"]},
                                   "scale": {n: (PROTOCOL_SCALE_QUICK if quick else PROTOCOL_SCALE)[n] for n in experiments},
-                                  "fine_tune_epochs": FINE_TUNE_EPOCHS, "round": ROUND}}
+                                  "fine_tune_epochs": FINE_TUNE_EPOCHS, "round": ROUND, "tasks": tasks or {}}}
     for name in experiments:
         budget = PAPER[name]["accuracy_pt"]
-        s0 = _point_settings(name, 0, "baseline", None, quick, None)
+        task = (tasks or {}).get(name)
+        s0 = _point_settings(name, 0, "baseline", None, quick, None, task)
         full, data = _protocol_data(s0, protocol)
         log(f"\n== {name}: {s0['w_bits']}-bit on {s0['data']}: {len(data.train)} train / {len(data.val)} validation / "
             f"{len(full.test)} test (sealed until the last step); budget {budget:+.1f} pt on the crossbar ==")
         exp = {"splits": {"train": len(data.train), "validation": len(data.val), "test": len(full.test)},
                "budget_pt": budget, "reference": {}, "runs": {}, "chosen": {}}
         # 1. the baselines (the budget's reference, and the models pruning and rounding start from)
-        base_jobs = [{"name": name, "seed": sd, "method": "baseline", "value": None, "quick": quick, "protocol": protocol,
+        extra = {} if task is None else {"task": task}
+        base_jobs = [{**extra, "name": name, "seed": sd, "method": "baseline", "value": None, "quick": quick,
+                      "protocol": protocol,
                       "out": str(out / name / f"seed{sd}" / "baseline"), "target": None, "threads": threads}
                      for sd in seed_list]
         for b in _pool_map(_point_job, base_jobs, jobs, log, "baseline"):
@@ -283,7 +294,7 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
             b_ckpt = exp["runs"][sd]["baseline"][0]["checkpoint"]
             for method, (_, values) in methods_all[name].items():
                 for v in values:
-                    jobs_list.append({"name": name, "seed": sd, "method": method, "value": v, "quick": quick,
+                    jobs_list.append({**extra, "name": name, "seed": sd, "method": method, "value": v, "quick": quick,
                                       "protocol": protocol, "baseline_ckpt": b_ckpt, "target": target,
                                       "threads": threads, "out": str(out / name / f"seed{sd}" / f"{method}_{v:g}")})
         # 2. every method's ladder, and the baselines at the budget

@@ -103,3 +103,12 @@ PROTOCOL_SCALE_QUICK = {
     "resnet18": dict(width=4, epochs=2, train_subset=600, warmup_epochs=1, ramp_epochs=1),
     "ds_cnn": dict(epochs=3, quick_data=True, warmup_epochs=1, ramp_epochs=1),
 }
+# The paper's tasks (hamq demo --cifar10 ROOT / --speech-commands ROOT, given the folders; never run
+# here: no data and no GPU in this project's machines): the full-width ResNet-18 on CIFAR-10 (8-bit,
+# random crop + flip) and DS-CNN-S on Speech Commands v2 (12 classes with unknown and silence, 6-bit).
+PAPER_TASKS = {
+    "resnet18": dict(data="cifar10:{root}", width=64, epochs=60, batch_size=128, lr=1e-3, warmup_epochs=5,
+                     ramp_epochs=5, train_subset=0, threads=0),
+    "ds_cnn": dict(data="speech_commands:{root}", epochs=30, batch_size=100, warmup_epochs=5, ramp_epochs=5,
+                   quick_data=False, threads=0),
+}
