@@ -126,3 +126,17 @@ def test_prune_masks_zero_the_smallest_weights():
     assert float(mags[left == 0].max()) <= float(mags[left != 0].min())    # one threshold over both layers
     with pytest.raises(ValueError, match="prune needs init"):
         train_mod.TrainConfig(prune=0.5).validate()
+
+
+def test_bf16_autocast_training_runs():
+    """precision="bf16": the forward pass under torch.autocast(bfloat16) on the CPU; the loss stays
+    finite and the stored weights float32."""
+    import torch
+
+    cfg = train_mod.TrainConfig(model="resnet18", data="digits", width=2, epochs=1, train_subset=128, batch_size=32,
+                                warmup_epochs=0, ramp_epochs=0, lam=0.1, weighting="params", threads=1,
+                                precision="bf16")
+    r = train_mod.train(cfg, None, progress=False, log=lambda _: None)
+    assert np.isfinite(r.history[-1]["loss"]) and all(p.dtype == torch.float32 for p in r.model.parameters())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        train_mod.TrainConfig(precision="fp16").validate()

@@ -97,7 +97,7 @@ def protocol_figures(results: Dict, out: Path) -> List[Path]:
     out = Path(out)
     written = []
     for name, e in results["experiments"].items():
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = plt.subplots(figsize=(8.4, 4.4))
         methods = sorted({m for sd in e["runs"] for m in e["runs"][sd]}, key=lambda m: (m != "baseline", m))
         for i, m in enumerate(methods):
             by_value: Dict = {}
@@ -126,7 +126,7 @@ def protocol_figures(results: Dict, out: Path) -> List[Path]:
         ax.set_ylabel("crossbar accuracy, validation (%)")
         ax.set_title(f"{name}: every model of every method (hollow: no configuration meets the budget)", fontsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         path = out / f"pareto_{name}.png"
         fig.savefig(path, dpi=120)

@@ -83,6 +83,8 @@ class TrainConfig:
     quick_data: bool = _opt(False, "the small synthetic keyword set")
     device: str = _opt("cpu", "where to train: cpu, cuda or cuda:N (the crossbar simulator and the C++ penalty "
                               "run on the CPU; on a GPU the penalty takes its pure-torch path)")
+    precision: str = _opt("fp32", "bf16: the forward pass and the task loss under torch.autocast(bfloat16) (the "
+                                  "penalty, the optimizer and the stored weights stay float32)", choices=("fp32", "bf16"))
     init: str = _opt("", "start from this checkpoint's weights (a checkpoint.pt of the same model and widths)")
     prune: float = _opt(0.0, "with init: zero this fraction of the quantized layers' weights, smallest magnitude "
                              "first over all layers (global magnitude pruning), and keep them zero while training")
@@ -291,8 +293,11 @@ def _epoch(cfg: TrainConfig, run: _Run, epoch: int, xtr: np.ndarray, ytr: np.nda
         if world.size > 1:                       # this rank's share of the global batch
             xb, yb = xb[world.rank::world.size], yb[world.rank::world.size]
         xb, yb = xb.to(world.device), yb.to(world.device)
-        logits = run.net(xb)
-        task = distributed.cross_entropy(logits, yb, len(idx), world)
+        with torch.autocast(device_type=world.device.split(":")[0], dtype=torch.bfloat16,
+                            enabled=cfg.precision == "bf16"):
+            logits = run.net(xb)
+            task = distributed.cross_entropy(logits, yb, len(idx), world)
+        task = task.float()
         r = reg()
         loss = task + r
         if not bool(torch.isfinite(loss.detach())):
