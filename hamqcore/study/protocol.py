@@ -58,7 +58,17 @@ def validation_point(model, val: Split, base: CrossbarConfig, space: Dict[str, S
                "energy_j": p.energy} for p in r.points]
     best = None if r.best is None else {"overrides": _overrides(r.best.config, base), "accuracy": r.best.accuracy,
                                         "energy_j": r.best.energy, "config": r.best.config.describe()}
-    return {"points": points, "best": best, "skipped": [[o, why] for o, why in r.skipped]}
+    return {"points": points, "best": best, "target": accuracy_target, "skipped": [[o, why] for o, why in r.skipped]}
+
+
+def best_within(v: Dict, subspace: Optional[Dict[str, Sequence]] = None) -> Optional[Dict]:
+    """A model's cheapest configuration meeting its target, among the configurations of ``subspace``
+    (field -> allowed values; a field a point does not override keeps the base's value, allowed)."""
+    if subspace is None:
+        return v["best"]
+    ok = [p for p in v["points"] if p["accuracy"] >= v["target"]
+          and all(p["overrides"].get(k, vals[0]) in vals for k, vals in subspace.items())]
+    return min(ok, key=lambda p: p["energy_j"]) if ok else None
 
 
 def _overrides(config: CrossbarConfig, base: CrossbarConfig) -> Dict[str, object]:
@@ -87,11 +97,13 @@ def test_point(model, val: Split, test: Split, config: CrossbarConfig, calibrati
             "on_fraction": primary.on_fraction, "config": config.describe()}
 
 
-def choose(points: List[Dict]) -> Optional[Dict]:
+def choose(points: List[Dict], subspace: Optional[Dict[str, Sequence]] = None) -> Optional[Dict]:
     """A method's operating point: of its ladder's points that meet the budget on the validation
-    split (a configuration found), the one with the least energy; None when none does."""
-    feasible = [p for p in points if p["validation"]["best"] is not None]
-    return min(feasible, key=lambda p: p["validation"]["best"]["energy_j"]) if feasible else None
+    split (a configuration of ``subspace`` found, :func:`best_within`), the one with the least energy,
+    with that configuration as ``point["best"]``; None when none does."""
+    feasible = [dict(p, best=best_within(p["validation"], subspace)) for p in points]
+    feasible = [p for p in feasible if p["best"] is not None]
+    return min(feasible, key=lambda p: p["best"]["energy_j"]) if feasible else None
 
 
 def mean_std(values: Sequence[float]) -> Dict[str, float]:

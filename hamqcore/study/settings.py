@@ -66,6 +66,10 @@ PROTOCOL = {
     # the configurations every model is searched over (the same for every method): calibrated fixed
     # 5-bit references, or per-column references and resolution (hamqcore's HW-aware periphery)
     "space": {"adc_reference": ("calibrated", "per_column")},
+    # the part of the space whose every circuit is charged: per-column references and resolution need
+    # per-column reference generation and configuration storage that hamqcore does not charge yet, so
+    # every table is also given within this part (declared before the first protocol run)
+    "charged_space": {"adc_reference": ("calibrated",)},
     # secondary accountings of each chosen point (energy only, the same weights)
     "secondary": ("neurosim-1.3 (offset)", "mnsim-2.0", "bitline"),
     "calibration_inputs": 32,     # validation examples the references are calibrated on
