@@ -189,6 +189,30 @@ def test_energy_of_a_model_of_ones_own(tmp_path, monkeypatch):
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 
+def test_round_a_model_of_ones_own(tmp_path, monkeypatch):
+    """hamq round --factory MODULE:FUNCTION --quantize W,A --data SPEC (issue 22): HW-aware rounding of a
+    model that is not a hamq checkpoint; one state_dict per lam that loads back into the model."""
+    (tmp_path / "mymodels2.py").write_text(
+        "import torch.nn as nn\n"
+        "def tiny():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    out = tmp_path / "r"
+    proc = hamq("round", "--factory", "mymodels2:tiny", "--quantize", "6,6", "--data", "digits", "--lam", "0,0.1",
+                "--calib", "32", "--images", "4", "--out", str(out))
+    rec = json.loads((out / "round.json").read_text())
+    assert [r["lam"] for r in rec["rounding"]] == [0.0, 0.1] and rec["data"] == "digits"
+    assert rec["rounding"][0]["energy_pct"] == pytest.approx(0.0, abs=1e-9)       # lam 0 keeps the model
+    assert rec["rounding"][1]["on_fraction"] <= rec["input"]["on_fraction"] + 1e-12
+    state = torch.load(out / "lam_0.1" / "state_dict.pt", weights_only=True)
+    assert any(k.endswith("weight") for k in state) and "state_dict.pt" in proc.stdout
+    bad = hamq("round", "--factory", "mymodels2:tiny", "--quantize", "6,6", "--data", "digits", "ck.pt",
+               "--out", str(tmp_path / "bad"), check=False)
+    assert bad.returncode == 2 and "not both" in bad.stderr
+    none = hamq("round", "--out", str(tmp_path / "bad2"), check=False)
+    assert none.returncode == 2 and "--factory MODULE:FUNCTION --data SPEC" in none.stderr
+
+
 def test_demo_runs_the_papers_tasks_from_their_folders(tmp_path, monkeypatch, capsys):
     """hamq demo --cifar10 ROOT --speech-commands ROOT --device D: the paper's tasks replace the demo's
     data and scale for the protocol (settings.PAPER_TASKS); --experiments picks which run."""

@@ -216,6 +216,16 @@ def cmd_energy(args) -> int:
     return 0
 
 
+def _add_external_model_args(p) -> None:
+    p.add_argument("--factory", default=None, metavar="MODULE:FUNCTION",
+                   help="instead of a checkpoint: a function returning your torch model (importable)")
+    p.add_argument("--state-dict", default=None, help="with --factory: its weights (torch.save of a state_dict)")
+    p.add_argument("--quantize", default=None, metavar="W,A",
+                   help="with --factory: quantize_model at these weight and activation bits before loading the weights")
+    p.add_argument("--data", default=None, help="with --factory: the data set its inputs come from "
+                   "(mnist5k, digits, spoken_keywords, cifar10:ROOT, speech_commands:ROOT)")
+
+
 def _external_model(args):
     """The model of ``--factory package.module:function`` (called with no arguments), with the weights
     of ``--state-dict`` (read with weights_only=True), quantized by ``--quantize W,A`` if given."""
@@ -272,6 +282,24 @@ def cmd_round(args) -> int:
 
     lams = _lam_list(args.lam, "--lam")
     config = crossbar_config(args.preset, args.set)
+    if args.factory is not None:                   # a model of the user's: factory + state dict + data
+        from . import data as data_mod
+
+        if args.checkpoint is not None:
+            raise CliError("give a checkpoint or --factory, not both")
+        if args.compare is not None:
+            raise CliError("--compare plots beside hamq train checkpoints; it needs a checkpoint, not --factory")
+        model = _external_model(args)
+        out = _writable(args.out)
+        dataset = _user(data_mod.load, args.data)
+        _user(experiments.round_model, model, dataset, lams, out, calib=args.calib, radius=args.radius,
+              images=args.images, config=config, priced=args.priced, label=args.factory)
+        print(f"wrote {out}/round.json and one state_dict.pt per lam (load them into your model: "
+              "model.load_state_dict(torch.load(path)))")
+        return 0
+    if args.checkpoint is None:
+        raise CliError("give a checkpoint written by hamq train, or --factory MODULE:FUNCTION --data SPEC "
+                       "for a model of your own")
     checkpoint = Path(args.checkpoint)
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
     if Path(args.out).resolve() == folder.resolve():
@@ -369,20 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p = command("energy", "crossbar energy report of a checkpoint, or of a model of your own", cmd_energy, None)
     p.add_argument("checkpoint", nargs="?", default=None, help="a checkpoint.pt written by hamq train (or its folder)")
-    p.add_argument("--factory", default=None, metavar="MODULE:FUNCTION",
-                   help="instead of a checkpoint: a function returning your torch model (importable)")
-    p.add_argument("--state-dict", default=None, help="with --factory: its weights (torch.save of a state_dict)")
-    p.add_argument("--quantize", default=None, metavar="W,A",
-                   help="with --factory: quantize_model at these weight and activation bits before loading the weights")
-    p.add_argument("--data", default=None, help="with --factory: the data set the energy is measured on "
-                   "(mnist5k, digits, spoken_keywords, cifar10:ROOT, speech_commands:ROOT)")
+    _add_external_model_args(p)
     _add_crossbar_args(p, 32)
     p.add_argument("--accuracy", type=_nonneg_int, default=0, metavar="N",
                    help="also the test accuracy of the first N test inputs computed on the crossbar (its ADC readings; "
                    "--set adc_reference=calibrated calibrates on 32 training inputs)")
     p.add_argument("--out", default=None, help="output folder (default: the checkpoint's folder)")
-    p = command("round", "gradient-free HW-aware rounding of a trained checkpoint", cmd_round, "hamq_round")
-    p.add_argument("checkpoint", help="a checkpoint.pt written by hamq train (or its folder); never overwritten")
+    p = command("round", "gradient-free HW-aware rounding of a trained checkpoint, or of a model of your own",
+                cmd_round, "hamq_round")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a checkpoint.pt written by hamq train (or its folder); never overwritten")
+    _add_external_model_args(p)
     p.add_argument("--lam", default="0.003,0.01,0.03",
                    help="one lam or a comma-separated sweep (relative output error per ON cell per weight)")
     p.add_argument("--calib", type=_positive_int, default=256, help="calibration inputs (from the training set)")

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..crossbar import CrossbarConfig
 from ..energy import energy_reduction
+from .io import write_text_atomic
 from .protocol import choose, mean_std, sealed, test_point, validation_point, verdict
 from .settings import (
     ACCOUNTINGS,
@@ -464,6 +465,47 @@ def _write_round(out: Path, result: Dict, configs: Dict[str, CrossbarConfig], bu
     pareto([{**r, "energy_pct": r["energy_pct"][headline]} for r in points], out / "round_pareto.png",
            f"{result['model']}: HW-aware rounding vs HamQ training ({headline})", accuracy_budget=budget,
            series_key="label")
+
+
+def round_model(model, dataset, lams: Sequence[float], out, calib: int = 256, radius: int = 8, images: int = 64,
+                config: Optional[CrossbarConfig] = None, priced: bool = False, label: str = "model",
+                log: Callable[[str], None] = print) -> Dict:
+    """``hamq round --factory``: HW-aware rounding of a model of one's own (quantized layers), on the
+    first ``calib`` training inputs of ``dataset``; per lam its test accuracy (the data set's labels),
+    energy per inference on ``images`` test inputs under ``config``, the held-out output change, and
+    ``out/lam_<lam>/state_dict.pt``. The input model is never changed."""
+    import torch
+
+    from ..energy import estimate_energy
+    from ..rounding import hw_aware_round
+    from .io import ensure_writable_dir, save_atomic
+    from .train import evaluate
+
+    config = config or CrossbarConfig()
+    out = ensure_writable_dir(Path(out))
+    calib_x = torch.from_numpy(np.ascontiguousarray(dataset.train.x[:calib]))
+    x_energy = torch.from_numpy(np.ascontiguousarray(dataset.test.x[:images]))
+
+    def point(m, lam, stats=None):
+        rep = estimate_energy(m, x_energy, config)
+        return {"lam": lam, "test_accuracy": evaluate(m, dataset.test.x, dataset.test.y),
+                "energy_j": rep.total_energy, "on_fraction": rep.on_fraction,
+                "output_error_heldout": stats["total"].get("output_error_heldout") if stats else None}
+
+    base = point(model, 0.0)
+    rows = []
+    for lam in lams:
+        rounded, stats = hw_aware_round(model, calib_x, lam=float(lam), radius=radius, crossbar=config if priced else None)
+        row = point(rounded, float(lam), stats)
+        row["energy_pct"] = energy_reduction(base["energy_j"], row["energy_j"])
+        save_atomic(rounded.state_dict(), ensure_writable_dir(out / f"lam_{lam:g}") / "state_dict.pt")
+        rows.append(row)
+        log(f"lam={lam:<6g} accuracy {100 * row['test_accuracy']:.2f} %, ON {100 * row['on_fraction']:.2f} %, "
+            f"energy {row['energy_pct']:+.1f} %, held-out output change {100 * (row['output_error_heldout'] or 0):.2f} %")
+    result = {"model": label, "data": dataset.name, "calib": calib, "radius": radius, "priced": priced,
+              "config": config.describe(), "input": base, "rounding": rows}
+    write_text_atomic(out / "round.json", json.dumps(result, indent=2))
+    return result
 
 
 def round_checkpoint(checkpoint, lams: Sequence[float], out, calib: int = 256, radius: int = 8, images: int = 64,
