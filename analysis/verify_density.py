@@ -445,7 +445,9 @@ def trained(rec: Record, demo: Path) -> dict:
     out = {}
     results = json.loads((demo / "results.json").read_text())
     for name, exp in results["experiments"].items():
-        base, bcfg, _ = load_checkpoint(demo / name / "baseline")
+        seed = sorted(exp["runs"])[0]                       # the first seed's models
+        runs = exp["runs"][seed]
+        base, bcfg, _ = load_checkpoint(runs["baseline"][0]["checkpoint"])
         bits = bcfg.w_bits
         hi = (1 << (bits - 1)) - 1
         lv, hw_f = hw_levels(bits)
@@ -453,54 +455,59 @@ def trained(rec: Record, demo: Path) -> dict:
         xb = _latent(base)
         base_levels = np.rint(np.clip(np.concatenate(list(xb.values())), -hi, hi)).astype(np.int64)
         p0 = _hist(base_levels, hw, hi, bits)
-        rows, targets, lams = [], [], []
-        for run in exp["ladder"]:
-            model, cfg, _ = load_checkpoint(demo / name / f"hamq_lam{run['lam']:g}")
-            xh = _latent(model)
-            levels = np.rint(np.clip(np.concatenate([xh[n] for n in xb]), -hi, hi)).astype(np.int64)
-            # the baseline's weights on this model's learned steps, then the drift alone (HW table)
-            on_steps = []
-            for n, m in model.named_modules():
-                if n in xh:
-                    _, sh = m.weight_integers()
-                    on_steps.append((dict(base.named_modules())[n].weight.detach() / sh).reshape(-1).double().numpy())
-            xs = np.concatenate(on_steps)
-            row = {"lam": run["lam"], "accuracy_pt": run["accuracy_pt"],
-                   "hamq_mean_hw": float(hw[levels + hi].mean()),
-                   "baseline_on_hamq_steps_mean_hw": float(hw[np.rint(np.clip(xs, -hi, hi)).astype(np.int64) + hi].mean()),
-                   "drift_limit_hw_on_hamq_steps": float(hw[_drift_limit(xs, hw_f, hi) + hi].mean()),
-                   "histogram": _hist(levels, hw, hi, bits).tolist()}
-            if cfg.weighting == "crossbar":   # the priced penalty's own table: its drift limit in HW
-                from hamqcore.pricing import bit_prices
-
-                from hamqcore.study import data as data_mod
-
-                ds = data_mod.load(cfg.data, quick=cfg.quick_data)
-                import torch
-
-                prices = bit_prices(model, torch.from_numpy(ds.train.x[:cfg.price_inputs]), cfg.crossbar_config(),
-                                    w_bits=bits, a_bits=cfg.a_bits)
-                mean_price = np.mean(list(prices.values()), axis=0)
-                table = hamqcore.kernels.level_cost(mean_price / max(mean_price.max(), 1e-300), bits, ENC)
-                row["drift_limit_priced_on_hamq_steps"] = float(hw[_drift_limit(xs, table, hi) + hi].mean())
-            rows.append(row)
-            targets.append(np.array(row["histogram"]))
-            lams.append(float(run["lam"]))
-        temp, tvs = _gibbs_fit(p0, targets, lams)
         base_hw = float(hw[base_levels + hi].mean())
-        finite = all(np.isfinite(v) for r in rows for k, v in r.items() if isinstance(v, float)) and np.isfinite(temp)
-        rec.add(f"trained_{name}",
-                f"{name} (one seed): baseline mean HW {base_hw:.3f}; per lam " + "; ".join(
-                    f"lam={r['lam']:g}: HamQ {r['hamq_mean_hw']:.3f}, the baseline on HamQ's steps "
-                    f"{r['baseline_on_hamq_steps_mean_hw']:.3f}, its drift-alone limit (HW) "
-                    f"{r['drift_limit_hw_on_hamq_steps']:.3f}"
-                    + (f", (priced) {r['drift_limit_priced_on_hamq_steps']:.3f}"
-                       if "drift_limit_priced_on_hamq_steps" in r else "") for r in rows)
-                + f". The Gibbs tilt p_0(h) exp(-lam h / T) of the baseline's HW histogram with one fitted T = {temp:.3g} "
-                f"is off HamQ's histograms by total variation {np.round(tvs, 3).tolist()}: measured, no attribution",
-                "measured", finite, ["one seed per lam (the demo's)", "the priced table: the layers' mean bit prices"],
-                baseline_mean_hw=base_hw, ladder=rows, gibbs_temperature=temp, gibbs_tv=tvs)
-        out[name] = {"baseline_mean_hw": base_hw, "ladder": rows, "gibbs_temperature": temp, "gibbs_tv": tvs}
+        out[name] = {"baseline_mean_hw": base_hw}
+        for method in ("hamq_hw", "hamq_priced"):
+            rows, targets, lams = [], [], []
+            for run in runs.get(method, []):
+                model, cfg, _ = load_checkpoint(run["checkpoint"])
+                xh = _latent(model)
+                levels = np.rint(np.clip(np.concatenate([xh[n] for n in xb]), -hi, hi)).astype(np.int64)
+                # the baseline's weights on this model's learned steps, then the drift alone (HW table)
+                on_steps = []
+                for n, m in model.named_modules():
+                    if n in xh:
+                        _, sh = m.weight_integers()
+                        on_steps.append((dict(base.named_modules())[n].weight.detach() / sh).reshape(-1).double().numpy())
+                xs = np.concatenate(on_steps)
+                row = {"lam": run["value"],
+                       "validation_accuracy_pt": 100 * (run["validation_accuracy"] - exp["reference"][seed]),
+                       "hamq_mean_hw": float(hw[levels + hi].mean()),
+                       "baseline_on_hamq_steps_mean_hw": float(hw[np.rint(np.clip(xs, -hi, hi)).astype(np.int64) + hi].mean()),
+                       "drift_limit_hw_on_hamq_steps": float(hw[_drift_limit(xs, hw_f, hi) + hi].mean()),
+                       "histogram": _hist(levels, hw, hi, bits).tolist()}
+                if cfg.weighting == "crossbar":   # the priced penalty's own table: its drift limit in HW
+                    import torch
+
+                    from hamqcore.pricing import bit_prices
+                    from hamqcore.study import data as data_mod
+
+                    ds = data_mod.load(cfg.data, quick=cfg.quick_data)
+                    prices = bit_prices(model, torch.from_numpy(ds.train.x[:cfg.price_inputs]), cfg.crossbar_config(),
+                                        w_bits=bits, a_bits=cfg.a_bits)
+                    mean_price = np.mean(list(prices.values()), axis=0)
+                    table = hamqcore.kernels.level_cost(mean_price / max(mean_price.max(), 1e-300), bits, ENC)
+                    row["drift_limit_priced_on_hamq_steps"] = float(hw[_drift_limit(xs, table, hi) + hi].mean())
+                rows.append(row)
+                targets.append(np.array(row["histogram"]))
+                lams.append(float(run["value"]))
+            if not rows:
+                continue
+            temp, tvs = _gibbs_fit(p0, targets, lams)
+            finite = all(np.isfinite(v) for r in rows for k, v in r.items() if isinstance(v, float)) and np.isfinite(temp)
+            rec.add(f"trained_{name}_{method}",
+                    f"{name}, {method} (seed {seed}): baseline mean HW {base_hw:.3f}; per lam " + "; ".join(
+                        f"lam={r['lam']:g}: HamQ {r['hamq_mean_hw']:.3f}, the baseline on HamQ's steps "
+                        f"{r['baseline_on_hamq_steps_mean_hw']:.3f}, its drift-alone limit (HW) "
+                        f"{r['drift_limit_hw_on_hamq_steps']:.3f}"
+                        + (f", (priced) {r['drift_limit_priced_on_hamq_steps']:.3f}"
+                           if "drift_limit_priced_on_hamq_steps" in r else "") for r in rows)
+                    + f". The Gibbs tilt p_0(h) exp(-lam h / T) of the baseline's HW histogram with one fitted "
+                    f"T = {temp:.3g} is off HamQ's histograms by total variation {np.round(tvs, 3).tolist()}: "
+                    "measured, no attribution",
+                    "measured", finite, ["one seed (the demo's first)", "the priced table: the layers' mean bit prices"],
+                    baseline_mean_hw=base_hw, ladder=rows, gibbs_temperature=temp, gibbs_tv=tvs)
+            out[name][method] = {"ladder": rows, "gibbs_temperature": temp, "gibbs_tv": tvs}
     return out
 
 
