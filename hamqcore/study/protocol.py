@@ -114,10 +114,11 @@ def mean_std(values: Sequence[float]) -> Dict[str, float]:
 
 
 def verdict(summary: Dict[str, Dict], methods: Sequence[str], rivals: Sequence[str]) -> List[str]:
-    """Per HamQ method, against each rival (the bit-width ladder, pruning): "beats" where its mean test
-    energy is lower by more than the two spreads together (standard deviations over seeds) and its
-    test crossbar accuracy is not lower by more than theirs; "loses to" the other way round; else
-    "ties" (within the spread); with one seed only which uses less energy, said not to be a verdict.
+    """Per HamQ method, against each rival (the bit-width ladder, pruning), both at their operating points
+    (each met the budget on the validation split): "beats" where its mean test energy is lower by more
+    than the two spreads together (standard deviations over seeds), "loses to" where higher by more,
+    else "ties with"; the test crossbar accuracies are printed beside, not judged (the budget was met on
+    the validation split). With one seed only which uses less energy, said not to be a verdict.
     Methods with no feasible point are said to be so."""
     lines = []
     for m in methods:
