@@ -161,8 +161,9 @@ def test_reads_per_weight_is_per_inference_for_any_batch():
 
 
 def test_grouped_conv_energy_adds_its_groups():
-    """A grouped conv's groups sit on separate arrays: ON cells, cells and energy are sums over the
-    groups (each simulated alone), and the outputs sit side by side."""
+    """group_packing="per_group": a grouped conv's groups sit on separate arrays: ON cells, cells and
+    energy are sums over the groups (each simulated alone), and the outputs sit side by side (the
+    default block-diagonal packing: tests/test_crossbar_forward.py)."""
     import torch
     import torch.nn as nn
 
@@ -172,7 +173,7 @@ def test_grouped_conv_energy_adds_its_groups():
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 4, 3, groups=2, padding=1, bias=False)
     x = torch.rand(2, 4, 5, 5)
-    cfg = CrossbarConfig.preset("bitline", mapping="differential")
+    cfg = CrossbarConfig.preset("bitline", mapping="differential", group_packing="per_group")
     whole = estimate_energy(nn.Sequential(conv), x, cfg).layers[0]
     parts = []
     for g in range(2):
