@@ -11,7 +11,9 @@ PAPER = {
     "ds_cnn": {"energy_pct": -42.7, "accuracy_pt": -3.5, "bits": 6},
 }
 
-# The accountings the demo reports side by side. "neurosim-1.3+periphery" is NeuroSim's subarray with
+# Named accountings: the protocol's secondary rows (PROTOCOL["secondary"]) and hamq round's columns
+# for the study's models (HEADLINE: the one its rounding tables lead with). "neurosim-1.3+periphery" is
+# NeuroSim's subarray with
 # hamqcore's HW-aware periphery (README "HW-aware periphery"): per-column ADC resolution, empty
 # columns, mux cycles and arrays skipped. It, the plain "neurosim-1.3" and "bitline" use the demo's
 # mapping, the differential one (HamQ's encoding: a weight's ON cells are popcount(|q|)), with
@@ -31,11 +33,10 @@ ACCOUNTINGS: Dict[str, Dict[str, object]] = {
 }
 HEADLINE = "neurosim-1.3+periphery"
 
-# The demo's training settings (README "The demo" explains them): both the baseline and every HamQ
-# model use the same quantizer (LSQ steps started from the standard max grid, recalibrated during
-# warm-up, then learned at step_lr_scale x the lr), seed, data and schedule; the task is learned first
-# (warm-up), then lam ramps up. The HamQ penalty prices each bit by its energy under the headline
-# accounting (weighting="crossbar", re-priced every epoch on DEMO_PRICE_INPUTS training inputs).
+# The experiments' training settings (README "The demo"), scaled by PROTOCOL_SCALE below: every model of
+# the protocol uses the same quantizer (LSQ steps started from the standard max grid, recalibrated
+# during warm-up, then learned at step_lr_scale x the lr), seed, data and schedule; the task is learned
+# first (warm-up), then lam ramps up; the method sets the penalty (METHODS).
 DEMO = {
     "resnet18": dict(model="resnet18", data="mnist5k", w_bits=8, a_bits=8, width=16, epochs=8,
                      batch_size=64, lr=2e-3, warmup_epochs=2, ramp_epochs=2, step_lr_scale=0.3,
