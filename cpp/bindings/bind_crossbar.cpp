@@ -5,6 +5,23 @@ namespace hamq::bind {
 
 namespace {
 
+// One value per digit column (arrays x digits), each finite and > 0; empty when not given.
+std::vector<double> per_digit_column(const py::object& obj, const char* name, size_t want) {
+    if (obj.is_none()) return {};
+    std::vector<double> v = obj.cast<std::vector<double>>();
+    if (v.size() != want)
+        throw py::value_error(std::string(name) + " must hold " + std::to_string(want) +
+                              " values (arrays x digits), got " + std::to_string(v.size()));
+    for (double x : v)
+        if (!(x > 0) || !std::isfinite(x))
+            throw py::value_error(std::string(name) + " must be finite and > 0, got " + std::to_string(x));
+    return v;
+}
+
+}  // namespace
+
+namespace {
+
 const char* const kModels[] = {"neurosim-1.3", "mnsim-2.0", "bitline"};
 const char* const kMappings[] = {"offset", "differential", "twos_complement"};
 const char* const kAdcs[] = {"ideal", "multilevel", "sar", "fixed"};
@@ -225,32 +242,18 @@ void bind_crossbar(py::module_& m) {
                                           "of a 4-bit digit is not exact per digit); got cell_bits=" +
                                           std::to_string(cfg.cell_bits) + " (hamqcore.readout reads every cell)");
                 L.conductance = conductance;
-                std::vector<double> fs;
-                if (!digit_full_scale.is_none()) {
-                    fs = digit_full_scale.cast<std::vector<double>>();
-                    const size_t want = size_t(mapping_arrays(cfg.mapping) * mapping_digits(cfg.mapping, w_bits, cfg.cell_bits));
-                    if (fs.size() != want)
-                        throw py::value_error("digit_full_scale must hold " + std::to_string(want) +
-                                              " full scales (arrays x digits), got " + std::to_string(fs.size()));
-                    for (double v : fs)
-                        if (!(v > 0) || !std::isfinite(v))
-                            throw py::value_error("digit_full_scale must be finite and > 0, got " + std::to_string(v));
+                const size_t n_digit_cols =
+                    size_t(mapping_arrays(cfg.mapping) * mapping_digits(cfg.mapping, w_bits, cfg.cell_bits));
+                const std::vector<double> fs = per_digit_column(digit_full_scale, "digit_full_scale", n_digit_cols);
+                if (!fs.empty()) {
                     if (cfg.adc_resolution == AdcResolution::PerColumn)
                         throw py::value_error("digit_full_scale sets the references that per-column resolution sets itself");
                     L.digit_full_scale = fs.data();
                 }
-                std::vector<double> gain;
-                if (!digit_gain.is_none()) {
+                const std::vector<double> gain = per_digit_column(digit_gain, "digit_gain", n_digit_cols);
+                if (!gain.empty()) {
                     if (!conductance)
                         throw py::value_error("digit_gain scales conductance readings: it needs conductance=True");
-                    gain = digit_gain.cast<std::vector<double>>();
-                    const size_t want = size_t(mapping_arrays(cfg.mapping) * mapping_digits(cfg.mapping, w_bits, cfg.cell_bits));
-                    if (gain.size() != want)
-                        throw py::value_error("digit_gain must hold " + std::to_string(want) +
-                                              " gains (arrays x digits), got " + std::to_string(gain.size()));
-                    for (double v : gain)
-                        if (!(v > 0) || !std::isfinite(v))
-                            throw py::value_error("digit_gain must be finite and > 0, got " + std::to_string(v));
                     L.digit_gain = gain.data();
                 }
                 if (a_signed) {
