@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._checks import check_int, check_int32, check_threads
+from ._checks import as_str, check_choice, check_int, check_int32, check_nonneg, check_threads
 
 # the names of every enum, as the C++ core parses them (cpp/bindings/bind_crossbar.cpp)
 MODELS = tuple(_core.MODELS)
@@ -161,11 +160,7 @@ class CrossbarConfig:
         set_ = functools.partial(object.__setattr__, self)
         for name, choices in (("adc_reference", ADC_REFERENCES), ("readout", READOUTS),
                               ("group_packing", GROUP_PACKINGS)):
-            value = getattr(self, name)
-            if not isinstance(value, str):
-                raise TypeError(f"{name} must be a string, got {value!r}")
-            if value not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+            check_choice(name, as_str(name, getattr(self, name)), choices)
         # per-column references and per-column resolution are one circuit: either name sets both
         if self.adc_resolution == "per_column" and self.adc_reference == "full_scale":
             set_("adc_reference", "per_column")
@@ -178,13 +173,9 @@ class CrossbarConfig:
             raise ValueError(f"adc_reference={self.adc_reference!r} places the levels of a quantizing ADC; "
                              "adc='ideal' has none")
         for name in ("g_variation", "stuck_on", "stuck_off"):
-            value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
-                raise TypeError(f"{name} must be a number, got {value!r}")
-            value = float(value)
-            hi = math.inf if name == "g_variation" else 1.0
-            if not (0.0 <= value <= hi) or math.isnan(value) or math.isinf(value):
-                raise ValueError(f"{name} must be a finite number in [0, {hi:g}], got {value!r}")
+            value = check_nonneg(name, getattr(self, name))
+            if name != "g_variation" and value > 1.0:
+                raise ValueError(f"{name} must be a finite number in [0, 1], got {getattr(self, name)!r}")
             set_(name, value)
         if self.stuck_on + self.stuck_off > 1.0:
             raise ValueError(f"stuck_on + stuck_off must be at most 1, got {self.stuck_on} + {self.stuck_off}")
@@ -257,6 +248,12 @@ def stored_digits(w, w_bits: int, config: CrossbarConfig):
     weight (arrays * digits) (the C++ core's rule, cpp/src/crossbar_plan.cpp)."""
     digits, coef = _simulator(check_config(config)).stored_digits(np.asarray(w), check_int32("w_bits", w_bits))
     return digits, np.asarray(coef, np.float64)
+
+
+@functools.lru_cache(maxsize=256)
+def _digit_columns(config: CrossbarConfig, w_bits: int) -> int:
+    """Digit columns per weight (array types x digits) of ``config``'s mapping at ``w_bits``."""
+    return len(_simulator(config).stored_digits(np.zeros((1, 1), np.int64), w_bits)[1])
 
 
 def pack_groups(w_groups: List[np.ndarray], x_groups: List[np.ndarray], config: CrossbarConfig, w_bits: int):
@@ -458,9 +455,8 @@ def simulate_layer(
                                     bool(output) and config.readout == "conductance",
                                     None if digit_gain is None
                                     else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()])
-    digit_columns = len(_simulator(config).stored_digits(np.zeros((1, 1), np.int64), int(w_bits))[1])
     return LayerEnergy(
-        weight_cells=digit_columns * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
+        weight_cells=_digit_columns(config, int(w_bits)) * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
         energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
         mean_current=r.sum_current / r.conversions if r.conversions else 0.0, n_vectors=int(x.shape[0]),
         output=None if not output else np.asarray(r.output).reshape(x.shape[0], w.shape[0]),

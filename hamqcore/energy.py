@@ -25,8 +25,8 @@ import torch.nn as nn
 from ._checks import MAX_BITS, as_int
 from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, pack_groups, result_field,
                        simulate_groups, unpack_output)
-from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, evaluating, float_layers,
-                     layer_matrices, walk_coverage)
+from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers, layer_matrices,
+                     walk_coverage)
 from .quant import QuantLayer
 from .readout import Histograms, fast_path, read_layer
 
@@ -268,9 +268,7 @@ def calibrate_adc(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig
         raise ValueError(f"calibrate_adc needs adc_reference='calibrated', got {config.adc_reference!r}")
     check_batch("inputs", inputs)
     refs = AdcReferences(full_scale={}, config=config, inputs=int(inputs.shape[0]))
-    names = {m: n for n, m in model.named_modules() if isinstance(m, QuantLayer)}
-    if not names:
-        raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
+    names = _quantized_layers(model)
     levels = 1 << config.adc_bits
 
     def hook(m, args, out):
@@ -280,14 +278,16 @@ def calibrate_adc(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig
         refs.full_scale[name] = hist.references(levels)
         return _crossbar_output(m, x, out, read_module(m, x, config, name, references=refs))
 
-    handles = [m.register_forward_hook(hook) for m in names]
-    try:
-        with evaluating(model):
-            model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    dry_run(model, inputs, [m.register_forward_hook(hook) for m in names])
     return refs
+
+
+def _quantized_layers(model: nn.Module) -> Dict[nn.Module, str]:
+    """The model's hamqcore quantized layers and their names, or a ValueError when it has none."""
+    names = {m: n for n, m in model.named_modules() if isinstance(m, QuantLayer)}
+    if not names:
+        raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
+    return names
 
 
 def _crossbar_output(m: nn.Module, x: torch.Tensor, out: torch.Tensor, integer_out: np.ndarray) -> torch.Tensor:
@@ -322,23 +322,15 @@ def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarCon
     check_batch("inputs", inputs)
     if config.adc_reference == "calibrated":
         check_references(references, config)
-    names = {m: n for n, m in model.named_modules() if isinstance(m, QuantLayer)}
+    names = _quantized_layers(model)
 
     def hook(m, args, out):
         x = args[0]
         return _crossbar_output(m, x, out, read_module(m, x, config, names[m], references, n_threads=n_threads))
 
-    handles = [m.register_forward_hook(hook) for m in names]
-    if not handles:
-        raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
     coverage(model).move(float_layers(model), "a float layer: computed digitally, not on the crossbar").warn(
         "crossbar_forward")
-    try:
-        with evaluating(model):
-            return model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    return dry_run(model, inputs, [m.register_forward_hook(hook) for m in names])
 
 
 def energy_reduction(baseline: float, other: float) -> float:

@@ -201,11 +201,11 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def dry_run(model: nn.Module, inputs, hooks) -> None:
-    """Run ``model(inputs)`` once (:func:`evaluating`), then remove ``hooks``."""
+def dry_run(model: nn.Module, inputs, hooks):
+    """Run ``model(inputs)`` once (:func:`evaluating`), then remove ``hooks``; returns the output."""
     try:
         with evaluating(model):
-            model(inputs)
+            return model(inputs)
     finally:
         for h in hooks:
             h.remove()

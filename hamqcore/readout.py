@@ -185,7 +185,7 @@ class LayerCells:
                 vals = torch.where(u < c.stuck_on, on_v, vals)
                 vals = torch.where((u >= c.stuck_on) & (u < c.stuck_on + c.stuck_off), off_v, vals)
             self.cells.append(vals)
-            self.digits.append(d.to(torch.float64))
+            self.digits.append(d.to(torch.float64) if self.conductance else None)   # calibration's ideal sums
             st_sum = d.sum(0).to(torch.float64)
             self.skip.append((d != 0).sum(0) == 0 if c.skip_empty else torch.zeros(d.shape[1], dtype=torch.bool))
             # per-column resolution: the fewest bits (>= 1, <= adc_bits) whose levels cover the column's
@@ -223,6 +223,9 @@ def read_layer(w: np.ndarray, x: np.ndarray, config: CrossbarConfig, w_bits: int
         fs_key = torch.tensor([references[k][0] for k in cells.col_key], dtype=torch.float64)[cells.col_keyidx]
         gain = torch.tensor([references[k][1] for k in cells.col_key], dtype=torch.float64)[cells.col_keyidx]
     acc = torch.zeros((N, C), dtype=torch.float64)
+    if histograms is not None:     # every key, even one whose columns are all skipped
+        for k in cells.col_key:
+            histograms.counts.setdefault(k, np.zeros(1, np.int64))
     chunk = N if mode == "minmax" else max(1, MAX_GEMM_ELEMENTS // max(1, C))
     for gi, (r0, r1) in enumerate(cells.groups):
         V = cells.cells[gi]
@@ -234,9 +237,8 @@ def read_layer(w: np.ndarray, x: np.ndarray, config: CrossbarConfig, w_bits: int
                 v = xb @ V                                   # ADC inputs, digit units (leakage included)
                 if histograms is not None:
                     live = ~cells.skip[gi]
-                    for k in cells.col_key:
-                        histograms.counts.setdefault(k, np.zeros(1, np.int64))
-                    S = xb @ cells.digits[gi]
+                    # the ideal digit sums; a digit readout reads them already (the gain is unused there)
+                    S = xb @ cells.digits[gi] if cells.conductance else v
                     busy = nd.reshape(-1) > 0
                     for ki, k in enumerate(cells.col_key):
                         sel = live & (cells.col_keyidx == ki)

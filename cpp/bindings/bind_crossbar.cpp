@@ -5,23 +5,6 @@ namespace hamq::bind {
 
 namespace {
 
-// One value per digit column (arrays x digits), each finite and > 0; empty when not given.
-std::vector<double> per_digit_column(const py::object& obj, const char* name, size_t want) {
-    if (obj.is_none()) return {};
-    std::vector<double> v = obj.cast<std::vector<double>>();
-    if (v.size() != want)
-        throw py::value_error(std::string(name) + " must hold " + std::to_string(want) +
-                              " values (arrays x digits), got " + std::to_string(v.size()));
-    for (double x : v)
-        if (!(x > 0) || !std::isfinite(x))
-            throw py::value_error(std::string(name) + " must be finite and > 0, got " + std::to_string(x));
-    return v;
-}
-
-}  // namespace
-
-namespace {
-
 const char* const kModels[] = {"neurosim-1.3", "mnsim-2.0", "bitline"};
 const char* const kMappings[] = {"offset", "differential", "twos_complement"};
 const char* const kAdcs[] = {"ideal", "multilevel", "sar", "fixed"};
@@ -76,6 +59,28 @@ py::dict config_dict(const CrossbarConfig& c) {
     d["column_order"] = kColumnOrders[int(c.column_order)];
     return d;
 }
+
+// The error for weight element i outside the mapping's range at w_bits.
+py::value_error weight_range_error(const IntArray& wa, int64_t i, Mapping mp, int w_bits) {
+    return py::value_error(index_str("w", wa.shape(), i) + " = " + std::to_string(wa.at(i)) +
+                           " is outside the range [" + std::to_string(mapping_level_min(mp, w_bits)) + ", " +
+                           std::to_string(mapping_level_max(mp, w_bits)) + "] of w_bits=" + std::to_string(w_bits) +
+                           " under mapping '" + kMappings[int(mp)] + "'");
+}
+
+// One value per digit column (arrays x digits), each finite and > 0; empty when not given.
+std::vector<double> per_digit_column(const py::object& obj, const char* name, size_t want) {
+    if (obj.is_none()) return {};
+    std::vector<double> v = obj.cast<std::vector<double>>();
+    if (v.size() != want)
+        throw py::value_error(std::string(name) + " must hold " + std::to_string(want) +
+                              " values (arrays x digits), got " + std::to_string(v.size()));
+    for (double x : v)
+        if (!(x > 0) || !std::isfinite(x))
+            throw py::value_error(std::string(name) + " must be finite and > 0, got " + std::to_string(x));
+    return v;
+}
+
 
 }  // namespace
 
@@ -193,11 +198,7 @@ void bind_crossbar(py::module_& m) {
                 const Mapping mp = xb.config().mapping;
                 const int64_t lo = mapping_level_min(mp, w_bits), hi = mapping_level_max(mp, w_bits);
                 for (int64_t i = 0; i < wa.size(); ++i)
-                    if (wa.at(i) < lo || wa.at(i) > hi)
-                        throw py::value_error(index_str("w", wa.shape(), i) + " = " + std::to_string(wa.at(i)) +
-                                              " is outside the range [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                              "] of w_bits=" + std::to_string(w_bits) + " under mapping '" +
-                                              kMappings[int(mp)] + "'");
+                    if (wa.at(i) < lo || wa.at(i) > hi) throw weight_range_error(wa, i, mp, w_bits);
                 const int cb = xb.config().cell_bits;
                 const int64_t A = mapping_arrays(mp), D = mapping_digits(mp, w_bits, cb);
                 const int64_t out = wa.arr.shape(0), k = wa.arr.shape(1);
@@ -267,13 +268,7 @@ void bind_crossbar(py::module_& m) {
                     py::gil_scoped_release release;
                     r = xb.simulate(L, nt);
                 }
-                if (r.bad_w >= 0) {
-                    const Mapping mp = xb.config().mapping;
-                    throw py::value_error(index_str("w", wa.shape(), r.bad_w) + " = " + std::to_string(wa.at(r.bad_w)) +
-                                          " is outside the range [" + std::to_string(mapping_level_min(mp, w_bits)) +
-                                          ", " + std::to_string(mapping_level_max(mp, w_bits)) + "] of w_bits=" +
-                                          std::to_string(w_bits) + " under mapping '" + kMappings[int(mp)] + "'");
-                }
+                if (r.bad_w >= 0) throw weight_range_error(wa, r.bad_w, xb.config().mapping, w_bits);
                 if (r.bad_x >= 0) {
                     const int64_t lo = L.a_signed ? -(int64_t(1) << (a_bits - 1)) : 0;
                     const int64_t hi = L.a_signed ? (int64_t(1) << (a_bits - 1)) - 1 : (int64_t(1) << a_bits) - 1;
