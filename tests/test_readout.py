@@ -273,3 +273,20 @@ def test_bad_functional_options(kw, match):
         CrossbarConfig(readout="conductance", g_variation="0.1")
     with pytest.raises(ValueError, match="adc='ideal' has none"):
         CrossbarConfig.preset("bitline", adc_reference="minmax")
+
+
+@pytest.mark.parametrize("kw", [dict(readout="conductance"), dict(readout="conductance", adc_bits="auto"),
+                                dict(adc_reference="calibrated"), dict(readout="conductance", adc_reference="calibrated")])
+def test_fast_path_readings_do_not_depend_on_the_thread_count(kw):
+    """The C++ functional output with conductances, per-column or calibrated references: the same bits
+    on 1, 2 and 4 threads."""
+    rng = np.random.default_rng(7)
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", skip_empty=True, **kw)
+    w, x = _layer(rng, 33, 300, 37, "differential", 8, 8, False)
+    fs = gain = None
+    if cfg.adc_reference == "calibrated":
+        fs = rng.uniform(20.0, 200.0, 8)
+        gain = rng.uniform(0.8, 1.3, 8) if cfg.readout == "conductance" else None
+    outs = [simulate_layer(w, x, cfg, 8, 8, n_threads=t, digit_full_scale=fs, digit_gain=gain).output
+            for t in (1, 2, 4)]
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
