@@ -40,7 +40,8 @@ COLUMN_ORDERS = tuple(_core.COLUMN_ORDERS)
 ENERGY_COMPONENTS = tuple(_core.ENERGY_COMPONENTS)
 # the components each accounting model charges (the others are always 0 under it)
 MODEL_COMPONENTS = {
-    "neurosim-1.3": ("adc", "array", "encoder", "switch_matrix", "mux", "shift_add"),
+    "neurosim-1.3": ("adc", "array", "encoder", "switch_matrix", "mux", "shift_add", "reference", "config", "mask",
+                     "subtract", "complement"),
     "mnsim-2.0": ("cell", "adc"),
     "bitline": ("cell",),
 }

@@ -80,12 +80,17 @@ def test_emptying_a_digit_position_is_priced_with_the_cycles_it_frees():
     rng = np.random.default_rng(2)
     q = rng.integers(-30, 31, size=(32, 128))
     q[:, 0] = 127                                   # one weight per row uses the top digit
-    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", adc_bits="auto", skip_empty=True)
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", skip_empty=True)
     x = torch.rand(2, 128)
     p = bit_prices(_linear(q), x, cfg)[""]
     assert p[6] > 20 * p[0] > 0
     plain = bit_prices(_linear(q), x, CrossbarConfig.preset("neurosim-1.3", mapping="differential"))[""]
     assert p[6] > 5 * plain[6]
+    # with per-column references a bit-0 cell also lengthens its column's own reference ladder
+    # (charged as NeuroSim V1.4's reference columns): every position costs more than without them
+    auto = bit_prices(_linear(q), x, CrossbarConfig.preset("neurosim-1.3", mapping="differential", adc_bits="auto",
+                                                           skip_empty=True))[""]
+    assert auto[0] > 2 * p[0] and auto[6] > 5 * auto[0]
 
 
 def test_bit_prices_errors():

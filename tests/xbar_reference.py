@@ -175,21 +175,47 @@ def neurosim_subarray_read(cfg, nd, D, P):
     return out
 
 
+def _conversion_time(cfg, L):
+    return (math.log2(L) + 1) * 1e-9 if cfg.adc == "sar" else 1e-9
+
+
+def _column_power(cfg, g_col):
+    """GetColumnPower's conductance term at 22 nm (W), R scaled by 0.5 V / V_read."""
+    hp = cfg.roadmap == "hp"
+    R = (1 / g_col) * 0.5 / cfg.v_read
+    if cfg.adc == "sar":
+        return (0.084273 * math.exp(-2.311 * math.log10(R))) if hp else (0.072341 * math.exp(-2.303 * math.log10(R)))
+    return (0.073 * math.exp(-2.311 * math.log10(R))) if hp else (0.0631 * math.exp(-2.303 * math.log10(R)))
+
+
 def neurosim_conversion(cfg, g_col, L):
     """One column's sense amp / ADC energy with L levels (MultilevelSenseAmp.cpp / SarADC.cpp
     GetColumnPower at 22 nm, LatencyCol 1 ns)."""
     hp = cfg.roadmap == "hp"
     if g_col == 0:
         p = 1e-6
+    elif cfg.adc == "sar":
+        p = ((0.7213 * math.log2(L) + 3.3041) if hp else (0.538 * math.log2(L) + 4.3753)) * 1e-6
+        p += _column_power(cfg, g_col)
     else:
-        R = (1 / g_col) * 0.5 / cfg.v_read
-        if cfg.adc == "sar":
-            p = ((0.7213 * math.log2(L) + 3.3041) if hp else (0.538 * math.log2(L) + 4.3753)) * 1e-6
-            p += (0.084273 * math.exp(-2.311 * math.log10(R))) if hp else (0.072341 * math.exp(-2.303 * math.log10(R)))
-        else:
-            p = (1.8939 if hp else 1.7) * (L - 1) * 1e-6
-            p += (0.073 * math.exp(-2.311 * math.log10(R))) if hp else (0.0631 * math.exp(-2.303 * math.log10(R)))
-    return p * ((math.log2(L) + 1) * 1e-9 if cfg.adc == "sar" else 1e-9)
+        p = (1.8939 if hp else 1.7) * (L - 1) * 1e-6 + _column_power(cfg, g_col)
+    return p * _conversion_time(cfg, L)
+
+
+def mean_position_conductance(cfg, d):
+    """A cell holding digit d at the array's mean position (the energy model's conductances)."""
+    dmax = (1 << cfg.cell_bits) - 1
+    G = cfg.g_off + d / dmax * (cfg.g_on - cfg.g_off)
+    return 1 / (1 / G + cfg.r_access + (cfg.cols + 1) / 2 * cfg.r_wire_row + (cfg.rows + 1) / 2 * cfg.r_wire_col)
+
+
+def own_ladder_energy(cfg, n_rows, max_sum, L):
+    """One conversion against a column's own reference ladder (NeuroSim V1.4's reference columns,
+    one per level boundary, unshared): L - 1 boundary columns at the column's level boundaries."""
+    dmax = (1 << cfg.cell_bits) - 1
+    g0, gmax = mean_position_conductance(cfg, 0), mean_position_conductance(cfg, dmax)
+    u, step = (gmax - g0) / dmax, max_sum / (L - 1)
+    return sum(_column_power(cfg, n_rows * g0 + (j + 0.5) * step * u) for j in range(L - 1)) * _conversion_time(cfg, L)
 
 
 def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
@@ -207,7 +233,9 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
     xu = x % (1 << a_bits)
     y = np.zeros((N, out))
     ref_total = np.zeros(N)
-    comps = dict(cell=0.0, adc=0.0, array=0.0, encoder=0.0, switch_matrix=0.0, mux=0.0, shift_add=0.0)
+    comps = dict(cell=0.0, adc=0.0, array=0.0, encoder=0.0, switch_matrix=0.0, mux=0.0, shift_add=0.0, reference=0.0,
+                 config=0.0, mask=0.0, subtract=0.0, complement=0.0)
+    inverted_in_group = {}   # (first row of the row tile, first row of the group) -> [rows, inverted columns]
     cnt = dict(conversions=0, idle=0, skipped=0, reads=0, skipped_reads=0, inverted=0, cycles=0, skipped_cycles=0)
     res = np.zeros(17, np.int64)
     sum_g, max_g, on, cells, arrays = 0.0, 0.0, 0, 0, 0
@@ -249,6 +277,9 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
             m = min(cfg.cols_per_adc, cfg.cols)
             cycles = [len({int(pos[k]) % m for k in range(block.shape[1]) if not st[0][k]}) if cfg.skip_empty else m
                       for st in stat]
+            for gi, g0 in enumerate(groups):
+                entry = inverted_in_group.setdefault((r0, g0), [min(rpc, block.shape[0] - g0), 0])
+                entry[1] += int(inv.sum())
             for n in range(N):
                 for p in range(a_bits):
                     pc = -(2.0 ** p) if (a_signed and p == a_bits - 1) else 2.0 ** p
@@ -286,11 +317,17 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
                             max_g = max(max_g, gc)
                             if cfg.model == "neurosim-1.3":
                                 comps["adc"] += neurosim_conversion(cfg, gc, levels[c])
+                                if (nd and cfg.adc_resolution == "per_column"
+                                        and fs[c] > 2 ** cfg.adc_bits - 1):   # the column's own ladder
+                                    comps["reference"] += own_ladder_energy(cfg, min(rpc, block.shape[0] - g0),
+                                                                            fs[c], levels[c])
                             elif cfg.model == "mnsim-2.0":
                                 comps["cell"] += cfg.v_read ** 2 * gc * t_mnsim
                                 comps["adc"] += cfg.e_adc
                             else:
                                 comps["cell"] += cfg.v_read ** 2 * gc * cfg.t_read
+    if cfg.model == "neurosim-1.3":
+        comps.update(option_circuits(cfg, cnt, inverted_in_group, N, K, out, D, a_bits))
     if cfg.mapping == "offset":
         if cfg.reference_column:   # every array holds a copy of the reference: subtract one
             y -= (ref_total / max(1, col_tiles))[:, None]
@@ -304,3 +341,30 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
                 skipped_conversions=cnt["skipped"], subarray_reads=cnt["reads"], skipped_reads=cnt["skipped_reads"],
                 read_cycles=cnt["cycles"], skipped_cycles=cnt["skipped_cycles"], inverted_columns=cnt["inverted"], resolution_columns=res, driven_rows=driven_total,
                 sum_current=cfg.v_read * sum_g, max_current=cfg.v_read * max_g, on_cells=on, cells=cells, arrays=arrays)
+
+
+def option_circuits(cfg, cnt, inverted_in_group, N, K, out, D, P):
+    """The digital circuits of the periphery options and the differential mapping, with NeuroSim's
+    DFF.cpp (activity 0.5) and Adder.cpp gate models (crossbar.hpp, Component)."""
+    caps = CAPS[cfg.roadmap]
+    vdd, f, a = caps["tech"]["vdd"], caps["shiftadd_dff"], caps["adder"]
+    m = min(cfg.cols_per_adc, cfg.cols)
+    units = math.ceil(cfg.cols / m)
+    bits = ((math.ceil(math.log2(cfg.adc_bits)) if cfg.adc_resolution == "per_column" else 0)
+            + int(cfg.skip_empty) + int(cfg.complement))
+    e = {"config": _dff(f, vdd, cnt["cycles"], bits * units, bits * units, 0.5) if bits else 0.0}
+    e["mask"] = (_dff(f, vdd, cnt["reads"], m, m, 0.5) + _dff(f, vdd, cnt["reads"] + cnt["skipped_reads"], 1, 1, 0.5)
+                 if cfg.skip_empty else 0.0)
+    rpc = cfg.rows_per_conversion or cfg.rows
+    groups = sum(math.ceil(min(cfg.rows, K - r0) / rpc) for r0 in range(0, K, cfg.rows))
+    e["subtract"] = (_adder(a, vdd, cfg.adc_bits + D + P, 1, N * groups * out)
+                     if cfg.mapping == "differential" else 0.0)
+    comp = 0.0
+    if cfg.complement:
+        cb = cfg.cell_bits
+        for n_rows, inverted in inverted_in_group.values():
+            if inverted:
+                comp += _adder(a, vdd, P + math.ceil(math.log2(n_rows)) + cb, n_rows - 1 + (cb > 1), N)
+                comp += _adder(a, vdd, cfg.adc_bits + P + cb, inverted, N)
+    e["complement"] = comp
+    return e

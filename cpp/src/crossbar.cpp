@@ -32,7 +32,8 @@ constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
 
 const char* component_name(int c) {
     static const char* names[kNumComponents] = {"cell", "adc", "array", "encoder", "switch_matrix", "mux",
-                                                "shift_add"};
+                                                "shift_add", "reference", "config", "mask", "subtract",
+                                                "complement"};
     return names[c];
 }
 
@@ -228,7 +229,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     Conductance cond = conductance_model(p, cols);
     const Deviation dev = wire_deviation(p, sw, cols, in, cond);
     const KernelSums k = run_kernel(p, sw, cols, in, cond, adc_level_, s_stride_, r);
-    account(p, cols, in, cond, k, dev, r);
+    account(p, sw, cols, in, cond, k, dev, r);
     return r;
 }
 

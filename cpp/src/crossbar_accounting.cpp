@@ -64,10 +64,67 @@ double count_reads(const Plan& p, const Columns& cols, const Inputs& in, Crossba
     return rows_driven;
 }
 
+int ceil_log2(int64_t n) {
+    int b = 0;
+    while ((int64_t(1) << b) < n) ++b;
+    return b;
+}
+
+// The circuits the HW-aware periphery options and the differential mapping add (crossbar.hpp,
+// Component: each formula with its source), under NeuroSim13's 22 nm gates.
+void charge_options(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
+                    const Conductance& cond, CrossbarResult& r) {
+    const CrossbarConfig& c = p.c;
+    const int64_t N = p.L.n, units = ceil_div(c.cols, p.m);
+    if (cols.per_column) {  // a column's own reference ladder, when the shared unit ladder is too short
+        const std::vector<double> g = digit_conductances(c);
+        const double u = (g.back() - g.front()) / double(p.dmask);
+        const int64_t shared_top = (int64_t(1) << c.adc_bits) - 1;
+        double e = 0.0;
+        for (int64_t tc = 0; tc < p.T; ++tc) {
+            const int64_t active = N * p.P - in.idle_tc[size_t(tc)];
+            const double n = double(p.tc_rows[size_t(tc)]);
+            for (int64_t kc = 0; kc < p.ncols; ++kc) {
+                const size_t si = size_t(tc * p.ncols + kc);
+                if (cols.skip[si] || sw.st_sum[si] <= shared_top) continue;
+                const int64_t lc = cols.levels[si];
+                const double step = double(sw.st_sum[si]) / double(lc - 1);
+                double power = 0.0;
+                for (int64_t j = 0; j + 1 < lc; ++j)
+                    power += cond.sense.dynamic_power(n * g.front() + (double(j) + 0.5) * step * u);
+                e += power * cond.sense.time(int(lc)) * double(active) * double(p.copies(kc));
+            }
+        }
+        r.energy[kReference] = e;
+    }
+    const int bits = (cols.per_column ? ceil_log2(c.adc_bits) : 0) + (c.skip_empty ? 1 : 0) + (c.complement ? 1 : 0);
+    if (bits > 0) r.energy[kConfig] = neurosim13::dff_energy(c.roadmap, double(r.read_cycles), double(bits * units));
+    if (c.skip_empty)
+        r.energy[kMask] = neurosim13::dff_energy(c.roadmap, double(r.subarray_reads), double(p.m)) +
+                          neurosim13::dff_energy(c.roadmap, double(r.subarray_reads + r.skipped_reads), 1.0);
+    if (p.map == Mapping::Differential)
+        r.energy[kSubtract] =
+            neurosim13::adder_energy(c.roadmap, c.adc_bits + p.D + p.P, 1.0, double(N * p.T * p.L.out));
+    if (c.complement) {
+        double e = 0.0;
+        for (int64_t tc = 0; tc < p.T; ++tc) {
+            int64_t inverted = 0;
+            for (int64_t kc = 0; kc < p.ncols; ++kc)
+                if (sw.inverted[size_t(tc * p.ncols + kc)]) inverted += p.copies(kc);
+            if (inverted == 0) continue;
+            const int64_t n = p.tc_rows[size_t(tc)];
+            e += neurosim13::adder_energy(c.roadmap, p.L.a_bits + ceil_log2(n) + p.cb,
+                                          double(n - 1 + (p.cb > 1 ? 1 : 0)), double(N));
+            e += neurosim13::adder_energy(c.roadmap, c.adc_bits + p.P + p.cb, double(inverted), double(N));
+        }
+        r.energy[kComplement] = e;
+    }
+}
+
 }  // namespace
 
-void account(const Plan& p, const Columns& cols, const Inputs& in, const Conductance& cond, const KernelSums& k,
-             const Deviation& dev, CrossbarResult& r) {
+void account(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in, const Conductance& cond,
+             const KernelSums& k, const Deviation& dev, CrossbarResult& r) {
     const CrossbarConfig& c = p.c;
     const CrossbarLayer& L = p.L;
     double static_sa = 0.0, idle_sa = 0.0;
@@ -95,6 +152,7 @@ void account(const Plan& p, const Columns& cols, const Inputs& in, const Conduct
             r.energy[kShiftAdd] = full_reads * per.shift_add;
             r.latency = double(L.n) * p.P * double(p.T / std::max<int64_t>(1, p.TA)) *
                         std::min(c.cols_per_adc, c.cols) * sense.time(cols.levels_fixed);
+            charge_options(p, sw, cols, in, cond, r);
             break;
         }
         case Model::Mnsim20: {

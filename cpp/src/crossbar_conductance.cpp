@@ -51,7 +51,7 @@ Conductance conductance_model(const Plan& p, const Columns& cols) {
         cond.g_model[size_t(d)] = g;
     }
     cond.neurosim = c.model == Model::NeuroSim13;
-    cond.sense = cond.neurosim ? neurosim13::sense(c.roadmap, c.adc) : neurosim13::Sense{};
+    cond.sense = cond.neurosim ? neurosim13::sense(c.roadmap, c.adc, c.v_read) : neurosim13::Sense{};
     cond.scale = 2.0 * c.v_read;  // NeuroSim scales R_col by 0.5 V / V_read
     // The weight of a column's (s G)^k terms: its conversion time (ns), 0 when skipped.
     const bool any_skip = std::any_of(cols.skip.begin(), cols.skip.end(), [](uint8_t v) { return v != 0; });

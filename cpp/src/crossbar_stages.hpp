@@ -142,7 +142,7 @@ struct KernelSums {
 KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
                       Conductance& cond, const std::vector<double>& adc_level, int64_t s_stride, CrossbarResult& r);
 
-void account(const Plan& p, const Columns& cols, const Inputs& in, const Conductance& cond, const KernelSums& k,
+void account(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in, const Conductance& cond, const KernelSums& k,
              const Deviation& dev, CrossbarResult& r);
 
 }  // namespace hamq::xbar

@@ -111,11 +111,12 @@ Periphery periphery(Roadmap r, AdcKind adc, int digits, int pulses, double v_rea
     return p;
 }
 
-Sense sense(Roadmap r, AdcKind adc) {
+Sense sense(Roadmap r, AdcKind adc, double v_read) {
     // MultilevelSenseAmp.cpp GetColumnPower (current mode) and SarADC.cpp GetColumnPower at 22 nm;
     // temperature factor 1 at Param.cpp's 300 K; P = 1 uW for a column with no driven row.
     Sense s;
     s.adc = adc;
+    s.v_read = v_read;
     s.hp = r == Roadmap::HP;
     s.exponent = (s.hp ? 2.311 : 2.303) / std::log(10.0);
     s.dynamic = s.hp ? (adc == AdcKind::Sar ? 0.084273 : 0.073) : (adc == AdcKind::Sar ? 0.072341 : 0.0631);
@@ -128,6 +129,16 @@ double Sense::static_power(int levels) const {
         return (hp ? 0.7213 * lb + 3.3041 : 0.538 * lb + 4.3753) * 1e-6;
     }
     return (hp ? 1.8939 : 1.7) * (levels - 1) * 1e-6;
+}
+
+double Sense::dynamic_power(double g) const { return g > 0 ? dynamic * std::pow(2.0 * v_read * g, exponent) : 0.0; }
+
+double dff_energy(Roadmap r, double num_read, double num_dff) {
+    return dff(r == Roadmap::HP ? kHP : kLP, num_read, num_dff, true);
+}
+
+double adder_energy(Roadmap r, int num_bit, double num_adder, double num_read) {
+    return adder(r == Roadmap::HP ? kHP : kLP, num_bit, num_adder, num_read);
 }
 
 double Sense::time(int levels) const {

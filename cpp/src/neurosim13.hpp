@@ -34,10 +34,18 @@ Periphery periphery(Roadmap r, AdcKind adc, int digits, int pulses, double v_rea
 struct Sense {
     AdcKind adc = AdcKind::Multilevel;
     bool hp = false;
-    double dynamic = 0, exponent = 1, idle_power = 1e-6;
+    double dynamic = 0, exponent = 1, idle_power = 1e-6, v_read = 0.5;
     double static_power(int levels) const;
+    double dynamic_power(double g) const;  // the conductance-dependent term alone, W (g in S)
     double time(int levels) const;
 };
-Sense sense(Roadmap r, AdcKind adc);
+Sense sense(Roadmap r, AdcKind adc, double v_read);
+
+// NeuroSim's digital gates at 22 nm, for the circuits hamqcore's periphery options add (README "What
+// each option assumes"): DFF.cpp DFF::CalculatePower with numDff flip-flops all passing data, clocked
+// num_read times, times Param.cpp's validated activity gamma; Adder.cpp Adder::CalculatePower of
+// num_adder ripple-carry adders of num_bit bits, num_read times, times the adder activity delta.
+double dff_energy(Roadmap r, double num_read, double num_dff);
+double adder_energy(Roadmap r, int num_bit, double num_adder, double num_read);
 
 }  // namespace hamq::neurosim13

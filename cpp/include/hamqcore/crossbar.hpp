@@ -156,8 +156,33 @@ struct CrossbarLayer {
 };
 
 // Energy components (J, whole batch); which are nonzero depends on the model.
+// kReference .. kComplement: the circuits the HW-aware periphery options and the differential mapping
+// add to NeuroSim's subarray (charged under NeuroSim13 only; 0 with every preset's defaults):
+//  * reference (adc_resolution PerColumn): a column whose largest digit sum exceeds the shared unit
+//    ladder (2^adc_bits - 1) converts against its own reference ladder: NeuroSim V1.4's reference
+//    columns (MultilevelSenseAmp.cpp CalculatePower, "1.4 update - reference column power": every
+//    level boundary is a column whose current the sense amp's column model charges), not shared
+//    (V1.4 shares one ladder among dumcolshared columns; a column's own ladder serves it alone).
+//    Per conversion with a driven row: t_conv * sum_{j=0}^{L_c-2} P_dyn(G_j), G_j = n g(0) +
+//    (j + 1/2) step (g(dmax) - g(0)) / dmax, step = S_max / (L_c - 1), P_dyn NeuroSim V1.3's
+//    GetColumnPower conductance term. The shared unit ladder itself is not charged (as in V1.3).
+//  * config: each column's configuration (ceil(log2 adc_bits) resolution bits with PerColumn, a
+//    skip bit with skip_empty, an invert bit with complement) in flip-flops, read by each of the
+//    array's ceil(cols / cols_per_adc) sense amps in every mux cycle run: dff(read_cycles, bits *
+//    units).
+//  * mask (skip_empty): the read's cycle mask (cols_per_adc flip-flops) for every read done and the
+//    array's skip bit for every read: dff(reads, m) + dff(reads + skipped reads, 1).
+//  * subtract (mapping Differential): the positive minus the negative array's partial sum of every
+//    output, vector and conversion group: one adder of adc_bits + D + pulses bits (NeuroSim's
+//    shiftAddInput output width).
+//  * complement: for every vector and conversion group holding an inverted column, the group's
+//    input sum X = sum of its input integers times dmax (rows - 1 adders, one more for dmax when
+//    cell_bits > 1, of a_bits + ceil(log2 rows) + cell_bits bits), and per inverted column and
+//    vector one subtraction dmax X - sum_p 2^p S'_p of adc_bits + pulses + cell_bits bits.
+//  Gates: NeuroSim V1.3's DFF.cpp and Adder.cpp models at 22 nm (neurosim13::dff_energy, adder_energy).
 enum Component : int {
-    kCell = 0, kAdc, kArray, kEncoder, kSwitchMatrix, kMux, kShiftAdd, kNumComponents
+    kCell = 0, kAdc, kArray, kEncoder, kSwitchMatrix, kMux, kShiftAdd,
+    kReference, kConfig, kMask, kSubtract, kComplement, kNumComponents
 };
 const char* component_name(int c);
 
