@@ -41,7 +41,7 @@ ENERGY_COMPONENTS = tuple(_core.ENERGY_COMPONENTS)
 # the components each accounting model charges (the others are always 0 under it)
 MODEL_COMPONENTS = {
     "neurosim-1.3": ("adc", "array", "encoder", "switch_matrix", "mux", "shift_add", "reference", "config", "mask",
-                     "subtract", "complement"),
+                     "subtract", "complement", "gain"),
     "mnsim-2.0": ("cell", "adc"),
     "bitline": ("cell",),
 }
@@ -60,6 +60,10 @@ READOUTS = ("digits", "conductance")
 # How the groups of a grouped / depthwise convolution share arrays (pack_groups; the energy and the
 # functional path both map through it)
 GROUP_PACKINGS = ("block_diagonal", "per_group")
+# The digital gain of a calibrated conductance readout: each reading times its (array type, digit
+# position)'s 1 / gain, a GAIN_BITS-bit fixed-point constant with GAIN_BITS - 1 fractional bits
+# (hamqcore.readout); the energy path charges its multiplier (component "gain").
+GAIN_BITS = 8
 FUNCTIONAL_DEFAULTS = {"adc_reference": "full_scale", "readout": "digits", "g_variation": 0.0, "stuck_on": 0.0,
                        "stuck_off": 0.0, "seed": 0, "group_packing": "block_diagonal"}
 
@@ -217,6 +221,12 @@ class CrossbarConfig:
         return {k: getattr(self, k) for k in PERIPHERY_OPTIONS if getattr(self, k) != base[k]}
 
     @property
+    def gain_bits(self) -> int:
+        """The bits of the digital gain constant its readings are multiplied by (0: none): a conductance
+        readout through calibrated references (readout.Histograms.references)."""
+        return GAIN_BITS if self.readout == "conductance" and self.adc_reference == "calibrated" else 0
+
+    @property
     def extensions(self) -> Tuple[str, ...]:
         """What this configuration adds to the simulator its preset reproduces (hamqcore's, not checked
         against that simulator's own output): the HW-aware periphery options, and under
@@ -240,7 +250,8 @@ class CrossbarConfig:
 
 @functools.lru_cache(maxsize=64)
 def _simulator(config: CrossbarConfig) -> "_core.Crossbar":
-    return _core.Crossbar(**{k: v for k, v in dataclasses.asdict(config).items() if k not in FUNCTIONAL_DEFAULTS})
+    return _core.Crossbar(**{k: v for k, v in dataclasses.asdict(config).items() if k not in FUNCTIONAL_DEFAULTS},
+                          gain_bits=config.gain_bits)
 
 
 def stored_digits(w, w_bits: int, config: CrossbarConfig):

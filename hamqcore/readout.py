@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .crossbar import CrossbarConfig, digit_conductance, stored_digits
+from .crossbar import GAIN_BITS, CrossbarConfig, digit_conductance, stored_digits
 
 # (array type, digit position) -> (full scale, gain) per layer: the ADC's clipping point in digit units
 # of current, and the digital gain that turns a reading into digit units (1 for ideal digits)
@@ -91,7 +91,7 @@ class Histograms:
 
     def references(self, levels: int) -> "LayerReferences":
         """Per key: the MSE-optimal full scale (:func:`mse_full_scale`) and the least-squares gain."""
-        return {k: (mse_full_scale(h, levels), self.vs[k] / self.ss[k] if self.ss.get(k, 0.0) > 0 else 1.0)
+        return {k: (mse_full_scale(h, levels), quantized_gain(self.vs.get(k, 0.0), self.ss.get(k, 0.0)))
                 for k, h in self.counts.items()}
 
     def add(self, key: Tuple[int, int], v: torch.Tensor) -> None:
@@ -103,6 +103,17 @@ class Histograms:
         else:
             n = max(len(old), len(h))
             self.counts[key] = np.pad(old, (0, n - len(old))) + np.pad(h, (0, n - len(h)))
+
+
+def quantized_gain(vs: float, ss: float) -> float:
+    """The least-squares gain vs / ss of a conductance readout as the chip holds it: its inverse (what a
+    reading is multiplied by) a GAIN_BITS-bit fixed-point constant with GAIN_BITS - 1 fractional bits,
+    clamped to that format's range; 1 without data."""
+    if not (ss > 0 and vs > 0):
+        return 1.0
+    frac = float(1 << (GAIN_BITS - 1))
+    inv = min(max(round(ss / vs * frac), 1), (1 << GAIN_BITS) - 1) / frac
+    return 1.0 / inv
 
 
 def mse_full_scale(hist: np.ndarray, levels: int, candidates: int = 256) -> float:

@@ -161,7 +161,7 @@ def _preset(name, ov):
     return CrossbarConfig.preset(name, **ov)
 
 
-OPTION_COMPONENTS = ("reference", "config", "mask", "subtract", "complement")
+OPTION_COMPONENTS = ("reference", "config", "mask", "subtract", "complement", "gain")
 PERIPHERY = {"skip_empty": st.booleans(), "complement": st.booleans(), "column_order": st.sampled_from(["weight", "digit"])}
 
 
@@ -496,4 +496,10 @@ def test_option_circuits_by_hand():
     tree = e_add(2 + math.ceil(math.log2(20)) + 2) * (20 - 1 + 1)
     assert r.energy["complement"] == pytest.approx(N * (tree + 4 * e_add(5 + 2 + 2)), rel=1e-12)
     assert r.energy["config"] == pytest.approx(e_ff * 1 * 16 * r.read_cycles, rel=1e-12)
-    assert r.energy["subtract"] == r.energy["mask"] == r.energy["reference"] == 0.0
+    assert r.energy["subtract"] == r.energy["mask"] == r.energy["reference"] == r.energy["gain"] == 0.0
+
+    # gain: a calibrated conductance readout multiplies every conversion by an 8-bit constant
+    g8 = CrossbarConfig.preset("neurosim-1.3", readout="conductance", adc_reference="calibrated")
+    assert g8.gain_bits == 8 and CrossbarConfig.preset("neurosim-1.3", readout="conductance").gain_bits == 0
+    r = simulate_layer(w, x, g8, 8, 2, output=False)
+    assert r.energy["gain"] == pytest.approx(e_add(5 + 8) * 7 * r.conversions, rel=1e-12) and r.conversions > 0

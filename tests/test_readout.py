@@ -290,3 +290,22 @@ def test_fast_path_readings_do_not_depend_on_the_thread_count(kw):
     outs = [simulate_layer(w, x, cfg, 8, 8, n_threads=t, digit_full_scale=fs, digit_gain=gain).output
             for t in (1, 2, 4)]
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+def test_conductance_gains_are_the_chips_8_bit_constants():
+    """A conductance readout's gain is held as the chip holds it: its inverse a GAIN_BITS-bit constant
+    with GAIN_BITS - 1 fractional bits (the energy path charges that multiplier, component "gain")."""
+    from hamqcore.crossbar import GAIN_BITS
+    from hamqcore.readout import quantized_gain
+
+    model, x = _model()
+    cfg = CrossbarConfig(adc_reference="calibrated", readout="conductance", mapping="differential")
+    refs = calibrate_adc(model, x[:8], cfg)
+    frac = 2 ** (GAIN_BITS - 1)
+    gains = [g for layer in refs.full_scale.values() for _, g in layer.values()]
+    assert any(g > 1.01 for g in gains)    # the access transistor: a digit 1 reads above 1 unit
+    for g in gains:
+        assert (frac / g) == pytest.approx(round(frac / g), abs=1e-9) and 1 <= round(frac / g) < 2 ** GAIN_BITS
+    assert quantized_gain(1.2, 1.0) == pytest.approx(1 / (round(128 / 1.2) / 128))
+    assert quantized_gain(0.0, 5.0) == quantized_gain(5.0, 0.0) == 1.0
+    assert quantized_gain(1.0, 1e6) == 1.0 / ((2 ** GAIN_BITS - 1) / frac)   # clamped to the format

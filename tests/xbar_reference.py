@@ -234,7 +234,7 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
     y = np.zeros((N, out))
     ref_total = np.zeros(N)
     comps = dict(cell=0.0, adc=0.0, array=0.0, encoder=0.0, switch_matrix=0.0, mux=0.0, shift_add=0.0, reference=0.0,
-                 config=0.0, mask=0.0, subtract=0.0, complement=0.0)
+                 config=0.0, mask=0.0, subtract=0.0, complement=0.0, gain=0.0)
     inverted_in_group = {}   # (first row of the row tile, first row of the group) -> [rows, inverted columns]
     cnt = dict(conversions=0, idle=0, skipped=0, reads=0, skipped_reads=0, inverted=0, cycles=0, skipped_cycles=0)
     res = np.zeros(17, np.int64)
@@ -367,4 +367,6 @@ def option_circuits(cfg, cnt, inverted_in_group, N, K, out, D, P):
                 comp += _adder(a, vdd, P + math.ceil(math.log2(n_rows)) + cb, n_rows - 1 + (cb > 1), N)
                 comp += _adder(a, vdd, cfg.adc_bits + P + cb, inverted, N)
     e["complement"] = comp
+    gb = cfg.gain_bits     # a calibrated conductance readout's gain: a shift-add constant multiplier
+    e["gain"] = _adder(a, vdd, cfg.adc_bits + gb, gb - 1, cnt["conversions"]) if gb else 0.0
     return e

@@ -33,7 +33,7 @@ constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
 const char* component_name(int c) {
     static const char* names[kNumComponents] = {"cell", "adc", "array", "encoder", "switch_matrix", "mux",
                                                 "shift_add", "reference", "config", "mask", "subtract",
-                                                "complement"};
+                                                "complement", "gain"};
     return names[c];
 }
 
@@ -132,6 +132,8 @@ std::string validate(const CrossbarConfig& c) {
     if (c.adc_full_scale < 0)
         return "adc_full_scale must be >= 0 (0 = rows * (2^cell_bits - 1)), got " + std::to_string(c.adc_full_scale);
     if (!(c.e_adc >= 0) || !std::isfinite(c.e_adc)) return "e_adc must be >= 0, got " + fmt(c.e_adc);
+    if (c.gain_bits != 0 && (c.gain_bits < 2 || c.gain_bits > 16))
+        return "gain_bits must be 0 (no gain) or in 2..16, got " + std::to_string(c.gain_bits);
     if (c.reference_column && c.mapping != Mapping::Offset)
         return "reference_column applies to mapping 'offset' only";
     if (c.rows_per_conversion < 0 || c.rows_per_conversion > c.rows)

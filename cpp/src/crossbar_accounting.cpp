@@ -119,6 +119,9 @@ void charge_options(const Plan& p, const StoredWeights& sw, const Columns& cols,
         }
         r.energy[kComplement] = e;
     }
+    if (c.gain_bits > 0)
+        r.energy[kGain] = neurosim13::adder_energy(c.roadmap, c.adc_bits + c.gain_bits, double(c.gain_bits - 1),
+                                                   double(r.conversions));
 }
 
 }  // namespace

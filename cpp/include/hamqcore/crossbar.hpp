@@ -106,6 +106,9 @@ struct CrossbarConfig {
     int rows_per_conversion = 0;  // 0 = rows
     bool complement = false;
     ColumnOrder column_order = ColumnOrder::Weight;
+    // The digital gain of a calibrated conductance readout (hamqcore/readout.py): every conversion's
+    // reading is multiplied by a gain_bits-bit constant (0 = no gain); charged as component gain.
+    int gain_bits = 0;
 };
 
 // The defaults of each accounting model, with every value's source in the .cpp.
@@ -179,10 +182,12 @@ struct CrossbarLayer {
 //    input sum X = sum of its input integers times dmax (rows - 1 adders, one more for dmax when
 //    cell_bits > 1, of a_bits + ceil(log2 rows) + cell_bits bits), and per inverted column and
 //    vector one subtraction dmax X - sum_p 2^p S'_p of adc_bits + pulses + cell_bits bits.
+//  * gain (gain_bits > 0): every conversion's reading times its gain_bits-bit constant, a shift-add
+//    multiplier of gain_bits - 1 adders of adc_bits + gain_bits bits.
 //  Gates: NeuroSim V1.3's DFF.cpp and Adder.cpp models at 22 nm (neurosim13::dff_energy, adder_energy).
 enum Component : int {
     kCell = 0, kAdc, kArray, kEncoder, kSwitchMatrix, kMux, kShiftAdd,
-    kReference, kConfig, kMask, kSubtract, kComplement, kNumComponents
+    kReference, kConfig, kMask, kSubtract, kComplement, kGain, kNumComponents
 };
 const char* component_name(int c);
 
