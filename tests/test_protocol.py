@@ -48,10 +48,9 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
         calls[calls.index("test"):] and "train" not in calls[calls.index("test"):]
     e = first["experiments"]["ds_cnn"]
     picked = {(c["checkpoint"], json.dumps(c["overrides"], sort_keys=True, default=str))
-              for key in ("chosen", "chosen_charged") for c in e[key][0].values() if c is not None}
+              for c in e["chosen"][0].values() if c is not None}
     assert calls.count("test") == len(picked)
-    for c in e["chosen_charged"][0].values():   # the charged part of the space: calibrated references only
-        assert c is None or c["overrides"].get("adc_reference", "calibrated") == "calibrated"
+    assert "chosen_charged" not in e     # protocol v2: the whole space is charged, one selection
     # the same search space for every method: every model was tried on the same configurations
     spaces = {json.dumps(sorted(json.dumps(p["overrides"], sort_keys=True) for p in r["validation"]["points"]))
               for runs in e["runs"].values() for pts in runs.values() for r in pts}
@@ -85,7 +84,7 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
         assert [r["validation"] for r in a] == [r["validation"] for r in b], m
         assert [r["validation_accuracy"] for r in a] == [r["validation_accuracy"] for r in b], m
     strip = lambda c: None if c is None else {k: v for k, v in c.items() if k not in ("test", "checkpoint")}  # noqa: E731
-    for key in ("chosen", "chosen_charged"):
+    for key in ("chosen",):
         assert {m: strip(c) for m, c in e[key][0].items()} == {m: strip(c) for m, c in e2[key][0].items()}
 
 

@@ -65,12 +65,11 @@ PROTOCOL = {
     "primary": dict(preset="neurosim-1.3", mapping="differential", readout="conductance", adc_reference="calibrated",
                     skip_empty=True),
     # the configurations every model is searched over (the same for every method): calibrated fixed
-    # 5-bit references, or per-column references and resolution (hamqcore's HW-aware periphery)
+    # 5-bit references, or per-column references and resolution (hamqcore's HW-aware periphery).
+    # Protocol v2 (README "Protocol v2"): every circuit of the space is charged (the per-column
+    # reference ladders, configuration flip-flops, cycle mask, differential subtraction and the
+    # readout's 8-bit gain), so v1's second table "within the charged part" is gone.
     "space": {"adc_reference": ("calibrated", "per_column")},
-    # the part of the space whose every circuit is charged: per-column references and resolution need
-    # per-column reference generation and configuration storage that hamqcore does not charge yet, so
-    # every table is also given within this part (declared before the first protocol run)
-    "charged_space": {"adc_reference": ("calibrated",)},
     # secondary accountings of each chosen point (energy only, the same weights)
     "secondary": ("neurosim-1.3 (offset)", "mnsim-2.0", "bitline"),
     "calibration_inputs": 32,     # validation examples the references are calibrated on
