@@ -162,7 +162,8 @@ def numpy_neurosim(w: np.ndarray, x: np.ndarray, cfg, w_bits: int = 8, a_bits: i
 
 def crossbar_cases(quick: bool = False) -> List[Case]:
     """512x512 8-bit layer x 1024 8-bit vectors under ``neurosim-1.3`` vs the numpy/BLAS path
-    (>= 10x); the HW-aware periphery options' cost (<= 20 %)."""
+    (>= 10x); the HW-aware periphery options' cost (<= 20 %); the conductance readout through
+    calibrated references against ideal digits (<= 20 %)."""
     from hamqcore.crossbar import CrossbarConfig, simulate_layer
 
     rng = np.random.default_rng(0)
@@ -183,6 +184,14 @@ def crossbar_cases(quick: bool = False) -> List[Case]:
                                lambda: simulate_layer(w, x, opts, 8, 8, output=False)], reps)
     cases.append(Case("periphery options on (plain / with options)", t_opts, t_plain, "the same layer, options off",
                       1 / 1.2))
+    # what the crossbar reads: the cells' conductances through calibrated references with their gain
+    # (issue #19's readout options) against the ideal-digit output of the same layer
+    read = CrossbarConfig.preset("neurosim-1.3", readout="conductance", adc_reference="calibrated")
+    fs, gain = np.full(4, 150.0), np.full(4, 1.1)     # offset mapping, 8 bits in 2-bit cells: 4 digit columns
+    t_digits, t_read = best_of([lambda: simulate_layer(w, x, cfg, 8, 8),
+                                lambda: simulate_layer(w, x, read, 8, 8, digit_full_scale=fs, digit_gain=gain)], reps)
+    cases.append(Case("conductance readout, calibrated references (ideal digits / it)", t_read, t_digits,
+                      "the same layer, ideal digits, full-scale reference", 1 / 1.2))
     return cases
 
 

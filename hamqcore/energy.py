@@ -25,9 +25,8 @@ import torch.nn as nn
 from ._checks import MAX_BITS, as_int
 from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, pack_groups, result_field,
                        simulate_groups, unpack_output)
-from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers, layer_matrices,
-                     walk_coverage)
-from .quant import QuantLayer
+from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers, is_quantized,
+                     layer_matrices, layer_steps, quantizable_layers, walk_coverage)
 from .readout import Histograms, fast_path, read_layer
 
 
@@ -40,6 +39,8 @@ class LayerRow(LayerEnergy):
     kind: str = result_field("first", False, core=False, default="")
     shape: List[int] = result_field("first", False, core=False, default_factory=list)   # weight shape
     vectors: float = result_field("sum", True, core=False, default=0.0)                 # input vectors per inference
+    w_bits: int = result_field("first", False, core=False, default=0)   # the bits the layer stores: its own
+    a_bits: int = result_field("first", False, core=False, default=0)   # quantizer's, or the report's default
 
 
 @dataclass
@@ -135,20 +136,20 @@ class EnergyReport:
 
     def __str__(self) -> str:
         comps = self.components
-        head = (f"{'layer':<28} {'weight':>16} {'arrays':>6} {'used %':>6} {'ON %':>6} {'I mean uA':>9} "
+        head = (f"{'layer':<28} {'weight':>16} {'w/a':>5} {'arrays':>6} {'used %':>6} {'ON %':>6} {'I mean uA':>9} "
                 + " ".join(f"{c + ' nJ':>15}" for c in comps) + f" {'total nJ':>10}")
         lines = [f"accounting model {self.config.describe()}" + (" (floor: every cell OFF)" if self.floor else ""),
                  head, "-" * len(head)]
         for l in self.layers:
             lines.append(
-                f"{l.name[:28]:<28} {'x'.join(map(str, l.shape)):>16} {l.arrays:>6} {100 * l.utilization:>6.2f} "
+                f"{l.name[:28]:<28} {'x'.join(map(str, l.shape)):>16} {f'{l.w_bits}/{l.a_bits}':>5} {l.arrays:>6} {100 * l.utilization:>6.2f} "
                 f"{100 * l.on_fraction:>6.2f} "
                 f"{l.mean_current * 1e6:>9.3f} " + " ".join(f"{l.energy[c] * 1e9:>15.4f}" for c in comps)
                 + f" {l.total_energy * 1e9:>10.4f}"
             )
         lines.append("-" * len(head))
         lines.append(
-            f"{'total per inference':<28} {'':>16} {sum(l.arrays for l in self.layers):>6} {'':>6} "
+            f"{'total per inference':<28} {'':>16} {'':>5} {sum(l.arrays for l in self.layers):>6} {'':>6} "
             f"{100 * self.on_fraction:>6.2f} {self.mean_current * 1e6:>9.3f} "
             + " ".join(f"{self.energy[c] * 1e9:>15.4f}" for c in comps) + f" {self.total_energy * 1e9:>10.4f}"
         )
@@ -173,9 +174,10 @@ def estimate_energy(
     """Run ``model(inputs)`` once and simulate every Conv1d/Conv2d/Linear on the crossbar.
 
     Each layer's weights and inputs are quantised by the layer's own quantizers when it is a
-    hamqcore quantized layer (:mod:`hamqcore.quant`), else symmetric per-output-channel weights
+    hamqcore quantized layer (:mod:`hamqcore.quant`) or another library's (Brevitas: its own integers
+    and widths, :func:`hamqcore.quant.library_weight_quant`), else symmetric per-output-channel weights
     (``w_bits``) and per-tensor activations (``a_bits``; unsigned when the layer input is
-    non-negative). Energies are per inference: totals over the batch divided by its size.
+    non-negative); each row gives the widths its layer stores. Energies are per inference: totals over the batch divided by its size.
 
     ``floor=True`` simulates the same layer inputs with every cell at its lowest conductance: the
     least energy any stored weights could give under this configuration (under the offset mapping a
@@ -188,9 +190,11 @@ def estimate_energy(
     captured = capture_layer_inputs(model, inputs, layers)
     cov = walk_coverage(model, captured, layers).warn("estimate_energy")
     for name, module, x in captured:
-        r = simulate_module(module, x, config, w_bits, a_bits, n_threads, floor, name, output=False)
+        w_groups, x_groups, wb, ab, signed, _ = layer_matrices(module, x, w_bits, a_bits, name)
+        r = simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads, floor=floor,
+                            output=False)
         rows.append(LayerRow(name=name, kind=type(module).__name__, shape=list(module.weight.shape),
-                             vectors=r.n_vectors / batch, **r.per_inference(batch)))
+                             vectors=r.n_vectors / batch, w_bits=wb, a_bits=ab, **r.per_inference(batch)))
     if not rows:
         raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
     return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor),
@@ -283,19 +287,23 @@ def calibrate_adc(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig
 
 
 def _quantized_layers(model: nn.Module) -> Dict[nn.Module, str]:
-    """The model's hamqcore quantized layers and their names, or a ValueError when it has none."""
-    names = {m: n for n, m in model.named_modules() if isinstance(m, QuantLayer)}
+    """The model's quantized layers (hamqcore's or another library's: :func:`hamqcore.layers.is_quantized`)
+    and their names, or a ValueError when it has none."""
+    names = {m: n for n, m in quantizable_layers(model) if is_quantized(m)}
     if not names:
-        raise ValueError("model has no hamqcore quantized layer (hamqcore.quant.quantize_model)")
+        raise ValueError("model has no quantized layer (hamqcore.quant.quantize_model, or a Brevitas layer with "
+                         "weight quantization)")
     return names
 
 
-def _crossbar_output(m: nn.Module, x: torch.Tensor, out: torch.Tensor, integer_out: np.ndarray) -> torch.Tensor:
+def _crossbar_output(m: nn.Module, x: torch.Tensor, out: torch.Tensor, integer_out: np.ndarray,
+                     name: str = "") -> torch.Tensor:
     """A layer's output from its crossbar integer pre-activation: times the input and weight steps,
-    plus the bias, in the layer's output shape."""
-    _, sx, _ = m.input_integers(x)
-    _, sw = m.weight_integers()
-    y = torch.from_numpy(np.asarray(integer_out, np.float64)) * float(sx) * sw.reshape(1, -1).to(torch.float64)
+    plus the bias, in the layer's output shape (a plain tensor, also where the layer returned a
+    quantization library's quant tensor)."""
+    out = getattr(out, "value", out)
+    sx, sw = layer_steps(m, x, name=name)
+    y = torch.from_numpy(np.asarray(integer_out, np.float64)) * sx * sw.reshape(1, -1).to(torch.float64)
     if isinstance(m, nn.Linear):  # (vectors, out) -> (..., out); the bias on the last axis
         y = y.reshape(out.shape)
         bias_shape: Tuple[int, ...] = (-1,)
@@ -326,7 +334,8 @@ def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarCon
 
     def hook(m, args, out):
         x = args[0]
-        return _crossbar_output(m, x, out, read_module(m, x, config, names[m], references, n_threads=n_threads))
+        return _crossbar_output(m, x, out, read_module(m, x, config, names[m], references, n_threads=n_threads),
+                                names[m])
 
     coverage(model).move(float_layers(model), "a float layer: computed digitally, not on the crossbar").warn(
         "crossbar_forward")

@@ -26,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._checks import level_max
-from .quant import QMultiheadAttention, QuantLayer, quantize_activation, weight_scale_max
+from .quant import (QMultiheadAttention, QuantLayer, library_input_quant, library_weight_quant, quantize_activation,
+                    weight_scale_max)
 
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
 NOT_CALLED = "its layer is never called by the model's forward pass on these inputs"
@@ -134,9 +135,15 @@ def walk_coverage(model: nn.Module, captured, include: Optional[Iterable[str]] =
                                          NOT_CALLED)
 
 
+def is_quantized(m: nn.Module) -> bool:
+    """Whether ``m`` holds its own integers: a hamqcore quantized layer, or another library's
+    (:func:`hamqcore.quant.library_weight_quant`)."""
+    return isinstance(m, QuantLayer) or library_weight_quant(m) is not None
+
+
 def float_layers(model: nn.Module) -> List[str]:
-    """The names of the mappable layers that are no hamqcore quantized layer."""
-    return [n for n, m in quantizable_layers(model) if not isinstance(m, QuantLayer)]
+    """The names of the mappable layers that hold no integers of their own (no quantized layer)."""
+    return [n for n, m in quantizable_layers(model) if not is_quantized(m)]
 
 
 def coverage(model: nn.Module, include: Optional[Iterable[str]] = None, exclude: Iterable[str] = ()) -> Coverage:
@@ -240,6 +247,9 @@ def layer_integers(m: nn.Module, bits: int = 8, name: str = "") -> Tuple[np.ndar
             raise ValueError(f"{_label(m, name)}: its weight quantizer step must be a finite number > 0, got "
                              f"{float(bad[0])} ({bad.numel()} channel(s)); the checkpoint or the training is broken")
         return q.to(torch.int16).cpu().numpy(), m.w_bits
+    lib = library_weight_quant(m, name)
+    if lib is not None:             # another library's quantized layer: its own integers and width
+        return lib[0].to(torch.int16).cpu().numpy(), lib[2]
     scale = weight_scale_max(m.weight, bits)
     qmax = level_max(bits)
     return torch.round(m.weight.detach() / scale).clamp_(-qmax, qmax).to(torch.int16).cpu().numpy(), bits
@@ -294,18 +304,36 @@ def im2col(x: torch.Tensor, m: nn.Module) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
+def layer_steps(m: nn.Module, x, w_bits: int = 8, a_bits: int = 8, name: str = "") -> Tuple[float, torch.Tensor]:
+    """(input step, weight step per output channel) of the integers :func:`layer_matrices` returns for
+    layer ``m`` on input ``x``: a real value is its integer times its step."""
+    out = m.weight.shape[0]
+    if isinstance(m, QuantLayer):
+        _, sx, _ = m.input_integers(x)
+        _, sw = m.weight_integers()
+        return float(sx), sw.detach().reshape(-1).expand(out)
+    lib_w, lib_x = library_weight_quant(m, name), library_input_quant(m, x, name)
+    sw = lib_w[1] if lib_w is not None else weight_scale_max(m.weight, w_bits)
+    sx = lib_x[1] if lib_x is not None else quantize_activation(getattr(x, "value", x), a_bits)[1]
+    return float(sx), sw.detach().reshape(-1).expand(out)
+
+
 def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name: str = ""):
     """Integer weights and input matrices of one layer, per group:
     (w_groups, x_groups, w_bits, a_bits, a_signed, groups). A Linear layer's input may have any
     leading dimensions (tokens): every vector along the last axis is one input row."""
     w_int, wb = layer_integers(m, w_bits, name)
-    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
+    xv = getattr(x, "value", x)     # a quantization library's quant tensor carries its float value
+    if not bool(torch.isfinite(xv.sum())) and not bool(torch.isfinite(xv).all()):
         raise ValueError(f"layer {name!r}: its input holds NaN or inf (the model's activations diverged)")
+    lib = None if isinstance(m, QuantLayer) else library_input_quant(m, x, name)
     if isinstance(m, QuantLayer):
         xq, _, signed = m.input_integers(x)
         ab = m.a_bits
+    elif lib is not None:           # another library's input quantizer: its own integers and width
+        xq, _, ab, signed = lib
     else:
-        xq, _, signed = quantize_activation(x, a_bits)
+        xq, _, signed = quantize_activation(xv, a_bits)
         ab = a_bits
     x_dtype = np.int16 if ab <= 15 else np.int32
     if isinstance(m, nn.Linear):

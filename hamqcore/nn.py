@@ -41,7 +41,7 @@ from ._checks import MAX_BITS, check_choice, check_nonneg
 from .crossbar import check_config
 from .layers import NOT_CALLED, check_batch, coverage, dry_run, layer_integers, quantizable_layers
 from .pricing import bit_prices, check_encoding, price_unit
-from .quant import QuantLayer
+from .quant import QuantLayer, library_weight_quant
 
 WEIGHTINGS = ("energy", "uniform", "params", "crossbar")
 
@@ -81,11 +81,15 @@ def _layer_scale(m: nn.Module) -> Optional[torch.Tensor]:
     """The layer's quantization step, or None for the symmetric max step (computed in the op)."""
     if isinstance(m, QuantLayer) and m.w_quant.mode != "max":
         return m.weight_scale()
-    return None
+    lib = library_weight_quant(m)
+    return None if lib is None else lib[1]
 
 
 def _layer_bits(m: nn.Module, bits: int) -> int:
-    return m.w_bits if isinstance(m, QuantLayer) else bits
+    if isinstance(m, QuantLayer):
+        return m.w_bits
+    lib = library_weight_quant(m)
+    return bits if lib is None else lib[2]
 
 
 class HamQRegularizer(nn.Module):

@@ -13,6 +13,10 @@ the first forward or by :meth:`WeightQuantizer.calibrate`, then held: standard f
 the weights are rescaled, so the HamQ penalty mostly shrinks the step and moves few weights).
 Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``.
 
+Layers of another quantization library are read as that library's own integers, steps and bit widths
+(:func:`library_weight_quant`, :func:`library_input_quant`; Brevitas' ``QuantConv1d/2d`` and
+``QuantLinear``, recognised by their API, without importing Brevitas), never re-quantized.
+
 Which layers a model has, and what they store, is :mod:`hamqcore.layers` (the model walk).
 """
 from __future__ import annotations
@@ -337,6 +341,39 @@ def _convert(m: nn.Module, w_bits, a_bits, weight_mode, act_mode) -> nn.Module:
             q.bias.copy_(m.bias)
     q.train(m.training)
     return q
+
+
+def _int_quant_tensor(t, what: str, name: str):
+    """(integers, step, bits, signed) of a Brevitas IntQuantTensor; a ValueError for a zero point ≠ 0."""
+    if bool((t.zero_point != 0).any()):
+        raise ValueError(f"layer {name!r}: its {what} quantizer has a zero point ≠ 0 (asymmetric); hamqcore maps "
+                         "symmetric integers onto the crossbar")
+    return t.int().to(torch.int32), t.scale, int(round(float(t.bit_width))), bool(t.signed)
+
+
+def library_weight_quant(m: nn.Module, name: str = ""):
+    """A quantization library's own weight quantization of layer ``m``: (integers, step, bits), the
+    step broadcastable to the weight (per tensor or per output channel, with its autograd graph: the
+    HamQ penalty trains through it), or None when ``m`` has none. Brevitas: ``m.quant_weight()``, an
+    IntQuantTensor (``int()``, ``scale``, ``bit_width``) when ``m.weight_quant.is_quant_enabled``.
+    Unsigned integers need one bit more in the signed mappings (bits + 1)."""
+    wq = getattr(m, "weight_quant", None)
+    if not callable(getattr(m, "quant_weight", None)) or not getattr(wq, "is_quant_enabled", False):
+        return None
+    q, step, bits, signed = _int_quant_tensor(m.quant_weight(), "weight", name)
+    return q, step, bits if signed else bits + 1
+
+
+def library_input_quant(m: nn.Module, x, name: str = ""):
+    """A quantization library's own input integers of layer ``m`` on its input ``x``: (integers, step,
+    bits, signed), or None when it quantizes no input. Brevitas: ``x`` already a QuantTensor (from a
+    QuantIdentity / QuantReLU returning quant tensors), or ``m.input_quant`` enabled."""
+    if callable(getattr(x, "int", None)) and hasattr(x, "bit_width"):
+        return _int_quant_tensor(x, "input", name)
+    iq = getattr(m, "input_quant", None)
+    if callable(getattr(m, "quant_weight", None)) and getattr(iq, "is_quant_enabled", False):
+        return _int_quant_tensor(iq(x), "input", name)
+    return None
 
 
 def quantize_model(model: nn.Module, w_bits: int = 8, a_bits: int = 8, skip: Iterable[str] = (),
