@@ -61,6 +61,24 @@ MUTANTS = [
      ["tests/test_regressions.py"]),
     ("cpp/src/bitplanes.cpp", "        for (int a = 0; a < A; ++a)\n            for (int d = 0; d < D; ++d)",
      "        for (int a = 0; a < A; ++a)\n            for (int d = 1; d < D; ++d)", ["tests/test_bitplanes.py"]),
+    # issue 19: the circuits the periphery options add (charge_options)
+    ("cpp/src/crossbar_accounting.cpp", "if (cols.skip[si] || sw.st_sum[si] <= shared_top) continue;",
+     "if (cols.skip[si] || sw.st_sum[si] < shared_top) continue;", XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "for (int64_t j = 0; j + 1 < lc; ++j)", "for (int64_t j = 1; j + 1 < lc; ++j)",
+     XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "power += cond.sense.dynamic_power(n * g.front() + (double(j) + 0.5) * step * u);",
+     "power += cond.sense.dynamic_power((double(j) + 0.5) * step * u);", XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "const int64_t active = N * p.P - in.idle_tc[size_t(tc)];",
+     "const int64_t active = N * p.P;", XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "(c.skip_empty ? 1 : 0) + (c.complement ? 1 : 0);", "(c.skip_empty ? 1 : 0);",
+     XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "double(r.subarray_reads + r.skipped_reads), 1.0);",
+     "double(r.subarray_reads), 1.0);", XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "c.adc_bits + p.D + p.P, 1.0, double(N * p.T * p.L.out));",
+     "c.adc_bits + p.D + p.P, 1.0, double(N * p.L.out));", XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "double(n - 1 + (p.cb > 1 ? 1 : 0)), double(N));", "double(n - 1), double(N));",
+     XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "double(c.gain_bits - 1),", "double(c.gain_bits),", XBAR_TESTS),
 ]
 
 
