@@ -60,6 +60,10 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
     for key in ("validation_fraction", "split_seed", "primary", "space", "secondary", "budget_pt", "methods"):
         assert key in rec["protocol"]
     assert rec["experiments"]["ds_cnn"]["splits"]["test"] > 0 and rec["seeds"] == [0]
+    md = (tmp_path / "a" / "results.md").read_text()      # the tables, from results.json alone
+    assert md == experiments.markdown_report(rec)
+    for m in e["runs"][0]:
+        assert md.count(f"| {m} | ") == 1, m
     for m, c in e["chosen"][0].items():       # a chosen point met the budget on the validation split
         if c is not None:
             assert c["validation_accuracy"] >= e["reference"][0] + e["budget_pt"] / 100 - 1e-12

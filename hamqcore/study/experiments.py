@@ -340,6 +340,7 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
         results["experiments"][name] = exp
         results["seconds"] = time.perf_counter() - t_start   # written after every experiment
         write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default))
+        write_text_atomic(out / "results.md", markdown_report(results))
     protocol_figures(results, out)
     return results
 
@@ -392,6 +393,89 @@ def _summarise(exp: Dict, seeds: Sequence[int], key: str = "chosen") -> Dict:
                   "energy_pct": mean_std(pct), "feasible_seeds": len(got),
                   "values": [p["value"] for p in got]}
     return out
+
+
+def _by_seed(d: Dict, sd):
+    """A per-seed entry of the results, from memory (int keys) or from results.json (str keys)."""
+    return d[sd] if sd in d else d[str(sd)]
+
+
+def _pm(values: Sequence[float], scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+    v = [x * scale for x in values]
+    if not v:
+        return "–"
+    return f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.{digits}f}{unit}"
+
+
+def _point(run: Dict, overrides: Dict) -> Optional[Dict]:
+    """A ladder point's validation result at one configuration of the search space (``{}``: the
+    primary configuration; else the point whose overrides include these)."""
+    v = run.get("validation") or {}
+    return next((p for p in v.get("points", []) if (p["overrides"] == overrides if not overrides else
+                                                     all(p["overrides"].get(k) == x for k, x in overrides.items()))),
+                None)
+
+
+def markdown_report(results: Dict) -> str:
+    """The protocol's results as markdown tables (README "Results"), one per experiment: per method
+    the seeds within the budget, the chosen settings, test crossbar accuracy and energy (mean ± std
+    over seeds), the best validation accuracy of its ladder at each configuration of the search space,
+    and every setting's validation energy against the same seed's baseline at the primary
+    configuration; then the verdict lines. Everything from ``results`` (results.json)."""
+    seeds = results["seeds"]
+    space = results["protocol"]["space"]
+    configs = [{}] + [{k: v} for k, vals in space.items() for v in vals
+                      if v != PROTOCOL["primary"].get(k)]
+    names = ["primary" if not c else ", ".join(f"{k}={v}" for k, v in c.items()) for c in configs]
+    names = [n.replace("adc_reference=", "") + (" references" if n != "primary" else "") for n in names]
+    out = []
+    for name, e in results["experiments"].items():
+        refs = [_by_seed(e["reference"], sd) for sd in seeds]
+        sp = e["splits"]
+        out.append(f"**{name}**: {sp['train']} train / {sp['validation']} validation / {sp['test']} test examples; "
+                   f"baseline digital validation accuracy {100 * np.mean(refs):.2f} % (seeds "
+                   f"{', '.join(f'{100 * r:.2f}' for r in refs)}); budget: crossbar validation accuracy ≥ that "
+                   f"{e['budget_pt']:+.1f} pt.\n")
+        out.append("| method | seeds within the budget | chosen setting | crossbar test accuracy % | test energy nJ | "
+                   + " | ".join(f"best validation accuracy %, {n}" for n in names)
+                   + " | validation energy vs the baseline (primary configuration), per setting |")
+        out.append("| --- " * (6 + len(names)) + "|")
+        for m, s in e["summary"].items():
+            acc, en = e["summary"][m]["accuracy"], e["summary"][m]["energy_j"]
+            runs = [_by_seed(e["runs"], sd).get(m, []) for sd in seeds]
+            best = []
+            for c in configs:
+                per_seed = [max((p["accuracy"] for r in rs if (p := _point(r, c)) is not None), default=None)
+                            for rs in runs]
+                best.append(_pm([v for v in per_seed if v is not None], 100))
+            deltas = []
+            if m != "baseline":
+                values = sorted({r["value"] for rs in runs for r in rs}, key=lambda v: -v if m == "bits" else v)
+                for v in values:
+                    pct = []
+                    for sd, rs in zip(seeds, runs):
+                        base = _point(_by_seed(e["runs"], sd)["baseline"][0], {})
+                        pt = next((_point(r, {}) for r in rs if r["value"] == v), None)
+                        if base and pt:
+                            pct.append(100 * (pt["energy_j"] - base["energy_j"]) / base["energy_j"])
+                    deltas.append(f"{v:g}: {_pm(pct, digits=1, unit=' %')}")
+            chosen = ", ".join(format(v, "g") for v in s["values"] if v is not None) or "–"
+            feasible = s["feasible_seeds"]
+            out.append(f"| {m} | {feasible}/{len(seeds)} | {chosen} | "
+                       f"{_pm(acc_list(e, m, seeds, 'acc'), 100, 2) if feasible else '–'} | "
+                       f"{_pm(acc_list(e, m, seeds, 'energy'), 1e9, 0) if feasible else '–'} | "
+                       + " | ".join(best) + f" | {'; '.join(deltas) if deltas else '0'} |")
+        out.append("")
+        out += [f"* {v}" for v in e["verdict"]]
+        out.append("")
+    return "\n".join(out)
+
+
+def acc_list(e: Dict, method: str, seeds: Sequence[int], what: str) -> List[float]:
+    """The chosen points' test crossbar accuracies (``what="acc"``) or primary energies of a method."""
+    picks = [_by_seed(e["chosen"], sd).get(method) for sd in seeds]
+    return [p["test"]["crossbar_accuracy"] if what == "acc" else p["test"]["energy_j"]["primary"]
+            for p in picks if p is not None and "test" in p]
 
 
 def demo_table(results: Dict) -> str:
