@@ -56,7 +56,7 @@ def test_bad_input():
     model, x = _model()
     with pytest.raises(TypeError, match="config must be a CrossbarConfig"):
         crossbar_forward(model, x, "neurosim-1.3")
-    with pytest.raises(ValueError, match="no hamqcore quantized layer"):
+    with pytest.raises(ValueError, match="no quantized layer"):
         crossbar_forward(nn.Linear(3, 2), torch.zeros(1, 3), CrossbarConfig())
 
 
@@ -79,7 +79,7 @@ def test_cheapest_config_searches_on_the_crossbar():
     if exact:
         assert strict.best.energy == min(p.energy for p in exact)
         assert crossbar_accuracy(model, x, y, strict.best.config) == 1.0
-        assert strict.report.total_energy == pytest.approx(strict.best.energy)
+        assert strict.report.total_energy == pytest.approx(strict.best.energy, rel=1e-6, abs=0)
     with pytest.raises(ValueError, match="accuracy_target must be a fraction"):
         cheapest_config(model, x, y, base, 1.5)
     with pytest.raises(ValueError, match="unknown CrossbarConfig field"):
@@ -128,7 +128,7 @@ def test_packing_is_reported_and_saves_arrays():
     # 40 depthwise kernels of 9 rows: 3 arrays of 14 instead of 40 arrays (offset 8-bit, 2-bit cells: 4 columns each)
     assert packed["2"].arrays == 3 and alone["2"].arrays == 40
     assert packed["2"].weight_cells == alone["2"].weight_cells == 40 * 9 * 4
-    assert packed["2"].utilization == pytest.approx(40 * 9 * 4 / (3 * 128 * 128))
+    assert packed["2"].utilization == pytest.approx(40 * 9 * 4 / (3 * 128 * 128), rel=1e-6, abs=0)
     assert packed["2"].total_energy < alone["2"].total_energy / 3
     # layers with one group are not touched
     assert packed["0"].total_energy == alone["0"].total_energy and packed["6"].arrays == alone["6"].arrays

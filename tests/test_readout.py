@@ -165,13 +165,13 @@ def test_access_resistance_makes_the_digits_nonlinear():
     cfg = CrossbarConfig(readout="conductance", adc="sar", adc_bits=5)
     g = digit_conductance(cfg)
     one = (g[1] - g[0]) / ((g[3] - g[0]) / 3)
-    assert one == pytest.approx(3 * (g[1] - g[0]) / (g[3] - g[0])) and one > 1.1
+    assert one == pytest.approx(3 * (g[1] - g[0]) / (g[3] - g[0]), rel=1e-6, abs=0) and one > 1.1
     w = np.full((1, 1), -127, np.int64)     # offset code 1: digits (1, 0, 0, 0)
     ideal = CrossbarConfig.preset("bitline", readout="conductance")
     gi = digit_conductance(ideal)
     y = read_layer(w, np.ones((1, 1), np.int64), ideal, 8, 1, False)
     # one driven cell holding digit 1 in the lowest digit column, the others digit 0; offset 128 x 1 removed
-    assert float(y[0, 0]) == pytest.approx(3 * (gi[1] - gi[0]) / (gi[3] - gi[0]) - 128)
+    assert float(y[0, 0]) == pytest.approx(3 * (gi[1] - gi[0]) / (gi[3] - gi[0]) - 128, rel=1e-6, abs=0)
 
 
 def test_faults_and_variation_are_seeded_per_cell():
@@ -306,6 +306,6 @@ def test_conductance_gains_are_the_chips_8_bit_constants():
     assert any(g > 1.01 for g in gains)    # the access transistor: a digit 1 reads above 1 unit
     for g in gains:
         assert (frac / g) == pytest.approx(round(frac / g), abs=1e-9) and 1 <= round(frac / g) < 2 ** GAIN_BITS
-    assert quantized_gain(1.2, 1.0) == pytest.approx(1 / (round(128 / 1.2) / 128))
+    assert quantized_gain(1.2, 1.0) == pytest.approx(1 / (round(128 / 1.2) / 128), rel=1e-6, abs=0)
     assert quantized_gain(0.0, 5.0) == quantized_gain(5.0, 0.0) == 1.0
     assert quantized_gain(1.0, 1e6) == 1.0 / ((2 ** GAIN_BITS - 1) / frac)   # clamped to the format

@@ -95,7 +95,7 @@ def test_penalty_is_bitwise_identical_for_any_threads_and_tier(dtype, encoding):
         np.testing.assert_array_equal(grad, grad0)
     ev, _ = relaxed_array(x[:5000], 8, encoding)
     v5000, _ = hamqcore.relaxed_hw_penalty(x[:5000], 8, encoding)
-    assert v5000 == pytest.approx(ev.sum(), rel=1e-9)
+    assert v5000 == pytest.approx(ev.sum(), rel=1e-9, abs=0)
 
 
 def test_empty_and_zero_d():
@@ -143,21 +143,21 @@ def test_scaled_penalty_matches_unfused_reference(dtype, encoding):
     tol = 1e-4 if dtype == np.float32 else 1e-10
     for reduction, k in (("sum", 1.0), ("mean", 1.0 / w.size)):
         value, gw, gs = hamqcore.scaled_hw_penalty(w, s, 8, encoding, reduction, weight=3.0)
-        assert value == pytest.approx(3 * k * ev.sum(), rel=tol)
+        assert value == pytest.approx(3 * k * ev.sum(), rel=tol, abs=0)
         np.testing.assert_allclose(gw, 3 * k * ed / s[:, None, None], rtol=tol, atol=tol)
         np.testing.assert_allclose(gs, -3 * k * (ed * x).reshape(7, -1).sum(1) / s, rtol=tol, atol=tol * 1e3)
         assert gw.dtype == dtype and gs.shape == (7,)
     # one scale for all rows: the scale gradient is the sum over rows
     v1, _, g1 = hamqcore.scaled_hw_penalty(w, np.array(0.002, dtype), 8, encoding)
     ev1, ed1 = relaxed_array(w / dtype(0.002), 8, encoding)
-    assert v1 == pytest.approx(ev1.sum(), rel=tol)
-    assert g1.shape == () and float(g1) == pytest.approx(-(ed1 * w).sum() / 0.002**2, rel=1e-3)
+    assert v1 == pytest.approx(ev1.sum(), rel=tol, abs=0)
+    assert g1.shape == () and float(g1) == pytest.approx(-(ed1 * w).sum() / 0.002**2, rel=1e-3, abs=0)
     # scale=None: each row's max step, returned; no scale gradient
     v, gw, used = hamqcore.scaled_hw_penalty(w, None, 8, encoding)
     expect = np.where(np.abs(w).reshape(7, -1).max(1) > 0, np.abs(w).reshape(7, -1).max(1) / 127, 1)
     np.testing.assert_allclose(used, expect, rtol=1e-6)
     ev2, _ = relaxed_array(w / used.astype(np.float64)[:, None, None], 8, encoding)
-    assert v == pytest.approx(ev2.sum(), rel=tol)
+    assert v == pytest.approx(ev2.sum(), rel=tol, abs=0)
 
 
 def test_scaled_penalty_threads_and_errors():

@@ -218,7 +218,7 @@ def test_held_out_errors_are_reported_per_layer_and_for_the_model():
         assert st[k]["heldout_error_after"] >= 0
     with torch.no_grad():
         a, b = model.eval()(x[30:]).double(), rounded.eval()(x[30:]).double()
-    assert st["total"]["output_error_heldout"] == pytest.approx(float(((b - a) ** 2).sum() / (a ** 2).sum()), rel=1e-9)
+    assert st["total"]["output_error_heldout"] == pytest.approx(float(((b - a) ** 2).sum() / (a ** 2).sum()), rel=1e-9, abs=0)
     _, none = hw_aware_round(model, x, lam=0.05, holdout=0)
     assert "output_error_heldout" not in none["total"] and "heldout_error_after" not in none[layers[0]]
     with pytest.raises(ValueError, match=r"holdout must be a fraction in \[0, 1\), got 1.0"):

@@ -19,12 +19,12 @@ def test_cpp_path_equals_torch_path(encoding):
         v_cpp, g_cpp = ops._penalty_cpu(x, 8, encoding, reduction)
         values, deriv = ops.torch_relaxed_hw(x, 8, encoding)
         scale = 1 / x.numel() if reduction == "mean" else 1.0
-        assert float(v_cpp) == pytest.approx(float(values.sum()) * scale, rel=1e-12)
+        assert float(v_cpp) == pytest.approx(float(values.sum()) * scale, rel=1e-12, abs=0)
         torch.testing.assert_close(g_cpp, deriv * scale, rtol=1e-6, atol=0)
     x32 = x.float()
     v, g = ops._penalty_cpu(x32, 8, encoding, "sum")
     vt, gt = ops.torch_relaxed_hw(x32, 8, encoding)
-    assert float(v) == pytest.approx(float(vt.double().sum()), rel=1e-6)
+    assert float(v) == pytest.approx(float(vt.double().sum()), rel=1e-6, abs=0)
     torch.testing.assert_close(g, gt, rtol=1e-6, atol=0)
 
 
@@ -154,8 +154,8 @@ def test_regularizer_weighting_and_normalisation():
     reg = HamQRegularizer(model, bits=8, lam=1.0, example_input=torch.randn(1, 1, 8, 8))
     # the conv's weights are read 64 times per inference, the linear's once
     n_conv, n_lin = 36, 768
-    assert reg.coef["0"] == pytest.approx(64 / (64 * n_conv + n_lin))
-    assert reg.coef["3"] == pytest.approx(1 / (64 * n_conv + n_lin))
+    assert reg.coef["0"] == pytest.approx(64 / (64 * n_conv + n_lin), rel=1e-6, abs=0)
+    assert reg.coef["3"] == pytest.approx(1 / (64 * n_conv + n_lin), rel=1e-6, abs=0)
     value = float(reg().detach())
     assert 0 < value < 7  # ON cells per weight read
     params = HamQRegularizer(model, lam=1.0, weighting="params")
