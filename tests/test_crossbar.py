@@ -485,6 +485,10 @@ def test_option_circuits_by_hand():
         ladder += sum(0.0631 * math.exp(-2.303 * math.log10(1 / (128 * g(0) + (j + 0.5) * step * u)))
                       for j in range(31)) * 1e-9
     assert r.energy["reference"] == pytest.approx(ladder * P, rel=1e-12, abs=0)   # 8 conversions with driven rows
+    # the boundary: a column whose largest sum is 31 reads on the shared unit ladder, 32 needs its own
+    for rows, charged in ((31, False), (32, True)):
+        r = simulate_layer(np.ones((1, rows), np.int64), np.ones((1, rows), np.int64), cfg, 8, 1)
+        assert (r.energy["reference"] > 0) == charged, rows
 
     # complement: offset mapping, 20 rows of 2-bit cells; output 0 holds 127 (code 255: every digit 3,
     # all four columns inverted), output 1 holds -128 (code 0); one conversion group, 2 vectors

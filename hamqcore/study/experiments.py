@@ -496,9 +496,10 @@ def demo_table(results: Dict) -> str:
                 if s["feasible_seeds"] == 0:
                     lines.append(f"  {m:<12} {'-':>8}   no point within the budget")
                     continue
+                # no baseline within the budget in a seed: no change against it to give
+                vs = (f"{pct['mean']:>+7.1f} +- {pct['std']:<4.1f}" if pct["n"] else f"{'-':>7}")
                 lines.append(f"  {m:<12} {vals[:8]:>8} {100 * acc['mean']:>9.2f} +- {100 * acc['std']:<4.2f} "
-                             f"{en['mean'] * 1e9:>9.2f} +- {en['std'] * 1e9:<5.2f} {pct['mean']:>+7.1f} +- "
-                             f"{pct['std']:<4.1f}")
+                             f"{en['mean'] * 1e9:>9.2f} +- {en['std'] * 1e9:<5.2f} {vs}")
             for v in e["verdict" + suffix]:
                 lines.extend(textwrap.wrap(v, 98, initial_indent="  ", subsequent_indent="    "))
     return "\n".join(lines)
