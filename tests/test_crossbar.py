@@ -472,6 +472,9 @@ def test_option_circuits_by_hand():
     assert r.energy["config"] == pytest.approx(e_ff * (3 + 1) * 16 * r.read_cycles, rel=1e-12, abs=0)   # 3 + 1 bits, 16 SAs
     assert r.energy["mask"] == pytest.approx(e_ff * (8 * N * P + 1 * 2 * N * P), rel=1e-12, abs=0)
     assert r.energy["subtract"] == pytest.approx(e_add(5 + D + P) * N * 1 * 2, rel=1e-12, abs=0)
+    # two conversion groups of 64 rows: each output's difference is taken per group
+    r2 = simulate_layer(w, x, CrossbarConfig.preset("neurosim-1.3", mapping="differential", rows_per_conversion=64), 8, 8)
+    assert r2.energy["subtract"] == pytest.approx(e_add(5 + D + P) * N * 2 * 2, rel=1e-12, abs=0)
     assert r.energy["complement"] == 0.0
 
     def g(digit):   # NeuroSim's cell at the array's mean position (6 kOhm / 900 kOhm, 1.5 kOhm access)
