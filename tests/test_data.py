@@ -296,3 +296,49 @@ def test_models():
         ds_cnn("S", num_classes=2.5)
     with pytest.raises(TypeError, match="size must be a string, got 1"):
         ds_cnn(1)
+
+
+def test_load_dispatches_each_spec_to_its_loader(monkeypatch):
+    """data.load hands every name its loader and arguments (the loaders themselves are tested above)."""
+    calls = []
+
+    def recorder(name):
+        def fn(*args, **kw):
+            calls.append((name, args, kw))
+            return name
+        return fn
+
+    for name in ("mnist5k", "digits", "spoken_keywords", "cifar10", "speech_commands"):
+        monkeypatch.setattr(data, name, recorder(name))
+    assert data.load("mnist5k", seed=3) == "mnist5k" and calls[-1] == ("mnist5k", (), {"seed": 3})
+    assert data.load("digits", seed=4) == "digits" and calls[-1] == ("digits", (), {"seed": 4})
+    assert data.load("spoken_keywords", quick=True, seed=5) == "spoken_keywords"
+    assert calls[-1] == ("spoken_keywords", (), {"n_speakers": 40, "seed": 5})
+    data.load("spoken_keywords")
+    assert calls[-1] == ("spoken_keywords", (), {"n_speakers": 160, "seed": 0})
+    assert data.load("cifar10:/d/c10") == "cifar10" and calls[-1] == ("cifar10", ("/d/c10",), {})
+    data.load("speech_commands:/d/sc", seed=6)
+    assert calls[-1] == ("speech_commands", ("/d/sc",), {"version": 2, "seed": 6})
+    data.load("speech_commands1:/d/sc1")
+    assert calls[-1] == ("speech_commands", ("/d/sc1",), {"version": 1, "seed": 0})
+
+
+def test_containers_checks_say_what_is_wrong(monkeypatch, tmp_path):
+    from hamqcore.study.data import containers
+
+    x, y = np.zeros((3, 2), np.float32), np.array([0, 1, 2])
+    with pytest.raises(data.DataError, match=r"^t: 3 inputs but 2 labels$"):
+        containers.check_arrays("t", x, y[:2], 3)
+    bad = x.copy()
+    bad[0, 0], bad[1, 1] = np.nan, np.inf
+    with pytest.raises(data.DataError, match=r"^t: 2 input values are NaN or inf$"):
+        containers.check_arrays("t", bad, y, 3)
+    (a, b), (mean, std) = containers.standardise(np.full(4, 2.0), np.full(2, 5.0))
+    assert (mean, std) == (2.0, 1.0) and a.tolist() == [0.0] * 4 and b.tolist() == [3.0, 3.0]   # constant: std 1
+    with pytest.raises(data.DataError, match=r"hamqcore never downloads it\.$"):
+        containers.require_folder(tmp_path / "nope", ["a"], "set", "a folder")
+    monkeypatch.delenv("HAMQCORE_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert containers.cache_dir() == tmp_path / ".cache" / "hamqcore"
+    monkeypatch.setenv("HAMQCORE_CACHE", str(tmp_path / "c"))
+    assert containers.cache_dir() == tmp_path / "c"
