@@ -235,9 +235,12 @@ def test_rounding_stats_against_the_layer_outputs():
 
     from hamqcore.layers import capture_layer_inputs
 
+    import copy
+
     torch.manual_seed(3)
-    model = quantize_model(nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), nn.ReLU(), nn.Flatten(),
-                                         nn.Linear(6 * 3 * 3, 5)), weight_mode="fixed")
+    net = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(6 * 3 * 3, 5))
+    model = quantize_model(copy.deepcopy(net), weight_mode="fixed")
     x = torch.randn(24, 4, 6, 6)
     x[:, 0] = 0.0                                     # channel 0 of group 0: dead inputs
     model(x)
@@ -274,6 +277,31 @@ def test_rounding_stats_against_the_layer_outputs():
     assert stats["0"]["dead_inputs"] == 9 and stats["3"]["dead_inputs"] == int(
         (dict((n, t) for n, _, t in capture_layer_inputs(rounded, calib))["3"].abs().sum(0) == 0).sum())
     assert stats["total"]["calibration_inputs"] == 18 and stats["total"]["heldout_inputs"] == 6
+
+    # scale invariance: without biases and dead inputs (GPTQ, which the damping follows, sets a dead
+    # input's H_ii to 1, an absolute number), inputs 1000x smaller with the activation ranges
+    # calibrated on them quantize to the same integers; the error / cost trade-off is relative, so the
+    # rounding, its errors and its counts are the same
+    for mod in net.modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            mod.bias = None
+    xs = torch.randn(24, 4, 6, 6)
+    runs = []
+    for scale in (1.0, 1e-3):
+        mq = quantize_model(copy.deepcopy(net), weight_mode="fixed")
+        mq(xs * scale)
+        runs.append(hw_aware_round(mq.eval(), xs * scale, lam=0.05, target="float", holdout=0.25))
+    (big, st_big), (small, st_small) = runs
+    for name in ("0", "3"):
+        assert torch.equal(small.get_submodule(name).weight_integers()[0], big.get_submodule(name).weight_integers()[0])
+        for k in ("error_before", "error_after", "error_nearest", "heldout_error_after", "hw_after"):
+            assert st_small[name][k] == pytest.approx(st_big[name][k], rel=1e-6, abs=0), (name, k)
+    # the HW counts use the encoding asked for
+    from hamqcore.kernels import total_hamming_weight
+    _, st_off = hw_aware_round(model, x, lam=0.05, encoding="offset", holdout=0)
+    for name in ("0", "3"):
+        m = model.get_submodule(name)
+        assert st_off[name]["hw_before"] == total_hamming_weight(m.weight_integers()[0].numpy(), m.w_bits, "offset")
 
 
 def test_crossbar_prices_change_what_rounding_chooses():
