@@ -249,7 +249,7 @@ def hw_aware_round(model: nn.Module, calib_inputs: torch.Tensor, lam: float = 0.
         ref_norm = float((reference ** 2).sum())
         tot["output_error_heldout"] = float(((out - reference) ** 2).sum()) / ref_norm if ref_norm > 0 else 0.0
         tot["heldout_inputs"] = int(heldout.shape[0])
-    stats["total"] = {**tot, "lam": lam, "radius": radius, "encoding": encoding, "coverage": cov.to_dict(),
+    stats["total"] = {**tot, "lam": lam, "radius": radius, "damp": damp, "encoding": encoding, "coverage": cov.to_dict(),
                       "calibration_inputs": int(calib_inputs.shape[0]),
                       "hw_change_pct": 100.0 * (tot["hw_after"] - tot["hw_before"]) / tot["hw_before"]
                       if tot["hw_before"] else 0.0}

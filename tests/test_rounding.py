@@ -345,10 +345,13 @@ def test_rounding_totals_defaults_and_argument_errors():
     x = torch.randn(40, 6)
     model(x)
     model.eval()
-    rounded, stats = hw_aware_round(model, x, lam=0.0, radius=3, encoding="twos_complement")
+    _, plain = hw_aware_round(model, x)                          # the defaults as the call applies them
+    assert {k: plain["total"][k] for k in ("lam", "radius", "damp", "encoding", "heldout_inputs")} == {
+        "lam": 0.01, "radius": 8, "damp": 0.01, "encoding": "differential", "heldout_inputs": 10}
+    rounded, stats = hw_aware_round(model, x, lam=0.0, radius=3, encoding="twos_complement", target="float")
     assert set(stats) == {"fc", "head", "total"}
     t = stats["total"]
-    assert (t["lam"], t["radius"], t["encoding"]) == (0.0, 3, "twos_complement")
+    assert (t["lam"], t["radius"], t["encoding"]) == (0.0, 3, "twos_complement") and t["hw_after"] != t["hw_before"]
     assert t["coverage"] == coverage(rounded).to_dict()
     assert t["hw_change_pct"] == pytest.approx(100 * (t["hw_after"] - t["hw_before"]) / t["hw_before"], rel=1e-12, abs=0)
     held = x[30:]
