@@ -26,8 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._checks import level_max
-from .quant import (QMultiheadAttention, QuantLayer, library_input_quant, library_weight_quant, quantize_activation,
-                    weight_scale_max)
+from .quant import (QMultiheadAttention, QuantLayer, has_library_weight_quant, library_input_quant,
+                    library_weight_quant, quantize_activation, weight_scale_max)
 
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
 NOT_CALLED = "its layer is never called by the model's forward pass on these inputs"
@@ -138,7 +138,7 @@ def walk_coverage(model: nn.Module, captured, include: Optional[Iterable[str]] =
 def is_quantized(m: nn.Module) -> bool:
     """Whether ``m`` holds its own integers: a hamqcore quantized layer, or another library's
     (:func:`hamqcore.quant.library_weight_quant`)."""
-    return isinstance(m, QuantLayer) or library_weight_quant(m) is not None
+    return isinstance(m, QuantLayer) or has_library_weight_quant(m)
 
 
 def float_layers(model: nn.Module) -> List[str]:
@@ -304,18 +304,29 @@ def im2col(x: torch.Tensor, m: nn.Module) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
+def input_integers(m: nn.Module, x, a_bits: int = 8, name: str = ""):
+    """(integers, step, bits, signed) of layer ``m``'s input ``x``: its own quantizer's (hamqcore's or
+    another library's), else per-tensor max-scaled integers at ``a_bits``."""
+    if isinstance(m, QuantLayer):
+        xq, sx, signed = m.input_integers(x)
+        return xq, sx, m.a_bits, signed
+    lib = library_input_quant(m, x, name)
+    if lib is not None:
+        return lib
+    xq, sx, signed = quantize_activation(getattr(x, "value", x), a_bits)
+    return xq, sx, a_bits, signed
+
+
 def layer_steps(m: nn.Module, x, w_bits: int = 8, a_bits: int = 8, name: str = "") -> Tuple[float, torch.Tensor]:
     """(input step, weight step per output channel) of the integers :func:`layer_matrices` returns for
     layer ``m`` on input ``x``: a real value is its integer times its step."""
-    out = m.weight.shape[0]
     if isinstance(m, QuantLayer):
-        _, sx, _ = m.input_integers(x)
-        _, sw = m.weight_integers()
-        return float(sx), sw.detach().reshape(-1).expand(out)
-    lib_w, lib_x = library_weight_quant(m, name), library_input_quant(m, x, name)
-    sw = lib_w[1] if lib_w is not None else weight_scale_max(m.weight, w_bits)
-    sx = lib_x[1] if lib_x is not None else quantize_activation(getattr(x, "value", x), a_bits)[1]
-    return float(sx), sw.detach().reshape(-1).expand(out)
+        sw = m.weight_integers()[1]
+    else:
+        lib = library_weight_quant(m, name)
+        sw = lib[1] if lib is not None else weight_scale_max(m.weight, w_bits)
+    sx = input_integers(m, x, a_bits, name)[1]
+    return float(sx), sw.detach().reshape(-1).expand(m.weight.shape[0])
 
 
 def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name: str = ""):
@@ -326,15 +337,7 @@ def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name
     xv = getattr(x, "value", x)     # a quantization library's quant tensor carries its float value
     if not bool(torch.isfinite(xv.sum())) and not bool(torch.isfinite(xv).all()):
         raise ValueError(f"layer {name!r}: its input holds NaN or inf (the model's activations diverged)")
-    lib = None if isinstance(m, QuantLayer) else library_input_quant(m, x, name)
-    if isinstance(m, QuantLayer):
-        xq, _, signed = m.input_integers(x)
-        ab = m.a_bits
-    elif lib is not None:           # another library's input quantizer: its own integers and width
-        xq, _, ab, signed = lib
-    else:
-        xq, _, signed = quantize_activation(xv, a_bits)
-        ab = a_bits
+    xq, _, ab, signed = input_integers(m, x, a_bits, name)
     x_dtype = np.int16 if ab <= 15 else np.int32
     if isinstance(m, nn.Linear):
         return [w_int], [xq.reshape(-1, xq.shape[-1]).cpu().numpy().astype(x_dtype)], wb, ab, signed, 1

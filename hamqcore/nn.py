@@ -77,19 +77,13 @@ def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], 
     return {name: counts.get(name, 0.0) for name, _ in layers}
 
 
-def _layer_scale(m: nn.Module) -> Optional[torch.Tensor]:
-    """The layer's quantization step, or None for the symmetric max step (computed in the op)."""
-    if isinstance(m, QuantLayer) and m.w_quant.mode != "max":
-        return m.weight_scale()
-    lib = library_weight_quant(m)
-    return None if lib is None else lib[1]
-
-
-def _layer_bits(m: nn.Module, bits: int) -> int:
+def _layer_quant(m: nn.Module, bits: int) -> Tuple[Optional[torch.Tensor], int]:
+    """(the layer's quantization step, or None for the symmetric max step computed in the op; its
+    weight bits, ``bits`` for a float layer). Another library's layer is asked once."""
     if isinstance(m, QuantLayer):
-        return m.w_bits
+        return (m.weight_scale() if m.w_quant.mode != "max" else None), m.w_bits
     lib = library_weight_quant(m)
-    return bits if lib is None else lib[2]
+    return (None, bits) if lib is None else (lib[1], lib[2])
 
 
 class HamQRegularizer(nn.Module):
@@ -173,7 +167,7 @@ class HamQRegularizer(nn.Module):
             self.unit = price_unit(self._model, {n: prices[n] for n, _ in self.layers if n in prices}, self.encoding,
                                    self.bits)
         for name, m in self.layers:
-            b = _layer_bits(m, self.bits)
+            b = _layer_quant(m, self.bits)[1]
             price = prices.get(name, np.zeros(b))
             self.bit_cost[name] = torch.as_tensor(price / self.unit, dtype=torch.float64)
         return prices
@@ -191,8 +185,9 @@ class HamQRegularizer(nn.Module):
         applied inside the fused op, so backward passes its gradient on without another pass."""
         total = None
         for name, m in self.layers:
-            term = ops.scaled_hw_penalty(m.weight, _layer_scale(m), _layer_bits(m, self.bits), self.encoding, "sum",
-                                         weight=lam * self.coef[name], bit_cost=self.bit_cost[name])
+            scale, b = _layer_quant(m, self.bits)
+            term = ops.scaled_hw_penalty(m.weight, scale, b, self.encoding, "sum", weight=lam * self.coef[name],
+                                         bit_cost=self.bit_cost[name])
             total = term if total is None else total + term
         return total
 

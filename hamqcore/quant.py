@@ -351,14 +351,20 @@ def _int_quant_tensor(t, what: str, name: str):
     return t.int().to(torch.int32), t.scale, int(round(float(t.bit_width))), bool(t.signed)
 
 
+def has_library_weight_quant(m: nn.Module) -> bool:
+    """Whether ``m`` is another library's layer with weight quantization on (Brevitas: ``quant_weight``
+    and an enabled ``weight_quant``); nothing is computed."""
+    return callable(getattr(m, "quant_weight", None)) and getattr(getattr(m, "weight_quant", None),
+                                                                   "is_quant_enabled", False)
+
+
 def library_weight_quant(m: nn.Module, name: str = ""):
     """A quantization library's own weight quantization of layer ``m``: (integers, step, bits), the
     step broadcastable to the weight (per tensor or per output channel, with its autograd graph: the
     HamQ penalty trains through it), or None when ``m`` has none. Brevitas: ``m.quant_weight()``, an
     IntQuantTensor (``int()``, ``scale``, ``bit_width``) when ``m.weight_quant.is_quant_enabled``.
     Unsigned integers need one bit more in the signed mappings (bits + 1)."""
-    wq = getattr(m, "weight_quant", None)
-    if not callable(getattr(m, "quant_weight", None)) or not getattr(wq, "is_quant_enabled", False):
+    if not has_library_weight_quant(m):
         return None
     q, step, bits, signed = _int_quant_tensor(m.quant_weight(), "weight", name)
     return q, step, bits if signed else bits + 1
