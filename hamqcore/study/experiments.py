@@ -400,11 +400,11 @@ def _by_seed(d: Dict, sd):
     return d[sd] if sd in d else d[str(sd)]
 
 
-def _pm(values: Sequence[float], scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
-    v = [x * scale for x in values]
-    if not v:
+def _pm(ms: Dict[str, float], scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+    """A :func:`~hamqcore.study.protocol.mean_std` summary as "mean ± std" (times ``scale``); "–" when empty."""
+    if not ms["n"]:
         return "–"
-    return f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.{digits}f}{unit}"
+    return f"{ms['mean'] * scale:.{digits}f} ± {ms['std'] * scale:.{digits}f}{unit}"
 
 
 def _point(run: Dict, overrides: Dict) -> Optional[Dict]:
@@ -441,13 +441,12 @@ def markdown_report(results: Dict) -> str:
                    + " | validation energy vs the baseline (primary configuration), per setting |")
         out.append("| --- " * (6 + len(names)) + "|")
         for m, s in e["summary"].items():
-            acc, en = e["summary"][m]["accuracy"], e["summary"][m]["energy_j"]
             runs = [_by_seed(e["runs"], sd).get(m, []) for sd in seeds]
             best = []
             for c in configs:
                 per_seed = [max((p["accuracy"] for r in rs if (p := _point(r, c)) is not None), default=None)
                             for rs in runs]
-                best.append(_pm([v for v in per_seed if v is not None], 100))
+                best.append(_pm(mean_std(per_seed), 100))
             deltas = []
             if m != "baseline":
                 values = sorted({r["value"] for rs in runs for r in rs}, key=lambda v: -v if m == "bits" else v)
@@ -458,24 +457,16 @@ def markdown_report(results: Dict) -> str:
                         pt = next((_point(r, {}) for r in rs if r["value"] == v), None)
                         if base and pt:
                             pct.append(100 * (pt["energy_j"] - base["energy_j"]) / base["energy_j"])
-                    deltas.append(f"{v:g}: {_pm(pct, digits=1, unit=' %')}")
+                    deltas.append(f"{v:g}: {_pm(mean_std(pct), unit=' %')}")
             chosen = ", ".join(format(v, "g") for v in s["values"] if v is not None) or "–"
             feasible = s["feasible_seeds"]
-            out.append(f"| {m} | {feasible}/{len(seeds)} | {chosen} | "
-                       f"{_pm(acc_list(e, m, seeds, 'acc'), 100, 2) if feasible else '–'} | "
-                       f"{_pm(acc_list(e, m, seeds, 'energy'), 1e9, 0) if feasible else '–'} | "
+            out.append(f"| {m} | {feasible}/{len(seeds)} | {chosen} | {_pm(s['accuracy'], 100, 2)} | "
+                       f"{_pm(s['energy_j'], 1e9, 0)} | "
                        + " | ".join(best) + f" | {'; '.join(deltas) if deltas else '0'} |")
         out.append("")
         out += [f"* {v}" for v in e["verdict"]]
         out.append("")
     return "\n".join(out)
-
-
-def acc_list(e: Dict, method: str, seeds: Sequence[int], what: str) -> List[float]:
-    """The chosen points' test crossbar accuracies (``what="acc"``) or primary energies of a method."""
-    picks = [_by_seed(e["chosen"], sd).get(method) for sd in seeds]
-    return [p["test"]["crossbar_accuracy"] if what == "acc" else p["test"]["energy_j"]["primary"]
-            for p in picks if p is not None and "test" in p]
 
 
 def demo_table(results: Dict) -> str:
