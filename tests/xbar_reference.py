@@ -277,7 +277,7 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
             m = min(cfg.cols_per_adc, cfg.cols)
             cycles = [len({int(pos[k]) % m for k in range(block.shape[1]) if not st[0][k]}) if cfg.skip_empty else m
                       for st in stat]
-            for gi, g0 in enumerate(groups):
+            for g0 in groups:
                 entry = inverted_in_group.setdefault((r0, g0), [min(rpc, block.shape[0] - g0), 0])
                 entry[1] += int(inv.sum())
             for n in range(N):
