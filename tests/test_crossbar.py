@@ -511,3 +511,17 @@ def test_option_circuits_by_hand():
     assert g8.gain_bits == 8 and CrossbarConfig.preset("neurosim-1.3", readout="conductance").gain_bits == 0
     r = simulate_layer(w, x, g8, 8, 2, output=False)
     assert r.energy["gain"] == pytest.approx(e_add(5 + 8) * 7 * r.conversions, rel=1e-12, abs=0) and r.conversions > 0
+
+
+def test_gain_bits_out_of_range_is_refused():
+    """The core's gain width (set by CrossbarConfig.gain_bits, never by hand) is range-checked."""
+    import dataclasses
+
+    from hamqcore import _core
+    from hamqcore.crossbar import FUNCTIONAL_DEFAULTS
+
+    kw = {k: v for k, v in dataclasses.asdict(CrossbarConfig()).items() if k not in FUNCTIONAL_DEFAULTS}
+    for bad in (1, 17, -1):
+        with pytest.raises(ValueError, match=rf"gain_bits must be 0 \(no gain\) or in 2..16, got {bad}"):
+            _core.Crossbar(**kw, gain_bits=bad)
+    _core.Crossbar(**kw, gain_bits=16)
