@@ -11,16 +11,21 @@ constexpr int64_t kXbarColPlanesPerTask = 1024;
 
 // counts[c] = sum over the nw words j of popcount(xs[j] & rows[j][c]), c < len: the binary-GEMM
 // inner loop (xs: the nonzero input words of a tile, rows: the matching weight-plane rows).
-inline void and_popcount_tile(const uint64_t* xs, const uint64_t* const* rows, int nw, uint32_t* counts,
+template <int NW = 0>
+inline void and_popcount_tile(const uint64_t* xs, const uint64_t* const* rows_, int nw_, uint32_t* counts,
                               int64_t len) {
+    const int nw = NW > 0 ? NW : nw_;
+    const uint64_t* rr[NW > 0 ? NW : 1];
+    for (int j = 0; j < NW; ++j) rr[j] = rows_[j];
+    auto rows = [&](int j) { return NW > 0 ? rr[j] : rows_[j]; };
     int64_t c = 0;
 #ifdef HAMQ_HAVE_AVX512_INTRIN
     for (; c + 16 <= len; c += 16) {
         __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
         for (int j = 0; j < nw; ++j) {
             const __m512i vx = _mm512_set1_epi64(int64_t(xs[j]));
-            a = _mm512_add_epi64(a, _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(rows[j] + c))));
-            b = _mm512_add_epi64(b, _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(rows[j] + c + 8))));
+            a = _mm512_add_epi64(a, _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(rows(j) + c))));
+            b = _mm512_add_epi64(b, _mm512_popcnt_epi64(_mm512_and_si512(vx, _mm512_loadu_si512(rows(j) + c + 8))));
         }
         const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a)),
                                               _mm512_cvtepi64_epi32(b), 1);
@@ -29,23 +34,34 @@ inline void and_popcount_tile(const uint64_t* xs, const uint64_t* const* rows, i
 #endif
     for (; c < len; ++c) {
         uint32_t v = 0;
-        for (int j = 0; j < nw; ++j) v += uint32_t(__builtin_popcountll(xs[j] & rows[j][c]));
+        for (int j = 0; j < nw; ++j) v += uint32_t(__builtin_popcountll(xs[j] & rows(j)[c]));
         counts[c] = v;
     }
 }
 
 // The same for 2-bit cells over both planes at once: counts of x & w0, x & w1 and x & w0 & w1 (the
 // last, with the first two, gives the count of every digit value), without storing the AND plane.
-inline void and_popcount_tile2(const uint64_t* xs, const uint64_t* const* rows0, const uint64_t* const* rows1, int nw,
+// NW > 0: exactly NW words, their pointers held in registers (a tile of <= 128 rows has 1 or 2).
+template <int NW = 0>
+inline void and_popcount_tile2(const uint64_t* xs, const uint64_t* const* rows0_, const uint64_t* const* rows1_, int nw_,
                                uint32_t* c0, uint32_t* c1, uint32_t* c01, int64_t len) {
+    const int nw = NW > 0 ? NW : nw_;
+    const uint64_t* r0[NW > 0 ? NW : 1];
+    const uint64_t* r1[NW > 0 ? NW : 1];
+    for (int j = 0; j < NW; ++j) {
+        r0[j] = rows0_[j];
+        r1[j] = rows1_[j];
+    }
+    auto rows0 = [&](int j) { return NW > 0 ? r0[j] : rows0_[j]; };
+    auto rows1 = [&](int j) { return NW > 0 ? r1[j] : rows1_[j]; };
     int64_t c = 0;
 #ifdef HAMQ_HAVE_AVX512_INTRIN
     for (; c + 8 <= len; c += 8) {
         __m512i a = _mm512_setzero_si512(), bb = _mm512_setzero_si512(), ab = _mm512_setzero_si512();
         for (int j = 0; j < nw; ++j) {
             const __m512i vx = _mm512_set1_epi64(int64_t(xs[j]));
-            const __m512i x0 = _mm512_and_si512(vx, _mm512_loadu_si512(rows0[j] + c));
-            const __m512i w1 = _mm512_loadu_si512(rows1[j] + c);
+            const __m512i x0 = _mm512_and_si512(vx, _mm512_loadu_si512(rows0(j) + c));
+            const __m512i w1 = _mm512_loadu_si512(rows1(j) + c);
             a = _mm512_add_epi64(a, _mm512_popcnt_epi64(x0));
             bb = _mm512_add_epi64(bb, _mm512_popcnt_epi64(_mm512_and_si512(vx, w1)));
             ab = _mm512_add_epi64(ab, _mm512_popcnt_epi64(_mm512_and_si512(x0, w1)));
@@ -58,7 +74,7 @@ inline void and_popcount_tile2(const uint64_t* xs, const uint64_t* const* rows0,
     for (; c < len; ++c) {
         uint32_t v0 = 0, v1 = 0, v01 = 0;
         for (int j = 0; j < nw; ++j) {
-            const uint64_t x0 = xs[j] & rows0[j][c], w1 = rows1[j][c];
+            const uint64_t x0 = xs[j] & rows0(j)[c], w1 = rows1(j)[c];
             v0 += uint32_t(__builtin_popcountll(x0));
             v1 += uint32_t(__builtin_popcountll(xs[j] & w1));
             v01 += uint32_t(__builtin_popcountll(x0 & w1));
@@ -94,64 +110,80 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
                         const XbarPopcountArgs& a, const float* weight, double* g_lane, double* f_lane,
                         double& gmax) {
     if constexpr (POWER) {
-        // single precision, summed per lane within this call (~nc / 16 terms), then added in double
+        // single precision, summed per lane within this call (~nc / 16 terms), then added in double;
+        // the largest G per lane too (a horizontal max per chunk would chain the chunks' latencies)
         const float g0 = float(a.g_row * double(nd)), sc = float(a.scale), em1 = float(a.exponent - 1.0);
         float gp[PC];
         for (int k = 0; k < PC; ++k) gp[k] = float(a.g_plane[k]);
-        float gm = float(gmax), gl[kLanes] = {0}, fl[kLanes] = {0};
-        int64_t c = c0;
-        auto term = [&](int64_t col, int l) {
-            float g = g0;
-            for (int k = 0; k < PC; ++k) g += gp[k] * float(cnt[k * stride + col]);
-            const float wt = weight ? weight[col] : 1.0f;
-            g = wt != 0.0f ? g : 0.0f;  // a column that is not converted draws no current
-            gl[l] += g;
-            const float u = sc * g;
-            const float y = em1 * fast_logf(u);
-            const float f = u * (1.0f + y * (1.0f + y * (0.5f + y * (1.0f / 6))));
-            fl[l] += wt != 0.0f ? wt * f : 0.0f;
-            return g;
-        };
-        for (; c + kLanes <= c1; c += kLanes) {
-#pragma omp simd reduction(max : gm)
-            for (int l = 0; l < kLanes; ++l) {
-                const float g = term(c + l, l);
-                gm = g > gm ? g : gm;
+        float gl[kLanes] = {0}, fl[kLanes] = {0}, gm[kLanes];
+        for (int l = 0; l < kLanes; ++l) gm[l] = float(gmax);
+        // (weight nullptr gets its own loop: a masked load from a null base costs a microcode assist)
+        auto run = [&](auto has_weight) {
+            auto term = [&](int64_t col, int l) {
+                float g = g0;
+                for (int k = 0; k < PC; ++k) g += gp[k] * float(cnt[k * stride + col]);
+                float wt = 1.0f;
+                if constexpr (decltype(has_weight)::value) wt = weight[col];
+                g = wt != 0.0f ? g : 0.0f;  // a column that is not converted draws no current
+                gl[l] += g;
+                gm[l] = g > gm[l] ? g : gm[l];
+                const float u = sc * g;
+                const float y = em1 * fast_logf(u);
+                const float f = u * (1.0f + y * (1.0f + y * (0.5f + y * (1.0f / 6))));
+                fl[l] += wt != 0.0f ? wt * f : 0.0f;
+            };
+            int64_t c = c0;
+            for (; c + kLanes <= c1; c += kLanes) {
+#pragma omp simd
+                for (int l = 0; l < kLanes; ++l) term(c + l, l);
             }
-        }
-        for (int l = 0; c < c1; ++c, ++l) {
-            const float g = term(c, l);
-            gm = g > gm ? g : gm;
-        }
+            const int64_t rem = c1 - c;  // the last partial chunk, masked (the same lanes)
+#pragma omp simd
+            for (int l = 0; l < kLanes; ++l)
+                if (l < rem) term(c + l, l);
+        };
+        if (weight)
+            run(std::true_type{});
+        else
+            run(std::false_type{});
+        float m = gm[0];
         for (int l = 0; l < kLanes; ++l) {
             g_lane[l] += double(gl[l]);
             f_lane[l] += double(fl[l]);
+            m = gm[l] > m ? gm[l] : m;
         }
-        gmax = double(gm);
+        gmax = double(m);
     } else {
         const double g0 = a.g_row * double(nd);
         double gp[PC];
         for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k];
-        double gm = gmax;
-        int64_t c = c0;
-        for (; c + kLanes <= c1; c += kLanes) {
-#pragma omp simd reduction(max : gm)
-            for (int l = 0; l < kLanes; ++l) {
+        double gm[kLanes];
+        for (int l = 0; l < kLanes; ++l) gm[l] = gmax;
+        auto run = [&](auto has_weight) {
+            auto term = [&](int64_t col, int l) {
                 double g = g0;
-                for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + c + l]);
-                g = (weight && weight[c + l] == 0.0f) ? 0.0 : g;  // not converted: no current
+                for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + col]);
+                if constexpr (decltype(has_weight)::value) g = weight[col] == 0.0f ? 0.0 : g;  // not converted
                 g_lane[l] += g;
-                gm = g > gm ? g : gm;
+                gm[l] = g > gm[l] ? g : gm[l];
+            };
+            int64_t c = c0;
+            for (; c + kLanes <= c1; c += kLanes) {
+#pragma omp simd
+                for (int l = 0; l < kLanes; ++l) term(c + l, l);
             }
-        }
-        for (int l = 0; c < c1; ++c, ++l) {
-            double g = g0;
-            for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + c]);
-            g = (weight && weight[c] == 0.0f) ? 0.0 : g;
-            g_lane[l] += g;
-            gm = g > gm ? g : gm;
-        }
-        gmax = gm;
+            const int64_t rem = c1 - c;  // the last partial chunk, masked (the same lanes)
+#pragma omp simd
+            for (int l = 0; l < kLanes; ++l)
+                if (l < rem) term(c + l, l);
+        };
+        if (weight)
+            run(std::true_type{});
+        else
+            run(std::false_type{});
+        double m = gm[0];
+        for (int l = 0; l < kLanes; ++l) m = gm[l] > m ? gm[l] : m;
+        gmax = m;
     }
 }
 
@@ -232,6 +264,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
         std::vector<uint64_t> xs(static_cast<size_t>(W));                   // nonzero input words
         std::vector<int> words(static_cast<size_t>(W));
         std::vector<const uint64_t*> rows(static_cast<size_t>(W)), rows1(static_cast<size_t>(W));
+        std::vector<int64_t> extra_groups;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
@@ -241,6 +274,9 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
             const int64_t g1 = (g0 + groups_per_task) < G ? g0 + groups_per_task : G;
             const int64_t ng = g1 - g0, nc = ng * cpg, col0 = g0 * cpg;
             uint32_t* cnt = counts.data();
+            extra_groups.clear();  // the task's groups with more than one physical copy
+            for (int64_t g = 0; g < ng; ++g)
+                if (a.group_mult[g0 + g] > 1) extra_groups.push_back(g);
             // Sums in kLanes fixed lanes (vectorisable, the same order on every tier).
             double g_lane[kLanes] = {0}, f_lane[kLanes] = {0};
             double gmax = 0.0;
@@ -263,12 +299,22 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                 rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + col0;
                                 rows1[size_t(j)] = rows[size_t(j)] + ncols;
                             }
-                            and_popcount_tile2(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
+                            if (nw == 2)
+                                and_popcount_tile2<2>(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
+                            else if (nw == 1)
+                                and_popcount_tile2<1>(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
+                            else
+                                and_popcount_tile2(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
                         } else {
                             for (int k = 0; k < PC; ++k) {
                                 for (int j = 0; j < nw; ++j)
                                     rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + k * ncols + col0;
-                                and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                                if (nw == 2)
+                                    and_popcount_tile<2>(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                                else if (nw == 1)
+                                    and_popcount_tile<1>(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                                else
+                                    and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
                             }
                         }
                         if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], sums.data(),
@@ -278,9 +324,8 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                         column_sums<PC, POWER>(cnt, nc, 0, nc, nd, a, cw, g_lane, f_lane, gmax);
                         // Extra physical copies of a group (offset reference columns, one per
                         // array): the same conversions again.
-                        for (int64_t g = 0; g < ng; ++g) {
+                        for (const int64_t g : extra_groups) {
                             const int64_t extra = a.group_mult[g0 + g] - 1;
-                            if (extra <= 0) continue;
                             double xg[kLanes] = {0}, xf[kLanes] = {0};
                             column_sums<PC, POWER>(cnt, nc, g * cpg, (g + 1) * cpg, nd, a, cw, xg, xf, gmax);
                             for (int l = 0; l < kLanes; ++l) {
