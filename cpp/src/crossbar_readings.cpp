@@ -57,6 +57,9 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
             const bool exact = !cond_read && step <= 1.0 && int64_t(sw.st_sum[size_t(i)]) <= Lc - 1;
             col_step[size_t(i)] = exact ? 0.0 : step;  // 0: exact
         }
+    } else if (cond_read) {  // an ideal ADC: every reading exact (the kernel reads steps per column)
+        col_step.assign(size_t(p.T * p.ncols), 0.0);
+        col_lmax.assign(size_t(p.T * p.ncols), 0.0);
     }
     std::vector<double> plane_coef(size_t(p.P));
     for (int pl = 0; pl < p.P; ++pl) plane_coef[size_t(pl)] = std::ldexp(1.0, pl);

@@ -29,12 +29,12 @@ void pack_group(const Plan& p, StoredWeights& sw, int64_t g, const Block& bl, co
                 col[j * p.ncols] = planes[j];
                 any |= planes[j];
                 all &= planes[j];
-                sum += __builtin_popcountll(planes[j]) << j;
+                sum += popcount64(planes[j]) << j;
             }
             const size_t si = size_t(bl.tc * p.ncols + g * p.cpg + arr * p.D + d);
-            sw.st_on[si] += __builtin_popcountll(any);
+            sw.st_on[si] += popcount64(any);
             sw.st_sum[si] += sum;
-            sw.st_full[si] += __builtin_popcountll(all);
+            sw.st_full[si] += popcount64(all);
         }
 }
 

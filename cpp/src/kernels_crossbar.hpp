@@ -192,41 +192,61 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
 // crossbar_readings.cpp adc_reading). A column that is not converted (conv_weight 0) reads 0.
 template <int CB, int PC>
 inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd, double pc,
-                         uint32_t* sums, double* colacc) {
+                         const double* gain, uint32_t* sums, double* colacc) {
+    const std::false_type no;
+    const std::true_type yes;
 #pragma omp simd
     for (int64_t c = 0; c < nc; ++c) {
         uint32_t v = 0;
         for (int j = 0; j < CB; ++j) v += cnt[j * nc + c] << j;
         sums[c] = v;
     }
-    if (a.g_unit > 0) {  // conductance readout (its steps come per column)
-        const double leak = a.g_row * double(nd) / a.g_unit;
-        for (int64_t c = 0; c < nc; ++c) {
-            double g = a.g_row * double(nd);
-            for (int k = 0; k < PC; ++k) g += a.g_plane[k] * double(cnt[k * nc + c]);
-            double v = g / a.g_unit;
-            if (a.col_step && a.col_step[base + c] > 0) {
-                const double step = a.col_step[base + c];
-                const double lv = __builtin_nearbyint(v / step);
-                v = step * (lv < a.col_lmax[base + c] ? lv : a.col_lmax[base + c]);
-            }
-            v -= leak;
-            if (a.digit_gain) v /= a.digit_gain[c % a.cols_per_group];
-            if (a.conv_weight && a.conv_weight[base + c] == 0.0f) v = 0.0;
-            if (a.col_inverted && a.col_inverted[base + c]) v = double(nd) * a.cell_max - v;
-            colacc[c] += pc * v;
-        }
-    } else if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns
-        for (int64_t c = 0; c < nc; ++c) {
-            double v = double(sums[c]);
-            if (a.col_step && a.col_step[base + c] > 0) {
-                const double step = a.col_step[base + c];
-                const double lv = __builtin_nearbyint(v / step);
-                v = step * (lv < a.col_lmax[base + c] ? lv : a.col_lmax[base + c]);
-            }
-            if (a.col_inverted && a.col_inverted[base + c]) v = double(nd) * a.cell_max - v;
-            colacc[c] += pc * v;
-        }
+    if (a.g_unit > 0) {  // conductance readout (its steps come per column): branch-free, vectorised
+        const double g0 = a.g_row * double(nd), leak = g0 / a.g_unit, full = double(nd) * a.cell_max;
+        const double* step = a.col_step + base;  // always set for this readout (crossbar_readings.cpp)
+        const double* lmax = a.col_lmax + base;
+        double gp[PC];
+        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k];
+        const double g_unit = a.g_unit;
+        auto run = [&](auto has_weight, auto has_inverted) {
+            auto reading = [&](int64_t c) {
+                double g = g0;
+                for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * nc + c]);
+                double v = g / g_unit;
+                const double st = step[c], lm = lmax[c];
+                const double lv = __builtin_nearbyint(v / (st > 0 ? st : 1.0));
+                v = st > 0 ? st * (lv < lm ? lv : lm) : v;
+                v = (v - leak) / gain[c];
+                if constexpr (decltype(has_weight)::value) v = a.conv_weight[base + c] == 0.0f ? 0.0 : v;
+                if constexpr (decltype(has_inverted)::value) v = a.col_inverted[base + c] ? full - v : v;
+                return v;
+            };
+#pragma omp simd
+            for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * reading(c);
+        };
+        if (a.conv_weight && a.col_inverted) run(yes, yes);
+        else if (a.conv_weight) run(yes, no);
+        else if (a.col_inverted) run(no, yes);
+        else run(no, no);
+    } else if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns: branch-free
+        const double full = double(nd) * a.cell_max;
+        auto run = [&](auto has_step, auto has_inverted) {
+            auto reading = [&](int64_t c) {
+                double v = double(sums[c]);
+                if constexpr (decltype(has_step)::value) {
+                    const double st = a.col_step[base + c], lm = a.col_lmax[base + c];
+                    const double lv = __builtin_nearbyint(v / (st > 0 ? st : 1.0));
+                    v = st > 0 ? st * (lv < lm ? lv : lm) : v;
+                }
+                if constexpr (decltype(has_inverted)::value) v = a.col_inverted[base + c] ? full - v : v;
+                return v;
+            };
+#pragma omp simd
+            for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * reading(c);
+        };
+        if (a.col_step && a.col_inverted) run(yes, yes);
+        else if (a.col_step) run(yes, no);
+        else run(no, yes);
     } else if (a.adc_level) {
 #pragma omp simd
         for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * a.adc_level[sums[c]];
@@ -265,6 +285,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
         std::vector<int> words(static_cast<size_t>(W));
         std::vector<const uint64_t*> rows(static_cast<size_t>(W)), rows1(static_cast<size_t>(W));
         std::vector<int64_t> extra_groups;
+        std::vector<double> gain_c(a.g_unit > 0 ? static_cast<size_t>(max_cols) : 0);  // each column's gain
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
@@ -274,6 +295,8 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
             const int64_t g1 = (g0 + groups_per_task) < G ? g0 + groups_per_task : G;
             const int64_t ng = g1 - g0, nc = ng * cpg, col0 = g0 * cpg;
             uint32_t* cnt = counts.data();
+            const double* gain = a.g_unit > 0 ? gain_c.data() : nullptr;  // 1 without a gain: exact
+            for (int64_t c = 0; gain && c < nc; ++c) gain_c[size_t(c)] = a.digit_gain ? a.digit_gain[c % cpg] : 1.0;
             extra_groups.clear();  // the task's groups with more than one physical copy
             for (int64_t g = 0; g < ng; ++g)
                 if (a.group_mult[g0 + g] > 1) extra_groups.push_back(g);
@@ -317,7 +340,8 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                     and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
                             }
                         }
-                        if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], sums.data(),
+                        if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], gain,
+                                                  sums.data(),
                                                   colacc.data());
                         if (nd == 0) continue;  // an idle read: G = 0 in every column
                         const float* cw = a.conv_weight ? a.conv_weight + int64_t(t) * ncols + col0 : nullptr;

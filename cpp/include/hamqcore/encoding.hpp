@@ -60,7 +60,16 @@ static inline int64_t decode(uint64_t u, int bits, Encoding e) {
     }
 }
 
-static inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
+static inline int popcount64(uint64_t v) {
+#ifdef __POPCNT__
+    return __builtin_popcountll(v);
+#else  // no POPCNT in this file's target: inline SWAR (GCC would call libgcc's __popcountdi2 instead)
+    v -= (v >> 1) & 0x5555555555555555ull;
+    v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return int((v * 0x0101010101010101ull) >> 56);
+#endif
+}
 
 // Hamming weight (ON cells) of an integer level q.
 static inline int hw_level(int64_t q, int bits, Encoding e) { return popcount64(encode(q, bits, e)); }
