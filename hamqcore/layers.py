@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._checks import level_max
-from .quant import (QMultiheadAttention, QuantLayer, has_library_weight_quant, library_input_quant,
+from .quant import (QMultiheadAttention, QuantLayer, has_library_weight_quant, is_torchao_layer, library_input_quant,
                     library_weight_quant, quantize_activation, weight_scale_max)
 
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -221,7 +221,7 @@ def dry_run(model: nn.Module, inputs, hooks):
 def check_finite_weights(m: nn.Module, name: str = "") -> None:
     """ValueError naming the layer when its weights hold NaN or inf (a diverged model): their
     integers would otherwise read as 0 ON cells."""
-    w = m.weight.detach()
+    w = m.weight.detach() if not is_torchao_layer(m) else m.weight.scale.detach()  # torchao: integer codes
     # a sum is NaN or inf when any element is (cheap); only then count exactly (a huge finite sum
     # that overflows is re-checked, so nothing is reported wrongly)
     if not bool(torch.isfinite(w.sum())) and not bool(torch.isfinite(w).all()):
@@ -325,8 +325,13 @@ def layer_steps(m: nn.Module, x, w_bits: int = 8, a_bits: int = 8, name: str = "
     else:
         lib = library_weight_quant(m, name)
         sw = lib[1] if lib is not None else weight_scale_max(m.weight, w_bits)
+    rows = m.weight.shape[0]
+    if sw.numel() not in (1, rows) or (sw.numel() == rows > 1 and sw.shape[0] != rows):
+        raise ValueError(f"{_label(m, name)}: its weights are scaled per block ({sw.numel()} steps for {rows} output "
+                         "channels, e.g. torchao's per-group scales): a crossbar column sums its rows with one step, "
+                         "so the forward pass cannot be read off the crossbar; its energy can (estimate_energy)")
     sx = input_integers(m, x, a_bits, name)[1]
-    return float(sx), sw.detach().reshape(-1).expand(m.weight.shape[0])
+    return float(sx), sw.detach().reshape(-1).expand(rows)
 
 
 def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name: str = ""):

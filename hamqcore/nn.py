@@ -41,7 +41,7 @@ from ._checks import MAX_BITS, check_choice, check_nonneg
 from .crossbar import check_config
 from .layers import NOT_CALLED, check_batch, coverage, dry_run, layer_integers, quantizable_layers
 from .pricing import bit_prices, check_encoding, price_unit
-from .quant import QuantLayer, library_weight_quant
+from .quant import QuantLayer, is_torchao_layer, library_weight_quant
 
 WEIGHTINGS = ("energy", "uniform", "params", "crossbar")
 
@@ -124,6 +124,11 @@ class HamQRegularizer(nn.Module):
         self.layers = quantizable_layers(model, include, exclude)
         if not self.layers:
             raise ValueError("model has no Conv1d, Conv2d or Linear layer to regularize (after include/exclude)")
+        frozen = [name for name, m in self.layers if is_torchao_layer(m)]
+        if frozen:
+            raise ValueError(f"layer(s) {frozen} hold torchao's quantized integer codes (post-training quantization, "
+                             "no gradient): the penalty needs trainable weights; regularize the float model before "
+                             "torchao's quantize_, or leave them out with exclude=")
         self.coverage = coverage(model, include, exclude)
         sizes = {name: m.weight.numel() for name, m in self.layers}
         self.bit_cost: Dict[str, Optional[torch.Tensor]] = {name: None for name in sizes}

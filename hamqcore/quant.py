@@ -15,7 +15,9 @@ Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"`
 
 Layers of another quantization library are read as that library's own integers, steps and bit widths
 (:func:`library_weight_quant`, :func:`library_input_quant`; Brevitas' ``QuantConv1d/2d`` and
-``QuantLinear``, recognised by their API, without importing Brevitas), never re-quantized.
+``QuantLinear``, and torch layers whose weight torchao's ``quantize_`` replaced by its integer codes
+(``Int8Tensor``, ``IntxUnpackedToInt8Tensor``), recognised by their API without importing either
+library), never re-quantized.
 
 Which layers a model has, and what they store, is :mod:`hamqcore.layers` (the model walk).
 """
@@ -351,9 +353,66 @@ def _int_quant_tensor(t, what: str, name: str):
     return t.int().to(torch.int32), t.scale, int(round(float(t.bit_width))), bool(t.signed)
 
 
+def _torchao_weight(m: nn.Module):
+    """``m.weight`` when torchao's ``quantize_`` replaced it by a quantized tensor subclass (recognised
+    by its module and its ``qdata`` / ``scale`` / ``block_size``), else None."""
+    w = getattr(m, "weight", None)
+    if (isinstance(w, torch.Tensor) and type(w).__module__.split(".")[0] == "torchao"
+            and all(hasattr(w, a) for a in ("qdata", "scale", "block_size"))):
+        return w
+    return None
+
+
+def is_torchao_layer(m: nn.Module) -> bool:
+    """Whether ``m``'s weight is torchao's quantized tensor (post-training integer codes, frozen)."""
+    return _torchao_weight(m) is not None
+
+
+# torchao's integer weight tensors whose ``qdata`` holds one signed integer per weight, unpacked:
+# Int8Tensor (Int8WeightOnlyConfig, Int8DynamicActivationInt8WeightConfig) and
+# IntxUnpackedToInt8Tensor (IntxWeightOnlyConfig, 1..8 bits: its target_dtype torch.int1 .. torch.int8).
+_TORCHAO_TYPES = ("Int8Tensor", "IntxUnpackedToInt8Tensor")
+
+
+def _torchao_quant(w, name: str):
+    """(integers, step broadcastable to the weight, bits) of a torchao weight tensor ``w`` (signed,
+    value = qdata x scale with a zero zero point). Packed or floating-point formats, and asymmetric
+    ones, are a ValueError naming the layer."""
+    kind = type(w).__name__
+    if kind not in _TORCHAO_TYPES:
+        raise ValueError(f"layer {name!r}: torchao weight format {kind} is not read by hamqcore (it reads "
+                         f"{' and '.join(_TORCHAO_TYPES)}: one signed integer per weight with its scales; e.g. "
+                         "Int8WeightOnlyConfig or IntxWeightOnlyConfig)")
+    zp = getattr(w, "zero_point", None)
+    if zp is not None and bool((zp != 0).any()):
+        raise ValueError(f"layer {name!r}: its torchao weight has a zero point ≠ 0 (asymmetric); hamqcore maps "
+                         "symmetric integers onto the crossbar")
+    if kind == "Int8Tensor":
+        bits = 8
+    else:
+        target = getattr(w, "target_dtype", None)
+        widths = {getattr(torch, f"int{b}"): b for b in range(1, 9) if hasattr(torch, f"int{b}")}
+        if target not in widths:
+            raise ValueError(f"layer {name!r}: torchao weight with target_dtype {target} is not a signed "
+                             "integer of 1..8 bits")
+        bits = widths[target]
+    bits = max(bits, 2)   # 1-bit signed codes {-1, 0}: hamqcore's narrowest symmetric levels hold them
+    q = w.qdata.to(torch.int32)
+    step = w.scale.detach()
+    if step.dim() != q.dim():
+        raise ValueError(f"layer {name!r}: torchao scale of shape {tuple(step.shape)} does not match its "
+                         f"{q.dim()}-d weight")
+    for dim, size in enumerate(w.block_size):   # each scale covers a block of the weight: expand it
+        if size > 1 and step.shape[dim] > 1:
+            step = step.repeat_interleave(int(size), dim)
+    return q, step, bits
+
+
 def has_library_weight_quant(m: nn.Module) -> bool:
     """Whether ``m`` is another library's layer with weight quantization on (Brevitas: ``quant_weight``
-    and an enabled ``weight_quant``); nothing is computed."""
+    and an enabled ``weight_quant``; torchao: a quantized weight tensor); nothing is computed."""
+    if _torchao_weight(m) is not None:
+        return True
     return callable(getattr(m, "quant_weight", None)) and getattr(getattr(m, "weight_quant", None),
                                                                    "is_quant_enabled", False)
 
@@ -361,13 +420,25 @@ def has_library_weight_quant(m: nn.Module) -> bool:
 def library_weight_quant(m: nn.Module, name: str = ""):
     """A quantization library's own weight quantization of layer ``m``: (integers, step, bits), the
     step broadcastable to the weight (per tensor or per output channel, with its autograd graph: the
-    HamQ penalty trains through it), or None when ``m`` has none. Brevitas: ``m.quant_weight()``, an
-    IntQuantTensor (``int()``, ``scale``, ``bit_width``) when ``m.weight_quant.is_quant_enabled``.
-    Unsigned integers need one bit more in the signed mappings (bits + 1)."""
-    if not has_library_weight_quant(m):
+    HamQ penalty trains through it; torchao's per block), or None when ``m`` has none. Brevitas:
+    ``m.quant_weight()``, an IntQuantTensor (``int()``, ``scale``, ``bit_width``) when
+    ``m.weight_quant.is_quant_enabled``; unsigned integers need one bit more in the signed mappings
+    (bits + 1). torchao: the weight's ``qdata`` and ``scale`` (``_torchao_quant``).
+
+    hamqcore's b-bit levels are symmetric, |q| <= 2^(b-1) - 1 (the differential and sign-magnitude
+    encodings need it); a library grid that uses the extra code -2^(b-1) (torchao's full-range
+    grids, Brevitas without narrow range) is read as b + 1 bits, its integers unchanged."""
+    w = _torchao_weight(m)
+    if w is not None:
+        q, step, bits = _torchao_quant(w, name)
+    elif not has_library_weight_quant(m):
         return None
-    q, step, bits, signed = _int_quant_tensor(m.quant_weight(), "weight", name)
-    return q, step, bits if signed else bits + 1
+    else:
+        q, step, bits, signed = _int_quant_tensor(m.quant_weight(), "weight", name)
+        bits = bits if signed else bits + 1
+    if q.numel() and int(q.min()) < -level_max(bits):
+        bits += 1
+    return q, step, bits
 
 
 def library_input_quant(m: nn.Module, x, name: str = ""):
