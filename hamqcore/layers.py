@@ -175,10 +175,22 @@ def coverage(model: nn.Module, include: Optional[Iterable[str]] = None, exclude:
             else:
                 cov.uncovered.append((full, p.numel(), f"a parameter of {type(m).__name__}, not a Conv1d/Conv2d/Linear "
                                       "weight: how the model uses it is unknown to hamqcore"))
+        if _packed_quantized(m):    # torch.ao's eager quantized modules keep packed weights, no parameter
+            n = m.weight().numel()
+            cov.parameters += n
+            cov.uncovered.append((f"{mname}.weight", n, f"torch.ao's {type(m).__name__} (eager mode quantization, "
+                                  "deprecated by torch) is not mapped: quantize with torchao's quantize_ "
+                                  "(Int8WeightOnlyConfig, IntxWeightOnlyConfig) or hamqcore.quant.quantize_model"))
     if any(isinstance(m, QMultiheadAttention) for m in model.modules()):
         cov.notes.append("attention's QK^T and AV products multiply activations by activations: they are not "
                          "crossbar MACs and are not charged (digital)")
     return cov
+
+
+def _packed_quantized(m: nn.Module) -> bool:
+    """Whether ``m`` is one of torch.ao's quantized modules (torch.ao.nn.quantized[.dynamic]): its weight
+    is a packed quantized tensor behind a ``weight()`` method, invisible to ``parameters()``."""
+    return type(m).__module__.startswith("torch.ao.nn.quantized") and callable(getattr(m, "weight", None))
 
 
 def check_batch(name: str, inputs) -> torch.Tensor:

@@ -86,6 +86,29 @@ def test_a_float_attention_is_reported_and_warned_about():
         estimate_energy(model, torch.randint(0, 40, (2, 7)), LOSSLESS)
 
 
+def test_torch_ao_eager_quantized_layers_are_reported_not_hidden():
+    """torch.ao's converted modules keep packed weights that parameters() never lists: the coverage
+    counts them as not mapped (with what to use instead) and the walks warn about them."""
+    import torch.ao.quantization as tq
+    torch.manual_seed(0)
+    float_part = nn.Linear(6, 6)
+    qpart = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 6)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # torch's deprecation notes
+        wrapped = tq.QuantWrapper(qpart)
+        wrapped.qconfig = tq.get_default_qconfig("fbgemm")
+        tq.prepare(wrapped, inplace=True)
+        wrapped(torch.randn(4, 3, 8, 8))
+        tq.convert(wrapped, inplace=True)
+    model = nn.Sequential(wrapped, float_part)
+    cov = hamqcore.coverage(model)
+    assert {(n, k) for n, k, _ in cov.uncovered} == {("0.module.0.weight", 216), ("0.module.3.weight", 1728)}
+    assert all("torchao" in why for _, _, why in cov.uncovered)
+    assert cov.covered == [("1.weight", 36)] and cov.parameters == 216 + 1728 + 36 + 6
+    with pytest.warns(UserWarning, match=r"estimate_energy: 2 weight tensor\(s\)"):
+        estimate_energy(model, torch.randn(1, 3, 8, 8), LOSSLESS)
+
+
 def test_a_quantized_encoder_is_covered_end_to_end():
     torch.manual_seed(0)
     model = quantize_model(TokenEncoder())
