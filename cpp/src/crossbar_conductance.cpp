@@ -3,6 +3,7 @@
 // digit change, exactly per cell (crossbar_stages.hpp).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "crossbar_stages.hpp"
 #include "kernel_table.hpp"
@@ -119,18 +120,26 @@ Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
     const std::vector<float> g_modelf(cond.g_model.begin(), cond.g_model.end());
     std::vector<float> r_modelf(cond.g_model.size());  // the series resistance the model's G implies
     for (size_t d = 0; d < cond.g_model.size(); ++d) r_modelf[d] = float(1.0 / cond.g_model[d] - cond.inv_g[d]);
-    const std::vector<int16_t> zeros(size_t(p.R > 64 ? p.R : 64), 0);  // the reference weight, q = 0
     const double em1 = cond.neurosim ? cond.sense.exponent - 1.0 : 0.0;
     std::vector<double> dev(size_t(p.G), 0.0), dev_w(size_t(p.G), 0.0);
     const auto deviation = active_kernels().xbar_deviation;
     const int64_t D = p.D, P = p.P;
+    const int64_t n_act = act.start[size_t(p.T)];
     visit_int(L.w_type, L.w, [&](auto* w) {
+        using W = std::remove_const_t<std::remove_pointer_t<decltype(w)>>;
 #pragma omp parallel num_threads(threads_for(L.out * p.K, p.n_threads))
         {
-            std::vector<uint8_t> dg(size_t(p.RC)), dga(size_t(p.RC));
+            std::vector<uint8_t> dga(size_t(p.RC));
+            std::vector<W> wact(static_cast<size_t>(n_act));  // the group's weights on the driven rows, per conversion group
 #pragma omp for schedule(static)
             for (int64_t g = 0; g < p.G; ++g) {
                 const bool is_ref = g == L.out;
+                if (L.floor || is_ref)  // every stored digit is that of weight 0
+                    std::fill(wact.begin(), wact.end(), W(0));
+                else
+                    for (int64_t tc = 0; tc < p.T; ++tc)
+                        for (int64_t j = act.start[size_t(tc)]; j < act.start[size_t(tc + 1)]; ++j)
+                            wact[size_t(j)] = w[g * p.K + p.tc_row0[size_t(tc)] + act.row[size_t(j)]];
                 for (int arr = 0; arr < p.A; ++arr)
                     for (int d = 0; d < D; ++d) {
                         const int64_t kc = g * p.cpg + arr * D + d;
@@ -141,18 +150,10 @@ Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
                             const size_t si = size_t(tc * p.ncols + kc);
                             const int64_t a0 = act.start[size_t(tc)], na = act.start[size_t(tc + 1)] - a0;
                             if (cols.skip[si] || na == 0) continue;
-                            const int64_t r0 = p.tc_row0[size_t(tc)], used = p.tc_rows[size_t(tc)];
-                            if (L.floor)
-                                std::fill(dg.begin(), dg.end(), uint8_t(0));
-                            else if (is_ref)
-                                extract_digits(zeros.data(), used, p.map, arr, d, p.D, p.cb, p.b, dg.data());
-                            else
-                                extract_digits(w + g * p.K + r0, used, p.map, arr, d, p.D, p.cb, p.b, dg.data());
-                            const bool inv = !sw.inverted.empty() && sw.inverted[si];
-                            for (int64_t j = 0; j < na; ++j) {
-                                const uint8_t v = dg[size_t(act.row[size_t(a0 + j)])];
-                                dga[size_t(j)] = inv ? uint8_t(p.dmask - v) : v;
-                            }
+                            extract_digits(wact.data() + a0, na, p.map, arr, d, p.D, p.cb, p.b, dga.data());
+                            if (L.floor) std::fill(dga.begin(), dga.begin() + na, uint8_t(0));
+                            if (!sw.inverted.empty() && sw.inverted[si])
+                                for (int64_t j = 0; j < na; ++j) dga[size_t(j)] = uint8_t(p.dmask - dga[size_t(j)]);
                             double acc_g = 0.0;
                             const double acc_dev = deviation(dga.data(), act.drive.data() + a0, act.r.data() + a0, na,
                                                              inv_gf.data(), g_modelf.data(), r_modelf.data(),
