@@ -91,3 +91,45 @@ def test_the_grid_in_worker_processes_gives_the_serial_results(tmp_path, monkeyp
     parallel = experiments.sweep(base, [0.0, 1.0], tmp_path / "jobs", images=4, progress=False, log=lambda s: None,
                                  jobs=2)
     assert serial == parallel
+
+
+GRID = """
+import json, os
+from hamqcore.quant import data_parallel
+from hamqcore.study import distributed, experiments
+
+
+def job(j):
+    return {"v": j["value"] ** 2, "pid": os.getpid(), "world": os.environ["WORLD_SIZE"], "dp": data_parallel()}
+
+
+g = distributed.grid()
+jobs = [{"name": "t", "seed": 0, "method": "m", "value": v} for v in range(7)]
+first = experiments._pool_map(job, jobs, 1, lambda _: None, "a", g)
+second = experiments._pool_map(job, jobs[:1], 1, lambda _: None, "b", g)     # fewer jobs than ranks
+if g.main:
+    print("RESULT", json.dumps({"first": first, "second": second, "size": g.size, "rank": g.rank}))
+g.close()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without torch.distributed")
+def test_torchrun_ranks_share_a_grid_of_independent_runs(tmp_path):
+    # the demo's points under torchrun: rank r runs points r, r + 2, ...; every rank gets every result,
+    # in order; each run is a world of one (no process group: it trains as a single process would)
+    script = tmp_path / "grid.py"
+    script.write_text(GRID)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script)], capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    import json
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert len(line) == 1                                    # rank 0 alone reports
+    res = json.loads(line[0][len("RESULT "):])
+    assert res["size"] == 2 and res["rank"] == 0
+    first = res["first"]
+    assert [r["v"] for r in first] == [v * v for v in range(7)]
+    pids = [r["pid"] for r in first]
+    assert len(set(pids)) == 2 and all(pids[i] == pids[i % 2] for i in range(7))   # two ranks, i % 2
+    assert all(r["world"] == "1" and r["dp"] is False for r in first + res["second"])
+    assert [r["v"] for r in res["second"]] == [0]

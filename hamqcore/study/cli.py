@@ -122,10 +122,14 @@ def cmd_demo(args) -> int:
             spec = dict(experiments.PAPER_TASKS[name])
             spec["data"] = spec["data"].format(root=root)
             tasks[name] = {**spec, "device": args.device}
+    from .distributed import grid
+    world = grid()        # under torchrun: the ranks share the points (each its own runs, a world of one)
     results = experiments.demo(args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs, experiments=names,
-                               tasks=tasks or None)
-    print("\n" + experiments.demo_table(results))
-    print(f"\nresults: {Path(args.out) / 'results.json'}; figures: {args.out}/*.png  ({results['seconds'] / 60:.1f} min)")
+                               tasks=tasks or None, grid=world)
+    if world.main:
+        print("\n" + experiments.demo_table(results))
+        print(f"\nresults: {Path(args.out) / 'results.json'}; figures: {args.out}/*.png  "
+              f"({results['seconds'] / 60:.1f} min)")
     return 0
 
 

@@ -1,11 +1,18 @@
 """Data-parallel training on torch.distributed (``torchrun --nproc-per-node N -m hamqcore.study.cli
 train ...``): the process group (gloo on CPU, NCCL on GPU), batch norm over the global batch, and
 the rank-aware pieces of the training loop. One process (no torchrun) is the same code with a world of
-one. No scheduler of our own: torchrun starts and numbers the processes."""
+one. No scheduler of our own: torchrun starts and numbers the processes.
+
+The study's grid (``torchrun ... -m hamqcore.study.cli demo ...``): :func:`grid` makes the ranks of a
+launch workers of a grid of independent runs, each run a world of one, their results exchanged through
+torch.distributed's TCPStore (no process group, so no run mistakes itself for a data-parallel rank)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import pickle
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, List, Optional
 
 import torch
 import torch.nn as nn
@@ -140,3 +147,61 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, global_batch: int, worl
     if world.size == 1:
         return F.cross_entropy(logits, y)
     return F.cross_entropy(logits, y, reduction="sum") * (world.size / global_batch)
+
+
+@dataclass
+class Grid:
+    """This process's place in a grid of independent runs: rank ``rank`` of ``size`` takes the runs
+    i with i % size == rank; :meth:`gather` gives every rank every rank's results."""
+    rank: int = 0
+    size: int = 1
+    store: Optional[Any] = None
+    _calls: int = field(default=0, repr=False)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, obj) -> List:
+        """Every rank's ``obj`` (picklable), in rank order; every rank must call it, in the same order."""
+        if self.size == 1:
+            return [obj]
+        self._calls += 1
+        key = f"hamq-grid/{self._calls}"
+        self.store.set(f"{key}/{self.rank}", pickle.dumps(obj))
+        return [obj if r == self.rank else pickle.loads(self.store.get(f"{key}/{r}")) for r in range(self.size)]
+
+    def close(self) -> None:
+        """Rank 0 serves the store: it returns only when every rank has read everything."""
+        if self.size == 1:
+            return
+        self.store.set(f"hamq-grid/done/{self.rank}", b"1")
+        if self.main:
+            self.store.wait([f"hamq-grid/done/{r}" for r in range(self.size)])
+
+
+def grid(timeout_days: float = 30.0) -> Grid:
+    """The ranks of a torchrun launch (WORLD_SIZE > 1) as workers of a grid, else a grid of one.
+
+    Each run below trains as a world of one: WORLD_SIZE is set to 1 for this process and the workers
+    it spawns, and on GPUs a rank sees only the GPU of its LOCAL_RANK (CUDA_VISIBLE_DEVICES). The
+    store waits as long as the slowest rank's runs take (``timeout_days``)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return Grid()
+    from torch.distributed import TCPStore
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    # as torch.distributed's env:// rendezvous does: torchrun's agent may already serve the store
+    # (TORCHELASTIC_USE_AGENT_STORE), else rank 0 serves it
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size, rank == 0 and not agent,
+                     timeout=timedelta(days=timeout_days), **({} if agent else {"multi_tenant": True}))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip():
+        devices = [d for d in visible.split(",") if d.strip()]
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices[local % len(devices)]
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(local)
+    os.environ.update(WORLD_SIZE="1", RANK="0", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+    return Grid(rank=rank, size=size, store=store)

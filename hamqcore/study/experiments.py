@@ -17,6 +17,7 @@ import numpy as np
 
 from ..crossbar import CrossbarConfig
 from ..energy import energy_reduction
+from . import distributed
 from .io import write_text_atomic
 from .protocol import choose, mean_std, sealed, test_point, validation_point, verdict
 from .settings import (
@@ -209,38 +210,45 @@ def accounting(spec: Dict) -> CrossbarConfig:
     return CrossbarConfig.preset(spec.pop("preset"), **spec)
 
 
-def _pool_map(fn, jobs: List[Dict], n: int, log: Callable[[str], None], what: str) -> List[Dict]:
+def _pool_map(fn, jobs: List[Dict], n: int, log: Callable[[str], None], what: str,
+              grid: Optional[distributed.Grid] = None) -> List[Dict]:
     """``fn`` over ``jobs`` in ``n`` spawned worker processes (or here when n = 1), in order, with a
-    progress line and an ETA per finished job."""
-    t0, done, out = time.perf_counter(), 0, [None] * len(jobs)
+    progress line and an ETA per finished job. In a grid of ranks (:func:`distributed.grid`) this rank
+    runs the jobs i with i % size == rank, and every rank returns every job's result."""
+    grid = grid or distributed.Grid()
+    mine = list(range(grid.rank, len(jobs), grid.size))
+    t0, done, out = time.perf_counter(), 0, {}
+    tag = f"rank {grid.rank}: " if grid.size > 1 else ""
 
     def tick(i, r):
         nonlocal done
         done += 1
         out[i] = r
         el = time.perf_counter() - t0
-        eta = el / done * (len(jobs) - done)
+        eta = el / done * (len(mine) - done)
         j = jobs[i]
-        log(f"   [{what} {done}/{len(jobs)}] {j['name']} seed {j['seed']} {j['method']}"
+        log(f"   [{tag}{what} {done}/{len(mine)}] {j['name']} seed {j['seed']} {j['method']}"
             f"{'' if j.get('value') is None else ' ' + format(j['value'], 'g')}  ({el / 60:.1f} min, ETA {eta / 60:.1f} min)")
 
-    if n <= 1 or len(jobs) <= 1:
-        for i, j in enumerate(jobs):
-            tick(i, fn(j))
-        return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    if n <= 1 or len(mine) <= 1:
+        for i in mine:
+            tick(i, fn(jobs[i]))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(fn, j): i for i, j in enumerate(jobs)}
-        for f in as_completed(futures):
-            tick(futures[f], f.result())
-    return out
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(fn, jobs[i]): i for i in mine}
+            for f in as_completed(futures):
+                tick(futures[f], f.result())
+    for part in grid.gather(out):
+        out.update(part)
+    return [out[i] for i in range(len(jobs))]
 
 
 def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
          experiments: Sequence[str] = ("resnet18", "ds_cnn"), log: Callable[[str], None] = print,
-         tasks: Optional[Dict[str, Dict]] = None) -> Dict:
+         tasks: Optional[Dict[str, Dict]] = None, grid: Optional[distributed.Grid] = None) -> Dict:
     """The paper's comparison under the study's protocol (:mod:`hamqcore.study.protocol`,
     :data:`~hamqcore.study.settings.PROTOCOL`), on offline data: per experiment and seed the baseline and
     every method's ladder (:data:`~hamqcore.study.settings.METHODS`), each model at its cheapest
@@ -250,15 +258,18 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
     checkpoints, ``results.json`` and figures under ``out``; returns the results. ``jobs``: points
     run in parallel worker processes (one thread each; the same results as one after another).
     ``tasks``: per experiment, training settings that replace the demo's (the paper's tasks:
-    :data:`~hamqcore.study.settings.PAPER_TASKS`, e.g. CIFAR-10 from a folder, ``device="cuda"``)."""
+    :data:`~hamqcore.study.settings.PAPER_TASKS`, e.g. CIFAR-10 from a folder, ``device="cuda"``).
+    ``grid``: the ranks of a torchrun launch (:func:`~hamqcore.study.distributed.grid`) share the
+    points, each rank with ``jobs`` workers; rank 0 writes results.json, results.md and the figures."""
     from .io import ensure_writable_dir, write_text_atomic
     from .plots import protocol_figures
 
     protocol = PROTOCOL_QUICK if quick else PROTOCOL
     seed_list = list(range(int(seeds)))
     methods_all = METHODS_QUICK if quick else METHODS
+    grid = grid or distributed.Grid()
     out = ensure_writable_dir(Path(out))
-    threads = 1 if jobs > 1 else 2
+    threads = 1 if jobs > 1 or grid.size > 1 else 2
     t_start = time.perf_counter()
     results: Dict = {"quick": quick, "seeds": seed_list, "experiments": {},
                      "protocol": {**{k: v for k, v in protocol.items() if k != "seeds"},
@@ -284,7 +295,7 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
                       "protocol": protocol,
                       "out": str(out / name / f"seed{sd}" / "baseline"), "target": None, "threads": threads}
                      for sd in seed_list]
-        for b in _pool_map(_point_job, base_jobs, jobs, log, "baseline"):
+        for b in _pool_map(_point_job, base_jobs, jobs, log, "baseline", grid):
             sd = b["seed"]
             ref = b["validation_accuracy"]
             exp["reference"][sd] = ref
@@ -302,7 +313,7 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
                                       "protocol": protocol, "baseline_ckpt": b_ckpt, "target": target,
                                       "threads": threads, "out": str(out / name / f"seed{sd}" / f"{method}_{v:g}")})
         # 2. every method's ladder, and the baselines at the budget
-        for r in _pool_map(_stage2_job, jobs_list, jobs, log, "point"):
+        for r in _pool_map(_stage2_job, jobs_list, jobs, log, "point", grid):
             if r["method"] == "baseline":
                 exp["runs"][r["seed"]]["baseline"][0]["validation"] = r["validation"]
             else:
@@ -328,7 +339,7 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
                                           "protocol": protocol, "checkpoint": c["checkpoint"],
                                           "overrides": c["best"]["overrides"], "threads": threads})
                     exp["chosen" + suffix][sd][method]["test_job"] = keyed[key]
-        tested = _pool_map(_test_job, test_jobs, jobs, log, "test")
+        tested = _pool_map(_test_job, test_jobs, jobs, log, "test", grid)
         for suffix, _ in selections:
             for sd in seed_list:
                 for c in exp["chosen" + suffix][sd].values():
@@ -339,9 +350,12 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
                                               [m for m in HAMQ_METHODS if m in methods_all[name]], RIVALS)
         results["experiments"][name] = exp
         results["seconds"] = time.perf_counter() - t_start   # written after every experiment
-        write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default))
-        write_text_atomic(out / "results.md", markdown_report(results))
-    protocol_figures(results, out)
+        if grid.main:
+            write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default))
+            write_text_atomic(out / "results.md", markdown_report(results))
+    if grid.main:
+        protocol_figures(results, out)
+    grid.close()
     return results
 
 
