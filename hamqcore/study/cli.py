@@ -34,6 +34,16 @@ def _user(fn, *args, **kwargs):
         raise CliError(str(e)) from None
 
 
+def default_jobs() -> int:
+    """The demo's default worker count: the cores this process may use, at most 8 (each worker holds
+    its own torch; the demo has at most 15 points per stage and seed)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:      # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -394,8 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speech-commands", metavar="ROOT", default=None, help="the paper's task: DS-CNN-S on "
                    "Speech Commands v2 from this folder, instead of the synthetic keywords")
     p.add_argument("--device", default="cpu", help="with --cifar10 / --speech-commands: cpu, cuda or cuda:N")
-    p.add_argument("--jobs", type=_positive_int, default=1, help="points in parallel worker processes, one thread "
-                   "each (the same results as one after another)")
+    p.add_argument("--jobs", type=_positive_int, default=default_jobs(), help="points in parallel worker processes "
+                   "(default: this machine's usable cores, at most 8); every point runs on one thread, so the "
+                   "results do not depend on it")
     p = command("train", "quantization-aware training with the HamQ regularizer", cmd_train, "hamq_train")
     _add_train_args(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

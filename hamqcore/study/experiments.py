@@ -256,7 +256,8 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
     method its lowest-energy point within the budget; the test split read once per chosen point; mean
     and spread over ``seeds`` seeds and the verdict against the bit-width ladder and pruning. Writes
     checkpoints, ``results.json`` and figures under ``out``; returns the results. ``jobs``: points
-    run in parallel worker processes (one thread each; the same results as one after another).
+    run in parallel worker processes; every point trains and is measured on one thread, so the results
+    are the same for any ``jobs`` (torch's reductions on two threads round differently).
     ``tasks``: per experiment, training settings that replace the demo's (the paper's tasks:
     :data:`~hamqcore.study.settings.PAPER_TASKS`, e.g. CIFAR-10 from a folder, ``device="cuda"``).
     ``grid``: the ranks of a torchrun launch (:func:`~hamqcore.study.distributed.grid`) share the
@@ -269,7 +270,7 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
     methods_all = METHODS_QUICK if quick else METHODS
     grid = grid or distributed.Grid()
     out = ensure_writable_dir(Path(out))
-    threads = 1 if jobs > 1 or grid.size > 1 else 2
+    threads = 1   # every point on one thread: the results never depend on jobs or ranks
     t_start = time.perf_counter()
     results: Dict = {"quick": quick, "seeds": seed_list, "experiments": {},
                      "protocol": {**{k: v for k, v in protocol.items() if k != "seeds"},
