@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -21,6 +21,7 @@ class Case:
     reference: float
     reference_name: str
     target: Optional[float] = None  # required reference/ours ratio (speed-up), if any
+    note: str = ""                  # what the time means against the hardware's limit, if said
 
     @property
     def ratio(self) -> float:
@@ -54,7 +55,34 @@ def format_table(cases: List[Case]) -> str:
             f"{c.name:<44} {c.ours * 1e3:>8.2f}ms {c.reference * 1e3:>8.2f}ms  {c.ratio:>6.2f}x  {target:>7}"
             f"  {c.reference_name}{mark}"
         )
-    return "\n".join(lines)
+    notes = [f"  {c.name}: {c.note}" for c in cases if c.note]
+    return "\n".join(lines + (["", "against the hardware:"] + notes if notes else []))
+
+
+def popcount_peak() -> Tuple[float, str]:
+    """The AND+POPCNT limit of this machine in binary MACs per second, from the ISA: one 512-bit
+    AND + VPOPCNTQ per cycle per core (AVX-512 VPOPCNTDQ; 256 bits per cycle with AVX2's
+    shuffle-based popcount, 64 with scalar POPCNT), at the clock /proc/cpuinfo reports (its first
+    core's "cpu MHz"); with how it was derived."""
+    import os
+
+    mhz = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("cpu mhz"):
+                    mhz = float(line.split(":")[1])
+                    break
+    except OSError:
+        pass
+    bits = {"avx512": 512, "avx2": 256}.get(_api.active_isa(), 64)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    if mhz is None:
+        return float("nan"), "clock unknown"
+    return cores * bits * mhz * 1e6, f"{cores} cores x {bits} bit-ops/cycle x {mhz:.0f} MHz"
 
 
 def numpy_relaxed_penalty(x: np.ndarray, bits: int, table: np.ndarray):
@@ -177,7 +205,14 @@ def crossbar_cases(quick: bool = False) -> List[Case]:
     assert abs(ours.energy["adc"] - e_sa) <= 1e-5 * e_sa, (ours.energy["adc"], e_sa)
     reps = 2 if quick else 3
     t_ours, t_np = best_of([lambda: simulate_layer(w, x, cfg, 8, 8), lambda: numpy_neurosim(w, x, cfg)], reps)
-    cases = [Case(f"simulate_layer 512x512 w8, {n} x a8 (neurosim-1.3)", t_ours, t_np, "numpy planes + float32 BLAS", 10)]
+    macs = 512 * 512 * n * 8 * 8                   # binary MACs: every weight bit with every input bit
+    peak, how = popcount_peak()
+    note = (f"{macs / t_ours / 1e9:.0f} G binary MAC/s, {ours.conversions / t_ours / 1e6:.0f} M conversions/s; "
+            f"AND+POPCNT limit {peak / 1e9:.0f} G/s ({how}); issue #21's >= 1000 G/s needs fewer than "
+            f"{macs / ours.conversions:.0f} binary MACs' work per conversion, each of which also sums its "
+            "conductance and evaluates the sense amp's power law")
+    cases = [Case(f"simulate_layer 512x512 w8, {n} x a8 (neurosim-1.3)", t_ours, t_np, "numpy planes + float32 BLAS", 10,
+                  note)]
     opts = CrossbarConfig.preset("neurosim-1.3", adc_bits="auto", skip_empty=True, complement=True,
                                  column_order="digit")
     t_plain, t_opts = best_of([lambda: simulate_layer(w, x, cfg, 8, 8, output=False),
