@@ -208,9 +208,9 @@ def crossbar_cases(quick: bool = False) -> List[Case]:
     macs = 512 * 512 * n * 8 * 8                   # binary MACs: every weight bit with every input bit
     peak, how = popcount_peak()
     note = (f"{macs / t_ours / 1e9:.0f} G binary MAC/s, {ours.conversions / t_ours / 1e6:.0f} M conversions/s; "
-            f"AND+POPCNT limit {peak / 1e9:.0f} G/s ({how}); issue #21's >= 1000 G/s needs fewer than "
-            f"{macs / ours.conversions:.0f} binary MACs' work per conversion, each of which also sums its "
-            "conductance and evaluates the sense amp's power law")
+            f"AND+POPCNT limit {peak / 1e9:.0f} G/s ({how}); a conversion covers {macs / ours.conversions:.0f} "
+            f"binary MACs, so issue #21's 1000 G/s is {1e12 / (macs / ours.conversions) / 1e9:.1f} G conversions/s, "
+            "each also summing its conductance and evaluating the sense amp's power law")
     cases = [Case(f"simulate_layer 512x512 w8, {n} x a8 (neurosim-1.3)", t_ours, t_np, "numpy planes + float32 BLAS", 10,
                   note)]
     opts = CrossbarConfig.preset("neurosim-1.3", adc_bits="auto", skip_empty=True, complement=True,
