@@ -79,6 +79,7 @@ def test_help():
 
 def test_cli_defaults_are_pinned():
     """The documented defaults of every command (README "Command line")."""
+    from hamqcore.study import cli
     from hamqcore.study.cli import build_parser
 
     ap = build_parser()
@@ -88,7 +89,8 @@ def test_cli_defaults_are_pinned():
     en = ap.parse_args(["energy", "ck.pt"])
     assert (en.images, en.accuracy, en.preset, en.out) == (32, 0, "neurosim-1.3", None)
     demo = ap.parse_args(["demo"])
-    assert (demo.seeds, demo.jobs, demo.out, demo.quick) == (1, 1, "hamq_out", False)
+    assert (demo.seeds, demo.jobs, demo.out, demo.quick) == (1, cli.default_jobs(), "hamq_out", False)
+    assert 1 <= cli.default_jobs() <= 8
     sw = ap.parse_args(["sweep"])
     assert (sw.lams, sw.images, sw.out) == ("0,0.3,1,3", 32, "hamq_sweep")
     tr = ap.parse_args(["train"])
