@@ -101,6 +101,29 @@ inline float fast_logf(float u) {
     return e * 0.693147181f + ln_m;
 }
 
+// term(col, lane, has_weight) for every column of [c0, c1), lane = column offset mod kLanes from c0:
+// whole chunks of kLanes vectorised, the last partial chunk masked (the same lanes). has_weight is a
+// compile-time flag, so a null weight array is never the base of a masked load (a microcode assist
+// on every chunk).
+template <class Term>
+inline void for_lanes(int64_t c0, int64_t c1, bool has_weight, Term&& term) {
+    auto run = [&](auto hw) {
+        int64_t c = c0;
+        for (; c + kLanes <= c1; c += kLanes) {
+#pragma omp simd
+            for (int l = 0; l < kLanes; ++l) term(c + l, l, hw);
+        }
+        const int64_t rem = c1 - c;
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l)
+            if (l < rem) term(c + l, l, hw);
+    };
+    if (has_weight)
+        run(std::true_type{});
+    else
+        run(std::false_type{});
+}
+
 // The conductance sums of one (vector, pulse, row tile) over columns [c0, c1) with nd driven rows:
 // plane k's counts are cnt[k * stride + c]. G0 = g_row nd + sum_k g_plane[k] count_k per column is
 // summed (and, with POWER, f = (s G0)^k = s G0 exp((k-1) ln(s G0)), in single precision). Lanes are
@@ -117,35 +140,19 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
         for (int k = 0; k < PC; ++k) gp[k] = float(a.g_plane[k]);
         float gl[kLanes] = {0}, fl[kLanes] = {0}, gm[kLanes];
         for (int l = 0; l < kLanes; ++l) gm[l] = float(gmax);
-        // (weight nullptr gets its own loop: a masked load from a null base costs a microcode assist)
-        auto run = [&](auto has_weight) {
-            auto term = [&](int64_t col, int l) {
-                float g = g0;
-                for (int k = 0; k < PC; ++k) g += gp[k] * float(cnt[k * stride + col]);
-                float wt = 1.0f;
-                if constexpr (decltype(has_weight)::value) wt = weight[col];
-                g = wt != 0.0f ? g : 0.0f;  // a column that is not converted draws no current
-                gl[l] += g;
-                gm[l] = g > gm[l] ? g : gm[l];
-                const float u = sc * g;
-                const float y = em1 * fast_logf(u);
-                const float f = u * (1.0f + y * (1.0f + y * (0.5f + y * (1.0f / 6))));
-                fl[l] += wt != 0.0f ? wt * f : 0.0f;
-            };
-            int64_t c = c0;
-            for (; c + kLanes <= c1; c += kLanes) {
-#pragma omp simd
-                for (int l = 0; l < kLanes; ++l) term(c + l, l);
-            }
-            const int64_t rem = c1 - c;  // the last partial chunk, masked (the same lanes)
-#pragma omp simd
-            for (int l = 0; l < kLanes; ++l)
-                if (l < rem) term(c + l, l);
-        };
-        if (weight)
-            run(std::true_type{});
-        else
-            run(std::false_type{});
+        for_lanes(c0, c1, weight != nullptr, [&](int64_t col, int l, auto has_weight) {
+            float g = g0;
+            for (int k = 0; k < PC; ++k) g += gp[k] * float(cnt[k * stride + col]);
+            float wt = 1.0f;
+            if constexpr (decltype(has_weight)::value) wt = weight[col];
+            g = wt != 0.0f ? g : 0.0f;  // a column that is not converted draws no current
+            gl[l] += g;
+            gm[l] = g > gm[l] ? g : gm[l];
+            const float u = sc * g;
+            const float y = em1 * fast_logf(u);
+            const float f = u * (1.0f + y * (1.0f + y * (0.5f + y * (1.0f / 6))));
+            fl[l] += wt != 0.0f ? wt * f : 0.0f;
+        });
         float m = gm[0];
         for (int l = 0; l < kLanes; ++l) {
             g_lane[l] += double(gl[l]);
@@ -159,32 +166,34 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
         for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k];
         double gm[kLanes];
         for (int l = 0; l < kLanes; ++l) gm[l] = gmax;
-        auto run = [&](auto has_weight) {
-            auto term = [&](int64_t col, int l) {
-                double g = g0;
-                for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + col]);
-                if constexpr (decltype(has_weight)::value) g = weight[col] == 0.0f ? 0.0 : g;  // not converted
-                g_lane[l] += g;
-                gm[l] = g > gm[l] ? g : gm[l];
-            };
-            int64_t c = c0;
-            for (; c + kLanes <= c1; c += kLanes) {
-#pragma omp simd
-                for (int l = 0; l < kLanes; ++l) term(c + l, l);
-            }
-            const int64_t rem = c1 - c;  // the last partial chunk, masked (the same lanes)
-#pragma omp simd
-            for (int l = 0; l < kLanes; ++l)
-                if (l < rem) term(c + l, l);
-        };
-        if (weight)
-            run(std::true_type{});
-        else
-            run(std::false_type{});
+        for_lanes(c0, c1, weight != nullptr, [&](int64_t col, int l, auto has_weight) {
+            double g = g0;
+            for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * stride + col]);
+            if constexpr (decltype(has_weight)::value) g = weight[col] == 0.0f ? 0.0 : g;  // not converted
+            g_lane[l] += g;
+            gm[l] = g > gm[l] ? g : gm[l];
+        });
         double m = gm[0];
         for (int l = 0; l < kLanes; ++l) m = gm[l] > m ? gm[l] : m;
         gmax = m;
     }
+}
+
+// A reading on a column's own ladder (digit units): step * min(lmax, round(v / step)); step 0: exact.
+inline double ladder_reading(double v, double step, double lmax) {
+    const double lv = __builtin_nearbyint(v / (step > 0 ? step : 1.0));
+    return step > 0 ? step * (lv < lmax ? lv : lmax) : v;
+}
+
+// f(x, y) with the two run-time flags as compile-time std::bool_constant values.
+template <class F>
+inline void with_flags(bool x, bool y, F&& f) {
+    const std::true_type yes;
+    const std::false_type no;
+    if (x && y) f(yes, yes);
+    else if (x) f(yes, no);
+    else if (y) f(no, yes);
+    else f(no, no);
 }
 
 // The readings of one (vector, tile, pulse): every column's digit sum (or conductance, g_unit > 0)
@@ -193,8 +202,6 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
 template <int CB, int PC>
 inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd, double pc,
                          const double* gain, uint32_t* sums, double* colacc) {
-    const std::false_type no;
-    const std::true_type yes;
 #pragma omp simd
     for (int64_t c = 0; c < nc; ++c) {
         uint32_t v = 0;
@@ -213,10 +220,7 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
                 double g = g0;
                 for (int k = 0; k < PC; ++k) g += gp[k] * double(cnt[k * nc + c]);
                 double v = g / g_unit;
-                const double st = step[c], lm = lmax[c];
-                const double lv = __builtin_nearbyint(v / (st > 0 ? st : 1.0));
-                v = st > 0 ? st * (lv < lm ? lv : lm) : v;
-                v = (v - leak) / gain[c];
+                v = (ladder_reading(v, step[c], lmax[c]) - leak) / gain[c];
                 if constexpr (decltype(has_weight)::value) v = a.conv_weight[base + c] == 0.0f ? 0.0 : v;
                 if constexpr (decltype(has_inverted)::value) v = a.col_inverted[base + c] ? full - v : v;
                 return v;
@@ -224,29 +228,20 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
 #pragma omp simd
             for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * reading(c);
         };
-        if (a.conv_weight && a.col_inverted) run(yes, yes);
-        else if (a.conv_weight) run(yes, no);
-        else if (a.col_inverted) run(no, yes);
-        else run(no, no);
+        with_flags(a.conv_weight != nullptr, a.col_inverted != nullptr, run);
     } else if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns: branch-free
         const double full = double(nd) * a.cell_max;
         auto run = [&](auto has_step, auto has_inverted) {
             auto reading = [&](int64_t c) {
                 double v = double(sums[c]);
-                if constexpr (decltype(has_step)::value) {
-                    const double st = a.col_step[base + c], lm = a.col_lmax[base + c];
-                    const double lv = __builtin_nearbyint(v / (st > 0 ? st : 1.0));
-                    v = st > 0 ? st * (lv < lm ? lv : lm) : v;
-                }
+                if constexpr (decltype(has_step)::value) v = ladder_reading(v, a.col_step[base + c], a.col_lmax[base + c]);
                 if constexpr (decltype(has_inverted)::value) v = a.col_inverted[base + c] ? full - v : v;
                 return v;
             };
 #pragma omp simd
             for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * reading(c);
         };
-        if (a.col_step && a.col_inverted) run(yes, yes);
-        else if (a.col_step) run(yes, no);
-        else run(no, yes);
+        with_flags(a.col_step != nullptr, a.col_inverted != nullptr, run);
     } else if (a.adc_level) {
 #pragma omp simd
         for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * a.adc_level[sums[c]];
