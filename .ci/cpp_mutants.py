@@ -79,6 +79,14 @@ MUTANTS = [
     ("cpp/src/crossbar_accounting.cpp", "double(n - 1 + (p.cb > 1 ? 1 : 0)), double(N));", "double(n - 1), double(N));",
      XBAR_TESTS),
     ("cpp/src/crossbar_accounting.cpp", "double(c.gain_bits - 1),", "double(c.gain_bits),", XBAR_TESTS),
+    # issue 21: the kernel's speed-ups (for_lanes' masked tail, the readings' flags, the extra copies)
+    ("cpp/src/kernels_crossbar.hpp", "            if (l < rem) term(c + l, l, hw);", "            if (l <= rem) term(c + l, l, hw);",
+     XBAR_TESTS),
+    ("cpp/src/kernels_crossbar.hpp", "    else if (x) f(yes, no);", "    else if (x) f(no, no);", XBAR_TESTS),
+    ("cpp/src/kernels_crossbar.hpp", "if (a.group_mult[g0 + g] > 1) extra_groups.push_back(g);",
+     "if (a.group_mult[g0 + g] > 2) extra_groups.push_back(g);", XBAR_TESTS),
+    ("cpp/src/crossbar_conductance.cpp", "wact[size_t(j)] = w[g * p.K + p.tc_row0[size_t(tc)] + act.row[size_t(j)]];",
+     "wact[size_t(j)] = w[g * p.K + act.row[size_t(j)]];", XBAR_TESTS),
 ]
 
 
