@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dataclasses import replace as dataclass_replace
@@ -192,6 +192,10 @@ def _configs():
 @given(cfg=_configs(), w_bits=st.integers(2, 8), a_bits=st.integers(1, 6), signed=st.booleans(),
        out=st.integers(0, 6), k=st.integers(1, 200), n=st.integers(0, 3), ref_col=st.booleans(),
        floor=st.booleans(), seed=st.integers(0, 2**31))
+# offset reference columns in exactly two array column tiles (9 columns, 2 digits: 7 weight columns a
+# tile for 12): the reference group's one extra physical copy
+@example(cfg=CrossbarConfig.preset("bitline", cols=9, cell_bits=2), w_bits=4, a_bits=3, signed=False, out=6, k=40,
+         n=3, ref_col=True, floor=False, seed=1)
 def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col, floor, seed):
     import dataclasses
 
