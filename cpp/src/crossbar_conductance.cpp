@@ -134,9 +134,9 @@ Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
 #pragma omp for schedule(static)
             for (int64_t g = 0; g < p.G; ++g) {
                 const bool is_ref = g == L.out;
-                if (L.floor || is_ref)  // every stored digit is that of weight 0
+                if (is_ref)  // the reference column stores weight 0
                     std::fill(wact.begin(), wact.end(), W(0));
-                else
+                else if (!L.floor)
                     for (int64_t tc = 0; tc < p.T; ++tc)
                         for (int64_t j = act.start[size_t(tc)]; j < act.start[size_t(tc + 1)]; ++j)
                             wact[size_t(j)] = w[g * p.K + p.tc_row0[size_t(tc)] + act.row[size_t(j)]];
@@ -150,8 +150,10 @@ Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
                             const size_t si = size_t(tc * p.ncols + kc);
                             const int64_t a0 = act.start[size_t(tc)], na = act.start[size_t(tc + 1)] - a0;
                             if (cols.skip[si] || na == 0) continue;
-                            extract_digits(wact.data() + a0, na, p.map, arr, d, p.D, p.cb, p.b, dga.data());
-                            if (L.floor) std::fill(dga.begin(), dga.begin() + na, uint8_t(0));
+                            if (L.floor)  // nothing stored: every cell holds digit 0
+                                std::fill(dga.begin(), dga.begin() + na, uint8_t(0));
+                            else
+                                extract_digits(wact.data() + a0, na, p.map, arr, d, p.D, p.cb, p.b, dga.data());
                             if (!sw.inverted.empty() && sw.inverted[si])
                                 for (int64_t j = 0; j < na; ++j) dga[size_t(j)] = uint8_t(p.dmask - dga[size_t(j)]);
                             double acc_g = 0.0;

@@ -39,6 +39,18 @@ inline void and_popcount_tile(const uint64_t* xs, const uint64_t* const* rows_, 
     }
 }
 
+// f(NW) with a tile's nonzero word count as a compile-time constant where it is 1 or 2 (a conversion
+// group of <= 128 rows), else NW = 0 (any count, read at run time).
+template <class F>
+inline void with_words(int nw, F&& f) {
+    if (nw == 2)
+        f(std::integral_constant<int, 2>{});
+    else if (nw == 1)
+        f(std::integral_constant<int, 1>{});
+    else
+        f(std::integral_constant<int, 0>{});
+}
+
 // The same for 2-bit cells over both planes at once: counts of x & w0, x & w1 and x & w0 & w1 (the
 // last, with the first two, gives the count of every digit value), without storing the AND plane.
 // NW > 0: exactly NW words, their pointers held in registers (a tile of <= 128 rows has 1 or 2).
@@ -202,11 +214,13 @@ inline void with_flags(bool x, bool y, F&& f) {
 template <int CB, int PC>
 inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd, double pc,
                          const double* gain, uint32_t* sums, double* colacc) {
+    if (!(a.g_unit > 0)) {  // the digit sums (a conductance readout reads the counts themselves)
 #pragma omp simd
-    for (int64_t c = 0; c < nc; ++c) {
-        uint32_t v = 0;
-        for (int j = 0; j < CB; ++j) v += cnt[j * nc + c] << j;
-        sums[c] = v;
+        for (int64_t c = 0; c < nc; ++c) {
+            uint32_t v = 0;
+            for (int j = 0; j < CB; ++j) v += cnt[j * nc + c] << j;
+            sums[c] = v;
+        }
     }
     if (a.g_unit > 0) {  // conductance readout (its steps come per column): branch-free, vectorised
         const double g0 = a.g_row * double(nd), leak = g0 / a.g_unit, full = double(nd) * a.cell_max;
@@ -317,22 +331,17 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                 rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + col0;
                                 rows1[size_t(j)] = rows[size_t(j)] + ncols;
                             }
-                            if (nw == 2)
-                                and_popcount_tile2<2>(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
-                            else if (nw == 1)
-                                and_popcount_tile2<1>(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
-                            else
-                                and_popcount_tile2(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc, cnt + 2 * nc, nc);
+                            with_words(nw, [&](auto NW) {
+                                and_popcount_tile2<decltype(NW)::value>(xs.data(), rows.data(), rows1.data(), nw, cnt, cnt + nc,
+                                                         cnt + 2 * nc, nc);
+                            });
                         } else {
                             for (int k = 0; k < PC; ++k) {
                                 for (int j = 0; j < nw; ++j)
                                     rows[size_t(j)] = a.w + (int64_t(t) * W + words[size_t(j)]) * ld + k * ncols + col0;
-                                if (nw == 2)
-                                    and_popcount_tile<2>(xs.data(), rows.data(), nw, cnt + k * nc, nc);
-                                else if (nw == 1)
-                                    and_popcount_tile<1>(xs.data(), rows.data(), nw, cnt + k * nc, nc);
-                                else
-                                    and_popcount_tile(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                                with_words(nw, [&](auto NW) {
+                                    and_popcount_tile<decltype(NW)::value>(xs.data(), rows.data(), nw, cnt + k * nc, nc);
+                                });
                             }
                         }
                         if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], gain,
