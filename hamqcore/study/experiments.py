@@ -211,11 +211,10 @@ def accounting(spec: Dict) -> CrossbarConfig:
 
 
 def _pool_map(fn, jobs: List[Dict], n: int, log: Callable[[str], None], what: str,
-              grid: Optional[distributed.Grid] = None) -> List[Dict]:
+              grid: distributed.Grid) -> List[Dict]:
     """``fn`` over ``jobs`` in ``n`` spawned worker processes (or here when n = 1), in order, with a
     progress line and an ETA per finished job. In a grid of ranks (:func:`distributed.grid`) this rank
     runs the jobs i with i % size == rank, and every rank returns every job's result."""
-    grid = grid or distributed.Grid()
     mine = list(range(grid.rank, len(jobs), grid.size))
     t0, done, out = time.perf_counter(), 0, {}
     tag = f"rank {grid.rank}: " if grid.size > 1 else ""
