@@ -329,9 +329,11 @@ def input_integers(m: nn.Module, x, a_bits: int = 8, name: str = ""):
     return xq, sx, a_bits, signed
 
 
-def layer_steps(m: nn.Module, x, w_bits: int = 8, a_bits: int = 8, name: str = "") -> Tuple[float, torch.Tensor]:
+def layer_steps(m: nn.Module, x, w_bits: int = 8, a_bits: int = 8, name: str = ""):
     """(input step, weight step per output channel) of the integers :func:`layer_matrices` returns for
-    layer ``m`` on input ``x``: a real value is its integer times its step."""
+    layer ``m`` on input ``x``: a real value is its integer times its step. The input step is a float,
+    or a float64 tensor (vectors, 1) where a library scales every input vector (token) of a Linear layer
+    on its own (torchao's dynamic per-token inputs): applied to that vector's outputs, after the crossbar."""
     if isinstance(m, QuantLayer):
         sw = m.weight_integers()[1]
     else:
@@ -343,7 +345,14 @@ def layer_steps(m: nn.Module, x, w_bits: int = 8, a_bits: int = 8, name: str = "
                          "channels, e.g. torchao's per-group scales): a crossbar column sums its rows with one step, "
                          "so the forward pass cannot be read off the crossbar; its energy can (estimate_energy)")
     sx = input_integers(m, x, a_bits, name)[1]
-    return float(sx), sw.detach().reshape(-1).expand(rows)
+    if sx.numel() == 1:
+        return float(sx), sw.detach().reshape(-1).expand(rows)
+    vectors = getattr(x, "value", x).shape[:-1]
+    if not isinstance(m, nn.Linear) or tuple(sx.shape) != (*vectors, 1):
+        raise ValueError(f"{_label(m, name)}: its inputs are scaled per block ({sx.numel()} steps, e.g. torchao's "
+                         "per-token steps on a convolution's rows): a crossbar input vector would mix them, so the "
+                         "forward pass cannot be read off the crossbar; its energy can (estimate_energy)")
+    return sx.reshape(-1, 1).to(torch.float64), sw.detach().reshape(-1).expand(rows)
 
 
 def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name: str = ""):

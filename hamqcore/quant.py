@@ -15,9 +15,11 @@ Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"`
 
 Layers of another quantization library are read as that library's own integers, steps and bit widths
 (:func:`library_weight_quant`, :func:`library_input_quant`; Brevitas' ``QuantConv1d/2d`` and
-``QuantLinear``, and torch layers whose weight torchao's ``quantize_`` replaced by its integer codes
-(``Int8Tensor``, ``IntxUnpackedToInt8Tensor``), recognised by their API without importing either
-library), never re-quantized.
+``QuantLinear``; torch layers whose weight torchao's ``quantize_`` replaced by its integer codes
+(``Int8Tensor``, ``IntxUnpackedToInt8Tensor``) with the inputs torchao quantizes for them (dynamic
+per token or per tensor, static, asymmetric ones as q - zero point); torchao QAT's
+``FakeQuantizedLinear``, the codes its fake quantizers round to; recognised by their API without
+importing either library), never re-quantized.
 
 Which layers a model has, and what they store, is :mod:`hamqcore.layers` (the model walk).
 """
@@ -390,12 +392,7 @@ def _torchao_quant(w, name: str):
     if kind == "Int8Tensor":
         bits = 8
     else:
-        target = getattr(w, "target_dtype", None)
-        widths = {getattr(torch, f"int{b}"): b for b in range(1, 9) if hasattr(torch, f"int{b}")}
-        if target not in widths:
-            raise ValueError(f"layer {name!r}: torchao weight with target_dtype {target} is not a signed "
-                             "integer of 1..8 bits")
-        bits = widths[target]
+        bits = _torchao_width(getattr(w, "target_dtype", None), name, "weight")
     bits = max(bits, 2)   # 1-bit signed codes {-1, 0}: hamqcore's narrowest symmetric levels hold them
     q = w.qdata.to(torch.int32)
     step = w.scale.detach()
@@ -408,11 +405,65 @@ def _torchao_quant(w, name: str):
     return q, step, bits
 
 
+def _torchao_width(dtype, name: str, what: str) -> int:
+    """Bits of torchao's signed integer ``dtype`` (torch.int1 .. torch.int8), else a ValueError."""
+    widths = {getattr(torch, f"int{b}"): b for b in range(1, 9) if hasattr(torch, f"int{b}")}
+    if dtype not in widths:
+        raise ValueError(f"layer {name!r}: torchao {what} with dtype {dtype} is not a signed integer of 1..8 bits")
+    return widths[dtype]
+
+
+def _fake_quantizer(m: nn.Module, attr: str, name: str = ""):
+    """torchao QAT's enabled fake quantizer ``m.<attr>`` (``FakeQuantizedLinear``'s
+    ``weight_fake_quantizer`` / ``activation_fake_quantizer``, recognised by its module), else None."""
+    fq = getattr(m, attr, None)
+    if fq is None or type(fq).__module__.split(".")[0] != "torchao" or not getattr(fq, "enabled", True):
+        return None
+    kind = type(fq).__name__
+    if kind not in ("IntxFakeQuantizer", "FakeQuantizer") or not hasattr(fq, "config"):
+        raise ValueError(f"layer {name!r}: torchao fake quantizer {kind} is not read by "
+                         "hamqcore (it reads IntxFakeQuantizer: integers with their scales)")
+    return fq
+
+
+def _torchao_qat_weight(m: nn.Module, name: str):
+    """(integers, step broadcastable to the weight, bits) of a torchao QAT layer's weight: the codes its
+    ``weight_fake_quantizer`` rounds to in its forward pass (torchao's own ``_do_fake_quantize_affine``
+    with the scales that forward computes, or holds when static), never re-quantized by hamqcore. The
+    step is (out, groups): PerGroup's groups are contiguous runs of a row."""
+    from torchao.quantization.quant_primitives import _do_fake_quantize_affine
+    fq = _fake_quantizer(m, "weight_fake_quantizer", name)
+    cfg = fq.config
+    kind = type(cfg.granularity).__name__
+    if kind not in ("PerAxis", "PerGroup"):
+        raise ValueError(f"layer {name!r}: torchao weight fake quantizer with granularity {kind} is not read "
+                         "(hamqcore reads PerAxis(0) and PerGroup)")
+    if not cfg.is_symmetric:
+        raise ValueError(f"layer {name!r}: its torchao weight fake quantizer is asymmetric (zero points); hamqcore "
+                         "maps symmetric integers onto the crossbar")
+    bits = _torchao_width(cfg.dtype, name, "weight fake quantizer")
+    w = m.weight.detach()
+    with torch.no_grad():
+        fq(w)                       # its own forward sets (dynamic) or keeps (static) its scales
+    group = w.shape[-1] if kind == "PerAxis" else int(cfg.granularity.group_size)
+    qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    q, _ = _do_fake_quantize_affine(w, (1, group), fq.scale, fq.zero_point, torch.int32, qmin, qmax,
+                                    cfg.zero_point_domain)
+    if fq.zero_point is not None and bool((fq.zero_point != 0).any()):
+        raise ValueError(f"layer {name!r}: its torchao weight has a zero point ≠ 0 (asymmetric); hamqcore maps "
+                         "symmetric integers onto the crossbar")
+    return q.to(torch.int32), fq.scale.reshape(w.shape[0], -1), max(bits, 2)
+
+
 def has_library_weight_quant(m: nn.Module) -> bool:
     """Whether ``m`` is another library's layer with weight quantization on (Brevitas: ``quant_weight``
-    and an enabled ``weight_quant``; torchao: a quantized weight tensor); nothing is computed."""
+    and an enabled ``weight_quant``; torchao: a quantized weight tensor, or a QAT layer's enabled
+    weight fake quantizer); nothing is computed."""
     if _torchao_weight(m) is not None:
         return True
+    fq = getattr(m, "weight_fake_quantizer", None)
+    if fq is not None and type(fq).__module__.split(".")[0] == "torchao":
+        return bool(getattr(fq, "enabled", True))
     return callable(getattr(m, "quant_weight", None)) and getattr(getattr(m, "weight_quant", None),
                                                                    "is_quant_enabled", False)
 
@@ -420,7 +471,8 @@ def has_library_weight_quant(m: nn.Module) -> bool:
 def library_weight_quant(m: nn.Module, name: str = ""):
     """A quantization library's own weight quantization of layer ``m``: (integers, step, bits), the
     step broadcastable to the weight (per tensor or per output channel, with its autograd graph: the
-    HamQ penalty trains through it; torchao's per block), or None when ``m`` has none. Brevitas:
+    HamQ penalty trains through it; torchao's per block; a torchao QAT layer's (out, groups), each group
+    a contiguous run of a row), or None when ``m`` has none. Brevitas:
     ``m.quant_weight()``, an IntQuantTensor (``int()``, ``scale``, ``bit_width``) when
     ``m.weight_quant.is_quant_enabled``; unsigned integers need one bit more in the signed mappings
     (bits + 1). torchao: the weight's ``qdata`` and ``scale`` (``_torchao_quant``).
@@ -433,6 +485,8 @@ def library_weight_quant(m: nn.Module, name: str = ""):
         q, step, bits = _torchao_quant(w, name)
     elif not has_library_weight_quant(m):
         return None
+    elif hasattr(m, "weight_fake_quantizer"):
+        q, step, bits = _torchao_qat_weight(m, name)
     else:
         q, step, bits, signed = _int_quant_tensor(m.quant_weight(), "weight", name)
         bits = bits if signed else bits + 1
@@ -444,12 +498,76 @@ def library_weight_quant(m: nn.Module, name: str = ""):
 def library_input_quant(m: nn.Module, x, name: str = ""):
     """A quantization library's own input integers of layer ``m`` on its input ``x``: (integers, step,
     bits, signed), or None when it quantizes no input. Brevitas: ``x`` already a QuantTensor (from a
-    QuantIdentity / QuantReLU returning quant tensors), or ``m.input_quant`` enabled."""
+    QuantIdentity / QuantReLU returning quant tensors), or ``m.input_quant`` enabled. torchao: a QAT
+    layer's activation fake quantizer (per token), an ``Int8Tensor`` weight's ``act_quant_kwargs``
+    (dynamic per row / per tensor, or its static scale; after its ``act_pre_scale``), an
+    ``IntxUnpackedToInt8Tensor``'s int8 asymmetric per-token inputs, each by torchao's own functions;
+    the step is then one per token, shaped (*leading dims, 1), applied after the crossbar."""
     if callable(getattr(x, "int", None)) and hasattr(x, "bit_width"):
         return _int_quant_tensor(x, "input", name)
+    if _fake_quantizer(m, "activation_fake_quantizer", name) is not None or _torchao_weight(m) is not None:
+        return _torchao_input_quant(m, x, name)
     iq = getattr(m, "input_quant", None)
     if callable(getattr(m, "quant_weight", None)) and getattr(iq, "is_quant_enabled", False):
         return _int_quant_tensor(iq(x), "input", name)
+    return None
+
+
+def _centered(q: torch.Tensor, zero_point, step: torch.Tensor, bits: int, lead: Tuple[int, ...]):
+    """(q - zero point, step, bits, signed) of a library's affine input integers: the crossbar reads the
+    centered integers (value = (q - zp) x step), which span one bit more than q where any zero point
+    is ≠ 0 ([qmin - zp, qmax - zp] within ±(2^bits - 1)); a step per token (``lead``, the input's
+    leading shape) is kept per token, shaped (*lead, 1)."""
+    if zero_point is not None and bool((zero_point != 0).any()):
+        q = q - zero_point.reshape(*zero_point.shape, *([1] * (q.dim() - zero_point.dim())))
+        bits += 1
+    step = step.detach()
+    if step.numel() > 1:
+        step = step.reshape(*lead, 1) if step.numel() == math.prod(lead) else step
+    return q.to(torch.int32), step.reshape(()) if step.numel() == 1 else step, bits, True
+
+
+def _torchao_input_quant(m: nn.Module, x, name: str):
+    """torchao's own input integers of layer ``m`` on ``x`` (see :func:`library_input_quant`), or None
+    for a weight-only layer."""
+    from torchao.quantization.quant_primitives import MappingType, _do_fake_quantize_affine, choose_qparams_affine
+    from torchao.quantization.utils import _get_per_token_block_size
+    x = x.detach()
+    lead = tuple(x.shape[:-1])
+    fq = _fake_quantizer(m, "activation_fake_quantizer", name)
+    if fq is not None:                          # QAT: the codes its forward rounds to
+        cfg = fq.config
+        if type(cfg.granularity).__name__ != "PerToken":
+            raise ValueError(f"layer {name!r}: torchao activation fake quantizer with granularity "
+                             f"{type(cfg.granularity).__name__} is not read (hamqcore reads PerToken)")
+        bits = _torchao_width(cfg.dtype, name, "activation fake quantizer")
+        with torch.no_grad():
+            fq(x)
+        q, _ = _do_fake_quantize_affine(x, _get_per_token_block_size(x), fq.scale, fq.zero_point, torch.int32,
+                                        -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        return _centered(q, fq.zero_point.reshape(lead), fq.scale, bits, lead)
+    w = _torchao_weight(m)
+    kwargs, kind = getattr(w, "act_quant_kwargs", None), getattr(w, "activation_quantization", None)
+    if kwargs is not None:                      # Int8Tensor: dynamic (or static-scale) int8 inputs
+        from torchao.quantization.quantize_.common.quantize_tensor_kwargs import \
+            _choose_quant_func_and_quantize_tensor
+        if getattr(w, "act_pre_scale", None) is not None:
+            x = x * w.act_pre_scale
+        t = _choose_quant_func_and_quantize_tensor(x, kwargs, scale=getattr(w, "act_quant_scale", None),
+                                                   zero_point=getattr(w, "act_quant_zero_point", None))
+        if type(t).__name__ != "Int8Tensor":
+            raise ValueError(f"layer {name!r}: torchao quantizes its inputs to {type(t).__name__}, not read by "
+                             "hamqcore (it reads integer inputs)")
+        bits = 7 if getattr(kwargs, "reduce_range", False) else 8   # reduce_range: [-64, 63]
+        return _centered(t.qdata.to(torch.int32), t.zero_point, t.scale, bits, lead)
+    if kind is not None:                        # IntxUnpackedToInt8Tensor: int8 asymmetric per token
+        if str(getattr(kind, "value", kind)) != "int8_asym_per_token":
+            raise ValueError(f"layer {name!r}: torchao activation quantization {kind} is not read by hamqcore")
+        block = _get_per_token_block_size(x)    # as torchao's _apply_int8_act_asym_per_token_quant_dequant
+        scale, zp = choose_qparams_affine(x, MappingType.ASYMMETRIC, block, target_dtype=torch.int8,
+                                          quant_min=-128, quant_max=127, zero_point_dtype=torch.int8)
+        q, _ = _do_fake_quantize_affine(x, block, scale, zp, torch.int32, -128, 127)
+        return _centered(q, zp.reshape(lead), scale, 8, lead)
     return None
 
 

@@ -139,3 +139,168 @@ def test_torchao_float_formats_are_named_not_read_as_integers():
     m = _quantize(nn.Sequential(nn.Linear(32, 16)), Float8WeightOnlyConfig())
     with pytest.raises(ValueError, match="Float8Tensor is not read"):
         estimate_energy(m, torch.randn(2, 32))
+
+
+# --------------------------------------------------------------------------------------------------
+# torchao's QAT layers (FakeQuantizedLinear) and its quantized inputs (dynamic per token / per tensor)
+# --------------------------------------------------------------------------------------------------
+def _torchao_inputs_own(layer, x):
+    """torchao's own dequantized input of a layer, computed by torchao's code (independently of hamqcore)."""
+    w = layer.weight
+    if getattr(layer, "activation_fake_quantizer", None) is not None:
+        return layer.activation_fake_quantizer(x)
+    if getattr(w, "act_quant_kwargs", None) is not None:
+        from torchao.quantization.quantize_.common.quantize_tensor_kwargs import \
+            _choose_quant_func_and_quantize_tensor
+        return _choose_quant_func_and_quantize_tensor(x, w.act_quant_kwargs, scale=w.act_quant_scale,
+                                                      zero_point=w.act_quant_zero_point).dequantize()
+    from torchao.quantization.quantize_.workflows.intx.intx_unpacked_to_int8_tensor import \
+        _apply_int8_act_asym_per_token_quant_dequant
+    return _apply_int8_act_asym_per_token_quant_dequant(x)
+
+
+def _input_cases():
+    from torchao.quantization import (Int8DynamicActivationInt8WeightConfig, Int8DynamicActivationIntxWeightConfig,
+                                      Int8StaticActivationInt8WeightConfig)
+    from torchao.quantization.granularity import PerTensor
+    from torchao.quantization.qat import QATConfig
+    from torchao.quantization.quant_primitives import MappingType
+    intx = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerAxis(0))
+    return {
+        # (config, input bits, whether the inputs are asymmetric: read as q - zero point, one bit more)
+        "int8 dynamic, symmetric per row": (Int8DynamicActivationInt8WeightConfig(), 8),
+        "int8 dynamic, asymmetric per row": (Int8DynamicActivationInt8WeightConfig(act_mapping_type=MappingType.ASYMMETRIC), 9),
+        "int8 dynamic, reduced range": (Int8DynamicActivationInt8WeightConfig(reduce_range=True), 7),
+        "int8 static per tensor": (Int8StaticActivationInt8WeightConfig(act_quant_scale=torch.full((1, 1, 1), 0.02),
+                                                                       granularity=PerTensor()), 8),
+        "intx weights, int8 asymmetric per token": (intx, 9),
+        "QAT prepare, int8 asymmetric per token": (QATConfig(intx, step="prepare"), 9),
+    }
+
+
+@pytest.mark.parametrize("case", list(_input_cases()))
+def test_torchao_inputs_are_read_as_torchao_quantizes_them(case):
+    config, bits = _input_cases()[case]
+    m = _quantize(nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 5)), config).eval()
+    torch.manual_seed(1)
+    x = torch.randn(3, 4, 20)                  # tokens: every vector along the last axis its own step
+    h = m[1](m[0](x)).detach()
+    for layer, inp in ((m[0], x), (m[2], h)):
+        q, step, b, signed = input_integers(layer, inp, 8)
+        assert b == bits and signed and q.shape == inp.shape
+        assert int(q.abs().max()) <= 2 ** (bits - 1)
+        own = _torchao_inputs_own(layer, inp)
+        torch.testing.assert_close(q.to(torch.float32) * step, own, rtol=0, atol=1e-6)
+    with torch.no_grad():
+        digital = m(x)
+    # lossless crossbar = torchao's own integer arithmetic (its per-token steps applied after the array)
+    y = crossbar_forward(m, x, CrossbarConfig.preset("bitline"))
+    torch.testing.assert_close(y, digital, rtol=1e-5, atol=1e-5)
+    report = estimate_energy(m, x)
+    assert [l.a_bits for l in report.layers] == [bits, bits] and report.coverage.covered_fraction == 1.0
+
+
+def test_torchao_per_token_inputs_of_a_convolution_refuse_the_forward_pass_but_not_the_energy():
+    from torchao.quantization.quantize_.workflows.intx.intx_unpacked_to_int8_tensor import (
+        IntxUnpackedToInt8Tensor, IntxUnpackedToInt8TensorActivationQuantization)
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3))     # torchao's conv2d path for these weights (its configs take 2-d only)
+    m[0].weight = nn.Parameter(IntxUnpackedToInt8Tensor.from_hp(
+        m[0].weight.detach(), (1, 3, 3, 3), torch.int4,
+        activation_quantization=IntxUnpackedToInt8TensorActivationQuantization.INT8_ASYM_PER_TOKEN), requires_grad=False)
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        m(x)                                      # torchao runs it
+    q, step, b, _ = input_integers(m[0], x, 8)
+    assert b == 9 and step.shape == (2, 3, 6, 1)         # torchao's "token": a row of the image
+    assert estimate_energy(m, x).layers[0].a_bits == 9
+    with pytest.raises(ValueError, match="inputs are scaled per block"):
+        crossbar_forward(m, x, CrossbarConfig.preset("bitline"))
+
+
+def _qat_model(weight_config, activation_config=None, seed=0):
+    from torchao.quantization.qat import QATConfig
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4))
+    return _quantize(m, QATConfig(activation_config=activation_config, weight_config=weight_config, step="prepare"))
+
+
+@pytest.mark.parametrize("dtype,group", [(torch.int4, None), (torch.int4, 8), (torch.int8, None), (torch.int2, 16)])
+def test_torchao_qat_weights_are_the_codes_its_fake_quantizer_rounds_to(dtype, group):
+    from torchao.quantization.qat import IntxFakeQuantizeConfig
+    cfg = (IntxFakeQuantizeConfig(dtype, granularity="per_channel") if group is None
+           else IntxFakeQuantizeConfig(dtype, group_size=group))
+    m = _qat_model(cfg)
+    bits = int(str(dtype)[-1])
+    for name in ("0", "2"):
+        layer = m.get_submodule(name)
+        q, b = layer_integers(layer, 8, name)
+        own = layer.weight_fake_quantizer(layer.weight).detach()          # torchao's fake-quantized weight
+        step = layer.weight_fake_quantizer.scale.reshape(layer.weight.shape[0], -1)
+        step = step.repeat_interleave(layer.weight.shape[1] // step.shape[1], dim=1)
+        torch.testing.assert_close(torch.from_numpy(q).float() * step, own, rtol=0, atol=1e-7)
+        assert q.min() >= -2 ** (bits - 1) and q.max() <= 2 ** (bits - 1) - 1
+        # torchao's grid [-2^(b-1), 2^(b-1) - 1] reads as b + 1 bits where its extra code is used
+        assert b == (bits + 1 if q.min() == -2 ** (bits - 1) else bits)
+    cov = coverage(m)
+    assert cov.covered_fraction == 1.0
+    report = estimate_energy(m, torch.randn(2, 32))
+    assert report.coverage.covered_fraction == 1.0 and report.total_energy > 0
+    if group is None:           # one step per output channel: the forward pass reads off the crossbar
+        x = torch.randn(5, 32)
+        ref = x
+        for layer in (m[0], m[2]):
+            xq, sx, _, _ = input_integers(layer, ref, 8)
+            ref = F.linear(xq.double() * float(sx), layer.weight_fake_quantizer(layer.weight).double().detach(),
+                           layer.bias.detach().double()).float()
+            if layer is m[0]:
+                ref = F.relu(ref)
+        torch.testing.assert_close(crossbar_forward(m, x, CrossbarConfig.preset("bitline")), ref,
+                                   rtol=1e-5, atol=1e-5)
+    else:
+        with pytest.raises(ValueError, match="per block"):
+            crossbar_forward(m, torch.randn(2, 32), CrossbarConfig.preset("bitline"))
+
+
+@pytest.mark.parametrize("group", [None, 8])
+def test_the_penalty_trains_torchao_qat_layers_and_lowers_their_own_hw(group):
+    from hamqcore.ops import relaxed_hw_penalty
+    from torchao.quantization.qat import IntxFakeQuantizeConfig
+    cfg = (IntxFakeQuantizeConfig(torch.int4, granularity="per_channel") if group is None
+           else IntxFakeQuantizeConfig(torch.int4, group_size=group))
+    m = _qat_model(cfg, seed=3)
+    reg = HamQRegularizer(m, weighting="params", lam=1.0, encoding="twos_complement")
+    # the penalty is the relaxed HW of w / torchao's step, per group, at torchao's read width
+    ref = 0.0
+    for name in ("0", "2"):
+        layer = m.get_submodule(name)
+        q, b = layer_integers(layer, 8, name)
+        layer.weight_fake_quantizer(layer.weight)
+        step = layer.weight_fake_quantizer.scale.reshape(layer.weight.shape[0], -1)
+        step = step.repeat_interleave(layer.weight.shape[1] // step.shape[1], dim=1)
+        ref += float(relaxed_hw_penalty(layer.weight.detach() / step, b, "twos_complement")) * reg.coef[name]
+    assert float(reg.penalty().detach()) == pytest.approx(ref, rel=1e-5, abs=0)
+    before = hw_stats(m, 8, "twos_complement")["total"]["mean_hw"]
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    for _ in range(20):
+        opt.zero_grad()
+        reg().backward()
+        opt.step()
+    after = hw_stats(m, 8, "twos_complement")["total"]["mean_hw"]
+    assert after < 0.8 * before
+
+
+def test_torchao_qat_formats_hamqcore_cannot_map_are_named_and_disabled_ones_are_float():
+    from torchao.quantization.qat import IntxFakeQuantizeConfig
+    from torchao.quantization.qat.linear import disable_linear_fake_quant
+    m = _qat_model(IntxFakeQuantizeConfig(torch.int4, group_size=8, is_symmetric=False))
+    with pytest.raises(ValueError, match="asymmetric"):
+        estimate_energy(m, torch.randn(2, 32))
+    m = _qat_model(IntxFakeQuantizeConfig(torch.int4, granularity="per_channel"))
+    m.apply(disable_linear_fake_quant)        # torchao then computes in float: so does hamqcore
+    q, b = layer_integers(m[0], 8, "0")
+    assert b == 8 and int(np.abs(q).max()) == 127
+    from torchao.quantization.qat import Float8FakeQuantizeConfig
+    m = _qat_model(Float8FakeQuantizeConfig())
+    with pytest.raises(ValueError, match="Float8FakeQuantizer is not read"):
+        estimate_energy(m, torch.randn(2, 32))
