@@ -88,6 +88,14 @@ MUTANTS = [
      "if (a.group_mult[g0 + g] > 2) extra_groups.push_back(g);", XBAR_TESTS),
     ("cpp/src/crossbar_conductance.cpp", "wact[size_t(j)] = w[g * p.K + p.tc_row0[size_t(tc)] + act.row[size_t(j)]];",
      "wact[size_t(j)] = w[g * p.K + act.row[size_t(j)]];", XBAR_TESTS),
+    # issue 19: the reference-ladder select
+    ("cpp/src/crossbar_accounting.cpp", "switches += seq[i] != seq[(i + seq.size() - 1) % seq.size()];",
+     "switches += i > 0 && seq[i] != seq[i - 1];", XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "const int64_t id = cols.per_column ? (sw.st_sum[si] > shared_top ? kc : kShared) : d;",
+     "const int64_t id = cols.per_column ? (sw.st_sum[si] >= shared_top ? kc : kShared) : d;", XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "double(N * p.P) * double(lines)", "double(N) * double(lines)", XBAR_TESTS),
+    ("cpp/src/crossbar_accounting.cpp", "const int64_t lines = c.adc == AdcKind::Sar ? 1 : (int64_t(1) << c.adc_bits) - 1;",
+     "const int64_t lines = c.adc == AdcKind::Sar ? 1 : (int64_t(1) << c.adc_bits);", XBAR_TESTS),
 ]
 
 

@@ -41,7 +41,7 @@ ENERGY_COMPONENTS = tuple(_core.ENERGY_COMPONENTS)
 # the components each accounting model charges (the others are always 0 under it)
 MODEL_COMPONENTS = {
     "neurosim-1.3": ("adc", "array", "encoder", "switch_matrix", "mux", "shift_add", "reference", "config", "mask",
-                     "subtract", "complement", "gain"),
+                     "subtract", "complement", "gain", "select"),
     "mnsim-2.0": ("cell", "adc"),
     "bitline": ("cell",),
 }
@@ -251,7 +251,7 @@ class CrossbarConfig:
 @functools.lru_cache(maxsize=64)
 def _simulator(config: CrossbarConfig) -> "_core.Crossbar":
     return _core.Crossbar(**{k: v for k, v in dataclasses.asdict(config).items() if k not in FUNCTIONAL_DEFAULTS},
-                          gain_bits=config.gain_bits)
+                          gain_bits=config.gain_bits, digit_references=config.adc_reference == "calibrated")
 
 
 def stored_digits(w, w_bits: int, config: CrossbarConfig):

@@ -162,10 +162,12 @@ def test_bitline_and_mnsim_cell_energy_by_hand():
 def _preset(name, ov):
     if ov.get("complement") and ov.get("mapping", PRESETS[name].mapping) == "differential":
         ov["complement"] = False
+    if ov.get("adc_resolution") == "per_column":     # per-column references exclude calibrated ones
+        ov.pop("adc_reference", None)
     return CrossbarConfig.preset(name, **ov)
 
 
-OPTION_COMPONENTS = ("reference", "config", "mask", "subtract", "complement", "gain")
+OPTION_COMPONENTS = ("reference", "config", "mask", "subtract", "complement", "gain", "select")
 PERIPHERY = {"skip_empty": st.booleans(), "complement": st.booleans(), "column_order": st.sampled_from(["weight", "digit"])}
 
 
@@ -176,7 +178,7 @@ def _configs():
         "cell_bits": st.sampled_from([1, 2, 4]), "v_read": st.sampled_from([0.2, 0.5]),
         "r_wire_row": st.sampled_from([0.0, 20.0]), "adc_full_scale": st.sampled_from([0, 31, 100]),
         "adc_resolution": st.sampled_from(["fixed", "per_column"]), "rows_per_conversion": st.sampled_from([0, 7, 64]),
-        **PERIPHERY}))
+        "adc_reference": st.sampled_from(["full_scale", "calibrated"]), **PERIPHERY}))
     mn = st.builds(lambda ov: _preset("mnsim-2.0", ov), st.fixed_dictionaries({}, optional={
         "rows": st.sampled_from([3, 16, 64, 100]), "cols": st.sampled_from([8, 20, 64]),
         "cell_bits": st.sampled_from([1, 2, 4]), "mapping": st.sampled_from(["offset", "differential",
@@ -495,6 +497,26 @@ def test_option_circuits_by_hand():
         ladder += sum(0.0631 * math.exp(-2.303 * math.log10(1 / (128 * g(0) + (j + 0.5) * step * u)))
                       for j in range(31)) * 1e-9
     assert r.energy["reference"] == pytest.approx(ladder * P, rel=1e-12, abs=0)   # 8 conversions with driven rows
+    # select (Mux.cpp, one pass gate turning on: its gate to VDD, two drains to V_read): the sense amp
+    # converts output 0's 4 columns, each on its own ladder, in turn: 4 switches of its 31 reference
+    # lines per read, 16 reads (the negative array is empty and never read)
+    mx = caps["mux"]
+    e_gate = mx["capTgGateN"] * vdd2 + 2 * mx["capTgDrain"] * cfg.v_read ** 2
+    assert r.energy["select"] == pytest.approx(4 * 31 * N * P * e_gate, rel=1e-12, abs=0)
+    # calibrated references, one ladder per digit position: the same 4 switches (digits 3, 2, 1, 0);
+    # without skipping, output 1's empty columns convert too (digits 3, 2, 1, 0 again): 8, and the
+    # negative array is read with them; a SAR ADC switches its one reference line
+    cal = dict(mapping="differential", adc_reference="calibrated")
+    for ov, per_read, reads in ((dict(skip_empty=True), 4 * 31, N * P), (dict(), 8 * 31, 2 * N * P),
+                                (dict(skip_empty=True, adc="sar"), 4, N * P)):
+        rc = simulate_layer(w, x, CrossbarConfig.preset("neurosim-1.3", **cal, **ov), 8, 8)
+        assert rc.energy["select"] == pytest.approx(per_read * reads * e_gate, rel=1e-12, abs=0), ov
+    # nothing switches where every converted column of a sense amp uses one ladder: weights 1 (digit 0
+    # only, skipped empty columns), or per-column sums that fit the shared unit ladder (<= 31)
+    ones = np.ones((2, 128), np.int64)
+    assert simulate_layer(ones, x, CrossbarConfig.preset("neurosim-1.3", **cal, skip_empty=True), 8, 8
+                          ).energy["select"] == 0.0
+    assert simulate_layer(ones[:, :31], x[:, :31], cfg, 8, 8).energy["select"] == 0.0
     # the boundary: a column whose largest sum is 31 reads on the shared unit ladder, 32 needs its own
     for rows, charged in ((31, False), (32, True)):
         r = simulate_layer(np.ones((1, rows), np.int64), np.ones((1, rows), np.int64), cfg, 8, 1)

@@ -15,7 +15,8 @@ def _tiny(monkeypatch):
                         {"ds_cnn": dict(epochs=1, quick_data=True, warmup_epochs=0, ramp_epochs=1)})
     monkeypatch.setattr(experiments, "METHODS_QUICK", {"ds_cnn": {
         "hamq_hw": ("lam", (1.0,)), "hamq_priced": ("lam", (1.0,)), "bits": ("w_bits", (4,)),
-        "prune": ("prune", (0.5,)), "round": ("lam", (0.01,))}})
+        "prune": ("prune", (0.5,)), "round": ("lam", (0.01,)),
+        "hamq_hw_round": ("lam", (1.0,)), "hamq_priced_round": ("lam", (1.0,))}})
     monkeypatch.setattr(experiments, "PROTOCOL_QUICK", dict(experiments.PROTOCOL_QUICK, validation_inputs=24,
                                                             calibration_inputs=8, test_inputs=24, energy_inputs=2))
 
@@ -55,7 +56,15 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
     spaces = {json.dumps(sorted(json.dumps(p["overrides"], sort_keys=True) for p in r["validation"]["points"]))
               for runs in e["runs"].values() for pts in runs.values() for r in pts}
     assert len(spaces) == 1
-    assert set(e["runs"][0]) == {"baseline", "hamq_hw", "hamq_priced", "bits", "prune", "round"}
+    assert set(e["runs"][0]) == {"baseline", "hamq_hw", "hamq_priced", "bits", "prune", "round", "hamq_hw_round",
+                                 "hamq_priced_round"}
+    # rounding on top of HamQ starts from that HamQ's model of the same lam, rounded at the declared lam
+    import torch
+    for top_name, src_name in experiments.ON_TOP.items():
+        (top,), (src,) = e["runs"][0][top_name], e["runs"][0][src_name]
+        assert top["value"] == src["value"] == 1.0
+        ck = torch.load(top["checkpoint"], weights_only=False)
+        assert ck["rounding"] == {"lam": experiments.ROUND["on_hamq_lam"], "source": src["checkpoint"]}
     rec = json.loads((tmp_path / "a" / "results.json").read_text())
     for key in ("validation_fraction", "split_seed", "primary", "space", "secondary", "budget_pt", "methods"):
         assert key in rec["protocol"]

@@ -234,7 +234,7 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
     y = np.zeros((N, out))
     ref_total = np.zeros(N)
     comps = dict(cell=0.0, adc=0.0, array=0.0, encoder=0.0, switch_matrix=0.0, mux=0.0, shift_add=0.0, reference=0.0,
-                 config=0.0, mask=0.0, subtract=0.0, complement=0.0, gain=0.0)
+                 config=0.0, mask=0.0, subtract=0.0, complement=0.0, gain=0.0, select=0.0)
     inverted_in_group = {}   # (first row of the row tile, first row of the group) -> [rows, inverted columns]
     cnt = dict(conversions=0, idle=0, skipped=0, reads=0, skipped_reads=0, inverted=0, cycles=0, skipped_cycles=0)
     res = np.zeros(17, np.int64)
@@ -277,6 +277,7 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
             m = min(cfg.cols_per_adc, cfg.cols)
             cycles = [len({int(pos[k]) % m for k in range(block.shape[1]) if not st[0][k]}) if cfg.skip_empty else m
                       for st in stat]
+            switches = [ladder_switches(cfg, st[0], st[2], bcoef, pos, D) for st in stat]
             for g0 in groups:
                 entry = inverted_in_group.setdefault((r0, g0), [min(rpc, block.shape[0] - g0), 0])
                 entry[1] += int(inv.sum())
@@ -290,6 +291,8 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
                         skip, levels, fs = stat[gi]
                         if cycles[gi]:
                             cnt["reads"] += 1
+                            if cfg.model == "neurosim-1.3":
+                                comps["select"] += switches[gi] * select_gate_energy(cfg)
                             cnt["cycles"] += cycles[gi]
                             cnt["skipped_cycles"] += m - cycles[gi]
                             if cfg.model == "neurosim-1.3":   # each term is proportional to the cycles run
@@ -341,6 +344,42 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
                 skipped_conversions=cnt["skipped"], subarray_reads=cnt["reads"], skipped_reads=cnt["skipped_reads"],
                 read_cycles=cnt["cycles"], skipped_cycles=cnt["skipped_cycles"], inverted_columns=cnt["inverted"], resolution_columns=res, driven_rows=driven_total,
                 sum_current=cfg.v_read * sum_g, max_current=cfg.v_read * max_g, on_cells=on, cells=cells, arrays=arrays)
+
+
+def ladder_switches(cfg, skip, sums, bcoef, pos, D):
+    """Reference-mux pass gates turned on in one read of one array's conversion group (crossbar.hpp,
+    Component select): each sense amp converts its columns (positions u m .. u m + m - 1) in cycle
+    order; a column's ladder is its digit position (calibrated references) or, per-column, its own
+    when its digit sum exceeds 2^adc_bits - 1 (else the shared one); every change from the previous
+    converted column's ladder, cyclically, turns on one gate per reference line."""
+    per_column = cfg.adc_resolution == "per_column"
+    if not (per_column or (cfg.adc_reference == "calibrated" and D > 1)) or cfg.adc not in ("multilevel", "sar"):
+        return 0
+    lines = 1 if cfg.adc == "sar" else 2 ** cfg.adc_bits - 1
+    m = min(cfg.cols_per_adc, cfg.cols)
+
+    def ladder(k):
+        if per_column:
+            return ("own", k) if sums[k] > 2 ** cfg.adc_bits - 1 else "shared"
+        c = bcoef[k]
+        if cfg.mapping == "twos_complement" and c < 0:
+            return D - 1
+        return round(math.log2(abs(c))) // cfg.cell_bits
+
+    n = 0
+    for u in range(-(-cfg.cols // m)):
+        order = sorted((int(pos[k]) % m, k) for k in range(len(pos)) if int(pos[k]) // m == u and not skip[k])
+        seq = [ladder(k) for _, k in order]
+        if len(seq) > 1:
+            n += sum(seq[i] != seq[i - 1] for i in range(len(seq)))
+    return n * lines
+
+
+def select_gate_energy(cfg):
+    """Mux.cpp Mux::CalculatePower, one pass gate turning on: gate to VDD, two drains to V_read."""
+    caps = CAPS[cfg.roadmap]
+    vdd, mux = caps["tech"]["vdd"], caps["mux"]
+    return mux["capTgGateN"] * vdd ** 2 + mux["capTgDrain"] * 2 * cfg.v_read ** 2
 
 
 def option_circuits(cfg, cnt, inverted_in_group, N, K, out, D, P):

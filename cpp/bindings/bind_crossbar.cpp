@@ -151,7 +151,8 @@ void bind_crossbar(py::module_& m) {
                          double r_access, double r_wire_row, double r_wire_col, const std::string& roadmap,
                          const std::string& adc, int adc_bits, int cols_per_adc, int64_t adc_full_scale,
                          double e_adc, const std::string& adc_resolution, bool skip_empty, int rows_per_conversion,
-                         bool complement, const std::string& column_order, int gain_bits) {
+                         bool complement, const std::string& column_order, int gain_bits,
+                         bool digit_references) {
                  CrossbarConfig c;
                  c.model = parse_enum<Model>(model, kModels, "model");
                  c.rows = rows;
@@ -178,6 +179,7 @@ void bind_crossbar(py::module_& m) {
                  c.complement = complement;
                  c.column_order = parse_enum<ColumnOrder>(column_order, kColumnOrders, "column_order");
                  c.gain_bits = gain_bits;
+                 c.digit_references = digit_references;
                  const std::string err = validate(c);
                  if (!err.empty()) throw py::value_error(err);
                  py::gil_scoped_release release;  // the ADC table can take a few ms
@@ -186,7 +188,8 @@ void bind_crossbar(py::module_& m) {
              py::kw_only(), "model"_a, "rows"_a, "cols"_a, "cell_bits"_a, "mapping"_a, "reference_column"_a,
              "g_on"_a, "g_off"_a, "v_read"_a, "t_read"_a, "r_access"_a, "r_wire_row"_a, "r_wire_col"_a,
              "roadmap"_a, "adc"_a, "adc_bits"_a, "cols_per_adc"_a, "adc_full_scale"_a, "e_adc"_a,
-             "adc_resolution"_a, "skip_empty"_a, "rows_per_conversion"_a, "complement"_a, "column_order"_a, "gain_bits"_a = 0)
+             "adc_resolution"_a, "skip_empty"_a, "rows_per_conversion"_a, "complement"_a, "column_order"_a, "gain_bits"_a = 0,
+             "digit_references"_a = false)
         .def(
             "digit_conductance", [](const Crossbar& xb) { return digit_conductances(xb.config()); },
             "The conductance (S) of a cell holding each digit 0 .. 2^cell_bits - 1 at the array's mean position.")

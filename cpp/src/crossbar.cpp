@@ -33,7 +33,7 @@ constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
 const char* component_name(int c) {
     static const char* names[kNumComponents] = {"cell", "adc", "array", "encoder", "switch_matrix", "mux",
                                                 "shift_add", "reference", "config", "mask", "subtract",
-                                                "complement", "gain"};
+                                                "complement", "gain", "select"};
     return names[c];
 }
 

@@ -70,6 +70,43 @@ int ceil_log2(int64_t n) {
     return b;
 }
 
+// Reference-ladder switches of one read of every array (summed over conversion groups): per sense amp,
+// the converted columns it reads in cycle order (local column u m + k in cycle k), each with its
+// ladder (digit references: its digit position; per-column: the column's own ladder when its digit
+// sum exceeds the shared unit ladder, else that shared ladder), counted where a column's ladder
+// differs from the previous converted column's, cyclically (reads repeat).
+int64_t select_switches(const Plan& p, const StoredWeights& sw, const Columns& cols, int64_t shared_top) {
+    const int64_t width = p.c.cols, m = p.m, units = ceil_div(width, m), arrays = p.col_tiles * p.A;
+    constexpr int64_t kNone = -2, kShared = -1;
+    std::vector<int64_t> ladder(size_t(arrays * width));
+    int64_t switches = 0;
+    for (int64_t tc = 0; tc < p.T; ++tc) {
+        std::fill(ladder.begin(), ladder.end(), kNone);
+        for (int64_t kc = 0; kc < p.ncols; ++kc) {
+            const size_t si = size_t(tc * p.ncols + kc);
+            if (cols.skip[si]) continue;
+            int64_t ct, local;
+            p.place(kc, ct, local);
+            const int64_t arr = (kc % p.cpg) / p.D, d = (kc % p.cpg) % p.D;
+            const int64_t id = cols.per_column ? (sw.st_sum[si] > shared_top ? kc : kShared) : d;
+            for (int64_t k2 = ct < 0 ? 0 : ct; k2 < (ct < 0 ? p.col_tiles : ct + 1); ++k2)
+                ladder[size_t((k2 * p.A + arr) * width + local)] = id;
+        }
+        std::vector<int64_t> seq;
+        for (int64_t a = 0; a < arrays; ++a)
+            for (int64_t u = 0; u < units; ++u) {
+                seq.clear();
+                for (int64_t k = 0; k < m && u * m + k < width; ++k) {
+                    const int64_t id = ladder[size_t(a * width + u * m + k)];
+                    if (id != kNone) seq.push_back(id);
+                }
+                for (size_t i = 0; seq.size() > 1 && i < seq.size(); ++i)
+                    switches += seq[i] != seq[(i + seq.size() - 1) % seq.size()];
+            }
+    }
+    return switches;
+}
+
 // The circuits the HW-aware periphery options and the differential mapping add (crossbar.hpp,
 // Component: each formula with its source), under NeuroSim13's 22 nm gates.
 void charge_options(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
@@ -122,6 +159,12 @@ void charge_options(const Plan& p, const StoredWeights& sw, const Columns& cols,
     if (c.gain_bits > 0)
         r.energy[kGain] = neurosim13::adder_energy(c.roadmap, c.adc_bits + c.gain_bits, double(c.gain_bits - 1),
                                                    double(r.conversions));
+    if ((c.digit_references || cols.per_column) && c.adc != AdcKind::Ideal && c.adc != AdcKind::Fixed) {
+        const int64_t lines = c.adc == AdcKind::Sar ? 1 : (int64_t(1) << c.adc_bits) - 1;
+        const int64_t shared_top = (int64_t(1) << c.adc_bits) - 1;
+        r.energy[kSelect] = double(select_switches(p, sw, cols, shared_top)) * double(N * p.P) * double(lines) *
+                            neurosim13::mux_gate_energy(c.roadmap, c.v_read);
+    }
 }
 
 }  // namespace

@@ -141,6 +141,11 @@ double adder_energy(Roadmap r, int num_bit, double num_adder, double num_read) {
     return adder(r == Roadmap::HP ? kHP : kLP, num_bit, num_adder, num_read);
 }
 
+double mux_gate_energy(Roadmap r, double v_read) {
+    const Caps& c = r == Roadmap::HP ? kHP : kLP;
+    return c.mux_tg_gate_n * c.vdd * c.vdd + c.mux_tg_drain * 2 * v_read * v_read;
+}
+
 double Sense::time(int levels) const {
     // LatencyCol is 1 ns at 22 nm (GetColumnLatency, clamped to [1, 10] ns); a SAR conversion takes
     // log2 L + 1 cycles of 1 ns (SarADC.cpp).

@@ -47,5 +47,8 @@ Sense sense(Roadmap r, AdcKind adc, double v_read);
 // num_adder ripple-carry adders of num_bit bits, num_read times, times the adder activity delta.
 double dff_energy(Roadmap r, double num_read, double num_dff);
 double adder_energy(Roadmap r, int num_bit, double num_adder, double num_read);
+// Mux.cpp Mux::CalculatePower for one pass gate turning on (the column mux's gates): its gate to VDD
+// and its two drains to the read voltage.
+double mux_gate_energy(Roadmap r, double v_read);
 
 }  // namespace hamq::neurosim13

@@ -29,6 +29,7 @@ from .settings import (
     HEADLINE,
     METHODS,
     METHODS_QUICK,
+    ON_TOP,
     PAPER,
     PAPER_TASKS,
     PROTOCOL,
@@ -38,6 +39,7 @@ from .settings import (
     RIVALS,
     ROUND,
 )
+
 
 def accounting_spec(name: str, experiment: str) -> Dict[str, object]:
     """One accounting of one experiment as a preset spec ({"preset": ..., overrides})."""
@@ -163,12 +165,14 @@ def _point_job(job: Dict) -> Dict:
     _, data = _protocol_data(settings, protocol)
     out = Path(job["out"])
     t0 = time.perf_counter()
-    if method == "round":
-        model, cfg, ck = load_checkpoint(job["baseline_ckpt"])
+    if method == "round" or method in ON_TOP:   # the baseline, or a HamQ model (ON_TOP), rounded
+        source = job["baseline_ckpt"] if method == "round" else job["source_ckpt"]
+        lam = float(value) if method == "round" else ROUND["on_hamq_lam"]
+        model, cfg, ck = load_checkpoint(source)
         calib = torch.from_numpy(np.ascontiguousarray(data.train.x[:ROUND["calib"]]))
-        model, _ = hw_aware_round(model, calib, lam=float(value), encoding=cfg.encoding, radius=ROUND["radius"][name])
+        model, _ = hw_aware_round(model, calib, lam=lam, encoding=cfg.encoding, radius=ROUND["radius"][name])
         save_atomic({**{k: v for k, v in ck.items() if k not in ("optimizer", "scheduler", "torch_rng")},
-                     "model": model.state_dict(), "rounding": {"lam": float(value), "source": job["baseline_ckpt"]}},
+                     "model": model.state_dict(), "rounding": {"lam": lam, "source": source}},
                     ensure_writable_dir(out) / "checkpoint.pt")
         w_bits, encoding = cfg.w_bits, cfg.encoding
     else:
@@ -308,6 +312,8 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
             target = exp["reference"][sd] + budget / 100
             b_ckpt = exp["runs"][sd]["baseline"][0]["checkpoint"]
             for method, (_, values) in methods_all[name].items():
+                if method in ON_TOP:
+                    continue            # after the models it starts from (2b)
                 for v in values:
                     jobs_list.append({**extra, "name": name, "seed": sd, "method": method, "value": v, "quick": quick,
                                       "protocol": protocol, "baseline_ckpt": b_ckpt, "target": target,
@@ -318,6 +324,15 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
                 exp["runs"][r["seed"]]["baseline"][0]["validation"] = r["validation"]
             else:
                 exp["runs"][r["seed"]].setdefault(r["method"], []).append(r)
+        # 2b. the methods that start from another method's models (rounding on top of HamQ)
+        top_jobs = [{**extra, "name": name, "seed": sd, "method": method, "value": src["value"], "quick": quick,
+                     "protocol": protocol, "source_ckpt": src["checkpoint"], "target": exp["reference"][sd] + budget / 100,
+                     "threads": threads, "out": str(out / name / f"seed{sd}" / f"{method}_{src['value']:g}")}
+                    for sd in seed_list for method, source in ON_TOP.items() if method in methods_all[name]
+                    for src in exp["runs"][sd].get(source, [])
+                    if src["value"] in methods_all[name][method][1]]
+        for r in _pool_map(_point_job, top_jobs, jobs, log, "on top", grid):
+            exp["runs"][r["seed"]].setdefault(r["method"], []).append(r)
         # 3. each method's operating point on the validation split; the test split read once per
         # chosen point
         selections = (("", None),)

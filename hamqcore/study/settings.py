@@ -68,7 +68,9 @@ PROTOCOL = {
     # 5-bit references, or per-column references and resolution (hamqcore's HW-aware periphery).
     # Protocol v2 (README "Protocol v2"): every circuit of the space is charged (the per-column
     # reference ladders, configuration flip-flops, cycle mask, differential subtraction and the
-    # readout's 8-bit gain), so v1's second table "within the charged part" is gone.
+    # readout's 8-bit gain), so v1's second table "within the charged part" is gone. Protocol v3
+    # (README "Protocol v3"): the sense amps' reference-ladder select is charged too (component
+    # select), and rounding on top of HamQ joins the methods (METHODS, ON_TOP).
     "space": {"adc_reference": ("calibrated", "per_column")},
     # secondary accountings of each chosen point (energy only, the same weights)
     "secondary": ("neurosim-1.3 (offset)", "mnsim-2.0", "bitline"),
@@ -85,18 +87,25 @@ PROTOCOL_QUICK = dict(PROTOCOL, validation_inputs=64, test_inputs=128, calibrati
 # "hamq_priced": each bit priced by its energy under the primary accounting (weighting="crossbar");
 # "bits": fewer weight bits, no penalty; "prune": global magnitude pruning of the baseline, fine-tuned
 # (fine_tune_epochs, warm-up off); "round": gradient-free HW-aware rounding of the baseline
-# (hamqcore.rounding, on round_calib training inputs).
+# (hamqcore.rounding, on round_calib training inputs). Protocol v3: rounding on top of HamQ,
+# "hamq_hw_round" / "hamq_priced_round": each model of that HamQ ladder (its lam the setting) rounded
+# by the same HW-aware rounding at ROUND["on_hamq_lam"].
 METHODS = {
     "resnet18": {"hamq_hw": ("lam", (1.0, 3.0, 10.0)), "hamq_priced": ("lam", (1.0, 3.0, 10.0)),
-                 "bits": ("w_bits", (6, 5, 4)), "prune": ("prune", (0.5, 0.75, 0.9)), "round": ("lam", (0.01, 0.1))},
+                 "bits": ("w_bits", (6, 5, 4)), "prune": ("prune", (0.5, 0.75, 0.9)), "round": ("lam", (0.01, 0.1)),
+                 "hamq_hw_round": ("lam", (1.0, 3.0, 10.0)), "hamq_priced_round": ("lam", (1.0, 3.0, 10.0))},
     "ds_cnn": {"hamq_hw": ("lam", (1.0, 3.0, 10.0)), "hamq_priced": ("lam", (1.0, 3.0, 10.0)),
-               "bits": ("w_bits", (5, 4, 3)), "prune": ("prune", (0.5, 0.75, 0.9)), "round": ("lam", (0.01, 0.1))},
+               "bits": ("w_bits", (5, 4, 3)), "prune": ("prune", (0.5, 0.75, 0.9)), "round": ("lam", (0.01, 0.1)),
+               "hamq_hw_round": ("lam", (1.0, 3.0, 10.0)), "hamq_priced_round": ("lam", (1.0, 3.0, 10.0))},
 }
 METHODS_QUICK = {name: {m: (k, v[:1]) for m, (k, v) in ms.items()} for name, ms in METHODS.items()}
-HAMQ_METHODS = ("hamq_hw", "hamq_priced", "round")
+# methods whose points start from another method's models (run once those exist): method -> source
+ON_TOP = {"hamq_hw_round": "hamq_hw", "hamq_priced_round": "hamq_priced"}
+HAMQ_METHODS = ("hamq_hw", "hamq_priced", "round", "hamq_hw_round", "hamq_priced_round")
 RIVALS = ("bits", "prune")
 FINE_TUNE_EPOCHS = 2
-ROUND = {"calib": 256, "radius": {"resnet18": 8, "ds_cnn": 4}}
+# on_hamq_lam: the rounding's lam on top of HamQ, the round ladder's first rung (fixed before v3's run)
+ROUND = {"calib": 256, "radius": {"resnet18": 8, "ds_cnn": 4}, "on_hamq_lam": 0.01}
 # The demo's training scale (2 cores): ResNet-18 at width 8 on 2400 MNIST images for 4 epochs, DS-CNN-S
 # on the synthetic keywords for 12 epochs; the quick smoke run smaller still.
 PROTOCOL_SCALE = {

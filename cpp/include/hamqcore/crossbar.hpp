@@ -109,6 +109,9 @@ struct CrossbarConfig {
     // The digital gain of a calibrated conductance readout (hamqcore/readout.py): every conversion's
     // reading is multiplied by a gain_bits-bit constant (0 = no gain); charged as component gain.
     int gain_bits = 0;
+    // Calibrated references (hamqcore/readout.py adc_reference="calibrated"): a reference ladder per
+    // array type and digit position, which the sense amps switch between (charged as component select).
+    bool digit_references = false;
 };
 
 // The defaults of each accounting model, with every value's source in the .cpp.
@@ -184,10 +187,18 @@ struct CrossbarLayer {
 //    vector one subtraction dmax X - sum_p 2^p S'_p of adc_bits + pulses + cell_bits bits.
 //  * gain (gain_bits > 0): every conversion's reading times its gain_bits-bit constant, a shift-add
 //    multiplier of gain_bits - 1 adders of adc_bits + gain_bits bits.
+//  * select (digit_references, or adc_resolution PerColumn): a sense amp
+//    whose columns convert against different reference ladders (one per digit position; a column's
+//    own ladder or the shared unit ladder) reaches each of its comparators' references through a
+//    pass-gate mux driven by the column mux's own decoder: Mux.cpp Mux::CalculatePower per pass gate
+//    that turns on (capTgGateN VDD^2 + 2 capTgDrain V_read^2, the column mux's gates), one per
+//    reference line (2^adc_bits - 1 for the multilevel sense amp, 1 for the SAR's reference) and sense
+//    amp whenever the ladder of the column it converts differs from that of the column it converted
+//    last (in the cyclic order of the cycles a read runs; skipped columns switch nothing), every read.
 //  Gates: NeuroSim V1.3's DFF.cpp and Adder.cpp models at 22 nm (neurosim13::dff_energy, adder_energy).
 enum Component : int {
     kCell = 0, kAdc, kArray, kEncoder, kSwitchMatrix, kMux, kShiftAdd,
-    kReference, kConfig, kMask, kSubtract, kComplement, kGain, kNumComponents
+    kReference, kConfig, kMask, kSubtract, kComplement, kGain, kSelect, kNumComponents
 };
 const char* component_name(int c);
 
