@@ -405,7 +405,7 @@ def cheapest_config(model: nn.Module, x: torch.Tensor, y: torch.Tensor, base: Cr
         raise ValueError(f"space names unknown CrossbarConfig field(s) {unknown}")
     import itertools
 
-    points, skipped, seen = [], [], set()
+    points, skipped, seen, reports = [], [], set(), {}
     names = list(space)
     for values in itertools.product(*(space[n] for n in names)):
         overrides = {n: v for n, v in zip(names, values) if v is not None}
@@ -424,9 +424,8 @@ def cheapest_config(model: nn.Module, x: torch.Tensor, y: torch.Tensor, base: Cr
                                  "pass calibration= (inputs to calibrate their references on)")
             refs = calibrate_adc(model, calibration, cfg)
         acc = crossbar_accuracy(model, x, y, cfg, references=refs)
-        energy = estimate_energy(model, x[:energy_inputs], cfg).total_energy
-        points.append(SearchPoint(cfg, acc, energy))
+        reports[cfg] = estimate_energy(model, x[:energy_inputs], cfg)
+        points.append(SearchPoint(cfg, acc, reports[cfg].total_energy))
     feasible = [p for p in points if p.accuracy >= accuracy_target]
     best = min(feasible, key=lambda p: p.energy) if feasible else None
-    report = estimate_energy(model, x[:energy_inputs], best.config) if best else None
-    return SearchResult(best, report, points, skipped)
+    return SearchResult(best, reports[best.config] if best else None, points, skipped)
