@@ -427,7 +427,7 @@ def _fake_quantizer(m: nn.Module, attr: str, name: str = ""):
 
 
 def _torchao_qat_weight(m: nn.Module, name: str):
-    """(integers, step broadcastable to the weight, bits) of a torchao QAT layer's weight: the codes its
+    """(integers, step, bits) of a torchao QAT layer's weight: the codes its
     ``weight_fake_quantizer`` rounds to in its forward pass (torchao's own ``_do_fake_quantize_affine``
     with the scales that forward computes, or holds when static), never re-quantized by hamqcore. The
     step is (out, groups): PerGroup's groups are contiguous runs of a row."""
