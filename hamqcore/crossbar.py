@@ -81,8 +81,9 @@ class CrossbarConfig:
     Build one from a preset: ``CrossbarConfig.preset("neurosim-1.3", mapping="differential")``.
     Constructing ``CrossbarConfig()`` gives the ``"neurosim-1.3"`` preset.
 
-    The functional path (what the crossbar reads, :mod:`hamqcore.readout`; the energy path ignores
-    these, README "What the crossbar reads"):
+    The functional path (what the crossbar reads, :mod:`hamqcore.readout`, README "What the crossbar
+    reads"; the energy path charges only the circuits they add: the calibrated conductance readout's
+    gain multiplier, component ``gain``, and calibrated references' ladder select, ``select``):
 
     * ``adc_reference``: where the ADC's levels sit. ``"full_scale"``: L = 2^adc_bits levels over
       [0, adc_full_scale] (0: rows_per_conversion x the largest digit), the C++ core's ADC;
