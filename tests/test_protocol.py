@@ -157,3 +157,16 @@ def test_bf16_autocast_training_runs():
     assert np.isfinite(r.history[-1]["loss"]) and all(p.dtype == torch.float32 for p in r.model.parameters())
     with pytest.raises(ValueError, match="precision must be one of"):
         train_mod.TrainConfig(precision="fp16").validate()
+
+
+def test_the_printed_table_fits_100_columns_and_aligns():
+    """The demo's printed table (from the committed v3 results, whose method names run to 17
+    characters): every line within 100 columns, every row's columns where the header puts them."""
+    from pathlib import Path
+    results = json.loads((Path(__file__).parents[1] / "docs" / "results" / "results.json").read_text())
+    lines = experiments.demo_table(results).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    header = next(line for line in lines if line.lstrip().startswith("method"))
+    end = header.index("setting") + len("setting")
+    rows = [line for line in lines if line.startswith(("  hamq_priced_round  ", "  bits  "))]   # not the verdicts
+    assert rows and all(row[end - 1] != " " and row[end] == " " for row in rows), rows

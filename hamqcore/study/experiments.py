@@ -506,20 +506,21 @@ def demo_table(results: Dict) -> str:
     for name, e in results["experiments"].items():
         n = len(results["seeds"])
         for suffix, what in (("", "search space: calibrated or per-column references"),):
-            lines.append(f"{name} ({what}): budget {e['budget_pt']:+.1f} pt on the crossbar, {n} seed(s), "
-                         f"test split read once per point")
-            lines.append(f"  {'method':<12} {'setting':>8} {'crossbar acc. %':>17} {'energy nJ':>17} "
+            lines.extend(textwrap.wrap(f"{name} ({what}): budget {e['budget_pt']:+.1f} pt on the crossbar, {n} "
+                                       "seed(s), test split read once per point", 98, subsequent_indent="  "))
+            width = max(12, *(len(m) for m in e["summary" + suffix]))    # the method column
+            lines.append(f"  {'method':<{width}} {'setting':>8} {'crossbar acc. %':>17} {'energy nJ':>18} "
                          f"{'vs baseline %':>15}")
             for m, s in e["summary" + suffix].items():
                 vals = ",".join(format(v, "g") for v in s["values"]) if m != "baseline" else "-"
                 acc, en, pct = s["accuracy"], s["energy_j"], s["energy_pct"]
                 if s["feasible_seeds"] == 0:
-                    lines.append(f"  {m:<12} {'-':>8}   no point within the budget")
+                    lines.append(f"  {m:<{width}} {'-':>8}   no point within the budget")
                     continue
                 # no baseline within the budget in a seed: no change against it to give
                 vs = (f"{pct['mean']:>+7.1f} +- {pct['std']:<4.1f}" if pct["n"] else f"{'-':>7}")
-                lines.append(f"  {m:<12} {vals[:8]:>8} {100 * acc['mean']:>9.2f} +- {100 * acc['std']:<4.2f} "
-                             f"{en['mean'] * 1e9:>9.2f} +- {en['std'] * 1e9:<5.2f} {vs}")
+                lines.append(f"  {m:<{width}} {vals[:8]:>8} {100 * acc['mean']:>9.2f} +- {100 * acc['std']:<4.2f} "
+                             f"{en['mean'] * 1e9:>9.2f} +- {en['std'] * 1e9:<6.2f} {vs}")
             for v in e["verdict" + suffix]:
                 lines.extend(textwrap.wrap(v, 98, initial_indent="  ", subsequent_indent="    "))
     return "\n".join(lines)
