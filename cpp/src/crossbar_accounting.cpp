@@ -76,23 +76,20 @@ int ceil_log2(int64_t n) {
 // sum exceeds the shared unit ladder, else that shared ladder), counted where a column's ladder
 // differs from the previous converted column's, cyclically (reads repeat).
 int64_t select_switches(const Plan& p, const StoredWeights& sw, const Columns& cols, int64_t shared_top) {
-    const int64_t width = p.c.cols, m = p.m, units = ceil_div(width, m), arrays = p.col_tiles * p.A;
+    const int64_t width = p.c.cols, m = p.m, units = ceil_div(width, m), arrays = p.narr;
     constexpr int64_t kNone = -2, kShared = -1;
     std::vector<int64_t> ladder(size_t(arrays * width));
+    std::vector<int64_t> seq;
     int64_t switches = 0;
     for (int64_t tc = 0; tc < p.T; ++tc) {
         std::fill(ladder.begin(), ladder.end(), kNone);
         for (int64_t kc = 0; kc < p.ncols; ++kc) {
             const size_t si = size_t(tc * p.ncols + kc);
             if (cols.skip[si]) continue;
-            int64_t ct, local;
-            p.place(kc, ct, local);
-            const int64_t arr = (kc % p.cpg) / p.D, d = (kc % p.cpg) % p.D;
+            const int64_t d = (kc % p.cpg) % p.D;
             const int64_t id = cols.per_column ? (sw.st_sum[si] > shared_top ? kc : kShared) : d;
-            for (int64_t k2 = ct < 0 ? 0 : ct; k2 < (ct < 0 ? p.col_tiles : ct + 1); ++k2)
-                ladder[size_t((k2 * p.A + arr) * width + local)] = id;
+            p.for_copies(kc, [&](int64_t a, int64_t local) { ladder[size_t(a * width + local)] = id; });
         }
-        std::vector<int64_t> seq;
         for (int64_t a = 0; a < arrays; ++a)
             for (int64_t u = 0; u < units; ++u) {
                 seq.clear();

@@ -88,6 +88,15 @@ struct Plan {
     // Physical place of kernel column kc = g * cpg + arr * D + d (the reference group: one copy per
     // array column tile, in its last D columns; col_tile = -1).
     void place(int64_t kc, int64_t& col_tile, int64_t& local) const;
+    // f(array, local) for every physical copy of kernel column kc: its array within the conversion
+    // group (column tile * A + array type) and its column in that array.
+    template <class F>
+    void for_copies(int64_t kc, F&& f) const {
+        int64_t ct, local;
+        place(kc, ct, local);
+        const int64_t arr = (kc % cpg) / D;
+        for (int64_t k2 = ct < 0 ? 0 : ct; k2 < (ct < 0 ? col_tiles : ct + 1); ++k2) f(k2 * A + arr, local);
+    }
     int64_t copies(int64_t kc) const { return kc / cpg == L.out ? col_tiles : 1; }  // physical copies
 };
 

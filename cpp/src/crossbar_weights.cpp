@@ -133,11 +133,7 @@ Columns plan_columns(const Plan& p, const StoredWeights& sw) {
         for (int64_t tc = 0; tc < p.T; ++tc)
             for (int64_t kc = 0; kc < p.ncols; ++kc) {
                 if (cols.skip[size_t(tc * p.ncols + kc)]) continue;
-                int64_t ct, local;
-                p.place(kc, ct, local);
-                const int arr = int((kc % p.cpg) / p.D);
-                for (int64_t k2 = ct < 0 ? 0 : ct; k2 < (ct < 0 ? p.col_tiles : ct + 1); ++k2)
-                    cycle_on[size_t(((tc * p.col_tiles + k2) * p.A + arr) * m + local % m)] = 1;
+                p.for_copies(kc, [&](int64_t a, int64_t local) { cycle_on[size_t((tc * p.narr + a) * m + local % m)] = 1; });
             }
     cols.cycles.assign(size_t(p.T * p.narr), 0);
     for (int64_t i = 0; i < p.T * p.narr; ++i)
