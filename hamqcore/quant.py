@@ -355,11 +355,16 @@ def _int_quant_tensor(t, what: str, name: str):
     return t.int().to(torch.int32), t.scale, int(round(float(t.bit_width))), bool(t.signed)
 
 
+def _from_torchao(obj) -> bool:
+    """Whether ``obj``'s class is torchao's (recognised by its module, without importing torchao)."""
+    return type(obj).__module__.split(".")[0] == "torchao"
+
+
 def _torchao_weight(m: nn.Module):
     """``m.weight`` when torchao's ``quantize_`` replaced it by a quantized tensor subclass (recognised
     by its module and its ``qdata`` / ``scale`` / ``block_size``), else None."""
     w = getattr(m, "weight", None)
-    if (isinstance(w, torch.Tensor) and type(w).__module__.split(".")[0] == "torchao"
+    if (isinstance(w, torch.Tensor) and _from_torchao(w)
             and all(hasattr(w, a) for a in ("qdata", "scale", "block_size"))):
         return w
     return None
@@ -417,7 +422,7 @@ def _fake_quantizer(m: nn.Module, attr: str, name: str = ""):
     """torchao QAT's enabled fake quantizer ``m.<attr>`` (``FakeQuantizedLinear``'s
     ``weight_fake_quantizer`` / ``activation_fake_quantizer``, recognised by its module), else None."""
     fq = getattr(m, attr, None)
-    if fq is None or type(fq).__module__.split(".")[0] != "torchao" or not getattr(fq, "enabled", True):
+    if fq is None or not _from_torchao(fq) or not getattr(fq, "enabled", True):
         return None
     kind = type(fq).__name__
     if kind not in ("IntxFakeQuantizer", "FakeQuantizer") or not hasattr(fq, "config"):
@@ -446,7 +451,7 @@ def _torchao_qat_weight(m: nn.Module, name: str):
     with torch.no_grad():
         fq(w)                       # its own forward sets (dynamic) or keeps (static) its scales
     group = w.shape[-1] if kind == "PerAxis" else int(cfg.granularity.group_size)
-    qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    qmin, qmax, _ = activation_range(bits, signed=True)      # torchao's full signed grid
     q, _ = _do_fake_quantize_affine(w, (1, group), fq.scale, fq.zero_point, torch.int32, qmin, qmax,
                                     cfg.zero_point_domain)
     if fq.zero_point is not None and bool((fq.zero_point != 0).any()):
@@ -462,7 +467,7 @@ def has_library_weight_quant(m: nn.Module) -> bool:
     if _torchao_weight(m) is not None:
         return True
     fq = getattr(m, "weight_fake_quantizer", None)
-    if fq is not None and type(fq).__module__.split(".")[0] == "torchao":
+    if fq is not None and _from_torchao(fq):
         return bool(getattr(fq, "enabled", True))
     return callable(getattr(m, "quant_weight", None)) and getattr(getattr(m, "weight_quant", None),
                                                                    "is_quant_enabled", False)
@@ -543,8 +548,9 @@ def _torchao_input_quant(m: nn.Module, x, name: str):
         bits = _torchao_width(cfg.dtype, name, "activation fake quantizer")
         with torch.no_grad():
             fq(x)
+        qmin, qmax, _ = activation_range(bits, signed=True)
         q, _ = _do_fake_quantize_affine(x, _get_per_token_block_size(x), fq.scale, fq.zero_point, torch.int32,
-                                        -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+                                        qmin, qmax)
         return _centered(q, fq.zero_point.reshape(lead), fq.scale, bits, lead)
     w = _torchao_weight(m)
     kwargs, kind = getattr(w, "act_quant_kwargs", None), getattr(w, "activation_quantization", None)
@@ -564,9 +570,10 @@ def _torchao_input_quant(m: nn.Module, x, name: str):
         if str(getattr(kind, "value", kind)) != "int8_asym_per_token":
             raise ValueError(f"layer {name!r}: torchao activation quantization {kind} is not read by hamqcore")
         block = _get_per_token_block_size(x)    # as torchao's _apply_int8_act_asym_per_token_quant_dequant
+        qmin, qmax, _ = activation_range(8, signed=True)
         scale, zp = choose_qparams_affine(x, MappingType.ASYMMETRIC, block, target_dtype=torch.int8,
-                                          quant_min=-128, quant_max=127, zero_point_dtype=torch.int8)
-        q, _ = _do_fake_quantize_affine(x, block, scale, zp, torch.int32, -128, 127)
+                                          quant_min=qmin, quant_max=qmax, zero_point_dtype=torch.int8)
+        q, _ = _do_fake_quantize_affine(x, block, scale, zp, torch.int32, qmin, qmax)
         return _centered(q, zp.reshape(lead), scale, 8, lead)
     return None
 

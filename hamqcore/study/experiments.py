@@ -295,10 +295,17 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
                "budget_pt": budget, "reference": {}, "runs": {}, "chosen": {}}
         # 1. the baselines (the budget's reference, and the models pruning and rounding start from)
         extra = {} if task is None else {"task": task}
-        base_jobs = [{**extra, "name": name, "seed": sd, "method": "baseline", "value": None, "quick": quick,
-                      "protocol": protocol,
-                      "out": str(out / name / f"seed{sd}" / "baseline"), "target": None, "threads": threads}
-                     for sd in seed_list]
+
+        def point(sd, method, value, target, **checkpoints):    # one point's job (_point_job runs it)
+            folder = "baseline" if value is None else f"{method}_{value:g}"
+            return {**extra, **checkpoints, "name": name, "seed": sd, "method": method, "value": value, "quick": quick,
+                    "protocol": protocol, "target": target, "threads": threads,
+                    "out": str(out / name / f"seed{sd}" / folder)}
+
+        def budget_target(sd):  # the budget on the crossbar: the baseline's digital validation accuracy + budget
+            return exp["reference"][sd] + budget / 100
+
+        base_jobs = [point(sd, "baseline", None, None) for sd in seed_list]
         for b in _pool_map(_point_job, base_jobs, jobs, log, "baseline", grid):
             sd = b["seed"]
             ref = b["validation_accuracy"]
@@ -307,17 +314,13 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
         # the baselines' cheapest configurations (their accuracy set the budget) run in the same pool
         jobs_list = [{"kind": "baseline_validation", "name": name, "seed": sd, "method": "baseline",
                       "checkpoint": exp["runs"][sd]["baseline"][0]["checkpoint"], "protocol": protocol,
-                      "target": exp["reference"][sd] + budget / 100, "threads": threads} for sd in seed_list]
+                      "target": budget_target(sd), "threads": threads} for sd in seed_list]
         for sd in seed_list:
-            target = exp["reference"][sd] + budget / 100
             b_ckpt = exp["runs"][sd]["baseline"][0]["checkpoint"]
             for method, (_, values) in methods_all[name].items():
                 if method in ON_TOP:
                     continue            # after the models it starts from (2b)
-                for v in values:
-                    jobs_list.append({**extra, "name": name, "seed": sd, "method": method, "value": v, "quick": quick,
-                                      "protocol": protocol, "baseline_ckpt": b_ckpt, "target": target,
-                                      "threads": threads, "out": str(out / name / f"seed{sd}" / f"{method}_{v:g}")})
+                jobs_list += [point(sd, method, v, budget_target(sd), baseline_ckpt=b_ckpt) for v in values]
         # 2. every method's ladder, and the baselines at the budget
         for r in _pool_map(_stage2_job, jobs_list, jobs, log, "point", grid):
             if r["method"] == "baseline":
@@ -325,9 +328,7 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
             else:
                 exp["runs"][r["seed"]].setdefault(r["method"], []).append(r)
         # 2b. the methods that start from another method's models (rounding on top of HamQ)
-        top_jobs = [{**extra, "name": name, "seed": sd, "method": method, "value": src["value"], "quick": quick,
-                     "protocol": protocol, "source_ckpt": src["checkpoint"], "target": exp["reference"][sd] + budget / 100,
-                     "threads": threads, "out": str(out / name / f"seed{sd}" / f"{method}_{src['value']:g}")}
+        top_jobs = [point(sd, method, src["value"], budget_target(sd), source_ckpt=src["checkpoint"])
                     for sd in seed_list for method, source in ON_TOP.items() if method in methods_all[name]
                     for src in exp["runs"][sd].get(source, [])
                     if src["value"] in methods_all[name][method][1]]
