@@ -191,14 +191,13 @@ class HamQRegularizer(nn.Module):
         total = None
         for name, m in self.layers:
             scale, b = _layer_quant(m, self.bits)
-            w, cost = m.weight, self.bit_cost[name]
+            w = m.weight
             if scale is not None and scale.numel() > w.shape[0]:
                 # a step per group of each row (torchao QAT's PerGroup): every group is a row of the op
-                groups = scale.numel() // w.shape[0]
-                w, scale = w.reshape(w.shape[0] * groups, -1), scale.reshape(-1)
-                cost = None if cost is None or cost.dim() == 1 else cost.repeat_interleave(groups, dim=0)
+                # (the layer's bit prices are one per bit, the same for every row)
+                w, scale = w.reshape(scale.numel(), -1), scale.reshape(-1)
             term = ops.scaled_hw_penalty(w, scale, b, self.encoding, "sum", weight=lam * self.coef[name],
-                                         bit_cost=cost)
+                                         bit_cost=self.bit_cost[name])
             total = term if total is None else total + term
         return total
 

@@ -304,3 +304,28 @@ def test_torchao_qat_formats_hamqcore_cannot_map_are_named_and_disabled_ones_are
     m = _qat_model(Float8FakeQuantizeConfig())
     with pytest.raises(ValueError, match="Float8FakeQuantizer is not read"):
         estimate_energy(m, torch.randn(2, 32))
+
+
+@pytest.mark.parametrize("group", [None, 8])
+def test_the_crossbar_priced_penalty_on_torchao_qat_layers_prices_every_group_alike(group):
+    """weighting="crossbar" on torchao QAT layers: every weight's relaxed level cost under its layer's
+    bit prices, w / torchao's step per group (the same prices for every group of a row)."""
+    from hamqcore.ops import scaled_hw_penalty
+    from torchao.quantization.qat import IntxFakeQuantizeConfig
+    cfg = (IntxFakeQuantizeConfig(torch.int4, granularity="per_channel") if group is None
+           else IntxFakeQuantizeConfig(torch.int4, group_size=group))
+    m = _qat_model(cfg, seed=4)
+    x = torch.randn(4, 32)
+    reg = HamQRegularizer(m, weighting="crossbar", lam=1.0, encoding="twos_complement", example_input=x,
+                          crossbar=CrossbarConfig.preset("neurosim-1.3", mapping="twos_complement"))
+    ref = 0.0
+    for name in ("0", "2"):
+        layer = m.get_submodule(name)
+        _, b = layer_integers(layer, 8, name)
+        layer.weight_fake_quantizer(layer.weight)
+        step = layer.weight_fake_quantizer.scale.reshape(layer.weight.shape[0], -1)
+        step = step.repeat_interleave(layer.weight.shape[1] // step.shape[1], dim=1)
+        assert reg.bit_cost[name].shape == (b,) and float(reg.bit_cost[name].sum()) > 0
+        ref += float(scaled_hw_penalty(layer.weight.detach() / step, torch.tensor(1.0), b, "twos_complement",
+                                       weight=reg.coef[name], bit_cost=reg.bit_cost[name]))
+    assert float(reg.penalty().detach()) == pytest.approx(ref, rel=1e-5, abs=0)
