@@ -27,6 +27,7 @@ from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, che
                        simulate_groups, unpack_output)
 from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers, is_quantized,
                      layer_matrices, layer_steps, quantizable_layers, walk_coverage)
+from .quant import input_value, is_linear, is_torch_ao_layer, layer_bias, torch_ao_output, weight_shape
 from .readout import Histograms, fast_path, read_layer
 
 
@@ -193,7 +194,7 @@ def estimate_energy(
         w_groups, x_groups, wb, ab, signed, _ = layer_matrices(module, x, w_bits, a_bits, name)
         r = simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads, floor=floor,
                             output=False)
-        rows.append(LayerRow(name=name, kind=type(module).__name__, shape=list(module.weight.shape),
+        rows.append(LayerRow(name=name, kind=type(module).__name__, shape=list(weight_shape(module)),
                              vectors=r.n_vectors / batch, w_bits=wb, a_bits=ab, **r.per_inference(batch)))
     if not rows:
         raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
@@ -300,19 +301,21 @@ def _crossbar_output(m: nn.Module, x: torch.Tensor, out: torch.Tensor, integer_o
                      name: str = "") -> torch.Tensor:
     """A layer's output from its crossbar integer pre-activation: times the input and weight steps,
     plus the bias, in the layer's output shape (a plain tensor, also where the layer returned a
-    quantization library's quant tensor)."""
-    out = getattr(out, "value", out)
+    quantization library's quant tensor; torch.ao's layers: requantized as they requantize,
+    :func:`hamqcore.quant.torch_ao_output`)."""
+    ao_out, out = out, input_value(out)
     sx, sw = layer_steps(m, x, name=name)
     y = torch.from_numpy(np.asarray(integer_out, np.float64)) * sx * sw.reshape(1, -1).to(torch.float64)
-    if isinstance(m, nn.Linear):  # (vectors, out) -> (..., out); the bias on the last axis
+    if is_linear(m):  # (vectors, out) -> (..., out); the bias on the last axis
         y = y.reshape(out.shape)
         bias_shape: Tuple[int, ...] = (-1,)
     else:  # (N * positions, C) -> (N, C, *spatial)
         y = y.reshape(out.shape[0], -1, out.shape[1]).transpose(1, 2).reshape(out.shape)
         bias_shape = (1, -1) + (1,) * (out.dim() - 2)
-    if m.bias is not None:
-        y = y + m.bias.detach().to(torch.float64).reshape(bias_shape)
-    return y.to(out.dtype)
+    bias = layer_bias(m)
+    if bias is not None:
+        y = y + bias.to(torch.float64).reshape(bias_shape)
+    return torch_ao_output(m, y, ao_out, name) if is_torch_ao_layer(m) else y.to(out.dtype)
 
 
 def crossbar_forward(model: nn.Module, inputs: torch.Tensor, config: CrossbarConfig,

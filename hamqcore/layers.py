@@ -5,7 +5,8 @@ Every consumer of a model (the regularizer, the energy estimator, the crossbar f
 pricing, HW-aware rounding) goes through these functions, so they agree on which layers are covered
 and on what each one stores:
 
-* :func:`quantizable_layers`: every Conv1d/Conv2d/Linear, filtered by name patterns;
+* :func:`quantizable_layers`: every Conv1d/Conv2d/Linear (torch.ao's quantized ones too), filtered by
+  name patterns;
 * :func:`layer_integers`: the integer weights a layer stores (its own quantizer's for a hamqcore
   quantized layer, else symmetric per-output-channel max-step integers);
 * :func:`evaluating` / :func:`dry_run` / :func:`capture_layer_inputs`: one forward pass in eval
@@ -26,8 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._checks import level_max
-from .quant import (QMultiheadAttention, QuantLayer, has_library_weight_quant, is_torchao_layer, library_input_quant,
-                    library_weight_quant, quantize_activation, weight_scale_max)
+from .quant import (QMultiheadAttention, QuantLayer, has_library_weight_quant, input_value, is_conv1d, is_linear,
+                    is_torch_ao_layer, is_torchao_layer, library_input_quant, library_weight_quant,
+                    quantize_activation, weight_scale_max, weight_shape)
 
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
 NOT_CALLED = "its layer is never called by the model's forward pass on these inputs"
@@ -56,14 +58,15 @@ def _in_float_attention(model: nn.Module, name: str) -> bool:
 
 def quantizable_layers(model: nn.Module, include: Optional[Iterable[str]] = None,
                        exclude: Iterable[str] = ()) -> List[Tuple[str, nn.Module]]:
-    """(name, module) of every Conv1d/Conv2d/Linear the walks map onto crossbars, filtered by fnmatch
-    patterns on the name. Linear layers inside a float ``nn.MultiheadAttention`` are left out (it never
-    calls their forward; :func:`hamqcore.quant.quantize_model` maps it): :func:`coverage` lists them."""
+    """(name, module) of every Conv1d/Conv2d/Linear the walks map onto crossbars (torch.ao's eager-mode
+    quantized ones included: :func:`hamqcore.quant.is_torch_ao_layer`), filtered by fnmatch patterns on
+    the name. Linear layers inside a float ``nn.MultiheadAttention`` are left out (it never calls their
+    forward; :func:`hamqcore.quant.quantize_model` maps it): :func:`coverage` lists them."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     include, exclude = _patterns(include, exclude)
     return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, LAYER_TYPES) and _selected(name, include, exclude)
+            if (isinstance(m, LAYER_TYPES) or is_torch_ao_layer(m)) and _selected(name, include, exclude)
             and not _in_float_attention(model, name)]
 
 
@@ -178,9 +181,14 @@ def coverage(model: nn.Module, include: Optional[Iterable[str]] = None, exclude:
         if _packed_quantized(m):    # torch.ao's eager quantized modules keep packed weights, no parameter
             n = m.weight().numel()
             cov.parameters += n
-            cov.uncovered.append((f"{mname}.weight", n, f"torch.ao's {type(m).__name__} (eager mode quantization, "
-                                  "deprecated by torch) is not mapped: quantize with torchao's quantize_ "
-                                  "(Int8WeightOnlyConfig, IntxWeightOnlyConfig) or hamqcore.quant.quantize_model"))
+            if mname in chosen:
+                cov.covered.append((f"{mname}.weight", n))
+            elif is_torch_ao_layer(m):
+                cov.excluded.append((f"{mname}.weight", n, "left out by include/exclude"))
+            else:
+                cov.uncovered.append((f"{mname}.weight", n, f"torch.ao's {type(m).__name__} with "
+                                      f"{getattr(getattr(m, '_packed_params', None), 'dtype', m.weight().dtype)} weights is not mapped (hamqcore maps torch.ao's quantized "
+                                      "Linear, Conv1d and Conv2d with qint8 weights)"))
     if any(isinstance(m, QMultiheadAttention) for m in model.modules()):
         cov.notes.append("attention's QK^T and AV products multiply activations by activations: they are not "
                          "crossbar MACs and are not charged (digital)")
@@ -188,9 +196,12 @@ def coverage(model: nn.Module, include: Optional[Iterable[str]] = None, exclude:
 
 
 def _packed_quantized(m: nn.Module) -> bool:
-    """Whether ``m`` is one of torch.ao's quantized modules (torch.ao.nn.quantized[.dynamic]): its weight
-    is a packed quantized tensor behind a ``weight()`` method, invisible to ``parameters()``."""
-    return type(m).__module__.startswith("torch.ao.nn.quantized") and callable(getattr(m, "weight", None))
+    """Whether ``m`` is one of torch.ao's quantized modules (torch.ao.nn.quantized[.dynamic], and the
+    fused ones of torch.ao.nn.intrinsic.quantized): its weight is a packed quantized tensor behind a
+    ``weight()`` method, invisible to ``parameters()``."""
+    mod = type(m).__module__
+    return (mod.startswith("torch.ao.nn.quantized") or mod.startswith("torch.ao.nn.intrinsic.quantized")) and \
+        callable(getattr(m, "weight", None))
 
 
 def check_batch(name: str, inputs) -> torch.Tensor:
@@ -233,6 +244,8 @@ def dry_run(model: nn.Module, inputs, hooks):
 def check_finite_weights(m: nn.Module, name: str = "") -> None:
     """ValueError naming the layer when its weights hold NaN or inf (a diverged model): their
     integers would otherwise read as 0 ON cells."""
+    if is_torch_ao_layer(m):     # integer codes; their scales are checked where they are read
+        return
     w = m.weight.detach() if not is_torchao_layer(m) else m.weight.scale.detach()  # torchao: integer codes
     # a sum is NaN or inf when any element is (cheap); only then count exactly (a huge finite sum
     # that overflows is re-checked, so nothing is reported wrongly)
@@ -305,7 +318,7 @@ def im2col(x: torch.Tensor, m: nn.Module) -> torch.Tensor:
     """A conv's input (N, C, *spatial) of one group -> (N * positions, C * prod(kernel)), float32
     (exact for integer values below 2^24), the rows in the order the conv's outputs are laid out."""
     x = x.to(torch.float32)
-    if isinstance(m, nn.Conv1d):
+    if is_conv1d(m):
         x = x.unsqueeze(2)
         kernel, stride, dilation = (1, m.kernel_size[0]), (1, m.stride[0]), (1, m.dilation[0])
         padding = (0, m.padding[0]) if not isinstance(m.padding, str) else m.padding
@@ -325,7 +338,7 @@ def input_integers(m: nn.Module, x, a_bits: int = 8, name: str = ""):
     lib = library_input_quant(m, x, name)
     if lib is not None:
         return lib
-    xq, sx, signed = quantize_activation(getattr(x, "value", x), a_bits)
+    xq, sx, signed = quantize_activation(input_value(x), a_bits)
     return xq, sx, a_bits, signed
 
 
@@ -339,7 +352,7 @@ def layer_steps(m: nn.Module, x, w_bits: int = 8, a_bits: int = 8, name: str = "
     else:
         lib = library_weight_quant(m, name)
         sw = lib[1] if lib is not None else weight_scale_max(m.weight, w_bits)
-    rows = m.weight.shape[0]
+    rows = weight_shape(m)[0]
     if sw.numel() not in (1, rows) or (sw.numel() == rows > 1 and sw.shape[0] != rows):
         raise ValueError(f"{_label(m, name)}: its weights are scaled per block ({sw.numel()} steps for {rows} output "
                          "channels, e.g. torchao's per-group scales): a crossbar column sums its rows with one step, "
@@ -347,8 +360,8 @@ def layer_steps(m: nn.Module, x, w_bits: int = 8, a_bits: int = 8, name: str = "
     sx = input_integers(m, x, a_bits, name)[1]
     if sx.numel() == 1:
         return float(sx), sw.detach().reshape(-1).expand(rows)
-    vectors = getattr(x, "value", x).shape[:-1]
-    if not isinstance(m, nn.Linear) or tuple(sx.shape) != (*vectors, 1):
+    vectors = input_value(x).shape[:-1]
+    if not is_linear(m) or tuple(sx.shape) != (*vectors, 1):
         raise ValueError(f"{_label(m, name)}: its inputs are scaled per block ({sx.numel()} steps, e.g. torchao's "
                          "per-token steps on a convolution's rows): a crossbar input vector would mix them, so the "
                          "forward pass cannot be read off the crossbar; its energy can (estimate_energy)")
@@ -360,12 +373,12 @@ def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name
     (w_groups, x_groups, w_bits, a_bits, a_signed, groups). A Linear layer's input may have any
     leading dimensions (tokens): every vector along the last axis is one input row."""
     w_int, wb = layer_integers(m, w_bits, name)
-    xv = getattr(x, "value", x)     # a quantization library's quant tensor carries its float value
+    xv = input_value(x)             # a quantization library's quant tensor carries its float value
     if not bool(torch.isfinite(xv.sum())) and not bool(torch.isfinite(xv).all()):
         raise ValueError(f"layer {name!r}: its input holds NaN or inf (the model's activations diverged)")
     xq, _, ab, signed = input_integers(m, x, a_bits, name)
     x_dtype = np.int16 if ab <= 15 else np.int32
-    if isinstance(m, nn.Linear):
+    if is_linear(m):
         return [w_int], [xq.reshape(-1, xq.shape[-1]).cpu().numpy().astype(x_dtype)], wb, ab, signed, 1
     g = m.groups
     cin = xq.shape[1] // g

@@ -41,7 +41,7 @@ from ._checks import MAX_BITS, check_choice, check_nonneg
 from .crossbar import check_config
 from .layers import NOT_CALLED, check_batch, coverage, dry_run, layer_integers, quantizable_layers
 from .pricing import bit_prices, check_encoding, price_unit
-from .quant import QuantLayer, is_torchao_layer, library_weight_quant
+from .quant import QuantLayer, is_linear, is_torch_ao_layer, is_torchao_layer, library_weight_quant
 
 WEIGHTINGS = ("energy", "uniform", "params", "crossbar")
 
@@ -67,7 +67,7 @@ def reads_per_weight(model: nn.Module, layers: Sequence[Tuple[str, nn.Module]], 
 
     def hook(name):
         def fn(module, inputs, output):
-            if isinstance(module, nn.Linear):
+            if is_linear(module):
                 counts[name] = counts.get(name, 0.0) + output.numel() / output.shape[-1] / batch
             else:
                 counts[name] = counts.get(name, 0.0) + float(np.prod(output.shape[2:]))
@@ -129,6 +129,11 @@ class HamQRegularizer(nn.Module):
             raise ValueError(f"layer(s) {frozen} hold torchao's quantized integer codes (post-training quantization, "
                              "no gradient): the penalty needs trainable weights; regularize the float model before "
                              "torchao's quantize_, or leave them out with exclude=")
+        frozen = [name for name, m in self.layers if is_torch_ao_layer(m)]
+        if frozen:
+            raise ValueError(f"layer(s) {frozen} are torch.ao's quantized modules (packed post-training integers, no "
+                             "gradient): the penalty needs trainable weights; regularize the float model before "
+                             "torch.ao's convert, or leave them out with exclude=")
         self.coverage = coverage(model, include, exclude)
         sizes = {name: m.weight.numel() for name, m in self.layers}
         self.bit_cost: Dict[str, Optional[torch.Tensor]] = {name: None for name in sizes}

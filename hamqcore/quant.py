@@ -19,7 +19,9 @@ Layers of another quantization library are read as that library's own integers, 
 (``Int8Tensor``, ``IntxUnpackedToInt8Tensor``) with the inputs torchao quantizes for them (dynamic
 per token or per tensor, static, asymmetric ones as q - zero point); torchao QAT's
 ``FakeQuantizedLinear``, the codes its fake quantizers round to; recognised by their API without
-importing either library), never re-quantized.
+importing either library; torch.ao's eager-mode quantized ``Linear`` (static and dynamic), ``Conv1d``
+and ``Conv2d`` with their fused ReLU, read from their packed qint8 weights and their quint8 inputs,
+their outputs requantized as they requantize them), never re-quantized.
 
 Which layers a model has, and what they store, is :mod:`hamqcore.layers` (the model walk).
 """
@@ -460,11 +462,125 @@ def _torchao_qat_weight(m: nn.Module, name: str):
     return q.to(torch.int32), fq.scale.reshape(w.shape[0], -1), max(bits, 2)
 
 
+# torch.ao's eager-mode quantized modules (torch.ao.quantization.convert / quantize_dynamic): the
+# weighted ones hamqcore maps, and the post-op each fused variant applies to the layer's output
+# (torch/ao/nn/intrinsic/quantized/modules/{conv_relu,linear_relu}.py, .../dynamic/modules/linear_relu.py).
+def _torch_ao_types():
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.intrinsic.quantized.dynamic as nniqd
+    import torch.ao.nn.quantized as nnq
+    import torch.ao.nn.quantized.dynamic as nnqd
+    mapped = (nnq.Linear, nnq.Conv1d, nnq.Conv2d)
+    post_ops = {nnq.Linear: None, nnqd.Linear: None, nnq.Conv1d: None, nnq.Conv2d: None,
+                nniq.LinearReLU: "relu", nniqd.LinearReLU: "relu", nniq.ConvReLU1d: "relu", nniq.ConvReLU2d: "relu"}
+    return mapped, post_ops, nnq.Linear, nnq.Conv1d, nnqd.Linear
+
+
+def is_torch_ao_layer(m: nn.Module) -> bool:
+    """Whether ``m`` is torch.ao's eager-mode quantized Linear (static or dynamic), Conv1d or Conv2d, or
+    a fused variant of one, with qint8 weights (post-training integers behind a ``weight()`` method,
+    frozen; a dynamic Linear with float16 weights holds no integers)."""
+    return (type(m).__module__.startswith("torch.ao.nn.") and isinstance(m, _torch_ao_types()[0])
+            and getattr(getattr(m, "_packed_params", None), "dtype", torch.qint8) == torch.qint8)
+
+
+def is_linear(m: nn.Module) -> bool:
+    """Whether a mapped layer is a Linear one (torch's or torch.ao's): its input vectors lie on the last axis."""
+    return isinstance(m, nn.Linear) or (is_torch_ao_layer(m) and isinstance(m, _torch_ao_types()[2]))
+
+
+def is_conv1d(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv1d) or (is_torch_ao_layer(m) and isinstance(m, _torch_ao_types()[3]))
+
+
+def weight_shape(m: nn.Module) -> Tuple[int, ...]:
+    """The shape of a mapped layer's weight (torch.ao's is behind ``weight()``)."""
+    return tuple((m.weight() if is_torch_ao_layer(m) else m.weight).shape)
+
+
+def layer_bias(m: nn.Module) -> Optional[torch.Tensor]:
+    """A mapped layer's float bias, or None (torch.ao's is behind ``bias()``)."""
+    b = m.bias() if is_torch_ao_layer(m) else m.bias
+    return None if b is None else b.detach()
+
+
+def input_value(x) -> torch.Tensor:
+    """The real values of a layer input: a Brevitas quant tensor's ``value``, a torch quantized tensor
+    dequantized, else ``x``."""
+    if isinstance(x, torch.Tensor) and x.is_quantized:
+        return x.dequantize()
+    return getattr(x, "value", x)
+
+
+def _torch_ao_weight_quant(m: nn.Module, name: str):
+    """(integers, step per output channel shaped to broadcast, bits) of torch.ao's packed qint8 weight:
+    ``int_repr()`` minus its zero points (per tensor or per channel along axis 0), one bit more where
+    any zero point is ≠ 0."""
+    w = m.weight()
+    scheme = w.qscheme()
+    if scheme in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+        step = torch.tensor([w.q_scale()], dtype=torch.float64)
+        zp = torch.tensor([w.q_zero_point()], dtype=torch.int32)
+    elif scheme in (torch.per_channel_affine, torch.per_channel_symmetric) and w.q_per_channel_axis() == 0:
+        step = w.q_per_channel_scales().to(torch.float64)
+        zp = w.q_per_channel_zero_points().to(torch.int32)
+    else:
+        raise ValueError(f"layer {name!r}: torch.ao weight quantization {scheme} (axis "
+                         f"{w.q_per_channel_axis() if 'channel' in str(scheme) else '-'}) is not read by hamqcore "
+                         "(it reads per-tensor and per-output-channel scales)")
+    lead = (-1,) + (1,) * (w.dim() - 1)
+    q = w.int_repr().to(torch.int32) - zp.reshape(lead)
+    return q, step.reshape(lead), 8 + int(bool((zp != 0).any()))
+
+
+def _torch_ao_input_quant(m: nn.Module, x, name: str):
+    """(integers, step, bits, signed) torch.ao's module computes with on input ``x``: a static module's
+    quint8 input as it arrives (``int_repr()``; unsigned where its zero point is 0, else q - zero point,
+    signed, one bit more), a dynamic Linear's float input quantized as its op quantizes it
+    (``torch._choose_qparams_per_tensor`` with reduce_range for module version >= 4, as
+    torch/ao/nn/quantized/dynamic/modules/linear.py calls ``quantized::linear_dynamic``; 7-bit codes
+    then)."""
+    if isinstance(m, _torch_ao_types()[4]):
+        x = input_value(x).detach()
+        reduce_range = not (getattr(m, "version", None) is None or m.version < 4)
+        scale, zp = torch._choose_qparams_per_tensor(x, reduce_range)
+        q = torch.quantize_per_tensor(x.to(torch.float32), scale, zp, torch.quint8).int_repr().to(torch.int32)
+        bits = 7 if reduce_range else 8
+    else:
+        if not (isinstance(x, torch.Tensor) and x.is_quantized and x.qscheme() == torch.per_tensor_affine
+                and x.dtype in (torch.quint8, torch.qint8)):
+            raise ValueError(f"layer {name!r}: torch.ao's {type(m).__name__} takes an 8-bit per-tensor quantized "
+                             f"input, got {getattr(x, 'dtype', type(x).__name__)}")
+        q, scale, zp, bits = x.int_repr().to(torch.int32), x.q_scale(), x.q_zero_point(), 8
+        if x.dtype == torch.qint8:
+            return _centered(q, torch.tensor([zp]), torch.tensor(scale, dtype=torch.float64), bits, ())
+    if zp == 0:
+        return q, torch.tensor(float(scale), dtype=torch.float64), bits, False
+    return q - int(zp), torch.tensor(float(scale), dtype=torch.float64), bits + 1, True
+
+
+def torch_ao_output(m: nn.Module, y: torch.Tensor, out: torch.Tensor, name: str = "") -> torch.Tensor:
+    """A torch.ao layer's output from its real pre-activation ``y`` (float64, bias included): its fused
+    post-op applied, then requantized to the module's own output scale and zero point (a static
+    module; ``quantize_per_tensor``: round to nearest, clamped to the dtype) or as floats (dynamic).
+    A fused post-op hamqcore does not know (e.g. ConvAdd2d's second input) is a ValueError."""
+    post_ops = _torch_ao_types()[1]
+    if type(m) not in post_ops:
+        raise ValueError(f"layer {name!r}: torch.ao's fused {type(m).__name__} applies a post-op hamqcore does not "
+                         "read (it reads Linear, Conv1d, Conv2d and their ReLU fusions), so its crossbar output "
+                         "cannot be formed; its energy can (estimate_energy)")
+    if post_ops[type(m)] == "relu":
+        y = torch.clamp(y, min=0.0)
+    if out.is_quantized:
+        return torch.quantize_per_tensor(y.to(torch.float32), out.q_scale(), out.q_zero_point(), out.dtype)
+    return y.to(out.dtype)
+
+
 def has_library_weight_quant(m: nn.Module) -> bool:
     """Whether ``m`` is another library's layer with weight quantization on (Brevitas: ``quant_weight``
     and an enabled ``weight_quant``; torchao: a quantized weight tensor, or a QAT layer's enabled
-    weight fake quantizer); nothing is computed."""
-    if _torchao_weight(m) is not None:
+    weight fake quantizer; torch.ao: its eager-mode quantized modules); nothing is computed."""
+    if _torchao_weight(m) is not None or is_torch_ao_layer(m):
         return True
     fq = getattr(m, "weight_fake_quantizer", None)
     if fq is not None and _from_torchao(fq):
@@ -480,7 +596,8 @@ def library_weight_quant(m: nn.Module, name: str = ""):
     a contiguous run of a row), or None when ``m`` has none. Brevitas:
     ``m.quant_weight()``, an IntQuantTensor (``int()``, ``scale``, ``bit_width``) when
     ``m.weight_quant.is_quant_enabled``; unsigned integers need one bit more in the signed mappings
-    (bits + 1). torchao: the weight's ``qdata`` and ``scale`` (``_torchao_quant``).
+    (bits + 1). torchao: the weight's ``qdata`` and ``scale`` (``_torchao_quant``). torch.ao: its packed
+    qint8 weight's integers and scales (``_torch_ao_weight_quant``).
 
     hamqcore's b-bit levels are symmetric, |q| <= 2^(b-1) - 1 (the differential and sign-magnitude
     encodings need it); a library grid that uses the extra code -2^(b-1) (torchao's full-range
@@ -488,6 +605,8 @@ def library_weight_quant(m: nn.Module, name: str = ""):
     w = _torchao_weight(m)
     if w is not None:
         q, step, bits = _torchao_quant(w, name)
+    elif is_torch_ao_layer(m):
+        q, step, bits = _torch_ao_weight_quant(m, name)
     elif not has_library_weight_quant(m):
         return None
     elif hasattr(m, "weight_fake_quantizer"):
@@ -508,6 +627,8 @@ def library_input_quant(m: nn.Module, x, name: str = ""):
     (dynamic per row / per tensor, or its static scale; after its ``act_pre_scale``), an
     ``IntxUnpackedToInt8Tensor``'s int8 asymmetric per-token inputs, each by torchao's own functions;
     the step is then one per token, shaped (*leading dims, 1), applied after the crossbar."""
+    if is_torch_ao_layer(m):
+        return _torch_ao_input_quant(m, x, name)
     if callable(getattr(x, "int", None)) and hasattr(x, "bit_width"):
         return _int_quant_tensor(x, "input", name)
     if _fake_quantizer(m, "activation_fake_quantizer", name) is not None or _torchao_weight(m) is not None:
