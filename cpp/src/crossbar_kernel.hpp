@@ -31,7 +31,6 @@ struct XbarPopcountArgs {
     int64_t s_stride = 0;                 // largest digit sum + 1
     // Per (tile, column) [n_tiles][n_groups * cols_per_group], each nullptr when not used:
     const double* col_step = nullptr;     // reading = step * min(lmax, round(S / step)); 0 = exact
-    const double* col_inv_step = nullptr; // a conductance readout: 1 / col_step (null: an ideal ADC)
     const double* col_lmax = nullptr;     //   (replaces adc_level)
     const uint8_t* col_inverted = nullptr;  // stored complemented: S = nd * cell_max - reading
     int cell_max = 1;                     // largest digit, 2^cell_bits - 1
