@@ -203,3 +203,43 @@ def test_bit_prices_price_torch_ao_layers():
     prices = bit_prices(model, torch.randn(2, 3, 8, 8), CrossbarConfig.preset("neurosim-1.3"))
     assert sorted(prices) == STATIC and all(p.shape in ((8,), (9,)) for p in prices.values())
     assert all(p.sum() > 0 for p in prices.values())
+
+
+def test_a_dynamically_quantized_transformer_encoder():
+    """quantize_dynamic's usual target: a Transformer encoder. Its Linear layers are read on token
+    inputs; nn.MultiheadAttention stays float in torch.ao (its out_proj is not converted), and the
+    coverage says so. (torch's own encoder fast path does not run a dynamic Linear: it reads
+    ``weight.device``; it is switched off here, as for any such model.)"""
+    torch.manual_seed(0)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(40, 32)
+            layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0)
+            self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = nn.Linear(32, 5)
+
+        def forward(self, t):
+            return self.head(self.enc(self.emb(t)).mean(1))
+
+    fast = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = tq.quantize_dynamic(Encoder().eval(), {nn.Linear}, dtype=torch.qint8)
+        cov = coverage(model)
+        assert [n for n, _ in cov.covered] == ["enc.layers.0.linear1.weight", "enc.layers.0.linear2.weight",
+                                               "enc.layers.1.linear1.weight", "enc.layers.1.linear2.weight",
+                                               "head.weight"]
+        assert {n.rsplit(".", 2)[-2] for n, _, _ in cov.uncovered} == {"self_attn", "out_proj"}
+        t = torch.randint(0, 40, (3, 7))
+        with pytest.warns(UserWarning, match="crossbar_forward"):
+            got = crossbar_forward(model, t, LOSSLESS)
+        np.testing.assert_allclose(got.numpy(), _run(model, t).numpy(), rtol=0, atol=1e-6)
+        with pytest.warns(UserWarning, match="estimate_energy: 4 weight tensor"):
+            report = estimate_energy(model, t)
+        assert [r.vectors for r in report.layers] == [7.0, 7.0, 7.0, 7.0, 1.0]
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
