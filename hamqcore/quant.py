@@ -28,6 +28,7 @@ Which layers a model has, and what they store, is :mod:`hamqcore.layers` (the mo
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from typing import Iterable, Optional, Tuple
 
@@ -465,6 +466,7 @@ def _torchao_qat_weight(m: nn.Module, name: str):
 # torch.ao's eager-mode quantized modules (torch.ao.quantization.convert / quantize_dynamic): the
 # weighted ones hamqcore maps, and the post-op each fused variant applies to the layer's output
 # (torch/ao/nn/intrinsic/quantized/modules/{conv_relu,linear_relu}.py, .../dynamic/modules/linear_relu.py).
+@functools.lru_cache(maxsize=None)
 def _torch_ao_types():
     import torch.ao.nn.intrinsic.quantized as nniq
     import torch.ao.nn.intrinsic.quantized.dynamic as nniqd
