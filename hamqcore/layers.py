@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import types
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -278,6 +279,75 @@ def layer_integers(m: nn.Module, bits: int = 8, name: str = "") -> Tuple[np.ndar
     scale = weight_scale_max(m.weight, bits)
     qmax = level_max(bits)
     return torch.round(m.weight.detach() / scale).clamp_(-qmax, qmax).to(torch.int16).cpu().numpy(), bits
+
+
+def from_exported(program) -> nn.Module:
+    """A ``torch.export`` program (``torch.export.export`` / ``torch.export.load``) as a module the walks
+    can map: ``program.module()``, its graph's ``aten.linear`` / ``aten.conv1d`` / ``aten.conv2d`` calls on
+    stored weights turned back into ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` modules named after
+    their weights' owners (``layer1.0.conv1``), holding the same parameters, with the call's stride,
+    padding, dilation and groups. It computes what the program computes (the same aten calls). A call
+    on a computed weight (e.g. a weight norm), or on an owner that holds more than its weight and bias,
+    stays a graph operation: :func:`coverage` lists its parameter as not mapped."""
+    if not isinstance(program, torch.export.ExportedProgram):
+        raise TypeError(f"program must be a torch.export.ExportedProgram, got {type(program).__name__}")
+    aten = torch.ops.aten
+    kinds = {aten.linear.default: nn.Linear, aten.conv1d.default: nn.Conv1d, aten.conv2d.default: nn.Conv2d,
+             aten.conv1d.padding: nn.Conv1d, aten.conv2d.padding: nn.Conv2d}
+    gm = program.module()
+    graph = gm.graph
+    for node in list(graph.nodes):
+        cls = kinds.get(node.target) if node.op == "call_function" else None
+        if cls is None:
+            continue
+        names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+        args = dict(zip(names, node.args), **node.kwargs)
+        w, b = args["weight"], args.get("bias")
+        if getattr(w, "op", None) != "get_attr" or (b is not None and getattr(b, "op", None) != "get_attr"):
+            continue
+        owner, _, attr = w.target.rpartition(".")
+        if not owner or attr != "weight" or (b is not None and b.target != f"{owner}.bias"):
+            continue
+        holder = gm.get_submodule(owner)
+        if list(holder.children()) or {n for n, _ in holder.named_parameters()} - {"weight", "bias"}:
+            continue
+        weight = holder.weight
+        bias = holder.bias if b is not None else None
+        if cls is nn.Linear:
+            layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+        else:
+            dims = weight.dim() - 2
+            layer = cls(weight.shape[1] * args.get("groups", 1), weight.shape[0], tuple(weight.shape[2:]),
+                        stride=tuple(args.get("stride", [1] * dims)), padding=args.get("padding", [0] * dims)
+                        if isinstance(args.get("padding"), str) else tuple(args.get("padding", [0] * dims)),
+                        dilation=tuple(args.get("dilation", [1] * dims)), groups=args.get("groups", 1),
+                        bias=bias is not None)
+        layer.weight = weight
+        if bias is not None:
+            layer.bias = bias
+        parent, _, child = owner.rpartition(".")
+        setattr(gm.get_submodule(parent) if parent else gm, child, layer.train(gm.training))
+        with graph.inserting_before(node):
+            call = graph.call_module(owner, (args["input"],))
+        call.meta = dict(node.meta)
+        node.replace_all_uses_with(call)
+        graph.erase_node(node)
+    graph.eliminate_dead_code()
+    gm.recompile()
+    # its graph fixed the mode at export (torch refuses train() and eval() on it): eval() only sets the
+    # flags the walks save and restore, train() stays refused
+    for m in gm.modules():
+        m.training = False
+    gm.train = types.MethodType(_fixed_mode_train, gm)
+    gm.eval = types.MethodType(lambda self: self.train(False), gm)
+    return gm
+
+
+def _fixed_mode_train(self, mode: bool = True):
+    if mode:
+        raise NotImplementedError("an exported program's graph fixed its mode at export: it cannot be put in "
+                                  "training mode")
+    return nn.Module.train(self, False)
 
 
 def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str]] = None

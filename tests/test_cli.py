@@ -185,7 +185,7 @@ def test_energy_of_a_model_of_ones_own(tmp_path, monkeypatch):
         (["--factory", "mymodels", "--data", "digits"], "--factory must be package.module:function"),
         (["--factory", "mymodels:nope", "--data", "digits"], "has no attribute 'nope'"),
         (["--factory", "mymodels:tiny"], "--factory needs --data SPEC"),
-        ([], "--factory MODULE:FUNCTION --data SPEC"),
+        ([], "--factory MODULE:FUNCTION / --exported PROGRAM.pt2 with --data SPEC"),
     ]:
         bad = hamq("energy", *args, "--out", str(tmp_path / "bad"), check=False)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
@@ -212,7 +212,52 @@ def test_round_a_model_of_ones_own(tmp_path, monkeypatch):
                "--out", str(tmp_path / "bad"), check=False)
     assert bad.returncode == 2 and "not both" in bad.stderr
     none = hamq("round", "--out", str(tmp_path / "bad2"), check=False)
-    assert none.returncode == 2 and "--factory MODULE:FUNCTION --data SPEC" in none.stderr
+    assert none.returncode == 2 and "--factory MODULE:FUNCTION / --exported PROGRAM.pt2" in none.stderr
+
+
+def test_energy_and_rounding_of_an_exported_program(tmp_path):
+    """hamq energy / round --exported PROGRAM.pt2 --data SPEC (issue 22): a torch.export program, its
+    Linear/Conv calls mapped again (hamqcore.layers.from_exported), reads as the model it was exported
+    from: the same layers, names and energy."""
+    import torch.nn as nn
+
+    import numpy as np
+
+    from hamqcore.energy import estimate_energy
+    from hamqcore.layers import from_exported
+    from hamqcore.study import data as data_mod
+
+    torch.manual_seed(0)
+    tiny = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()
+    program = torch.export.export(tiny, (torch.randn(2, 1, 8, 8),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, tmp_path / "tiny.pt2")
+    proc = hamq("energy", "--exported", str(tmp_path / "tiny.pt2"), "--data", "digits", "--images", "4",
+                "--out", str(tmp_path / "e"))
+    assert "total per inference" in proc.stdout
+    report = json.loads((tmp_path / "e" / "energy.json").read_text())
+    x = torch.from_numpy(np.ascontiguousarray(data_mod.load("digits").test.x[:4]))
+    want = estimate_energy(tiny, x)
+    assert [l["name"] for l in report["layers"]] == ["0", "3"]
+    assert report["total_energy_j"] == pytest.approx(want.total_energy, rel=1e-12, abs=0)
+    mapped = from_exported(program)
+    assert [type(m) for m in (mapped.get_submodule("0"), mapped.get_submodule("3"))] == [nn.Conv2d, nn.Linear]
+    with torch.no_grad():
+        assert torch.equal(mapped(x), program.module()(x))
+    with pytest.raises(NotImplementedError, match="fixed its mode at export"):
+        mapped.train()
+    with pytest.raises(TypeError, match="torch.export.ExportedProgram"):
+        from_exported(tiny)
+    out = tmp_path / "r"
+    hamq("round", "--exported", str(tmp_path / "tiny.pt2"), "--quantize", "6,6", "--data", "digits", "--lam", "0.1",
+         "--calib", "32", "--images", "4", "--out", str(out))
+    assert json.loads((out / "round.json").read_text())["rounding"][0]["lam"] == 0.1
+    for args, message in [
+        (["--exported", str(tmp_path / "tiny.pt2")], "--exported needs --data SPEC"),
+        (["--exported", str(tmp_path / "tiny.pt2"), "--factory", "m:f", "--data", "digits"], "without --factory"),
+        (["--exported", str(tmp_path / "missing.pt2"), "--data", "digits"], "missing.pt2: no such file"),
+    ]:
+        bad = hamq("energy", *args, "--out", str(tmp_path / "bad"), check=False)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 
 def test_demo_runs_the_papers_tasks_from_their_folders(tmp_path, monkeypatch, capsys):

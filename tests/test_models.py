@@ -305,3 +305,35 @@ def test_a_full_mobilenet_v2_computes_exactly_on_a_lossless_crossbar(calibrated)
             digital = m(xi)
         on_xbar = _crossbar_output(m, xi, digital, read_module(m, xi, LOSSLESS, name), name)
         torch.testing.assert_close(on_xbar, digital, rtol=1e-5, atol=1e-6 * float(digital.abs().max()))
+
+
+def test_an_exported_program_maps_like_the_model_it_came_from():
+    """hamqcore.layers.from_exported: torch.export's aten.linear / conv calls on stored weights become
+    Linear / Conv modules again, under their owners' names, so every walk reads the program as the model
+    (the same layers and energy); a call on a computed weight stays an operation and is reported."""
+    import torch.nn.functional as F
+
+    from hamqcore.layers import from_exported
+    from hamqcore.study.models import resnet18
+
+    class Scaled(nn.Module):                  # a weight computed in forward: not a stored layer weight
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(10, 16))
+
+        def forward(self, x):
+            return F.linear(x, self.w * 2)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(resnet18(width=4, num_classes=16), Scaled()).eval()
+    x = torch.randn(2, 3, 32, 32)
+    program = torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    mapped = from_exported(program)
+    xs = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(mapped(xs), program.module()(xs))
+    want, got = estimate_energy(model[0], xs), estimate_energy(mapped, xs)
+    assert [r.name for r in got.layers] == [f"0.{r.name}" for r in want.layers]
+    assert got.total_energy == pytest.approx(want.total_energy, rel=1e-12, abs=0)
+    cov = hamqcore.coverage(mapped)
+    assert [n for n, _, _ in cov.uncovered] == ["1.w"]

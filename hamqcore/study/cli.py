@@ -187,16 +187,16 @@ def cmd_energy(args) -> int:
     from .plots import energy_report
 
     config = crossbar_config(args.preset, args.set)
-    if args.factory is not None:                   # a model of the user's: factory + state dict + data
+    if args.factory is not None or args.exported is not None:    # a model of the user's, with --data
         if args.checkpoint is not None:
-            raise CliError("give a checkpoint or --factory, not both")
-        model, data_spec, title = _external_model(args), args.data, args.factory
+            raise CliError("give a checkpoint or --factory / --exported, not both")
+        model, data_spec, title = _external_model(args), args.data, args.factory or args.exported
         out = _writable(args.out or "hamq_energy")
         dataset = _user(data_mod.load, data_spec)
     else:
         if args.checkpoint is None:
-            raise CliError("give a checkpoint written by hamq train, or --factory MODULE:FUNCTION --data SPEC "
-                           "for a model of your own")
+            raise CliError("give a checkpoint written by hamq train, or --factory MODULE:FUNCTION / --exported "
+                           "PROGRAM.pt2 with --data SPEC for a model of your own")
         model, cfg, _ = _load(args.checkpoint)
         data_spec = cfg.data
         title = f"{cfg.model} {cfg.w_bits}b/{cfg.a_bits}b, lam={cfg.lam:g}"
@@ -234,21 +234,42 @@ def _add_external_model_args(p) -> None:
     p.add_argument("--factory", default=None, metavar="MODULE:FUNCTION",
                    help="instead of a checkpoint: a function returning your torch model (importable)")
     p.add_argument("--state-dict", default=None, help="with --factory: its weights (torch.save of a state_dict)")
+    p.add_argument("--exported", default=None, metavar="PROGRAM.pt2",
+                   help="instead of a checkpoint: a torch.export program (torch.export.save), its weights inside; "
+                   "export it with a dynamic batch dimension")
     p.add_argument("--quantize", default=None, metavar="W,A",
-                   help="with --factory: quantize_model at these weight and activation bits before loading the weights")
-    p.add_argument("--data", default=None, help="with --factory: the data set its inputs come from "
+                   help="with --factory or --exported: quantize_model at these weight and activation bits (before "
+                   "loading --state-dict)")
+    p.add_argument("--data", default=None, help="with --factory or --exported: the data set its inputs come from "
                    "(mnist5k, digits, spoken_keywords, cifar10:ROOT, speech_commands:ROOT)")
 
 
 def _external_model(args):
     """The model of ``--factory package.module:function`` (called with no arguments), with the weights
-    of ``--state-dict`` (read with weights_only=True), quantized by ``--quantize W,A`` if given."""
+    of ``--state-dict`` (read with weights_only=True), or of ``--exported`` (a torch.export program,
+    :func:`hamqcore.layers.from_exported`), quantized by ``--quantize W,A`` if given."""
     import importlib
 
     import torch
 
+    from ..layers import from_exported
     from ..quant import quantize_model
 
+    if args.exported is not None:
+        if args.factory is not None or args.state_dict is not None:
+            raise CliError("--exported carries its own model and weights: give it without --factory / --state-dict")
+        if args.data is None:
+            raise CliError("--exported needs --data SPEC: the inputs the energy is measured on")
+        if not Path(args.exported).is_file():
+            raise CliError(f"--exported {args.exported}: no such file")
+        try:
+            model = from_exported(torch.export.load(args.exported))
+        except Exception as e:  # noqa: BLE001 - any unreadable program is a user error
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CliError(f"--exported {args.exported}: {first[:300]}") from None
+        if args.quantize is not None:
+            _user(quantize_model, model, *_bit_pair(args.quantize))
+        return model
     mod_name, sep, fn_name = args.factory.partition(":")
     if not sep or not mod_name or not fn_name:
         raise CliError(f"--factory must be package.module:function, got {args.factory!r}")
@@ -262,11 +283,7 @@ def _external_model(args):
     if not isinstance(model, torch.nn.Module):
         raise CliError(f"--factory {args.factory} returned {type(model).__name__}, not a torch.nn.Module")
     if args.quantize is not None:
-        try:
-            w_bits, a_bits = (int(v) for v in args.quantize.split(","))
-        except ValueError:
-            raise CliError(f"--quantize must be W,A (two bit widths), got {args.quantize!r}") from None
-        _user(quantize_model, model, w_bits, a_bits)
+        _user(quantize_model, model, *_bit_pair(args.quantize))
     if args.state_dict is not None:
         try:
             state = torch.load(args.state_dict, weights_only=True, map_location="cpu")
@@ -275,6 +292,14 @@ def _external_model(args):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CliError(f"--state-dict {args.state_dict}: {first[:300]}") from None
     return model.eval()
+
+
+def _bit_pair(text: str):
+    try:
+        w_bits, a_bits = (int(v) for v in text.split(","))
+    except ValueError:
+        raise CliError(f"--quantize must be W,A (two bit widths), got {text!r}") from None
+    return w_bits, a_bits
 
 
 def cmd_sweep(args) -> int:
@@ -296,24 +321,25 @@ def cmd_round(args) -> int:
 
     lams = _lam_list(args.lam, "--lam")
     config = crossbar_config(args.preset, args.set)
-    if args.factory is not None:                   # a model of the user's: factory + state dict + data
+    if args.factory is not None or args.exported is not None:    # a model of the user's, with --data
         from . import data as data_mod
 
         if args.checkpoint is not None:
-            raise CliError("give a checkpoint or --factory, not both")
+            raise CliError("give a checkpoint or --factory / --exported, not both")
         if args.compare is not None:
-            raise CliError("--compare plots beside hamq train checkpoints; it needs a checkpoint, not --factory")
+            raise CliError("--compare plots beside hamq train checkpoints; it needs a checkpoint, not --factory / "
+                           "--exported")
         model = _external_model(args)
         out = _writable(args.out)
         dataset = _user(data_mod.load, args.data)
         _user(experiments.round_model, model, dataset, lams, out, calib=args.calib, radius=args.radius,
-              images=args.images, config=config, priced=args.priced, label=args.factory)
+              images=args.images, config=config, priced=args.priced, label=args.factory or args.exported)
         print(f"wrote {out}/round.json and one state_dict.pt per lam (load them into your model: "
               "model.load_state_dict(torch.load(path)))")
         return 0
     if args.checkpoint is None:
-        raise CliError("give a checkpoint written by hamq train, or --factory MODULE:FUNCTION --data SPEC "
-                       "for a model of your own")
+        raise CliError("give a checkpoint written by hamq train, or --factory MODULE:FUNCTION / --exported "
+                       "PROGRAM.pt2 with --data SPEC for a model of your own")
     checkpoint = Path(args.checkpoint)
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
     if Path(args.out).resolve() == folder.resolve():

@@ -444,7 +444,8 @@ def load_checkpoint(path) -> tuple:
         raise FileNotFoundError(f"no checkpoint at {path}")
     if not path.is_file():
         raise ValueError(f"{path} is not a regular file")
-    hint = ("hamq reads the checkpoints `hamq train` writes; for your own model use the Python API "
+    hint = ("hamq reads the checkpoints `hamq train` writes; for your own model give --factory MODULE:FUNCTION "
+            "[--state-dict FILE] or --exported PROGRAM.pt2 (with --data SPEC), or use the Python API "
             "(hamqcore.energy.estimate_energy, hamqcore.rounding.hw_aware_round)")
     try:
         ck = torch.load(path, weights_only=True, map_location="cpu")   # trained anywhere, read on the CPU
