@@ -33,6 +33,7 @@ MAPPINGS: Tuple[str, ...]
 ADCS: Tuple[str, ...]
 ROADMAPS: Tuple[str, ...]
 ADC_RESOLUTIONS: Tuple[str, ...]
+LADDER_TIE: float
 COLUMN_ORDERS: Tuple[str, ...]
 
 def crossbar_preset(model: str) -> Dict[str, Any]: ...

@@ -36,6 +36,7 @@ MAPPINGS = tuple(_core.MAPPINGS)
 ADCS = tuple(_core.ADCS)
 ROADMAPS = tuple(_core.ROADMAPS)
 ADC_RESOLUTIONS = tuple(_core.ADC_RESOLUTIONS)
+LADDER_TIE = float(_core.LADDER_TIE)   # the ADC boundary tolerance (steps): a boundary reads the even level
 COLUMN_ORDERS = tuple(_core.COLUMN_ORDERS)
 ENERGY_COMPONENTS = tuple(_core.ENERGY_COMPONENTS)
 # the components each accounting model charges (the others are always 0 under it)

@@ -14,7 +14,7 @@ pulse over a matrix of cell values, with everything a chip adds on top:
   empty columns;
 * the ADC (``adc_reference``): fixed full scale, per-column, calibrated (per layer, array type and
   digit position, with a least-squares digital gain) or NeuroSim's min-max; readings
-  step * min(L - 1, round(v / step)) with
+  step * min(L - 1, round(v / step)) (a boundary, within LADDER_TIE of a step, to the even level) with
   step = max(1, full_scale / (L - 1)) as the C++ core's ``adc_reading``, or NeuroSim V1.3's
   ``LinearQuantizeOut`` (Inference_pytorch/utee/wage_quantizer.py) for ``"minmax"``;
 * the digital periphery: the OFF cells' leakage nd g(0) / u subtracted from each reading (nd: the
@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .crossbar import GAIN_BITS, CrossbarConfig, digit_conductance, stored_digits
+from .crossbar import GAIN_BITS, LADDER_TIE, CrossbarConfig, digit_conductance, stored_digits
 
 # (array type, digit position) -> (full scale, gain) per layer: the ADC's clipping point in digit units
 # of current, and the digital gain that turns a reading into digit units (1 for ideal digits)
@@ -55,13 +55,23 @@ def fast_path(config: CrossbarConfig) -> bool:
 
 def adc_read(v: torch.Tensor, full_scale, levels, ideal: bool) -> torch.Tensor:
     """The ADC of the C++ core (crossbar_readings.cpp adc_step / adc_reading) on readings ``v``:
-    ``levels`` levels over [0, full_scale], in steps of at least one digit unit, saturating at the top."""
+    ``levels`` levels over [0, full_scale], in steps of at least one digit unit, saturating at the top;
+    a reading on a level boundary (within LADDER_TIE of a step) reads the even level (:func:`ladder_level`)."""
     if ideal:
         return v
     full_scale = torch.as_tensor(full_scale, dtype=torch.float64)
     top = torch.as_tensor(levels, dtype=torch.float64) - 1
     step = torch.clamp(full_scale / top, min=1.0)
-    return step * torch.minimum(torch.round(v / step), top)
+    return step * torch.minimum(ladder_level(v / step), top)
+
+
+def ladder_level(q: torch.Tensor) -> torch.Tensor:
+    """The nearest level to q = reading / step, a boundary (within LADDER_TIE of a step) to the even level:
+    the C++ core's ``ladder_level`` (cpp/include/hamqcore/crossbar.hpp), before its top clamp."""
+    t = q + 0.5
+    level = torch.floor(t + LADDER_TIE)
+    odd = (level - 2.0 * torch.floor(0.5 * level)) != 0
+    return torch.where(((t - level) <= LADDER_TIE) & odd, level - 1.0, level)
 
 
 def minmax_read(v: torch.Tensor, bits: int) -> torch.Tensor:

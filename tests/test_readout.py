@@ -76,9 +76,7 @@ def test_the_dense_model_reproduces_the_cpp_fast_path(seed, mapping, cell_bits, 
 def test_per_column_conductance_references_agree(seed):
     """Per-column references of a conductance readout (full scale = the column's nominal current with
     every row driven): the C++ path computes them from the column's digit counts, the dense model from
-    its cells. Fixed seeds with 8-bit inputs: an input that drives exactly half of a column's rows and
-    ON cells reads exactly half its full scale, a tie either rounding may take (hypothesis finds those
-    with 1-bit inputs; both sides are right there)."""
+    its cells (readings exactly on a level boundary: the next test)."""
     rng = np.random.default_rng(seed)
     cfg = CrossbarConfig.preset("neurosim-1.3", mapping=["differential", "offset"][seed % 2], cell_bits=1 + seed % 2,
                                 adc_bits="auto", readout="conductance", rows_per_conversion=[0, 32][seed % 2],
@@ -86,6 +84,30 @@ def test_per_column_conductance_references_agree(seed):
     w, x = _layer(rng, 9, 260, 4, cfg.mapping, 8, 8, False)
     want = simulate_layer(w, x, cfg, 8, 8, a_signed=False).output
     np.testing.assert_allclose(read_layer(w, x, cfg, 8, 8, False), want, rtol=1e-9, atol=1e-6)
+
+
+def test_a_reading_exactly_on_a_level_boundary_reads_the_even_level():
+    """62 identical ON cells under their column's own reference (5-bit: step = 62 g1 / 31 = 2 g1); an
+    input driving 31 of them reads 31 g1, exactly the boundary between levels 15 and 16. Both
+    implementations sum it in a different float order, so without a rule they took different sides
+    (C++ 16, the dense model 15, before the rule); the ladder's tolerance (LADDER_TIE) puts it on the
+    boundary and half-to-even reads level 16 in both. 30 driven cells read level 15 (no tie)."""
+    from hamqcore.crossbar import LADDER_TIE, digit_conductance
+    assert LADDER_TIE == 1e-9
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", cell_bits=1, adc_bits="auto",
+                                readout="conductance")
+    w = np.ones((1, 62), np.int16)
+    x = np.array([[1] * 31 + [0] * 31, [1] * 30 + [0] * 32], np.int16)
+    g = np.asarray(digit_conductance(cfg))
+    g1 = g[1] / (g[1] - g[0])                  # a digit-1 cell in digit units
+    # positive array: level x step minus the leakage; negative array (empty): its leakage, subtracted
+    want = np.array([[16 * 2 * g1], [15 * 2 * g1]])
+    np.testing.assert_allclose(simulate_layer(w, x, cfg, 2, 1).output, want, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(read_layer(w, x, cfg, 2, 1, False), want, rtol=1e-12, atol=0)
+    # the rule itself: within the tolerance of a boundary, the even level; else the nearest
+    from hamqcore.readout import ladder_level
+    q = torch.tensor([0.5, 1.5, 2.5, 15.5 - 1e-10, 15.5 + 1e-10, 15.49, 15.51, 3.0], dtype=torch.float64)
+    assert ladder_level(q).tolist() == [0.0, 2.0, 2.0, 16.0, 16.0, 15.0, 16.0, 3.0]
 
 
 def _golden_config(cell_bits, adc_bits):

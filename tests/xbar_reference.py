@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hamqcore.crossbar import LADDER_TIE
+
 REF = Path(__file__).resolve().parent / "reference_data"
 _CAPS = json.loads((REF / "neurosim-1.3" / "golden.json").read_text())["variants"]
 CAPS = {"lp": _CAPS["default"]["caps"], "hp": _CAPS["hp"]["caps"]}
@@ -107,11 +109,16 @@ def cell_conductance(cfg, digits, n_used, pos):
 
 def adc_read(cfg, s, levels, full_scale):
     """The reading of digit sum s by an ADC with ``levels`` levels over [0, full_scale], in steps of
-    at least one digit, saturating at the top level."""
+    at least one digit, saturating at the top level; a reading on a level boundary (within LADDER_TIE
+    of a step) reads the even level."""
     if cfg.adc == "ideal":
         return float(s)
     step = max(1.0, full_scale / (levels - 1))
-    return step * min(levels - 1, round(s / step))
+    q = s / step
+    level = math.floor(q + 0.5 + LADDER_TIE)
+    if abs(q + 0.5 - level) <= LADDER_TIE and level % 2:    # on the boundary below an odd level
+        level -= 1
+    return step * min(levels - 1, level)
 
 
 # --- NeuroSim V1.3 periphery (SubArray.cpp CalculatePower, conventionalParallel) ------------------

@@ -95,6 +95,7 @@ void bind_crossbar(py::module_& m) {
     m.attr("ADCS") = name_tuple(kAdcs);
     m.attr("ROADMAPS") = name_tuple(kRoadmaps);
     m.attr("ADC_RESOLUTIONS") = name_tuple(kResolutions);
+    m.attr("LADDER_TIE") = kLadderTie;
     m.attr("COLUMN_ORDERS") = name_tuple(kColumnOrders);
     m.attr("ENERGY_COMPONENTS") = [] {
         py::tuple t(static_cast<size_t>(kNumComponents));

@@ -11,6 +11,8 @@
 #pragma once
 #include <cstdint>
 
+#include "hamqcore/crossbar.hpp"  // ladder_level
+
 namespace hamq {
 
 struct XbarPopcountArgs {
@@ -30,7 +32,8 @@ struct XbarPopcountArgs {
     const double* adc_level = nullptr;    // [s_stride]: ADC reading of a digit sum; nullptr = exact
     int64_t s_stride = 0;                 // largest digit sum + 1
     // Per (tile, column) [n_tiles][n_groups * cols_per_group], each nullptr when not used:
-    const double* col_step = nullptr;     // reading = step * min(lmax, round(S / step)); 0 = exact
+    const double* col_step = nullptr;     // reading = step * ladder_level(S / step, lmax); 0 = exact
+    const double* col_inv_step = nullptr; // a conductance readout: 1 / col_step (null: an ideal ADC)
     const double* col_lmax = nullptr;     //   (replaces adc_level)
     const uint8_t* col_inverted = nullptr;  // stored complemented: S = nd * cell_max - reading
     int cell_max = 1;                     // largest digit, 2^cell_bits - 1

@@ -13,9 +13,7 @@ double adc_step(int64_t full_scale, int64_t levels) {
 }
 
 double adc_reading(int64_t s, double step, int64_t levels) {
-    double level = std::nearbyint(double(s) / step);
-    level = level > double(levels - 1) ? double(levels - 1) : level;
-    return step * level;
+    return step * ladder_level(double(s) / step, double(levels - 1));
 }
 
 KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
@@ -61,6 +59,11 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
         col_step.assign(size_t(p.T * p.ncols), 0.0);
         col_lmax.assign(size_t(p.T * p.ncols), 0.0);
     }
+    // The conductance readout multiplies by the steps' inverses (its steps are > 0 under any ADC but
+    // the ideal one, whose readings are all exact: no inverses).
+    std::vector<double> col_inv_step;
+    if (cond_read && c.adc != AdcKind::Ideal)
+        for (const double s : col_step) col_inv_step.push_back(1.0 / s);
     std::vector<double> plane_coef(size_t(p.P));
     for (int pl = 0; pl < p.P; ++pl) plane_coef[size_t(pl)] = std::ldexp(1.0, pl);
     if (L.a_signed) plane_coef[size_t(p.P - 1)] = -std::ldexp(1.0, p.P - 1);
@@ -86,6 +89,7 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     a.s_stride = s_stride;
     a.col_step = col_step.empty() ? nullptr : col_step.data();
     a.col_lmax = col_lmax.empty() ? nullptr : col_lmax.data();
+    a.col_inv_step = col_inv_step.empty() ? nullptr : col_inv_step.data();
     a.col_inverted = sw.inverted.empty() ? nullptr : sw.inverted.data();
     a.cell_max = int(p.dmask);
     if (cond_read) {  // the cells' model conductances are exact per digit for cell_bits <= 2

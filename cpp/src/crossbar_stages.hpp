@@ -32,7 +32,7 @@ auto visit_int(IntType t, const void* p, F&& f) {
 }
 
 // The ADC: L levels over [0, full_scale] digit units, in steps of at least one digit (digit sums are
-// integers); readings saturate at the top level.
+// integers); readings saturate at the top level; a boundary reads the even level (ladder_level).
 double adc_step(int64_t full_scale, int64_t levels);
 double adc_reading(int64_t s, double step, int64_t levels);
 

@@ -193,10 +193,10 @@ inline void column_sums(const uint32_t* cnt, int64_t stride, int64_t c0, int64_t
     }
 }
 
-// A reading on a column's own ladder (digit units): step * min(lmax, round(v / step)); step 0: exact.
+// A reading on a column's own ladder (digit units): step * ladder_level(v / step, lmax); step 0: exact.
 inline double ladder_reading(double v, double step, double lmax) {
-    const double lv = __builtin_nearbyint(v / (step > 0 ? step : 1.0));
-    return step > 0 ? step * (lv < lmax ? lv : lmax) : v;
+    const double lv = ladder_level(v / (step > 0 ? step : 1.0), lmax);
+    return step > 0 ? step * lv : v;
 }
 
 // f(x, y) with the two run-time flags as compile-time std::bool_constant values.
@@ -215,7 +215,7 @@ inline void with_flags(bool x, bool y, F&& f) {
 // crossbar_readings.cpp adc_reading). A column that is not converted (conv_weight 0) reads 0.
 template <int CB, int PC>
 inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd, double pc,
-                         const double* gain, uint32_t* sums, double* colacc) {
+                         const double* inv_gain, uint32_t* sums, double* colacc) {
     if (!(a.g_unit > 0)) {  // the digit sums (a conductance readout reads the counts themselves)
 #pragma omp simd
         for (int64_t c = 0; c < nc; ++c) {
@@ -225,18 +225,21 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
         }
     }
     if (a.g_unit > 0) {  // conductance readout (its steps come per column): branch-free, vectorised
-        const double g0 = a.g_row * double(nd), leak = g0 / a.g_unit, full = double(nd) * a.cell_max;
+        // in digit units: the conductances divided by g_unit once per call, the steps' and gains'
+        // inverses per column (the gain's is the chip's multiplier): no division per reading (the
+        // ladder's tolerance, ladder_level, makes the ulps this moves irrelevant to the level)
+        const double leak = a.g_row * double(nd) / a.g_unit, full = double(nd) * a.cell_max;
         const double* step = a.col_step + base;  // always set for this readout (crossbar_readings.cpp)
         const double* lmax = a.col_lmax + base;
+        const double* inv_step = a.col_inv_step ? a.col_inv_step + base : nullptr;  // null: an ideal ADC
         double gp[PC];
-        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k];
-        const double g_unit = a.g_unit;
-        auto run = [&](auto has_weight, auto has_inverted) {
+        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k] / a.g_unit;
+        auto run = [&](auto ladder, auto has_weight, auto has_inverted) {
             auto reading = [&](int64_t c) {
-                double g = g0;
-                for (int k = 0; k < PC; ++k) g += gp[k] * double(int32_t(cnt[k * nc + c]));
-                double v = g / g_unit;
-                v = (ladder_reading(v, step[c], lmax[c]) - leak) / gain[c];
+                double v = leak;
+                for (int k = 0; k < PC; ++k) v += gp[k] * double(int32_t(cnt[k * nc + c]));
+                if constexpr (decltype(ladder)::value) v = step[c] * ladder_level(v * inv_step[c], lmax[c]);
+                v = (v - leak) * inv_gain[c];
                 if constexpr (decltype(has_weight)::value) v = a.conv_weight[base + c] == 0.0f ? 0.0 : v;
                 if constexpr (decltype(has_inverted)::value) v = a.col_inverted[base + c] ? full - v : v;
                 return v;
@@ -244,7 +247,12 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
 #pragma omp simd
             for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * reading(c);
         };
-        with_flags(a.conv_weight != nullptr, a.col_inverted != nullptr, run);
+        with_flags(a.conv_weight != nullptr, a.col_inverted != nullptr, [&](auto has_weight, auto has_inverted) {
+            if (inv_step)
+                run(std::true_type{}, has_weight, has_inverted);
+            else
+                run(std::false_type{}, has_weight, has_inverted);
+        });
     } else if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns: branch-free
         const double full = double(nd) * a.cell_max;
         auto run = [&](auto has_step, auto has_inverted) {
@@ -296,7 +304,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
         std::vector<int> words(static_cast<size_t>(W));
         std::vector<const uint64_t*> rows(static_cast<size_t>(W)), rows1(static_cast<size_t>(W));
         std::vector<int64_t> extra_groups;
-        std::vector<double> gain_c(a.g_unit > 0 ? static_cast<size_t>(max_cols) : 0);  // each column's gain
+        std::vector<double> inv_gain_c(a.g_unit > 0 ? static_cast<size_t>(max_cols) : 0);  // 1 / each column's gain
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
@@ -306,8 +314,9 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
             const int64_t g1 = (g0 + groups_per_task) < G ? g0 + groups_per_task : G;
             const int64_t ng = g1 - g0, nc = ng * cpg, col0 = g0 * cpg;
             uint32_t* cnt = counts.data();
-            const double* gain = a.g_unit > 0 ? gain_c.data() : nullptr;  // 1 without a gain: exact
-            for (int64_t c = 0; gain && c < nc; ++c) gain_c[size_t(c)] = a.digit_gain ? a.digit_gain[c % cpg] : 1.0;
+            const double* inv_gain = a.g_unit > 0 ? inv_gain_c.data() : nullptr;  // 1 without a gain: exact
+            for (int64_t c = 0; inv_gain && c < nc; ++c)
+                inv_gain_c[size_t(c)] = a.digit_gain ? 1.0 / a.digit_gain[c % cpg] : 1.0;
             extra_groups.clear();  // the task's groups with more than one physical copy
             for (int64_t g = 0; g < ng; ++g)
                 if (a.group_mult[g0 + g] > 1) extra_groups.push_back(g);
@@ -346,7 +355,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                 });
                             }
                         }
-                        if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], gain,
+                        if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], inv_gain,
                                                   sums.data(),
                                                   colacc.data());
                         if (nd == 0) continue;  // an idle read: G = 0 in every column

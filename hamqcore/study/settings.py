@@ -70,7 +70,11 @@ PROTOCOL = {
     # reference ladders, configuration flip-flops, cycle mask, differential subtraction and the
     # readout's 8-bit gain), so v1's second table "within the charged part" is gone. Protocol v3
     # (README "Protocol v3"): the sense amps' reference-ladder select is charged too (component
-    # select), and rounding on top of HamQ joins the methods (METHODS, ON_TOP).
+    # select), and rounding on top of HamQ joins the methods (METHODS, ON_TOP). Protocol v4 (README
+    # "Protocol v4", declared before its run): an ADC reading exactly on a level boundary (within
+    # LADDER_TIE of a step) reads the even level in both implementations, where float summation order
+    # decided it before (measured: 2-5 of 256 validation predictions per checkpoint under per-column
+    # references); nothing else changed.
     "space": {"adc_reference": ("calibrated", "per_column")},
     # secondary accountings of each chosen point (energy only, the same weights)
     "secondary": ("neurosim-1.3 (offset)", "mnsim-2.0", "bitline"),

@@ -60,18 +60,35 @@
 // Functional output: the ADC reads the digit sum S of a column (or, with CrossbarLayer::conductance,
 // the column's conductance in digit units, its OFF-cell leakage removed after the conversion) with L = 2^adc_bits levels over
 // [0, full_scale] (full_scale = adc_full_scale, or rows_per_conversion (2^cell_bits - 1) when 0):
-// reading = step * min(L-1, round(S / step)), step = max(1, full_scale / (L-1)) (digit sums are
+// reading = step * ladder_level(S / step, L-1), step = max(1, full_scale / (L-1)) (digit sums are
 // integers: no step is finer than one); exact when every sum a column can read is <= L-1 at step 1,
 // or with the ideal ADC. Readings are shift-added over digits, pulses and tiles; with an exact ADC the
 // output is the integer product x W^T.
 #pragma once
 #include <cstdint>
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "hamqcore/encoding.hpp"
 
 namespace hamq {
+
+// The ADC's level of a reading v with ladder step `step` (q = v / step >= 0): the nearest level, at most
+// the top one; a reading on a boundary between two levels (within kLadderTie of a step) takes the even
+// one (round half to even, as IEEE rounding does for exact ties, unbiased). The tolerance makes a
+// reading exactly on a boundary (e.g. half of a column's identical cells driven under its own reference)
+// read the same level whatever order its float sum took (the C++ kernel and hamqcore/readout.py sum in
+// different orders): float rounding (~1e-15 step) never decides a level.
+constexpr double kLadderTie = 1e-9;
+inline double ladder_level(double q, double top) {
+    const double t = q + 0.5;
+    double l = std::floor(t + kLadderTie);          // the nearest level; t - l >= -kLadderTie
+    const bool tie = t - l <= kLadderTie;           // q on the boundary just below level l
+    const bool odd = l - 2.0 * std::floor(0.5 * l) != 0.0;
+    l = tie && odd ? l - 1.0 : l;
+    return l < top ? l : top;
+}
 
 enum class Model : int { NeuroSim13 = 0, Mnsim20 = 1, Bitline = 2 };
 enum class Mapping : int { Offset = 0, Differential = 1, TwosComplement = 2 };
