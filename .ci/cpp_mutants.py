@@ -96,6 +96,17 @@ MUTANTS = [
     ("cpp/src/crossbar_accounting.cpp", "double(N * p.P) * double(lines)", "double(N) * double(lines)", XBAR_TESTS),
     ("cpp/src/crossbar_accounting.cpp", "const int64_t lines = c.adc == AdcKind::Sar ? 1 : (int64_t(1) << c.adc_bits) - 1;",
      "const int64_t lines = c.adc == AdcKind::Sar ? 1 : (int64_t(1) << c.adc_bits);", XBAR_TESTS),
+    # protocol v4: a reading on a level boundary reads the even level; the division-free conductance readout
+    ("cpp/include/hamqcore/crossbar.hpp", "l = tie && odd ? l - 1.0 : l;", "l = tie ? l - 1.0 : l;",
+     XBAR_TESTS + ["tests/test_readout.py"]),
+    ("cpp/include/hamqcore/crossbar.hpp", "double l = std::floor(t + kLadderTie);", "double l = std::floor(t);",
+     XBAR_TESTS + ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "v = step[c] * ladder_level(v * inv_step[c], lmax[c]);",
+     "v = step[c] * ladder_level(v * step[c], lmax[c]);", XBAR_TESTS + ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "a.digit_gain ? 1.0 / a.digit_gain[c % cpg] : 1.0;",
+     "a.digit_gain ? a.digit_gain[c % cpg] : 1.0;", XBAR_TESTS + ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "v = (v - leak) * inv_gain[c];", "v = v * inv_gain[c];",
+     XBAR_TESTS + ["tests/test_readout.py"]),
 ]
 
 
