@@ -104,6 +104,12 @@ def test_a_reading_exactly_on_a_level_boundary_reads_the_even_level():
     want = np.array([[16 * 2 * g1], [15 * 2 * g1]])
     np.testing.assert_allclose(simulate_layer(w, x, cfg, 2, 1).output, want, rtol=1e-12, atol=0)
     np.testing.assert_allclose(read_layer(w, x, cfg, 2, 1, False), want, rtol=1e-12, atol=0)
+    # 34 identical cells, 17 driven: the C++ readout's float arithmetic (the step's inverse) lands 4 ulps
+    # below the boundary between 15 and 16; within the tolerance it is on it, so level 16 again
+    w34, x34 = np.ones((1, 34), np.int16), np.array([[1] * 17 + [0] * 17], np.int16)
+    want34 = np.array([[16 * (34 * g1 / 31)]])
+    np.testing.assert_allclose(simulate_layer(w34, x34, cfg, 2, 1).output, want34, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(read_layer(w34, x34, cfg, 2, 1, False), want34, rtol=1e-12, atol=0)
     # the rule itself: within the tolerance of a boundary, the even level; else the nearest
     from hamqcore.readout import ladder_level
     q = torch.tensor([0.5, 1.5, 2.5, 15.5 - 1e-10, 15.5 + 1e-10, 15.49, 15.51, 3.0], dtype=torch.float64)
