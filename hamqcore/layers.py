@@ -190,6 +190,12 @@ def coverage(model: nn.Module, include: Optional[Iterable[str]] = None, exclude:
                 cov.uncovered.append((f"{mname}.weight", n, f"torch.ao's {type(m).__name__} with "
                                       f"{getattr(getattr(m, '_packed_params', None), 'dtype', m.weight().dtype)} weights is not mapped (hamqcore maps torch.ao's quantized "
                                       "Linear, Conv1d and Conv2d with qint8 weights)"))
+    qat = [n for n, m in model.named_modules() if n in chosen and hasattr(m, "weight_fake_quant")
+           and type(m).__module__.startswith("torch.ao.nn.")]
+    if qat:     # torch.ao's prepare_qat modules are nn.Linear / nn.Conv subclasses with a FakeQuantize
+        cov.notes.append(f"{len(qat)} layer(s) are torch.ao QAT modules ({qat[0]}, ...): read as float layers on "
+                         "hamqcore's own grid, not through their FakeQuantize; torch.ao.quantization.convert "
+                         "them to read torch.ao's integers")
     if any(isinstance(m, QMultiheadAttention) for m in model.modules()):
         cov.notes.append("attention's QK^T and AV products multiply activations by activations: they are not "
                          "crossbar MACs and are not charged (digital)")

@@ -243,3 +243,18 @@ def test_a_dynamically_quantized_transformer_encoder():
         assert [r.vectors for r in report.layers] == [7.0, 7.0, 7.0, 7.0, 1.0]
     finally:
         torch.backends.mha.set_fastpath_enabled(fast)
+
+
+def test_torch_ao_qat_modules_are_noted_as_read_on_hamqcores_grid():
+    """prepare_qat's modules subclass nn.Linear / nn.Conv2d: the walks read them as float layers, and the
+    coverage says so, with the pointer to convert()."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = tq.QuantWrapper(nn.Sequential(nn.Linear(8, 4))).train()
+        model.qconfig = tq.get_default_qat_qconfig("x86")
+        tq.prepare_qat(model, inplace=True)
+    cov = coverage(model)
+    assert [n for n, _ in cov.covered] == ["module.0.weight"]
+    assert any("torch.ao QAT modules (module.0, ...)" in note and "convert" in note for note in cov.notes)
+    assert not any("QAT" in note for note in coverage(_dynamic(False)).notes)
