@@ -322,12 +322,12 @@ def from_exported(program) -> nn.Module:
         if cls is nn.Linear:
             layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
         else:
-            dims = weight.dim() - 2
-            layer = cls(weight.shape[1] * args.get("groups", 1), weight.shape[0], tuple(weight.shape[2:]),
-                        stride=tuple(args.get("stride", [1] * dims)), padding=args.get("padding", [0] * dims)
-                        if isinstance(args.get("padding"), str) else tuple(args.get("padding", [0] * dims)),
-                        dilation=tuple(args.get("dilation", [1] * dims)), groups=args.get("groups", 1),
-                        bias=bias is not None)
+            dims, groups = weight.dim() - 2, args.get("groups", 1)
+            padding = args.get("padding", [0] * dims)          # ints, or aten.convNd.padding's "same"/"valid"
+            layer = cls(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
+                        stride=tuple(args.get("stride", [1] * dims)),
+                        padding=padding if isinstance(padding, str) else tuple(padding),
+                        dilation=tuple(args.get("dilation", [1] * dims)), groups=groups, bias=bias is not None)
         layer.weight = weight
         if bias is not None:
             layer.bias = bias

@@ -30,7 +30,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import math
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -466,33 +466,40 @@ def _torchao_qat_weight(m: nn.Module, name: str):
 # torch.ao's eager-mode quantized modules (torch.ao.quantization.convert / quantize_dynamic): the
 # weighted ones hamqcore maps, and the post-op each fused variant applies to the layer's output
 # (torch/ao/nn/intrinsic/quantized/modules/{conv_relu,linear_relu}.py, .../dynamic/modules/linear_relu.py).
+class _TorchAoTypes(NamedTuple):
+    mapped: tuple           # the weighted classes hamqcore maps (their fused variants subclass them)
+    post_ops: dict          # class -> the post-op it applies to its output (None: none)
+    linear: type
+    conv1d: type
+    dynamic_linear: type
+
+
 @functools.lru_cache(maxsize=None)
-def _torch_ao_types():
+def _torch_ao_types() -> _TorchAoTypes:
     import torch.ao.nn.intrinsic.quantized as nniq
     import torch.ao.nn.intrinsic.quantized.dynamic as nniqd
     import torch.ao.nn.quantized as nnq
     import torch.ao.nn.quantized.dynamic as nnqd
-    mapped = (nnq.Linear, nnq.Conv1d, nnq.Conv2d)
     post_ops = {nnq.Linear: None, nnqd.Linear: None, nnq.Conv1d: None, nnq.Conv2d: None,
                 nniq.LinearReLU: "relu", nniqd.LinearReLU: "relu", nniq.ConvReLU1d: "relu", nniq.ConvReLU2d: "relu"}
-    return mapped, post_ops, nnq.Linear, nnq.Conv1d, nnqd.Linear
+    return _TorchAoTypes((nnq.Linear, nnq.Conv1d, nnq.Conv2d), post_ops, nnq.Linear, nnq.Conv1d, nnqd.Linear)
 
 
 def is_torch_ao_layer(m: nn.Module) -> bool:
     """Whether ``m`` is torch.ao's eager-mode quantized Linear (static or dynamic), Conv1d or Conv2d, or
     a fused variant of one, with qint8 weights (post-training integers behind a ``weight()`` method,
     frozen; a dynamic Linear with float16 weights holds no integers)."""
-    return (type(m).__module__.startswith("torch.ao.nn.") and isinstance(m, _torch_ao_types()[0])
+    return (type(m).__module__.startswith("torch.ao.nn.") and isinstance(m, _torch_ao_types().mapped)
             and getattr(getattr(m, "_packed_params", None), "dtype", torch.qint8) == torch.qint8)
 
 
 def is_linear(m: nn.Module) -> bool:
     """Whether a mapped layer is a Linear one (torch's or torch.ao's): its input vectors lie on the last axis."""
-    return isinstance(m, nn.Linear) or (is_torch_ao_layer(m) and isinstance(m, _torch_ao_types()[2]))
+    return isinstance(m, nn.Linear) or (is_torch_ao_layer(m) and isinstance(m, _torch_ao_types().linear))
 
 
 def is_conv1d(m: nn.Module) -> bool:
-    return isinstance(m, nn.Conv1d) or (is_torch_ao_layer(m) and isinstance(m, _torch_ao_types()[3]))
+    return isinstance(m, nn.Conv1d) or (is_torch_ao_layer(m) and isinstance(m, _torch_ao_types().conv1d))
 
 
 def weight_shape(m: nn.Module) -> Tuple[int, ...]:
@@ -542,23 +549,23 @@ def _torch_ao_input_quant(m: nn.Module, x, name: str):
     (``torch._choose_qparams_per_tensor`` with reduce_range for module version >= 4, as
     torch/ao/nn/quantized/dynamic/modules/linear.py calls ``quantized::linear_dynamic``; 7-bit codes
     then)."""
-    if isinstance(m, _torch_ao_types()[4]):
+    if isinstance(m, _torch_ao_types().dynamic_linear):
         x = input_value(x).detach()
         reduce_range = not (getattr(m, "version", None) is None or m.version < 4)
         scale, zp = torch._choose_qparams_per_tensor(x, reduce_range)
         q = torch.quantize_per_tensor(x.to(torch.float32), scale, zp, torch.quint8).int_repr().to(torch.int32)
-        bits = 7 if reduce_range else 8
+        bits, unsigned = (7 if reduce_range else 8), True
     else:
         if not (isinstance(x, torch.Tensor) and x.is_quantized and x.qscheme() == torch.per_tensor_affine
                 and x.dtype in (torch.quint8, torch.qint8)):
             raise ValueError(f"layer {name!r}: torch.ao's {type(m).__name__} takes an 8-bit per-tensor quantized "
                              f"input, got {getattr(x, 'dtype', type(x).__name__)}")
         q, scale, zp, bits = x.int_repr().to(torch.int32), x.q_scale(), x.q_zero_point(), 8
-        if x.dtype == torch.qint8:
-            return _centered(q, torch.tensor([zp]), torch.tensor(scale, dtype=torch.float64), bits, ())
-    if zp == 0:
-        return q, torch.tensor(float(scale), dtype=torch.float64), bits, False
-    return q - int(zp), torch.tensor(float(scale), dtype=torch.float64), bits + 1, True
+        unsigned = x.dtype == torch.quint8
+    step = torch.tensor(float(scale), dtype=torch.float64)
+    if unsigned and zp == 0:            # unsigned codes with no zero point: read as they are
+        return q, step, bits, False
+    return _centered(q, torch.tensor([zp]), step, bits, ())
 
 
 def torch_ao_output(m: nn.Module, y: torch.Tensor, out: torch.Tensor, name: str = "") -> torch.Tensor:
@@ -566,7 +573,7 @@ def torch_ao_output(m: nn.Module, y: torch.Tensor, out: torch.Tensor, name: str 
     post-op applied, then requantized to the module's own output scale and zero point (a static
     module; ``quantize_per_tensor``: round to nearest, clamped to the dtype) or as floats (dynamic).
     A fused post-op hamqcore does not know (e.g. ConvAdd2d's second input) is a ValueError."""
-    post_ops = _torch_ao_types()[1]
+    post_ops = _torch_ao_types().post_ops
     if type(m) not in post_ops:
         raise ValueError(f"layer {name!r}: torch.ao's fused {type(m).__name__} applies a post-op hamqcore does not "
                          "read (it reads Linear, Conv1d, Conv2d and their ReLU fusions), so its crossbar output "

@@ -262,6 +262,14 @@ def test_torchao_qat_weights_are_the_codes_its_fake_quantizer_rounds_to(dtype, g
             crossbar_forward(m, torch.randn(2, 32), CrossbarConfig.preset("bitline"))
 
 
+def _qat_weight_step(layer):
+    """The step of every weight of a torchao QAT layer: its weight fake quantizer's scales (set by its own
+    forward), one per group of a row, repeated over the group."""
+    layer.weight_fake_quantizer(layer.weight)
+    step = layer.weight_fake_quantizer.scale.reshape(layer.weight.shape[0], -1)
+    return step.repeat_interleave(layer.weight.shape[1] // step.shape[1], dim=1)
+
+
 @pytest.mark.parametrize("group", [None, 8])
 def test_the_penalty_trains_torchao_qat_layers_and_lowers_their_own_hw(group):
     from hamqcore.ops import relaxed_hw_penalty
@@ -275,9 +283,7 @@ def test_the_penalty_trains_torchao_qat_layers_and_lowers_their_own_hw(group):
     for name in ("0", "2"):
         layer = m.get_submodule(name)
         q, b = layer_integers(layer, 8, name)
-        layer.weight_fake_quantizer(layer.weight)
-        step = layer.weight_fake_quantizer.scale.reshape(layer.weight.shape[0], -1)
-        step = step.repeat_interleave(layer.weight.shape[1] // step.shape[1], dim=1)
+        step = _qat_weight_step(layer)
         ref += float(relaxed_hw_penalty(layer.weight.detach() / step, b, "twos_complement")) * reg.coef[name]
     assert float(reg.penalty().detach()) == pytest.approx(ref, rel=1e-5, abs=0)
     before = hw_stats(m, 8, "twos_complement")["total"]["mean_hw"]
@@ -322,9 +328,7 @@ def test_the_crossbar_priced_penalty_on_torchao_qat_layers_prices_every_group_al
     for name in ("0", "2"):
         layer = m.get_submodule(name)
         _, b = layer_integers(layer, 8, name)
-        layer.weight_fake_quantizer(layer.weight)
-        step = layer.weight_fake_quantizer.scale.reshape(layer.weight.shape[0], -1)
-        step = step.repeat_interleave(layer.weight.shape[1] // step.shape[1], dim=1)
+        step = _qat_weight_step(layer)
         assert reg.bit_cost[name].shape == (b,) and float(reg.bit_cost[name].sum()) > 0
         ref += float(scaled_hw_penalty(layer.weight.detach() / step, torch.tensor(1.0), b, "twos_complement",
                                        weight=reg.coef[name], bit_cost=reg.bit_cost[name]))
