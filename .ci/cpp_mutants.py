@@ -107,6 +107,16 @@ MUTANTS = [
      "a.digit_gain ? a.digit_gain[c % cpg] : 1.0;", XBAR_TESTS + ["tests/test_readout.py"]),
     ("cpp/src/kernels_crossbar.hpp", "v = (v - leak) * inv_gain[c];", "v = v * inv_gain[c];",
      XBAR_TESTS + ["tests/test_readout.py"]),
+    # calibration's histograms from the popcounts (kernels_crossbar.hpp add_histogram)
+    ("cpp/src/kernels_crossbar.hpp", "if (a.col_skip && a.col_skip[base + c]) continue;", "",
+     ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "vs[key] += (v - leak) * double(s);", "vs[key] += v * double(s);",
+     ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "        const int64_t key = c % cpg;\n        hist[key * nb + bin] += 1;",
+     "        const int64_t key = c % cpg;\n        hist[(c / cpg) % cpg * nb + bin] += 1;", ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "if (hist_mode && nd > 0)", "if (hist_mode)", ["tests/test_readout.py"]),
+    ("cpp/src/crossbar_readings.cpp", "double(p.RC) * cell_max_v * L.histogram_bins_per_unit)) + 2;",
+     "double(p.RC) * L.histogram_bins_per_unit)) + 2;", ["tests/test_readout.py"]),
 ]
 
 

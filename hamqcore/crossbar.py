@@ -265,9 +265,38 @@ def stored_digits(w, w_bits: int, config: CrossbarConfig):
 
 
 @functools.lru_cache(maxsize=256)
+def _digit_shape(config: CrossbarConfig, w_bits: int) -> Tuple[int, int]:
+    """(array types, digits per weight) of ``config``'s mapping at ``w_bits``."""
+    digits, _ = _simulator(config).stored_digits(np.zeros((1, 1), np.int64), w_bits)
+    return int(digits.shape[0]), int(digits.shape[1])
+
+
 def _digit_columns(config: CrossbarConfig, w_bits: int) -> int:
     """Digit columns per weight (array types x digits) of ``config``'s mapping at ``w_bits``."""
-    return len(_simulator(config).stored_digits(np.zeros((1, 1), np.int64), w_bits)[1])
+    A, D = _digit_shape(config, w_bits)
+    return A * D
+
+
+def conversion_histograms(w_q, x_q, config: CrossbarConfig, w_bits: int, a_bits: int, a_signed: bool,
+                          bins_per_unit: float, n_threads: Optional[int] = None):
+    """What ADC calibration needs of integer weights ``w_q`` (out x K) on integer inputs ``x_q`` (N x K),
+    from the C++ core's popcounts: per digit column (arrays x digits, :func:`stored_digits`' order) the
+    histogram of its conversions' ADC inputs (every conversion with a driven row of a converted
+    column, digit units as ``config.readout`` reads them, leakage included; bins of 1 / ``bins_per_unit``),
+    the sum of (reading - leakage) x S and the sum of S^2 (S the ideal digit sum). Returns (counts
+    (arrays, digits, bins) int64, vs and ss (arrays, digits)); :mod:`hamqcore.readout`'s dense model
+    computes the same (where :func:`hamqcore.readout.fast_path` holds)."""
+    config = check_config(config)
+    w, x = np.asarray(w_q), np.asarray(x_q)
+    r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits),
+                                    bool(a_signed), check_threads("n_threads", n_threads), False, False, None,
+                                    config.readout == "conductance", None, float(bins_per_unit))
+    A, D = _digit_shape(config, int(w_bits))
+    if r.histogram is None:     # nothing stored: no conversion
+        return np.zeros((A, D, 1), np.int64), np.zeros((A, D)), np.zeros((A, D))
+    counts, vs, ss = r.histogram
+    return (np.asarray(counts).reshape(A, D, -1), np.asarray(vs, np.float64).reshape(A, D),
+            np.asarray(ss, np.float64).reshape(A, D))
 
 
 def pack_groups(w_groups: List[np.ndarray], x_groups: List[np.ndarray], config: CrossbarConfig, w_bits: int):

@@ -23,12 +23,13 @@ import torch
 import torch.nn as nn
 
 from ._checks import MAX_BITS, as_int
-from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, pack_groups, result_field,
+from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, conversion_histograms,
+                       pack_groups, result_field,
                        simulate_groups, unpack_output)
 from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers, is_quantized,
                      layer_matrices, layer_steps, quantizable_layers, walk_coverage)
 from .quant import input_value, is_linear, is_torch_ao_layer, layer_bias, torch_ao_output, weight_shape
-from .readout import Histograms, fast_path, read_layer
+from .readout import HIST_BINS_PER_UNIT, Histograms, fast_path, read_layer
 
 
 @dataclass
@@ -212,6 +213,14 @@ def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str
     layer_refs = None
     if config.adc_reference == "calibrated" and histograms is None:
         layer_refs = check_references(references, config).layer(name)
+    if fast_path(config) and histograms is not None:     # calibration from the C++ core's popcounts
+        w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
+        for w, xg, _ in pack_groups(w_groups, x_groups, config, wb):
+            counts, vs, ss = conversion_histograms(w, xg, config, wb, ab, signed, HIST_BINS_PER_UNIT, n_threads)
+            for key in np.ndindex(*vs.shape):     # (array type, digit position)
+                histograms.add_counts(key, counts[key])
+                histograms.add_sums(key, vs[key], ss[key])
+        return np.zeros((x_groups[0].shape[0], sum(int(w.shape[0]) for w in w_groups)))
     if fast_path(config) and histograms is None:
         if layer_refs is None:
             return np.asarray(simulate_module(m, x, config, n_threads=n_threads, output=True, name=name).output)

@@ -96,8 +96,7 @@ class Histograms:
     ss: Dict[Tuple[int, int], float] = field(default_factory=dict)
 
     def add_gain(self, key: Tuple[int, int], v: torch.Tensor, s: torch.Tensor) -> None:
-        self.vs[key] = self.vs.get(key, 0.0) + float((v * s).sum())
-        self.ss[key] = self.ss.get(key, 0.0) + float((s * s).sum())
+        self.add_sums(key, float((v * s).sum()), float((s * s).sum()))
 
     def references(self, levels: int) -> "LayerReferences":
         """Per key: the MSE-optimal full scale (:func:`mse_full_scale`) and the least-squares gain."""
@@ -106,13 +105,21 @@ class Histograms:
 
     def add(self, key: Tuple[int, int], v: torch.Tensor) -> None:
         b = torch.clamp(torch.floor(v.reshape(-1) * HIST_BINS_PER_UNIT), min=0).to(torch.int64)
-        h = np.bincount(b.numpy(), minlength=1)
+        self.add_counts(key, np.bincount(b.numpy(), minlength=1))
+
+    def add_counts(self, key: Tuple[int, int], h: np.ndarray) -> None:
+        """Add a histogram of ADC inputs already binned (HIST_BINS_PER_UNIT bins per unit) to ``key``'s."""
         old = self.counts.get(key)
         if old is None:
             self.counts[key] = h
         else:
             n = max(len(old), len(h))
             self.counts[key] = np.pad(old, (0, n - len(old))) + np.pad(h, (0, n - len(h)))
+
+    def add_sums(self, key: Tuple[int, int], vs: float, ss: float) -> None:
+        """Add the least-squares gain's sums (:meth:`add_gain`) already summed."""
+        self.vs[key] = self.vs.get(key, 0.0) + float(vs)
+        self.ss[key] = self.ss.get(key, 0.0) + float(ss)
 
 
 def quantized_gain(vs: float, ss: float) -> float:

@@ -337,3 +337,116 @@ def test_conductance_gains_are_the_chips_8_bit_constants():
     assert quantized_gain(1.2, 1.0) == pytest.approx(1 / (round(128 / 1.2) / 128), rel=1e-6, abs=0)
     assert quantized_gain(0.0, 5.0) == quantized_gain(5.0, 0.0) == 1.0
     assert quantized_gain(1.0, 1e6) == 1.0 / ((2 ** GAIN_BITS - 1) / frac)   # clamped to the format
+
+
+def _dense_histograms(w, x, cfg, w_bits, a_bits, signed):
+    from hamqcore.readout import Histograms
+
+    h = Histograms()
+    read_layer(w, x, cfg, w_bits, a_bits, signed, histograms=h)
+    return h
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), mapping=st.sampled_from(["offset", "differential", "twos_complement"]),
+       cell_bits=st.sampled_from([1, 2, 4]), w_bits=st.integers(2, 8), a_bits=st.integers(1, 8), signed=st.booleans(),
+       k=st.integers(1, 300), n=st.integers(0, 5), skip=st.booleans(), rpc=st.sampled_from([0, 16, 64]),
+       complement=st.booleans(), reference=st.booleans(), conductance=st.booleans())
+@example(seed=1, mapping="offset", cell_bits=1, w_bits=5, a_bits=3, signed=False, k=66, n=3, skip=True, rpc=16,
+         complement=True, reference=False, conductance=False)       # complemented and empty columns
+@example(seed=2, mapping="offset", cell_bits=2, w_bits=8, a_bits=8, signed=True, k=200, n=4, skip=True, rpc=0,
+         complement=False, reference=True, conductance=True)        # reference columns, two row tiles
+@example(seed=3, mapping="twos_complement", cell_bits=4, w_bits=8, a_bits=4, signed=False, k=129, n=2, skip=False,
+         rpc=64, complement=True, reference=False, conductance=False)   # 4-bit digits, conversion groups
+@example(seed=4, mapping="differential", cell_bits=2, w_bits=8, a_bits=8, signed=False, k=300, n=0, skip=True,
+         rpc=0, complement=False, reference=False, conductance=True)    # no input vector
+def test_calibration_histograms_from_the_cpp_core_are_the_dense_models(seed, mapping, cell_bits, w_bits, a_bits,
+                                                                      signed, k, n, skip, rpc, complement, reference,
+                                                                      conductance):
+    """Calibration's histograms of the ADC inputs and its gain sums, from the C++ popcounts
+    (crossbar.conversion_histograms) and from the dense model (read_layer(histograms=...)), per digit
+    column: the same counts (ideal digits: integer readings, the same bins; conductances: the two
+    sum a column in different orders, so a reading within an ulp of a bin edge may land in the
+    neighbouring bin), the same sum of S^2 (integers) and of (reading - leakage) x S to rounding."""
+    from hamqcore.crossbar import conversion_histograms
+    from hamqcore.readout import HIST_BINS_PER_UNIT
+
+    kw = dict(mapping=mapping, cell_bits=cell_bits, skip_empty=skip, rows_per_conversion=rpc,
+              complement=complement and mapping != "differential", reference_column=reference and mapping == "offset",
+              adc_reference="calibrated")
+    if conductance and cell_bits <= 2:
+        kw["readout"] = "conductance"
+    cfg = CrossbarConfig.preset("neurosim-1.3", **kw)
+    w, x = _layer(np.random.default_rng(seed), 7, k, n, mapping, w_bits, a_bits, signed)
+    counts, vs, ss = conversion_histograms(w, x, cfg, w_bits, a_bits, signed, HIST_BINS_PER_UNIT)
+    dense = _dense_histograms(w, x, cfg, w_bits, a_bits, signed)
+    assert counts.shape[:2] == vs.shape == ss.shape and set(dense.counts) == set(np.ndindex(*vs.shape))
+    for key in np.ndindex(*vs.shape):
+        got, want = counts[key], dense.counts[key]
+        size = max(len(got), len(want))
+        got, want = np.pad(got, (0, size - len(got))), np.pad(want, (0, size - len(want)))
+        assert got.sum() == want.sum()
+        if cfg.readout == "digits":
+            assert np.array_equal(got, want), key
+        else:
+            assert np.abs(np.cumsum(got - want)).sum() <= 2, key
+        assert ss[key] == dense.ss.get(key, 0.0)
+        assert vs[key] == pytest.approx(dense.vs.get(key, 0.0), rel=1e-12, abs=1e-9)
+
+
+def test_calibration_histograms_do_not_depend_on_the_thread_count():
+    from hamqcore.crossbar import conversion_histograms
+
+    rng = np.random.default_rng(11)
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", skip_empty=True, readout="conductance",
+                                adc_reference="calibrated")
+    w, x = _layer(rng, 40, 300, 37, "differential", 8, 8, False)
+    runs = [conversion_histograms(w, x, cfg, 8, 8, False, 8, n_threads=t) for t in (1, 2, 4)]
+    for other in runs[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(runs[0], other))
+
+
+def test_calibration_from_the_cpp_core_chooses_the_dense_models_references(monkeypatch):
+    """calibrate_adc on a model with a depthwise (packed) convolution, a convolution and a Linear layer:
+    the references from the C++ core's histograms are the dense model's, bit for bit."""
+    import hamqcore.energy as energy
+
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU(), nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(),
+                      nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    m = quantize_model(m, w_bits=8, a_bits=8)
+    x = torch.randn(12, 4, 6, 6)
+    m(x)
+    m.eval()
+    for kw in (dict(readout="conductance", mapping="differential", skip_empty=True), dict(complement=True)):
+        cfg = CrossbarConfig(adc_reference="calibrated", **kw)
+        fast = calibrate_adc(m, x, cfg)
+        with monkeypatch.context() as mp:
+            dense_read = energy.read_module
+
+            def read(mod, xx, config, name="", references=None, histograms=None, n_threads=None):
+                if histograms is None:
+                    return dense_read(mod, xx, config, name, references, None, n_threads)
+                with monkeypatch.context() as inner:
+                    inner.setattr(energy, "fast_path", lambda c: False)
+                    return dense_read(mod, xx, config, name, references, histograms, n_threads)
+
+            mp.setattr(energy, "read_module", read)
+            dense = calibrate_adc(m, x, cfg)
+        assert fast.full_scale == dense.full_scale
+        assert set(fast.full_scale) == {"0", "2", "5"}
+
+
+def test_calibration_histograms_bad_input():
+    from hamqcore._core import Crossbar  # noqa: F401  (the binding's own checks)
+    from hamqcore.crossbar import _simulator
+
+    cfg = CrossbarConfig(adc_reference="calibrated")
+    w, x = np.zeros((2, 3), np.int64), np.zeros((1, 3), np.int64)
+    sim = _simulator(cfg)
+    with pytest.raises(ValueError, match="histogram_bins_per_unit must be in"):
+        sim.simulate(w, x, 8, 8, False, None, False, False, None, False, None, -1.0)
+    with pytest.raises(ValueError, match="needs output=False"):
+        sim.simulate(w, x, 8, 8, False, None, False, True, None, False, None, 8.0)
+    with pytest.raises(ValueError, match="floor=True"):
+        sim.simulate(w, x, 8, 8, False, None, True, False, None, False, None, 8.0)

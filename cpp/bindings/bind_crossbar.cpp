@@ -144,7 +144,17 @@ void bind_crossbar(py::module_& m) {
         .def_readonly("columns", &CrossbarResult::columns)
         .def_readonly("on_cells", &CrossbarResult::on_cells)
         .def_readonly("cells", &CrossbarResult::cells)
-        .def_readonly("latency", &CrossbarResult::latency);
+        .def_readonly("latency", &CrossbarResult::latency)
+        .def_property_readonly("histogram",
+                               [](const CrossbarResult& r) -> py::object {
+                                   if (r.hist_bins == 0) return py::none();
+                                   const py::ssize_t cols = py::ssize_t(r.hist.size()) / py::ssize_t(r.hist_bins);
+                                   py::array_t<int64_t> h({cols, py::ssize_t(r.hist_bins)});
+                                   std::copy(r.hist.begin(), r.hist.end(), h.mutable_data());
+                                   return py::make_tuple(h, r.hist_vs, r.hist_ss);
+                               },
+                               "Calibration (histogram_bins_per_unit > 0): (counts [digit columns][bins], sum of "
+                               "(reading - leakage) x S, sum of S^2) per digit column; None otherwise.");
 
     py::class_<Crossbar>(m, "Crossbar", "Crossbar simulator bound to one configuration.")
         .def(py::init([](const std::string& model, int rows, int cols, int cell_bits, const std::string& mapping,
@@ -222,7 +232,8 @@ void bind_crossbar(py::module_& m) {
             "simulate",
             [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,
                std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output,
-               const py::object& digit_full_scale, bool conductance, const py::object& digit_gain) {
+               const py::object& digit_full_scale, bool conductance, const py::object& digit_gain,
+               double histogram_bins_per_unit) {
                 const std::string err = validate_layer(xb.config(), w_bits, a_bits);
                 if (!err.empty()) throw py::value_error(err);
                 const int nt = threads_arg(n_threads);
@@ -248,6 +259,15 @@ void bind_crossbar(py::module_& m) {
                                           "of a 4-bit digit is not exact per digit); got cell_bits=" +
                                           std::to_string(cfg.cell_bits) + " (hamqcore.readout reads every cell)");
                 L.conductance = conductance;
+                if (!(histogram_bins_per_unit >= 0) || !std::isfinite(histogram_bins_per_unit) ||
+                    histogram_bins_per_unit > 1024)
+                    throw py::value_error("histogram_bins_per_unit must be in [0, 1024] (0: no histogram), got " +
+                                          std::to_string(histogram_bins_per_unit));
+                if (histogram_bins_per_unit > 0 && (output || floor))
+                    throw py::value_error(std::string("histogram_bins_per_unit > 0 histograms the ADC inputs of the "
+                                                      "stored weights instead of reading them: it needs output=False "
+                                                      "and floor=False, got ") + (output ? "output=True" : "floor=True"));
+                L.histogram_bins_per_unit = histogram_bins_per_unit;
                 const size_t n_digit_cols =
                     size_t(mapping_arrays(cfg.mapping) * mapping_digits(cfg.mapping, w_bits, cfg.cell_bits));
                 const std::vector<double> fs = per_digit_column(digit_full_scale, "digit_full_scale", n_digit_cols);
@@ -286,7 +306,7 @@ void bind_crossbar(py::module_& m) {
             },
             "w"_a, "x"_a, "w_bits"_a, "a_bits"_a, "a_signed"_a = py::none(), "n_threads"_a = py::none(),
             "floor"_a = false, "output"_a = true, "digit_full_scale"_a = py::none(), "conductance"_a = false,
-            "digit_gain"_a = py::none(),
+            "digit_gain"_a = py::none(), "histogram_bins_per_unit"_a = 0.0,
             "Simulate one layer: w (out x K) integer weights, x (N x K) integer inputs.");
 }
 

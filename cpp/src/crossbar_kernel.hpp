@@ -46,6 +46,15 @@ struct XbarPopcountArgs {
     bool power_law = false;               // also sum f = (scale G0)^exponent
     double scale = 1.0, exponent = 1.0;
     int n_threads = 1;
+    // Calibration (CrossbarLayer::histogram_bins_per_unit): every conversion with a driven row of a
+    // column not skipped binned by its ADC input v (digit units, leakage included) per column of a
+    // group (its digit column), with the gain's sums; then no readings are made.
+    const uint8_t* col_skip = nullptr;    // per (tile, column): not converted
+    double hist_per_unit = 0.0;           // > 0: histogram mode, bins per digit unit
+    int64_t hist_bins = 0;                // bins per column: v beyond the last reads as the last
+    int64_t* hist = nullptr;              // [cols_per_group][hist_bins] (written)
+    double* hist_vs = nullptr;            // [cols_per_group] sum of (v - leakage) S (written)
+    double* hist_ss = nullptr;            // [cols_per_group] sum of S^2 (written, exact)
     // Outputs (written, not accumulated); sums run over conversions, copies included:
     double* y = nullptr;                  // [N][G] functional output; nullptr: energy only
     double* g_sum = nullptr;              // sum of G0

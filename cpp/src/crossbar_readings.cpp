@@ -1,5 +1,6 @@
 // Crossbar::simulate, stage 5: the kernel (a binary GEMM over the packed planes) with what the
 // columns read through their ADCs, and the layer's functional output (crossbar_stages.hpp).
+#include <algorithm>
 #include <cmath>
 
 #include "crossbar_stages.hpp"
@@ -24,7 +25,8 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     // sum), exact when a unit step covers every sum the column can read.
     std::vector<double> col_step, col_lmax;
     const int64_t fs_fixed = c.adc_full_scale > 0 ? c.adc_full_scale : p.RC * int64_t(p.dmask);
-    const bool cond_read = L.output && L.conductance;
+    const bool hist_mode = L.histogram_bins_per_unit > 0;  // calibration: ADC inputs binned, not read
+    const bool cond_read = (L.output || hist_mode) && L.conductance;
     std::vector<double> g_digit;   // conductance readout: each digit's conductance in digit units
     if (cond_read) {
         g_digit = digit_conductances(c);
@@ -62,7 +64,7 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     // The conductance readout multiplies by the steps' inverses (its steps are > 0 under any ADC but
     // the ideal one, whose readings are all exact: no inverses).
     std::vector<double> col_inv_step;
-    if (cond_read && c.adc != AdcKind::Ideal)
+    if (L.output && cond_read && c.adc != AdcKind::Ideal)
         for (const double s : col_step) col_inv_step.push_back(1.0 / s);
     std::vector<double> plane_coef(size_t(p.P));
     for (int pl = 0; pl < p.P; ++pl) plane_coef[size_t(pl)] = std::ldexp(1.0, pl);
@@ -98,6 +100,19 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
         a.digit_gain = L.digit_gain;
     }
     a.conv_weight = cond.conv_weight.empty() ? nullptr : cond.conv_weight.data();
+    if (hist_mode) {  // bins up to the largest ADC input a conversion group can hold, then the last
+        const double cell_max_v = cond_read ? *std::max_element(g_digit.begin(), g_digit.end()) : double(p.dmask);
+        a.col_skip = cols.skip.data();
+        a.hist_per_unit = L.histogram_bins_per_unit;
+        a.hist_bins = int64_t(std::floor(double(p.RC) * cell_max_v * L.histogram_bins_per_unit)) + 2;
+        r.hist_bins = a.hist_bins;
+        r.hist.assign(size_t(p.cpg * a.hist_bins), 0);
+        r.hist_vs.assign(size_t(p.cpg), 0.0);
+        r.hist_ss.assign(size_t(p.cpg), 0.0);
+        a.hist = r.hist.data();
+        a.hist_vs = r.hist_vs.data();
+        a.hist_ss = r.hist_ss.data();
+    }
     a.power_law = cond.neurosim;
     a.scale = cond.scale;
     a.exponent = cond.sense.exponent;

@@ -275,6 +275,36 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
     }
 }
 
+// Calibration: the ADC input v of every converted column of one (vector, tile, pulse) with nd > 0
+// driven rows, binned per column of a group (hist, [cpg][bins]), and the least-squares gain's sums
+// (vs: (v - leakage) S, ss: S^2, S the digit sum), in this call's column order. v is the reading
+// add_readings converts: the digit sum, or the conductance sum in digit units with the leakage.
+template <int CB, int PC>
+inline void add_histogram(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd,
+                          int64_t* hist, double* vs, int64_t* ss) {
+    const int64_t cpg = a.cols_per_group, nb = a.hist_bins;
+    const bool cond = a.g_unit > 0;
+    const double leak = cond ? a.g_row * double(nd) / a.g_unit : 0.0;
+    double gp[PC];
+    for (int k = 0; k < PC; ++k) gp[k] = cond ? a.g_plane[k] / a.g_unit : 0.0;
+    for (int64_t c = 0; c < nc; ++c) {
+        if (a.col_skip && a.col_skip[base + c]) continue;
+        int64_t s = 0;
+        for (int j = 0; j < CB; ++j) s += int64_t(cnt[j * nc + c]) << j;
+        double v = double(s);
+        if (cond) {
+            v = leak;
+            for (int k = 0; k < PC; ++k) v += gp[k] * double(int32_t(cnt[k * nc + c]));
+        }
+        const double fb = std::floor(v * a.hist_per_unit);
+        const int64_t bin = fb <= 0.0 ? 0 : (fb >= double(nb - 1) ? nb - 1 : int64_t(fb));
+        const int64_t key = c % cpg;
+        hist[key * nb + bin] += 1;
+        vs[key] += (v - leak) * double(s);
+        ss[key] += s * s;
+    }
+}
+
 template <int PC, bool POWER>
 void xbar_popcount_impl(const XbarPopcountArgs& a) {
     const int64_t N = a.n_vectors, G = a.n_groups;
@@ -291,6 +321,12 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
     // Per-task partial results, reduced in task order below (deterministic).
     std::vector<double> task_g(static_cast<size_t>(n_tasks), 0.0), task_f(size_t(n_tasks), 0.0),
         task_gmax(size_t(n_tasks), 0.0);
+    // calibration's gain sums per task and column of a group, reduced in task order (deterministic)
+    std::vector<double> task_vs(a.hist_per_unit > 0 ? size_t(n_tasks * cpg) : 0, 0.0);
+    if (a.hist_per_unit > 0) {
+        std::fill(a.hist, a.hist + cpg * a.hist_bins, int64_t(0));
+        std::fill(a.hist_ss, a.hist_ss + cpg, 0.0);
+    }
     const int64_t work = N * ld * T * W * P;
     const int nt = threads_for(work / 2, a.n_threads);
 
@@ -305,6 +341,8 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
         std::vector<const uint64_t*> rows(static_cast<size_t>(W)), rows1(static_cast<size_t>(W));
         std::vector<int64_t> extra_groups;
         std::vector<double> inv_gain_c(a.g_unit > 0 ? static_cast<size_t>(max_cols) : 0);  // 1 / each column's gain
+        const bool hist_mode = a.hist_per_unit > 0;
+        std::vector<int64_t> hist_t(hist_mode ? size_t(cpg * a.hist_bins) : 0), ss_t(hist_mode ? size_t(cpg) : 0);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t vt = task / n_gtasks, gt = task % n_gtasks;
@@ -355,6 +393,9 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                                 });
                             }
                         }
+                        if (hist_mode && nd > 0)
+                            add_histogram<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, hist_t.data(),
+                                                  task_vs.data() + task * cpg, ss_t.data());
                         if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], inv_gain,
                                                   sums.data(),
                                                   colacc.data());
@@ -390,12 +431,24 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
             task_f[size_t(task)] = sf;
             task_gmax[size_t(task)] = gmax;
         }
+        if (hist_mode) {
+#pragma omp critical(hamq_xbar_hist)
+            {
+                for (size_t i = 0; i < hist_t.size(); ++i) a.hist[i] += hist_t[i];
+                for (int64_t k = 0; k < cpg; ++k) a.hist_ss[k] += double(ss_t[size_t(k)]);
+            }
+        }
     }
     double sg = 0.0, sf = 0.0, gmax = 0.0;
     for (int64_t task = 0; task < n_tasks; ++task) {
         sg += task_g[size_t(task)];
         sf += task_f[size_t(task)];
         gmax = task_gmax[size_t(task)] > gmax ? task_gmax[size_t(task)] : gmax;
+    }
+    for (int64_t k = 0; a.hist_per_unit > 0 && k < cpg; ++k) {
+        double v = 0.0;
+        for (int64_t task = 0; task < n_tasks; ++task) v += task_vs[size_t(task * cpg + k)];
+        a.hist_vs[k] = v;
     }
     *a.g_sum = sg;
     *a.g_max = gmax;

@@ -176,6 +176,11 @@ struct CrossbarLayer {
     const double* digit_gain = nullptr;  // [arrays * digits]: conductance readings / gain (calibrated)
     bool conductance = false; // read the cells' conductances (cell_bits <= 2): v = G_col / u with
                               // u = (g(dmax) - g(0)) / dmax, converted, then nd g(0) / u subtracted
+    // Calibration (hamqcore/readout.py Histograms): > 0 histograms every conversion's ADC input (a
+    // conversion with a driven row of a converted column; digit units, as the readout reads it,
+    // leakage included) per digit column (arrays x digits), in bins of 1 / histogram_bins_per_unit,
+    // with the least-squares gain's sums, instead of reading them (output must be false).
+    double histogram_bins_per_unit = 0;
 };
 
 // Energy components (J, whole batch); which are nonzero depends on the model.
@@ -237,6 +242,12 @@ struct CrossbarResult {
     int64_t columns = 0;                            // used physical columns (incl. reference)
     int64_t on_cells = 0, cells = 0;                // cells with a nonzero digit / all used cells
     double latency = 0;                             // s, whole batch, arrays in parallel
+    // CrossbarLayer::histogram_bins_per_unit > 0: per digit column (arrays x digits), its conversions'
+    // ADC inputs binned ([column][hist_bins]), the sums of (reading - leakage) x S and of S^2 (S the
+    // ideal digit sum)
+    std::vector<int64_t> hist;
+    int64_t hist_bins = 0;
+    std::vector<double> hist_vs, hist_ss;
     int64_t bad_w = -1, bad_x = -1;                 // first out-of-range element, or -1
 };
 
