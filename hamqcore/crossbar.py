@@ -338,13 +338,14 @@ def unpack_output(y: np.ndarray, x: np.ndarray, members: List[int], config: Cros
 
 def simulate_groups(w_groups, x_groups, config: CrossbarConfig, w_bits: int, a_bits: int, a_signed: bool,
                     n_threads: Optional[int] = None, floor: bool = False, output: bool = True,
-                    digit_full_scale=None, digit_gain=None) -> "LayerEnergy":
+                    digit_full_scale=None, digit_gain=None, energy: bool = True) -> "LayerEnergy":
     """:func:`simulate_layer` of every group of one layer as ``config`` packs them (:func:`pack_groups`),
     merged; the output (N, groups x out) in group order."""
     parts = []
     for w, x, members in pack_groups(w_groups, x_groups, config, w_bits):
         r = simulate_layer(w, x, config, w_bits, a_bits, a_signed=a_signed, n_threads=n_threads, floor=floor,
-                           output=output, digit_full_scale=digit_full_scale, digit_gain=digit_gain)
+                           output=output, digit_full_scale=digit_full_scale, digit_gain=digit_gain,
+                           energy=energy)
         if output:
             r.output = unpack_output(r.output, x, members, config, w_bits)
         r.weight_cells = r.weight_cells // max(1, w.size) * sum(int(w_groups[g].size) for g in members)  # not the fill
@@ -465,7 +466,7 @@ def check_config(config, name: str = "config") -> "CrossbarConfig":
 def simulate_layer(
     w_q, x_q, config: Optional[CrossbarConfig] = None, w_bits: int = 8, a_bits: int = 8,
     a_signed: Optional[bool] = None, n_threads: Optional[int] = None, floor: bool = False,
-    output: bool = True, digit_full_scale=None, digit_gain=None,
+    output: bool = True, digit_full_scale=None, digit_gain=None, energy: bool = True,
 ) -> LayerEnergy:
     """Simulate integer weights ``w_q`` (out x K) driven by integer inputs ``x_q`` (N x K).
 
@@ -480,12 +481,14 @@ def simulate_layer(
     through the ADC; ``digit_full_scale``: the full scale of every digit column (arrays x digits, the
     order of :func:`stored_digits`' coefficients; calibrated references), ``digit_gain``: the digital
     gain of every digit column's conductance readings (calibrated). :mod:`hamqcore.readout` is
-    the general functional model (every option); this is its fast path.
+    the general functional model (every option); this is its fast path. ``energy=False`` computes the
+    output alone (what :func:`hamqcore.energy.crossbar_forward` needs; every energy and current is
+    then NaN), about a quarter faster.
     """
     config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])
     if a_signed is not None and not isinstance(a_signed, (bool, np.bool_)):
         raise TypeError(f"a_signed must be True, False or None, got {a_signed!r}")
-    for name, flag in (("floor", floor), ("output", output)):
+    for name, flag in (("floor", floor), ("output", output), ("energy", energy)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     w = np.asarray(w_q)
@@ -497,7 +500,8 @@ def simulate_layer(
                                     else [float(v) for v in np.asarray(digit_full_scale, np.float64).ravel()],
                                     bool(output) and config.readout == "conductance",
                                     None if digit_gain is None
-                                    else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()])
+                                    else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()],
+                                    0.0, bool(energy))
     return LayerEnergy(
         weight_cells=_digit_columns(config, int(w_bits)) * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
         energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,

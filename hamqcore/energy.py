@@ -160,13 +160,13 @@ class EnergyReport:
 
 def simulate_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, w_bits: int = 8, a_bits: int = 8,
                     n_threads: Optional[int] = None, floor: bool = False, name: str = "",
-                    output: bool = True) -> LayerEnergy:
+                    output: bool = True, energy: bool = True) -> LayerEnergy:
     """One Conv1d/Conv2d/Linear layer on its input ``x``: every group simulated and merged; the
     output (unless ``output=False``) is the layer's integer pre-activation as the crossbar computes
     it, (N * positions) x out_channels."""
     w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, w_bits, a_bits, name)
     return simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads, floor=floor,
-                           output=output)
+                           output=output, energy=energy)
 
 
 def estimate_energy(
@@ -223,13 +223,15 @@ def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str
         return np.zeros((x_groups[0].shape[0], sum(int(w.shape[0]) for w in w_groups)))
     if fast_path(config) and histograms is None:
         if layer_refs is None:
-            return np.asarray(simulate_module(m, x, config, n_threads=n_threads, output=True, name=name).output)
+            return np.asarray(simulate_module(m, x, config, n_threads=n_threads, output=True, name=name,
+                                              energy=False).output)
         w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
         keys = sorted(layer_refs)                             # (array, digit) order: arrays x digits
         fs, gain = [layer_refs[k][0] for k in keys], [layer_refs[k][1] for k in keys]
         return np.asarray(simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads,
                                           digit_full_scale=fs,
-                                          digit_gain=gain if config.readout == "conductance" else None).output)
+                                          digit_gain=gain if config.readout == "conductance" else None,
+                                          energy=False).output)
     w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
     outs = [unpack_output(read_layer(w, xg, config, wb, ab, signed, key=f"{name}/{members[0]}", references=layer_refs,
                                      histograms=histograms), xg, members, config, wb)
@@ -438,6 +440,13 @@ def cheapest_config(model: nn.Module, x: torch.Tensor, y: torch.Tensor, base: Cr
         acc = crossbar_accuracy(model, x, y, cfg, references=refs)
         reports[cfg] = estimate_energy(model, x[:energy_inputs], cfg)
         points.append(SearchPoint(cfg, acc, reports[cfg].total_energy))
-    feasible = [p for p in points if p.accuracy >= accuracy_target]
-    best = min(feasible, key=lambda p: p.energy) if feasible else None
+    i = cheapest_meeting([p.accuracy for p in points], [p.energy for p in points], accuracy_target)
+    best = None if i is None else points[i]
     return SearchResult(best, reports[best.config] if best else None, points, skipped)
+
+
+def cheapest_meeting(accuracies: Sequence[float], energies: Sequence[float], accuracy_target: float) -> Optional[int]:
+    """The index of the least energy among the entries whose accuracy is at least ``accuracy_target``
+    (the first on a tie), or None when none is: :func:`cheapest_config`'s choice."""
+    ok = [i for i, a in enumerate(accuracies) if a >= accuracy_target]
+    return min(ok, key=lambda i: energies[i]) if ok else None

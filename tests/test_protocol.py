@@ -170,3 +170,18 @@ def test_the_printed_table_fits_100_columns_and_aligns():
     end = header.index("setting") + len("setting")
     rows = [line for line in lines if line.startswith(("  hamq_priced_round  ", "  bits  "))]   # not the verdicts
     assert rows and all(row[end - 1] != " " and row[end] == " " for row in rows), rows
+
+
+def test_a_target_applied_later_chooses_what_cheapest_config_chooses():
+    """apply_target (the demo validates ladder points before the baselines set the budget): the least
+    energy among the configurations meeting the target, the first on a tie, none when none meets it."""
+    pts = [{"config": "a", "overrides": {}, "accuracy": 0.9, "energy_j": 3.0},
+           {"config": "b", "overrides": {"x": 1}, "accuracy": 0.8, "energy_j": 1.0},
+           {"config": "c", "overrides": {"x": 2}, "accuracy": 0.95, "energy_j": 3.0},
+           {"config": "d", "overrides": {"x": 3}, "accuracy": 0.85, "energy_j": 2.0}]
+    for target, want in ((0.0, "b"), (0.81, "d"), (0.86, "a"), (0.91, "c"), (0.96, None)):
+        v = protocol.apply_target({"points": [dict(p) for p in pts], "best": None, "target": None}, target)
+        assert v["target"] == target and (v["best"] and v["best"]["config"]) == want
+        if want is not None:
+            assert v["best"] == {k: next(p for p in pts if p["config"] == want)[k]
+                                 for k in ("overrides", "accuracy", "energy_j", "config")}

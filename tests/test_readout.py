@@ -450,3 +450,33 @@ def test_calibration_histograms_bad_input():
         sim.simulate(w, x, 8, 8, False, None, False, True, None, False, None, 8.0)
     with pytest.raises(ValueError, match="floor=True"):
         sim.simulate(w, x, 8, 8, False, None, True, False, None, False, None, 8.0)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(readout="conductance", adc_bits="auto", skip_empty=True),
+                                dict(readout="conductance", adc_reference="calibrated", complement=False),
+                                dict(complement=True, rows_per_conversion=32, adc_reference="calibrated"),
+                                dict(preset="mnsim-2.0"), dict(preset="bitline")])
+def test_the_output_alone_is_the_output_computed_with_energy(kw):
+    """simulate_layer(energy=False), what crossbar_forward runs: the same output bits without the
+    conductance sums, power law and wire deviation; its energies and currents NaN, never a number."""
+    kw = dict(kw)
+    preset = kw.pop("preset", "neurosim-1.3")
+    if preset == "neurosim-1.3":
+        kw.setdefault("mapping", "differential" if "complement" not in kw else "offset")
+    cfg = CrossbarConfig.preset(preset, **kw)
+    rng = np.random.default_rng(5)
+    w, x = _layer(rng, 20, 260, 9, cfg.mapping, 8, 8, False)
+    fs = gain = None
+    if cfg.adc_reference == "calibrated":
+        n_cols = len(stored_digits(w, 8, cfg)[1])
+        fs = rng.uniform(20.0, 200.0, n_cols)
+        gain = rng.uniform(0.8, 1.3, n_cols) if cfg.readout == "conductance" else None
+    both = simulate_layer(w, x, cfg, 8, 8, digit_full_scale=fs, digit_gain=gain)
+    alone = simulate_layer(w, x, cfg, 8, 8, digit_full_scale=fs, digit_gain=gain, energy=False)
+    assert np.array_equal(both.output, alone.output)
+    assert both.total_energy > 0 and all(np.isnan(v) for v in alone.energy.values())
+    assert np.isnan(alone.max_current) and alone.conversions == both.conversions
+    with pytest.raises(ValueError, match="needs output=True"):
+        simulate_layer(w, x, cfg, 8, 8, output=False, energy=False)
+    with pytest.raises(TypeError, match="energy must be True or False"):
+        simulate_layer(w, x, cfg, 8, 8, energy=1)

@@ -233,7 +233,7 @@ void bind_crossbar(py::module_& m) {
             [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,
                std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output,
                const py::object& digit_full_scale, bool conductance, const py::object& digit_gain,
-               double histogram_bins_per_unit) {
+               double histogram_bins_per_unit, bool energy) {
                 const std::string err = validate_layer(xb.config(), w_bits, a_bits);
                 if (!err.empty()) throw py::value_error(err);
                 const int nt = threads_arg(n_threads);
@@ -268,6 +268,9 @@ void bind_crossbar(py::module_& m) {
                                                       "stored weights instead of reading them: it needs output=False "
                                                       "and floor=False, got ") + (output ? "output=True" : "floor=True"));
                 L.histogram_bins_per_unit = histogram_bins_per_unit;
+                if (!energy && !output)
+                    throw py::value_error("energy=False computes the functional output alone: it needs output=True");
+                L.energy = energy;
                 const size_t n_digit_cols =
                     size_t(mapping_arrays(cfg.mapping) * mapping_digits(cfg.mapping, w_bits, cfg.cell_bits));
                 const std::vector<double> fs = per_digit_column(digit_full_scale, "digit_full_scale", n_digit_cols);
@@ -306,7 +309,7 @@ void bind_crossbar(py::module_& m) {
             },
             "w"_a, "x"_a, "w_bits"_a, "a_bits"_a, "a_signed"_a = py::none(), "n_threads"_a = py::none(),
             "floor"_a = false, "output"_a = true, "digit_full_scale"_a = py::none(), "conductance"_a = false,
-            "digit_gain"_a = py::none(), "histogram_bins_per_unit"_a = 0.0,
+            "digit_gain"_a = py::none(), "histogram_bins_per_unit"_a = 0.0, "energy"_a = true,
             "Simulate one layer: w (out x K) integer weights, x (N x K) integer inputs.");
 }
 

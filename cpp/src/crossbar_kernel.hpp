@@ -44,6 +44,7 @@ struct XbarPopcountArgs {
     double g_row = 0.0;                   // model conductance of a driven cell holding digit 0 (S)
     double g_plane[4] = {0, 0, 0, 0};     // added conductance per driven cell with plane k set (S)
     bool power_law = false;               // also sum f = (scale G0)^exponent
+    bool energy = true;                   // false: no conductance sums (the functional output alone)
     double scale = 1.0, exponent = 1.0;
     int n_threads = 1;
     // Calibration (CrossbarLayer::histogram_bins_per_unit): every conversion with a driven row of a

@@ -114,6 +114,7 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
         a.hist_ss = r.hist_ss.data();
     }
     a.power_law = cond.neurosim;
+    a.energy = L.energy;
     a.scale = cond.scale;
     a.exponent = cond.sense.exponent;
     a.n_threads = p.n_threads;

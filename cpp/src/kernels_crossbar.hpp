@@ -399,7 +399,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                         if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], inv_gain,
                                                   sums.data(),
                                                   colacc.data());
-                        if (nd == 0) continue;  // an idle read: G = 0 in every column
+                        if (nd == 0 || !a.energy) continue;  // an idle read: G = 0 in every column
                         const float* cw = a.conv_weight ? a.conv_weight + int64_t(t) * ncols + col0 : nullptr;
                         column_sums<PC, POWER>(cnt, nc, 0, nc, nd, a, cw, g_lane, f_lane, gmax);
                         // Extra physical copies of a group (offset reference columns, one per

@@ -19,12 +19,13 @@ from ..crossbar import CrossbarConfig
 from ..energy import energy_reduction
 from . import distributed
 from .io import write_text_atomic
-from .protocol import choose, mean_std, sealed, test_point, validation_point, verdict
+from .protocol import apply_target, choose, mean_std, sealed, test_point, validation_point, verdict
 from .settings import (
     ACCOUNTINGS,
     DEMO,
     DEMO_CELL_BITS,
     FINE_TUNE_EPOCHS,
+    FROM_BASELINE,
     HAMQ_METHODS,
     HEADLINE,
     METHODS,
@@ -182,7 +183,8 @@ def _point_job(job: Dict) -> Dict:
     train_s = time.perf_counter() - t0
     val_acc = evaluate(model, data.val.x, data.val.y)
     v = None
-    if job["target"] is not None:   # the baselines are evaluated once their accuracy set the budget
+    if job["validate"]:   # the baselines are evaluated once their accuracy set the budget; a target None is
+        # applied when the baselines are known (apply_target)
         v = validation_point(model, data.val, accounting(PROTOCOL["primary"]), protocol["space"], job["target"],
                              protocol["calibration_inputs"], protocol["validation_inputs"], protocol["energy_inputs"])
     stats = hw_stats(model, w_bits, encoding)["total"]
@@ -284,6 +286,10 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
                                                         for k in protocol["secondary"]},
                                   "scale": {n: (PROTOCOL_SCALE_QUICK if quick else PROTOCOL_SCALE)[n] for n in experiments},
                                   "fine_tune_epochs": FINE_TUNE_EPOCHS, "round": ROUND, "tasks": tasks or {}}}
+    # The stages run across experiments, each stage's jobs in one pool (longest first), so one task's
+    # long training runs overlap the other's: the order of execution never changes a result.
+    exps: Dict[str, Dict] = {}
+    ctx: Dict[str, Dict] = {}
     for name in experiments:
         budget = PAPER[name]["accuracy_pt"]
         task = (tasks or {}).get(name)
@@ -291,84 +297,101 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
         full, data = _protocol_data(s0, protocol)
         log(f"\n== {name}: {s0['w_bits']}-bit on {s0['data']}: {len(data.train)} train / {len(data.val)} validation / "
             f"{len(full.test)} test (sealed until the last step); budget {budget:+.1f} pt on the crossbar ==")
-        exp = {"splits": {"train": len(data.train), "validation": len(data.val), "test": len(full.test)},
-               "budget_pt": budget, "reference": {}, "runs": {}, "chosen": {}}
-        # 1. the baselines (the budget's reference, and the models pruning and rounding start from)
-        extra = {} if task is None else {"task": task}
+        exps[name] = {"splits": {"train": len(data.train), "validation": len(data.val), "test": len(full.test)},
+                      "budget_pt": budget, "reference": {}, "runs": {}, "chosen": {}}
+        ctx[name] = {"extra": {} if task is None else {"task": task}}
 
-        def point(sd, method, value, target, **checkpoints):    # one point's job (_point_job runs it)
-            folder = "baseline" if value is None else f"{method}_{value:g}"
-            return {**extra, **checkpoints, "name": name, "seed": sd, "method": method, "value": value, "quick": quick,
-                    "protocol": protocol, "target": target, "threads": threads,
-                    "out": str(out / name / f"seed{sd}" / folder)}
+    def point(name, sd, method, value, target, validate=True, **checkpoints):    # one point's job (_point_job)
+        folder = "baseline" if value is None else f"{method}_{value:g}"
+        return {**ctx[name]["extra"], **checkpoints, "name": name, "seed": sd, "method": method, "value": value,
+                "quick": quick, "protocol": protocol, "target": target, "validate": validate, "threads": threads,
+                "out": str(out / name / f"seed{sd}" / folder)}
 
-        def budget_target(sd):  # the budget on the crossbar: the baseline's digital validation accuracy + budget
-            return exp["reference"][sd] + budget / 100
+    def budget_target(name, sd):  # the budget on the crossbar: the baseline's digital validation accuracy + budget
+        return exps[name]["reference"][sd] + exps[name]["budget_pt"] / 100
 
-        base_jobs = [point(sd, "baseline", None, None) for sd in seed_list]
-        for b in _pool_map(_point_job, base_jobs, jobs, log, "baseline", grid):
-            sd = b["seed"]
-            ref = b["validation_accuracy"]
-            exp["reference"][sd] = ref
-            exp["runs"][sd] = {"baseline": [b]}
-        # the baselines' cheapest configurations (their accuracy set the budget) run in the same pool
-        jobs_list = [{"kind": "baseline_validation", "name": name, "seed": sd, "method": "baseline",
-                      "checkpoint": exp["runs"][sd]["baseline"][0]["checkpoint"], "protocol": protocol,
-                      "target": budget_target(sd), "threads": threads} for sd in seed_list]
+    def train_cost(job):   # a static estimate of a job's time, for the order (never its result)
+        if job.get("kind") == "baseline_validation" or job["method"] == "round" or job["method"] in ON_TOP:
+            return 0
+        epochs = _point_settings(job["name"], job["seed"], job["method"], job["value"], quick, "",
+                                 (tasks or {}).get(job["name"]))["epochs"]
+        return epochs * exps[job["name"]]["splits"]["train"]
+
+    def run_stage(fn, stage_jobs, what):   # longest first; results in the jobs' own order
+        order = sorted(range(len(stage_jobs)), key=lambda i: -train_cost(stage_jobs[i]))
+        done = dict(zip(order, _pool_map(fn, [stage_jobs[i] for i in order], jobs, log, what, grid)))
+        return [done[i] for i in range(len(stage_jobs))]
+
+    def add_run(r):
+        exps[r["name"]]["runs"][r["seed"]].setdefault(r["method"], []).append(r)
+
+    # 1. the baselines (the budget's reference, and the models pruning and rounding start from) and every
+    # ladder trained from scratch (its cheapest configuration for every target: the budget is applied once
+    # the baselines are known, apply_target)
+    stage1 = [point(name, sd, "baseline", None, None, validate=False) for name in experiments for sd in seed_list]
+    stage1 += [point(name, sd, method, v, None) for name in experiments for sd in seed_list
+               for method, (_, values) in methods_all[name].items()
+               if method not in ON_TOP and method not in FROM_BASELINE for v in values]
+    done1 = run_stage(_point_job, stage1, "point")
+    for b in (r for r in done1 if r["method"] == "baseline"):
+        exps[b["name"]]["reference"][b["seed"]] = b["validation_accuracy"]
+        exps[b["name"]]["runs"][b["seed"]] = {"baseline": [b]}
+    for r in (r for r in done1 if r["method"] != "baseline"):
+        apply_target(r["validation"], budget_target(r["name"], r["seed"]))
+        add_run(r)
+    # 2. what starts from a trained model: the baselines' cheapest configurations (their accuracy set
+    # the budget), pruning and rounding of the baseline, rounding on top of each HamQ model
+    stage2 = []
+    for name in experiments:
         for sd in seed_list:
-            b_ckpt = exp["runs"][sd]["baseline"][0]["checkpoint"]
-            for method, (_, values) in methods_all[name].items():
-                if method in ON_TOP:
-                    continue            # after the models it starts from (2b)
-                jobs_list += [point(sd, method, v, budget_target(sd), baseline_ckpt=b_ckpt) for v in values]
-        # 2. every method's ladder, and the baselines at the budget
-        for r in _pool_map(_stage2_job, jobs_list, jobs, log, "point", grid):
-            if r["method"] == "baseline":
-                exp["runs"][r["seed"]]["baseline"][0]["validation"] = r["validation"]
-            else:
-                exp["runs"][r["seed"]].setdefault(r["method"], []).append(r)
-        # 2b. the methods that start from another method's models (rounding on top of HamQ)
-        top_jobs = [point(sd, method, src["value"], budget_target(sd), source_ckpt=src["checkpoint"])
-                    for sd in seed_list for method, source in ON_TOP.items() if method in methods_all[name]
-                    for src in exp["runs"][sd].get(source, [])
-                    if src["value"] in methods_all[name][method][1]]
-        for r in _pool_map(_point_job, top_jobs, jobs, log, "on top", grid):
-            exp["runs"][r["seed"]].setdefault(r["method"], []).append(r)
-        # 3. each method's operating point on the validation split; the test split read once per
-        # chosen point
-        selections = (("", None),)
-        test_jobs, keyed = [], {}
-        for suffix, subspace in selections:
-            for sd in seed_list:
-                for method, points in exp["runs"][sd].items():
-                    c = choose(points, subspace)
-                    exp.setdefault("chosen" + suffix, {}).setdefault(sd, {})[method] = None if c is None else {
-                        "value": c["value"], "checkpoint": c["checkpoint"], "overrides": c["best"]["overrides"],
-                        "validation_accuracy": c["best"]["accuracy"], "validation_energy_j": c["best"]["energy_j"],
-                        "mean_hw": c["mean_hw"], "hw_histogram": c["hw_histogram"]}
-                    if c is None:
-                        continue
-                    key = (c["checkpoint"], json.dumps(c["best"]["overrides"], sort_keys=True, default=str))
-                    if key not in keyed:
-                        keyed[key] = len(test_jobs)
-                        test_jobs.append({"name": name, "seed": sd, "method": method, "value": c["value"],
-                                          "protocol": protocol, "checkpoint": c["checkpoint"],
-                                          "overrides": c["best"]["overrides"], "threads": threads})
-                    exp["chosen" + suffix][sd][method]["test_job"] = keyed[key]
-        tested = _pool_map(_test_job, test_jobs, jobs, log, "test", grid)
-        for suffix, _ in selections:
-            for sd in seed_list:
-                for c in exp["chosen" + suffix][sd].values():
-                    if c is not None:
-                        c["test"] = tested[c.pop("test_job")]
-            exp["summary" + suffix] = _summarise(exp, seed_list, "chosen" + suffix)
-            exp["verdict" + suffix] = verdict(exp["summary" + suffix],
-                                              [m for m in HAMQ_METHODS if m in methods_all[name]], RIVALS)
+            b_ckpt = exps[name]["runs"][sd]["baseline"][0]["checkpoint"]
+            stage2.append({"kind": "baseline_validation", "name": name, "seed": sd, "method": "baseline",
+                           "checkpoint": b_ckpt, "protocol": protocol, "target": budget_target(name, sd),
+                           "threads": threads})
+            stage2 += [point(name, sd, method, v, budget_target(name, sd), baseline_ckpt=b_ckpt)
+                       for method, (_, values) in methods_all[name].items() if method in FROM_BASELINE for v in values]
+            stage2 += [point(name, sd, method, src["value"], budget_target(name, sd), source_ckpt=src["checkpoint"])
+                       for method, source in ON_TOP.items() if method in methods_all[name]
+                       for src in exps[name]["runs"][sd].get(source, []) if src["value"] in methods_all[name][method][1]]
+    for r in run_stage(_stage2_job, stage2, "point"):
+        if r["method"] == "baseline":
+            exps[r["name"]]["runs"][r["seed"]]["baseline"][0]["validation"] = r["validation"]
+        else:
+            add_run(r)
+    # 3. each method's operating point on the validation split; the test split read once per chosen point
+    test_jobs, keyed = [], {}
+    for name in experiments:
+        exp = exps[name]
+        for sd in seed_list:
+            for method, points in exp["runs"][sd].items():
+                c = choose(points)
+                exp["chosen"].setdefault(sd, {})[method] = None if c is None else {
+                    "value": c["value"], "checkpoint": c["checkpoint"], "overrides": c["best"]["overrides"],
+                    "validation_accuracy": c["best"]["accuracy"], "validation_energy_j": c["best"]["energy_j"],
+                    "mean_hw": c["mean_hw"], "hw_histogram": c["hw_histogram"]}
+                if c is None:
+                    continue
+                key = (c["checkpoint"], json.dumps(c["best"]["overrides"], sort_keys=True, default=str))
+                if key not in keyed:
+                    keyed[key] = len(test_jobs)
+                    test_jobs.append({"name": name, "seed": sd, "method": method, "value": c["value"],
+                                      "protocol": protocol, "checkpoint": c["checkpoint"],
+                                      "overrides": c["best"]["overrides"], "threads": threads})
+                exp["chosen"][sd][method]["test_job"] = keyed[key]
+    tested = _pool_map(_test_job, test_jobs, jobs, log, "test", grid)
+    for name in experiments:
+        exp = exps[name]
+        for sd in seed_list:
+            for c in exp["chosen"][sd].values():
+                if c is not None:
+                    c["test"] = tested[c.pop("test_job")]
+        exp["summary"] = _summarise(exp, seed_list, "chosen")
+        exp["verdict"] = verdict(exp["summary"], [m for m in HAMQ_METHODS if m in methods_all[name]], RIVALS)
         results["experiments"][name] = exp
-        results["seconds"] = time.perf_counter() - t_start   # written after every experiment
-        if grid.main:
-            write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default))
-            write_text_atomic(out / "results.md", markdown_report(results))
+    results["seconds"] = time.perf_counter() - t_start
+    if grid.main:
+        write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default))
+        write_text_atomic(out / "results.md", markdown_report(results))
     if grid.main:
         protocol_figures(results, out)
     grid.close()
@@ -392,7 +415,7 @@ def _stage2_job(job: Dict) -> Dict:
     import torch
 
     torch.set_num_threads(job["threads"])
-    return {"seed": job["seed"], "method": "baseline",
+    return {"name": job["name"], "seed": job["seed"], "method": "baseline",
             "validation": _baseline_validation(job["checkpoint"], job["protocol"], job["target"])}
 
 

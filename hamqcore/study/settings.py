@@ -105,6 +105,8 @@ METHODS = {
 METHODS_QUICK = {name: {m: (k, v[:1]) for m, (k, v) in ms.items()} for name, ms in METHODS.items()}
 # methods whose points start from another method's models (run once those exist): method -> source
 ON_TOP = {"hamq_hw_round": "hamq_hw", "hamq_priced_round": "hamq_priced"}
+# methods whose points start from the baseline's model (run once the baselines exist)
+FROM_BASELINE = ("prune", "round")
 HAMQ_METHODS = ("hamq_hw", "hamq_priced", "round", "hamq_hw_round", "hamq_priced_round")
 RIVALS = ("bits", "prune")
 FINE_TUNE_EPOCHS = 2
