@@ -178,3 +178,14 @@ def level_codes(bits: int, encoding: str = "differential") -> np.ndarray:
     its popcount is the level's HW (for the differential mapping, the code of whichever array holds
     the weight: |k|)."""
     return _core.level_codes(_int("bits", bits), _str("encoding", encoding))
+
+
+def quantize_rows(w, bits: int, step=None, n_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Weights ``w`` (rows x k, float32 or float64, finite) onto the symmetric integer grid of ``bits``
+    bits, row by row, in one pass: ``(q, step)`` with ``q = clamp(round(w / step), -qmax, qmax)``
+    as int16 (qmax = 2^(bits-1) - 1; round half to even, each operation in w's precision: bit for bit
+    ``torch.round(w / step).clamp(-qmax, qmax)``) and the step of each row, shape ``(rows,)``.
+    ``step``: each row's step (finite, > 0; cast to w's precision), or None for the max step
+    ``max|w_row| / qmax`` (1 for an all-zero row: :func:`hamqcore.ops.max_step`)."""
+    return _core.quantize_rows(np.asarray(w), _int("bits", bits), None if step is None else np.asarray(step),
+                               _threads(n_threads))

@@ -27,9 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import level_max
-from .quant import (QMultiheadAttention, QuantLayer, has_library_weight_quant, input_value, is_conv1d, is_linear,
-                    is_torch_ao_layer, is_torchao_layer, library_input_quant, library_weight_quant,
+from .quant import (QMultiheadAttention, QuantLayer, grid_integers, has_library_weight_quant, input_value, is_conv1d,
+                    is_linear, is_torch_ao_layer, is_torchao_layer, library_input_quant, library_weight_quant,
                     quantize_activation, weight_scale_max, weight_shape)
 
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -273,18 +272,16 @@ def layer_integers(m: nn.Module, bits: int = 8, name: str = "") -> Tuple[np.ndar
     meaningless, e.g. all 0 for an infinite step)."""
     check_finite_weights(m, name)
     if isinstance(m, QuantLayer):
-        q, s = m.weight_integers()
+        q, s = m.weight_integers(torch.int16)
         if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
             bad = s.reshape(-1)[~(torch.isfinite(s.reshape(-1)) & (s.reshape(-1) > 0))]
             raise ValueError(f"{_label(m, name)}: its weight quantizer step must be a finite number > 0, got "
                              f"{float(bad[0])} ({bad.numel()} channel(s)); the checkpoint or the training is broken")
-        return q.to(torch.int16).cpu().numpy(), m.w_bits
+        return q.cpu().numpy(), m.w_bits
     lib = library_weight_quant(m, name)
     if lib is not None:             # another library's quantized layer: its own integers and width
         return lib[0].to(torch.int16).cpu().numpy(), lib[2]
-    scale = weight_scale_max(m.weight, bits)
-    qmax = level_max(bits)
-    return torch.round(m.weight.detach() / scale).clamp_(-qmax, qmax).to(torch.int16).cpu().numpy(), bits
+    return grid_integers(m.weight.detach(), bits, None, torch.int16).cpu().numpy(), bits
 
 
 def from_exported(program) -> nn.Module:

@@ -99,3 +99,30 @@ def relaxed_array(x, bits, encoding, relaxation="linear", bit_cost=None):
     values = np.array([p[0] for p in pairs], dtype=np.float64).reshape(x.shape)
     derivs = np.array([p[1] for p in pairs], dtype=np.float64).reshape(x.shape)
     return values, derivs
+
+
+def quantize_rows(w, bits, step=None):
+    """Per row: the step (given, or max|w| / qmax in w's precision, 1 for an all-zero row) and every
+    weight's level, one element at a time in w's precision (numpy scalars: IEEE division), rounded half
+    to even by hand, clamped to +-qmax."""
+    w = np.asarray(w)
+    t = w.dtype.type
+    qmax = (1 << (bits - 1)) - 1
+    q = np.zeros(w.shape, np.int64)
+    steps = np.zeros(w.shape[0], w.dtype)
+    for r in range(w.shape[0]):
+        if step is None:
+            m = t(0)
+            for v in w[r]:
+                m = max(m, abs(v))
+            s = m / t(qmax) if m > 0 else t(1)
+        else:
+            s = t(step[r])
+        steps[r] = s
+        for i, v in enumerate(w[r]):
+            x = v / s                                   # one IEEE division in w's precision
+            lo = math.floor(x)
+            frac = x - lo                               # exact: x and floor(x) share the exponent range
+            level = lo + 1 if frac > 0.5 or (frac == 0.5 and lo % 2 == 1) else lo
+            q[r, i] = min(max(int(level), -qmax), qmax)
+    return q, steps

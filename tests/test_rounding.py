@@ -4,14 +4,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import hamqcore
 from hamqcore import _core
 from hamqcore.crossbar import CrossbarConfig
+from hamqcore.kernels import quantize_rows
 from hamqcore.quant import quantize_model
 from hamqcore.rounding import hw_aware_round
+import reference as ref
 from reference import ENCODINGS, code
 
 
@@ -372,3 +374,72 @@ def test_rounding_totals_defaults_and_argument_errors():
             hw_aware_round(model, x, **kw)
     with pytest.raises(TypeError, match=r"calib_inputs must be a batch .* got shape \(6,\)"):
         hw_aware_round(model, x[0])
+
+
+# ---------------------------------------------------------------------------------------------------
+# quantize_rows: weights onto the symmetric integer grid in one C++ pass
+# ---------------------------------------------------------------------------------------------------
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), rows=st.integers(1, 9), k=st.integers(1, 70),
+       dtype=st.sampled_from([np.float32, np.float64]), bits=st.integers(2, 16), given_step=st.booleans(),
+       threads=st.sampled_from([1, 2, 4]), scale=st.sampled_from([1e-3, 1.0, 300.0]))
+@example(seed=0, rows=2, k=8, dtype=np.float32, bits=2, given_step=True, threads=1, scale=1.0)   # ties, clamping
+@example(seed=1, rows=3, k=5, dtype=np.float64, bits=16, given_step=False, threads=2, scale=1.0)  # 16 bits, zero row
+@example(seed=2, rows=1, k=1, dtype=np.float32, bits=8, given_step=False, threads=4, scale=1e-3)  # one weight
+def test_quantize_rows_is_the_reference(seed, rows, k, dtype, bits, given_step, threads, scale):
+    """Every level and step equals the element-by-element reference (round half to even, clamped) for
+    both float widths, any bit width, given or max steps and any thread count; exact ties included."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((rows, k)) * scale).astype(dtype)
+    qmax = (1 << (bits - 1)) - 1
+    step = None
+    if given_step:   # powers of two: w = (j + 1/2) step is exact, an exact tie; 3 qmax step clamps
+        step = (2.0 ** rng.integers(-12, 3, rows)).astype(dtype)
+        w[:, -1] = 3 * qmax * step
+        if k > 1:
+            w[:, 0] = (np.float64(rng.integers(-qmax, qmax)) + 0.5) * step
+            assert np.all(w[:, 0] / step % 1 == 0.5)
+    if rows > 2:
+        w[1] = 0                                       # an all-zero row: step 1
+    want_q, want_s = ref.quantize_rows(w, bits, step)
+    q, s = quantize_rows(w, bits, step, n_threads=threads)
+    assert q.dtype == np.int16 and q.shape == w.shape and s.dtype == w.dtype
+    np.testing.assert_array_equal(q, want_q)
+    np.testing.assert_array_equal(s, want_s)
+
+
+def test_quantize_rows_is_torchs_rounding_bit_for_bit():
+    """hamqcore.quant.grid_integers (the fused pass) against torch.round(w / step).clamp on a model's
+    weights of both float widths, and the torch path it keeps for other dtypes."""
+    from hamqcore.quant import grid_integers, weight_scale_max
+
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        w = (torch.randn(64, 3, 3, 3) * 0.05).to(dtype)
+        for bits in (4, 8):
+            s = weight_scale_max(w, bits)
+            want = torch.round(w / s).clamp(-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1).to(torch.int64)
+            assert torch.equal(grid_integers(w, bits), want)
+            lsq = s * 0.7                                    # a learned step: many weights clamp
+            want = torch.round(w / lsq).clamp(-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1)
+            got = grid_integers(w, bits, lsq, torch.int16)
+            assert got.dtype == torch.int16 and torch.equal(got.to(torch.float64), want.to(torch.float64))
+    wb = torch.randn(8, 5).to(torch.bfloat16)                # bfloat16: torch's own arithmetic
+    s = weight_scale_max(wb, 8)
+    assert torch.equal(grid_integers(wb, 8), torch.round(wb / s).clamp(-127, 127).to(torch.int64))
+
+
+@pytest.mark.parametrize("args, err, match", [
+    ((np.array([[1.0, np.nan]]), 8), ValueError, r"w\[0, 1\] = nan is not finite"),
+    ((np.array([[1.0, np.inf]], np.float32), 8), ValueError, "is not finite"),
+    ((np.ones(3), 8), ValueError, "w must be a 2-D array"),
+    ((np.ones((2, 3), np.int64), 8), TypeError, "w must be a float32 or float64 array"),
+    ((np.ones((2, 3)), 8, np.ones(3)), ValueError, "step must hold one step per row of w"),
+    ((np.ones((2, 3)), 8, np.array([1.0, 0.0])), ValueError, r"step\[1\] = 0.0+ must be finite and > 0"),
+    ((np.ones((2, 3)), 8, np.array([1.0, np.nan])), ValueError, "must be finite and > 0"),
+    ((np.ones((2, 3)), 17), ValueError, "bits"),
+    ((np.ones((2, 3)), 8.0), TypeError, "bits"),
+])
+def test_quantize_rows_bad_input(args, err, match):
+    with pytest.raises(err, match=match):
+        quantize_rows(*args)

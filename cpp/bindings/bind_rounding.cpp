@@ -20,8 +20,57 @@ py::array_t<double, py::array::c_style | py::array::forcecast> f64(const py::han
 
 }  // namespace
 
+// quantize_rows for one dtype: (q int16 rows x k, steps) of a C-contiguous 2-D array.
+template <class T>
+py::tuple quantize_rows_typed(const py::array& w_arr, int bits, const py::object& step_obj, int nt) {
+    auto w = contiguous_as<T>(w_arr, "w");
+    const int64_t rows = w.shape(0), k = w.shape(1);
+    const T* pw = w.data();
+    for (int64_t i = 0; i < rows * k; ++i)
+        if (!std::isfinite(pw[i]))
+            throw py::value_error(index_str("w", {py::ssize_t(rows), py::ssize_t(k)}, i) + " = " +
+                                  std::to_string(double(pw[i])) + " is not finite");
+    py::array_t<T, py::array::c_style | py::array::forcecast> step_in;
+    if (!step_obj.is_none()) {
+        const py::array s = float_array(step_obj, "step");
+        if (s.ndim() != 1 || s.shape(0) != rows)
+            throw py::value_error("step must hold one step per row of w (" + std::to_string(rows) + "), got shape " +
+                                  shape_str(s));
+        step_in = contiguous_as<T>(s, "step");
+        for (int64_t r = 0; r < rows; ++r)
+            if (!(step_in.data()[r] > 0) || !std::isfinite(step_in.data()[r]))
+                throw py::value_error("step[" + std::to_string(r) + "] = " + std::to_string(double(step_in.data()[r])) +
+                                      " must be finite and > 0");
+    }
+    py::array_t<int16_t> q({py::ssize_t(rows), py::ssize_t(k)});
+    py::array_t<T> steps{py::ssize_t(rows)};
+    int16_t* pq = q.mutable_data();
+    T* ps = steps.mutable_data();
+    const T* pin = step_obj.is_none() ? nullptr : step_in.data();
+    {
+        py::gil_scoped_release release;
+        quantize_rows(pw, rows, k, bits, pin, ps, pq, nt);
+    }
+    return py::make_tuple(q, steps);
+}
+
 void bind_rounding(py::module_& m) {
     using namespace pybind11::literals;
+    m.def(
+        "quantize_rows",
+        [](const py::handle& w_obj, int bits, const py::object& step, std::optional<int> n_threads) {
+            check_bits(bits, "bits");
+            const int nt = threads_arg(n_threads);
+            const py::array w = float_array(w_obj, "w");
+            if (w.ndim() != 2)
+                throw py::value_error("w must be a 2-D array (rows x k), got shape " + shape_str(w));
+            return is_float32(w) ? quantize_rows_typed<float>(w, bits, step, nt)
+                                 : quantize_rows_typed<double>(w, bits, step, nt);
+        },
+        "w"_a, "bits"_a, "step"_a = py::none(), "n_threads"_a = py::none(),
+        "Weights (rows x k, float32 or float64) onto the symmetric integer grid of `bits` bits: "
+        "(q int16, step per row), q = clamp(round_half_even(w / step), -qmax, qmax); step: each row's "
+        "step, or None for the max step max|w_row| / qmax.");
     m.def(
         "hw_aware_round",
         [](const py::handle& w_obj, const py::handle& h_obj, const py::handle& scale_obj,

@@ -57,7 +57,8 @@ const KernelTable* make_table(const char* name) {
     static const KernelTable table = {name,        hw_map,      hw_total,    hw_hist,
                                       relaxed_f32, relaxed_f64,
                                       penalty_rows_f32, penalty_rows_f64, xbar_popcount,
-                                      xbar_deviation, transpose_bits, factor_upper, round_rows};
+                                      xbar_deviation, transpose_bits, factor_upper, round_rows,
+                                      quantize_rows_impl<float>, quantize_rows_impl<double>};
     return &table;
 }
 

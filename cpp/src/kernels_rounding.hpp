@@ -101,3 +101,37 @@ void round_rows(const RoundRowsArgs& a) {
         }
     }
 }
+
+// rounding.hpp quantize_rows: per row, the max step (without step_in), then every weight divided by
+// the step, rounded half to even (nearbyint in the default rounding mode) and clamped; rows in
+// parallel, each in one thread (no reduction crosses threads: the same bits for any n_threads).
+template <class T>
+void quantize_rows_impl(const T* w, int64_t rows, int64_t k, int bits, const T* step_in, T* step_out, int16_t* q,
+                        int n_threads) {
+    const T qmax = T((int64_t(1) << (bits - 1)) - 1);
+#pragma omp parallel for schedule(static) num_threads(threads_for(rows * k, n_threads))
+    for (int64_t r = 0; r < rows; ++r) {
+        const T* wr = w + r * k;
+        T s;
+        if (step_in) {
+            s = step_in[r];
+        } else {
+            T m = T(0);
+#pragma omp simd reduction(max : m)
+            for (int64_t i = 0; i < k; ++i) {
+                const T a = std::fabs(wr[i]);
+                m = a > m ? a : m;
+            }
+            s = m > T(0) ? m / qmax : T(1);
+        }
+        step_out[r] = s;
+        int16_t* qr = q + r * k;
+#pragma omp simd
+        for (int64_t i = 0; i < k; ++i) {
+            T v = std::nearbyint(wr[i] / s);
+            v = v < -qmax ? -qmax : v;
+            v = v > qmax ? qmax : v;
+            qr[i] = int16_t(int32_t(v));
+        }
+    }
+}
