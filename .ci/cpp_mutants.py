@@ -117,6 +117,11 @@ MUTANTS = [
     ("cpp/src/kernels_crossbar.hpp", "if (hist_mode && nd > 0)", "if (hist_mode)", ["tests/test_readout.py"]),
     ("cpp/src/crossbar_readings.cpp", "double(p.RC) * cell_max_v * L.histogram_bins_per_unit)) + 2;",
      "double(p.RC) * L.histogram_bins_per_unit)) + 2;", ["tests/test_readout.py"]),
+    # the weights onto the grid (kernels_rounding.hpp quantize_rows_impl)
+    ("cpp/src/kernels_rounding.hpp", "T v = std::nearbyint(wr[i] / s);", "T v = std::round(wr[i] / s);", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "s = m > T(0) ? m / qmax : T(1);", "s = m > T(0) ? m / (qmax + 1) : T(1);",
+     ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "v = v < -qmax ? -qmax : v;", "v = v < -qmax - 1 ? -qmax - 1 : v;", ROUND_TESTS),
 ]
 
 
