@@ -222,7 +222,58 @@ def crossbar_cases(quick: bool = False) -> List[Case]:
                                 lambda: simulate_layer(w, x, read, 8, 8, digit_full_scale=fs, digit_gain=gain)], reps)
     cases.append(Case("conductance readout, calibrated references (ideal digits / it)", t_read, t_digits,
                       "the same layer, ideal digits, full-scale reference", 1 / 1.2))
+    # calibration's histograms of the ADC inputs from the kernel's counts, against a dense GEMM per
+    # conversion group and pulse (hamqcore.readout's model, what a careful numpy user writes)
+    from hamqcore.crossbar import conversion_histograms
+    from hamqcore.readout import HIST_BINS_PER_UNIT, Histograms, read_layer
+
+    cal = CrossbarConfig.preset("neurosim-1.3", mapping="differential", readout="conductance",
+                                adc_reference="calibrated", skip_empty=True)
+    wd = rng.integers(-127, 128, size=(512, 512)).astype(np.int8)
+    xc = x[: 64 if quick else 128]
+
+    def dense():
+        h = Histograms()
+        read_layer(wd, xc, cal, 8, 8, False, histograms=h)
+        return h
+
+    h_ref, (counts, _, _) = dense(), conversion_histograms(wd, xc, cal, 8, 8, False, HIST_BINS_PER_UNIT)
+    assert all(int(counts[k].sum()) == int(h_ref.counts[k].sum()) for k in h_ref.counts), "the histograms disagree"
+    t_hist, t_dense = best_of([lambda: conversion_histograms(wd, xc, cal, 8, 8, False, HIST_BINS_PER_UNIT), dense],
+                              reps)
+    cases.append(Case(f"calibration histograms 512x512 w8, {len(xc)} x a8", t_hist, t_dense,
+                      "dense float64 GEMM per group and pulse + bincount", 3))
     return cases
+
+
+def grid_cases(quick: bool = False) -> List[Case]:
+    """ResNet-18's (CIFAR, width 64) weights onto the 8-bit grid, every layer, against torch's
+    round(w / max_step).clamp as int16 (>= 3x); the same integers."""
+    import torch
+
+    from hamqcore.kernels import quantize_rows
+    from hamqcore.study.models import resnet18
+
+    torch.manual_seed(0)
+    ws = [m.weight.detach().reshape(m.weight.shape[0], -1) for m in resnet18(width=16 if quick else 64).modules()
+          if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+    def ours():
+        return [quantize_rows(w.numpy(), 8)[0] for w in ws]
+
+    def ref():
+        out = []
+        for w in ws:
+            s = w.abs().amax(dim=1, keepdim=True)
+            s = torch.where(s > 0, s / 127, torch.ones_like(s))
+            out.append(torch.round(w / s).clamp_(-127, 127).to(torch.int16))
+        return out
+
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(ours(), ref())), "torch rounds differently"
+    t_ours, t_ref = best_of([ours, ref], 3 if quick else 5)
+    n = sum(int(w.numel()) for w in ws)
+    return [Case(f"weights onto the 8-bit grid, ResNet-18 ({n / 1e6:.1f} M)", t_ours, t_ref,
+                 "torch abs-amax, div, round, clamp, int16", 3)]
 
 
 def resnet18_energy_time(repeats: int = 3) -> float:

@@ -1,7 +1,7 @@
 """hamqcore's benchmarks, one entry point: every case times hamqcore and the best reference a careful
 numpy/torch user would write, side by side in one run, and prints the ratios with the targets.
 
-    python benchmarks/run.py [--quick] [--only core,crossbar,regularizer,rounding]
+    python benchmarks/run.py [--quick] [--only core,crossbar,grid,regularizer,rounding]
 """
 import argparse
 import sys
@@ -14,12 +14,13 @@ from cases import (  # noqa: E402
     core_cases,
     crossbar_cases,
     format_table,
+    grid_cases,
     regularizer_cases,
     resnet18_energy_time,
     rounding_cases,
 )
 
-GROUPS = {"core": core_cases, "crossbar": crossbar_cases, "regularizer": regularizer_cases,
+GROUPS = {"core": core_cases, "crossbar": crossbar_cases, "grid": grid_cases, "regularizer": regularizer_cases,
           "rounding": rounding_cases}
 
 
