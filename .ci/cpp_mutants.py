@@ -118,7 +118,8 @@ MUTANTS = [
     ("cpp/src/crossbar_readings.cpp", "double(p.RC) * cell_max_v * L.histogram_bins_per_unit)) + 2;",
      "double(p.RC) * L.histogram_bins_per_unit)) + 2;", ["tests/test_readout.py"]),
     # the weights onto the grid (kernels_rounding.hpp quantize_rows_impl)
-    ("cpp/src/kernels_rounding.hpp", "T v = std::nearbyint(wr[i] / s);", "T v = std::round(wr[i] / s);", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "T v = std::nearbyint(x / s);", "T v = std::round(x / s);", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "ok = std::fabs(x) <= big ? ok : 0;", "ok = std::fabs(x) < big ? ok : 0;", ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "s = m > T(0) ? m / qmax : T(1);", "s = m > T(0) ? m / (qmax + 1) : T(1);",
      ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "v = v < -qmax ? -qmax : v;", "v = v < -qmax - 1 ? -qmax - 1 : v;", ROUND_TESTS),

@@ -443,3 +443,15 @@ def test_quantize_rows_is_torchs_rounding_bit_for_bit():
 def test_quantize_rows_bad_input(args, err, match):
     with pytest.raises(err, match=match):
         quantize_rows(*args)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_quantize_rows_takes_the_largest_finite_weights(dtype):
+    """The largest finite magnitudes are weights like any other (clamped to the grid's ends), not
+    errors; the smallest subnormal rounds to 0."""
+    big, tiny = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
+    w = np.array([[big, -big, tiny, 0.5], [1.0, -2.5, 2.5, -0.0]], dtype)
+    q, s = quantize_rows(w, 8, np.ones(2, dtype))
+    np.testing.assert_array_equal(q, [[127, -127, 0, 0], [1, -2, 2, 0]])
+    q, s = quantize_rows(w, 8)
+    assert s[0] == big / dtype(127) and q[0, 0] == 127 and q[0, 1] == -127

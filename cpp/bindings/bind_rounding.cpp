@@ -26,10 +26,6 @@ py::tuple quantize_rows_typed(const py::array& w_arr, int bits, const py::object
     auto w = contiguous_as<T>(w_arr, "w");
     const int64_t rows = w.shape(0), k = w.shape(1);
     const T* pw = w.data();
-    for (int64_t i = 0; i < rows * k; ++i)
-        if (!std::isfinite(pw[i]))
-            throw py::value_error(index_str("w", {py::ssize_t(rows), py::ssize_t(k)}, i) + " = " +
-                                  std::to_string(double(pw[i])) + " is not finite");
     py::array_t<T, py::array::c_style | py::array::forcecast> step_in;
     if (!step_obj.is_none()) {
         const py::array s = float_array(step_obj, "step");
@@ -47,10 +43,14 @@ py::tuple quantize_rows_typed(const py::array& w_arr, int bits, const py::object
     int16_t* pq = q.mutable_data();
     T* ps = steps.mutable_data();
     const T* pin = step_obj.is_none() ? nullptr : step_in.data();
+    int64_t bad;
     {
         py::gil_scoped_release release;
-        quantize_rows(pw, rows, k, bits, pin, ps, pq, nt);
+        bad = quantize_rows(pw, rows, k, bits, pin, ps, pq, nt);
     }
+    if (bad >= 0)
+        throw py::value_error(index_str("w", {py::ssize_t(rows), py::ssize_t(k)}, bad) + " = " +
+                              std::to_string(double(pw[bad])) + " is not finite");
     return py::make_tuple(q, steps);
 }
 

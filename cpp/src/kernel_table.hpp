@@ -49,8 +49,8 @@ struct KernelTable {
     bool (*factor_upper)(double* b, int64_t k, double* u, int n_threads);
     void (*round_rows)(const RoundRowsArgs&);
     // rounding.hpp quantize_rows
-    void (*quantize_rows_f32)(const float*, int64_t, int64_t, int, const float*, float*, int16_t*, int);
-    void (*quantize_rows_f64)(const double*, int64_t, int64_t, int, const double*, double*, int16_t*, int);
+    int64_t (*quantize_rows_f32)(const float*, int64_t, int64_t, int, const float*, float*, int16_t*, int);
+    int64_t (*quantize_rows_f64)(const double*, int64_t, int64_t, int, const double*, double*, int16_t*, int);
 };
 
 const KernelTable* kernels_baseline();

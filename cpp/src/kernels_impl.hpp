@@ -10,6 +10,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 #include "hamqcore/encoding.hpp"

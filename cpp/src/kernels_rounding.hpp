@@ -106,9 +106,11 @@ void round_rows(const RoundRowsArgs& a) {
 // the step, rounded half to even (nearbyint in the default rounding mode) and clamped; rows in
 // parallel, each in one thread (no reduction crosses threads: the same bits for any n_threads).
 template <class T>
-void quantize_rows_impl(const T* w, int64_t rows, int64_t k, int bits, const T* step_in, T* step_out, int16_t* q,
-                        int n_threads) {
+int64_t quantize_rows_impl(const T* w, int64_t rows, int64_t k, int bits, const T* step_in, T* step_out, int16_t* q,
+                           int n_threads) {
     const T qmax = T((int64_t(1) << (bits - 1)) - 1);
+    const T big = std::numeric_limits<T>::max();
+    std::vector<uint8_t> row_ok(size_t(rows), 1);   // every weight of the row finite
 #pragma omp parallel for schedule(static) num_threads(threads_for(rows * k, n_threads))
     for (int64_t r = 0; r < rows; ++r) {
         const T* wr = w + r * k;
@@ -126,12 +128,21 @@ void quantize_rows_impl(const T* w, int64_t rows, int64_t k, int bits, const T* 
         }
         step_out[r] = s;
         int16_t* qr = q + r * k;
-#pragma omp simd
+        int ok = 1;
+#pragma omp simd reduction(min : ok)
         for (int64_t i = 0; i < k; ++i) {
-            T v = std::nearbyint(wr[i] / s);
+            const T x = wr[i];
+            ok = std::fabs(x) <= big ? ok : 0;      // NaN and inf fail
+            T v = std::nearbyint(x / s);
             v = v < -qmax ? -qmax : v;
             v = v > qmax ? qmax : v;
-            qr[i] = int16_t(int32_t(v));
+            qr[i] = ok ? int16_t(int32_t(v)) : int16_t(0);
         }
+        row_ok[size_t(r)] = uint8_t(ok);
     }
+    for (int64_t r = 0; r < rows; ++r)       // the first non-finite weight, or -1
+        if (!row_ok[size_t(r)])
+            for (int64_t i = 0; i < k; ++i)
+                if (!(std::fabs(w[r * k + i]) <= big)) return r * k + i;
+    return -1;
 }

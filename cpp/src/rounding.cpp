@@ -83,14 +83,14 @@ RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const do
     return st;
 }
 
-void quantize_rows(const float* w, int64_t rows, int64_t k, int bits, const float* step_in, float* step_out,
-                   int16_t* q, int n_threads) {
-    active_kernels().quantize_rows_f32(w, rows, k, bits, step_in, step_out, q, n_threads);
+int64_t quantize_rows(const float* w, int64_t rows, int64_t k, int bits, const float* step_in, float* step_out,
+                      int16_t* q, int n_threads) {
+    return active_kernels().quantize_rows_f32(w, rows, k, bits, step_in, step_out, q, n_threads);
 }
 
-void quantize_rows(const double* w, int64_t rows, int64_t k, int bits, const double* step_in, double* step_out,
-                   int16_t* q, int n_threads) {
-    active_kernels().quantize_rows_f64(w, rows, k, bits, step_in, step_out, q, n_threads);
+int64_t quantize_rows(const double* w, int64_t rows, int64_t k, int bits, const double* step_in,
+                      double* step_out, int16_t* q, int n_threads) {
+    return active_kernels().quantize_rows_f64(w, rows, k, bits, step_in, step_out, q, n_threads);
 }
 
 }  // namespace hamq

@@ -43,11 +43,12 @@ struct RoundingStatus {
 // q = clamp(round(w / step_r), -qmax, qmax), round half to even, every operation in T's IEEE arithmetic
 // (bit for bit torch.round(w / step).clamp(-qmax, qmax)). step_in: each row's step (finite, > 0), or
 // nullptr for the max step max_k |w_rk| / qmax (1 for an all-zero row; hamqcore.ops.max_step), written
-// to step_out. w must be finite (the callers check). One pass per row (two without step_in).
-void quantize_rows(const float* w, int64_t rows, int64_t k, int bits, const float* step_in, float* step_out,
-                   int16_t* q, int n_threads);
-void quantize_rows(const double* w, int64_t rows, int64_t k, int bits, const double* step_in, double* step_out,
-                   int16_t* q, int n_threads);
+// to step_out. One pass per row (two without step_in). Returns the flat index of the first
+// non-finite weight (then q and the steps are unspecified), or -1.
+int64_t quantize_rows(const float* w, int64_t rows, int64_t k, int bits, const float* step_in, float* step_out,
+                      int16_t* q, int n_threads);
+int64_t quantize_rows(const double* w, int64_t rows, int64_t k, int bits, const double* step_in, double* step_out,
+                      int16_t* q, int n_threads);
 
 RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const double* h,
                               const double* scale, const double* row_weight, int bits, Encoding e,
