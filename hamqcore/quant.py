@@ -68,8 +68,9 @@ def grid_integers(w: torch.Tensor, bits: int, step: Optional[torch.Tensor] = Non
     bits, about 6x faster on ResNet-18's weights); anything else the same formula in torch."""
     qmax = level_max(bits)
     rows = w.shape[0] if w.dim() else 1
-    if (w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64) and w.numel() > 0
-            and (step is None or (step.dtype == w.dtype and step.numel() == rows))):
+    fused = step is None or (step.dtype == w.dtype and step.numel() == rows  # a broken step: torch's formula,
+                             and bool(torch.isfinite(step).all()) and bool((step > 0).all()))  # the caller names it
+    if w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64) and w.numel() > 0 and fused:
         q, _ = quantize_rows(w.reshape(rows, -1).numpy(), bits, None if step is None else step.reshape(-1).numpy())
         return torch.from_numpy(q).reshape(w.shape).to(dtype)
     if step is None:
