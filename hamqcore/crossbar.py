@@ -290,7 +290,7 @@ def conversion_histograms(w_q, x_q, config: CrossbarConfig, w_bits: int, a_bits:
     w, x = np.asarray(w_q), np.asarray(x_q)
     r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits),
                                     bool(a_signed), check_threads("n_threads", n_threads), False, False, None,
-                                    config.readout == "conductance", None, float(bins_per_unit))
+                                    config.readout == "conductance", None, float(bins_per_unit), False)
     A, D = _digit_shape(config, int(w_bits))
     if r.histogram is None:     # nothing stored: no conversion
         return np.zeros((A, D, 1), np.int64), np.zeros((A, D)), np.zeros((A, D))

@@ -160,13 +160,13 @@ class EnergyReport:
 
 def simulate_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, w_bits: int = 8, a_bits: int = 8,
                     n_threads: Optional[int] = None, floor: bool = False, name: str = "",
-                    output: bool = True, energy: bool = True) -> LayerEnergy:
+                    output: bool = True) -> LayerEnergy:
     """One Conv1d/Conv2d/Linear layer on its input ``x``: every group simulated and merged; the
     output (unless ``output=False``) is the layer's integer pre-activation as the crossbar computes
     it, (N * positions) x out_channels."""
     w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, w_bits, a_bits, name)
     return simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads, floor=floor,
-                           output=output, energy=energy)
+                           output=output)
 
 
 def estimate_energy(
@@ -213,26 +213,22 @@ def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str
     layer_refs = None
     if config.adc_reference == "calibrated" and histograms is None:
         layer_refs = check_references(references, config).layer(name)
+    w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
     if fast_path(config) and histograms is not None:     # calibration from the C++ core's popcounts
-        w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
         for w, xg, _ in pack_groups(w_groups, x_groups, config, wb):
             counts, vs, ss = conversion_histograms(w, xg, config, wb, ab, signed, HIST_BINS_PER_UNIT, n_threads)
             for key in np.ndindex(*vs.shape):     # (array type, digit position)
                 histograms.add_counts(key, counts[key])
                 histograms.add_sums(key, vs[key], ss[key])
         return np.zeros((x_groups[0].shape[0], sum(int(w.shape[0]) for w in w_groups)))
-    if fast_path(config) and histograms is None:
-        if layer_refs is None:
-            return np.asarray(simulate_module(m, x, config, n_threads=n_threads, output=True, name=name,
-                                              energy=False).output)
-        w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
-        keys = sorted(layer_refs)                             # (array, digit) order: arrays x digits
-        fs, gain = [layer_refs[k][0] for k in keys], [layer_refs[k][1] for k in keys]
+    if fast_path(config):
+        fs = gain = None
+        if layer_refs is not None:
+            keys = sorted(layer_refs)                         # (array, digit) order: arrays x digits
+            fs = [layer_refs[k][0] for k in keys]
+            gain = [layer_refs[k][1] for k in keys] if config.readout == "conductance" else None
         return np.asarray(simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads,
-                                          digit_full_scale=fs,
-                                          digit_gain=gain if config.readout == "conductance" else None,
-                                          energy=False).output)
-    w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
+                                          digit_full_scale=fs, digit_gain=gain, energy=False).output)
     outs = [unpack_output(read_layer(w, xg, config, wb, ab, signed, key=f"{name}/{members[0]}", references=layer_refs,
                                      histograms=histograms), xg, members, config, wb)
             for w, xg, members in pack_groups(w_groups, x_groups, config, wb)]

@@ -438,7 +438,6 @@ def test_calibration_from_the_cpp_core_chooses_the_dense_models_references(monke
 
 
 def test_calibration_histograms_bad_input():
-    from hamqcore._core import Crossbar  # noqa: F401  (the binding's own checks)
     from hamqcore.crossbar import _simulator
 
     cfg = CrossbarConfig(adc_reference="calibrated")

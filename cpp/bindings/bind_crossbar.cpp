@@ -268,8 +268,9 @@ void bind_crossbar(py::module_& m) {
                                                       "stored weights instead of reading them: it needs output=False "
                                                       "and floor=False, got ") + (output ? "output=True" : "floor=True"));
                 L.histogram_bins_per_unit = histogram_bins_per_unit;
-                if (!energy && !output)
-                    throw py::value_error("energy=False computes the functional output alone: it needs output=True");
+                if (!energy && !output && !(histogram_bins_per_unit > 0))
+                    throw py::value_error("energy=False computes the functional output alone: it needs output=True "
+                                          "(or calibration's histograms, histogram_bins_per_unit > 0)");
                 L.energy = energy;
                 const size_t n_digit_cols =
                     size_t(mapping_arrays(cfg.mapping) * mapping_digits(cfg.mapping, w_bits, cfg.cell_bits));

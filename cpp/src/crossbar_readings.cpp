@@ -26,9 +26,10 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     std::vector<double> col_step, col_lmax;
     const int64_t fs_fixed = c.adc_full_scale > 0 ? c.adc_full_scale : p.RC * int64_t(p.dmask);
     const bool hist_mode = L.histogram_bins_per_unit > 0;  // calibration: ADC inputs binned, not read
-    const bool cond_read = (L.output || hist_mode) && L.conductance;
+    const bool cond_read = L.output && L.conductance;      // readings from the cells' conductances
+    const bool cond_units = (L.output || hist_mode) && L.conductance;  // ADC inputs in conductance units
     std::vector<double> g_digit;   // conductance readout: each digit's conductance in digit units
-    if (cond_read) {
+    if (cond_units) {
         g_digit = digit_conductances(c);
         const double unit = (g_digit.back() - g_digit.front()) / double(p.dmask);
         for (double& g : g_digit) g /= unit;
@@ -64,7 +65,7 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     // The conductance readout multiplies by the steps' inverses (its steps are > 0 under any ADC but
     // the ideal one, whose readings are all exact: no inverses).
     std::vector<double> col_inv_step;
-    if (L.output && cond_read && c.adc != AdcKind::Ideal)
+    if (cond_read && c.adc != AdcKind::Ideal)
         for (const double s : col_step) col_inv_step.push_back(1.0 / s);
     std::vector<double> plane_coef(size_t(p.P));
     for (int pl = 0; pl < p.P; ++pl) plane_coef[size_t(pl)] = std::ldexp(1.0, pl);
@@ -94,14 +95,14 @@ KernelSums run_kernel(const Plan& p, const StoredWeights& sw, const Columns& col
     a.col_inv_step = col_inv_step.empty() ? nullptr : col_inv_step.data();
     a.col_inverted = sw.inverted.empty() ? nullptr : sw.inverted.data();
     a.cell_max = int(p.dmask);
-    if (cond_read) {  // the cells' model conductances are exact per digit for cell_bits <= 2
+    if (cond_units) {  // the cells' model conductances are exact per digit for cell_bits <= 2
         const std::vector<double> g = digit_conductances(c);
         a.g_unit = (g.back() - g.front()) / double(p.dmask);
         a.digit_gain = L.digit_gain;
     }
     a.conv_weight = cond.conv_weight.empty() ? nullptr : cond.conv_weight.data();
     if (hist_mode) {  // bins up to the largest ADC input a conversion group can hold, then the last
-        const double cell_max_v = cond_read ? *std::max_element(g_digit.begin(), g_digit.end()) : double(p.dmask);
+        const double cell_max_v = cond_units ? *std::max_element(g_digit.begin(), g_digit.end()) : double(p.dmask);
         a.col_skip = cols.skip.data();
         a.hist_per_unit = L.histogram_bins_per_unit;
         a.hist_bins = int64_t(std::floor(double(p.RC) * cell_max_v * L.histogram_bins_per_unit)) + 2;

@@ -183,8 +183,9 @@ def _point_job(job: Dict) -> Dict:
     train_s = time.perf_counter() - t0
     val_acc = evaluate(model, data.val.x, data.val.y)
     v = None
-    if job["validate"]:   # the baselines are evaluated once their accuracy set the budget; a target None is
-        # applied when the baselines are known (apply_target)
+    # a baseline is validated once its accuracy set the budget; a target None is applied when the
+    # baselines are known (apply_target)
+    if method != "baseline":
         v = validation_point(model, data.val, accounting(PROTOCOL["primary"]), protocol["space"], job["target"],
                              protocol["calibration_inputs"], protocol["validation_inputs"], protocol["energy_inputs"])
     stats = hw_stats(model, w_bits, encoding)["total"]
@@ -289,7 +290,6 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
     # The stages run across experiments, each stage's jobs in one pool (longest first), so one task's
     # long training runs overlap the other's: the order of execution never changes a result.
     exps: Dict[str, Dict] = {}
-    ctx: Dict[str, Dict] = {}
     for name in experiments:
         budget = PAPER[name]["accuracy_pt"]
         task = (tasks or {}).get(name)
@@ -299,12 +299,12 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
             f"{len(full.test)} test (sealed until the last step); budget {budget:+.1f} pt on the crossbar ==")
         exps[name] = {"splits": {"train": len(data.train), "validation": len(data.val), "test": len(full.test)},
                       "budget_pt": budget, "reference": {}, "runs": {}, "chosen": {}}
-        ctx[name] = {"extra": {} if task is None else {"task": task}}
 
-    def point(name, sd, method, value, target, validate=True, **checkpoints):    # one point's job (_point_job)
+    def point(name, sd, method, value, target, **checkpoints):    # one point's job (_point_job runs it)
         folder = "baseline" if value is None else f"{method}_{value:g}"
-        return {**ctx[name]["extra"], **checkpoints, "name": name, "seed": sd, "method": method, "value": value,
-                "quick": quick, "protocol": protocol, "target": target, "validate": validate, "threads": threads,
+        task = (tasks or {}).get(name)
+        return {**({} if task is None else {"task": task}), **checkpoints, "name": name, "seed": sd, "method": method,
+                "value": value, "quick": quick, "protocol": protocol, "target": target, "threads": threads,
                 "out": str(out / name / f"seed{sd}" / folder)}
 
     def budget_target(name, sd):  # the budget on the crossbar: the baseline's digital validation accuracy + budget
@@ -328,7 +328,7 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
     # 1. the baselines (the budget's reference, and the models pruning and rounding start from) and every
     # ladder trained from scratch (its cheapest configuration for every target: the budget is applied once
     # the baselines are known, apply_target)
-    stage1 = [point(name, sd, "baseline", None, None, validate=False) for name in experiments for sd in seed_list]
+    stage1 = [point(name, sd, "baseline", None, None) for name in experiments for sd in seed_list]
     stage1 += [point(name, sd, method, v, None) for name in experiments for sd in seed_list
                for method, (_, values) in methods_all[name].items()
                if method not in ON_TOP and method not in FROM_BASELINE for v in values]
@@ -392,7 +392,6 @@ def demo(out="hamq_out", quick: bool = False, seeds: int = 1, jobs: int = 1,
     if grid.main:
         write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=_json_default))
         write_text_atomic(out / "results.md", markdown_report(results))
-    if grid.main:
         protocol_figures(results, out)
     grid.close()
     return results

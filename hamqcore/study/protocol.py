@@ -78,9 +78,9 @@ def best_within(v: Dict, subspace: Optional[Dict[str, Sequence]] = None) -> Opti
     (field -> allowed values; a field a point does not override keeps the base's value, allowed)."""
     if subspace is None:
         return v["best"]
-    ok = [p for p in v["points"] if p["accuracy"] >= v["target"]
-          and all(p["overrides"].get(k, vals[0]) in vals for k, vals in subspace.items())]
-    return min(ok, key=lambda p: p["energy_j"]) if ok else None
+    pts = [p for p in v["points"] if all(p["overrides"].get(k, vals[0]) in vals for k, vals in subspace.items())]
+    i = cheapest_meeting([p["accuracy"] for p in pts], [p["energy_j"] for p in pts], v["target"])
+    return None if i is None else pts[i]
 
 
 def _overrides(config: CrossbarConfig, base: CrossbarConfig) -> Dict[str, object]:

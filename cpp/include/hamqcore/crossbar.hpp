@@ -170,8 +170,8 @@ struct CrossbarLayer {
     bool a_signed = false;
     bool floor = false;       // every cell at its lowest conductance (the least energy of any weights)
     bool output = true;       // compute the functional output (energy alone is cheaper)
-    bool energy = true;       // false: the functional output alone (no conductance sums, power law or wire
-                              // deviation; the result's energies and currents are NaN)
+    bool energy = true;       // false: the functional output (or the calibration histograms) alone: no
+                              // conductance sums, power law or wire deviation; energies and currents NaN
     // Functional output only (hamqcore/readout.py is the general model; these are its fast cases):
     const double* digit_full_scale = nullptr;  // [arrays * digits]: the ADC full scale of every digit
                                                // column (calibrated references), digit units

@@ -37,8 +37,6 @@ struct RoundingStatus {
     int64_t dead_inputs = 0; // inputs with H_ii == 0
 };
 
-// w: rows x k (row-major), h: k x k (symmetric), scale and row_weight: rows, q: rows x k output.
-// bit_cost.per_row is not supported here (one cost vector for the layer).
 // Weights onto the integer grid of `bits`-bit symmetric levels, row by row (qmax = 2^(bits-1) - 1):
 // q = clamp(round(w / step_r), -qmax, qmax), round half to even, every operation in T's IEEE arithmetic
 // (bit for bit torch.round(w / step).clamp(-qmax, qmax)). step_in: each row's step (finite, > 0), or
@@ -50,6 +48,8 @@ int64_t quantize_rows(const float* w, int64_t rows, int64_t k, int bits, const f
 int64_t quantize_rows(const double* w, int64_t rows, int64_t k, int bits, const double* step_in, double* step_out,
                       int16_t* q, int n_threads);
 
+// w: rows x k (row-major), h: k x k (symmetric), scale and row_weight: rows, q: rows x k output.
+// bit_cost.per_row is not supported here (one cost vector for the layer).
 RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const double* h,
                               const double* scale, const double* row_weight, int bits, Encoding e,
                               double lam, int radius, double damp, BitCost bit_cost, int32_t* q,
