@@ -123,6 +123,14 @@ MUTANTS = [
     ("cpp/src/kernels_rounding.hpp", "s = m > T(0) ? m / qmax : T(1);", "s = m > T(0) ? m / (qmax + 1) : T(1);",
      ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "v = v < -qmax ? -qmax : v;", "v = v < -qmax - 1 ? -qmax - 1 : v;", ROUND_TESTS),
+    # activation fake quantization and its gradient (kernels_rounding.hpp fake_quantize_*_impl, abs_max_impl)
+    ("cpp/src/kernels_rounding.hpp", "T v = std::nearbyint(x[i] / step);", "T v = std::round(x[i] / step);", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "v = v < lo ? lo : v;", "v = !(v >= lo) ? lo : v;", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "gx[i] = in ? (g[i] * step) / step : T(0);", "gx[i] = in ? g[i] : T(0);",
+     ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "const bool in = v >= lo && v <= hi;", "const bool in = v > lo && v <= hi;",
+     ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "nan = a != a ? 1 : nan;", "nan = 0;", ROUND_TESTS),
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Iterable
+from typing import Iterable, Tuple
 
 import numpy as np
 
@@ -66,11 +66,26 @@ def check_bits(name: str, value) -> int:
     return check_int(name, value, MIN_BITS, MAX_BITS)
 
 
-def check_nonneg(name: str, value) -> float:
-    """A finite number >= 0 (Python or numpy), e.g. ``lam``."""
+def as_float(name: str, value) -> float:
+    """A real number (Python or numpy, not a bool) as a float; its range is the caller's to check."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    v = float(value)
+    return float(value)
+
+
+def check_grid(step, lo, hi) -> Tuple[float, float, float]:
+    """A fake-quantization grid ``step * {lo, ..., hi}``: step finite and > 0, lo <= hi, both finite."""
+    step, lo, hi = as_float("step", step), as_float("lo", lo), as_float("hi", hi)
+    if not (math.isfinite(step) and step > 0):
+        raise ValueError(f"step must be finite and > 0, got {step}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"lo and hi must be finite with lo <= hi, got lo={lo}, hi={hi}")
+    return step, lo, hi
+
+
+def check_nonneg(name: str, value) -> float:
+    """A finite number >= 0 (Python or numpy), e.g. ``lam``."""
+    v = as_float(name, value)
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return v

@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._checks import as_int, as_str as _str, check_bit_cost, check_bits, check_int32, check_threads, level_max  # noqa: F401
+from ._checks import as_int, as_str as _str, check_bit_cost, check_bits, check_grid, check_int32, check_threads, level_max  # noqa: F401
 
 ENCODINGS = tuple(_core.ENCODINGS)
 
@@ -189,3 +189,24 @@ def quantize_rows(w, bits: int, step=None, n_threads: Optional[int] = None) -> T
     ``max|w_row| / qmax`` (1 for an all-zero row: :func:`hamqcore.ops.max_step`)."""
     return _core.quantize_rows(np.asarray(w), _int("bits", bits), None if step is None else np.asarray(step),
                                _threads(n_threads))
+
+
+def fake_quantize(x, step: float, lo: float, hi: float, n_threads: Optional[int] = None) -> np.ndarray:
+    """Fake quantization of ``x`` (float32 or float64, any shape) onto the grid ``step * {lo, ..., hi}``,
+    in one pass: ``clamp(round(x / step), lo, hi) * step`` in x's dtype (round half to even, each
+    operation in x's precision: bit for bit ``torch.clamp(torch.round(x / step), lo, hi) * step``; NaN
+    stays NaN). ``step``: finite, > 0; ``lo <= hi``, finite (cast to x's precision)."""
+    return _core.fake_quantize(np.asarray(x), *check_grid(step, lo, hi), _threads(n_threads))
+
+
+def fake_quantize_backward(x, grad, step: float, lo: float, hi: float, n_threads: Optional[int] = None) -> np.ndarray:
+    """The straight-through gradient of :func:`fake_quantize` with respect to ``x``, as autograd computes
+    it through the forward's operations: ``(grad * step) / step`` where ``lo <= round(x / step) <= hi``,
+    else 0. ``grad``: x's shape and dtype."""
+    return _core.fake_quantize_backward(np.asarray(x), np.asarray(grad), *check_grid(step, lo, hi), _threads(n_threads))
+
+
+def abs_max(x, n_threads: Optional[int] = None) -> float:
+    """``max |x|`` of a float32 or float64 array in one read pass (NaN when an element is NaN, 0 when
+    ``x`` is empty); the value is exact, so it is ``np.abs(x).max()``'s."""
+    return _core.abs_max(np.asarray(x), _threads(n_threads))

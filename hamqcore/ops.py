@@ -1,10 +1,16 @@
-"""Torch custom op ``hamqcore::relaxed_hw_penalty`` with autograd.
+"""Torch custom ops with autograd: ``hamqcore::relaxed_hw_penalty`` (and its scaled form) and
+``hamqcore::fake_quantize``.
 
-The op returns the penalty (a 0-d tensor) and, as a second non-differentiable output, its
+The penalty op returns the penalty (a 0-d tensor) and, as a second non-differentiable output, its
 gradient with respect to x, computed in the same fused pass. On CPU the C++ kernel runs directly
 on the tensor's memory (float32/float64, no copy for contiguous tensors); on every other device
 (CUDA, MPS, ...) a pure-torch implementation of the same formula runs. Backward multiplies the saved
 gradient by the incoming one; nothing else is saved.
+
+``fake_quantize`` (quantization-aware training's activations) is ``clamp(round(x / step), lo, hi) *
+step`` with the straight-through gradient, in one C++ pass each way on contiguous float32/float64 CPU
+tensors and in torch elsewhere: the same bits either way (the C++ kernels do torch's operations in its
+order), so choosing the path never changes a trained model.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import numpy as np
 import torch
 
 from . import kernels
-from ._checks import check_bit_cost, check_bits, check_choice, level_max
+from ._checks import check_bit_cost, check_bits, check_choice, check_grid, level_max
 
 _REDUCTIONS = ("sum", "mean")
 
@@ -255,3 +261,69 @@ def relaxed_hw_penalty(x: torch.Tensor, bits: int = 8, encoding: str = "differen
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
     return _penalty_op(x, bits, encoding, reduction)[0]
+
+
+def _fused(x: torch.Tensor) -> bool:
+    """Whether the C++ kernels take x: a contiguous float32/float64 CPU tensor (else torch's formula,
+    which also keeps another memory format's strides)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
+
+
+@torch.library.custom_op("hamqcore::fake_quantize", mutates_args=())
+def _fake_quantize_op(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
+    if _fused(x):
+        return torch.from_numpy(kernels.fake_quantize(x.detach().numpy(), step, lo, hi))
+    s = torch.tensor(step, dtype=x.dtype, device=x.device)
+    return torch.clamp(torch.round(x / s), lo, hi) * s
+
+
+@_fake_quantize_op.register_fake
+def _fake_quantize_fake(x, step, lo, hi):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("hamqcore::fake_quantize_backward", mutates_args=())
+def _fake_quantize_backward_op(x: torch.Tensor, grad: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
+    if _fused(x) and grad.dtype == x.dtype and grad.device.type == "cpu":
+        return torch.from_numpy(kernels.fake_quantize_backward(x.detach().numpy(), grad.contiguous().numpy(),
+                                                               step, lo, hi))
+    s = torch.tensor(step, dtype=x.dtype, device=x.device)
+    v = torch.round(x / s)
+    return torch.where((v >= lo) & (v <= hi), (grad * s) / s, torch.zeros((), dtype=grad.dtype, device=grad.device))
+
+
+@_fake_quantize_backward_op.register_fake
+def _fake_quantize_backward_fake(x, grad, step, lo, hi):
+    return torch.empty_like(grad)
+
+
+def _fake_quantize_setup(ctx, inputs, output):
+    x, ctx.step, ctx.lo, ctx.hi = inputs
+    ctx.save_for_backward(x)
+
+
+def _fake_quantize_backward(ctx, grad):
+    (x,) = ctx.saved_tensors
+    return _fake_quantize_backward_op(x, grad, ctx.step, ctx.lo, ctx.hi), None, None, None
+
+
+_fake_quantize_op.register_autograd(_fake_quantize_backward, setup_context=_fake_quantize_setup)
+
+
+def fake_quantize(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
+    """``clamp(round(x / step), lo, hi) * step`` (round half to even) with the straight-through
+    gradient: bit for bit ``torch.clamp(x_ste, lo, hi) * s`` with ``x_ste = v + (round(v) - v).detach()``,
+    ``v = x / s`` and ``s`` the step as a tensor of x's dtype, forward and backward. ``step``: finite,
+    > 0, a value of x's dtype (as ``float(s)`` of such a tensor); ``lo <= hi``, finite."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}"
+                        + (f" of {x.dtype}" if isinstance(x, torch.Tensor) else ""))
+    return _fake_quantize_op(x, *check_grid(step, lo, hi))
+
+
+def abs_max(x: torch.Tensor) -> torch.Tensor:
+    """``x.abs().max()`` (NaN when an element is NaN) as a 0-d tensor of x's dtype, in one C++ read pass
+    for contiguous float32/float64 CPU tensors (the max is exact: the same value)."""
+    if _fused(x) and x.numel():
+        return torch.tensor(kernels.abs_max(x.detach().numpy()), dtype=x.dtype)
+    return x.detach().abs().max()

@@ -11,7 +11,11 @@ Weight scale modes: ``"lsq"`` (the default: a learnable step per channel, LSQ: E
 the first forward or by :meth:`WeightQuantizer.calibrate`, then held: standard fixed-grid QAT) and
 ``"max"`` (that max step recomputed every step, no gradient; with it the integers do not change when
 the weights are rescaled, so the HamQ penalty mostly shrinks the step and moves few weights).
-Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``.
+Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``. Under
+``"running_max"`` the step carries no gradient and the quantizer runs :func:`hamqcore.ops.fake_quantize`:
+one C++ pass forward and one backward on CPU (about half of a DS-CNN-S training step was torch's
+elementwise passes), the same bits as torch's ``clamp(round_ste(x / s), lo, hi) * s``, so a model trains
+to the same weights either way.
 
 Layers of another quantization library are read as that library's own integers, steps and bit widths
 (:func:`library_weight_quant`, :func:`library_input_quant`; Brevitas' ``QuantConv1d/2d`` and
@@ -38,7 +42,7 @@ import torch.nn.functional as F
 
 from ._checks import check_bits, check_choice, level_max
 from .kernels import quantize_rows
-from .ops import max_step
+from .ops import abs_max, fake_quantize, max_step
 
 WEIGHT_MODES = ("max", "fixed", "lsq")
 ACT_MODES = ("running_max", "lsq")
@@ -170,7 +174,7 @@ class ActQuantizer(nn.Module):
         with torch.no_grad():
             if int(self.signed_flag) < 0:
                 self.signed_flag.fill_(int(bool((x < 0).any())))
-            amax = x.detach().abs().max().float() if x.numel() else torch.tensor(0.0)
+            amax = abs_max(x).float() if x.numel() else torch.tensor(0.0)
             if self.training and data_parallel():   # data-parallel training: the range of the global batch
                 import torch.distributed as dist
 
@@ -197,7 +201,9 @@ class ActQuantizer(nn.Module):
             self._observe(x)
         lo, hi, _ = activation_range(self.bits, bool(int(self.signed_flag)))
         s = self.scale(x)
-        return torch.clamp(round_ste(x / s), lo, hi) * s
+        if self.mode == "lsq":   # the step learns: autograd through torch's operations
+            return torch.clamp(round_ste(x / s), lo, hi) * s
+        return fake_quantize(x, float(s), lo, hi)   # the same bits, one C++ pass each way on CPU
 
     def integers(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, bool]:
         if not bool(self.initialized):

@@ -126,3 +126,47 @@ def quantize_rows(w, bits, step=None):
             level = lo + 1 if frac > 0.5 or (frac == 0.5 and lo % 2 == 1) else lo
             q[r, i] = min(max(int(level), -qmax), qmax)
     return q, steps
+
+
+def _round_half_even(x):
+    """The nearest integer to a finite x, a tie to the even one (by hand, no library rounding)."""
+    lo = math.floor(x)
+    frac = x - lo
+    return lo + 1 if frac > 0.5 or (frac == 0.5 and lo % 2 == 1) else lo
+
+
+def fake_quantize(x, step, lo, hi):
+    """clamp(round(x / step), lo, hi) * step one element at a time in x's precision (numpy scalars:
+    IEEE division and product); NaN stays NaN, +-inf clamps."""
+    x = np.asarray(x)
+    t = x.dtype.type
+    s, lo, hi = t(step), t(lo), t(hi)
+    out = np.empty_like(x)
+    flat = out.reshape(-1)
+    for i, v in enumerate(x.reshape(-1)):
+        with np.errstate(over="ignore"):            # the largest values over a step < 1: inf, as IEEE
+            q = v / s
+        if math.isnan(q):
+            flat[i] = q
+            continue
+        level = t(_round_half_even(q)) if math.isfinite(q) else q
+        level = lo if level < lo else (hi if level > hi else level)
+        flat[i] = level * s
+    return out
+
+
+def fake_quantize_backward(x, grad, step, lo, hi):
+    """The straight-through gradient autograd takes through fake quantization's operations: the
+    incoming gradient times step (the product's backward), kept where lo <= round(x / step) <= hi
+    (the clamp's), divided by step (the division's), one element at a time in x's precision."""
+    x, grad = np.asarray(x), np.asarray(grad)
+    t = x.dtype.type
+    s, lo, hi = t(step), t(lo), t(hi)
+    out = np.empty_like(grad)
+    flat = out.reshape(-1)
+    for i, (v, g) in enumerate(zip(x.reshape(-1), grad.reshape(-1))):
+        with np.errstate(over="ignore"):
+            q = v / s
+        level = t(_round_half_even(q)) if math.isfinite(q) else q
+        flat[i] = (g * s) / s if lo <= level <= hi else t(0)
+    return out

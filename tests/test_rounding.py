@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import hamqcore
 from hamqcore import _core
 from hamqcore.crossbar import CrossbarConfig
-from hamqcore.kernels import quantize_rows
+from hamqcore.kernels import abs_max, fake_quantize, fake_quantize_backward, quantize_rows
 from hamqcore.quant import quantize_model
 from hamqcore.rounding import hw_aware_round
 import reference as ref
@@ -455,3 +455,145 @@ def test_quantize_rows_takes_the_largest_finite_weights(dtype):
     np.testing.assert_array_equal(q, [[127, -127, 0, 0], [1, -2, 2, 0]])
     q, s = quantize_rows(w, 8)
     assert s[0] == big / dtype(127) and q[0, 0] == 127 and q[0, 1] == -127
+
+
+# ---------------------------------------------------------------------------------------------------
+# fake_quantize: activations onto a per-tensor grid and back (QAT's forward) and its gradient
+# ---------------------------------------------------------------------------------------------------
+def _grid_case(seed, shape, dtype, signed, bits, step_kind):
+    """x, step, lo, hi: a tensor's worth of activations with exact ties (powers-of-two steps), values
+    beyond both ends of the grid, NaN, +-inf, subnormals and the largest finite values mixed in."""
+    rng = np.random.default_rng(seed)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    step = float(dtype(2.0 ** int(rng.integers(-10, 4)))) if step_kind == "pow2" else float(dtype(rng.uniform(1e-3, 3.0)))
+    x = (rng.standard_normal(shape) * step * (hi - lo) / 3).astype(dtype)
+    flat = x.reshape(-1)
+    specials = [(int(rng.integers(lo, hi)) + 0.5) * step, (hi + 0.5) * step, (lo - 0.5) * step, 5.0 * hi * step,
+                -5.0 * max(hi, 1) * step, np.nan, np.inf, -np.inf, np.finfo(dtype).max, -np.finfo(dtype).max,
+                np.finfo(dtype).smallest_subnormal, -0.0]
+    for i in range(min(flat.size, len(specials))):
+        flat[int(rng.integers(0, flat.size))] = specials[i]
+    return x, step, lo, hi
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), shape=st.sampled_from([(0,), (1,), (7,), (3, 5), (2, 3, 4, 5), (70000,)]),
+       dtype=st.sampled_from([np.float32, np.float64]), signed=st.booleans(), bits=st.integers(2, 16),
+       step_kind=st.sampled_from(["pow2", "any"]), threads=st.sampled_from([1, 2, 4]))
+@example(seed=0, shape=(7,), dtype=np.float32, signed=False, bits=2, step_kind="pow2", threads=1)   # ties, clamps
+@example(seed=1, shape=(0,), dtype=np.float64, signed=True, bits=8, step_kind="any", threads=2)     # empty
+@example(seed=2, shape=(70000,), dtype=np.float32, signed=True, bits=16, step_kind="any", threads=4)  # threads
+def test_fake_quantize_is_the_reference(seed, shape, dtype, signed, bits, step_kind, threads):
+    """Forward, gradient and abs max equal the element-by-element references (IEEE division and
+    products in x's precision, round half to even by hand) for both float widths, signed and unsigned
+    grids, exact ties, clamping at both ends, NaN, +-inf, the largest finite values, any thread count."""
+    x, step, lo, hi = _grid_case(seed, shape, dtype, signed, bits, step_kind)
+    g = np.random.default_rng(seed + 1).standard_normal(shape).astype(dtype)
+    y = fake_quantize(x, step, lo, hi, n_threads=threads)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_array_equal(y, ref.fake_quantize(x, step, lo, hi))
+    gx = fake_quantize_backward(x, g, step, lo, hi, n_threads=threads)
+    assert gx.dtype == x.dtype and gx.shape == x.shape
+    np.testing.assert_array_equal(gx, ref.fake_quantize_backward(x, g, step, lo, hi))
+    m = abs_max(x, n_threads=threads)
+    want = 0.0 if x.size == 0 else (np.nan if np.isnan(x).any() else float(np.abs(x).max()))
+    np.testing.assert_array_equal(m, want)
+
+
+def test_fake_quantize_is_torchs_formula_bit_for_bit():
+    """hamqcore.ops.fake_quantize against what autograd computes through clamp(round_ste(x / s), lo, hi)
+    * s, forward and backward, on the fused path (contiguous float32/float64) and on torch's (a
+    non-contiguous tensor, bfloat16); and the activation quantizer's training steps with it against
+    the same steps through torch's formula."""
+    from hamqcore import ops
+    from hamqcore.quant import round_ste
+
+    torch.manual_seed(0)
+    cases = [torch.randn(8, 16, 5, 5), torch.randn(8, 16, 5, 5, dtype=torch.float64),
+             torch.randn(16, 8, 5, 5).transpose(0, 1), torch.randn(6, 40).to(torch.bfloat16)]
+    for x in cases:
+        for lo, hi, amax in ((0, 63, 2.0), (-128, 127, 1.5)):
+            s = (torch.tensor(amax) / hi).to(x.dtype)
+            xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+            want = torch.clamp(round_ste(xa / s), lo, hi) * s
+            got = ops.fake_quantize(xb, float(s), lo, hi)
+            assert got.dtype == want.dtype and got.stride() == want.stride()
+            assert torch.equal(got, want), (x.dtype, lo)
+            g = torch.randn_like(want)
+            want.backward(g)
+            got.backward(g)
+            assert torch.equal(xa.grad, xb.grad), (x.dtype, lo)
+    # the quantizer: a few steps of a QAT layer stack, fused vs torch's formula, the same bits
+    from hamqcore.quant import ActQuantizer, activation_range
+
+    def formula(self, x):
+        if self.training or not bool(self.initialized):
+            self._observe(x)
+        lo, hi, _ = activation_range(self.bits, bool(int(self.signed_flag)))
+        s = self.scale(x)
+        return torch.clamp(round_ste(x / s), lo, hi) * s
+
+    def train(forward):
+        torch.manual_seed(1)
+        model = quantize_model(nn.Sequential(nn.Conv2d(2, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.Flatten(),
+                                             nn.Linear(64, 3)), w_bits=6, a_bits=6)
+        opt = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9)
+        gen = torch.Generator().manual_seed(2)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(ActQuantizer, "forward", forward)
+            for _ in range(5):
+                loss = model(torch.randn(16, 2, 8, 8, generator=gen)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return model.state_dict()
+
+    fused, torch_formula = train(ActQuantizer.forward), train(formula)
+    assert all(torch.equal(fused[k], torch_formula[k]) for k in fused)
+
+
+def test_fake_quantize_op_checks_and_traces():
+    from hamqcore import ops
+
+    x = torch.randn(3, 5, dtype=torch.float64) * 4
+    torch.library.opcheck(ops._fake_quantize_op, (x, 0.25, -8.0, 7.0))
+    torch.library.opcheck(ops._fake_quantize_op, (x.float().requires_grad_(), 0.5, 0.0, 15.0))
+    torch.library.opcheck(ops._fake_quantize_backward_op, (x, torch.randn_like(x), 0.25, -8.0, 7.0))
+    torch._dynamo.reset()
+    w = torch.randn(4, 6, requires_grad=True)
+    compiled = torch.compile(lambda t: ops.fake_quantize(t, 0.125, -8, 7).sum(), backend="aot_eager", fullgraph=True)
+    compiled(w).backward()
+    g = w.grad.clone()
+    w.grad = None
+    ops.fake_quantize(w, 0.125, -8, 7).sum().backward()
+    assert torch.equal(g, w.grad)
+
+
+@pytest.mark.parametrize("call, err, match", [
+    (lambda: fake_quantize(np.ones(3, np.int64), 1.0, 0, 3), TypeError, "x must be a float32 or float64 array"),
+    (lambda: fake_quantize(np.ones(3), 0.0, 0, 3), ValueError, "step must be finite and > 0, got 0.0"),
+    (lambda: fake_quantize(np.ones(3), float("nan"), 0, 3), ValueError, "step must be finite and > 0"),
+    (lambda: fake_quantize(np.ones(3), 1.0, 4, 3), ValueError, "lo and hi must be finite with lo <= hi"),
+    (lambda: fake_quantize(np.ones(3), 1.0, 0, float("inf")), ValueError, "lo and hi must be finite"),
+    (lambda: fake_quantize(np.ones(3), "1", 0, 3), TypeError, "step must be a number"),
+    (lambda: fake_quantize(np.ones(3), 1.0, True, 3), TypeError, "lo must be a number"),
+    (lambda: fake_quantize_backward(np.ones(3), np.ones(4), 1.0, 0, 3), ValueError, "grad must have x's shape"),
+    (lambda: fake_quantize_backward(np.ones(3), np.ones(3, np.float32), 1.0, 0, 3), ValueError, "and dtype"),
+    (lambda: fake_quantize_backward(np.ones(3), np.ones(3, np.int32), 1.0, 0, 3), TypeError, "grad must be a float32"),
+    (lambda: abs_max(np.ones(3, np.int8)), TypeError, "x must be a float32 or float64 array"),
+    (lambda: abs_max(np.ones(3), n_threads=0), ValueError, "n_threads"),
+])
+def test_fake_quantize_bad_input(call, err, match):
+    with pytest.raises(err, match=match):
+        call()
+
+
+def test_fake_quantize_torch_bad_input():
+    from hamqcore import ops
+
+    with pytest.raises(TypeError, match="x must be a floating-point torch.Tensor"):
+        ops.fake_quantize(torch.ones(3, dtype=torch.int64), 1.0, 0, 3)
+    with pytest.raises(ValueError, match="step must be finite and > 0, got -1.0"):
+        ops.fake_quantize(torch.ones(3), -1.0, 0, 3)
+    with pytest.raises(ValueError, match="lo and hi must be finite with lo <= hi"):
+        ops.fake_quantize(torch.ones(3), 1.0, 3, 0)

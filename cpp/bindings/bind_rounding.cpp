@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -54,8 +55,97 @@ py::tuple quantize_rows_typed(const py::array& w_arr, int bits, const py::object
     return py::make_tuple(q, steps);
 }
 
+// The grid of fake_quantize: step finite and > 0, lo <= hi, both finite.
+void check_grid(double step, double lo, double hi) {
+    if (!(step > 0) || !std::isfinite(step))
+        throw py::value_error("step must be finite and > 0, got " + std::to_string(step));
+    if (!std::isfinite(lo) || !std::isfinite(hi) || !(lo <= hi))
+        throw py::value_error("lo and hi must be finite with lo <= hi, got lo=" + std::to_string(lo) +
+                              ", hi=" + std::to_string(hi));
+}
+
+template <class T>
+py::array fake_quantize_typed(const py::array& x_arr, double step, double lo, double hi, int nt) {
+    auto x = contiguous_as<T>(x_arr, "x");
+    py::array_t<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    const T* px = x.data();
+    T* py_ = y.mutable_data();
+    const int64_t n = int64_t(x.size());
+    {
+        py::gil_scoped_release release;
+        fake_quantize(px, n, T(step), T(lo), T(hi), py_, nt);
+    }
+    return std::move(y);
+}
+
+template <class T>
+py::array fake_quantize_backward_typed(const py::array& x_arr, const py::array& g_arr, double step, double lo,
+                                       double hi, int nt) {
+    auto x = contiguous_as<T>(x_arr, "x");
+    auto g = contiguous_as<T>(g_arr, "grad");
+    py::array_t<T> gx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    const T *px = x.data(), *pg = g.data();
+    T* pgx = gx.mutable_data();
+    const int64_t n = int64_t(x.size());
+    {
+        py::gil_scoped_release release;
+        fake_quantize_backward(px, pg, n, T(step), T(lo), T(hi), pgx, nt);
+    }
+    return std::move(gx);
+}
+
 void bind_rounding(py::module_& m) {
     using namespace pybind11::literals;
+    m.def(
+        "fake_quantize",
+        [](const py::handle& x_obj, double step, double lo, double hi, std::optional<int> n_threads) {
+            const int nt = threads_arg(n_threads);
+            const py::array x = float_array(x_obj, "x");
+            check_grid(step, lo, hi);
+            return is_float32(x) ? fake_quantize_typed<float>(x, step, lo, hi, nt)
+                                 : fake_quantize_typed<double>(x, step, lo, hi, nt);
+        },
+        "x"_a, "step"_a, "lo"_a, "hi"_a, "n_threads"_a = py::none(),
+        "Fake quantization of x (float32 or float64, any shape) onto the grid step * {lo, ..., hi}: "
+        "clamp(round_half_even(x / step), lo, hi) * step in x's dtype (NaN stays NaN).");
+    m.def(
+        "fake_quantize_backward",
+        [](const py::handle& x_obj, const py::handle& g_obj, double step, double lo, double hi,
+           std::optional<int> n_threads) {
+            const int nt = threads_arg(n_threads);
+            const py::array x = float_array(x_obj, "x");
+            const py::array g = float_array(g_obj, "grad");
+            if (g.dtype().itemsize() != x.dtype().itemsize() || g.ndim() != x.ndim() ||
+                !std::equal(x.shape(), x.shape() + x.ndim(), g.shape()))
+                throw py::value_error("grad must have x's shape " + shape_str(x) + " and dtype " +
+                                      std::string(py::str(x.dtype())) + ", got " + shape_str(g) + " " +
+                                      std::string(py::str(g.dtype())));
+            check_grid(step, lo, hi);
+            return is_float32(x) ? fake_quantize_backward_typed<float>(x, g, step, lo, hi, nt)
+                                 : fake_quantize_backward_typed<double>(x, g, step, lo, hi, nt);
+        },
+        "x"_a, "grad"_a, "step"_a, "lo"_a, "hi"_a, "n_threads"_a = py::none(),
+        "The straight-through gradient of fake_quantize: (grad * step) / step where lo <= "
+        "round(x / step) <= hi, else 0 (what autograd computes through the forward's operations).");
+    m.def(
+        "abs_max",
+        [](const py::handle& x_obj, std::optional<int> n_threads) {
+            const int nt = threads_arg(n_threads);
+            const py::array x = float_array(x_obj, "x");
+            const int64_t n = int64_t(x.size());
+            if (is_float32(x)) {
+                auto a = contiguous_as<float>(x, "x");
+                const float* p = a.data();
+                py::gil_scoped_release release;
+                return double(abs_max(p, n, nt));
+            }
+            auto a = contiguous_as<double>(x, "x");
+            const double* p = a.data();
+            py::gil_scoped_release release;
+            return abs_max(p, n, nt);
+        },
+        "x"_a, "n_threads"_a = py::none(),
+        "max |x| over a float32 or float64 array in one pass (NaN when one element is NaN, 0 when empty).");
     m.def(
         "quantize_rows",
         [](const py::handle& w_obj, int bits, const py::object& step, std::optional<int> n_threads) {

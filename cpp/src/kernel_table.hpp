@@ -51,6 +51,13 @@ struct KernelTable {
     // rounding.hpp quantize_rows
     int64_t (*quantize_rows_f32)(const float*, int64_t, int64_t, int, const float*, float*, int16_t*, int);
     int64_t (*quantize_rows_f64)(const double*, int64_t, int64_t, int, const double*, double*, int16_t*, int);
+    // rounding.hpp fake_quantize, fake_quantize_backward, abs_max
+    void (*fake_quantize_f32)(const float*, int64_t, float, float, float, float*, int);
+    void (*fake_quantize_f64)(const double*, int64_t, double, double, double, double*, int);
+    void (*fake_quantize_backward_f32)(const float*, const float*, int64_t, float, float, float, float*, int);
+    void (*fake_quantize_backward_f64)(const double*, const double*, int64_t, double, double, double, double*, int);
+    float (*abs_max_f32)(const float*, int64_t, int);
+    double (*abs_max_f64)(const double*, int64_t, int);
 };
 
 const KernelTable* kernels_baseline();

@@ -59,7 +59,10 @@ const KernelTable* make_table(const char* name) {
                                       relaxed_f32, relaxed_f64,
                                       penalty_rows_f32, penalty_rows_f64, xbar_popcount,
                                       xbar_deviation, transpose_bits, factor_upper, round_rows,
-                                      quantize_rows_impl<float>, quantize_rows_impl<double>};
+                                      quantize_rows_impl<float>, quantize_rows_impl<double>,
+                                      fake_quantize_impl<float>, fake_quantize_impl<double>,
+                                      fake_quantize_backward_impl<float>, fake_quantize_backward_impl<double>,
+                                      abs_max_impl<float>, abs_max_impl<double>};
     return &table;
 }
 

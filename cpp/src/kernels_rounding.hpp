@@ -146,3 +146,44 @@ int64_t quantize_rows_impl(const T* w, int64_t rows, int64_t k, int bits, const 
                 if (!(std::fabs(w[r * k + i]) <= big)) return r * k + i;
     return -1;
 }
+
+// rounding.hpp fake_quantize: y = clamp(round(x / step), lo, hi) * step, element by element in T's
+// IEEE arithmetic (no contraction, round half to even); NaN stays NaN (the clamp's compares are false).
+template <class T>
+void fake_quantize_impl(const T* x, int64_t n, T step, T lo, T hi, T* y, int n_threads) {
+#pragma omp parallel for simd schedule(static) num_threads(threads_for(n, n_threads))
+    for (int64_t i = 0; i < n; ++i) {
+        T v = std::nearbyint(x[i] / step);
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        y[i] = v * step;
+    }
+}
+
+// rounding.hpp fake_quantize_backward: the straight-through gradient, as autograd takes it through
+// the forward's operations: (g * step) / step where lo <= round(x / step) <= hi, else 0.
+template <class T>
+void fake_quantize_backward_impl(const T* x, const T* g, int64_t n, T step, T lo, T hi, T* gx, int n_threads) {
+#pragma omp parallel for simd schedule(static) num_threads(threads_for(n, n_threads))
+    for (int64_t i = 0; i < n; ++i) {
+        const T v = std::nearbyint(x[i] / step);
+        const bool in = v >= lo && v <= hi;
+        gx[i] = in ? (g[i] * step) / step : T(0);
+    }
+}
+
+// rounding.hpp abs_max: max |x[i]|, NaN when any x[i] is NaN, 0 for n = 0. Per-thread maxima of
+// contiguous chunks, combined after: the max is exact, so any n_threads gives the same value.
+template <class T>
+T abs_max_impl(const T* x, int64_t n, int n_threads) {
+    T m = T(0);
+    int nan = 0;
+#pragma omp parallel for simd schedule(static) num_threads(threads_for(n, n_threads)) reduction(max : m) \
+    reduction(max : nan)
+    for (int64_t i = 0; i < n; ++i) {
+        const T a = std::fabs(x[i]);
+        m = a > m ? a : m;
+        nan = a != a ? 1 : nan;
+    }
+    return nan ? std::numeric_limits<T>::quiet_NaN() : m;
+}

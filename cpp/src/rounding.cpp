@@ -93,4 +93,26 @@ int64_t quantize_rows(const double* w, int64_t rows, int64_t k, int bits, const 
     return active_kernels().quantize_rows_f64(w, rows, k, bits, step_in, step_out, q, n_threads);
 }
 
+void fake_quantize(const float* x, int64_t n, float step, float lo, float hi, float* y, int n_threads) {
+    active_kernels().fake_quantize_f32(x, n, step, lo, hi, y, n_threads);
+}
+
+void fake_quantize(const double* x, int64_t n, double step, double lo, double hi, double* y, int n_threads) {
+    active_kernels().fake_quantize_f64(x, n, step, lo, hi, y, n_threads);
+}
+
+void fake_quantize_backward(const float* x, const float* g, int64_t n, float step, float lo, float hi, float* gx,
+                            int n_threads) {
+    active_kernels().fake_quantize_backward_f32(x, g, n, step, lo, hi, gx, n_threads);
+}
+
+void fake_quantize_backward(const double* x, const double* g, int64_t n, double step, double lo, double hi,
+                            double* gx, int n_threads) {
+    active_kernels().fake_quantize_backward_f64(x, g, n, step, lo, hi, gx, n_threads);
+}
+
+float abs_max(const float* x, int64_t n, int n_threads) { return active_kernels().abs_max_f32(x, n, n_threads); }
+
+double abs_max(const double* x, int64_t n, int n_threads) { return active_kernels().abs_max_f64(x, n, n_threads); }
+
 }  // namespace hamq

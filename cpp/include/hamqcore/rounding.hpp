@@ -48,6 +48,22 @@ int64_t quantize_rows(const float* w, int64_t rows, int64_t k, int bits, const f
 int64_t quantize_rows(const double* w, int64_t rows, int64_t k, int bits, const double* step_in, double* step_out,
                       int16_t* q, int n_threads);
 
+// Fake quantization onto a per-tensor grid (quantization-aware training's activations):
+// y = clamp(round(x / step), lo, hi) * step, round half to even, every operation in T's IEEE
+// arithmetic (bit for bit torch.clamp(torch.round(x / step), lo, hi) * step; NaN stays NaN). step > 0
+// and lo <= hi are the caller's. Elementwise: the same bits for any n_threads.
+void fake_quantize(const float* x, int64_t n, float step, float lo, float hi, float* y, int n_threads);
+void fake_quantize(const double* x, int64_t n, double step, double lo, double hi, double* y, int n_threads);
+// Its straight-through gradient as autograd takes it through those operations: gx = (g * step) / step
+// where lo <= round(x / step) <= hi, else 0.
+void fake_quantize_backward(const float* x, const float* g, int64_t n, float step, float lo, float hi, float* gx,
+                            int n_threads);
+void fake_quantize_backward(const double* x, const double* g, int64_t n, double step, double lo, double hi,
+                            double* gx, int n_threads);
+// max |x| over n elements (NaN when one is NaN, 0 when n = 0): one read pass.
+float abs_max(const float* x, int64_t n, int n_threads);
+double abs_max(const double* x, int64_t n, int n_threads);
+
 // w: rows x k (row-major), h: k x k (symmetric), scale and row_weight: rows, q: rows x k output.
 // bit_cost.per_row is not supported here (one cost vector for the layer).
 RoundingStatus hw_aware_round(const double* w, int64_t rows, int64_t k, const double* h,
