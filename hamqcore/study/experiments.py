@@ -156,9 +156,9 @@ def _point_job(job: Dict) -> Dict:
     from ..nn import hw_stats
     from ..rounding import hw_aware_round
     from .io import ensure_writable_dir, save_atomic
-    from .train import TrainConfig, evaluate, load_checkpoint, train
+    from .train import TrainConfig, evaluate, load_checkpoint, train, use_threads
 
-    torch.set_num_threads(job["threads"])
+    use_threads(job["threads"])
     protocol, name, method, value = job["protocol"], job["name"], job["method"], job["value"]
     settings = _point_settings(name, job["seed"], method, value, job["quick"], job.get("baseline_ckpt"),
                                job.get("task"))
@@ -197,11 +197,9 @@ def _point_job(job: Dict) -> Dict:
 
 def _test_job(job: Dict) -> Dict:
     """The final step for one chosen point (a worker process): the test split, read once."""
-    import torch
+    from .train import load_checkpoint, use_threads
 
-    from .train import load_checkpoint
-
-    torch.set_num_threads(job["threads"])
+    use_threads(job["threads"])
     protocol = job["protocol"]
     model, cfg, _ = load_checkpoint(job["checkpoint"])
     full, data = _protocol_data(dataclasses.asdict(cfg), protocol)
@@ -411,9 +409,9 @@ def _stage2_job(job: Dict) -> Dict:
     """A worker's job after the baselines: a baseline's cheapest configuration, or a ladder point."""
     if job.get("kind") != "baseline_validation":
         return _point_job(job)
-    import torch
+    from .train import use_threads
 
-    torch.set_num_threads(job["threads"])
+    use_threads(job["threads"])
     return {"name": job["name"], "seed": job["seed"], "method": "baseline",
             "validation": _baseline_validation(job["checkpoint"], job["protocol"], job["target"])}
 

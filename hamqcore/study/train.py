@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from .._checks import check_bits, check_choice, check_int, check_nonneg
 from ..crossbar import CrossbarConfig
-from ..kernels import ENCODINGS
+from ..kernels import ENCODINGS, get_num_threads, set_num_threads
 from ..nn import WEIGHTINGS, HamQRegularizer, hw_stats
 from ..pricing import check_encoding
 from ..quant import WEIGHT_MODES, QuantLayer, quantize_model
@@ -77,8 +77,8 @@ class TrainConfig:
         None, 'weighting=crossbar: the configuration bits are priced under, as JSON: '
               '{"preset": "neurosim-1.3", "mapping": "differential", ...}')
     price_inputs: int = _opt(2, "weighting=crossbar: training inputs the bits are priced on")
-    threads: int = _opt(0, "torch threads while training (0: torch's setting); a fixed count makes runs "
-                           "bit-reproducible on one machine type")
+    threads: int = _opt(0, "torch's and hamqcore's threads while training (0: their settings); a fixed count "
+                           "makes runs bit-reproducible on one machine type")
     train_subset: int = _opt(0, "use only N training examples, a fixed random choice (0: all)")
     quick_data: bool = _opt(False, "the small synthetic keyword set")
     device: str = _opt("cpu", "where to train: cpu, cuda or cuda:N (the crossbar simulator and the C++ penalty "
@@ -177,24 +177,32 @@ class TrainResult:
     test_accuracy: float = 0.0
 
 
+def use_threads(n: int) -> None:
+    """``n`` threads for torch and for hamqcore's C++ kernels alike, so that worker processes side by
+    side never oversubscribe the cores (an OpenMP team that waits between calls spins on its core)."""
+    torch.set_num_threads(n)
+    set_num_threads(n)
+
+
 def train(cfg: TrainConfig, out: Optional[Path] = None, dataset: Optional[data_mod.DataSet] = None,
           resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``; checkpoints (``out/checkpoint.pt``) after every epoch.
     Runs with torch's deterministic algorithms and, when ``cfg.threads`` is set, that many threads
-    (both restored afterwards). Launched by torchrun (WORLD_SIZE > 1) it trains data-parallel
+    for torch and hamqcore (all restored afterwards). Launched by torchrun (WORLD_SIZE > 1) it trains data-parallel
     (:mod:`hamqcore.study.distributed`): each global batch of ``batch_size`` is split over the ranks,
     batch norm and the activation ranges use the global batch, rank 0 writes the checkpoints."""
     cfg.validate()
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    threads, deterministic = (torch.get_num_threads(), get_num_threads()), torch.are_deterministic_algorithms_enabled()
     world = distributed.setup(cfg.device)
     try:
         if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+            use_threads(cfg.threads)
         torch.use_deterministic_algorithms(True, warn_only=True)
         return _train(cfg, out, dataset, resume, progress and world.main, log if world.main else (lambda _: None),
                       world)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads[0])
+        set_num_threads(threads[1])
         torch.use_deterministic_algorithms(deterministic)
         distributed.teardown(world)
 
