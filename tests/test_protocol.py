@@ -159,6 +159,36 @@ def test_bf16_autocast_training_runs():
         train_mod.TrainConfig(precision="fp16").validate()
 
 
+def test_training_threads_cover_hamqcore_kernels_and_are_restored():
+    """TrainConfig.threads sets torch's and hamqcore's thread counts while training (workers side by
+    side must not each run a two-thread OpenMP team) and restores both afterwards."""
+    import torch
+
+    import hamqcore
+
+    before = (torch.get_num_threads(), hamqcore.get_num_threads())
+    torch.set_num_threads(2)
+    hamqcore.set_num_threads(2)
+    seen = []
+    try:
+        cfg = train_mod.TrainConfig(model="resnet18", data="digits", width=2, epochs=1, train_subset=64, batch_size=32,
+                                    warmup_epochs=0, ramp_epochs=0, lam=0.1, weighting="params", threads=1)
+        evaluate = train_mod.evaluate
+
+        def spy(*args, **kwargs):   # runs inside training, after its last epoch
+            seen.append((torch.get_num_threads(), hamqcore.get_num_threads()))
+            return evaluate(*args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(train_mod, "evaluate", spy)
+            train_mod.train(cfg, None, progress=False, log=lambda _: None)
+        assert seen and set(seen) == {(1, 1)}
+        assert (torch.get_num_threads(), hamqcore.get_num_threads()) == (2, 2)
+    finally:
+        torch.set_num_threads(before[0])
+        hamqcore.set_num_threads(before[1])
+
+
 def test_the_printed_table_fits_100_columns_and_aligns():
     """The demo's printed table (from the committed v3 results, whose method names run to 17
     characters): every line within 100 columns, every row's columns where the header puts them."""
