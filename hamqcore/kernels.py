@@ -191,19 +191,23 @@ def quantize_rows(w, bits: int, step=None, n_threads: Optional[int] = None) -> T
                                _threads(n_threads))
 
 
-def fake_quantize(x, step: float, lo: float, hi: float, n_threads: Optional[int] = None) -> np.ndarray:
+def fake_quantize(x, step: float, lo: float, hi: float, out: Optional[np.ndarray] = None,
+                  n_threads: Optional[int] = None) -> np.ndarray:
     """Fake quantization of ``x`` (float32 or float64, any shape) onto the grid ``step * {lo, ..., hi}``,
     in one pass: ``clamp(round(x / step), lo, hi) * step`` in x's dtype (round half to even, each
     operation in x's precision: bit for bit ``torch.clamp(torch.round(x / step), lo, hi) * step``; NaN
-    stays NaN). ``step``: finite, > 0; ``lo <= hi``, finite (cast to x's precision)."""
-    return _core.fake_quantize(np.asarray(x), *check_grid(step, lo, hi), _threads(n_threads))
+    stays NaN). ``step``: finite, > 0; ``lo <= hi``, finite (cast to x's precision). ``out``: written
+    and returned instead of a new array (x's shape and dtype, C-contiguous; x itself is allowed)."""
+    return _core.fake_quantize(np.asarray(x), *check_grid(step, lo, hi), out, _threads(n_threads))
 
 
-def fake_quantize_backward(x, grad, step: float, lo: float, hi: float, n_threads: Optional[int] = None) -> np.ndarray:
+def fake_quantize_backward(x, grad, step: float, lo: float, hi: float, out: Optional[np.ndarray] = None,
+                           n_threads: Optional[int] = None) -> np.ndarray:
     """The straight-through gradient of :func:`fake_quantize` with respect to ``x``, as autograd computes
     it through the forward's operations: ``(grad * step) / step`` where ``lo <= round(x / step) <= hi``,
-    else 0. ``grad``: x's shape and dtype."""
-    return _core.fake_quantize_backward(np.asarray(x), np.asarray(grad), *check_grid(step, lo, hi), _threads(n_threads))
+    else 0. ``grad``: x's shape and dtype; ``out`` as for :func:`fake_quantize` (x or grad allowed)."""
+    return _core.fake_quantize_backward(np.asarray(x), np.asarray(grad), *check_grid(step, lo, hi), out,
+                                        _threads(n_threads))
 
 
 def abs_max(x, n_threads: Optional[int] = None) -> float:

@@ -271,8 +271,10 @@ def _fused(x: torch.Tensor) -> bool:
 
 @torch.library.custom_op("hamqcore::fake_quantize", mutates_args=())
 def _fake_quantize_op(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
-    if _fused(x):
-        return torch.from_numpy(kernels.fake_quantize(x.detach().numpy(), step, lo, hi))
+    if _fused(x):   # into torch's own allocation
+        y = torch.empty_like(x, memory_format=torch.contiguous_format)
+        kernels.fake_quantize(x.detach().numpy(), step, lo, hi, out=y.numpy())
+        return y
     s = torch.tensor(step, dtype=x.dtype, device=x.device)
     return torch.clamp(torch.round(x / s), lo, hi) * s
 
@@ -285,8 +287,9 @@ def _fake_quantize_fake(x, step, lo, hi):
 @torch.library.custom_op("hamqcore::fake_quantize_backward", mutates_args=())
 def _fake_quantize_backward_op(x: torch.Tensor, grad: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
     if _fused(x) and grad.dtype == x.dtype and grad.device.type == "cpu":
-        return torch.from_numpy(kernels.fake_quantize_backward(x.detach().numpy(), grad.contiguous().numpy(),
-                                                               step, lo, hi))
+        gx = torch.empty_like(x, memory_format=torch.contiguous_format)
+        kernels.fake_quantize_backward(x.detach().numpy(), grad.contiguous().numpy(), step, lo, hi, out=gx.numpy())
+        return gx
     s = torch.tensor(step, dtype=x.dtype, device=x.device)
     v = torch.round(x / s)
     return torch.where((v >= lo) & (v <= hi), (grad * s) / s, torch.zeros((), dtype=grad.dtype, device=grad.device))

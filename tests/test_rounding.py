@@ -495,6 +495,12 @@ def test_fake_quantize_is_the_reference(seed, shape, dtype, signed, bits, step_k
     gx = fake_quantize_backward(x, g, step, lo, hi, n_threads=threads)
     assert gx.dtype == x.dtype and gx.shape == x.shape
     np.testing.assert_array_equal(gx, ref.fake_quantize_backward(x, g, step, lo, hi))
+    inplace = x.copy()                                     # out=x: every element read before written
+    assert fake_quantize(inplace, step, lo, hi, out=inplace, n_threads=threads) is inplace
+    np.testing.assert_array_equal(inplace, y)
+    into = np.full_like(g, 7.0)                           # a given output array
+    assert fake_quantize_backward(x, g, step, lo, hi, out=into, n_threads=threads) is into
+    np.testing.assert_array_equal(into, gx)
     m = abs_max(x, n_threads=threads)
     want = 0.0 if x.size == 0 else (np.nan if np.isnan(x).any() else float(np.abs(x).max()))
     np.testing.assert_array_equal(m, want)
@@ -569,6 +575,11 @@ def test_fake_quantize_op_checks_and_traces():
     assert torch.equal(g, w.grad)
 
 
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
 @pytest.mark.parametrize("call, err, match", [
     (lambda: fake_quantize(np.ones(3, np.int64), 1.0, 0, 3), TypeError, "x must be a float32 or float64 array"),
     (lambda: fake_quantize(np.ones(3), 0.0, 0, 3), ValueError, "step must be finite and > 0, got 0.0"),
@@ -580,6 +591,11 @@ def test_fake_quantize_op_checks_and_traces():
     (lambda: fake_quantize_backward(np.ones(3), np.ones(4), 1.0, 0, 3), ValueError, "grad must have x's shape"),
     (lambda: fake_quantize_backward(np.ones(3), np.ones(3, np.float32), 1.0, 0, 3), ValueError, "and dtype"),
     (lambda: fake_quantize_backward(np.ones(3), np.ones(3, np.int32), 1.0, 0, 3), TypeError, "grad must be a float32"),
+    (lambda: fake_quantize(np.ones(3), 1.0, 0, 3, out=np.ones(4)), ValueError, r"out must be a writeable C-contiguous array of shape \(3,\)"),
+    (lambda: fake_quantize(np.ones(3), 1.0, 0, 3, out=np.ones(3, np.float32)), ValueError, "and dtype float64"),
+    (lambda: fake_quantize(np.ones((3, 2)), 1.0, 0, 3, out=np.ones((2, 3)).T), ValueError, "out must be a writeable C-contiguous"),
+    (lambda: fake_quantize(np.ones(3), 1.0, 0, 3, out=_read_only(np.ones(3))), ValueError, "out must be a writeable"),
+    (lambda: fake_quantize_backward(np.ones(3), np.ones(3), 1.0, 0, 3, out=[0.0, 0.0, 0.0]), TypeError, "out must be a numpy array"),
     (lambda: abs_max(np.ones(3, np.int8)), TypeError, "x must be a float32 or float64 array"),
     (lambda: abs_max(np.ones(3), n_threads=0), ValueError, "n_threads"),
 ])

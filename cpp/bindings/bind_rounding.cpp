@@ -64,10 +64,26 @@ void check_grid(double step, double lo, double hi) {
                               ", hi=" + std::to_string(hi));
 }
 
+// The output of an elementwise pass over x: `out` when given (x's shape and dtype, C-contiguous,
+// writeable; it may be x itself: every element is read before it is written), else a new array.
 template <class T>
-py::array fake_quantize_typed(const py::array& x_arr, double step, double lo, double hi, int nt) {
+py::array_t<T> elementwise_out(const py::array& x, const py::object& out) {
+    const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+    if (out.is_none()) return py::array_t<T>(shape);
+    if (!py::isinstance<py::array>(out))  // a list would be converted into a copy and the result lost
+        throw py::type_error(std::string("out must be a numpy array, got ") + std::string(py::str(py::type::of(out))));
+    const py::array o = py::reinterpret_borrow<py::array>(out);
+    if (!o || !py::isinstance<py::array_t<T>>(o) || o.ndim() != x.ndim() ||
+        !std::equal(shape.begin(), shape.end(), o.shape()) || !(o.flags() & py::array::c_style) || !o.writeable())
+        throw py::value_error("out must be a writeable C-contiguous array of shape " + shape_str(x) + " and dtype " +
+                              std::string(py::str(x.dtype())));
+    return py::reinterpret_borrow<py::array_t<T>>(o);
+}
+
+template <class T>
+py::array fake_quantize_typed(const py::array& x_arr, double step, double lo, double hi, const py::object& out, int nt) {
     auto x = contiguous_as<T>(x_arr, "x");
-    py::array_t<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    py::array_t<T> y = elementwise_out<T>(x, out);
     const T* px = x.data();
     T* py_ = y.mutable_data();
     const int64_t n = int64_t(x.size());
@@ -80,10 +96,10 @@ py::array fake_quantize_typed(const py::array& x_arr, double step, double lo, do
 
 template <class T>
 py::array fake_quantize_backward_typed(const py::array& x_arr, const py::array& g_arr, double step, double lo,
-                                       double hi, int nt) {
+                                       double hi, const py::object& out, int nt) {
     auto x = contiguous_as<T>(x_arr, "x");
     auto g = contiguous_as<T>(g_arr, "grad");
-    py::array_t<T> gx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    py::array_t<T> gx = elementwise_out<T>(x, out);
     const T *px = x.data(), *pg = g.data();
     T* pgx = gx.mutable_data();
     const int64_t n = int64_t(x.size());
@@ -98,20 +114,21 @@ void bind_rounding(py::module_& m) {
     using namespace pybind11::literals;
     m.def(
         "fake_quantize",
-        [](const py::handle& x_obj, double step, double lo, double hi, std::optional<int> n_threads) {
+        [](const py::handle& x_obj, double step, double lo, double hi, const py::object& out,
+           std::optional<int> n_threads) {
             const int nt = threads_arg(n_threads);
             const py::array x = float_array(x_obj, "x");
             check_grid(step, lo, hi);
-            return is_float32(x) ? fake_quantize_typed<float>(x, step, lo, hi, nt)
-                                 : fake_quantize_typed<double>(x, step, lo, hi, nt);
+            return is_float32(x) ? fake_quantize_typed<float>(x, step, lo, hi, out, nt)
+                                 : fake_quantize_typed<double>(x, step, lo, hi, out, nt);
         },
-        "x"_a, "step"_a, "lo"_a, "hi"_a, "n_threads"_a = py::none(),
+        "x"_a, "step"_a, "lo"_a, "hi"_a, "out"_a = py::none(), "n_threads"_a = py::none(),
         "Fake quantization of x (float32 or float64, any shape) onto the grid step * {lo, ..., hi}: "
-        "clamp(round_half_even(x / step), lo, hi) * step in x's dtype (NaN stays NaN).");
+        "clamp(round_half_even(x / step), lo, hi) * step in x's dtype (NaN stays NaN), into out if given.");
     m.def(
         "fake_quantize_backward",
         [](const py::handle& x_obj, const py::handle& g_obj, double step, double lo, double hi,
-           std::optional<int> n_threads) {
+           const py::object& out, std::optional<int> n_threads) {
             const int nt = threads_arg(n_threads);
             const py::array x = float_array(x_obj, "x");
             const py::array g = float_array(g_obj, "grad");
@@ -121,12 +138,12 @@ void bind_rounding(py::module_& m) {
                                       std::string(py::str(x.dtype())) + ", got " + shape_str(g) + " " +
                                       std::string(py::str(g.dtype())));
             check_grid(step, lo, hi);
-            return is_float32(x) ? fake_quantize_backward_typed<float>(x, g, step, lo, hi, nt)
-                                 : fake_quantize_backward_typed<double>(x, g, step, lo, hi, nt);
+            return is_float32(x) ? fake_quantize_backward_typed<float>(x, g, step, lo, hi, out, nt)
+                                 : fake_quantize_backward_typed<double>(x, g, step, lo, hi, out, nt);
         },
-        "x"_a, "grad"_a, "step"_a, "lo"_a, "hi"_a, "n_threads"_a = py::none(),
+        "x"_a, "grad"_a, "step"_a, "lo"_a, "hi"_a, "out"_a = py::none(), "n_threads"_a = py::none(),
         "The straight-through gradient of fake_quantize: (grad * step) / step where lo <= "
-        "round(x / step) <= hi, else 0 (what autograd computes through the forward's operations).");
+        "round(x / step) <= hi, else 0 (what autograd computes through the forward's operations), into out if given.");
     m.def(
         "abs_max",
         [](const py::handle& x_obj, std::optional<int> n_threads) {
