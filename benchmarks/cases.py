@@ -273,7 +273,78 @@ def grid_cases(quick: bool = False) -> List[Case]:
     t_ours, t_ref = best_of([ours, ref], 3 if quick else 5)
     n = sum(int(w.numel()) for w in ws)
     return [Case(f"weights onto the 8-bit grid, ResNet-18 ({n / 1e6:.1f} M)", t_ours, t_ref,
-                 "torch abs-amax, div, round, clamp, int16", 3)]
+                 "torch abs-amax, div, round, clamp, int16", 3)] + activation_cases(quick)
+
+
+def activation_cases(quick: bool = False) -> List[Case]:
+    """Activation fake quantization (QAT's forward and its straight-through backward) on DS-CNN-S's
+    largest activation (batch 64 x 64 channels x 25 x 5, 6-bit unsigned) against torch's formula
+    through autograd (the same bits, >= 3x) and torch's own fused fake_quantize_per_tensor_affine
+    (which multiplies by 1/scale: other bits); and a DS-CNN-S training step, one thread, with the
+    quantizers fused against the same step through torch's formula (the same bits)."""
+    import torch
+
+    from hamqcore import ops
+    from hamqcore.quant import ActQuantizer, activation_range, round_ste
+    from hamqcore.study.models import ds_cnn
+
+    torch.manual_seed(0)
+    x = torch.randn(16 if quick else 64, 64, 25, 5).relu_()
+    g = torch.randn_like(x)
+    s = torch.tensor(float(x.max()) / 63)
+
+    def fwd_bwd(f):
+        def run():
+            xr = x.detach().requires_grad_()
+            f(xr).backward(g)
+            return xr.grad
+        return run
+
+    ours = fwd_bwd(lambda t: ops.fake_quantize(t, float(s), 0, 63))
+    formula = fwd_bwd(lambda t: torch.clamp(round_ste(t / s), 0, 63) * s)
+    fused = fwd_bwd(lambda t: torch.fake_quantize_per_tensor_affine(t, float(s), 0, 0, 63))
+    assert torch.equal(ours(), formula()), "the fused op and torch's formula differ"
+    reps = 5 if quick else 15
+    t_ours, t_formula, t_fused = best_of([ours, formula, fused], reps)
+    cases = [Case("activation fake quant fwd+bwd, 6-bit, 0.5 M" if not quick else "activation fake quant fwd+bwd",
+                  t_ours, t_formula, "torch's formula through autograd (same bits)", 3),
+             Case("  the same against torch's fused op", t_ours, t_fused, "torch.fake_quantize_per_tensor_affine", 1)]
+
+    def formula_forward(self, t):   # ActQuantizer.forward through torch's formula
+        if self.training or not bool(self.initialized):
+            self._observe(t)
+        lo, hi, _ = activation_range(self.bits, bool(int(self.signed_flag)))
+        st = self.scale(t)
+        return torch.clamp(round_ste(t / st), lo, hi) * st
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = ds_cnn("S", 12, quantize=(6, 6))
+        opt = torch.optim.SGD(model.parameters(), 1e-3)
+        xb, yb = torch.randn(64, 1, 49, 10), torch.randint(0, 12, (64,))
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        fused_forward = ActQuantizer.forward
+
+        def step_formula():
+            ActQuantizer.forward = formula_forward
+            try:
+                step()
+            finally:
+                ActQuantizer.forward = fused_forward
+
+        t_step, t_step_formula = best_of([step, step_formula], 3 if quick else 7)
+    finally:
+        torch.set_num_threads(threads)
+    cases.append(Case("DS-CNN-S train step, batch 64, 1 thread", t_step, t_step_formula,
+                      "the step with torch's formula (same bits)", 1.2))
+    return cases
 
 
 def resnet18_energy_time(repeats: int = 3) -> float:
