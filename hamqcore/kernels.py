@@ -128,22 +128,23 @@ def relaxed_hw(
 
 def relaxed_hw_penalty(
     x, bits: int, encoding: str = "differential", reduction: str = "sum", relaxation: str = "linear",
-    n_threads: Optional[int] = None,
+    n_threads: Optional[int] = None, out: Optional[np.ndarray] = None,
 ) -> Tuple[float, np.ndarray]:
     """Fused penalty and gradient: ``(sum or mean of relaxed HW, d penalty / d x)``.
 
     One pass that never stores the elementwise values. The value is accumulated in float64 in a
-    fixed order, so it is bitwise identical for every thread count.
+    fixed order, so it is bitwise identical for every thread count. ``out``: the gradient is written
+    there and returned (x's shape and dtype, C-contiguous, not overlapping x) instead of a new array.
     """
     return _core.relaxed_hw_penalty(
         np.asarray(x), _int("bits", bits), _str("encoding", encoding), _str("reduction", reduction),
-        _str("relaxation", relaxation), _threads(n_threads),
+        _str("relaxation", relaxation), _threads(n_threads), out,
     )
 
 
 def scaled_hw_penalty(
     w, scale, bits: int, encoding: str = "differential", reduction: str = "sum", relaxation: str = "linear",
-    n_threads: Optional[int] = None, weight: float = 1.0, bit_cost=None,
+    n_threads: Optional[int] = None, weight: float = 1.0, bit_cost=None, out: Optional[np.ndarray] = None,
 ) -> Tuple[float, np.ndarray, np.ndarray]:
     """Fused penalty of ``x = w / scale`` with one scale per row (``w.shape[0]``) or one in all.
 
@@ -155,11 +156,12 @@ def scaled_hw_penalty(
     ``bit_cost`` (shape ``(bits,)``, or ``(rows, bits)`` for one per row; finite, >= 0): the price
     of a 1 at each bit of a weight's code, LSB first (:func:`level_cost` gives the resulting cost of
     every level); the penalty then relaxes that level cost instead of the HW (all ones: the HW).
+    ``out``: where d value / d w is written, as for :func:`relaxed_hw_penalty`.
     """
     return _core.scaled_hw_penalty(
         np.asarray(w), None if scale is None else np.asarray(scale), _int("bits", bits), _str("encoding", encoding),
         _str("reduction", reduction), _str("relaxation", relaxation), _threads(n_threads), float(weight),
-        None if bit_cost is None else np.asarray(bit_cost),
+        None if bit_cost is None else np.asarray(bit_cost), out,
     )
 
 

@@ -93,8 +93,9 @@ def _penalty_op(x: torch.Tensor, bits: int, encoding: str, reduction: str) -> Tu
 def _penalty_cpu(x: torch.Tensor, bits: int, encoding: str, reduction: str):
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
     arr = work.detach().contiguous().numpy()  # a view: no copy for contiguous float32/float64
-    value, grad = kernels.relaxed_hw_penalty(arr, bits, encoding, reduction)
-    return (torch.tensor(value, dtype=x.dtype), torch.from_numpy(grad).to(x.dtype))
+    grad = torch.empty(arr.shape, dtype=work.dtype)  # torch's allocation: no page faults on every call
+    value, _ = kernels.relaxed_hw_penalty(arr, bits, encoding, reduction, out=grad.numpy())
+    return (torch.tensor(value, dtype=x.dtype), grad.to(x.dtype))
 
 
 @_penalty_op.register_fake
@@ -180,8 +181,10 @@ def _scaled_cpu(w, scale, bits, encoding, reduction, weight, bit_cost):
     arr = work.detach().contiguous().numpy()
     sc = None if scale is None else scale.detach().to(work.dtype).contiguous().numpy()
     bc = None if bit_cost is None else bit_cost.detach().double().contiguous().numpy()
-    value, gw, third = kernels.scaled_hw_penalty(arr, sc, bits, encoding, reduction, weight=weight, bit_cost=bc)
-    return (torch.tensor(value, dtype=w.dtype), torch.from_numpy(gw).to(w.dtype),
+    gw = torch.empty(arr.shape, dtype=work.dtype)  # torch's allocation: no page faults on every call
+    value, _, third = kernels.scaled_hw_penalty(arr, sc, bits, encoding, reduction, weight=weight, bit_cost=bc,
+                                                out=gw.numpy())
+    return (torch.tensor(value, dtype=w.dtype), gw.to(w.dtype),
             torch.from_numpy(third).to(w.dtype if scale is None else scale.dtype))
 
 

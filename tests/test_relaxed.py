@@ -263,3 +263,32 @@ def test_bit_cost_errors():
                                   hamqcore.kernels.level_cost(np.arange(1.0, 9.0), 8, "differential"))
     assert hamqcore.kernels.level_cost(np.arange(1.0, 9.0), 8)[0] != hamqcore.kernels.level_cost(
         np.arange(1.0, 9.0), 8, "offset")[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_penalties_write_their_gradient_into_a_given_array(dtype):
+    """out=: the same value and gradient as a fresh array (both penalties, a given scale and the max
+    step, a bit cost), written into out and returned as it; a bad out is an error naming it."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 30, (7, 50)).astype(dtype)
+    out = np.full_like(x, np.nan)
+    v, g = hamqcore.relaxed_hw_penalty(x, 8, "offset", "mean")
+    v2, g2 = hamqcore.relaxed_hw_penalty(x, 8, "offset", "mean", out=out)
+    assert v2 == v and g2 is out
+    np.testing.assert_array_equal(out, g)
+    w, s = x / 40, rng.uniform(0.5, 1.5, 7).astype(dtype) / 40
+    for scale, cost in ((s, None), (None, None), (s, rng.uniform(0, 2, 8))):
+        out = np.full_like(w, np.nan)
+        want = hamqcore.scaled_hw_penalty(w, scale, 8, weight=0.3, bit_cost=cost)
+        got = hamqcore.scaled_hw_penalty(w, scale, 8, weight=0.3, bit_cost=cost, out=out)
+        assert got[0] == want[0] and got[1] is out
+        np.testing.assert_array_equal(out, want[1])
+        np.testing.assert_array_equal(got[2], want[2])
+    with pytest.raises(ValueError, match="out must not overlap the input"):
+        hamqcore.relaxed_hw_penalty(x, 8, out=x)
+    with pytest.raises(ValueError, match=r"out must be a writeable C-contiguous array of shape \(7, 50\)"):
+        hamqcore.relaxed_hw_penalty(x, 8, out=np.empty((50, 7), dtype))
+    with pytest.raises(ValueError, match="out must be a writeable C-contiguous"):
+        hamqcore.scaled_hw_penalty(w, s, 8, out=np.empty((7, 50), np.float16))
+    with pytest.raises(TypeError, match="out must be a numpy array"):
+        hamqcore.relaxed_hw_penalty(x, 8, out=x.tolist())

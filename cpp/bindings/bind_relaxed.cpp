@@ -27,9 +27,9 @@ py::tuple relaxed_impl(const py::array& x, int bits, Encoding e, Relaxation r, i
 }
 
 template <class F>
-py::tuple penalty_impl(const py::array& x, int bits, Encoding e, Relaxation r, bool mean, int nt) {
-    const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
-    py::array_t<F> grad(shape);
+py::tuple penalty_impl(const py::array& x, int bits, Encoding e, Relaxation r, bool mean, const py::object& out,
+                       int nt) {
+    py::array_t<F> grad = output_like<F>(x, out, false);
     const F* px = static_cast<const F*>(x.data());
     F* pg = grad.mutable_data();
     const int64_t n = int64_t(x.size());
@@ -47,7 +47,8 @@ py::tuple penalty_impl(const py::array& x, int bits, Encoding e, Relaxation r, b
 
 template <class F>
 py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits, Encoding e,
-                      Relaxation r, bool mean, int nt, double weight, const py::object& bit_cost_obj) {
+                      Relaxation r, bool mean, int nt, double weight, const py::object& bit_cost_obj,
+                      const py::object& out) {
     const std::vector<py::ssize_t> shape(w.shape(), w.shape() + w.ndim());
     const int64_t n = int64_t(w.size());
     const int64_t rows = shape.empty() ? 1 : int64_t(shape[0]);
@@ -71,7 +72,7 @@ py::tuple scaled_impl(const py::array& w, const py::object& scale_obj, int bits,
     bool cost_per_row = false;
     const std::vector<double> costs = bit_cost_arg(bit_cost_obj, bits, rows, &cost_per_row);
     const BitCost bc{costs.empty() ? nullptr : costs.data(), cost_per_row};
-    py::array_t<F> grad(shape);
+    py::array_t<F> grad = output_like<F>(w, out, false);
     std::vector<F> gs(size_t(rows), F(0));
     const double vs = weight * (mean ? (n ? 1.0 / double(n) : 0.0) : 1.0);
     double value = 0.0;
@@ -139,7 +140,7 @@ void bind_relaxed(py::module_& m) {
         "relaxed_hw_penalty",
         [](const py::handle& x, int bits, const std::string& encoding,
            const std::string& reduction, const std::string& relaxation,
-           std::optional<int> n_threads) {
+           std::optional<int> n_threads, const py::object& out) {
             check_bits(bits);
             const Encoding e = parse_encoding(encoding);
             check_reduction(reduction);
@@ -147,17 +148,17 @@ void bind_relaxed(py::module_& m) {
             const int nt = threads_arg(n_threads);
             const py::array a = float_array(x, "x");
             const bool mean = reduction == "mean";
-            return is_float32(a) ? penalty_impl<float>(a, bits, e, r, mean, nt)
-                                 : penalty_impl<double>(a, bits, e, r, mean, nt);
+            return is_float32(a) ? penalty_impl<float>(a, bits, e, r, mean, out, nt)
+                                 : penalty_impl<double>(a, bits, e, r, mean, out, nt);
         },
         "x"_a, "bits"_a, "encoding"_a = "differential", "reduction"_a = "sum",
-        "relaxation"_a = "linear", "n_threads"_a = py::none());
+        "relaxation"_a = "linear", "n_threads"_a = py::none(), "out"_a = py::none());
 
     m.def(
         "scaled_hw_penalty",
         [](const py::handle& w, const py::object& scale, int bits, const std::string& encoding,
            const std::string& reduction, const std::string& relaxation,
-           std::optional<int> n_threads, double weight, const py::object& bit_cost) {
+           std::optional<int> n_threads, double weight, const py::object& bit_cost, const py::object& out) {
             check_bits(bits);
             const Encoding e = parse_encoding(encoding);
             check_reduction(reduction);
@@ -167,11 +168,12 @@ void bind_relaxed(py::module_& m) {
                 throw py::value_error("weight must be finite, got " + std::to_string(weight));
             const py::array a = float_array(w, "w");
             const bool mean = reduction == "mean";
-            return is_float32(a) ? scaled_impl<float>(a, scale, bits, e, r, mean, nt, weight, bit_cost)
-                                 : scaled_impl<double>(a, scale, bits, e, r, mean, nt, weight, bit_cost);
+            return is_float32(a) ? scaled_impl<float>(a, scale, bits, e, r, mean, nt, weight, bit_cost, out)
+                                 : scaled_impl<double>(a, scale, bits, e, r, mean, nt, weight, bit_cost, out);
         },
         "w"_a, "scale"_a, "bits"_a, "encoding"_a = "differential", "reduction"_a = "sum",
-        "relaxation"_a = "linear", "n_threads"_a = py::none(), "weight"_a = 1.0, "bit_cost"_a = py::none());
+        "relaxation"_a = "linear", "n_threads"_a = py::none(), "weight"_a = 1.0, "bit_cost"_a = py::none(),
+        "out"_a = py::none());
 }
 
 }  // namespace hamq::bind

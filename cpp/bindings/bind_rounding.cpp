@@ -64,26 +64,10 @@ void check_grid(double step, double lo, double hi) {
                               ", hi=" + std::to_string(hi));
 }
 
-// The output of an elementwise pass over x: `out` when given (x's shape and dtype, C-contiguous,
-// writeable; it may be x itself: every element is read before it is written), else a new array.
-template <class T>
-py::array_t<T> elementwise_out(const py::array& x, const py::object& out) {
-    const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
-    if (out.is_none()) return py::array_t<T>(shape);
-    if (!py::isinstance<py::array>(out))  // a list would be converted into a copy and the result lost
-        throw py::type_error(std::string("out must be a numpy array, got ") + std::string(py::str(py::type::of(out))));
-    const py::array o = py::reinterpret_borrow<py::array>(out);
-    if (!o || !py::isinstance<py::array_t<T>>(o) || o.ndim() != x.ndim() ||
-        !std::equal(shape.begin(), shape.end(), o.shape()) || !(o.flags() & py::array::c_style) || !o.writeable())
-        throw py::value_error("out must be a writeable C-contiguous array of shape " + shape_str(x) + " and dtype " +
-                              std::string(py::str(x.dtype())));
-    return py::reinterpret_borrow<py::array_t<T>>(o);
-}
-
 template <class T>
 py::array fake_quantize_typed(const py::array& x_arr, double step, double lo, double hi, const py::object& out, int nt) {
     auto x = contiguous_as<T>(x_arr, "x");
-    py::array_t<T> y = elementwise_out<T>(x, out);
+    py::array_t<T> y = output_like<T>(x, out, true);
     const T* px = x.data();
     T* py_ = y.mutable_data();
     const int64_t n = int64_t(x.size());
@@ -99,7 +83,7 @@ py::array fake_quantize_backward_typed(const py::array& x_arr, const py::array& 
                                        double hi, const py::object& out, int nt) {
     auto x = contiguous_as<T>(x_arr, "x");
     auto g = contiguous_as<T>(g_arr, "grad");
-    py::array_t<T> gx = elementwise_out<T>(x, out);
+    py::array_t<T> gx = output_like<T>(x, out, true);
     const T *px = x.data(), *pg = g.data();
     T* pgx = gx.mutable_data();
     const int64_t n = int64_t(x.size());

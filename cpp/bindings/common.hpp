@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -70,6 +71,28 @@ std::string shape_str(const std::vector<py::ssize_t>& shape);
 std::string shape_str(const py::array& a);
 // "q[1, 2]" (or "q" for a 0-d array) for a flat C-order index.
 std::string index_str(const char* arg, const std::vector<py::ssize_t>& shape, int64_t flat);
+
+// The output array of a pass over x: `out` when given (a numpy array of x's shape and dtype,
+// C-contiguous, writeable; with alias_ok false it may not overlap x), else a new array. A non-array
+// (a list) is a TypeError: converting it would write into a copy and lose the result.
+template <class T>
+py::array_t<T> output_like(const py::array& x, const py::object& out, bool alias_ok) {
+    const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+    if (out.is_none()) return py::array_t<T>(shape);
+    if (!py::isinstance<py::array>(out))
+        throw py::type_error(std::string("out must be a numpy array, got ") + std::string(py::str(py::type::of(out))));
+    const py::array o = py::reinterpret_borrow<py::array>(out);
+    if (!py::isinstance<py::array_t<T>>(o) || o.ndim() != x.ndim() ||
+        !std::equal(shape.begin(), shape.end(), o.shape()) || !(o.flags() & py::array::c_style) || !o.writeable())
+        throw py::value_error("out must be a writeable C-contiguous array of shape " + shape_str(x) + " and dtype " +
+                              std::string(py::str(x.dtype())));
+    const char *x0 = static_cast<const char*>(x.data()), *o0 = static_cast<const char*>(o.data());
+    const py::ssize_t bytes = x.nbytes();
+    if (!alias_ok && bytes > 0 && o0 < x0 + bytes && x0 < o0 + bytes)
+        throw py::value_error("out must not overlap the input");
+    return py::reinterpret_borrow<py::array_t<T>>(o);
+}
+
 [[noreturn]] void throw_out_of_range(const char* arg, const IntArray& a, int64_t flat, int bits,
                                      const char* bits_arg = "bits");
 [[noreturn]] void throw_not_finite(const char* arg, const py::array& a, int64_t flat);
