@@ -126,10 +126,12 @@ def cmd_demo(args) -> int:
     if bad or not names:
         raise CliError(f"--experiments must be a comma-separated subset of {','.join(experiments.METHODS)}, "
                        f"got {args.experiments!r}")
+    from .settings import PAPER_TASKS
+
     tasks = {}
     for name, root in (("resnet18", args.cifar10), ("ds_cnn", args.speech_commands)):
         if root is not None:
-            spec = dict(experiments.PAPER_TASKS[name])
+            spec = dict(PAPER_TASKS[name])
             spec["data"] = spec["data"].format(root=root)
             tasks[name] = {**spec, "device": args.device}
     from .distributed import grid

@@ -32,7 +32,6 @@ from .settings import (
     METHODS_QUICK,
     ON_TOP,
     PAPER,
-    PAPER_TASKS,
     PROTOCOL,
     PROTOCOL_QUICK,
     PROTOCOL_SCALE,
