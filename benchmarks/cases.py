@@ -361,6 +361,27 @@ def resnet18_energy_time(repeats: int = 3) -> float:
     return best_of([lambda: estimate_energy(model, x)], repeats)[0]
 
 
+def training_fns(model, x, y, reg, opt):
+    """(step(with_reg=True), reg_only): one optimizer step of ``model`` on (x, y), cross-entropy plus
+    (with_reg) the regularizer ``reg``; and the regularizer's forward and backward alone."""
+    import torch
+
+    def step(with_reg: bool = True):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        if with_reg:
+            loss = loss + reg()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def reg_only():
+        for p in model.parameters():
+            p.grad = None
+        reg().backward()
+
+    return step, reg_only
+
+
 def regularizer_cases(quick: bool = False) -> List[Case]:
     """The op vs the pure-torch path on 10 M weights (>= 4x); the regularizer's share of a
     ResNet-18 (CIFAR) training step, batch 32 (<= 5 %), reported as step time without / with."""
@@ -392,19 +413,7 @@ def regularizer_cases(quick: bool = False) -> List[Case]:
     reg = HamQRegularizer(model, bits=8, lam=0.1, example_input=x[:1])
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
-    def step(with_reg):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        if with_reg:
-            loss = loss + reg()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    def reg_only():
-        for p in model.parameters():
-            p.grad = None
-        reg().backward()
-
+    step, reg_only = training_fns(model, x, y, reg, opt)
     t_plain, t_reg, t_alone = best_of([lambda: step(False), lambda: step(True), reg_only], 3 if quick else 7)
     # The target (HamQ <= 5 % of a step) is read from HamQ's own fwd+bwd against the step: the
     # difference of two step timings is noisier than the share itself, so it is shown without a target.
@@ -431,18 +440,7 @@ def demo_share_cases(quick: bool = False) -> List[Case]:
         x, y = torch.randn(16 if quick else 64, 1, 49, 10), torch.randint(0, 12, (16 if quick else 64,))
         reg = HamQRegularizer(model, bits=6, lam=1.0, weighting="params")
         opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-
-        def step():
-            loss = torch.nn.functional.cross_entropy(model(x), y) + reg()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        def reg_only():
-            for p in model.parameters():
-                p.grad = None
-            reg().backward()
-
+        step, reg_only = training_fns(model, x, y, reg, opt)
         t_step, t_alone = best_of([step, reg_only], 3 if quick else 7)
     finally:
         torch.set_num_threads(threads)
