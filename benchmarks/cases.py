@@ -437,7 +437,8 @@ def demo_share_cases(quick: bool = False) -> List[Case]:
     try:
         torch.manual_seed(0)
         model = ds_cnn("S", 12, quantize=(6, 6))
-        x, y = torch.randn(16 if quick else 64, 1, 49, 10), torch.randint(0, 12, (16 if quick else 64,))
+        batch = 16 if quick else 64
+        x, y = torch.randn(batch, 1, 49, 10), torch.randint(0, 12, (batch,))
         reg = HamQRegularizer(model, bits=6, lam=1.0, weighting="params")
         opt = torch.optim.SGD(model.parameters(), lr=1e-3)
         step, reg_only = training_fns(model, x, y, reg, opt)
@@ -445,7 +446,7 @@ def demo_share_cases(quick: bool = False) -> List[Case]:
     finally:
         torch.set_num_threads(threads)
         hamqcore.set_num_threads(hthreads)
-    return [Case("DS-CNN-S step b64, 1 thread / HamQ alone", t_alone, t_step, "the step with HamQ", 20)]
+    return [Case(f"DS-CNN-S step b{batch}, 1 thread / HamQ alone", t_alone, t_step, "the step with HamQ", 20)]
 
 
 def numpy_gptq_round(w: np.ndarray, h: np.ndarray, s: np.ndarray, rw: np.ndarray, bits: int, lam: float,
