@@ -124,7 +124,10 @@ MUTANTS = [
      ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "v = v < -qmax ? -qmax : v;", "v = v < -qmax - 1 ? -qmax - 1 : v;", ROUND_TESTS),
     # activation fake quantization and its gradient (kernels_rounding.hpp fake_quantize_*_impl, abs_max_impl)
-    ("cpp/src/kernels_rounding.hpp", "T v = std::nearbyint(x[i] / step);", "T v = std::round(x[i] / step);", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "T v = std::nearbyint(x[i] / step);\n        v = v < lo",
+     "T v = std::round(x[i] / step);\n        v = v < lo", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "const T v = std::nearbyint(x[i] / step);", "const T v = std::round(x[i] / step);",
+     ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "v = v < lo ? lo : v;", "v = !(v >= lo) ? lo : v;", ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "gx[i] = in ? (g[i] * step) / step : T(0);", "gx[i] = in ? g[i] : T(0);",
      ROUND_TESTS),
