@@ -12,10 +12,11 @@ the first forward or by :meth:`WeightQuantizer.calibrate`, then held: standard f
 ``"max"`` (that max step recomputed every step, no gradient; with it the integers do not change when
 the weights are rescaled, so the HamQ penalty mostly shrinks the step and moves few weights).
 Activation modes: ``"running_max"`` (EMA of max |x| while training) and ``"lsq"``. Under
-``"running_max"`` the step carries no gradient and the quantizer runs :func:`hamqcore.ops.fake_quantize`:
-one C++ pass forward and one backward on CPU (about half of a DS-CNN-S training step was torch's
-elementwise passes), the same bits as torch's ``clamp(round_ste(x / s), lo, hi) * s``, so a model trains
-to the same weights either way.
+``"running_max"`` the step carries no gradient and, on the CPU, the quantizer runs
+:func:`hamqcore.ops.fake_quantize`: one C++ pass forward and one backward (about half of a DS-CNN-S
+training step was torch's elementwise passes), the same bits as torch's ``clamp(round_ste(x / s), lo,
+hi) * s``, so a model trains to the same weights either way; on other devices it runs torch's formula
+(the step stays on the device, with no host synchronisation).
 
 Layers of another quantization library are read as that library's own integers, steps and bit widths
 (:func:`library_weight_quant`, :func:`library_input_quant`; Brevitas' ``QuantConv1d/2d`` and
@@ -201,9 +202,9 @@ class ActQuantizer(nn.Module):
             self._observe(x)
         lo, hi, _ = activation_range(self.bits, bool(int(self.signed_flag)))
         s = self.scale(x)
-        if self.mode == "lsq":   # the step learns: autograd through torch's operations
-            return torch.clamp(round_ste(x / s), lo, hi) * s
-        return fake_quantize(x, float(s), lo, hi)   # the same bits, one C++ pass each way on CPU
+        if self.mode == "lsq" or x.device.type != "cpu":   # a learned step (autograd through torch's
+            return torch.clamp(round_ste(x / s), lo, hi) * s  # operations), or a device where float(s) syncs
+        return fake_quantize(x, float(s), lo, hi)   # the same bits, one C++ pass each way
 
     def integers(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, bool]:
         if not bool(self.initialized):
