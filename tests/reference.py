@@ -101,6 +101,13 @@ def relaxed_array(x, bits, encoding, relaxation="linear", bit_cost=None):
     return values, derivs
 
 
+def _round_half_even(x):
+    """The nearest integer to a finite x, a tie to the even one (by hand, no library rounding)."""
+    lo = math.floor(x)
+    frac = x - lo                               # exact: x and floor(x) share the exponent range
+    return lo + 1 if frac > 0.5 or (frac == 0.5 and lo % 2 == 1) else lo
+
+
 def quantize_rows(w, bits, step=None):
     """Per row: the step (given, or max|w| / qmax in w's precision, 1 for an all-zero row) and every
     weight's level, one element at a time in w's precision (numpy scalars: IEEE division), rounded half
@@ -121,18 +128,8 @@ def quantize_rows(w, bits, step=None):
         steps[r] = s
         for i, v in enumerate(w[r]):
             x = v / s                                   # one IEEE division in w's precision
-            lo = math.floor(x)
-            frac = x - lo                               # exact: x and floor(x) share the exponent range
-            level = lo + 1 if frac > 0.5 or (frac == 0.5 and lo % 2 == 1) else lo
-            q[r, i] = min(max(int(level), -qmax), qmax)
+            q[r, i] = min(max(_round_half_even(x), -qmax), qmax)
     return q, steps
-
-
-def _round_half_even(x):
-    """The nearest integer to a finite x, a tie to the even one (by hand, no library rounding)."""
-    lo = math.floor(x)
-    frac = x - lo
-    return lo + 1 if frac > 0.5 or (frac == 0.5 and lo % 2 == 1) else lo
 
 
 def fake_quantize(x, step, lo, hi):

@@ -55,15 +55,6 @@ py::tuple quantize_rows_typed(const py::array& w_arr, int bits, const py::object
     return py::make_tuple(q, steps);
 }
 
-// The grid of fake_quantize: step finite and > 0, lo <= hi, both finite.
-void check_grid(double step, double lo, double hi) {
-    if (!(step > 0) || !std::isfinite(step))
-        throw py::value_error("step must be finite and > 0, got " + std::to_string(step));
-    if (!std::isfinite(lo) || !std::isfinite(hi) || !(lo <= hi))
-        throw py::value_error("lo and hi must be finite with lo <= hi, got lo=" + std::to_string(lo) +
-                              ", hi=" + std::to_string(hi));
-}
-
 template <class T>
 py::array fake_quantize_typed(const py::array& x_arr, double step, double lo, double hi, const py::object& out, int nt) {
     auto x = contiguous_as<T>(x_arr, "x");
@@ -102,13 +93,13 @@ void bind_rounding(py::module_& m) {
            std::optional<int> n_threads) {
             const int nt = threads_arg(n_threads);
             const py::array x = float_array(x_obj, "x");
-            check_grid(step, lo, hi);
             return is_float32(x) ? fake_quantize_typed<float>(x, step, lo, hi, out, nt)
                                  : fake_quantize_typed<double>(x, step, lo, hi, out, nt);
         },
         "x"_a, "step"_a, "lo"_a, "hi"_a, "out"_a = py::none(), "n_threads"_a = py::none(),
         "Fake quantization of x (float32 or float64, any shape) onto the grid step * {lo, ..., hi}: "
-        "clamp(round_half_even(x / step), lo, hi) * step in x's dtype (NaN stays NaN), into out if given.");
+        "clamp(round_half_even(x / step), lo, hi) * step in x's dtype (NaN stays NaN), into out if given. "
+        "step, lo and hi are hamqcore.kernels' to check (_checks.check_grid).");
     m.def(
         "fake_quantize_backward",
         [](const py::handle& x_obj, const py::handle& g_obj, double step, double lo, double hi,
@@ -121,7 +112,6 @@ void bind_rounding(py::module_& m) {
                 throw py::value_error("grad must have x's shape " + shape_str(x) + " and dtype " +
                                       std::string(py::str(x.dtype())) + ", got " + shape_str(g) + " " +
                                       std::string(py::str(g.dtype())));
-            check_grid(step, lo, hi);
             return is_float32(x) ? fake_quantize_backward_typed<float>(x, g, step, lo, hi, out, nt)
                                  : fake_quantize_backward_typed<double>(x, g, step, lo, hi, out, nt);
         },
