@@ -104,4 +104,5 @@ class Crossbar:
                  n_threads: Optional[int] = ..., floor: bool = ..., output: bool = ...,
                  digit_full_scale: Optional[List[float]] = ..., conductance: bool = ...,
                  digit_gain: Optional[List[float]] = ...,
-                 histogram_bins_per_unit: float = ..., energy: bool = ...) -> CrossbarResult: ...
+                 histogram_bins_per_unit: float = ..., energy: bool = ...,
+                 cell_factor: Optional[npt.ArrayLike] = ..., cell_fault: Optional[npt.ArrayLike] = ...) -> CrossbarResult: ...

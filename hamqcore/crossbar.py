@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -83,8 +84,9 @@ class CrossbarConfig:
     Constructing ``CrossbarConfig()`` gives the ``"neurosim-1.3"`` preset.
 
     The functional path (what the crossbar reads, :mod:`hamqcore.readout`, README "What the crossbar
-    reads"; the energy path charges only the circuits they add: the calibrated conductance readout's
-    gain multiplier, component ``gain``, and calibrated references' ladder select, ``select``):
+    reads"; the energy path charges the circuits they add: the calibrated conductance readout's
+    gain multiplier, component ``gain``, and calibrated references' ladder select, ``select``; and
+    the drawn cells of ``g_variation`` / ``stuck_on`` / ``stuck_off``):
 
     * ``adc_reference``: where the ADC's levels sit. ``"full_scale"``: L = 2^adc_bits levels over
       [0, adc_full_scale] (0: rows_per_conversion x the largest digit), the C++ core's ADC;
@@ -105,7 +107,8 @@ class CrossbarConfig:
       ``"per_group"``: every group on arrays of its own.
     * ``g_variation``: relative standard deviation of each programmed cell's conductance (device to
       device, drawn once per cell from ``seed``; NeuroSim's Python ``vari``), ``readout="conductance"``
-      only. ``stuck_on`` / ``stuck_off``: fraction of cells stuck at the ON / OFF state.
+      only. ``stuck_on`` / ``stuck_off``: fraction of cells stuck at the ON / OFF state. The energy
+      path charges these cells too (:func:`cell_draws` is the one draw both paths use).
     """
 
     model: str = _DEFAULTS["model"]
@@ -338,19 +341,65 @@ def unpack_output(y: np.ndarray, x: np.ndarray, members: List[int], config: Cros
 
 def simulate_groups(w_groups, x_groups, config: CrossbarConfig, w_bits: int, a_bits: int, a_signed: bool,
                     n_threads: Optional[int] = None, floor: bool = False, output: bool = True,
-                    digit_full_scale=None, digit_gain=None, energy: bool = True) -> "LayerEnergy":
+                    digit_full_scale=None, digit_gain=None, energy: bool = True, name: str = "") -> "LayerEnergy":
     """:func:`simulate_layer` of every group of one layer as ``config`` packs them (:func:`pack_groups`),
-    merged; the output (N, groups x out) in group order."""
+    merged; the output (N, groups x out) in group order. ``name``: the layer's (its cells' draws:
+    each packed matrix is keyed ``name/first group``, as :mod:`hamqcore.readout` keys it)."""
     parts = []
     for w, x, members in pack_groups(w_groups, x_groups, config, w_bits):
         r = simulate_layer(w, x, config, w_bits, a_bits, a_signed=a_signed, n_threads=n_threads, floor=floor,
                            output=output, digit_full_scale=digit_full_scale, digit_gain=digit_gain,
-                           energy=energy)
+                           energy=energy, key=f"{name}/{members[0]}")
         if output:
             r.output = unpack_output(r.output, x, members, config, w_bits)
         r.weight_cells = r.weight_cells // max(1, w.size) * sum(int(w_groups[g].size) for g in members)  # not the fill
         parts.append(r)
     return LayerEnergy.merge(parts)
+
+
+def core_reads(config: CrossbarConfig) -> bool:
+    """Whether the C++ core's functional output reads what ``config`` reads (its popcount path: ideal
+    digits through any reference but min-max, or conductances of cells of at most 2 bits; no variation
+    or faults). Else :mod:`hamqcore.readout`'s dense model is the functional path."""
+    if config.adc_reference == "minmax" or varied(config):
+        return False
+    return config.readout == "digits" or config.cell_bits <= 2
+
+
+def varied(config: CrossbarConfig) -> bool:
+    """Whether ``config``'s cells deviate from their programmed conductances (variation or faults)."""
+    return config.g_variation > 0 or config.stuck_on > 0 or config.stuck_off > 0
+
+
+def conversion_groups(config: CrossbarConfig, k: int) -> List[Tuple[int, int]]:
+    """The row ranges [r0, r1) of ``k`` input rows that convert together: rows_per_conversion rows
+    (all of an array's rows when 0) within each rows-tall array row tile."""
+    R = config.rows
+    RC = config.rows_per_conversion if 0 < config.rows_per_conversion < R else R
+    return [(r0, min(r0 + RC, t0 + R, k)) for t0 in range(0, k, R) for r0 in range(t0, min(t0 + R, k), RC)]
+
+
+def cell_draws(config: CrossbarConfig, columns: int, k: int, key: str = "") -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The programmed cells' deviations of one stored matrix of ``k`` rows and ``columns`` digit
+    columns (arrays x digits x (outputs + reference column), :func:`stored_digits`' order): each
+    cell's conductance factor max(0, 1 + g_variation z), z ~ N(0, 1), and its fault (0 none, 1 stuck
+    ON: the cell conducts g(dmax), 2 stuck OFF: g(0)), both (k, columns); None when ``config`` has no
+    variation or fault. Drawn from ``seed`` and ``key`` (the layer), per conversion group in row order
+    (z, then the faults' uniform draws). The one source of the cells both paths use: the functional
+    path reads them (:mod:`hamqcore.readout`), the energy path charges their conductances
+    (:func:`simulate_layer`)."""
+    if not varied(config):
+        return None
+    rng = np.random.default_rng([config.seed, zlib.crc32(key.encode())])
+    factor = np.ones((k, columns), np.float64)
+    stuck = np.zeros((k, columns), np.uint8)
+    for r0, r1 in conversion_groups(config, k):
+        if config.g_variation > 0:
+            factor[r0:r1] = np.maximum(1.0 + config.g_variation * rng.standard_normal((r1 - r0, columns)), 0.0)
+        u = rng.random((r1 - r0, columns))
+        stuck[r0:r1][u < config.stuck_on] = 1
+        stuck[r0:r1][(u >= config.stuck_on) & (u < config.stuck_on + config.stuck_off)] = 2
+    return factor, stuck
 
 
 def digit_conductance(config: CrossbarConfig) -> np.ndarray:
@@ -466,7 +515,7 @@ def check_config(config, name: str = "config") -> "CrossbarConfig":
 def simulate_layer(
     w_q, x_q, config: Optional[CrossbarConfig] = None, w_bits: int = 8, a_bits: int = 8,
     a_signed: Optional[bool] = None, n_threads: Optional[int] = None, floor: bool = False,
-    output: bool = True, digit_full_scale=None, digit_gain=None, energy: bool = True,
+    output: bool = True, digit_full_scale=None, digit_gain=None, energy: bool = True, key: str = "",
 ) -> LayerEnergy:
     """Simulate integer weights ``w_q`` (out x K) driven by integer inputs ``x_q`` (N x K).
 
@@ -484,6 +533,11 @@ def simulate_layer(
     the general functional model (every option); this is its fast path. ``energy=False`` computes the
     output alone (what :func:`hamqcore.energy.crossbar_forward` needs; every energy and current is
     then NaN), about a quarter faster.
+
+    Variation and faults (``g_variation``, ``stuck_on``, ``stuck_off``): the energy is that of the
+    drawn cells (:func:`cell_draws` from ``seed`` and ``key``, the cells :mod:`hamqcore.readout`
+    reads for the same key), each at its own position; their functional output is the dense model's
+    (:func:`hamqcore.readout.read_layer`), so ``output`` must be False here.
     """
     config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])
     if a_signed is not None and not isinstance(a_signed, (bool, np.bool_)):
@@ -491,8 +545,23 @@ def simulate_layer(
     for name, flag in (("floor", floor), ("output", output), ("energy", energy)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a string, got {key!r}")
+    if output and not core_reads(config):
+        raise ValueError("the C++ core's functional output reads ideal or nominal cells (of at most 2 bits) "
+                         f"through fixed, per-column or calibrated references; {config.describe()} reads more: "
+                         "its output is hamqcore.readout.read_layer's (simulate_layer(..., output=False) for "
+                         "the energy)")
     w = np.asarray(w_q)
     x = np.asarray(x_q)
+    draws = None
+    if energy and varied(config):
+        check_int32("w_bits", w_bits)
+        if w.ndim == 2:
+            A, D = _digit_shape(config, int(w_bits))
+            ref = config.mapping == "offset" and config.reference_column
+            draws = cell_draws(config, A * D * (w.shape[0] + int(ref)), w.shape[1], key)
+            draws = (np.ascontiguousarray(draws[0].T), np.ascontiguousarray(draws[1].T))
     r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits),
                                     None if a_signed is None else bool(a_signed),
                                     check_threads("n_threads", n_threads), bool(floor),
@@ -501,7 +570,7 @@ def simulate_layer(
                                     bool(output) and config.readout == "conductance",
                                     None if digit_gain is None
                                     else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()],
-                                    0.0, bool(energy))
+                                    0.0, bool(energy), *(draws or (None, None)))
     return LayerEnergy(
         weight_cells=_digit_columns(config, int(w_bits)) * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
         energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,

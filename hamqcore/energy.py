@@ -166,7 +166,7 @@ def simulate_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, w_bit
     it, (N * positions) x out_channels."""
     w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, w_bits, a_bits, name)
     return simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads, floor=floor,
-                           output=output)
+                           output=output, name=name)
 
 
 def estimate_energy(
@@ -194,7 +194,7 @@ def estimate_energy(
     for name, module, x in captured:
         w_groups, x_groups, wb, ab, signed, _ = layer_matrices(module, x, w_bits, a_bits, name)
         r = simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads, floor=floor,
-                            output=False)
+                            output=False, name=name.split("#")[0])
         rows.append(LayerRow(name=name, kind=type(module).__name__, shape=list(weight_shape(module)),
                              vectors=r.n_vectors / batch, w_bits=wb, a_bits=ab, **r.per_inference(batch)))
     if not rows:

@@ -64,7 +64,7 @@ def bit_prices(model: nn.Module, inputs, config: CrossbarConfig, w_bits: int = 8
 
         def energy(ws) -> float:
             return simulate_groups(ws, x_groups, config, wb, ab, signed, n_threads=n_threads,
-                                   output=False).total_energy
+                                   output=False, name=name).total_energy
 
         q = np.concatenate([w.reshape(-1) for w in w_groups]).astype(np.int64)
         codes = np.asarray(np.take(level_codes(wb, config.mapping), q + level_max(wb)), dtype=np.int64)

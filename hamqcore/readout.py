@@ -28,14 +28,14 @@ min-max, conductances only for cells of at most 2 bits) both give the same outpu
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from .crossbar import GAIN_BITS, LADDER_TIE, CrossbarConfig, digit_conductance, stored_digits
+from .crossbar import (GAIN_BITS, LADDER_TIE, CrossbarConfig, cell_draws, conversion_groups, core_reads,
+                       digit_conductance, stored_digits)
 
 # (array type, digit position) -> (full scale, gain) per layer: the ADC's clipping point in digit units
 # of current, and the digital gain that turns a reading into digit units (1 for ideal digits)
@@ -45,12 +45,9 @@ MAX_GEMM_ELEMENTS = 1 << 23     # vectors per GEMM chunk: at most this many read
 
 
 def fast_path(config: CrossbarConfig) -> bool:
-    """Whether the C++ core's functional output reads what ``config`` reads (its popcount path: ideal
-    digits through any reference but min-max, or conductances of cells of at most 2 bits; no variation
-    or faults). Else this module's dense model runs."""
-    if config.adc_reference == "minmax" or config.g_variation > 0 or config.stuck_on > 0 or config.stuck_off > 0:
-        return False
-    return config.readout == "digits" or config.cell_bits <= 2
+    """Whether the C++ core's functional output reads what ``config`` reads (:func:`hamqcore.crossbar.core_reads`);
+    else this module's dense model runs."""
+    return core_reads(config)
 
 
 def adc_read(v: torch.Tensor, full_scale, levels, ideal: bool) -> torch.Tensor:
@@ -180,8 +177,7 @@ class LayerCells:
         self.dmax = (1 << c.cell_bits) - 1
         R = c.rows
         RC = c.rows_per_conversion if 0 < c.rows_per_conversion < R else R
-        self.groups: List[Tuple[int, int]] = [(r0, min(r0 + RC, t0 + R, K)) for t0 in range(0, K, R)
-                                              for r0 in range(t0, min(t0 + R, K), RC)]
+        self.groups: List[Tuple[int, int]] = conversion_groups(c, K)
         self.fs_fixed = float(c.adc_full_scale if c.adc_full_scale > 0 else RC * self.dmax)
         # complement: per array row tile and column, inverted when that leaves fewer ON cells
         inverted = torch.zeros((len(range(0, K, R)), stored.shape[1]), dtype=torch.bool)
@@ -197,21 +193,16 @@ class LayerCells:
         self.unit = (g[-1] - g[0]) / self.dmax
         self.leak = g[0] / self.unit if self.conductance else 0.0
         self.cells, self.fs_col, self.levels_col, self.skip, self.digits = [], [], [], [], []
-        rng = np.random.default_rng([c.seed, zlib.crc32(key.encode())]) \
-            if (c.g_variation > 0 or c.stuck_on > 0 or c.stuck_off > 0) else None
+        draws = cell_draws(c, stored.shape[1], K, key)      # the energy path charges the same cells
+        on_v = float(g[-1] / self.unit) if self.conductance else float(self.dmax)
+        off_v = float(g[0] / self.unit) if self.conductance else 0.0
         for (r0, r1), inv in zip(self.groups, self.inv):
             d = torch.where(inv, self.dmax - stored[r0:r1], stored[r0:r1])
             nominal = torch.from_numpy(g / self.unit)[d] if self.conductance else d.to(torch.float64)
             vals = nominal.clone()
-            if rng is not None:
-                if c.g_variation > 0:
-                    z = torch.from_numpy(rng.standard_normal(tuple(d.shape)))
-                    vals = torch.clamp(vals * (1.0 + c.g_variation * z), min=0.0)
-                u = torch.from_numpy(rng.random(tuple(d.shape)))
-                on_v = float(g[-1] / self.unit) if self.conductance else float(self.dmax)
-                off_v = float(g[0] / self.unit) if self.conductance else 0.0
-                vals = torch.where(u < c.stuck_on, on_v, vals)
-                vals = torch.where((u >= c.stuck_on) & (u < c.stuck_on + c.stuck_off), off_v, vals)
+            if draws is not None:
+                factor, stuck = (torch.from_numpy(a[r0:r1]) for a in draws)
+                vals = torch.where(stuck == 1, on_v, torch.where(stuck == 2, off_v, vals * factor))
             self.cells.append(vals)
             self.digits.append(d.to(torch.float64) if self.conductance else None)   # calibration's ideal sums
             st_sum = d.sum(0).to(torch.float64)

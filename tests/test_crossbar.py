@@ -12,7 +12,7 @@ from dataclasses import replace as dataclass_replace
 
 import xbar_reference as ref
 import hamqcore
-from hamqcore.crossbar import MODEL_COMPONENTS, PRESETS, CrossbarConfig, simulate_layer
+from hamqcore.crossbar import MODEL_COMPONENTS, PRESETS, CrossbarConfig, cell_draws, simulate_layer
 
 ISA_BEST = hamqcore.available_isas()[0]
 
@@ -191,18 +191,43 @@ def _configs():
     return st.one_of(ns, mn, bl)
 
 
+# the cells' variation and faults (g_variation, stuck_on, stuck_off): None, or drawn from ``seed``
+FAULTS = st.sampled_from([None, (0.3, 0.0, 0.0), (0.0, 0.1, 0.0), (0.0, 0.0, 0.2), (0.2, 0.05, 0.1), (0.0, 1.0, 0.0)])
+
+
+def _drawn(cfg, faults, w_bits, out, k):
+    """``cfg`` with ``faults`` and the cells it draws for an out x k layer under key "" (None: none)."""
+    if faults is None:
+        return cfg, None
+    sigma, on, off = faults
+    cfg = dataclass_replace(cfg, g_variation=sigma, stuck_on=on, stuck_off=off, seed=out * 1000 + k,
+                            readout="conductance" if sigma else cfg.readout)
+    A, D = hamqcore.crossbar._digit_shape(cfg, w_bits)
+    ref = cfg.mapping == "offset" and cfg.reference_column
+    return cfg, cell_draws(cfg, A * D * (out + int(ref)), k)
+
+
 @given(cfg=_configs(), w_bits=st.integers(2, 8), a_bits=st.integers(1, 6), signed=st.booleans(),
        out=st.integers(0, 6), k=st.integers(1, 200), n=st.integers(0, 3), ref_col=st.booleans(),
-       floor=st.booleans(), seed=st.integers(0, 2**31))
+       floor=st.booleans(), seed=st.integers(0, 2**31), faults=FAULTS)
 # offset reference columns in exactly two array column tiles (9 columns, 2 digits: 7 weight columns a
 # tile for 12): the reference group's one extra physical copy
 @example(cfg=CrossbarConfig.preset("bitline", cols=9, cell_bits=2), w_bits=4, a_bits=3, signed=False, out=6, k=40,
-         n=3, ref_col=True, floor=False, seed=1)
-def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col, floor, seed):
+         n=3, ref_col=True, floor=False, seed=1, faults=None)
+# ... and their drawn cells (every copy shares them), digit-major columns, complemented columns
+@example(cfg=CrossbarConfig.preset("bitline", cols=9, cell_bits=2, column_order="digit"), w_bits=4, a_bits=3,
+         signed=False, out=6, k=40, n=3, ref_col=True, floor=False, seed=1, faults=(0.2, 0.05, 0.1))
+@example(cfg=CrossbarConfig.preset("neurosim-1.3", roadmap="hp", complement=True, skip_empty=True,
+                                   rows_per_conversion=7, r_wire_row=20.0), w_bits=8, a_bits=4, signed=True, out=5,
+         k=150, n=3, ref_col=False, floor=False, seed=2, faults=(0.2, 0.05, 0.1))
+@example(cfg=CrossbarConfig.preset("mnsim-2.0", cell_bits=4), w_bits=8, a_bits=3, signed=False, out=4, k=70, n=2,
+         ref_col=False, floor=True, seed=3, faults=(0.3, 0.0, 0.0))
+def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col, floor, seed, faults):
     import dataclasses
 
     if ref_col and cfg.mapping == "offset" and cfg.cols > -(-w_bits // cfg.cell_bits):
         cfg = dataclasses.replace(cfg, reference_column=True)
+    cfg, draws = _drawn(cfg, faults, w_bits, out, k)
     rng = np.random.default_rng(seed)
     lo = -(1 << (w_bits - 1)) + (cfg.mapping == "differential")
     w = rng.integers(lo, 1 << (w_bits - 1), size=(out, k))
@@ -212,9 +237,10 @@ def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col
     x[rng.random(x.shape) < 0.4] = 0
     if n:
         x[0] = 0                                        # an idle vector
+    read = draws is None            # drawn cells: the functional output is hamqcore.readout's
     r = simulate_layer(w.astype(np.int16), x.astype(np.int16), cfg, w_bits, a_bits, a_signed=signed, n_threads=1,
-                       floor=floor)
-    e = ref.simulate(w, x, cfg, w_bits, a_bits, signed, floor=floor)
+                       floor=floor, output=read)
+    e = ref.simulate(w, x, cfg, w_bits, a_bits, signed, floor=floor, draws=draws)
     # neurosim: the sense amp's power law is corrected to first order for the cells' positions; every
     # model: the positions' deviation terms are summed in single precision (~1e-8 of the energy)
     tol = 2e-4 if cfg.model == "neurosim-1.3" else 1e-7
@@ -230,13 +256,13 @@ def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col
     assert r.on_cells == e["on_cells"] and r.cells == e["cells"] and r.arrays == e["arrays"]
     assert r.mean_current * r.conversions == pytest.approx(e["sum_current"], rel=1e-7 if tol < 1e-6 else 1e-3,
                                                            abs=1e-30)
-    if not floor:
+    if not floor and read:
         np.testing.assert_allclose(r.output, e["y"], rtol=1e-12, atol=1e-6)
         if cfg.adc == "ideal" or e["y"].size == 0:
             np.testing.assert_array_equal(r.output, x @ w.T)
     two = simulate_layer(w.astype(np.int16), x.astype(np.int16), cfg, w_bits, a_bits, a_signed=signed, n_threads=2,
-                         floor=floor)
-    assert two.energy == r.energy and np.array_equal(two.output, r.output)
+                         floor=floor, output=read)
+    assert two.energy == r.energy and (not read or np.array_equal(two.output, r.output))
 
 
 def test_periphery_options_are_lossless_with_an_exact_adc():

@@ -226,3 +226,37 @@ def test_every_kernel_argument_is_checked_and_named(name):
             with pytest.raises((TypeError, ValueError), match=message) as info:
                 call(**{**good, arg: value})
             assert str(info.value).startswith(arg), (arg, value, str(info.value))
+
+
+def test_drawn_cells_are_checked_by_the_core():
+    """The energy path's drawn cells (hamqcore.crossbar.cell_draws) reach the C++ core checked: both or
+    neither, (digit columns, K) each, factors finite and >= 0, faults 0..2, energy=True; a key is a
+    string."""
+    from hamqcore.crossbar import CrossbarConfig, _simulator, cell_draws, simulate_layer
+
+    cfg = CrossbarConfig.preset("neurosim-1.3", stuck_on=0.1)
+    w, x = np.zeros((3, 5), np.int8), np.ones((2, 5), np.int8)
+    f, u = (np.ascontiguousarray(a.T) for a in cell_draws(cfg, 4 * 3, 5))      # 8-bit, 2-bit cells: 4 digits
+    sim = _simulator(cfg)
+
+    def run(**kw):
+        args = dict(cell_factor=f, cell_fault=u, output=False)
+        args.update(kw)
+        return sim.simulate(w, x, 8, 8, **args)
+
+    assert run().conversions > 0
+    bad_f, bad_u = f.copy(), u.copy()
+    bad_f[1, 2], bad_u[0, 4] = np.nan, 3
+    for kw, err, match in ((dict(cell_fault=None), ValueError, "come together"),
+                           (dict(cell_factor=f[:, :4]), ValueError, r"cell_factor must have shape \(digit columns, K\) = \(12, 5\)"),
+                           (dict(cell_fault=u[:-1]), ValueError, "cell_fault must have shape"),
+                           (dict(cell_factor=-f), ValueError, r"cell_factor\[0, 0\] = -1.0+ must be finite and >= 0"),
+                           (dict(cell_factor=bad_f), ValueError, r"cell_factor\[1, 2\] = nan"),
+                           (dict(cell_fault=bad_u), ValueError, r"cell_fault\[0, 4\] = 3 must be 0"),
+                           (dict(cell_fault=u.astype(np.int64)), TypeError, "cell_fault must be a uint8 array"),
+                           (dict(cell_factor=f.astype(np.int64)), TypeError, "cell_factor must be a float"),
+                           (dict(output=True, energy=False), ValueError, "they need energy=True")):
+        with pytest.raises(err, match=match):
+            run(**kw)
+    with pytest.raises(TypeError, match="key must be a string, got 3"):
+        simulate_layer(w, x, cfg, 8, 8, output=False, key=3)

@@ -1,6 +1,7 @@
 """What the crossbar reads (hamqcore.readout): the C++ core's functional output where both apply, DNN+NeuroSim
 V1.3's own Python readings (tests/reference_data/neurosim-1.3-python), the cells' conductances, variation
 and faults, and calibrated ADC references."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +218,75 @@ def test_faults_and_variation_are_seeded_per_cell():
     np.testing.assert_allclose(on, np.repeat(x.sum(1, keepdims=True) * 255.0 - 128 * x.sum(1, keepdims=True), 6, 1))
     off = read_layer(w, x, CrossbarConfig.preset("bitline", stuck_off=1.0), 8, 8, False)
     np.testing.assert_allclose(off, np.repeat(-128.0 * x.sum(1, keepdims=True), 6, 1))
+
+
+def test_the_energy_path_charges_the_cells_the_functional_path_reads():
+    """Variation and faults: the energy path charges the very cells the functional path reads (one
+    draw, hamqcore.crossbar.cell_draws). Under the bitline accounting the energy is V^2 t_read times the
+    sum over every conversion of the column's conductance, which the dense model's cells give directly
+    (several row tiles and conversion groups); nominal cells, other seeds or keys give other energies."""
+    from hamqcore.readout import LayerCells
+
+    rng = np.random.default_rng(5)
+    w, x = _layer(rng, 9, 300, 4, "offset", 8, 8, False)
+    # no wires: every cell sits at the functional path's mean position (the energy path places each)
+    cfg = CrossbarConfig.preset("bitline", readout="conductance", g_variation=0.3, stuck_on=0.02, stuck_off=0.05,
+                                rows_per_conversion=16, seed=7, r_wire_row=0.0, r_wire_col=0.0)
+    cells = LayerCells(w, cfg, 8, key="conv1/0")
+    g_sum = sum(float((((x[:, r0:r1] >> p) & 1).astype(np.float64) @ cells.cells[gi].numpy()).sum())
+                for gi, (r0, r1) in enumerate(cells.groups) for p in range(8))
+    want = cfg.v_read ** 2 * cfg.t_read * cells.unit * g_sum
+    e = simulate_layer(w, x, cfg, 8, 8, output=False, key="conv1/0").energy["cell"]
+    assert e == pytest.approx(want, rel=1e-12, abs=0)
+    nominal = simulate_layer(w, x, CrossbarConfig.preset("bitline", rows_per_conversion=16, r_wire_row=0.0,
+                                                          r_wire_col=0.0), 8, 8).energy["cell"]
+    for other in (simulate_layer(w, x, cfg, 8, 8, output=False, key="conv2/0"),
+                  simulate_layer(w, x, dataclasses.replace(cfg, seed=8), 8, 8, output=False, key="conv1/0")):
+        assert other.energy["cell"] != e and abs(other.energy["cell"] / nominal - 1) < 0.1
+    with pytest.raises(ValueError, match="read_layer"):       # the core's output would be the nominal cells'
+        simulate_layer(w, x, cfg, 8, 8, key="conv1/0")
+
+
+@pytest.mark.parametrize("roadmap", ["lp", "hp"])
+def test_cells_stuck_everywhere_cost_what_those_digits_cost(roadmap):
+    """Every cell stuck ON costs what the weights whose every digit is dmax cost (the offset code of
+    2^(b-1) - 1 is all ones), every cell stuck OFF what the floor costs, under NeuroSim's power law
+    (wires included: each stuck cell at its own position); a vanishing variation is the nominal energy."""
+    rng = np.random.default_rng(6)
+    w, x = _layer(rng, 12, 200, 3, "offset", 8, 8, False)
+    cfg = CrossbarConfig.preset("neurosim-1.3", roadmap=roadmap)
+    e = {k: simulate_layer(w, x, dataclasses.replace(cfg, **kw), 8, 8, output=False).energy for k, kw in
+         (("on", dict(stuck_on=1.0)), ("off", dict(stuck_off=1.0)),
+          ("tiny", dict(readout="conductance", g_variation=1e-9)))}
+    top = simulate_layer(np.full_like(w, 127), x, cfg, 8, 8).energy
+    floor = simulate_layer(w, x, cfg, 8, 8, floor=True).energy
+    nominal = simulate_layer(w, x, cfg, 8, 8).energy
+    # the sense amp's power law is corrected per column, not per conversion: (k - 1) = 1.7e-4 / 3.7e-3
+    tol = 1e-5 if roadmap == "lp" else 2e-4
+    for got, want in ((e["on"], top), (e["off"], floor), (e["tiny"], nominal)):
+        for comp, v in want.items():
+            assert got[comp] == pytest.approx(v, rel=tol if comp == "adc" else 1e-12, abs=0), comp
+
+
+def test_energy_under_variation_follows_the_layers_through_the_model_walk():
+    """estimate_energy draws each layer's cells with the key crossbar_forward reads them with
+    ("name/first group"): its energy is simulate_layer's with that key."""
+    from hamqcore.layers import layer_matrices
+    from hamqcore.energy import estimate_energy
+
+    torch.manual_seed(0)
+    m = quantize_model(nn.Sequential(nn.Linear(40, 12), nn.ReLU(), nn.Linear(12, 5)), w_bits=8, a_bits=8).eval()
+    x = torch.rand(6, 40)
+    cfg = CrossbarConfig.preset("neurosim-1.3", stuck_on=0.05, seed=2)
+    rep = estimate_energy(m, x, cfg)
+    h = m[1](m[0](x))
+    for row, mod, xin in zip(rep.layers, (m[0], m[2]), (x, h)):
+        w_groups, x_groups, wb, ab, signed, _ = layer_matrices(mod, xin, 8, 8, row.name)
+        want = simulate_layer(w_groups[0], x_groups[0], cfg, wb, ab, a_signed=signed, output=False,
+                              key=f"{row.name}/0")
+        assert row.total_energy == pytest.approx(want.total_energy / 6, rel=1e-12, abs=0), row.name
+        other = simulate_layer(w_groups[0], x_groups[0], cfg, wb, ab, a_signed=signed, output=False, key="x/0")
+        assert other.total_energy != want.total_energy
 
 
 def test_adc_formulas_by_hand():

@@ -225,7 +225,26 @@ def own_ladder_energy(cfg, n_rows, max_sum, L):
     return sum(_column_power(cfg, n_rows * g0 + (j + 0.5) * step * u) for j in range(L - 1)) * _conversion_time(cfg, L)
 
 
-def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
+def block_draws(draws, a, r0, n_rows, c0, n_cols, D, out, cfg):
+    """The drawn cells (factor, fault) of one block of array type ``a`` (rows r0.., mat columns c0..,
+    then its reference columns), from ``draws`` in hamqcore's digit-column order ((a D + d) G + o,
+    G = out + reference column)."""
+    ref = cfg.reference_column
+    G = out + int(ref)
+    idx = []
+    for col in range(c0, c0 + n_cols):
+        if cfg.column_order == "digit":
+            o, d = col % out, D - 1 - col // out
+        else:
+            o, d = col // D, D - 1 - col % D
+        idx.append((a * D + d) * G + o)
+    if ref:
+        idx += [(a * D + (D - 1 - j)) * G + out for j in range(D)]
+    factor, fault = draws
+    return factor[r0:r0 + n_rows][:, idx], fault[r0:r0 + n_rows][:, idx]
+
+
+def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False, draws=None):
     w = np.asarray(w, np.int64)
     x = np.asarray(x, np.int64)
     out, K = w.shape
@@ -249,10 +268,11 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
     t_mnsim = cfg.t_read + 0.001 * (0.0002 * (cfg.rows * cfg.cols / 8192) ** 2 + 5e-6 * cfg.rows * cfg.cols / 8192
                                     + 4e-14) * 1e-9
     col_tiles = 0
-    for mat, coef, owner in mats:
+    cols_eff = cfg.cols - (D if cfg.reference_column else 0)
+    for a, (mat, coef, owner) in enumerate(mats):
         blocks = tiles(mat, coef, owner, cfg, D, w_bits, floor)
         col_tiles = sum(1 for b in blocks if b[0] == 0)
-        for r0, block, bcoef, own, pos in blocks:
+        for bi, (r0, block, bcoef, own, pos) in enumerate(blocks):
             arrays += 1
             cells += block.size
             block = block.copy()
@@ -263,6 +283,13 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False):
                 cnt["inverted"] += int(inv.sum())
             on += int((block != 0).sum())
             g = cell_conductance(cfg, block, block.shape[0], pos)
+            if draws is not None:   # the programmed cells: varied, or stuck at the ON / OFF conductance
+                c0 = (bi % col_tiles) * cols_eff
+                n_mat = block.shape[1] - (D if cfg.reference_column else 0)
+                f, fault = block_draws(draws, a, r0, block.shape[0], c0, n_mat, D, out, cfg)
+                g_on = cell_conductance(cfg, np.full(block.shape, dmax), block.shape[0], pos)
+                g_off = cell_conductance(cfg, np.zeros(block.shape, np.int64), block.shape[0], pos)
+                g = np.where(fault == 1, g_on, np.where(fault == 2, g_off, f * g))
             groups = list(range(0, block.shape[0], rpc))
             # statics per (group, column): skipped when empty, levels, full scale
             stat = []

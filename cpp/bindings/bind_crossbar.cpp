@@ -81,6 +81,44 @@ std::vector<double> per_digit_column(const py::object& obj, const char* name, si
     return v;
 }
 
+// The drawn cells (CrossbarLayer::cell_factor / cell_fault): both or neither, (columns, k) each, the
+// factors finite and >= 0 (float64), the faults 0, 1 or 2 (uint8).
+struct DrawnCells {
+    bool given = false;
+    py::array_t<double, py::array::c_style | py::array::forcecast> factor;
+    py::array_t<uint8_t, py::array::c_style | py::array::forcecast> fault;
+};
+
+DrawnCells drawn_cells(const py::object& factor, const py::object& fault, int64_t columns, int64_t k) {
+    DrawnCells d;
+    if (factor.is_none() != fault.is_none())
+        throw py::value_error("cell_factor and cell_fault come together (hamqcore.crossbar.cell_draws): got only " +
+                              std::string(factor.is_none() ? "cell_fault" : "cell_factor"));
+    if (factor.is_none()) return d;
+    const py::array fa = float_array(factor, "cell_factor");
+    py::array ua = py::array::ensure(fault);
+    if (!ua || ua.dtype().kind() != 'u' || ua.dtype().itemsize() != 1)
+        throw py::type_error("cell_fault must be a uint8 array");
+    const std::vector<py::ssize_t> want = {py::ssize_t(columns), py::ssize_t(k)};
+    for (const auto& [a, name] : {std::pair<const py::array&, const char*>{fa, "cell_factor"}, {ua, "cell_fault"}})
+        if (std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()) != want)
+            throw py::value_error(std::string(name) + " must have shape (digit columns, K) = " + shape_str(want) +
+                                  ", got " + shape_str(a));
+    d.given = true;
+    d.factor = contiguous_as<double>(fa, "cell_factor");
+    d.fault = contiguous_as<uint8_t>(ua, "cell_fault");
+    const double* f = d.factor.data();
+    const uint8_t* u = d.fault.data();
+    for (py::ssize_t i = 0; i < d.factor.size(); ++i) {
+        if (!(f[i] >= 0) || !std::isfinite(f[i]))
+            throw py::value_error(index_str("cell_factor", want, i) + " = " + std::to_string(f[i]) +
+                                  " must be finite and >= 0");
+        if (u[i] > 2)
+            throw py::value_error(index_str("cell_fault", want, i) + " = " + std::to_string(int(u[i])) +
+                                  " must be 0 (none), 1 (stuck ON) or 2 (stuck OFF)");
+    }
+    return d;
+}
 
 }  // namespace
 
@@ -233,7 +271,8 @@ void bind_crossbar(py::module_& m) {
             [](const Crossbar& xb, const py::handle& w, const py::handle& x, int w_bits, int a_bits,
                std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output,
                const py::object& digit_full_scale, bool conductance, const py::object& digit_gain,
-               double histogram_bins_per_unit, bool energy) {
+               double histogram_bins_per_unit, bool energy, const py::object& cell_factor,
+               const py::object& cell_fault) {
                 const std::string err = validate_layer(xb.config(), w_bits, a_bits);
                 if (!err.empty()) throw py::value_error(err);
                 const int nt = threads_arg(n_threads);
@@ -286,6 +325,16 @@ void bind_crossbar(py::module_& m) {
                         throw py::value_error("digit_gain scales conductance readings: it needs conductance=True");
                     L.digit_gain = gain.data();
                 }
+                const bool ref = cfg.mapping == Mapping::Offset && cfg.reference_column;
+                const DrawnCells drawn = drawn_cells(cell_factor, cell_fault,
+                                                     int64_t(n_digit_cols) * (L.out + (ref ? 1 : 0)), L.k);
+                if (drawn.given) {
+                    if (!energy)
+                        throw py::value_error("cell_factor / cell_fault set the cells the energy path charges: "
+                                              "they need energy=True (hamqcore.readout reads drawn cells)");
+                    L.cell_factor = drawn.factor.data();
+                    L.cell_fault = drawn.fault.data();
+                }
                 if (a_signed) {
                     L.a_signed = *a_signed;
                 } else {  // signed exactly when some input is negative
@@ -311,6 +360,7 @@ void bind_crossbar(py::module_& m) {
             "w"_a, "x"_a, "w_bits"_a, "a_bits"_a, "a_signed"_a = py::none(), "n_threads"_a = py::none(),
             "floor"_a = false, "output"_a = true, "digit_full_scale"_a = py::none(), "conductance"_a = false,
             "digit_gain"_a = py::none(), "histogram_bins_per_unit"_a = 0.0, "energy"_a = true,
+            "cell_factor"_a = py::none(), "cell_fault"_a = py::none(),
             "Simulate one layer: w (out x K) integer weights, x (N x K) integer inputs.");
 }
 

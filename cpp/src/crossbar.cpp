@@ -229,7 +229,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     const Columns cols = plan_columns(p, sw);
     const Inputs in = pack_inputs(p);
     Conductance cond = conductance_model(p, cols);
-    const Deviation dev = L.energy ? wire_deviation(p, sw, cols, in, cond) : Deviation{};
+    const Deviation dev = L.energy ? cell_deviation(p, sw, cols, in, cond) : Deviation{};
     const KernelSums k = run_kernel(p, sw, cols, in, cond, adc_level_, s_stride_, r);
     account(p, sw, cols, in, cond, k, dev, r);
     if (!L.energy) {  // the output alone: nothing energy-related was summed

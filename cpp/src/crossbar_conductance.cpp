@@ -101,20 +101,55 @@ ActiveRows active_rows(const Plan& p, const Inputs& in) {
     return act;
 }
 
+// The deviation of one column's driven cells in one conversion group from the model when the cells
+// are drawn (CrossbarLayer::cell_factor / cell_fault), in double precision: sum over its driven rows
+// of drive (g_cell - g_model(d)), g_cell = f / (1 / G(d) + R) or, for a faulty cell, 1 / (1 / G(dmax
+// or 0) + R), R the cell's series resistance at its position. *model: sum of drive g_model(d).
+double drawn_deviation(const Plan& p, const Conductance& cond, int64_t g, int arr, int d, int64_t tc,
+                       const uint8_t* digit, const ActiveRows& act, int64_t a0, int64_t n, double* model) {
+    const CrossbarConfig& c = p.c;
+    int64_t ct, local;
+    p.place(g * p.cpg + arr * p.D + d, ct, local);
+    const double r_col = c.r_access + double(local + 1) * c.r_wire_row;
+    const int64_t col = (int64_t(arr) * p.D + d) * p.G + g, row0 = p.tc_row0[size_t(tc)];
+    const double* f = p.L.cell_factor + col * p.K;
+    const uint8_t* fault = p.L.cell_fault + col * p.K;
+    double dev = 0.0, mod = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+        const int64_t row = row0 + act.row[size_t(a0 + j)];
+        const uint8_t dj = digit[j];
+        const double gm = cond.g_model[dj], drive = double(act.drive[size_t(a0 + j)]);
+        const double r = r_col + double(act.r[size_t(a0 + j)]);
+        const uint8_t fj = fault[row];
+        const double cell = fj == 1   ? 1.0 / (cond.inv_g[size_t(p.dmask)] + r)
+                            : fj == 2 ? 1.0 / (cond.inv_g[0] + r)
+                                      : f[row] / (cond.inv_g[dj] + r);
+        dev += drive * (cell - gm);
+        mod += drive * gm;
+    }
+    *model = mod;
+    return dev;
+}
+
 }  // namespace
 
-// Sum over conversions of (G - G0), the first-order correction of the sense amp's power law: each
-// cell's deviation from the model times the pulses driving its row (exact). The sense amp's (s G)^k
-// is corrected to first order per physical column: sum over its conversions of
-// k s (s G0)^(k-1) (G - G0), with (s G0)^(k-1) at the column's mean G0 (it varies by < 0.4 %
-// between its conversions, and (G - G0) is a few % of G).
-Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
+// Sum over conversions of (G - G0), the correction of the sense amp's power law: each cell's
+// deviation from the model (its position; with CrossbarLayer::cell_factor, its variation and fault
+// too) times the pulses driving its row (exact). The sense amp's (s G)^k is corrected per physical
+// column: sum over its conversions of k s (s G0)^(k-1) (G - G0), with
+// (s G0)^(k-1) taken as the secant between the column's mean model G0 and its mean G0 + deviation
+// (exact when every conversion of the column deviates alike; the tangent k (s G0)^(k-1) for a small
+// deviation). What remains is the spread of G between conversions: (k - 1) = 1.7e-4 (LSTP) or
+// 3.7e-3 (HP) times |ln(G / G0)|, a fraction of the deviation's term (wires move G by a few %; a stuck
+// ON cell can move one conversion's G by up to 150 times).
+Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
                          const Conductance& cond) {
     const CrossbarConfig& c = p.c;
     const CrossbarLayer& L = p.L;
     Deviation out;
+    const bool drawn = L.cell_factor != nullptr;
     const bool positional = c.r_wire_row != 0 || c.r_wire_col != 0 || p.cb == 4;
-    if (!positional || L.n == 0) return out;
+    if ((!positional && !drawn) || L.n == 0) return out;
     const ActiveRows act = active_rows(p, in);
     const std::vector<float> inv_gf(cond.inv_g.begin(), cond.inv_g.end());
     const std::vector<float> g_modelf(cond.g_model.begin(), cond.g_model.end());
@@ -157,13 +192,19 @@ Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
                             if (!sw.inverted.empty() && sw.inverted[si])
                                 for (int64_t j = 0; j < na; ++j) dga[size_t(j)] = uint8_t(p.dmask - dga[size_t(j)]);
                             double acc_g = 0.0;
-                            const double acc_dev = deviation(dga.data(), act.drive.data() + a0, act.r.data() + a0, na,
-                                                             inv_gf.data(), g_modelf.data(), r_modelf.data(),
-                                                             r_col_pos, &acc_g);
+                            const double acc_dev =
+                                drawn ? drawn_deviation(p, cond, g, arr, d, tc, dga.data(), act, a0, na, &acc_g)
+                                      : deviation(dga.data(), act.drive.data() + a0, act.r.data() + a0, na,
+                                                  inv_gf.data(), g_modelf.data(), r_modelf.data(), r_col_pos, &acc_g);
                             const int64_t active = L.n * P - in.idle_tc[size_t(tc)];
                             double wt = 1.0;
-                            if (em1 != 0.0 && active > 0 && acc_g > 0)
+                            if (em1 != 0.0 && active > 0 && acc_g > 0) {
+                                // the secant of (s G)^k between the column's mean model G0 and its mean
+                                // G0 + dev, over k s dev: (s G0)^(k-1) expm1(k log1p(r)) / (k r), r = dev / G0
+                                const double k = em1 + 1.0, r = acc_dev / acc_g;
                                 wt = std::exp(em1 * std::log(cond.scale * acc_g / double(active)));
+                                if (r != 0.0) wt *= std::expm1(k * std::log1p(r)) / (k * r);
+                            }
                             if (!cond.conv_weight.empty()) wt *= double(cond.conv_weight[si]);
                             dev[size_t(g)] += acc_dev;
                             dev_w[size_t(g)] += wt * acc_dev;

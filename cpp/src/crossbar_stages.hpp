@@ -5,7 +5,7 @@
 //   plan_columns                              complement coding; skipped columns, ADC levels, mux cycles
 //   pack_inputs        crossbar_inputs.cpp    inputs into bit-planes; driven rows per conversion group
 //   conductance_model  crossbar_conductance.cpp  the kernel's conductances at the mean position and
-//   wire_deviation                            the exact per-position deviation from them
+//   cell_deviation                            the exact deviation from them: positions, drawn cells
 //   run_kernel         crossbar_readings.cpp  the binary GEMM: conductance sums, ADC readings, output
 //   account            crossbar_accounting.cpp   conversions, reads, cycles and energy by component
 #pragma once
@@ -142,7 +142,7 @@ Conductance conductance_model(const Plan& p, const Columns& cols);
 struct Deviation {
     double g_dev = 0.0, g_dev_w = 0.0;
 };
-Deviation wire_deviation(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
+Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
                          const Conductance& cond);
 
 struct KernelSums {

@@ -183,6 +183,14 @@ struct CrossbarLayer {
     // leakage included) per digit column (arrays x digits), in bins of 1 / histogram_bins_per_unit,
     // with the least-squares gain's sums, instead of reading them (output must be false).
     double histogram_bins_per_unit = 0;
+    // The cells as programmed, when they deviate from the model (hamqcore.crossbar.cell_draws, which
+    // the functional path reads too): per digit column (arrays x digits x (out + reference column),
+    // stored_digits' order) and row, [column][k]: the conductance factor f >= 0 of the cell (it conducts
+    // f g(d)) and its fault (0 none, 1 stuck ON: g(dmax), 2 stuck OFF: g(0), f unused), each at the
+    // cell's own position. Energy only (the functional output stays the model's); nullptr: the model.
+    // The reference column's copies in every array column tile share its cells.
+    const double* cell_factor = nullptr;
+    const uint8_t* cell_fault = nullptr;
 };
 
 // Energy components (J, whole batch); which are nonzero depends on the model.
