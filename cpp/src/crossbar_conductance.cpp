@@ -136,12 +136,12 @@ double drawn_deviation(const Plan& p, const Conductance& cond, int64_t g, int ar
 // Sum over conversions of (G - G0), the correction of the sense amp's power law: each cell's
 // deviation from the model (its position; with CrossbarLayer::cell_factor, its variation and fault
 // too) times the pulses driving its row (exact). The sense amp's (s G)^k is corrected per physical
-// column: sum over its conversions of k s (s G0)^(k-1) (G - G0), with
-// (s G0)^(k-1) taken as the secant between the column's mean model G0 and its mean G0 + deviation
-// (exact when every conversion of the column deviates alike; the tangent k (s G0)^(k-1) for a small
-// deviation). What remains is the spread of G between conversions: (k - 1) = 1.7e-4 (LSTP) or
-// 3.7e-3 (HP) times |ln(G / G0)|, a fraction of the deviation's term (wires move G by a few %; a stuck
-// ON cell can move one conversion's G by up to 150 times).
+// column: sum over its conversions of k s (s G0)^(k-1) (G - G0), with (s G0)^(k-1) at the column's
+// mean model G0 (the tangent: the wires move G by a few %, where the secant differs by < 1e-8 of the
+// energy) or, with drawn cells, the secant between G0 and the column's mean drawn G0 + deviation
+// (exact when every conversion of the column deviates alike; a stuck ON cell can move one
+// conversion's G by up to 150 times). What remains is the spread of G between conversions:
+// (k - 1) = 1.7e-4 (LSTP) or 3.7e-3 (HP) times |ln(G / G0)|, a fraction of the deviation's term.
 Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& cols, const Inputs& in,
                          const Conductance& cond) {
     const CrossbarConfig& c = p.c;
@@ -199,11 +199,12 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
                             const int64_t active = L.n * P - in.idle_tc[size_t(tc)];
                             double wt = 1.0;
                             if (em1 != 0.0 && active > 0 && acc_g > 0) {
-                                // the secant of (s G)^k between the column's mean model G0 and its mean
-                                // G0 + dev, over k s dev: (s G0)^(k-1) expm1(k log1p(r)) / (k r), r = dev / G0
-                                const double k = em1 + 1.0, r = acc_dev / acc_g;
                                 wt = std::exp(em1 * std::log(cond.scale * acc_g / double(active)));
-                                if (r != 0.0) wt *= std::expm1(k * std::log1p(r)) / (k * r);
+                                // drawn cells: the secant of (s G)^k between the column's mean model G0
+                                // and its mean G0 + dev, over k s dev: the tangent times
+                                // expm1(k log1p(r)) / (k r), r = dev / G0
+                                const double k = em1 + 1.0, r = acc_dev / acc_g;
+                                if (drawn && r != 0.0) wt *= std::expm1(k * std::log1p(r)) / (k * r);
                             }
                             if (!cond.conv_weight.empty()) wt *= double(cond.conv_weight[si]);
                             dev[size_t(g)] += acc_dev;
