@@ -266,6 +266,37 @@ def test_bit_cost_errors():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shift", [0, 1, 3])
+def test_large_gradients_are_streamed_bit_for_bit(dtype, shift):
+    """Gradients of >= 8 MiB leave through non-temporal stores (kernels_relaxed.hpp store_scaled): the
+    same bits as the same elements in pieces too small to stream, on every tier and thread count,
+    into an output at any element offset from a vector boundary (its head stored plainly)."""
+    from hamqcore import _core
+
+    n = (8 << 20) // np.dtype(dtype).itemsize + 1001
+    x = np.random.default_rng(12).normal(0, 30, n).astype(dtype)
+    x[::7919] = np.resize(np.arange(-128, 128, dtype=dtype), x[::7919].size)     # some exact levels
+    piece = n // 4
+    want = np.concatenate([hamqcore.relaxed_hw_penalty(x[i:i + piece], 8, n_threads=1)[1] for i in range(0, n, piece)])
+    w, s = x.reshape(1, -1), np.full(1, 0.5, dtype)
+    want_scaled = np.concatenate([hamqcore.scaled_hw_penalty(w[:, i:i + piece], s, 8, n_threads=1)[1]
+                                  for i in range(0, n, piece)], axis=1)
+    buf = np.full(n + 8, np.nan, dtype)
+    try:
+        for isa in hamqcore.available_isas():
+            _core.set_isa(isa)
+            for nt in (1, 2):
+                out = buf[shift:shift + n]
+                _, g = hamqcore.relaxed_hw_penalty(x, 8, n_threads=nt, out=out)
+                assert g is out
+                np.testing.assert_array_equal(g, want, err_msg=f"{isa}, {nt} threads")
+                _, g, _ = hamqcore.scaled_hw_penalty(w, s, 8, n_threads=nt)
+                np.testing.assert_array_equal(g, want_scaled, err_msg=f"{isa}, {nt} threads (scaled)")
+    finally:
+        _core.set_isa(hamqcore.available_isas()[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_penalties_write_their_gradient_into_a_given_array(dtype):
     """out=: the same value and gradient as a fresh array (both penalties, a given scale and the max
     step, a bit cost), written into out and returned as it; a bad out is an error naming it."""

@@ -18,8 +18,10 @@
 #include "kernel_table.hpp"
 #include "threading.hpp"
 
-#if defined(__AVX512BW__) && defined(__AVX512BITALG__) && defined(__AVX512VPOPCNTDQ__)
+#if defined(__AVX__)
 #include <immintrin.h>
+#endif
+#if defined(__AVX512BW__) && defined(__AVX512BITALG__) && defined(__AVX512VPOPCNTDQ__)
 #define HAMQ_HAVE_AVX512_INTRIN 1
 #endif
 

@@ -84,9 +84,59 @@ constexpr int kLanes = 16;
 // One task's elementwise pass: values into vbuf, gradients into gb and, with SGRAD, d * x into
 // sbuf. Returns nonzero if some w is not finite.
 // With a cost table (index k + hi) the level cost is looked up instead of the encoding's HW.
+// Outputs at least this large are streamed (store_scaled): they would not stay in cache for their reader.
+constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+// out[j] = in[j] * c. With `stream`, where the tier has them, non-temporal stores: a large output (a
+// gradient as large as the weights) is not read back soon, and streaming it skips the
+// read-for-ownership of its lines. The caller fences (stream_fence) before other threads read it.
+template <class F>
+inline void store_scaled(const F* in, int64_t n, F c, F* out, bool stream) {
+    int64_t j = 0;
+#if defined(__AVX__)
+#if defined(__AVX512F__)
+    constexpr int64_t kBytes = 64;
+#else
+    constexpr int64_t kBytes = 32;
+#endif
+    constexpr int64_t W = kBytes / int64_t(sizeof(F));
+    const auto addr = reinterpret_cast<uintptr_t>(out);
+    if (stream && addr % sizeof(F) == 0) {
+        // scalar stores up to a vector boundary, then whole aligned vectors
+        for (const int64_t head = int64_t((kBytes - addr % kBytes) % kBytes) / int64_t(sizeof(F)); j < head && j < n; ++j)
+            out[j] = in[j] * c;
+        for (; j + W <= n; j += W) {
+            if constexpr (sizeof(F) == 4) {
+#if defined(__AVX512F__)
+                _mm512_stream_ps(reinterpret_cast<float*>(out + j), _mm512_mul_ps(_mm512_loadu_ps(in + j), _mm512_set1_ps(c)));
+#else
+                _mm256_stream_ps(reinterpret_cast<float*>(out + j), _mm256_mul_ps(_mm256_loadu_ps(in + j), _mm256_set1_ps(c)));
+#endif
+            } else {
+#if defined(__AVX512F__)
+                _mm512_stream_pd(reinterpret_cast<double*>(out + j), _mm512_mul_pd(_mm512_loadu_pd(in + j), _mm512_set1_pd(c)));
+#else
+                _mm256_stream_pd(reinterpret_cast<double*>(out + j), _mm256_mul_pd(_mm256_loadu_pd(in + j), _mm256_set1_pd(c)));
+#endif
+            }
+        }
+    }
+#else
+    (void)stream;
+#endif
+#pragma omp simd
+    for (int64_t i = j; i < n; ++i) out[i] = in[i] * c;
+}
+
+inline void stream_fence() {
+#if defined(__AVX__)
+    _mm_sfence();
+#endif
+}
+
 template <class F, int E, int R, bool SGRAD, bool TABLE>
 inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const F* table, F* vbuf, F* gb,
-                         F* sbuf) {
+                         F* sbuf, F* dbuf, bool stream) {
     int bad = 0;
     const int32_t hi = int32_t(level_max(bits));
 #pragma omp simd reduction(| : bad)
@@ -98,9 +148,13 @@ inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const
             relaxed_eval<F, R>(x, bits, [&](int32_t k) { return table[k + hi]; }, vbuf[j], d);
         else
             relaxed_point<F, E, R>(x, bits, vbuf[j], d);
-        gb[j] = d * gstep;
+        dbuf[j] = d;
         if constexpr (SGRAD) sbuf[j] = d * x;  // -d/ds = d w / s^2 = d x / s (1/s applied once later)
     }
+    // The gradients leave in a pass of their own, from the L1-resident block: in the pass above, stores
+    // to a gradient at the same 4 KiB offset as w (two page-aligned arrays, the usual case) would
+    // falsely alias the loads of w and stall them (measured: 2x slower).
+    store_scaled(dbuf, len, gstep, gb, stream);
     return bad;
 }
 
@@ -140,11 +194,14 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
     }
     int bad = 0;
     const int nt = threads_for(rows * cols, n_threads);
+    const bool stream = rows * cols * int64_t(sizeof(F)) >= kStreamBytes;
 #pragma omp parallel num_threads(nt) reduction(| : bad)
     {
-        std::vector<F> vbuf_store(static_cast<size_t>(kBlock)), sbuf_store(static_cast<size_t>(kBlock));
+        std::vector<F> vbuf_store(static_cast<size_t>(kBlock)), sbuf_store(static_cast<size_t>(kBlock)),
+            dbuf_store(static_cast<size_t>(kBlock));
         F* vbuf = vbuf_store.data();
         F* sbuf = sbuf_store.data();
+        F* dbuf = dbuf_store.data();
         std::vector<F> row_table(table_mode && bit_cost.per_row ? levels : 0);
         std::vector<double> code_cost;
         int64_t table_row = -1;  // the row whose per-row table is in row_table
@@ -165,11 +222,11 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
                 table = row_table.data();
             }
             if (table_mode)
-                bad |= scale_grad ? penalty_block<F, E, R, true, true>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf)
-                                  : penalty_block<F, E, R, false, true>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf);
+                bad |= scale_grad ? penalty_block<F, E, R, true, true>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf, dbuf, stream)
+                                  : penalty_block<F, E, R, false, true>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf, dbuf, stream);
             else
-                bad |= scale_grad ? penalty_block<F, E, R, true, false>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf)
-                                  : penalty_block<F, E, R, false, false>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf);
+                bad |= scale_grad ? penalty_block<F, E, R, true, false>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf, dbuf, stream)
+                                  : penalty_block<F, E, R, false, false>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf, dbuf, stream);
             double av[kLanes] = {0}, as[kLanes] = {0};
             int64_t j = 0;
             for (; j + kLanes <= len; j += kLanes)
@@ -191,6 +248,7 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
             pv[task] = sv;
             ps[task] = ss;
         }
+        stream_fence();  // the streamed gradients are visible before the region's barrier
     }
     double total = 0.0;
     for (int64_t r = 0; r < rows; ++r) {
