@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 from hamqcore.nn import HamQRegularizer, hw_stats
 from hamqcore.quant import quantize_model

@@ -537,7 +537,8 @@ def simulate_layer(
     Variation and faults (``g_variation``, ``stuck_on``, ``stuck_off``): the energy is that of the
     drawn cells (:func:`cell_draws` from ``seed`` and ``key``, the cells :mod:`hamqcore.readout`
     reads for the same key), each at its own position; their functional output is the dense model's
-    (:func:`hamqcore.readout.read_layer`), so ``output`` must be False here.
+    (:func:`hamqcore.readout.read_layer`), so ``output`` must be False here. ``floor=True`` keeps
+    the draws: every programmable cell at its lowest conductance (times its factor), stuck cells stuck.
     """
     config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])
     if a_signed is not None and not isinstance(a_signed, (bool, np.bool_)):

@@ -1,6 +1,7 @@
 """The study's protocol (hamqcore.study.experiments.demo, hamqcore.study.protocol), run end to end at
 a tiny scale: its invariants, whatever a few training steps learn."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ import pytest
 from hamqcore.study import experiments, protocol
 from hamqcore.study import train as train_mod
 from hamqcore.study.data.containers import DataSet, Split
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tiny(monkeypatch):
@@ -77,6 +80,18 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
         if c is not None:
             assert c["validation_accuracy"] >= e["reference"][0] + e["budget_pt"] / 100 - 1e-12
             assert 0 <= c["test"]["crossbar_accuracy"] <= 1 and c["test"]["energy_j"]["primary"] > 0
+
+    # the fault-robustness example (README "Variation and faults") on this run: every chosen model under
+    # each condition; stuck ON cells only add current, stuck OFF cells only take it away
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fault_robustness", ROOT / "examples" / "fault_robustness.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    table = example.measure(tmp_path / "a", "ds_cnn", "0", inputs=8, log=lambda _: None, methods=("baseline",),
+                            conditions=("nominal", "stuck_on=1%", "stuck_off=1%"))
+    (e0, a0), (e_on, _), (e_off, _) = table["baseline"].values()
+    assert list(table) == ["baseline"] and e_off < e0 < e_on and 0 <= a0 <= 1
 
     # again with the test labels shuffled: every choice is the same (made without the test split) and
     # every validation number reproduces (the seed fixes the run)
