@@ -22,6 +22,7 @@ PY = os.environ.get("PYTHON", str(ROOT / ".venv" / "bin" / "python"))
 KERNEL_TESTS = ["tests/test_hamming.py", "tests/test_bitplanes.py", "tests/test_relaxed.py", "tests/test_hardening.py"]
 XBAR_TESTS = ["tests/test_crossbar.py", "tests/test_hardening.py"]
 ROUND_TESTS = ["tests/test_rounding.py"]
+DRAWN_TESTS = ["tests/test_crossbar.py::test_matches_numpy_reference", "tests/test_readout.py"]
 
 # (file, original, mutant, tests)
 MUTANTS = [
@@ -134,6 +135,21 @@ MUTANTS = [
     ("cpp/src/kernels_rounding.hpp", "const bool in = v >= lo && v <= hi;", "const bool in = v > lo && v <= hi;",
      ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "nan = a != a ? 1 : nan;", "nan = 0;", ROUND_TESTS),
+    # drawn cells charged by the energy path (crossbar_conductance.cpp drawn_deviation, cell_deviation)
+    ("cpp/src/crossbar_conductance.cpp", "const double cell = fj == 1   ? 1.0 / (cond.inv_g[size_t(p.dmask)] + r)",
+     "const double cell = fj == 1   ? 1.0 / (cond.inv_g[size_t(p.dmask)] + r_col)", DRAWN_TESTS),
+    ("cpp/src/crossbar_conductance.cpp", ": f[row] / (cond.inv_g[dj] + r);", ": 1.0 / (cond.inv_g[dj] + r);",
+     DRAWN_TESTS),
+    ("cpp/src/crossbar_conductance.cpp", "const int64_t col = (int64_t(arr) * p.D + d) * p.G + g,",
+     "const int64_t col = (int64_t(arr) * p.D + (p.D - 1 - d)) * p.G + g,", DRAWN_TESTS),
+    ("cpp/src/crossbar_conductance.cpp", "if (drawn && r != 0.0) wt *= std::expm1(k * std::log1p(r)) / (k * r);",
+     "", DRAWN_TESTS),
+    ("cpp/src/crossbar_conductance.cpp", "if ((!positional && !drawn) || L.n == 0) return out;",
+     "if (!positional || L.n == 0) return out;", DRAWN_TESTS),
+    # streamed penalty gradients (kernels_relaxed.hpp store_scaled)
+    ("cpp/src/kernels_relaxed.hpp", "for (; j + W <= n; j += W) {", "for (; j + W < n; j += W) {", KERNEL_TESTS),
+    ("cpp/src/kernels_relaxed.hpp", "const int64_t head = int64_t((kBytes - addr % kBytes) % kBytes) / int64_t(sizeof(F));",
+     "const int64_t head = int64_t((kBytes - addr % kBytes) % kBytes) / int64_t(sizeof(F)) + 1;", KERNEL_TESTS),
 ]
 
 

@@ -105,10 +105,15 @@ def _penalty_fake(x, bits, encoding, reduction):
 
 def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(output[1])
+    # Only the value is differentiated: without this, autograd fills a zero gradient of x's size for the
+    # unused derivative output on every backward (a full write of the weights' size per call).
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, grad_value, grad_grad):
     (deriv,) = ctx.saved_tensors
+    if grad_value is None:      # the value is not in the differentiated graph
+        return None, None, None, None
     return grad_value * deriv, None, None, None
 
 
@@ -197,6 +202,7 @@ def _scaled_fake(w, scale, bits, encoding, reduction, weight, bit_cost):
 def _scaled_setup(ctx, inputs, output):
     ctx.scale_given = inputs[1] is not None
     ctx.save_for_backward(output[1], output[2] if ctx.scale_given else None)
+    ctx.set_materialize_grads(False)    # as _setup_context: no zero gradient for the unused outputs
 
 
 def _is_one(t: torch.Tensor) -> bool:
@@ -209,6 +215,8 @@ def _is_one(t: torch.Tensor) -> bool:
 
 def _scaled_backward(ctx, grad_value, grad_gw, grad_third):
     gw, gs = ctx.saved_tensors
+    if grad_value is None:      # the value is not in the differentiated graph
+        return None, None, None, None, None, None, None
     # The op already applied its weight; in `loss = task + reg()` the incoming gradient is exactly 1,
     # so the saved gradient is handed on without another pass over all the weights.
     if _is_one(grad_value):

@@ -108,6 +108,23 @@ def test_op_runs_on_tensor_memory_and_handles_dtypes():
     assert w.grad is not None
 
 
+def test_only_the_value_is_differentiated():
+    """The ops' derivative outputs are results, not differentiable: autograd hands their gradient on
+    as None (no zero tensor of the weights' size filled on every backward), so differentiating them
+    alone reaches nothing, and the value's gradient is the derivative output itself."""
+    x = (torch.randn(50) * 10).requires_grad_()
+    w, s = (torch.randn(4, 30) * 10).requires_grad_(), torch.full((4,), 0.5, requires_grad=True)
+    v, d = torch.ops.hamqcore.relaxed_hw_penalty(x, 8, "differential", "sum")
+    assert torch.autograd.grad(d.sum(), x, allow_unused=True, retain_graph=True) == (None,)
+    (gx,) = torch.autograd.grad(v + d.sum(), x)
+    torch.testing.assert_close(gx, d.detach(), rtol=0, atol=0)
+    sv, gw, gs = torch.ops.hamqcore.scaled_hw_penalty(w, s, 8, "differential", "sum", 1.0, None)
+    assert torch.autograd.grad(gw.sum() + gs.sum(), (w, s), allow_unused=True, retain_graph=True) == (None, None)
+    dw, ds = torch.autograd.grad(sv + gw.sum(), (w, s))
+    torch.testing.assert_close(dw, gw.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(ds, gs.detach(), rtol=0, atol=0)
+
+
 def test_compile():
     torch._dynamo.reset()
     w = (torch.randn(64, 64) * 0.1).requires_grad_()
