@@ -147,7 +147,9 @@ MUTANTS = [
     ("cpp/src/crossbar_conductance.cpp", "if ((!positional && !drawn) || L.n == 0) return out;",
      "if (!positional || L.n == 0) return out;", DRAWN_TESTS),
     # streamed penalty gradients (kernels_relaxed.hpp store_scaled)
-    ("cpp/src/kernels_relaxed.hpp", "for (; j + W <= n; j += W) {", "for (; j + W < n; j += W) {", KERNEL_TESTS),
+    ("cpp/src/kernels_relaxed.hpp",
+     "_mm512_stream_ps(reinterpret_cast<float*>(out + j), _mm512_mul_ps(_mm512_loadu_ps(in + j), _mm512_set1_ps(c)));",
+     "_mm512_stream_ps(reinterpret_cast<float*>(out + j), _mm512_loadu_ps(in + j));", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "const int64_t head = int64_t((kBytes - addr % kBytes) % kBytes) / int64_t(sizeof(F));",
      "const int64_t head = int64_t((kBytes - addr % kBytes) % kBytes) / int64_t(sizeof(F)) + 1;", KERNEL_TESTS),
 ]
