@@ -78,12 +78,6 @@ int64_t relaxed_map(const F* x, int64_t n, int bits, F* value, F* deriv, int n_t
 constexpr int64_t kBlock = 8192;
 constexpr int kLanes = 16;
 
-// Row-scaled penalty: tasks are (row, block of kBlock columns), each with its own value and
-// scale-gradient partials, reduced in task order. grad_scale == nullptr: no scale gradient (the
-// unscaled penalty is one row with scale 1: x / 1 is exact).
-// One task's elementwise pass: values into vbuf, gradients into gb and, with SGRAD, d * x into
-// sbuf. Returns nonzero if some w is not finite.
-// With a cost table (index k + hi) the level cost is looked up instead of the encoding's HW.
 // Outputs at least this large are streamed (store_scaled): they would not stay in cache for their reader.
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
@@ -134,6 +128,9 @@ inline void stream_fence() {
 #endif
 }
 
+// One task's elementwise pass: values into vbuf, derivatives into dbuf (then, scaled, into gb) and,
+// with SGRAD, d * x into sbuf. Returns nonzero if some w is not finite.
+// With a cost table (index k + hi) the level cost is looked up instead of the encoding's HW.
 template <class F, int E, int R, bool SGRAD, bool TABLE>
 inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const F* table, F* vbuf, F* gb,
                          F* sbuf, F* dbuf, bool stream) {
@@ -151,13 +148,16 @@ inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const
         dbuf[j] = d;
         if constexpr (SGRAD) sbuf[j] = d * x;  // -d/ds = d w / s^2 = d x / s (1/s applied once later)
     }
-    // The gradients leave in a pass of their own, from the L1-resident block: in the pass above, stores
-    // to a gradient at the same 4 KiB offset as w (two page-aligned arrays, the usual case) would
-    // falsely alias the loads of w and stall them (measured: 2x slower).
+    // The gradients leave in a pass of their own, from the L1-resident block: stored in the pass above,
+    // a gradient at the same 4 KiB offset as w (two page-aligned arrays, the usual case) stalled the
+    // loads of w (4K aliasing; measured: twice the time of the same pass with the gradient 64 B away).
     store_scaled(dbuf, len, gstep, gb, stream);
     return bad;
 }
 
+// Row-scaled penalty: tasks are (row, block of kBlock columns), each with its own value and
+// scale-gradient partials, reduced in task order. grad_scale == nullptr: no scale gradient (the
+// unscaled penalty is one row with scale 1: x / 1 is exact).
 template <class F, int E, int R>
 int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, bool from_max,
                              int bits, double value_scale, double* value, F* grad_w, F* grad_scale,
