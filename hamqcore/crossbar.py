@@ -288,7 +288,7 @@ def conversion_histograms(w_q, x_q, config: CrossbarConfig, w_bits: int, a_bits:
     column, digit units as ``config.readout`` reads them, leakage included; bins of 1 / ``bins_per_unit``),
     the sum of (reading - leakage) x S and the sum of S^2 (S the ideal digit sum). Returns (counts
     (arrays, digits, bins) int64, vs and ss (arrays, digits)); :mod:`hamqcore.readout`'s dense model
-    computes the same (where :func:`hamqcore.readout.fast_path` holds)."""
+    computes the same (where :func:`core_reads` holds)."""
     config = check_config(config)
     w, x = np.asarray(w_q), np.asarray(x_q)
     r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits),
@@ -383,22 +383,23 @@ def cell_draws(config: CrossbarConfig, columns: int, k: int, key: str = "") -> O
     """The programmed cells' deviations of one stored matrix of ``k`` rows and ``columns`` digit
     columns (arrays x digits x (outputs + reference column), :func:`stored_digits`' order): each
     cell's conductance factor max(0, 1 + g_variation z), z ~ N(0, 1), and its fault (0 none, 1 stuck
-    ON: the cell conducts g(dmax), 2 stuck OFF: g(0)), both (k, columns); None when ``config`` has no
-    variation or fault. Drawn from ``seed`` and ``key`` (the layer), per conversion group in row order
-    (z, then the faults' uniform draws). The one source of the cells both paths use: the functional
-    path reads them (:mod:`hamqcore.readout`), the energy path charges their conductances
-    (:func:`simulate_layer`)."""
+    ON: the cell conducts g(dmax), 2 stuck OFF: g(0)), both (columns, k), the C++ core's layout (a
+    column's cells contiguous; ``.T`` views them by row); None when ``config`` has no variation or
+    fault. Drawn from ``seed`` and ``key`` (the layer), per conversion group of rows, each draw
+    (z, then the faults' uniform draws) rows x columns in row order. The one source of the cells both
+    paths use: the functional path reads them (:mod:`hamqcore.readout`), the energy path charges
+    their conductances (:func:`simulate_layer`)."""
     if not varied(config):
         return None
     rng = np.random.default_rng([config.seed, zlib.crc32(key.encode())])
-    factor = np.ones((k, columns), np.float64)
-    stuck = np.zeros((k, columns), np.uint8)
+    factor = np.ones((columns, k), np.float64)
+    stuck = np.zeros((columns, k), np.uint8)
     for r0, r1 in conversion_groups(config, k):
         if config.g_variation > 0:
-            factor[r0:r1] = np.maximum(1.0 + config.g_variation * rng.standard_normal((r1 - r0, columns)), 0.0)
+            factor.T[r0:r1] = np.maximum(1.0 + config.g_variation * rng.standard_normal((r1 - r0, columns)), 0.0)
         u = rng.random((r1 - r0, columns))
-        stuck[r0:r1][u < config.stuck_on] = 1
-        stuck[r0:r1][(u >= config.stuck_on) & (u < config.stuck_on + config.stuck_off)] = 2
+        stuck.T[r0:r1][u < config.stuck_on] = 1
+        stuck.T[r0:r1][(u >= config.stuck_on) & (u < config.stuck_on + config.stuck_off)] = 2
     return factor, stuck
 
 
@@ -555,15 +556,12 @@ def simulate_layer(
                          "the energy)")
     w = np.asarray(w_q)
     x = np.asarray(x_q)
+    wb = check_int32("w_bits", w_bits)
     draws = None
-    if energy and varied(config):
-        check_int32("w_bits", w_bits)
-        if w.ndim == 2:
-            A, D = _digit_shape(config, int(w_bits))
-            ref = config.mapping == "offset" and config.reference_column
-            draws = cell_draws(config, A * D * (w.shape[0] + int(ref)), w.shape[1], key)
-            draws = (np.ascontiguousarray(draws[0].T), np.ascontiguousarray(draws[1].T))
-    r = _simulator(config).simulate(w, x, check_int32("w_bits", w_bits), check_int32("a_bits", a_bits),
+    if energy and varied(config) and w.ndim == 2:    # (any other shape: the core's error names w)
+        ref = config.mapping == "offset" and config.reference_column
+        draws = cell_draws(config, _digit_columns(config, wb) * (w.shape[0] + int(ref)), w.shape[1], key)
+    r = _simulator(config).simulate(w, x, wb, check_int32("a_bits", a_bits),
                                     None if a_signed is None else bool(a_signed),
                                     check_threads("n_threads", n_threads), bool(floor),
                                     bool(output), None if digit_full_scale is None

@@ -24,12 +24,11 @@ import torch.nn as nn
 
 from ._checks import MAX_BITS, as_int
 from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, conversion_histograms,
-                       pack_groups, result_field,
-                       simulate_groups, unpack_output)
+                       core_reads, pack_groups, result_field, simulate_groups, unpack_output)
 from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers, is_quantized,
                      layer_matrices, layer_steps, quantizable_layers, walk_coverage)
 from .quant import input_value, is_linear, is_torch_ao_layer, layer_bias, torch_ao_output, weight_shape
-from .readout import HIST_BINS_PER_UNIT, Histograms, fast_path, read_layer
+from .readout import HIST_BINS_PER_UNIT, Histograms, read_layer
 
 
 @dataclass
@@ -208,20 +207,20 @@ def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str
                 n_threads: Optional[int] = None) -> np.ndarray:
     """What the crossbar reads for one quantized layer on its input ``x``: its integer pre-activation,
     (N * positions) x out_channels (:mod:`hamqcore.readout`, or the C++ core's fast path where it reads
-    the same: :func:`hamqcore.readout.fast_path`); a grouped convolution's groups packed as ``config``
+    the same: :func:`hamqcore.crossbar.core_reads`); a grouped convolution's groups packed as ``config``
     says (:func:`hamqcore.crossbar.pack_groups`)."""
     layer_refs = None
     if config.adc_reference == "calibrated" and histograms is None:
         layer_refs = check_references(references, config).layer(name)
     w_groups, x_groups, wb, ab, signed, _ = layer_matrices(m, x, 8, 8, name)
-    if fast_path(config) and histograms is not None:     # calibration from the C++ core's popcounts
+    if core_reads(config) and histograms is not None:     # calibration from the C++ core's popcounts
         for w, xg, _ in pack_groups(w_groups, x_groups, config, wb):
             counts, vs, ss = conversion_histograms(w, xg, config, wb, ab, signed, HIST_BINS_PER_UNIT, n_threads)
             for key in np.ndindex(*vs.shape):     # (array type, digit position)
                 histograms.add_counts(key, counts[key])
                 histograms.add_sums(key, vs[key], ss[key])
         return np.zeros((x_groups[0].shape[0], sum(int(w.shape[0]) for w in w_groups)))
-    if fast_path(config):
+    if core_reads(config):
         fs = gain = None
         if layer_refs is not None:
             keys = sorted(layer_refs)                         # (array, digit) order: arrays x digits

@@ -22,8 +22,8 @@ pulse over a matrix of cell values, with everything a chip adds on top:
   readings shift-added over digits and pulses, and the offset mapping's 2^(b-1) sum(x) (or its
   reference columns' readings) subtracted.
 
-Where the C++ core's fast popcount path reads the same (``fast_path``: no variation or faults, no
-min-max, conductances only for cells of at most 2 bits) both give the same output
+Where the C++ core's fast popcount path reads the same (``hamqcore.crossbar.core_reads``: no variation
+or faults, no min-max, conductances only for cells of at most 2 bits) both give the same output
 (tests/test_readout.py checks them against each other on random layers).
 """
 from __future__ import annotations
@@ -34,20 +34,14 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .crossbar import (GAIN_BITS, LADDER_TIE, CrossbarConfig, cell_draws, conversion_groups, core_reads,
-                       digit_conductance, stored_digits)
+from .crossbar import (GAIN_BITS, LADDER_TIE, CrossbarConfig, cell_draws, conversion_groups, digit_conductance,
+                       stored_digits)
 
 # (array type, digit position) -> (full scale, gain) per layer: the ADC's clipping point in digit units
 # of current, and the digital gain that turns a reading into digit units (1 for ideal digits)
 LayerReferences = Dict[Tuple[int, int], Tuple[float, float]]
 HIST_BINS_PER_UNIT = 8          # resolution of the calibration histograms (readings in digit units)
 MAX_GEMM_ELEMENTS = 1 << 23     # vectors per GEMM chunk: at most this many readings at once
-
-
-def fast_path(config: CrossbarConfig) -> bool:
-    """Whether the C++ core's functional output reads what ``config`` reads (:func:`hamqcore.crossbar.core_reads`);
-    else this module's dense model runs."""
-    return core_reads(config)
 
 
 def adc_read(v: torch.Tensor, full_scale, levels, ideal: bool) -> torch.Tensor:
@@ -201,7 +195,7 @@ class LayerCells:
             nominal = torch.from_numpy(g / self.unit)[d] if self.conductance else d.to(torch.float64)
             vals = nominal.clone()
             if draws is not None:
-                factor, stuck = (torch.from_numpy(a[r0:r1]) for a in draws)
+                factor, stuck = (torch.from_numpy(a.T[r0:r1]) for a in draws)
                 vals = torch.where(stuck == 1, on_v, torch.where(stuck == 2, off_v, vals * factor))
             self.cells.append(vals)
             self.digits.append(d.to(torch.float64) if self.conductance else None)   # calibration's ideal sums

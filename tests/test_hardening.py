@@ -236,7 +236,7 @@ def test_drawn_cells_are_checked_by_the_core():
 
     cfg = CrossbarConfig.preset("neurosim-1.3", stuck_on=0.1)
     w, x = np.zeros((3, 5), np.int8), np.ones((2, 5), np.int8)
-    f, u = (np.ascontiguousarray(a.T) for a in cell_draws(cfg, 4 * 3, 5))      # 8-bit, 2-bit cells: 4 digits
+    f, u = cell_draws(cfg, 4 * 3, 5)          # 8-bit weights in 2-bit cells: 4 digits; (columns, K)
     sim = _simulator(cfg)
 
     def run(**kw):

@@ -44,7 +44,7 @@ def _layer(rng, out, k, n, mapping, w_bits, a_bits, signed):
 def test_the_dense_model_reproduces_the_cpp_fast_path(seed, mapping, cell_bits, w_bits, a_bits, signed, k,
                                                      per_column, skip, rpc, complement, reference, full_scale,
                                                      conductance, calibrated):
-    """Where the C++ popcount path applies (readout.fast_path) the dense model and it are the same
+    """Where the C++ popcount path applies (hamqcore.crossbar.core_reads) the dense model and it are the same
     crossbar: equal outputs on every mapping, cell size, grouping and periphery option, with ideal
     digits or conductances, fixed, per-column or calibrated references."""
     kw = dict(mapping=mapping, cell_bits=cell_bits, skip_empty=skip, rows_per_conversion=rpc,
@@ -498,7 +498,7 @@ def test_calibration_from_the_cpp_core_chooses_the_dense_models_references(monke
                 if histograms is None:
                     return dense_read(mod, xx, config, name, references, None, n_threads)
                 with monkeypatch.context() as inner:
-                    inner.setattr(energy, "fast_path", lambda c: False)
+                    inner.setattr(energy, "core_reads", lambda c: False)
                     return dense_read(mod, xx, config, name, references, histograms, n_threads)
 
             mp.setattr(energy, "read_module", read)

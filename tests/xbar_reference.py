@@ -227,8 +227,8 @@ def own_ladder_energy(cfg, n_rows, max_sum, L):
 
 def block_draws(draws, a, r0, n_rows, c0, n_cols, D, out, cfg):
     """The drawn cells (factor, fault) of one block of array type ``a`` (rows r0.., mat columns c0..,
-    then its reference columns), from ``draws`` in hamqcore's digit-column order ((a D + d) G + o,
-    G = out + reference column)."""
+    then its reference columns), from ``draws`` ((columns, k), hamqcore's digit-column order
+    (a D + d) G + o, G = out + reference column)."""
     ref = cfg.reference_column
     G = out + int(ref)
     idx = []
@@ -240,7 +240,7 @@ def block_draws(draws, a, r0, n_rows, c0, n_cols, D, out, cfg):
         idx.append((a * D + d) * G + o)
     if ref:
         idx += [(a * D + (D - 1 - j)) * G + out for j in range(D)]
-    factor, fault = draws
+    factor, fault = (a.T for a in draws)      # (columns, k) -> by row
     return factor[r0:r0 + n_rows][:, idx], fault[r0:r0 + n_rows][:, idx]
 
 

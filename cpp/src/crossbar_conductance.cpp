@@ -104,13 +104,10 @@ ActiveRows active_rows(const Plan& p, const Inputs& in) {
 // The deviation of one column's driven cells in one conversion group from the model when the cells
 // are drawn (CrossbarLayer::cell_factor / cell_fault), in double precision: sum over its driven rows
 // of drive (g_cell - g_model(d)), g_cell = f / (1 / G(d) + R) or, for a faulty cell, 1 / (1 / G(dmax
-// or 0) + R), R the cell's series resistance at its position. *model: sum of drive g_model(d).
-double drawn_deviation(const Plan& p, const Conductance& cond, int64_t g, int arr, int d, int64_t tc,
+// or 0) + R), R = r_col (access and row wire at the column's place) + the row's column wire.
+// *model: sum of drive g_model(d).
+double drawn_deviation(const Plan& p, const Conductance& cond, int64_t g, int arr, int d, int64_t tc, double r_col,
                        const uint8_t* digit, const ActiveRows& act, int64_t a0, int64_t n, double* model) {
-    const CrossbarConfig& c = p.c;
-    int64_t ct, local;
-    p.place(g * p.cpg + arr * p.D + d, ct, local);
-    const double r_col = c.r_access + double(local + 1) * c.r_wire_row;
     const int64_t col = (int64_t(arr) * p.D + d) * p.G + g, row0 = p.tc_row0[size_t(tc)];
     const double* f = p.L.cell_factor + col * p.K;
     const uint8_t* fault = p.L.cell_fault + col * p.K;
@@ -180,7 +177,8 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
                         const int64_t kc = g * p.cpg + arr * D + d;
                         int64_t ct, local;
                         p.place(kc, ct, local);
-                        const float r_col_pos = float(c.r_access + double(local + 1) * c.r_wire_row);
+                        const double r_col = c.r_access + double(local + 1) * c.r_wire_row;
+                        const float r_col_pos = float(r_col);
                         for (int64_t tc = 0; tc < p.T; ++tc) {
                             const size_t si = size_t(tc * p.ncols + kc);
                             const int64_t a0 = act.start[size_t(tc)], na = act.start[size_t(tc + 1)] - a0;
@@ -193,7 +191,7 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
                                 for (int64_t j = 0; j < na; ++j) dga[size_t(j)] = uint8_t(p.dmask - dga[size_t(j)]);
                             double acc_g = 0.0;
                             const double acc_dev =
-                                drawn ? drawn_deviation(p, cond, g, arr, d, tc, dga.data(), act, a0, na, &acc_g)
+                                drawn ? drawn_deviation(p, cond, g, arr, d, tc, r_col, dga.data(), act, a0, na, &acc_g)
                                       : deviation(dga.data(), act.drive.data() + a0, act.r.data() + a0, na,
                                                   inv_gf.data(), g_modelf.data(), r_modelf.data(), r_col_pos, &acc_g);
                             const int64_t active = L.n * P - in.idle_tc[size_t(tc)];
