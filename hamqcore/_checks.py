@@ -83,6 +83,14 @@ def check_grid(step, lo, hi) -> Tuple[float, float, float]:
     return step, lo, hi
 
 
+def as_finite(name: str, value) -> float:
+    """A finite real number (Python or numpy, not a bool), e.g. a drift exponent of either sign."""
+    v = as_float(name, value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return v
+
+
 def check_nonneg(name: str, value) -> float:
     """A finite number >= 0 (Python or numpy), e.g. ``lam``."""
     v = as_float(name, value)

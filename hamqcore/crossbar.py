@@ -24,12 +24,12 @@ import dataclasses
 import functools
 import zlib
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._checks import as_str, check_choice, check_int, check_int32, check_nonneg, check_threads
+from ._checks import as_finite, as_str, check_choice, check_int, check_int32, check_nonneg, check_threads
 
 # the names of every enum, as the C++ core parses them (cpp/bindings/bind_crossbar.cpp)
 MODELS = tuple(_core.MODELS)
@@ -67,7 +67,11 @@ GROUP_PACKINGS = ("block_diagonal", "per_group")
 # (hamqcore.readout); the energy path charges its multiplier (component "gain").
 GAIN_BITS = 8
 FUNCTIONAL_DEFAULTS = {"adc_reference": "full_scale", "readout": "digits", "g_variation": 0.0, "stuck_on": 0.0,
-                       "stuck_off": 0.0, "seed": 0, "group_packing": "block_diagonal"}
+                       "stuck_off": 0.0, "retention_t": 0.0, "retention_v": 0.0, "retention_target": None,
+                       "seed": 0, "group_packing": "block_diagonal"}
+# The states a drawn cell can be in (cell_draws: one row of state_digits each): as programmed (or, with
+# retention_target, drifted towards it), stuck ON, stuck OFF, retention-drifted up, drifted down.
+CELL_STATES = ("programmed", "stuck_on", "stuck_off", "drift_up", "drift_down")
 
 
 # The defaults are the "neurosim-1.3" preset, whose numbers (like every preset's) live in the C++ core:
@@ -109,6 +113,17 @@ class CrossbarConfig:
       device, drawn once per cell from ``seed``; NeuroSim's Python ``vari``), ``readout="conductance"``
       only. ``stuck_on`` / ``stuck_off``: fraction of cells stuck at the ON / OFF state. The energy
       path charges these cells too (:func:`cell_draws` is the one draw both paths use).
+    * ``retention_t``, ``retention_v``, ``retention_target``: retention drift as DNN+NeuroSim V1.3's
+      Python models it (``Inference_pytorch/utee/wage_quantizer.py`` ``Retention(x, t, v, detect,
+      target)``, its ``--t`` retention time, ``--v`` drift coefficient, ``--detect`` / ``--target``):
+      a cell programmed to level d holds clamp((d + 1) t^(s v) - 1, 0, dmax) (its device conductance
+      g_off + level / dmax (g_on - g_off)), s drawn once per cell from {-1, 0, +1} (``retention_target``
+      None: NeuroSim's random drift, ``detect=0``) or s = sign(target dmax - d) (a fraction in [0, 1]:
+      its fixed-direction drift towards that level, ``detect=1``). ``readout="conductance"`` only;
+      both paths use the drifted cells (:func:`drift_levels`). NeuroSim clamps to the slice's own min
+      and max, redraws s for every input bit and lets the drifted digit feed the next digit's
+      extraction; hamqcore clamps to the device range, draws once (a chip's cells drift once) and
+      programs every digit from the weight (README "What the crossbar reads").
     """
 
     model: str = _DEFAULTS["model"]
@@ -140,6 +155,9 @@ class CrossbarConfig:
     g_variation: float = FUNCTIONAL_DEFAULTS["g_variation"]
     stuck_on: float = FUNCTIONAL_DEFAULTS["stuck_on"]
     stuck_off: float = FUNCTIONAL_DEFAULTS["stuck_off"]
+    retention_t: float = FUNCTIONAL_DEFAULTS["retention_t"]
+    retention_v: float = FUNCTIONAL_DEFAULTS["retention_v"]
+    retention_target: Optional[float] = FUNCTIONAL_DEFAULTS["retention_target"]
     seed: int = FUNCTIONAL_DEFAULTS["seed"]
     group_packing: str = FUNCTIONAL_DEFAULTS["group_packing"]
 
@@ -192,6 +210,20 @@ class CrossbarConfig:
         if self.g_variation > 0 and self.readout != "conductance":
             raise ValueError(f"g_variation={self.g_variation} varies conductances: it needs readout='conductance', "
                              f"got readout={self.readout!r}")
+        set_("retention_t", check_nonneg("retention_t", self.retention_t))
+        set_("retention_v", as_finite("retention_v", self.retention_v))
+        if self.retention_target is not None:
+            target = check_nonneg("retention_target", self.retention_target)
+            if target > 1.0:
+                raise ValueError(f"retention_target must be None (random drift) or a fraction in [0, 1] of the "
+                                 f"cell's range, got {self.retention_target!r}")
+            set_("retention_target", target)
+        if self.retention_v != 0 and self.retention_t == 0:
+            raise ValueError(f"retention_v={self.retention_v} drifts by retention_t^(+-v): it needs retention_t > 0, "
+                             "got retention_t=0 (NeuroSim's default t = 0 goes with v = 0: no drift)")
+        if drifts(self) and self.readout != "conductance":
+            raise ValueError(f"retention drift (retention_t={self.retention_t}, retention_v={self.retention_v}) moves "
+                             f"conductances: it needs readout='conductance', got readout={self.readout!r}")
         set_("seed", check_int("seed", self.seed, 0, 2 ** 63 - 1))
 
     @staticmethod
@@ -367,8 +399,33 @@ def core_reads(config: CrossbarConfig) -> bool:
 
 
 def varied(config: CrossbarConfig) -> bool:
-    """Whether ``config``'s cells deviate from their programmed conductances (variation or faults)."""
-    return config.g_variation > 0 or config.stuck_on > 0 or config.stuck_off > 0
+    """Whether ``config``'s cells deviate from their programmed conductances (variation, faults or
+    retention drift)."""
+    return config.g_variation > 0 or config.stuck_on > 0 or config.stuck_off > 0 or drifts(config)
+
+
+def drifts(config: CrossbarConfig) -> bool:
+    """Whether ``config``'s cells drift (retention_t^retention_v != 1)."""
+    return config.retention_t > 0 and config.retention_v != 0 and config.retention_t != 1
+
+
+def drift_levels(config: CrossbarConfig) -> np.ndarray:
+    """The level (digit units, in [0, dmax]) a cell holds in each of :data:`CELL_STATES` for each
+    programmed digit 0 .. dmax: (states, dmax + 1) float64. NeuroSim V1.3's ``Retention``
+    (``Inference_pytorch/utee/wage_quantizer.py``): (d + 1) t^(s v) - 1 clamped to the cell's range
+    (its ``2 * truncateX * ratio - 1`` with truncateX = (d + 1) / 2, ratio = t^(v sign)); with
+    ``retention_target``, the programmed state drifts towards target x dmax (s = sign(target dmax - d),
+    NeuroSim's ``detect=1``, its target (max - min) x target over a slice that spans [0, dmax])."""
+    dmax = (1 << config.cell_bits) - 1
+    d = np.arange(dmax + 1, dtype=np.float64)
+
+    def drift(s):
+        ratio = config.retention_t ** (config.retention_v * s) if drifts(config) else np.ones_like(d)
+        return np.clip((d + 1.0) * ratio - 1.0, 0.0, float(dmax))
+
+    programmed = d if config.retention_target is None else drift(np.sign(config.retention_target * dmax - d))
+    return np.stack([programmed, np.full_like(d, dmax), np.zeros_like(d), drift(np.ones_like(d)),
+                     drift(-np.ones_like(d))])
 
 
 def conversion_groups(config: CrossbarConfig, k: int) -> List[Tuple[int, int]]:
@@ -379,34 +436,60 @@ def conversion_groups(config: CrossbarConfig, k: int) -> List[Tuple[int, int]]:
     return [(r0, min(r0 + RC, t0 + R, k)) for t0 in range(0, k, R) for r0 in range(t0, min(t0 + R, k), RC)]
 
 
-def cell_draws(config: CrossbarConfig, columns: int, k: int, key: str = "") -> Optional[Tuple[np.ndarray, np.ndarray]]:
+class CellDraws(NamedTuple):
+    """One stored matrix's drawn cells (:func:`cell_draws`), the C++ core's layout: per digit column
+    and row ((columns, k); ``.T`` views them by row) the conductance factor and the state (an index
+    into :data:`CELL_STATES`), and each state's level per programmed digit (:func:`drift_levels`). A cell
+    in state s holding digit d conducts factor x g(levels[s, d]) (its device at that level, in series
+    with the access transistor and the wires)."""
+
+    factor: np.ndarray
+    state: np.ndarray
+    levels: np.ndarray
+
+
+def cell_draws(config: CrossbarConfig, columns: int, k: int, key: str = "") -> Optional[CellDraws]:
     """The programmed cells' deviations of one stored matrix of ``k`` rows and ``columns`` digit
     columns (arrays x digits x (outputs + reference column), :func:`stored_digits`' order): each
-    cell's conductance factor max(0, 1 + g_variation z), z ~ N(0, 1), and its fault (0 none, 1 stuck
-    ON: the cell conducts g(dmax), 2 stuck OFF: g(0)), both (columns, k), the C++ core's layout (a
-    column's cells contiguous; ``.T`` views them by row); None when ``config`` has no variation or
-    fault. Drawn from ``seed`` and ``key`` (the layer), per conversion group of rows, each draw
-    (z, then the faults' uniform draws) rows x columns in row order. The one source of the cells both
-    paths use: the functional path reads them (:mod:`hamqcore.readout`), the energy path charges
-    their conductances (:func:`simulate_layer`)."""
+    cell's conductance factor max(0, 1 + g_variation z), z ~ N(0, 1) (1 for a stuck cell), and its
+    state: stuck ON (level dmax) or OFF (level 0) at the rates ``stuck_on`` / ``stuck_off``, else
+    retention-drifted up, down or not (NeuroSim's random sign, each 1/3; without ``retention_target``)
+    or as programmed. None when ``config`` has no variation, fault or drift. Drawn from ``seed`` and
+    ``key`` (the layer), per conversion group of rows, each draw (z, the faults' uniforms, the drift
+    signs) rows x columns in row order. The one source of the cells both paths use: the functional
+    path reads them (:mod:`hamqcore.readout`), the energy path charges their conductances
+    (:func:`simulate_layer`)."""
     if not varied(config):
         return None
     rng = np.random.default_rng([config.seed, zlib.crc32(key.encode())])
     factor = np.ones((columns, k), np.float64)
-    stuck = np.zeros((columns, k), np.uint8)
+    state = np.zeros((columns, k), np.uint8)
+    random_drift = drifts(config) and config.retention_target is None
     for r0, r1 in conversion_groups(config, k):
         if config.g_variation > 0:
             factor.T[r0:r1] = np.maximum(1.0 + config.g_variation * rng.standard_normal((r1 - r0, columns)), 0.0)
         u = rng.random((r1 - r0, columns))
-        stuck.T[r0:r1][u < config.stuck_on] = 1
-        stuck.T[r0:r1][(u >= config.stuck_on) & (u < config.stuck_on + config.stuck_off)] = 2
-    return factor, stuck
+        st = state.T[r0:r1]
+        if random_drift:   # NeuroSim's torch.randint_like(x, -1, 2): -1, 0, +1
+            s = rng.integers(-1, 2, size=(r1 - r0, columns))
+            st[s == 1] = CELL_STATES.index("drift_up")
+            st[s == -1] = CELL_STATES.index("drift_down")
+        st[u < config.stuck_on] = CELL_STATES.index("stuck_on")
+        st[(u >= config.stuck_on) & (u < config.stuck_on + config.stuck_off)] = CELL_STATES.index("stuck_off")
+    factor[state == CELL_STATES.index("stuck_on")] = 1.0
+    factor[state == CELL_STATES.index("stuck_off")] = 1.0
+    return CellDraws(factor, state, drift_levels(config))
 
 
-def digit_conductance(config: CrossbarConfig) -> np.ndarray:
+def digit_conductance(config: CrossbarConfig, levels=None) -> np.ndarray:
     """The conductance (S) of a cell holding each digit 0 .. 2^cell_bits - 1 at the array's mean
-    position (cpp/src/crossbar_conductance.cpp digit_conductances): the energy path's cells."""
-    return np.asarray(_simulator(check_config(config)).digit_conductance(), np.float64)
+    position (cpp/src/crossbar_conductance.cpp digit_conductances): the energy path's cells; or of cells
+    holding ``levels`` (digit units in [0, dmax], any shape: drifted levels), the same formula."""
+    sim = _simulator(check_config(config))
+    if levels is None:
+        return np.asarray(sim.digit_conductance(), np.float64)
+    lv = np.asarray(levels, np.float64)
+    return np.asarray(sim.digit_conductance(lv.ravel()), np.float64).reshape(lv.shape)
 
 
 PRESETS_RAW: Dict[str, Dict[str, object]] = {m: _core.crossbar_preset(m) for m in MODELS}
@@ -569,7 +652,7 @@ def simulate_layer(
                                     bool(output) and config.readout == "conductance",
                                     None if digit_gain is None
                                     else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()],
-                                    0.0, bool(energy), *(draws or (None, None)))
+                                    0.0, bool(energy), *(draws or (None, None, None)))
     return LayerEnergy(
         weight_cells=_digit_columns(config, int(w_bits)) * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
         energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,

@@ -7,7 +7,8 @@ pulse over a matrix of cell values, with everything a chip adds on top:
 * the cells: ideal digits, or (``readout="conductance"``) the conductance of each digit at the
   array's mean position (``digit_conductances`` in the C++ core, the energy path's cells) in units of
   one digit step u = (g(dmax) - g(0)) / dmax, each programmed cell varied by
-  (1 + g_variation z), z ~ N(0, 1) drawn once per cell, and stuck-at-ON / OFF faults;
+  (1 + g_variation z), z ~ N(0, 1) drawn once per cell, stuck-at-ON / OFF faults and retention
+  drift (``hamqcore.crossbar.cell_draws``, the cells the energy path charges);
 * the columns: the mapping's stored digits and shift-add weights (``stored_digits`` in the C++
   core), conversion groups of rows_per_conversion rows in rows x cols arrays, complemented columns
   (the C++ rule: stored inverted when that leaves fewer ON cells in the array row tile), skipped
@@ -188,15 +189,16 @@ class LayerCells:
         self.leak = g[0] / self.unit if self.conductance else 0.0
         self.cells, self.fs_col, self.levels_col, self.skip, self.digits = [], [], [], [], []
         draws = cell_draws(c, stored.shape[1], K, key)      # the energy path charges the same cells
-        on_v = float(g[-1] / self.unit) if self.conductance else float(self.dmax)
-        off_v = float(g[0] / self.unit) if self.conductance else 0.0
+        if draws is not None:   # each state's cell value per programmed digit: its level's conductance
+            lv = draws.levels
+            state_vals = torch.from_numpy(digit_conductance(c, lv) / self.unit if self.conductance else lv)
         for (r0, r1), inv in zip(self.groups, self.inv):
             d = torch.where(inv, self.dmax - stored[r0:r1], stored[r0:r1])
             nominal = torch.from_numpy(g / self.unit)[d] if self.conductance else d.to(torch.float64)
-            vals = nominal.clone()
+            vals = nominal
             if draws is not None:
-                factor, stuck = (torch.from_numpy(a.T[r0:r1]) for a in draws)
-                vals = torch.where(stuck == 1, on_v, torch.where(stuck == 2, off_v, vals * factor))
+                factor, state = (torch.from_numpy(a.T[r0:r1]) for a in draws[:2])
+                vals = state_vals[state.to(torch.int64), d] * factor
             self.cells.append(vals)
             self.digits.append(d.to(torch.float64) if self.conductance else None)   # calibration's ideal sums
             st_sum = d.sum(0).to(torch.float64)

@@ -279,3 +279,16 @@ def test_demo_runs_the_papers_tasks_from_their_folders(tmp_path, monkeypatch, ca
     assert seen["tasks"]["ds_cnn"]["data"] == "speech_commands:/data/sc" and seen["tasks"]["ds_cnn"]["device"] == "cpu"
     assert cli.main(["demo", "--experiments", "mnist", "--out", str(tmp_path / "p")]) == 2
     assert "--experiments must be" in capsys.readouterr().err
+
+
+def test_set_parses_every_field_kind():
+    """--set: ints, floats, booleans, "auto" bits and the optional retention target (a number or none)."""
+    from hamqcore.study.cli import CliError, crossbar_config
+
+    cfg = crossbar_config("mnsim-2.0", ["rows=64", "skip_empty=true", "readout=conductance", "retention_t=1e4",
+                                        "retention_v=0.02", "retention_target=0.5", "adc_bits=7"])
+    assert (cfg.rows, cfg.skip_empty, cfg.retention_target, cfg.adc_bits) == (64, True, 0.5, 7)
+    assert crossbar_config("neurosim-1.3", ["adc_bits=auto"]).adc_resolution == "per_column"
+    assert crossbar_config("neurosim-1.3", ["retention_target=none"]).retention_target is None
+    with pytest.raises(CliError, match="--set retention_target: expected a number or none, got 'half'"):
+        crossbar_config("neurosim-1.3", ["retention_target=half"])

@@ -191,17 +191,22 @@ def _configs():
     return st.one_of(ns, mn, bl)
 
 
-# the cells' variation and faults (g_variation, stuck_on, stuck_off): None, or drawn from ``seed``
-FAULTS = st.sampled_from([None, (0.3, 0.0, 0.0), (0.0, 0.1, 0.0), (0.0, 0.0, 0.2), (0.2, 0.05, 0.1), (0.0, 1.0, 0.0)])
+# the cells' variation, faults and retention drift (g_variation, stuck_on, stuck_off, then retention_t,
+# retention_v, retention_target or None): None, or drawn from ``seed``
+FAULTS = st.sampled_from([None, (0.3, 0.0, 0.0), (0.0, 0.1, 0.0), (0.0, 0.0, 0.2), (0.2, 0.05, 0.1), (0.0, 1.0, 0.0),
+                          (0.0, 0.0, 0.0, (1e4, 0.05, None)), (0.1, 0.05, 0.05, (1e3, -0.1, None)),
+                          (0.0, 0.0, 0.0, (100.0, 0.1, 0.4))])
 
 
 def _drawn(cfg, faults, w_bits, out, k):
     """``cfg`` with ``faults`` and the cells it draws for an out x k layer under key "" (None: none)."""
     if faults is None:
         return cfg, None
-    sigma, on, off = faults
+    sigma, on, off = faults[:3]
+    t, v, target = faults[3] if len(faults) > 3 else (0.0, 0.0, None)
     cfg = dataclass_replace(cfg, g_variation=sigma, stuck_on=on, stuck_off=off, seed=out * 1000 + k,
-                            readout="conductance" if sigma else cfg.readout)
+                            retention_t=t, retention_v=v, retention_target=target,
+                            readout="conductance" if sigma or v else cfg.readout)
     A, D = hamqcore.crossbar._digit_shape(cfg, w_bits)
     ref = cfg.mapping == "offset" and cfg.reference_column
     return cfg, cell_draws(cfg, A * D * (out + int(ref)), k)
@@ -222,6 +227,13 @@ def _drawn(cfg, faults, w_bits, out, k):
          k=150, n=3, ref_col=False, floor=False, seed=2, faults=(0.2, 0.05, 0.1))
 @example(cfg=CrossbarConfig.preset("mnsim-2.0", cell_bits=4), w_bits=8, a_bits=3, signed=False, out=4, k=70, n=2,
          ref_col=False, floor=True, seed=3, faults=(0.3, 0.0, 0.0))
+# retention drift: random signs with faults and variation on complemented columns under the HP power
+# law; drift towards a level on 4-bit cells
+@example(cfg=CrossbarConfig.preset("neurosim-1.3", roadmap="hp", complement=True, skip_empty=True,
+                                   rows_per_conversion=7, r_wire_row=20.0), w_bits=8, a_bits=4, signed=True, out=5,
+         k=150, n=3, ref_col=False, floor=False, seed=2, faults=(0.1, 0.05, 0.05, (1e3, -0.1, None)))
+@example(cfg=CrossbarConfig.preset("bitline", cell_bits=4), w_bits=8, a_bits=3, signed=False, out=4, k=70, n=2,
+         ref_col=False, floor=False, seed=3, faults=(0.0, 0.0, 0.0, (100.0, 0.1, 0.4)))
 def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col, floor, seed, faults):
     import dataclasses
 

@@ -229,34 +229,41 @@ def test_every_kernel_argument_is_checked_and_named(name):
 
 
 def test_drawn_cells_are_checked_by_the_core():
-    """The energy path's drawn cells (hamqcore.crossbar.cell_draws) reach the C++ core checked: both or
-    neither, (digit columns, K) each, factors finite and >= 0, faults 0..2, energy=True; a key is a
-    string."""
+    """The energy path's drawn cells (hamqcore.crossbar.cell_draws) reach the C++ core checked: all
+    three or none, (digit columns, K) each, factors finite and >= 0, states rows of state_digits,
+    state_digits (states, 2^cell_bits) levels in [0, dmax], energy=True; a key is a string."""
     from hamqcore.crossbar import CrossbarConfig, _simulator, cell_draws, simulate_layer
 
     cfg = CrossbarConfig.preset("neurosim-1.3", stuck_on=0.1)
     w, x = np.zeros((3, 5), np.int8), np.ones((2, 5), np.int8)
-    f, u = cell_draws(cfg, 4 * 3, 5)          # 8-bit weights in 2-bit cells: 4 digits; (columns, K)
+    f, u, lv = cell_draws(cfg, 4 * 3, 5)      # 8-bit weights in 2-bit cells: 4 digits; (columns, K)
     sim = _simulator(cfg)
 
     def run(**kw):
-        args = dict(cell_factor=f, cell_fault=u, output=False)
+        args = dict(cell_factor=f, cell_state=u, state_digits=lv, output=False)
         args.update(kw)
         return sim.simulate(w, x, 8, 8, **args)
 
     assert run().conversions > 0
-    bad_f, bad_u = f.copy(), u.copy()
-    bad_f[1, 2], bad_u[0, 4] = np.nan, 3
-    for kw, err, match in ((dict(cell_fault=None), ValueError, "come together"),
+    bad_f, bad_u, bad_lv = f.copy(), u.copy(), lv.copy()
+    bad_f[1, 2], bad_u[0, 4], bad_lv[2, 1] = np.nan, 5, 3.5
+    for kw, err, match in ((dict(cell_state=None), ValueError, "come together.*got only cell_factor state_digits"),
+                           (dict(state_digits=None), ValueError, "come together"),
                            (dict(cell_factor=f[:, :4]), ValueError, r"cell_factor must have shape \(digit columns, K\) = \(12, 5\)"),
-                           (dict(cell_fault=u[:-1]), ValueError, "cell_fault must have shape"),
+                           (dict(cell_state=u[:-1]), ValueError, "cell_state must have shape"),
                            (dict(cell_factor=-f), ValueError, r"cell_factor\[0, 0\] = -1.0+ must be finite and >= 0"),
                            (dict(cell_factor=bad_f), ValueError, r"cell_factor\[1, 2\] = nan"),
-                           (dict(cell_fault=bad_u), ValueError, r"cell_fault\[0, 4\] = 3 must be 0"),
-                           (dict(cell_fault=u.astype(np.int64)), TypeError, "cell_fault must be a uint8 array"),
+                           (dict(cell_state=bad_u), ValueError, r"cell_state\[0, 4\] = 5 must index a row of state_digits \(< 5\)"),
+                           (dict(cell_state=u.astype(np.int64)), TypeError, "cell_state must be a uint8 array"),
                            (dict(cell_factor=f.astype(np.int64)), TypeError, "cell_factor must be a float"),
+                           (dict(state_digits=lv[:, :3]), ValueError, r"state_digits must have shape \(states, 2\^cell_bits\)"),
+                           (dict(state_digits=np.zeros((0, 4))), ValueError, "with 1 to 255 states"),
+                           (dict(state_digits=bad_lv), ValueError, r"state_digits\[2, 1\] = 3.5.* must be a level in \[0, 3\]"),
+                           (dict(state_digits=-lv), ValueError, r"state_digits\[0, 1\] = -1.0+ must be a level"),
                            (dict(output=True, energy=False), ValueError, "they need energy=True")):
         with pytest.raises(err, match=match):
             run(**kw)
+    with pytest.raises(ValueError, match=r"levels\[1\] = 4.0+ must be a level in \[0, 3\]"):
+        sim.digit_conductance([0.0, 4.0])
     with pytest.raises(TypeError, match="key must be a string, got 3"):
         simulate_layer(w, x, cfg, 8, 8, output=False, key=3)

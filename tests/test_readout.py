@@ -11,7 +11,7 @@ import torch.nn as nn
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hamqcore.crossbar import CrossbarConfig, digit_conductance, simulate_layer, stored_digits
+from hamqcore.crossbar import CrossbarConfig, digit_conductance, drift_levels, simulate_layer, stored_digits
 from hamqcore.energy import AdcReferences, calibrate_adc, crossbar_accuracy, crossbar_forward
 from hamqcore.quant import quantize_model
 from hamqcore.readout import adc_read, minmax_read, mse_full_scale, read_layer
@@ -125,22 +125,18 @@ def _golden_config(cell_bits, adc_bits):
                                  g_off=1 / 900e3, r_access=0.0, r_wire_row=0.0, r_wire_col=0.0)
 
 
-@pytest.mark.parametrize("kind", ["linear", "conv"])
-@pytest.mark.parametrize("cell_bits", [1, 2])
-@pytest.mark.parametrize("adc_bits", [3, 4, 5, 6])
-def test_minmax_readings_are_neurosim_pythons_own(kind, cell_bits, adc_bits):
-    """Every partial-sum reading of NeuroSim V1.3's Python (QLinear / QConv2d, inference=1: bit-serial
-    inputs, 128-row subarrays, digit slices, LinearQuantizeOut) equals hamqcore's under
-    adc_reference="minmax", readout="conductance" (its readings are (1 - 1/150) x hamqcore's digit
-    units). The only differences sit on exact level boundaries (a floor of an exact integer, decided
-    by float rounding on either side): each is shown to be one by exact integer arithmetic."""
-    codes = GOLDEN[f"{kind}_codes"].astype(np.int64)
+def _assert_neurosim_readings(kind, cell_bits, adc_bits, cfg, theirs, is_tie):
+    """Every partial-sum reading NeuroSim V1.3's Python made (``theirs``, its loop order: input bit,
+    subarray, digit) equals hamqcore's under ``cfg`` (its readings are (1 - 1/150) x hamqcore's digit
+    units), but on exact level boundaries: ``is_tie(xb, d, V)`` (driven inputs, digits, the element
+    indices) shows by exact integer arithmetic that a differing reading is one (a floor of an exact
+    level, decided by float rounding on either side), and it is one step off."""
+    codes = GOLDEN[f"{kind}_codes"].astype(np.int64).reshape(GOLDEN[f"{kind}_codes"].shape[0], -1)
     a = GOLDEN[f"{kind}_a"]
     x = a if kind == "linear" else a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])   # 1x1 conv: one row per pixel
     parts = []
-    read_layer(codes - 128, x, _golden_config(cell_bits, adc_bits), 8, 8, False, partials=parts)
+    read_layer(codes - 128, x, cfg, 8, 8, False, partials=parts)
     ours = {(g, p, d): r.numpy() for g, p, _, d, r in parts}
-    theirs = GOLDEN[f"{kind}_cb{cell_bits}_adc{adc_bits}"]
     D, r_off = 8 // cell_bits, 150
     assert theirs.shape[0] == 8 * 2 * D == len(ours)
     i = ties = 0
@@ -154,17 +150,68 @@ def test_minmax_readings_are_neurosim_pythons_own(kind, cell_bits, adc_bits):
                 o = ours[(s, z, k)] * (1 - 1 / r_off)
                 bad = ~np.isclose(o, t, rtol=1e-9, atol=0)
                 if bad.any():
-                    # exact: (r - 1) x reading = (r - 1) sum(x d) + dmax sum(x), an integer per element
                     xb = (x[:, s * 128:(s + 1) * 128] >> z) & 1
                     d = (codes[:, s * 128:(s + 1) * 128] >> (k * cell_bits)) & ((1 << cell_bits) - 1)
-                    V = (r_off - 1) * (xb @ d.T) + ((1 << cell_bits) - 1) * xb.sum(1, keepdims=True)
-                    num = (V - V.min()) * 2 ** adc_bits
-                    tie = num % (V.max() - V.min()) == 0
-                    assert tie[bad].all()
+                    assert is_tie(xb, d)[bad].all()
                     step = (t.max() - t.min()) / (2 ** adc_bits - 1)   # the top reading is level 2^bits - 1
                     np.testing.assert_allclose(np.abs(o - t)[bad], step, rtol=1e-9)
                     ties += int(bad.sum())
     assert ties <= 0.01 * theirs.size
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+@pytest.mark.parametrize("cell_bits", [1, 2])
+@pytest.mark.parametrize("adc_bits", [3, 4, 5, 6])
+def test_minmax_readings_are_neurosim_pythons_own(kind, cell_bits, adc_bits):
+    """Every partial-sum reading of NeuroSim V1.3's Python (QLinear / QConv2d, inference=1: bit-serial
+    inputs, 128-row subarrays, digit slices, LinearQuantizeOut) equals hamqcore's under
+    adc_reference="minmax", readout="conductance", but on exact level boundaries."""
+    r_off, dmax = 150, (1 << cell_bits) - 1
+
+    def is_tie(xb, d):
+        # (r - 1) x reading = (r - 1) sum(x d) + dmax sum(x), an integer per element
+        V = (r_off - 1) * (xb @ d.T) + dmax * xb.sum(1, keepdims=True)
+        return (V - V.min()) * 2 ** adc_bits % (V.max() - V.min()) == 0
+
+    _assert_neurosim_readings(kind, cell_bits, adc_bits, _golden_config(cell_bits, adc_bits),
+                              GOLDEN[f"{kind}_cb{cell_bits}_adc{adc_bits}"], is_tie)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+@pytest.mark.parametrize("cell_bits", [1, 2])
+@pytest.mark.parametrize("target", [0.0, 0.5, 1.0])
+def test_retention_drift_is_neurosim_pythons_own(kind, cell_bits, target):
+    """NeuroSim V1.3's Python with fixed-direction retention drift (utee/wage_quantizer.py Retention,
+    detect=1, t = 1e4, v = 0.02, towards target 0, 0.5, 1; make_golden.py): every reading equals
+    hamqcore's under retention_t / retention_v / retention_target, but on exact level boundaries.
+    Where NeuroSim's rule and hamqcore's could differ they do not here, and the test shows it: every
+    subarray slice spans the device range (NeuroSim clamps to the slice's min and max, hamqcore to
+    [0, dmax]; its target is (max - min) x target), and no drift reaches half a cell range (NeuroSim
+    extracts the next digit from the drifted one: round((X - drifted) / 2^cell_bits))."""
+    cfg = dataclasses.replace(_golden_config(cell_bits, 5), retention_t=1e4, retention_v=0.02,
+                              retention_target=target)
+    dmax = (1 << cell_bits) - 1
+    codes = GOLDEN[f"{kind}_codes"].astype(np.int64).reshape(GOLDEN[f"{kind}_codes"].shape[0], -1)
+    for s in range(2):
+        for k in range(8 // cell_bits):
+            d = (codes[:, s * 128:(s + 1) * 128] >> (k * cell_bits)) & dmax
+            assert d.min() == 0 and d.max() == dmax
+    level = drift_levels(cfg)[0]
+    assert np.abs(level - np.arange(dmax + 1)).max() < (dmax + 1) / 2
+    assert not np.array_equal(level, np.arange(dmax + 1))       # it drifts
+
+    def is_tie(xb, d):
+        # a reading is sum_v n_v c_v over the levels' counts n_v (driven cells holding digit v), with
+        # incommensurable cell values c_v: on a boundary exactly when 2^bits (n - n_min) is an integer
+        # multiple of (n_max - n_min), the counts of the tensor's smallest and largest readings
+        n = np.stack([xb @ (d == v).T for v in range(dmax + 1)], -1)
+        raw = n @ (level * 149 + dmax)
+        lo, hi = n.reshape(-1, dmax + 1)[np.argmin(raw)], n.reshape(-1, dmax + 1)[np.argmax(raw)]
+        num, den = (n - lo) * 2 ** 5, hi - lo
+        j = int(np.argmax(np.abs(den)))
+        return np.all(num == (num[..., j] // den[j])[..., None] * den, -1) & (num[..., j] % den[j] == 0)
+
+    _assert_neurosim_readings(kind, cell_bits, 5, cfg, GOLDEN[f"{kind}_cb{cell_bits}_adc5_ret{target}"], is_tie)
 
 
 def _digital(w, x, w_bits, mapping="offset"):
@@ -220,18 +267,21 @@ def test_faults_and_variation_are_seeded_per_cell():
     np.testing.assert_allclose(off, np.repeat(-128.0 * x.sum(1, keepdims=True), 6, 1))
 
 
-def test_the_energy_path_charges_the_cells_the_functional_path_reads():
-    """Variation and faults: the energy path charges the very cells the functional path reads (one
-    draw, hamqcore.crossbar.cell_draws). Under the bitline accounting the energy is V^2 t_read times the
-    sum over every conversion of the column's conductance, which the dense model's cells give directly
-    (several row tiles and conversion groups); nominal cells, other seeds or keys give other energies."""
+@pytest.mark.parametrize("drift", [{}, dict(retention_t=1e4, retention_v=0.05),
+                                   dict(retention_t=1e4, retention_v=0.05, retention_target=0.3)])
+def test_the_energy_path_charges_the_cells_the_functional_path_reads(drift):
+    """Variation, faults and retention drift: the energy path charges the very cells the functional
+    path reads (one draw, hamqcore.crossbar.cell_draws). Under the bitline accounting the energy is
+    V^2 t_read times the sum over every conversion of the column's conductance, which the dense model's
+    cells give directly (several row tiles and conversion groups); nominal cells, other seeds or keys
+    give other energies."""
     from hamqcore.readout import LayerCells
 
     rng = np.random.default_rng(5)
     w, x = _layer(rng, 9, 300, 4, "offset", 8, 8, False)
     # no wires: every cell sits at the functional path's mean position (the energy path places each)
     cfg = CrossbarConfig.preset("bitline", readout="conductance", g_variation=0.3, stuck_on=0.02, stuck_off=0.05,
-                                rows_per_conversion=16, seed=7, r_wire_row=0.0, r_wire_col=0.0)
+                                rows_per_conversion=16, seed=7, r_wire_row=0.0, r_wire_col=0.0, **drift)
     cells = LayerCells(w, cfg, 8, key="conv1/0")
     g_sum = sum(float((((x[:, r0:r1] >> p) & 1).astype(np.float64) @ cells.cells[gi].numpy()).sum())
                 for gi, (r0, r1) in enumerate(cells.groups) for p in range(8))
@@ -242,9 +292,45 @@ def test_the_energy_path_charges_the_cells_the_functional_path_reads():
                                                           r_wire_col=0.0), 8, 8).energy["cell"]
     for other in (simulate_layer(w, x, cfg, 8, 8, output=False, key="conv2/0"),
                   simulate_layer(w, x, dataclasses.replace(cfg, seed=8), 8, 8, output=False, key="conv1/0")):
-        assert other.energy["cell"] != e and abs(other.energy["cell"] / nominal - 1) < 0.1
+        assert other.energy["cell"] != e and abs(other.energy["cell"] / e - 1) < 0.1 and e != nominal
     with pytest.raises(ValueError, match="read_layer"):       # the core's output would be the nominal cells'
         simulate_layer(w, x, cfg, 8, 8, key="conv1/0")
+
+
+def test_retention_drift_by_hand_and_its_zero_drift_limit():
+    """NeuroSim's Retention rule, level by level: (d + 1) t^(s v) - 1 clamped to [0, dmax]; towards a
+    target the sign is sign(target dmax - d); random signs are -1, 0, +1 about equally often, seeded.
+    No drift (t = 1, or v = 0) reads the nominal cells exactly, and a vanishing drift tends to them."""
+    from hamqcore.crossbar import CELL_STATES, cell_draws, drifts
+
+    cfg = CrossbarConfig(readout="conductance", retention_t=100.0, retention_v=0.1)
+    r = 100.0 ** 0.1
+    lv = drift_levels(cfg)
+    assert list(CELL_STATES) == ["programmed", "stuck_on", "stuck_off", "drift_up", "drift_down"]
+    np.testing.assert_allclose(lv, [[0, 1, 2, 3], [3, 3, 3, 3], [0, 0, 0, 0],
+                                    [r - 1, 2 * r - 1, 3, 3],                    # 3r - 1 > 3: clamped
+                                    [0, 2 / r - 1, 3 / r - 1, 4 / r - 1]], rtol=1e-15)
+    towards = drift_levels(dataclasses.replace(cfg, retention_target=0.5))[0]   # target level 1.5
+    np.testing.assert_allclose(towards, [r - 1, 2 * r - 1, 3 / r - 1, 4 / r - 1], rtol=1e-15)
+    assert drift_levels(dataclasses.replace(cfg, retention_target=1.0))[0][3] == 3.0   # at the target: stays
+    draws = cell_draws(cfg, 300, 200, "l")
+    share = np.bincount(draws.state.ravel(), minlength=5) / draws.state.size
+    np.testing.assert_allclose(share[[0, 3, 4]], 1 / 3, atol=0.01)
+    assert share[1] == share[2] == 0 and np.array_equal(draws.factor, np.ones((300, 200)))
+    assert np.array_equal(cell_draws(cfg, 300, 200, "l").state, draws.state)
+    assert not np.array_equal(cell_draws(cfg, 300, 200, "m").state, draws.state)
+    assert not drifts(dataclasses.replace(cfg, retention_t=1.0)) and not drifts(dataclasses.replace(cfg, retention_v=0.0))
+    assert cell_draws(dataclasses.replace(cfg, retention_t=1.0), 3, 3) is None
+    rng = np.random.default_rng(2)
+    w, x = _layer(rng, 7, 150, 3, "offset", 8, 8, False)
+    base = CrossbarConfig.preset("bitline", readout="conductance")
+    exact = read_layer(w, x, base, 8, 8, False)
+    prev, scale = None, float(np.abs(exact).max())
+    for v in (1e-2, 1e-4, 1e-6):
+        drifted = read_layer(w, x, dataclasses.replace(base, retention_t=10.0, retention_v=v, seed=3), 8, 8, False)
+        err = float(np.abs(drifted - exact).max()) / scale
+        assert err < 100 * v and (prev is None or err < prev / 10)
+        prev = err
 
 
 @pytest.mark.parametrize("roadmap", ["lp", "hp"])
@@ -363,6 +449,13 @@ def test_calibrated_references_are_fixed_and_checked():
     (dict(stuck_on=0.6, stuck_off=0.5), "stuck_on \\+ stuck_off"),
     (dict(adc_reference="minmax", adc_bits="auto"), "needs adc_resolution='fixed'"),
     (dict(seed=-1), "seed must be an integer"),
+    (dict(retention_t=10.0, retention_v=0.1), "needs readout='conductance'"),
+    (dict(readout="conductance", retention_v=0.1), "it needs retention_t > 0"),
+    (dict(readout="conductance", retention_t=-1.0), "retention_t must be a finite number >= 0"),
+    (dict(readout="conductance", retention_t=10.0, retention_v=float("inf")), "retention_v must be a finite number"),
+    (dict(readout="conductance", retention_t=10.0, retention_v=0.1, retention_target=1.5),
+     "retention_target must be None"),
+    (dict(readout="conductance", retention_target=-0.1), "retention_target must be a finite number >= 0"),
 ])
 def test_bad_functional_options(kw, match):
     with pytest.raises(ValueError, match=match):

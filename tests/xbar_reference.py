@@ -226,7 +226,7 @@ def own_ladder_energy(cfg, n_rows, max_sum, L):
 
 
 def block_draws(draws, a, r0, n_rows, c0, n_cols, D, out, cfg):
-    """The drawn cells (factor, fault) of one block of array type ``a`` (rows r0.., mat columns c0..,
+    """The drawn cells (factor, state) of one block of array type ``a`` (rows r0.., mat columns c0..,
     then its reference columns), from ``draws`` ((columns, k), hamqcore's digit-column order
     (a D + d) G + o, G = out + reference column)."""
     ref = cfg.reference_column
@@ -240,8 +240,8 @@ def block_draws(draws, a, r0, n_rows, c0, n_cols, D, out, cfg):
         idx.append((a * D + d) * G + o)
     if ref:
         idx += [(a * D + (D - 1 - j)) * G + out for j in range(D)]
-    factor, fault = (a.T for a in draws)      # (columns, k) -> by row
-    return factor[r0:r0 + n_rows][:, idx], fault[r0:r0 + n_rows][:, idx]
+    factor, state = (a.T for a in draws[:2])      # (columns, k) -> by row
+    return factor[r0:r0 + n_rows][:, idx], state[r0:r0 + n_rows][:, idx]
 
 
 def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False, draws=None):
@@ -283,13 +283,25 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False, draws=None):
                 cnt["inverted"] += int(inv.sum())
             on += int((block != 0).sum())
             g = cell_conductance(cfg, block, block.shape[0], pos)
-            if draws is not None:   # the programmed cells: varied, or stuck at the ON / OFF conductance
+            if draws is not None:   # the programmed cells: varied, stuck ON / OFF, drifted
                 c0 = (bi % col_tiles) * cols_eff
                 n_mat = block.shape[1] - (D if cfg.reference_column else 0)
-                f, fault = block_draws(draws, a, r0, block.shape[0], c0, n_mat, D, out, cfg)
-                g_on = cell_conductance(cfg, np.full(block.shape, dmax), block.shape[0], pos)
-                g_off = cell_conductance(cfg, np.zeros(block.shape, np.int64), block.shape[0], pos)
-                g = np.where(fault == 1, g_on, np.where(fault == 2, g_off, f * g))
+                f, state = block_draws(draws, a, r0, block.shape[0], c0, n_mat, D, out, cfg)
+                level = np.empty(block.shape)       # the level each cell's device holds
+                for i, j in np.ndindex(block.shape):
+                    s_, d_ = int(state[i, j]), int(block[i, j])
+                    if s_ == 1:
+                        level[i, j] = dmax                                     # stuck ON
+                    elif s_ == 2:
+                        level[i, j] = 0                                        # stuck OFF
+                    else:                                                      # NeuroSim's Retention
+                        sign = {0: 0, 3: 1, 4: -1}[s_]
+                        if s_ == 0 and cfg.retention_target is not None:
+                            sign = np.sign(cfg.retention_target * dmax - d_)
+                        drift = cfg.retention_t > 0 and cfg.retention_v != 0
+                        ratio = cfg.retention_t ** (cfg.retention_v * sign) if drift else 1.0
+                        level[i, j] = min(max((d_ + 1) * ratio - 1, 0.0), dmax)
+                g = f * cell_conductance(cfg, level, block.shape[0], pos)
             groups = list(range(0, block.shape[0], rpc))
             # statics per (group, column): skipped when empty, levels, full scale
             stat = []

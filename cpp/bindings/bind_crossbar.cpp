@@ -81,41 +81,58 @@ std::vector<double> per_digit_column(const py::object& obj, const char* name, si
     return v;
 }
 
-// The drawn cells (CrossbarLayer::cell_factor / cell_fault): both or neither, (columns, k) each, the
-// factors finite and >= 0 (float64), the faults 0, 1 or 2 (uint8).
+// The drawn cells (CrossbarLayer::cell_factor / cell_state / state_digits): all or none; the factors
+// (columns, k) float64, finite and >= 0; the states (columns, k) uint8, each a row of state_digits;
+// state_digits (states, dmax + 1) float64 levels in [0, dmax], 1 to 255 states.
 struct DrawnCells {
     bool given = false;
     py::array_t<double, py::array::c_style | py::array::forcecast> factor;
-    py::array_t<uint8_t, py::array::c_style | py::array::forcecast> fault;
+    py::array_t<uint8_t, py::array::c_style | py::array::forcecast> state;
+    py::array_t<double, py::array::c_style | py::array::forcecast> levels;
 };
 
-DrawnCells drawn_cells(const py::object& factor, const py::object& fault, int64_t columns, int64_t k) {
+DrawnCells drawn_cells(const py::object& factor, const py::object& state, const py::object& levels, int64_t columns,
+                       int64_t k, int dmax) {
     DrawnCells d;
-    if (factor.is_none() != fault.is_none())
-        throw py::value_error("cell_factor and cell_fault come together (hamqcore.crossbar.cell_draws): got only " +
-                              std::string(factor.is_none() ? "cell_fault" : "cell_factor"));
-    if (factor.is_none()) return d;
+    const int given = int(!factor.is_none()) + int(!state.is_none()) + int(!levels.is_none());
+    if (given == 0) return d;
+    if (given != 3)
+        throw py::value_error(std::string("cell_factor, cell_state and state_digits come together "
+                                          "(hamqcore.crossbar.cell_draws): got only ") +
+                              (factor.is_none() ? "" : "cell_factor ") + (state.is_none() ? "" : "cell_state ") +
+                              (levels.is_none() ? "" : "state_digits"));
     const py::array fa = float_array(factor, "cell_factor");
-    py::array ua = py::array::ensure(fault);
+    const py::array la = float_array(levels, "state_digits");
+    py::array ua = py::array::ensure(state);
     if (!ua || ua.dtype().kind() != 'u' || ua.dtype().itemsize() != 1)
-        throw py::type_error("cell_fault must be a uint8 array");
+        throw py::type_error("cell_state must be a uint8 array");
     const std::vector<py::ssize_t> want = {py::ssize_t(columns), py::ssize_t(k)};
-    for (const auto& [a, name] : {std::pair<const py::array&, const char*>{fa, "cell_factor"}, {ua, "cell_fault"}})
+    for (const auto& [a, name] : {std::pair<const py::array&, const char*>{fa, "cell_factor"}, {ua, "cell_state"}})
         if (std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()) != want)
             throw py::value_error(std::string(name) + " must have shape (digit columns, K) = " + shape_str(want) +
                                   ", got " + shape_str(a));
+    if (la.ndim() != 2 || la.shape(1) != dmax + 1 || la.shape(0) < 1 || la.shape(0) > 255)
+        throw py::value_error("state_digits must have shape (states, 2^cell_bits) with 1 to 255 states, "
+                              "2^cell_bits = " + std::to_string(dmax + 1) + ", got " + shape_str(la));
     d.given = true;
     d.factor = contiguous_as<double>(fa, "cell_factor");
-    d.fault = contiguous_as<uint8_t>(ua, "cell_fault");
+    d.state = contiguous_as<uint8_t>(ua, "cell_state");
+    d.levels = contiguous_as<double>(la, "state_digits");
+    const std::vector<py::ssize_t> lshape(la.shape(), la.shape() + 2);
+    const double* v = d.levels.data();
+    for (py::ssize_t i = 0; i < d.levels.size(); ++i)
+        if (!(v[i] >= 0 && v[i] <= dmax))
+            throw py::value_error(index_str("state_digits", lshape, i) + " = " + std::to_string(v[i]) +
+                                  " must be a level in [0, " + std::to_string(dmax) + "]");
     const double* f = d.factor.data();
-    const uint8_t* u = d.fault.data();
+    const uint8_t* u = d.state.data();
     for (py::ssize_t i = 0; i < d.factor.size(); ++i) {
         if (!(f[i] >= 0) || !std::isfinite(f[i]))
             throw py::value_error(index_str("cell_factor", want, i) + " = " + std::to_string(f[i]) +
                                   " must be finite and >= 0");
-        if (u[i] > 2)
-            throw py::value_error(index_str("cell_fault", want, i) + " = " + std::to_string(int(u[i])) +
-                                  " must be 0 (none), 1 (stuck ON) or 2 (stuck OFF)");
+        if (u[i] >= la.shape(0))
+            throw py::value_error(index_str("cell_state", want, i) + " = " + std::to_string(int(u[i])) +
+                                  " must index a row of state_digits (< " + std::to_string(la.shape(0)) + ")");
     }
     return d;
 }
@@ -240,8 +257,19 @@ void bind_crossbar(py::module_& m) {
              "adc_resolution"_a, "skip_empty"_a, "rows_per_conversion"_a, "complement"_a, "column_order"_a, "gain_bits"_a = 0,
              "digit_references"_a = false)
         .def(
-            "digit_conductance", [](const Crossbar& xb) { return digit_conductances(xb.config()); },
-            "The conductance (S) of a cell holding each digit 0 .. 2^cell_bits - 1 at the array's mean position.")
+            "digit_conductance",
+            [](const Crossbar& xb, const std::optional<std::vector<double>>& levels) {
+                if (!levels) return digit_conductances(xb.config());
+                const double dmax = double((1 << xb.config().cell_bits) - 1);
+                for (size_t i = 0; i < levels->size(); ++i)
+                    if (!((*levels)[i] >= 0 && (*levels)[i] <= dmax))
+                        throw py::value_error("levels[" + std::to_string(i) + "] = " + std::to_string((*levels)[i]) +
+                                              " must be a level in [0, " + std::to_string(int(dmax)) + "]");
+                return level_conductances(xb.config(), *levels);
+            },
+            "levels"_a = py::none(),
+            "The conductance (S) of a cell holding each digit 0 .. 2^cell_bits - 1 (or each of levels, digit "
+            "units in [0, dmax]) at the array's mean position.")
         .def(
             "stored_digits",
             [](const Crossbar& xb, const py::handle& w, int w_bits) {
@@ -272,7 +300,7 @@ void bind_crossbar(py::module_& m) {
                std::optional<bool> a_signed, std::optional<int> n_threads, bool floor, bool output,
                const py::object& digit_full_scale, bool conductance, const py::object& digit_gain,
                double histogram_bins_per_unit, bool energy, const py::object& cell_factor,
-               const py::object& cell_fault) {
+               const py::object& cell_state, const py::object& state_digits) {
                 const std::string err = validate_layer(xb.config(), w_bits, a_bits);
                 if (!err.empty()) throw py::value_error(err);
                 const int nt = threads_arg(n_threads);
@@ -326,14 +354,17 @@ void bind_crossbar(py::module_& m) {
                     L.digit_gain = gain.data();
                 }
                 const bool ref = cfg.mapping == Mapping::Offset && cfg.reference_column;
-                const DrawnCells drawn = drawn_cells(cell_factor, cell_fault,
-                                                     int64_t(n_digit_cols) * (L.out + (ref ? 1 : 0)), L.k);
+                const DrawnCells drawn =
+                    drawn_cells(cell_factor, cell_state, state_digits, int64_t(n_digit_cols) * (L.out + (ref ? 1 : 0)),
+                                L.k, (1 << cfg.cell_bits) - 1);
                 if (drawn.given) {
                     if (!energy)
-                        throw py::value_error("cell_factor / cell_fault set the cells the energy path charges: "
-                                              "they need energy=True (hamqcore.readout reads drawn cells)");
+                        throw py::value_error("cell_factor / cell_state / state_digits set the cells the energy path "
+                                              "charges: they need energy=True (hamqcore.readout reads drawn cells)");
                     L.cell_factor = drawn.factor.data();
-                    L.cell_fault = drawn.fault.data();
+                    L.cell_state = drawn.state.data();
+                    L.state_digits = drawn.levels.data();
+                    L.n_states = int(drawn.levels.shape(0));
                 }
                 if (a_signed) {
                     L.a_signed = *a_signed;
@@ -360,7 +391,7 @@ void bind_crossbar(py::module_& m) {
             "w"_a, "x"_a, "w_bits"_a, "a_bits"_a, "a_signed"_a = py::none(), "n_threads"_a = py::none(),
             "floor"_a = false, "output"_a = true, "digit_full_scale"_a = py::none(), "conductance"_a = false,
             "digit_gain"_a = py::none(), "histogram_bins_per_unit"_a = 0.0, "energy"_a = true,
-            "cell_factor"_a = py::none(), "cell_fault"_a = py::none(),
+            "cell_factor"_a = py::none(), "cell_state"_a = py::none(), "state_digits"_a = py::none(),
             "Simulate one layer: w (out x K) integer weights, x (N x K) integer inputs.");
 }
 

@@ -11,13 +11,19 @@
 
 namespace hamq {
 
-std::vector<double> digit_conductances(const CrossbarConfig& c) {
+std::vector<double> level_conductances(const CrossbarConfig& c, const std::vector<double>& levels) {
     const uint64_t dmask = (uint64_t(1) << c.cell_bits) - 1;
     const double r_mean = c.r_access + (c.cols + 1) / 2.0 * c.r_wire_row + (c.rows + 1) / 2.0 * c.r_wire_col;
-    std::vector<double> g(size_t(dmask + 1));
-    for (uint64_t d = 0; d <= dmask; ++d)
-        g[size_t(d)] = 1.0 / (1.0 / (c.g_off + double(d) / double(dmask) * (c.g_on - c.g_off)) + r_mean);
+    std::vector<double> g(levels.size());
+    for (size_t i = 0; i < levels.size(); ++i)
+        g[i] = 1.0 / (1.0 / (c.g_off + levels[i] / double(dmask) * (c.g_on - c.g_off)) + r_mean);
     return g;
+}
+
+std::vector<double> digit_conductances(const CrossbarConfig& c) {
+    std::vector<double> digits(size_t(1) << c.cell_bits);
+    for (size_t d = 0; d < digits.size(); ++d) digits[d] = double(d);
+    return level_conductances(c, digits);
 }
 
 }  // namespace hamq
@@ -102,25 +108,24 @@ ActiveRows active_rows(const Plan& p, const Inputs& in) {
 }
 
 // The deviation of one column's driven cells in one conversion group from the model when the cells
-// are drawn (CrossbarLayer::cell_factor / cell_fault), in double precision: sum over its driven rows
-// of drive (g_cell - g_model(d)), g_cell = f / (1 / G(d) + R) or, for a faulty cell, 1 / (1 / G(dmax
-// or 0) + R), R = r_col (access and row wire at the column's place) + the row's column wire.
-// *model: sum of drive g_model(d).
-double drawn_deviation(const Plan& p, const Conductance& cond, int64_t g, int arr, int d, int64_t tc, double r_col,
-                       const uint8_t* digit, const ActiveRows& act, int64_t a0, int64_t n, double* model) {
+// are drawn (CrossbarLayer::cell_factor / cell_state), in double precision: sum over its driven rows
+// of drive (g_cell - g_model(d)), g_cell = f / (1 / G(v) + R), v = state_digits[state][d] (inv_state:
+// 1 / G(v) per state and digit), R = r_col (access and row wire at the column's place) + the row's
+// column wire. *model: sum of drive g_model(d).
+double drawn_deviation(const Plan& p, const Conductance& cond, const std::vector<double>& inv_state, int64_t g,
+                       int arr, int d, int64_t tc, double r_col, const uint8_t* digit, const ActiveRows& act,
+                       int64_t a0, int64_t n, double* model) {
     const int64_t col = (int64_t(arr) * p.D + d) * p.G + g, row0 = p.tc_row0[size_t(tc)];
     const double* f = p.L.cell_factor + col * p.K;
-    const uint8_t* fault = p.L.cell_fault + col * p.K;
+    const uint8_t* state = p.L.cell_state + col * p.K;
+    const size_t nd = size_t(p.dmask + 1);
     double dev = 0.0, mod = 0.0;
     for (int64_t j = 0; j < n; ++j) {
         const int64_t row = row0 + act.row[size_t(a0 + j)];
         const uint8_t dj = digit[j];
         const double gm = cond.g_model[dj], drive = double(act.drive[size_t(a0 + j)]);
         const double r = r_col + double(act.r[size_t(a0 + j)]);
-        const uint8_t fj = fault[row];
-        const double cell = fj == 1   ? 1.0 / (cond.inv_g[size_t(p.dmask)] + r)
-                            : fj == 2 ? 1.0 / (cond.inv_g[0] + r)
-                                      : f[row] / (cond.inv_g[dj] + r);
+        const double cell = f[row] / (inv_state[size_t(state[row]) * nd + dj] + r);
         dev += drive * (cell - gm);
         mod += drive * gm;
     }
@@ -131,7 +136,7 @@ double drawn_deviation(const Plan& p, const Conductance& cond, int64_t g, int ar
 }  // namespace
 
 // Sum over conversions of (G - G0), the correction of the sense amp's power law: each cell's
-// deviation from the model (its position; with CrossbarLayer::cell_factor, its variation and fault
+// deviation from the model (its position; with CrossbarLayer::cell_factor, its variation and state
 // too) times the pulses driving its row (exact). The sense amp's (s G)^k is corrected per physical
 // column: sum over its conversions of k s (s G0)^(k-1) (G - G0), with (s G0)^(k-1) at the column's
 // mean model G0 (the tangent: the wires move G by a few %, where the secant differs by < 1e-8 of the
@@ -149,6 +154,12 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
     if ((!positional && !drawn) || L.n == 0) return out;
     const ActiveRows act = active_rows(p, in);
     const std::vector<float> inv_gf(cond.inv_g.begin(), cond.inv_g.end());
+    // 1 / G(v) of each drawn state's level v per stored digit (the expression of cond.inv_g, so a
+    // state that holds its digit as programmed gives the same bits)
+    std::vector<double> inv_state;
+    if (drawn)
+        for (int64_t i = 0; i < int64_t(L.n_states) * int64_t(p.dmask + 1); ++i)
+            inv_state.push_back(1.0 / (c.g_off + L.state_digits[i] / double(p.dmask) * (c.g_on - c.g_off)));
     const std::vector<float> g_modelf(cond.g_model.begin(), cond.g_model.end());
     std::vector<float> r_modelf(cond.g_model.size());  // the series resistance the model's G implies
     for (size_t d = 0; d < cond.g_model.size(); ++d) r_modelf[d] = float(1.0 / cond.g_model[d] - cond.inv_g[d]);
@@ -191,7 +202,7 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
                                 for (int64_t j = 0; j < na; ++j) dga[size_t(j)] = uint8_t(p.dmask - dga[size_t(j)]);
                             double acc_g = 0.0;
                             const double acc_dev =
-                                drawn ? drawn_deviation(p, cond, g, arr, d, tc, r_col, dga.data(), act, a0, na, &acc_g)
+                                drawn ? drawn_deviation(p, cond, inv_state, g, arr, d, tc, r_col, dga.data(), act, a0, na, &acc_g)
                                       : deviation(dga.data(), act.drive.data() + a0, act.r.data() + a0, na,
                                                   inv_gf.data(), g_modelf.data(), r_modelf.data(), r_col_pos, &acc_g);
                             const int64_t active = L.n * P - in.idle_tc[size_t(tc)];

@@ -94,6 +94,8 @@ def crossbar_config(preset: str, items: List[str]):
         try:
             if key == "adc_bits" and value == "auto":
                 out[key] = "auto"
+            elif kind is type(None):    # an optional number (retention_target): a float, or none
+                out[key] = None if value.lower() == "none" else float(value)
             elif kind is bool:
                 if value.lower() not in ("true", "false", "1", "0"):
                     raise ValueError
@@ -101,7 +103,8 @@ def crossbar_config(preset: str, items: List[str]):
             else:
                 out[key] = kind(value)
         except ValueError:
-            raise CliError(f"--set {key}: expected {kind.__name__}, got {value!r}") from None
+            expected = "a number or none" if kind is type(None) else kind.__name__
+            raise CliError(f"--set {key}: expected {expected}, got {value!r}") from None
     return _user(CrossbarConfig.preset, preset, **out)
 
 

@@ -141,8 +141,10 @@ std::string validate_layer(const CrossbarConfig& c, int w_bits, int a_bits);
 // The conductance (S) of a cell holding digit d = 0 .. 2^cell_bits - 1 at the array's mean position:
 // 1 / (1 / G(d) + r_access + (cols + 1) / 2 r_wire_row + (rows + 1) / 2 r_wire_col). The energy
 // path's model conductances (crossbar_conductance.cpp) and the functional path's cells
-// (hamqcore/readout.py) both come from here.
+// (hamqcore/readout.py) both come from here. level_conductances: the same for cells holding levels
+// v in [0, dmax] (G(v) = g_off + v / dmax (g_on - g_off): drifted cells).
 std::vector<double> digit_conductances(const CrossbarConfig& c);
+std::vector<double> level_conductances(const CrossbarConfig& c, const std::vector<double>& levels);
 
 // The cells a layer's weights are stored as: digits[arr][d][o][k] (d = 0 the least significant) of
 // the out x K weights w (range-checked by the caller), and each digit column's shift-add weight
@@ -185,12 +187,16 @@ struct CrossbarLayer {
     double histogram_bins_per_unit = 0;
     // The cells as programmed, when they deviate from the model (hamqcore.crossbar.cell_draws, which
     // the functional path reads too): per digit column (arrays x digits x (out + reference column),
-    // stored_digits' order) and row, [column][k]: the conductance factor f >= 0 of the cell (it conducts
-    // f g(d)) and its fault (0 none, 1 stuck ON: g(dmax), 2 stuck OFF: g(0), f unused), each at the
-    // cell's own position. Energy only (the functional output stays the model's); nullptr: the model.
-    // The reference column's copies in every array column tile share its cells.
+    // stored_digits' order) and row, [column][k]: the conductance factor f >= 0 of the cell and its
+    // state s < n_states. A cell in state s storing digit d conducts f / (1 / G(v) + R) at its own
+    // position, G(v) = g_off + v / dmax (g_on - g_off) with v = state_digits[s][d] in [0, dmax] (the
+    // level its device holds: d as programmed, dmax or 0 when stuck, a retention-drifted level).
+    // Energy only (the functional output stays the model's); nullptr: the model. The reference
+    // column's copies in every array column tile share its cells.
     const double* cell_factor = nullptr;
-    const uint8_t* cell_fault = nullptr;
+    const uint8_t* cell_state = nullptr;
+    const double* state_digits = nullptr;  // [n_states][dmax + 1]
+    int n_states = 0;
 };
 
 // Energy components (J, whole batch); which are nonzero depends on the model.

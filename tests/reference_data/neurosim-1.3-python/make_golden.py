@@ -13,7 +13,9 @@ to 1 so that its weight quantizer keeps the given 8-bit weights q / 128.
 
 Cases: a Linear layer (K = 256: two 128-row subarrays, 12 outputs, 3 inputs) and a 1x1 Conv2d
 (256 -> 8 channels on a 2 x 3 x 3 input: 18 vectors), cellBit 1 and 2, ADCprecision 3..6,
-onoffratio 150 (hamqcore's preset: 6 kOhm / 900 kOhm).
+onoffratio 150 (hamqcore's preset: 6 kOhm / 900 kOhm). Retention (wage_quantizer.Retention): the same
+layers with ADCprecision 5 under fixed-direction drift (detect=1; t = 1e4, v = 0.02) towards target
+0, 0.5 and 1 (keys ..._ret<target>): deterministic, so hamqcore's drawn-once cells are NeuroSim's.
 
 Run:  NEUROSIM_REPO=/path/to/DNN_NeuroSim_V1.3 python make_golden.py    (writes golden.npz here)
 """
@@ -42,10 +44,15 @@ def neurosim_modules():
     return mod, sys.modules["utee.wage_quantizer"]
 
 
-def run(kind, cell_bits, adc_bits, q, a, mod, wq):
+RETENTION_T, RETENTION_V, RETENTION_TARGETS = 1e4, 0.02, (0.0, 0.5, 1.0)
+
+
+def run(kind, cell_bits, adc_bits, q, a, mod, wq, retention=None):
     torch.manual_seed(0)
+    t, v, detect, target = (0, 0, 0, 0) if retention is None else (RETENTION_T, RETENTION_V, 1, retention)
     common = dict(wl_input=A_BITS, wl_weight=W_BITS, inference=1, onoffratio=ONOFF, cellBit=cell_bits,
-                  subArray=128, ADCprecision=adc_bits, vari=0.0, t=0, v=0, detect=0, target=0, model="VGG8")
+                  subArray=128, ADCprecision=adc_bits, vari=0.0, t=t, v=v, detect=detect, target=target,
+                  model="VGG8")
     if kind == "linear":
         layer = mod.QLinear(q.shape[1], q.shape[0], **common)
         layer.weight.data = torch.from_numpy(q / 128.0)
@@ -91,6 +98,9 @@ def main():
                 out[f"{kind}_codes"] = codes
                 out[f"{kind}_cb{cb}_adc{bits}"] = parts
                 out[f"{kind}_cb{cb}_adc{bits}_dummy"] = dummy
+            for target in RETENTION_TARGETS:
+                _, parts, _ = run(kind, cb, 5, q, a, mod, wq, retention=target)
+                out[f"{kind}_cb{cb}_adc5_ret{target}"] = parts
     np.savez_compressed(HERE / "golden.npz", **out)
 
 
