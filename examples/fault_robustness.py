@@ -5,7 +5,8 @@ finished ``hamq demo`` run, the baseline and every method's chosen point are rea
 accounting's crossbar (hamqcore.study.settings.PROTOCOL["primary"], the references calibrated on
 training inputs as the protocol calibrates them) with nominal cells, conductance variation and
 stuck-at-ON / OFF cells, all drawn from one seed: the energy per inference (the energy path charges
-the drawn cells) and the crossbar accuracy on the first test inputs.
+the drawn cells) and the crossbar accuracy on the first test inputs; also retention drift
+(NeuroSim's Retention, random or towards level 0).
 
     python examples/fault_robustness.py DEMO_OUT [--task resnet18] [--seed 0] [--inputs 200]
 
@@ -24,8 +25,13 @@ from hamqcore.study.data import load
 from hamqcore.study.settings import PROTOCOL
 from hamqcore.study.train import load_checkpoint
 
+# retention drift: NeuroSim's Retention with t^v = 1e4^0.02 = 1.20 (a cell's level d becomes
+# (d + 1) 1.20^(+-1) - 1): random signs (its detect=0), or every cell towards level 0 (detect=1,
+# target 0: conductances decay). Illustrative values: NeuroSim's defaults (t = v = 0) drift nothing.
 CONDITIONS = {"nominal": {}, "g_variation=0.1": dict(g_variation=0.1), "stuck_on=0.1%": dict(stuck_on=0.001),
-              "stuck_on=1%": dict(stuck_on=0.01), "stuck_off=1%": dict(stuck_off=0.01)}
+              "stuck_on=1%": dict(stuck_on=0.01), "stuck_off=1%": dict(stuck_off=0.01),
+              "drift random": dict(retention_t=1e4, retention_v=0.02),
+              "drift to 0": dict(retention_t=1e4, retention_v=0.02, retention_target=0.0)}
 ENERGY_INPUTS = 16          # test inputs the energy is measured on
 CALIBRATION_INPUTS = 32     # training inputs the references are calibrated on
 

@@ -153,15 +153,17 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
     const bool positional = c.r_wire_row != 0 || c.r_wire_col != 0 || p.cb == 4;
     if ((!positional && !drawn) || L.n == 0) return out;
     const ActiveRows act = active_rows(p, in);
-    const std::vector<float> inv_gf(cond.inv_g.begin(), cond.inv_g.end());
+    // the kernel's digit tables, padded to 16 entries (kernel_table.hpp xbar_deviation)
+    std::vector<float> inv_gf(16, 0.0f), g_modelf(16, 0.0f), r_modelf(16, 0.0f);
+    std::copy(cond.inv_g.begin(), cond.inv_g.end(), inv_gf.begin());
+    std::copy(cond.g_model.begin(), cond.g_model.end(), g_modelf.begin());
     // 1 / G(v) of each drawn state's level v per stored digit (the expression of cond.inv_g, so a
     // state that holds its digit as programmed gives the same bits)
     std::vector<double> inv_state;
     if (drawn)
         for (int64_t i = 0; i < int64_t(L.n_states) * int64_t(p.dmask + 1); ++i)
             inv_state.push_back(1.0 / (c.g_off + L.state_digits[i] / double(p.dmask) * (c.g_on - c.g_off)));
-    const std::vector<float> g_modelf(cond.g_model.begin(), cond.g_model.end());
-    std::vector<float> r_modelf(cond.g_model.size());  // the series resistance the model's G implies
+    // r_modelf: the series resistance the model's G implies
     for (size_t d = 0; d < cond.g_model.size(); ++d) r_modelf[d] = float(1.0 / cond.g_model[d] - cond.inv_g[d]);
     const double em1 = cond.neurosim ? cond.sense.exponent - 1.0 : 0.0;
     std::vector<double> dev(size_t(p.G), 0.0), dev_w(size_t(p.G), 0.0);

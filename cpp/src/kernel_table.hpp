@@ -39,7 +39,8 @@ struct KernelTable {
     void (*xbar_popcount)(const XbarPopcountArgs&);
     // sum_i drive[i] (1 / (inv_g[digit[i]] + r + r_row[i]) - g_model[digit[i]]) over i < n, and (in
     // *model) sum_i drive[i] g_model[digit[i]]: a column's conductance deviation from the kernel's model
-    // (single precision terms: the deviation is a few % of G and needs ~1e-5 of itself).
+    // (single precision terms: the deviation is a few % of G and needs ~1e-5 of itself). The digit
+    // tables inv_g, g_model, r_model hold 16 entries (cell_bits <= 4; unused ones padded).
     double (*xbar_deviation)(const uint8_t* digit, const float* drive, const float* r_row, int64_t n,
                              const float* inv_g, const float* g_model, const float* r_model, float r,
                              double* model);

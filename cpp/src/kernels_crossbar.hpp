@@ -474,6 +474,34 @@ double xbar_deviation(const uint8_t* digit, const float* drive, const float* r_r
     // nearly equal conductances, so single precision keeps ~1e-7 of the (small) deviation itself.
     float dev[kLanes] = {0}, mod[kLanes] = {0};
     int64_t i = 0;
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    static_assert(kLanes == 16, "one zmm of floats per chunk");
+    // The digit tables (<= 16 entries, cell_bits <= 4) in registers: a permute per chunk, no gathers;
+    // lane l takes elements i + l, the operations in the scalar order (no FMA): the same bits.
+    if (n >= kLanes) {
+        float t_inv[16] = {0}, t_gm[16] = {0}, t_rm[16] = {0};
+        for (int d = 0; d < 16; ++d) {
+            t_inv[d] = inv_g[d];
+            t_gm[d] = g_model[d];
+            t_rm[d] = r_model[d];
+        }
+        const __m512 v_inv = _mm512_loadu_ps(t_inv), v_gm = _mm512_loadu_ps(t_gm), v_rm = _mm512_loadu_ps(t_rm);
+        const __m512 vr = _mm512_set1_ps(r);
+        __m512 vdev = _mm512_setzero_ps(), vmod = _mm512_setzero_ps();
+        for (; i + kLanes <= n; i += kLanes) {
+            const __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(digit + i)));
+            const __m512 gm = _mm512_permutexvar_ps(d, v_gm), rr = _mm512_loadu_ps(r_row + i);
+            const __m512 dr = _mm512_loadu_ps(drive + i);
+            const __m512 rs = _mm512_add_ps(vr, rr);
+            const __m512 q = _mm512_div_ps(gm, _mm512_add_ps(_mm512_permutexvar_ps(d, v_inv), rs));
+            const __m512 t = _mm512_mul_ps(q, _mm512_sub_ps(_mm512_sub_ps(_mm512_permutexvar_ps(d, v_rm), vr), rr));
+            vdev = _mm512_add_ps(vdev, _mm512_mul_ps(dr, t));
+            vmod = _mm512_add_ps(vmod, _mm512_mul_ps(dr, gm));
+        }
+        _mm512_storeu_ps(dev, vdev);
+        _mm512_storeu_ps(mod, vmod);
+    }
+#endif
     for (; i + kLanes <= n; i += kLanes)
 #pragma omp simd
         for (int l = 0; l < kLanes; ++l) {
