@@ -480,6 +480,15 @@ def test_preset_and_layer_errors():
         simulate_layer(w, np.array([[0, 16, 0]], np.int16), a_bits=4)
     with pytest.raises(ValueError, match=r"x\[0, 0\] = -9 is outside the range \[-8, 7\] of signed a_bits=4"):
         simulate_layer(w, np.array([[-9, 0, 0]], np.int16), a_bits=4)
+    # the first bad element is named wherever it sits: beyond the check's first block, with a later one
+    # in the same block and another in a later block
+    big_w, big_x = np.zeros((90, 100), np.int16), np.ones((60, 100), np.int16)
+    big_w[50, 7], big_w[51, 3], big_w[89, 99] = 130, -129, 200
+    big_x[45, 99], big_x[46, 0], big_x[59, 5] = 256, -1, 999
+    with pytest.raises(ValueError, match=r"w\[50, 7\] = 130 is outside the range \[-128, 127\]"):
+        simulate_layer(big_w, big_x[:1], w_bits=8)
+    with pytest.raises(ValueError, match=r"x\[45, 99\] = 256 is outside the range \[0, 255\] of unsigned"):
+        simulate_layer(big_w[:1], big_x, w_bits=8, a_signed=False)
     with pytest.raises(ValueError, match="w must be a 2-D array, got 1 dimensions"):
         simulate_layer(np.zeros(3, np.int8), x)
     with pytest.raises(TypeError, match="w must be an array of signed integers"):

@@ -6,20 +6,32 @@
 
 namespace hamq::xbar {
 
+namespace {
+
+// The index of the first element of v[0, n) outside [lo, hi], or -1: a branch-free (vectorisable)
+// test per block, the index searched only in a block that has one.
+template <class T>
+int64_t first_outside(const T* v, int64_t n, int64_t lo, int64_t hi) {
+    constexpr int64_t kBlock = 4096;
+    for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+        const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
+        int bad = 0;
+        for (int64_t i = b0; i < b1; ++i) bad |= int(int64_t(v[i]) < lo) | int(int64_t(v[i]) > hi);
+        if (bad)
+            for (int64_t i = b0; i < b1; ++i)
+                if (int64_t(v[i]) < lo || int64_t(v[i]) > hi) return i;
+    }
+    return -1;
+}
+
+}  // namespace
+
 void check_ranges(const CrossbarConfig& c, const CrossbarLayer& L, CrossbarResult& r) {
     const int64_t w_lo = mapping_level_min(c.mapping, L.w_bits), w_hi = mapping_level_max(c.mapping, L.w_bits);
-    r.bad_w = visit_int(L.w_type, L.w, [&](auto* w) -> int64_t {
-        for (int64_t i = 0; i < L.out * L.k; ++i)
-            if (int64_t(w[i]) < w_lo || int64_t(w[i]) > w_hi) return i;
-        return -1;
-    });
+    r.bad_w = visit_int(L.w_type, L.w, [&](auto* w) { return first_outside(w, L.out * L.k, w_lo, w_hi); });
     const int64_t x_lo = L.a_signed ? -(int64_t(1) << (L.a_bits - 1)) : 0;
     const int64_t x_hi = L.a_signed ? (int64_t(1) << (L.a_bits - 1)) - 1 : (int64_t(1) << L.a_bits) - 1;
-    r.bad_x = visit_int(L.x_type, L.x, [&](auto* x) -> int64_t {
-        for (int64_t i = 0; i < L.n * L.k; ++i)
-            if (int64_t(x[i]) < x_lo || int64_t(x[i]) > x_hi) return i;
-        return -1;
-    });
+    r.bad_x = visit_int(L.x_type, L.x, [&](auto* x) { return first_outside(x, L.n * L.k, x_lo, x_hi); });
 }
 
 void Plan::place(int64_t kc, int64_t& col_tile, int64_t& local) const {
