@@ -153,8 +153,8 @@ MUTANTS = [
     ("cpp/src/crossbar_conductance.cpp", "if ((!positional && !drawn) || L.n == 0) return out;",
      "if (!positional || L.n == 0) return out;", DRAWN_TESTS),
     # the range check's branch-free block test (crossbar_plan.cpp first_outside)
-    ("cpp/src/crossbar_plan.cpp", "bad |= int(int64_t(v[i]) < lo) | int(int64_t(v[i]) > hi);",
-     "bad |= int(int64_t(v[i]) < lo);", XBAR_TESTS),
+    ("cpp/src/crossbar_plan.cpp", "bad |= int(C(v[i]) < clo) | int(C(v[i]) > chi);",
+     "bad |= int(C(v[i]) < clo);", XBAR_TESTS),
     # the wire-position pass's register tables (kernels_crossbar.hpp xbar_deviation)
     ("cpp/src/kernels_crossbar.hpp", "const __m512 t = _mm512_mul_ps(q, _mm512_sub_ps(_mm512_sub_ps(_mm512_permutexvar_ps(d, v_rm), vr), rr));",
      "const __m512 t = _mm512_mul_ps(q, _mm512_sub_ps(_mm512_permutexvar_ps(d, v_rm), vr));", XBAR_TESTS),

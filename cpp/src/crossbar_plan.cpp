@@ -1,6 +1,7 @@
 // Crossbar::simulate, stage 1: the input checks and the plan (crossbar_stages.hpp).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "crossbar_stages.hpp"
 
@@ -10,13 +11,16 @@ namespace {
 
 // The index of the first element of v[0, n) outside [lo, hi], or -1: a branch-free (vectorisable)
 // test per block, the index searched only in a block that has one.
+// Compared in int32 where T fits (the bounds of 2..16-bit levels do): packed compares on every tier.
 template <class T>
 int64_t first_outside(const T* v, int64_t n, int64_t lo, int64_t hi) {
+    using C = std::conditional_t<(sizeof(T) <= 4), int32_t, int64_t>;
+    const C clo = C(lo), chi = C(hi);
     constexpr int64_t kBlock = 4096;
     for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
         const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
         int bad = 0;
-        for (int64_t i = b0; i < b1; ++i) bad |= int(int64_t(v[i]) < lo) | int(int64_t(v[i]) > hi);
+        for (int64_t i = b0; i < b1; ++i) bad |= int(C(v[i]) < clo) | int(C(v[i]) > chi);
         if (bad)
             for (int64_t i = b0; i < b1; ++i)
                 if (int64_t(v[i]) < lo || int64_t(v[i]) > hi) return i;
