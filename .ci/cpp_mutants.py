@@ -26,8 +26,8 @@ DRAWN_TESTS = ["tests/test_crossbar.py::test_matches_numpy_reference", "tests/te
 
 # (file, original, mutant, tests)
 MUTANTS = [
-    ("cpp/src/crossbar_readings.cpp", "level = level > double(levels - 1) ? double(levels - 1) : level;",
-     "level = level > double(levels) ? double(levels) : level;", XBAR_TESTS),
+    ("cpp/src/crossbar_readings.cpp", "return step * ladder_level(double(s) / step, double(levels - 1));",
+     "return step * ladder_level(double(s) / step, double(levels));", XBAR_TESTS),
     ("cpp/src/crossbar_accounting.cpp", "rows_driven += double(cyc) / double(p.m) * double(in.driven_tc[size_t(tc)]);",
      "rows_driven += double(in.driven_tc[size_t(tc)]);", XBAR_TESTS),
     ("cpp/src/crossbar_weights.cpp", "if (c.skip_empty && sw.st_on[size_t(i)] == 0) {",
