@@ -52,3 +52,19 @@ def test_numpy_api_works_without_torch():
     proc = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True,
                           cwd=Path(hamqcore.__file__).resolve().parents[1])
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_every_cpp_mutant_applies_to_the_tree():
+    """.ci/cpp_mutants.py slips one text in the sources per mutant: each original must occur exactly once
+    (a kernel rewritten under a mutant leaves it reported "broken" and never run), its files exist, and
+    its tests name files of the suite."""
+    import runpy
+
+    mutants = runpy.run_path(str(ROOT / ".ci" / "cpp_mutants.py"), run_name="mutants")["MUTANTS"]
+    assert mutants
+    for i, (path, old, new, tests) in enumerate(mutants):
+        text = (ROOT / path).read_text()
+        assert text.count(old) == 1, (i, path, old)
+        assert new != old, i
+        for t in tests:
+            assert (ROOT / t.split("::")[0]).is_file(), (i, t)
