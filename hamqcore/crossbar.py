@@ -420,8 +420,9 @@ def drift_levels(config: CrossbarConfig) -> np.ndarray:
     d = np.arange(dmax + 1, dtype=np.float64)
 
     def drift(s):
-        ratio = config.retention_t ** (config.retention_v * s) if drifts(config) else np.ones_like(d)
-        return np.clip((d + 1.0) * ratio - 1.0, 0.0, float(dmax))
+        with np.errstate(over="ignore", under="ignore"):   # t^(s v) beyond float range: the cell saturates
+            ratio = config.retention_t ** (config.retention_v * s) if drifts(config) else np.ones_like(d)
+            return np.clip((d + 1.0) * ratio - 1.0, 0.0, float(dmax))
 
     programmed = d if config.retention_target is None else drift(np.sign(config.retention_target * dmax - d))
     return np.stack([programmed, np.full_like(d, dmax), np.zeros_like(d), drift(np.ones_like(d)),

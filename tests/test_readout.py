@@ -2,6 +2,7 @@
 V1.3's own Python readings (tests/reference_data/neurosim-1.3-python), the cells' conductances, variation
 and faults, and calibrated ADC references."""
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -313,6 +314,10 @@ def test_retention_drift_by_hand_and_its_zero_drift_limit():
     towards = drift_levels(dataclasses.replace(cfg, retention_target=0.5))[0]   # target level 1.5
     np.testing.assert_allclose(towards, [r - 1, 2 * r - 1, 3 / r - 1, 4 / r - 1], rtol=1e-15)
     assert drift_levels(dataclasses.replace(cfg, retention_target=1.0))[0][3] == 3.0   # at the target: stays
+    with warnings.catch_warnings():        # a drift beyond float range saturates the cell, silently
+        warnings.simplefilter("error")
+        huge = drift_levels(dataclasses.replace(cfg, retention_t=1e300, retention_v=5.0))
+    np.testing.assert_array_equal(huge[3:], [[3, 3, 3, 3], [0, 0, 0, 0]])
     draws = cell_draws(cfg, 300, 200, "l")
     share = np.bincount(draws.state.ravel(), minlength=5) / draws.state.size
     np.testing.assert_allclose(share[[0, 3, 4]], 1 / 3, atol=0.01)
