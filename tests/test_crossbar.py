@@ -234,6 +234,9 @@ def _drawn(cfg, faults, w_bits, out, k):
          k=150, n=3, ref_col=False, floor=False, seed=2, faults=(0.1, 0.05, 0.05, (1e3, -0.1, None)))
 @example(cfg=CrossbarConfig.preset("bitline", cell_bits=4), w_bits=8, a_bits=3, signed=False, out=4, k=70, n=2,
          ref_col=False, floor=False, seed=3, faults=(0.0, 0.0, 0.0, (100.0, 0.1, 0.4)))
+# ... and drifted reference columns shared by two column tiles, on the floor
+@example(cfg=CrossbarConfig.preset("bitline", cols=9, cell_bits=2, column_order="digit"), w_bits=4, a_bits=3,
+         signed=False, out=6, k=40, n=3, ref_col=True, floor=True, seed=1, faults=(0.0, 0.0, 0.0, (1e4, 0.05, None)))
 def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col, floor, seed, faults):
     import dataclasses
 
