@@ -87,6 +87,45 @@ def test_scaled_op_cpu_equals_torch_path(encoding):
                 torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
 
 
+def test_eager_penalty_path_is_the_ops_bit_for_bit():
+    """scaled_hw_penalty on plain eager CPU tensors skips the custom-op dispatcher (an autograd.Function
+    over the op's CPU kernel and backward): the same value and gradients bit for bit as the op, for
+    every scale form, bit costs, reductions, dtypes, incoming gradients other than 1, a non-contiguous
+    weight, and a second backward through a retained graph; traced code still takes the op."""
+    torch.manual_seed(3)
+    for dtype in (torch.float32, torch.float64):
+        base = torch.randn(6, 40, dtype=dtype) * 0.2
+        steps = torch.rand(6, dtype=dtype) * 0.004 + 0.001
+        for scale_kind in ("row", "scalar", "none", "number"):
+            for bc in (None, torch.rand(8, dtype=torch.float64)):
+                for reduction, upstream in (("sum", 1.0), ("mean", 2.5)):
+                    for contiguous in (True, False):
+                        outs = []
+                        for path in ("eager", "op"):
+                            w = (base if contiguous else base.t().contiguous().t()).clone().requires_grad_()
+                            sc = {"row": steps.clone().requires_grad_(), "scalar": steps[:1].clone().requires_grad_(),
+                                  "none": None, "number": 0.003}[scale_kind]
+                            if path == "eager":
+                                v = ops.scaled_hw_penalty(w, sc, 8, "differential", reduction, weight=0.3, bit_cost=bc)
+                            else:
+                                sct = sc if not isinstance(sc, float) else torch.tensor(sc, dtype=dtype)
+                                bct = None if bc is None else ops._check_bit_cost(bc, 8, w)
+                                v = ops._scaled_op(w, sct, 8, "differential", reduction, 0.3, bct)[0]
+                            assert (type(v.grad_fn).__name__ == "_EagerScaledPenaltyBackward") == (path == "eager")
+                            (v * upstream).backward(retain_graph=True)
+                            g1 = w.grad.clone()
+                            (v * upstream).backward()       # again, through the retained graph
+                            grads = [g1, w.grad]
+                            if isinstance(sc, torch.Tensor):
+                                grads.append(sc.grad)
+                            outs.append((v.detach(), grads))
+                        (va, ga), (vb, gb) = outs
+                        assert torch.equal(va, vb) and len(ga) == len(gb)
+                        for a, b in zip(ga, gb):
+                            assert torch.equal(a, b), (dtype, scale_kind, reduction, contiguous)
+    assert not ops._eager(torch.zeros(2, device="meta"))
+
+
 def test_op_runs_on_tensor_memory_and_handles_dtypes():
     x = torch.randn(1000) * 10
     x.requires_grad_()
