@@ -227,6 +227,21 @@ def _scaled_backward(ctx, grad_value, grad_gw, grad_third):
 _scaled_op.register_autograd(_scaled_backward, setup_context=_scaled_setup)
 
 
+class _EagerPenalty(torch.autograd.Function):
+    """The penalty op's CPU kernel and backward without the custom-op dispatcher, for plain eager CPU
+    tensors: the same bits (``_penalty_cpu``, ``_backward``); traced code takes the op."""
+
+    @staticmethod
+    def forward(ctx, x, bits, encoding, reduction):
+        value, deriv = _penalty_cpu(x, bits, encoding, reduction)
+        ctx.deriv = deriv       # kept for backward(retain_graph=True); freed with the graph
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_value):
+        return grad_value * ctx.deriv, None, None, None
+
+
 class _EagerScaledPenalty(torch.autograd.Function):
     """The scaled penalty op's CPU kernel and backward without the custom-op dispatcher, for plain eager
     CPU tensors (:func:`_eager`): the same bits (``_scaled_cpu``, ``_scaled_backward``) at a fraction of
@@ -301,6 +316,8 @@ def relaxed_hw_penalty(x: torch.Tensor, bits: int = 8, encoding: str = "differen
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
+    if _eager(x):
+        return _EagerPenalty.apply(x, bits, encoding, reduction)
     return _penalty_op(x, bits, encoding, reduction)[0]
 
 

@@ -124,6 +124,18 @@ def test_eager_penalty_path_is_the_ops_bit_for_bit():
                         for a, b in zip(ga, gb):
                             assert torch.equal(a, b), (dtype, scale_kind, reduction, contiguous)
     assert not ops._eager(torch.zeros(2, device="meta"))
+    # the unscaled penalty likewise
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        for reduction, upstream in (("sum", 1.0), ("mean", 0.7)):
+            outs, base = [], (torch.randn(7, 33) * 20).to(dtype)
+            for path in ("eager", "op"):
+                x = base.clone()[:, ::2].requires_grad_()
+                v = ops.relaxed_hw_penalty(x, 8, "offset", reduction) if path == "eager" \
+                    else ops._penalty_op(x, 8, "offset", reduction)[0]
+                assert (type(v.grad_fn).__name__ == "_EagerPenaltyBackward") == (path == "eager")
+                (v * upstream).backward()
+                outs.append((v.detach(), x.grad))
+            assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1]), (dtype, reduction)
 
 
 def test_op_runs_on_tensor_memory_and_handles_dtypes():
