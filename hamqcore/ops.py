@@ -208,7 +208,7 @@ def _scaled_setup(ctx, inputs, output):
 def _is_one(t: torch.Tensor) -> bool:
     # checked only for plain eager CPU tensors (reading the scalar costs no device sync); traced,
     # fake and functional tensors (compile, AOT dispatch) always take the general path
-    if torch.compiler.is_compiling() or type(t) is not torch.Tensor:
+    if torch.compiler.is_compiling() or type(t) is not torch.Tensor or torch._C._functorch.is_functorch_wrapped_tensor(t):
         return False
     return t.device.type == "cpu" and t.numel() == 1 and float(t) == 1.0
 
@@ -228,39 +228,40 @@ _scaled_op.register_autograd(_scaled_backward, setup_context=_scaled_setup)
 
 
 class _EagerPenalty(torch.autograd.Function):
-    """The penalty op's CPU kernel and backward without the custom-op dispatcher, for plain eager CPU
-    tensors: the same bits (``_penalty_cpu``, ``_backward``); traced code takes the op."""
+    """The penalty op's CPU kernel, setup and backward without the custom-op dispatcher, for plain eager
+    CPU tensors: the same bits (``_penalty_cpu``, ``_setup_context``, ``_backward``); traced code takes
+    the op. In the ``setup_context`` form, so ``torch.func.grad`` / ``jacrev`` run it too."""
 
     @staticmethod
-    def forward(ctx, x, bits, encoding, reduction):
-        value, deriv = _penalty_cpu(x, bits, encoding, reduction)
-        ctx.deriv = deriv       # kept for backward(retain_graph=True); freed with the graph
-        return value
+    def forward(x, bits, encoding, reduction):
+        return _penalty_cpu(x, bits, encoding, reduction)
 
     @staticmethod
-    def backward(ctx, grad_value):
-        return grad_value * ctx.deriv, None, None, None
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+        ctx.mark_non_differentiable(output[1])
+
+    backward = staticmethod(_backward)
 
 
 class _EagerScaledPenalty(torch.autograd.Function):
-    """The scaled penalty op's CPU kernel and backward without the custom-op dispatcher, for plain eager
-    CPU tensors (:func:`_eager`): the same bits (``_scaled_cpu``, ``_scaled_backward``) at a fraction of
-    the dispatcher's Python cost per call (about 0.1 ms, twice ResNet-18's penalty kernels per step:
-    the regularizer runs one call per layer). Traced code (torch.compile, export) takes the op."""
+    """The scaled penalty op's CPU kernel, setup and backward without the custom-op dispatcher, for plain
+    eager CPU tensors (:func:`_eager`): the same bits (``_scaled_cpu``, ``_scaled_setup``,
+    ``_scaled_backward``) at a fraction of the dispatcher's Python cost per call (about 0.07 ms of
+    0.14 ms for a small layer's forward and backward: the regularizer runs one call per layer).
+    Traced code (torch.compile, export) takes the op. In the ``setup_context`` form, so
+    ``torch.func.grad`` / ``jacrev`` run it too."""
 
     @staticmethod
-    def forward(ctx, w, scale, bits, encoding, reduction, weight, bit_cost):
-        value, gw, third = _scaled_cpu(w, scale, bits, encoding, reduction, weight, bit_cost)
-        ctx.scale_given = scale is not None
-        ctx.grads = (gw, third if ctx.scale_given else None)
-        return value
+    def forward(w, scale, bits, encoding, reduction, weight, bit_cost):
+        return _scaled_cpu(w, scale, bits, encoding, reduction, weight, bit_cost)
 
     @staticmethod
-    def backward(ctx, grad_value):
-        gw, gs = ctx.grads      # kept for backward(retain_graph=True); freed with the graph
-        if _is_one(grad_value):
-            return gw, gs, None, None, None, None, None
-        return grad_value * gw, (grad_value * gs if gs is not None else None), None, None, None, None, None
+    def setup_context(ctx, inputs, output):
+        _scaled_setup(ctx, inputs, output)
+        ctx.mark_non_differentiable(output[1], output[2])
+
+    backward = staticmethod(_scaled_backward)
 
 
 def _eager(*tensors) -> bool:
@@ -291,13 +292,15 @@ def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str 
         if scale.numel() not in (1, rows):
             raise ValueError(f"scale must hold 1 value or one per row of w ({rows}), got shape {tuple(scale.shape)}")
     if _eager(w, scale, bit_cost):
-        return _EagerScaledPenalty.apply(w, scale, bits, encoding, reduction, weight, bit_cost)
+        return _EagerScaledPenalty.apply(w, scale, bits, encoding, reduction, weight, bit_cost)[0]
     return _scaled_op(w, scale, bits, encoding, reduction, weight, bit_cost)[0]
 
 
 def _check_bit_cost(bit_cost, bits: int, w: torch.Tensor) -> torch.Tensor:
-    if isinstance(bit_cost, torch.Tensor):
-        bit_cost = bit_cost.detach().cpu().numpy()
+    if isinstance(bit_cost, torch.Tensor):   # constants (no gradient); torch.func's wrapped ones by value
+        t = bit_cost.detach()
+        bit_cost = (np.asarray(t.tolist(), np.float64) if torch._C._functorch.is_functorch_wrapped_tensor(t)
+                    else t.cpu().numpy())
     cost = check_bit_cost(bit_cost, bits, w.shape[0] if w.dim() else 1)
     return torch.from_numpy(cost).to(w.device)
 
@@ -317,14 +320,16 @@ def relaxed_hw_penalty(x: torch.Tensor, bits: int = 8, encoding: str = "differen
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
     if _eager(x):
-        return _EagerPenalty.apply(x, bits, encoding, reduction)
+        return _EagerPenalty.apply(x, bits, encoding, reduction)[0]
     return _penalty_op(x, bits, encoding, reduction)[0]
 
 
 def _fused(x: torch.Tensor) -> bool:
-    """Whether the C++ kernels take x: a contiguous float32/float64 CPU tensor (else torch's formula,
-    which also keeps another memory format's strides)."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
+    """Whether the C++ kernels take x: a contiguous float32/float64 CPU tensor with its own storage (else
+    torch's formula, which also keeps another memory format's strides and runs on torch.func's wrapped
+    tensors)."""
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
+            and not torch._C._functorch.is_functorch_wrapped_tensor(x))
 
 
 def _fq_forward(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
@@ -337,7 +342,8 @@ def _fq_forward(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.Ten
 
 
 def _fq_backward(x: torch.Tensor, grad: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
-    if _fused(x) and grad.dtype == x.dtype and grad.device.type == "cpu":
+    if (_fused(x) and grad.dtype == x.dtype and grad.device.type == "cpu"
+            and not torch._C._functorch.is_functorch_wrapped_tensor(grad)):
         gx = torch.empty_like(x, memory_format=torch.contiguous_format)
         kernels.fake_quantize_backward(x.detach().numpy(), grad.contiguous().numpy(), step, lo, hi, out=gx.numpy())
         return gx
@@ -383,18 +389,19 @@ class _EagerFakeQuantize(torch.autograd.Function):
     """The op's two kernels without the custom-op dispatcher, for plain eager CPU tensors: the same
     bits forward and backward at a quarter less time per call on a 0.5 M activation (the dispatcher's
     Python layers cost about as much as the C++ passes). Traced code (torch.compile, export) takes the
-    op, which they see through its fake kernel."""
+    op, which they see through its fake kernel. In the ``setup_context`` form, so ``torch.func.grad``
+    / ``jacrev`` run it too."""
 
     @staticmethod
-    def forward(ctx, x, step, lo, hi):
-        ctx.grid = (step, lo, hi)
-        ctx.save_for_backward(x)
+    def forward(x, step, lo, hi):
         return _fq_forward(x, step, lo, hi)
+
+    setup_context = staticmethod(_fake_quantize_setup)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return _fq_backward(x, grad, *ctx.grid), None, None, None
+        return _fq_backward(x, grad, ctx.step, ctx.lo, ctx.hi), None, None, None
 
 
 def fake_quantize(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
@@ -406,7 +413,7 @@ def fake_quantize(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.T
         raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}"
                         + (f" of {x.dtype}" if isinstance(x, torch.Tensor) else ""))
     grid = check_grid(step, lo, hi)
-    if type(x) is torch.Tensor and _fused(x) and not torch.compiler.is_compiling():
+    if _eager(x):   # the op's own bodies (fused or torch's formula, :func:`_fused`), no dispatcher
         return _EagerFakeQuantize.apply(x, *grid)
     return _fake_quantize_op(x, *grid)
 

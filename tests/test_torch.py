@@ -138,6 +138,34 @@ def test_eager_penalty_path_is_the_ops_bit_for_bit():
             assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1]), (dtype, reduction)
 
 
+def test_torch_func_grad_of_the_penalties_and_fake_quantize():
+    """torch.func.grad and jacrev run the penalties and fake_quantize on CPU (their eager paths, in the
+    setup_context form; fake_quantize's backward takes torch's formula on wrapped tensors, the same
+    bits) and give autograd's gradients bit for bit; vmap is refused by torch with its own message."""
+    torch.manual_seed(5)
+    w, s, x = torch.randn(4, 9) * 0.05, torch.rand(4) * 0.01 + 0.005, torch.randn(40) * 12
+
+    def autograd_grad(f, t):
+        t = t.clone().requires_grad_()
+        f(t).backward()
+        return t.grad
+
+    cases = [(lambda w: ops.scaled_hw_penalty(w, s, 8, "offset", "mean", weight=0.4), w),
+             (lambda s: ops.scaled_hw_penalty(w, s, 8, bit_cost=torch.rand(8, dtype=torch.float64)), s),
+             (lambda w: ops.scaled_hw_penalty(w, None, 6), w),
+             (lambda x: ops.relaxed_hw_penalty(x, 8, "twos_complement"), x),
+             (lambda x: (ops.fake_quantize(x, 0.5, -8, 7) * torch.arange(40.0)).sum(), x)]
+    for f, t in cases:
+        torch.manual_seed(0)
+        want = autograd_grad(f, t)
+        torch.manual_seed(0)
+        assert torch.equal(torch.func.grad(f)(t), want)
+        torch.manual_seed(0)
+        assert torch.equal(torch.func.jacrev(f)(t), want)
+    with pytest.raises(RuntimeError, match="vmap"):
+        torch.func.vmap(lambda r: ops.relaxed_hw_penalty(r, 8))(x.reshape(4, 10))
+
+
 def test_op_runs_on_tensor_memory_and_handles_dtypes():
     x = torch.randn(1000) * 10
     x.requires_grad_()
