@@ -477,8 +477,7 @@ def cell_draws(config: CrossbarConfig, columns: int, k: int, key: str = "") -> O
             st[s == -1] = CELL_STATES.index("drift_down")
         st[u < config.stuck_on] = CELL_STATES.index("stuck_on")
         st[(u >= config.stuck_on) & (u < config.stuck_on + config.stuck_off)] = CELL_STATES.index("stuck_off")
-    factor[state == CELL_STATES.index("stuck_on")] = 1.0
-    factor[state == CELL_STATES.index("stuck_off")] = 1.0
+    factor[np.isin(state, (CELL_STATES.index("stuck_on"), CELL_STATES.index("stuck_off")))] = 1.0
     return CellDraws(factor, state, drift_levels(config))
 
 
@@ -655,7 +654,7 @@ def simulate_layer(
                                     else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()],
                                     0.0, bool(energy), *(draws or (None, None, None)))
     return LayerEnergy(
-        weight_cells=_digit_columns(config, int(w_bits)) * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
+        weight_cells=_digit_columns(config, wb) * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
         energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
         mean_current=r.sum_current / r.conversions if r.conversions else 0.0, n_vectors=int(x.shape[0]),
         output=None if not output else np.asarray(r.output).reshape(x.shape[0], w.shape[0]),

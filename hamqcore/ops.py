@@ -205,10 +205,15 @@ def _scaled_setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)    # as _setup_context: no zero gradient for the unused outputs
 
 
+def _wrapped(t: torch.Tensor) -> bool:
+    """Whether t is a torch.func wrapper (grad, jacrev): no storage of its own, so no numpy view."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
 def _is_one(t: torch.Tensor) -> bool:
     # checked only for plain eager CPU tensors (reading the scalar costs no device sync); traced,
     # fake and functional tensors (compile, AOT dispatch) always take the general path
-    if torch.compiler.is_compiling() or type(t) is not torch.Tensor or torch._C._functorch.is_functorch_wrapped_tensor(t):
+    if torch.compiler.is_compiling() or type(t) is not torch.Tensor or _wrapped(t):
         return False
     return t.device.type == "cpu" and t.numel() == 1 and float(t) == 1.0
 
@@ -299,8 +304,7 @@ def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str 
 def _check_bit_cost(bit_cost, bits: int, w: torch.Tensor) -> torch.Tensor:
     if isinstance(bit_cost, torch.Tensor):   # constants (no gradient); torch.func's wrapped ones by value
         t = bit_cost.detach()
-        bit_cost = (np.asarray(t.tolist(), np.float64) if torch._C._functorch.is_functorch_wrapped_tensor(t)
-                    else t.cpu().numpy())
+        bit_cost = np.asarray(t.tolist(), np.float64) if _wrapped(t) else t.cpu().numpy()
     cost = check_bit_cost(bit_cost, bits, w.shape[0] if w.dim() else 1)
     return torch.from_numpy(cost).to(w.device)
 
@@ -329,7 +333,7 @@ def _fused(x: torch.Tensor) -> bool:
     torch's formula, which also keeps another memory format's strides and runs on torch.func's wrapped
     tensors)."""
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
-            and not torch._C._functorch.is_functorch_wrapped_tensor(x))
+            and not _wrapped(x))
 
 
 def _fq_forward(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
@@ -343,7 +347,7 @@ def _fq_forward(x: torch.Tensor, step: float, lo: float, hi: float) -> torch.Ten
 
 def _fq_backward(x: torch.Tensor, grad: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
     if (_fused(x) and grad.dtype == x.dtype and grad.device.type == "cpu"
-            and not torch._C._functorch.is_functorch_wrapped_tensor(grad)):
+            and not _wrapped(grad)):
         gx = torch.empty_like(x, memory_format=torch.contiguous_format)
         kernels.fake_quantize_backward(x.detach().numpy(), grad.contiguous().numpy(), step, lo, hi, out=gx.numpy())
         return gx

@@ -81,6 +81,17 @@ std::vector<double> per_digit_column(const py::object& obj, const char* name, si
     return v;
 }
 
+// The index of the first of v[0, n) that is not a cell level in [0, dmax] (NaN included), or -1.
+int64_t first_bad_level(const double* v, int64_t n, int dmax) {
+    for (int64_t i = 0; i < n; ++i)
+        if (!(v[i] >= 0 && v[i] <= dmax)) return i;
+    return -1;
+}
+
+std::string level_error(const std::string& where, double v, int dmax) {
+    return where + " = " + std::to_string(v) + " must be a level in [0, " + std::to_string(dmax) + "]";
+}
+
 // The drawn cells (CrossbarLayer::cell_factor / cell_state / state_digits): all or none; the factors
 // (columns, k) float64, finite and >= 0; the states (columns, k) uint8, each a row of state_digits;
 // state_digits (states, dmax + 1) float64 levels in [0, dmax], 1 to 255 states.
@@ -118,12 +129,10 @@ DrawnCells drawn_cells(const py::object& factor, const py::object& state, const 
     d.factor = contiguous_as<double>(fa, "cell_factor");
     d.state = contiguous_as<uint8_t>(ua, "cell_state");
     d.levels = contiguous_as<double>(la, "state_digits");
-    const std::vector<py::ssize_t> lshape(la.shape(), la.shape() + 2);
-    const double* v = d.levels.data();
-    for (py::ssize_t i = 0; i < d.levels.size(); ++i)
-        if (!(v[i] >= 0 && v[i] <= dmax))
-            throw py::value_error(index_str("state_digits", lshape, i) + " = " + std::to_string(v[i]) +
-                                  " must be a level in [0, " + std::to_string(dmax) + "]");
+    const int64_t bad = first_bad_level(d.levels.data(), int64_t(d.levels.size()), dmax);
+    if (bad >= 0)
+        throw py::value_error(level_error(index_str("state_digits", {la.shape(0), la.shape(1)}, bad),
+                                          d.levels.data()[bad], dmax));
     const double* f = d.factor.data();
     const uint8_t* u = d.state.data();
     for (py::ssize_t i = 0; i < d.factor.size(); ++i) {
@@ -260,11 +269,10 @@ void bind_crossbar(py::module_& m) {
             "digit_conductance",
             [](const Crossbar& xb, const std::optional<std::vector<double>>& levels) {
                 if (!levels) return digit_conductances(xb.config());
-                const double dmax = double((1 << xb.config().cell_bits) - 1);
-                for (size_t i = 0; i < levels->size(); ++i)
-                    if (!((*levels)[i] >= 0 && (*levels)[i] <= dmax))
-                        throw py::value_error("levels[" + std::to_string(i) + "] = " + std::to_string((*levels)[i]) +
-                                              " must be a level in [0, " + std::to_string(int(dmax)) + "]");
+                const int dmax = (1 << xb.config().cell_bits) - 1;
+                const int64_t bad = first_bad_level(levels->data(), int64_t(levels->size()), dmax);
+                if (bad >= 0)
+                    throw py::value_error(level_error("levels[" + std::to_string(bad) + "]", (*levels)[size_t(bad)], dmax));
                 return level_conductances(xb.config(), *levels);
             },
             "levels"_a = py::none(),

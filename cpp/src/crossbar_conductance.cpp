@@ -11,12 +11,21 @@
 
 namespace hamq {
 
+namespace {
+
+// The device's conductance at level v in [0, dmax] (digit units): linear between g_off and g_on. The
+// one home of this rule: the model's cells, the drawn (stuck, drifted) cells and the functional path's.
+inline double device_conductance(const CrossbarConfig& c, double v) {
+    const double dmax = double((uint64_t(1) << c.cell_bits) - 1);
+    return c.g_off + v / dmax * (c.g_on - c.g_off);
+}
+
+}  // namespace
+
 std::vector<double> level_conductances(const CrossbarConfig& c, const std::vector<double>& levels) {
-    const uint64_t dmask = (uint64_t(1) << c.cell_bits) - 1;
     const double r_mean = c.r_access + (c.cols + 1) / 2.0 * c.r_wire_row + (c.rows + 1) / 2.0 * c.r_wire_col;
     std::vector<double> g(levels.size());
-    for (size_t i = 0; i < levels.size(); ++i)
-        g[i] = 1.0 / (1.0 / (c.g_off + levels[i] / double(dmask) * (c.g_on - c.g_off)) + r_mean);
+    for (size_t i = 0; i < levels.size(); ++i) g[i] = 1.0 / (1.0 / device_conductance(c, levels[i]) + r_mean);
     return g;
 }
 
@@ -40,7 +49,7 @@ Conductance conductance_model(const Plan& p, const Columns& cols) {
     cond.inv_g.resize(size_t(dmask + 1));
     cond.g_model.resize(size_t(dmask + 1));
     for (uint64_t d = 0; d <= dmask; ++d)
-        cond.inv_g[size_t(d)] = 1.0 / (c.g_off + double(d) / double(dmask) * (c.g_on - c.g_off));
+        cond.inv_g[size_t(d)] = 1.0 / device_conductance(c, double(d));
     const std::vector<double> g_at = digit_conductances(c);
     XbarPopcountArgs& a = cond.a;
     a.g_row = g_at[0];
@@ -157,12 +166,12 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
     std::vector<float> inv_gf(16, 0.0f), g_modelf(16, 0.0f), r_modelf(16, 0.0f);
     std::copy(cond.inv_g.begin(), cond.inv_g.end(), inv_gf.begin());
     std::copy(cond.g_model.begin(), cond.g_model.end(), g_modelf.begin());
-    // 1 / G(v) of each drawn state's level v per stored digit (the expression of cond.inv_g, so a
-    // state that holds its digit as programmed gives the same bits)
+    // 1 / G(v) of each drawn state's level v per stored digit (cond.inv_g's rule, so a state that
+    // holds its digit as programmed gives the same bits)
     std::vector<double> inv_state;
     if (drawn)
         for (int64_t i = 0; i < int64_t(L.n_states) * int64_t(p.dmask + 1); ++i)
-            inv_state.push_back(1.0 / (c.g_off + L.state_digits[i] / double(p.dmask) * (c.g_on - c.g_off)));
+            inv_state.push_back(1.0 / device_conductance(c, L.state_digits[i]));
     // r_modelf: the series resistance the model's G implies
     for (size_t d = 0; d < cond.g_model.size(); ++d) r_modelf[d] = float(1.0 / cond.g_model[d] - cond.inv_g[d]);
     const double em1 = cond.neurosim ? cond.sense.exponent - 1.0 : 0.0;

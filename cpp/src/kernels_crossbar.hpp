@@ -476,16 +476,10 @@ double xbar_deviation(const uint8_t* digit, const float* drive, const float* r_r
     int64_t i = 0;
 #ifdef HAMQ_HAVE_AVX512_INTRIN
     static_assert(kLanes == 16, "one zmm of floats per chunk");
-    // The digit tables (<= 16 entries, cell_bits <= 4) in registers: a permute per chunk, no gathers;
+    // The digit tables (16 entries, kernel_table.hpp) in registers: a permute per chunk, no gathers;
     // lane l takes elements i + l, the operations in the scalar order (no FMA): the same bits.
     if (n >= kLanes) {
-        float t_inv[16] = {0}, t_gm[16] = {0}, t_rm[16] = {0};
-        for (int d = 0; d < 16; ++d) {
-            t_inv[d] = inv_g[d];
-            t_gm[d] = g_model[d];
-            t_rm[d] = r_model[d];
-        }
-        const __m512 v_inv = _mm512_loadu_ps(t_inv), v_gm = _mm512_loadu_ps(t_gm), v_rm = _mm512_loadu_ps(t_rm);
+        const __m512 v_inv = _mm512_loadu_ps(inv_g), v_gm = _mm512_loadu_ps(g_model), v_rm = _mm512_loadu_ps(r_model);
         const __m512 vr = _mm512_set1_ps(r);
         __m512 vdev = _mm512_setzero_ps(), vmod = _mm512_setzero_ps();
         for (; i + kLanes <= n; i += kLanes) {
