@@ -306,7 +306,7 @@ def _digit_shape(config: CrossbarConfig, w_bits: int) -> Tuple[int, int]:
     return int(digits.shape[0]), int(digits.shape[1])
 
 
-def _digit_columns(config: CrossbarConfig, w_bits: int) -> int:
+def digit_columns(config: CrossbarConfig, w_bits: int) -> int:
     """Digit columns per weight (array types x digits) of ``config``'s mapping at ``w_bits``."""
     A, D = _digit_shape(config, w_bits)
     return A * D
@@ -643,7 +643,7 @@ def simulate_layer(
     draws = None
     if energy and varied(config) and w.ndim == 2:    # (any other shape: the core's error names w)
         ref = config.mapping == "offset" and config.reference_column
-        draws = cell_draws(config, _digit_columns(config, wb) * (w.shape[0] + int(ref)), w.shape[1], key)
+        draws = cell_draws(config, digit_columns(config, wb) * (w.shape[0] + int(ref)), w.shape[1], key)
     r = _simulator(config).simulate(w, x, wb, check_int32("a_bits", a_bits),
                                     None if a_signed is None else bool(a_signed),
                                     check_threads("n_threads", n_threads), bool(floor),
@@ -654,7 +654,7 @@ def simulate_layer(
                                     else [float(v) for v in np.asarray(digit_gain, np.float64).ravel()],
                                     0.0, bool(energy), *(draws or (None, None, None)))
     return LayerEnergy(
-        weight_cells=_digit_columns(config, wb) * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
+        weight_cells=digit_columns(config, wb) * int(w.size), array_cells=int(r.arrays) * config.rows * config.cols,
         energy={c: r.energy[c] for c in config.components}, model=config.model, mapping=config.mapping,
         mean_current=r.sum_current / r.conversions if r.conversions else 0.0, n_vectors=int(x.shape[0]),
         output=None if not output else np.asarray(r.output).reshape(x.shape[0], w.shape[0]),

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._checks import MAX_BITS, as_int
+from ._checks import MAX_BITS, as_int, as_str, check_choice
+from .chip import CHIP_COMPONENTS, CHIP_GROUPS, ChipLayer, Floorplan, chip_energy
 from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, conversion_histograms,
-                       core_reads, pack_groups, result_field, simulate_groups, unpack_output)
+                       core_reads, digit_columns, pack_groups, result_field, simulate_groups, unpack_output)
 from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers, is_quantized,
                      layer_matrices, layer_steps, quantizable_layers, walk_coverage)
 from .quant import input_value, is_linear, is_torch_ao_layer, layer_bias, torch_ao_output, weight_shape
@@ -46,7 +47,9 @@ class LayerRow(LayerEnergy):
 
 @dataclass
 class EnergyReport:
-    """Per-layer rows and totals per inference (averaged over the batch), under ``config``."""
+    """Per-layer rows and totals per inference (averaged over the batch), under ``config``; with
+    ``scope="chip"`` every row's energy also holds the chip's components (:mod:`hamqcore.chip`) and
+    ``floorplan`` is NeuroSim's floorplan of the network."""
 
     layers: List[LayerRow]
     batch: int
@@ -55,6 +58,8 @@ class EnergyReport:
     a_bits: int
     floor: bool = False
     coverage: Optional[Coverage] = None    # which weight tensors were mapped, and why the others were not
+    scope: str = "subarray"
+    floorplan: Optional[Floorplan] = None
 
     @property
     def model(self) -> str:
@@ -67,7 +72,12 @@ class EnergyReport:
 
     @property
     def components(self) -> Tuple[str, ...]:
-        return tuple(self.config.components)
+        return tuple(self.config.components) + (CHIP_COMPONENTS if self.scope == "chip" else ())
+
+    @property
+    def subarray_energy(self) -> float:
+        """The subarrays' energy per inference (every component but the chip's)."""
+        return float(sum(v for c, v in self.energy.items() if c not in CHIP_COMPONENTS))
 
     @property
     def energy(self) -> Dict[str, float]:
@@ -106,7 +116,8 @@ class EnergyReport:
 
     def to_dict(self) -> Dict[str, object]:
         return {
-            "model": self.model, "mapping": self.mapping, "config": self.config.to_dict(), "w_bits": self.w_bits,
+            "model": self.model, "mapping": self.mapping, "config": self.config.to_dict(), "scope": self.scope,
+            "floorplan": None if self.floorplan is None else dataclasses.asdict(self.floorplan), "w_bits": self.w_bits,
             "a_bits": self.a_bits, "batch": self.batch, "floor": self.floor, "total_energy_j": self.total_energy,
             "energy_j": self.energy, "on_fraction": self.on_fraction, "mean_current_a": self.mean_current,
             "latency_s": self.latency, "conversions": self.conversions, "resolution_columns": self.resolution_columns,
@@ -136,23 +147,31 @@ class EnergyReport:
                             *[l.energy[c] for c in self.components], l.total_energy])
 
     def __str__(self) -> str:
-        comps = self.components
+        # the subarray's components one by one; the chip's in NeuroSim's report lines (hamqcore.chip)
+        comps = [(c, (c,)) for c in self.config.components]
+        if self.scope == "chip":
+            comps += [(f"chip {g}", members) for g, members in CHIP_GROUPS.items()]
         head = (f"{'layer':<28} {'weight':>16} {'w/a':>5} {'arrays':>6} {'used %':>6} {'ON %':>6} {'I mean uA':>9} "
-                + " ".join(f"{c + ' nJ':>15}" for c in comps) + f" {'total nJ':>10}")
-        lines = [f"accounting model {self.config.describe()}" + (" (floor: every cell OFF)" if self.floor else ""),
-                 head, "-" * len(head)]
+                + " ".join(f"{c + ' nJ':>15}" for c, _ in comps) + f" {'total nJ':>10}")
+        scope = (f"; chip scope: NeuroSim's {self.floorplan.tile}x{self.floorplan.tile} tiles of "
+                 f"{self.floorplan.pe}x{self.floorplan.pe} PEs" if self.scope == "chip" else "")
+        lines = [f"accounting model {self.config.describe()}" + (" (floor: every cell OFF)" if self.floor else "")
+                 + scope, head, "-" * len(head)]
         for l in self.layers:
             lines.append(
                 f"{l.name[:28]:<28} {'x'.join(map(str, l.shape)):>16} {f'{l.w_bits}/{l.a_bits}':>5} {l.arrays:>6} {100 * l.utilization:>6.2f} "
                 f"{100 * l.on_fraction:>6.2f} "
-                f"{l.mean_current * 1e6:>9.3f} " + " ".join(f"{l.energy[c] * 1e9:>15.4f}" for c in comps)
+                f"{l.mean_current * 1e6:>9.3f} " + " ".join(f"{sum(l.energy[m] for m in ms) * 1e9:>15.4f}"
+                                                            for _, ms in comps)
                 + f" {l.total_energy * 1e9:>10.4f}"
             )
         lines.append("-" * len(head))
+        energy = self.energy
         lines.append(
             f"{'total per inference':<28} {'':>16} {'':>5} {sum(l.arrays for l in self.layers):>6} {'':>6} "
             f"{100 * self.on_fraction:>6.2f} {self.mean_current * 1e6:>9.3f} "
-            + " ".join(f"{self.energy[c] * 1e9:>15.4f}" for c in comps) + f" {self.total_energy * 1e9:>10.4f}"
+            + " ".join(f"{sum(energy[m] for m in ms) * 1e9:>15.4f}" for _, ms in comps)
+            + f" {self.total_energy * 1e9:>10.4f}"
         )
         return "\n".join(lines)
 
@@ -168,9 +187,13 @@ def simulate_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, w_bit
                            output=output, name=name)
 
 
+SCOPES = ("subarray", "chip")
+
+
 def estimate_energy(
     model: nn.Module, inputs: torch.Tensor, config: Optional[CrossbarConfig] = None, w_bits: int = 8,
     a_bits: int = 8, n_threads: Optional[int] = None, layers: Optional[Sequence[str]] = None, floor: bool = False,
+    scope: str = "subarray",
 ) -> EnergyReport:
     """Run ``model(inputs)`` once and simulate every Conv1d/Conv2d/Linear on the crossbar.
 
@@ -183,23 +206,66 @@ def estimate_energy(
     ``floor=True`` simulates the same layer inputs with every cell at its lowest conductance: the
     least energy any stored weights could give under this configuration (under the offset mapping a
     stored 0 is not that: its code 2^(b-1) has ON cells).
+
+    ``scope="chip"`` adds the chip around the subarrays as DNN+NeuroSim V1.3 charges it (its
+    buffers, buses and H-trees, adder trees and activation units: :mod:`hamqcore.chip`, golden-tested
+    against its chip report) to every layer, under the ``"neurosim-1.3"`` model at its array and
+    sense-amp defaults, one weight and one input width for the whole network (NeuroSim's synapse and
+    input precision); anything else is refused with the reason.
     """
+    scope = check_choice("scope", as_str("scope", scope), SCOPES)
     config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])
+    if scope == "chip":
+        _check_chip_config(config)
     w_bits, a_bits = as_int("w_bits", w_bits), as_int("a_bits", a_bits)
     batch = int(check_batch("inputs", inputs).shape[0])
-    rows = []
+    rows, chip_layers = [], []
     captured = capture_layer_inputs(model, inputs, layers)
     cov = walk_coverage(model, captured, layers).warn("estimate_energy")
     for name, module, x in captured:
         w_groups, x_groups, wb, ab, signed, _ = layer_matrices(module, x, w_bits, a_bits, name)
         r = simulate_groups(w_groups, x_groups, config, wb, ab, signed, n_threads=n_threads, floor=floor,
                             output=False, name=name.split("#")[0])
-        rows.append(LayerRow(name=name, kind=type(module).__name__, shape=list(weight_shape(module)),
+        shape = list(weight_shape(module))
+        rows.append(LayerRow(name=name, kind=type(module).__name__, shape=shape,
                              vectors=r.n_vectors / batch, w_bits=wb, a_bits=ab, **r.per_inference(batch)))
+        # as NeuroSim's network file has it: inputs per output over all groups, outputs, output positions
+        chip_layers.append(((int(np.prod(shape[1:])) * len(w_groups), shape[0], x_groups[0].shape[0] / batch)))
     if not rows:
         raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
+    plan = _add_chip(rows, chip_layers, config) if scope == "chip" else None
     return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor),
-                        coverage=cov)
+                        coverage=cov, scope=scope, floorplan=plan)
+
+
+def _check_chip_config(config: CrossbarConfig) -> None:
+    """The configurations whose chip hamqcore.chip reproduces: NeuroSim V1.3's own array and sense amp."""
+    base = PRESETS["neurosim-1.3"]
+    if config.model != "neurosim-1.3":
+        raise ValueError(f"scope='chip' is NeuroSim V1.3's chip: it needs model='neurosim-1.3', got {config.model!r}")
+    for f in ("rows", "cols", "cols_per_adc", "adc", "adc_bits", "roadmap"):
+        if getattr(config, f) != getattr(base, f):
+            raise ValueError(f"scope='chip' reproduces NeuroSim's chip at its {f}={getattr(base, f)!r} (its buffers, "
+                             f"adder trees and wires are sized for it), got {f}={getattr(config, f)!r}")
+
+
+def _add_chip(rows: List[LayerRow], chip_layers, config: CrossbarConfig) -> Floorplan:
+    """Every row's energy plus its chip components (hamqcore.chip); NeuroSim's floorplan."""
+    widths = sorted({(r.w_bits, r.a_bits) for r in rows})
+    if len(widths) > 1:
+        raise ValueError(f"scope='chip' maps one network precision (NeuroSim's synapse and input bits); the layers "
+                         f"store (weight, input) bits {widths}")
+    wb, ab = widths[0]
+    layers = []
+    for r, (k, out, vectors) in zip(rows, chip_layers):
+        if vectors != int(vectors):
+            raise ValueError(f"scope='chip': layer {r.name!r} reads {vectors} input vectors per inference, not a whole "
+                             "number (inputs of different sizes in one batch?)")
+        layers.append(ChipLayer(k, out, int(vectors)))
+    plan, energies = chip_energy(layers, config.cell_bits, digit_columns(config, wb), ab, config.roadmap)
+    for r, e in zip(rows, energies):
+        r.energy.update(e)
+    return plan
 
 
 def read_module(m: nn.Module, x: torch.Tensor, config: CrossbarConfig, name: str = "",

@@ -118,6 +118,12 @@ def test_train_then_energy_round_trip(tmp_path):
     assert cfg.lam == 0.5 and cfg.width == 4
     bad = hamq("energy", str(out / "checkpoint.pt"), "--set", "rows=abc", check=False)
     assert bad.returncode == 2 and "--set rows: expected int" in bad.stderr
+    proc = hamq("energy", str(out / "checkpoint.pt"), "--images", "2", "--scope", "chip", "--out", str(tmp_path / "chip"))
+    chip = json.loads((tmp_path / "chip" / "energy.json").read_text())
+    assert "chip scope: NeuroSim's 512x512 tiles" in proc.stdout and chip["scope"] == "chip"
+    assert chip["energy_j"]["global_htree"] > 0 and chip["floorplan"]["pe"] == 256
+    bad = hamq("energy", str(out / "checkpoint.pt"), "--scope", "chip", "--preset", "mnsim-2.0", check=False)
+    assert bad.returncode == 2 and "model='neurosim-1.3'" in bad.stderr
     # gradient-free rounding of the trained checkpoint: a new checkpoint per lam, the input untouched
     before = (out / "checkpoint.pt").read_bytes()
     rnd = tmp_path / "rounded"

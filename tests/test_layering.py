@@ -9,7 +9,7 @@ import hamqcore
 
 PKG = Path(hamqcore.__file__).parent
 # rank of each library module: a module may import only modules of a lower rank
-LIBRARY = {"_core": 0, "_checks": 1, "kernels": 2, "ops": 3, "crossbar": 4, "quant": 4, "layers": 5,
+LIBRARY = {"_core": 0, "_checks": 1, "kernels": 2, "ops": 3, "crossbar": 4, "chip": 4, "quant": 4, "layers": 5,
            "readout": 5, "energy": 6, "pricing": 6, "nn": 7, "rounding": 7, "__init__": 8}   # __init__: the facade
 STUDY = {"settings": 0, "io": 0, "distributed": 0, "models": 1, "data": 1, "plots": 1, "train": 2, "protocol": 2,
          "experiments": 3, "cli": 4,

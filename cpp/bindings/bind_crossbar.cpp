@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "common.hpp"
 #include "hamqcore/crossbar.hpp"
 
@@ -29,6 +31,12 @@ IntArray matrix(const py::handle& obj, const char* arg) {
         throw py::value_error(std::string(arg) + " must be a 2-D array, got " + std::to_string(a.arr.ndim()) +
                               " dimensions");
     return a;
+}
+
+// A count argument of the gate models: finite and >= 0.
+void check_count(double v, const char* arg) {
+    if (!std::isfinite(v) || v < 0)
+        throw py::value_error(std::string(arg) + " must be finite and >= 0, got " + std::to_string(v));
 }
 
 py::dict config_dict(const CrossbarConfig& c) {
@@ -154,6 +162,28 @@ void bind_crossbar(py::module_& m) {
         "crossbar_preset",
         [](const std::string& model) { return config_dict(preset_config(parse_enum<Model>(model, kModels, "model"))); },
         "model"_a, "The default configuration of an accounting model, as a dict of fields.");
+    m.def(
+        "neurosim13_dff_energy",
+        [](const std::string& roadmap, double num_read, double num_dff, bool validated) {
+            check_count(num_read, "num_read");
+            check_count(num_dff, "num_dff");
+            return neurosim13_dff_energy(parse_enum<Roadmap>(roadmap, kRoadmaps, "roadmap"), num_read, num_dff, validated);
+        },
+        "roadmap"_a, "num_read"_a, "num_dff"_a, "validated"_a,
+        "NeuroSim V1.3's DFF.cpp DFF::CalculatePower at 22 nm (J): num_dff flip-flops clocked num_read times "
+        "(validated: times its switching activity gamma).");
+    m.def(
+        "neurosim13_adder_energy",
+        [](const std::string& roadmap, int num_bit, double num_adder, double num_read) {
+            if (num_bit < 1) throw py::value_error("num_bit must be >= 1, got " + std::to_string(num_bit));
+            check_count(num_adder, "num_adder");
+            check_count(num_read, "num_read");
+            return neurosim13_adder_energy(parse_enum<Roadmap>(roadmap, kRoadmaps, "roadmap"), num_bit, num_adder,
+                                           num_read);
+        },
+        "roadmap"_a, "num_bit"_a, "num_adder"_a, "num_read"_a,
+        "NeuroSim V1.3's Adder.cpp Adder::CalculatePower at 22 nm (J): num_adder ripple-carry adders of num_bit "
+        "bits, num_read times, times its switching activity delta.");
     m.attr("MODELS") = name_tuple(kModels);
     m.attr("MAPPINGS") = name_tuple(kMappings);
     m.attr("ADCS") = name_tuple(kAdcs);

@@ -133,8 +133,8 @@ double Sense::static_power(int levels) const {
 
 double Sense::dynamic_power(double g) const { return g > 0 ? dynamic * std::pow(2.0 * v_read * g, exponent) : 0.0; }
 
-double dff_energy(Roadmap r, double num_read, double num_dff) {
-    return dff(r == Roadmap::HP ? kHP : kLP, num_read, num_dff, true);
+double dff_energy(Roadmap r, double num_read, double num_dff, bool validated) {
+    return dff(r == Roadmap::HP ? kHP : kLP, num_read, num_dff, validated);
 }
 
 double adder_energy(Roadmap r, int num_bit, double num_adder, double num_read) {
@@ -153,3 +153,15 @@ double Sense::time(int levels) const {
 }
 
 }  // namespace hamq::neurosim13
+
+namespace hamq {
+
+double neurosim13_dff_energy(Roadmap r, double num_read, double num_dff, bool validated) {
+    return neurosim13::dff_energy(r, num_read, num_dff, validated);
+}
+
+double neurosim13_adder_energy(Roadmap r, int num_bit, double num_adder, double num_read) {
+    return neurosim13::adder_energy(r, num_bit, num_adder, num_read);
+}
+
+}  // namespace hamq

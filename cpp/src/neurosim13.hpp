@@ -45,7 +45,7 @@ Sense sense(Roadmap r, AdcKind adc, double v_read);
 // each option assumes"): DFF.cpp DFF::CalculatePower with numDff flip-flops all passing data, clocked
 // num_read times, times Param.cpp's validated activity gamma; Adder.cpp Adder::CalculatePower of
 // num_adder ripple-carry adders of num_bit bits, num_read times, times the adder activity delta.
-double dff_energy(Roadmap r, double num_read, double num_dff);
+double dff_energy(Roadmap r, double num_read, double num_dff, bool validated = true);
 double adder_energy(Roadmap r, int num_bit, double num_adder, double num_read);
 // Mux.cpp Mux::CalculatePower for one pass gate turning on (the column mux's gates): its gate to VDD
 // and its two drains to the read voltage.

@@ -209,7 +209,7 @@ def cmd_energy(args) -> int:
                         if Path(args.checkpoint).is_file() else args.checkpoint)
         dataset = _user(data_mod.load, cfg.data, quick=cfg.quick_data)
     x = dataset.test.x[: args.images]
-    report = _user(estimate_energy, model, torch.from_numpy(np.ascontiguousarray(x)), config)
+    report = _user(estimate_energy, model, torch.from_numpy(np.ascontiguousarray(x)), config, scope=args.scope)
     write_atomic(out / "energy.json", report.to_json)
     write_atomic(out / "energy.csv", report.to_csv)
     energy_report(report, out / "energy.png", title=f"{title}: {report.total_energy * 1e9:.3g} nJ/inference "
@@ -445,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", nargs="?", default=None, help="a checkpoint.pt written by hamq train (or its folder)")
     _add_external_model_args(p)
     _add_crossbar_args(p, 32)
+    p.add_argument("--scope", default="subarray", choices=("subarray", "chip"),
+                   help="subarray: the arrays and their periphery; chip: plus NeuroSim V1.3's buffers, buses, "
+                        "H-trees, adder trees and activation units (neurosim-1.3 at its array and ADC defaults)")
     p.add_argument("--accuracy", type=_nonneg_int, default=0, metavar="N",
                    help="also the test accuracy of the first N test inputs computed on the crossbar (its ADC readings; "
                    "--set adc_reference=calibrated calibrates on 32 training inputs)")

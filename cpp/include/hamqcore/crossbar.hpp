@@ -160,6 +160,14 @@ int mapping_arrays(Mapping m);
 int64_t mapping_level_min(Mapping m, int w_bits);
 int64_t mapping_level_max(Mapping m, int w_bits);
 
+// NeuroSim V1.3's digital gates at 22 nm (J), for the circuits outside its subarray that
+// hamqcore.chip charges (the PE's register buffers, the adder trees, the activation unit): DFF.cpp
+// DFF::CalculatePower of num_dff flip-flops clocked num_read times (validated: times Param.cpp's
+// switching activity gamma, as NeuroSim's shift-adds; false, as its buffers), and Adder.cpp
+// Adder::CalculatePower of num_adder ripple-carry adders of num_bit bits num_read times (times delta).
+double neurosim13_dff_energy(Roadmap r, double num_read, double num_dff, bool validated);
+double neurosim13_adder_energy(Roadmap r, int num_bit, double num_adder, double num_read);
+
 struct CrossbarLayer {
     IntType w_type = IntType::I8;
     const void* w = nullptr;  // out x K, C-contiguous
