@@ -23,6 +23,7 @@ KERNEL_TESTS = ["tests/test_hamming.py", "tests/test_bitplanes.py", "tests/test_
 XBAR_TESTS = ["tests/test_crossbar.py", "tests/test_hardening.py"]
 ROUND_TESTS = ["tests/test_rounding.py"]
 DRAWN_TESTS = ["tests/test_crossbar.py::test_matches_numpy_reference", "tests/test_readout.py"]
+CHIP_TESTS = ["tests/test_chip.py"]
 
 # (file, original, mutant, tests)
 MUTANTS = [
@@ -162,6 +163,11 @@ MUTANTS = [
      "_mm512_stream_ps(reinterpret_cast<float*>(out + j), _mm512_loadu_ps(in + j));", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "const int64_t head = int64_t((kBytes - addr % kBytes) % kBytes) / int64_t(sizeof(F));",
      "const int64_t head = int64_t((kBytes - addr % kBytes) % kBytes) / int64_t(sizeof(F)) + 1;", KERNEL_TESTS),
+    # the gate models the chip scope reads (hamqcore.chip): the DFFs' activity flag, the adders' bits
+    ("cpp/src/neurosim13.cpp", "return dff(r == Roadmap::HP ? kHP : kLP, num_read, num_dff, validated);",
+     "return dff(r == Roadmap::HP ? kHP : kLP, num_read, num_dff, true);", CHIP_TESTS),
+    ("cpp/src/neurosim13.cpp", "return neurosim13::adder_energy(r, num_bit, num_adder, num_read);",
+     "return neurosim13::adder_energy(r, num_bit + 1, num_adder, num_read);", CHIP_TESTS),
 ]
 
 

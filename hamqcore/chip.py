@@ -27,6 +27,9 @@ component              NeuroSim's circuit (its report line)                     
 ``global_accumulation``  the chip's adder tree over tile rows (``AdderTree``         outputs x vectors
                        Gaccumulation; "accumulation"), layers over several tiles
 ``activation``         the chip's ReLU units (``BitShifter`` GreLu; "other")        outputs x vectors
+``max_pool``           the chip's max pooling units (``MaxPooling``; "other"), a    vectors / 4
+                       layer followed by max pooling (which also quarters its
+                       outputs' traffic to the global buffer)
 =====================  ==========================================================  =============
 
 None of them sees the weights: fewer ON cells change none of them (the subarray's energy, which
@@ -42,10 +45,10 @@ subarrays, 5-bit multilevel sense amps, LSTP, 8 columns per sense amp) at the (c
 bits, input bits) and tile geometries in :data:`GEOMETRIES`; elsewhere :func:`chip_energy` refuses
 with the reason.
 
-Differences from NeuroSim, each deliberate: (1) a layer after which NeuroSim's network file declares
-max pooling gets its pooling unit and a quarter of the output traffic there; hamqcore's model walk
-does not see pooling, so ``max_pool`` is charged only where the caller says so (:class:`ChipLayer`).
-(2) Where a tile maps a layer without duplication and fewer PEs than it has, NeuroSim's
+Differences from NeuroSim, each deliberate: (1) NeuroSim's network file says which layers max
+pooling follows; :func:`hamqcore.energy.estimate_energy` marks a layer whose output an ``nn.MaxPool``
+module consumes before the next crossbar layer runs (functional pooling is not seen), and charges
+NeuroSim's 2 x 2 pooling whatever the module's window. (2) Where a tile maps a layer without duplication and fewer PEs than it has, NeuroSim's
 ``TileCalculatePerformance`` adds the last PE's energies again for every unused PE (its sums sit
 outside the ``if`` that skips them); hamqcore charges each PE once. (3) NeuroSim's all-conventional
 floorplanner stops when no layer is wider than 256 columns ("SubArray Size is too large"); hamqcore
@@ -60,16 +63,18 @@ import math
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
+
 from . import _core
 from ._checks import check_int
 
 CHIP_COMPONENTS = ("pe_buffer", "pe_bus", "pe_adder_tree", "tile_buffer", "tile_htree", "tile_accumulation",
-                   "global_buffer", "global_htree", "global_accumulation", "activation")
+                   "global_buffer", "global_htree", "global_accumulation", "activation", "max_pool")
 # NeuroSim's report lines ("buffer", "ic", "accumulation circuits", "other peripheries")
 CHIP_GROUPS = {"buffer": ("pe_buffer", "tile_buffer", "global_buffer"),
                "ic": ("pe_bus", "tile_htree", "global_htree"),
                "accumulation": ("pe_adder_tree", "tile_accumulation", "global_accumulation"),
-               "other": ("activation",)}
+               "other": ("activation", "max_pool")}
 
 # NeuroSim's defaults (Param.cpp) the chip constants were read at
 SUBARRAY = 128            # numRowSubArray = numColSubArray
@@ -98,6 +103,16 @@ DECODER = {4: (5.476942370256268e-16, 1.0953884740511865e-14),
            5: (1.1449191308188233e-15, 2.289838261637637e-14),
            7: (4.334877165230102e-15, 8.669754330460298e-14)}
 
+# The max pooling unit (MaxPooling.cpp, Param.cpp window 2 x 2 = 4 inputs): per read, each of its
+# comparators' AND, NOR, two INVs and an input-bits-wide NOR switch once (times Param.cpp's control
+# activity epsilon), and its 1-bit comparator reads half the input bits; read out of the program
+# (golden.json instances "maxPool"): the gates' capacitances (the wide NOR's, sized for the input bits,
+# in neurosim13_chip.json) and the 1-bit comparator's read energy (Comparator::CalculatePower(1, 1)).
+MAX_POOL_WINDOW = 4
+MAX_POOL_GATES = (6.574220400000002e-16, 6.574220400000002e-16, 6.574220400000002e-16, 1.805359157119734e-16)
+MAX_POOL_COMPARATOR = 3.447952741412049e-16      # J, one 1-bit comparison
+EPSILON = 0.05                                   # Param.cpp epsilon (validated)
+
 # What NeuroSim's area model gives, read out of its program by
 # tests/reference_data/neurosim-1.3-chip/geometries.py into neurosim13_chip.json, per floorplan (tile
 # size, PE size) at (cell bits, columns per weight, input bits): the PE's and the tile's height and
@@ -111,7 +126,8 @@ def _load_geometries() -> Dict[Tuple[int, int, int, int, int], Dict[str, float]]
     for row in data["rows"]:
         r = dict(zip(fields, row))
         out[(r["cell_bits"], r["digits"], r["a_bits"], r["tile"], r["pe"])] = {
-            k: float(r[k]) for k in ("tile_height", "tile_width", "pe_height", "pe_width", "bus_in", "bus_out")}
+            k: float(r[k]) for k in ("tile_height", "tile_width", "pe_height", "pe_width", "bus_in", "bus_out",
+                                     "max_pool_nor")}
     return out
 
 
@@ -122,7 +138,7 @@ GEOMETRIES = _load_geometries()    # (cell_bits, digits, a_bits, tile, pe) -> le
 class ChipLayer:
     """One crossbar layer as NeuroSim's chip sees it (a row of its network file): ``rows`` inputs per
     output (K = input channels x kernel size), ``outputs`` (output channels), ``vectors`` input vectors
-    per inference (output positions), and whether max pooling follows it."""
+    per inference (output positions), and whether max pooling follows it (its "maxpool" column)."""
 
     rows: int
     outputs: int
@@ -255,6 +271,18 @@ def _buffer_bits(num_bit: int, width: int) -> Tuple[float, float]:
     return dff + read / width, write / width
 
 
+def _max_pool(a_bits: int, nor: float) -> float:
+    """MaxPooling.cpp MaxPooling::CalculatePower per read of one pooling unit (Initialize: the window's
+    comparator tree, n / 2 comparators per stage plus the odd one)."""
+    comparators, n = MAX_POOL_WINDOW % 2, MAX_POOL_WINDOW
+    while n:
+        comparators += n // 2
+        n //= 2
+    nand, nor_in, inv_in, inv_out = MAX_POOL_GATES
+    gates = ((nand + inv_out) + (nor_in + inv_out) + 2 * (inv_in + inv_out) + (nor + inv_out)) * VDD * VDD * EPSILON
+    return (gates + MAX_POOL_COMPARATOR * a_bits / 2) * comparators
+
+
 def _geometry(cell_bits: int, digits: int, a_bits: int, tile: int, pe: int) -> Dict[str, float]:
     key = (cell_bits, digits, a_bits, tile, pe)
     if key not in GEOMETRIES:
@@ -285,9 +313,8 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
             raise TypeError(f"layers[{i}] must be a ChipLayer, got {type(l).__name__}")
         for f in ("rows", "outputs", "vectors"):
             check_int(f"layers[{i}].{f}", getattr(l, f), 1)
-        if l.max_pool:
-            raise ValueError(f"scope='chip': layers[{i}] is followed by max pooling, whose unit "
-                             "(MaxPooling.cpp) hamqcore does not charge yet")
+        if not isinstance(l.max_pool, (bool, np.bool_)):
+            raise TypeError(f"layers[{i}].max_pool must be True or False, got {l.max_pool!r}")
     plan = floorplan(layers, digits)
     geo = _geometry(cell_bits, digits, a_bits, plan.tile, plan.pe)
     n_pe, pe = plan.tile // plan.pe, plan.pe
@@ -366,11 +393,14 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
                 e["tile_htree"] += (bits_out + bits_in) * tile_htree
         # ChipCalculatePerformance
         e["activation"] = math.ceil(nv * l.outputs / relu_units) * relu_units * a_bits * dff
+        if l.max_pool:                  # plan.tile units; NeuroSim's (numInVector / window) is an int division
+            e["max_pool"] = _max_pool(a_bits, geo["max_pool_nor"]) * plan.tile * math.ceil((nv // MAX_POOL_WINDOW)
+                                                                                           / plan.tile)
         if tr > 1:
             e["global_accumulation"] = _adder_tree(roadmap, g_bits, g_trees,
                                                    math.ceil(cols * (nv / g_trees)), tr)
         bits_out = rows * a_bits * nv
-        bits_in = (cols // digits) * a_bits * nv
+        bits_in = (cols // digits) * a_bits * nv / (MAX_POOL_WINDOW if l.max_pool else 1)
         e["global_htree"] = global_htree * plan.global_bus * math.ceil((bits_out + bits_in) / plan.global_bus)
         e["global_buffer"] = bits_out * glob_e[0] + bits_in * glob_e[1]
         out.append(e)

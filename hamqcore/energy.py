@@ -26,8 +26,8 @@ from ._checks import MAX_BITS, as_int, as_str, check_choice
 from .chip import CHIP_COMPONENTS, CHIP_GROUPS, ChipLayer, Floorplan, chip_energy
 from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, conversion_histograms,
                        core_reads, digit_columns, pack_groups, result_field, simulate_groups, unpack_output)
-from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers, is_quantized,
-                     layer_matrices, layer_steps, quantizable_layers, walk_coverage)
+from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers,
+                     followed_by_max_pool, is_quantized, layer_matrices, layer_steps, quantizable_layers, walk_coverage)
 from .quant import input_value, is_linear, is_torch_ao_layer, layer_bias, torch_ao_output, weight_shape
 from .readout import HIST_BINS_PER_UNIT, Histograms, read_layer
 
@@ -211,7 +211,8 @@ def estimate_energy(
     buffers, buses and H-trees, adder trees and activation units: :mod:`hamqcore.chip`, golden-tested
     against its chip report) to every layer, under the ``"neurosim-1.3"`` model at its array and
     sense-amp defaults, one weight and one input width for the whole network (NeuroSim's synapse and
-    input precision); anything else is refused with the reason.
+    input precision); anything else is refused with the reason. A layer whose output an
+    ``nn.MaxPool`` module pools before the next mapped layer runs gets NeuroSim's pooling unit.
     """
     scope = check_choice("scope", as_str("scope", scope), SCOPES)
     config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])
@@ -233,7 +234,9 @@ def estimate_energy(
         chip_layers.append(((int(np.prod(shape[1:])) * len(w_groups), shape[0], x_groups[0].shape[0] / batch)))
     if not rows:
         raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
-    plan = _add_chip(rows, chip_layers, config) if scope == "chip" else None
+    plan = None
+    if scope == "chip":
+        plan = _add_chip(rows, chip_layers, followed_by_max_pool(model, inputs, layers), config)
     return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor),
                         coverage=cov, scope=scope, floorplan=plan)
 
@@ -249,7 +252,7 @@ def _check_chip_config(config: CrossbarConfig) -> None:
                              f"adder trees and wires are sized for it), got {f}={getattr(config, f)!r}")
 
 
-def _add_chip(rows: List[LayerRow], chip_layers, config: CrossbarConfig) -> Floorplan:
+def _add_chip(rows: List[LayerRow], chip_layers, pooled: List[bool], config: CrossbarConfig) -> Floorplan:
     """Every row's energy plus its chip components (hamqcore.chip); NeuroSim's floorplan."""
     widths = sorted({(r.w_bits, r.a_bits) for r in rows})
     if len(widths) > 1:
@@ -257,11 +260,11 @@ def _add_chip(rows: List[LayerRow], chip_layers, config: CrossbarConfig) -> Floo
                          f"store (weight, input) bits {widths}")
     wb, ab = widths[0]
     layers = []
-    for r, (k, out, vectors) in zip(rows, chip_layers):
+    for r, (k, out, vectors), pool in zip(rows, chip_layers, pooled):
         if vectors != int(vectors):
             raise ValueError(f"scope='chip': layer {r.name!r} reads {vectors} input vectors per inference, not a whole "
                              "number (inputs of different sizes in one batch?)")
-        layers.append(ChipLayer(k, out, int(vectors)))
+        layers.append(ChipLayer(k, out, int(vectors), pool))
     plan, energies = chip_energy(layers, config.cell_bits, digit_columns(config, wb), ab, config.roadmap)
     for r, e in zip(rows, energies):
         r.energy.update(e)

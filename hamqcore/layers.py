@@ -372,6 +372,29 @@ def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str
     return captured
 
 
+MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+             nn.AdaptiveMaxPool3d)
+
+
+def followed_by_max_pool(model: nn.Module, inputs, layers: Optional[Sequence[str]] = None) -> List[bool]:
+    """For each call :func:`capture_layer_inputs` lists (same order), whether an ``nn.MaxPool`` /
+    ``nn.AdaptiveMaxPool`` module runs after it and before the next mapped layer's call (on one input:
+    the order of the calls does not depend on the batch). Functional pooling is not seen."""
+    chosen = quantizable_layers(model, include=layers)
+    events: List[str] = []
+    hooks = [m.register_forward_pre_hook(lambda *_: events.append("layer")) for _, m in chosen]
+    hooks += [m.register_forward_hook(lambda *_: events.append("pool")) for m in model.modules()
+              if isinstance(m, MAX_POOLS)]
+    dry_run(model, inputs[:1] if isinstance(inputs, torch.Tensor) else inputs, hooks)
+    out: List[bool] = []
+    for e in events:
+        if e == "layer":
+            out.append(False)
+        elif out:
+            out[-1] = True
+    return out
+
+
 def _conv_padding(m: nn.Module, x: torch.Tensor, kernel, dilation, padding):
     """x padded as the conv pads it (any padding mode, 'same' and 'valid' included); returns
     (x, the padding left for F.unfold, always zeros-mode)."""

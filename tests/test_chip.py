@@ -27,11 +27,12 @@ LAYERS = np.load(NS / "layers.npz")
 INSTANCES = {"pe_buffer": ("bufferInputCM", "bufferOutputCM"), "pe_bus": ("busInputCM", "busOutputCM"),
              "pe_adder_tree": ("adderTreeCM",), "tile_buffer": ("inputBufferCM", "outputBufferCM"),
              "tile_htree": ("hTreeCM",), "tile_accumulation": ("accumulationCM",), "global_buffer": ("globalBuffer",),
-             "global_htree": ("GhTree",), "global_accumulation": ("Gaccumulation",), "activation": ("GreLu",)}
+             "global_htree": ("GhTree",), "global_accumulation": ("Gaccumulation",), "activation": ("GreLu",),
+             "max_pool": ("maxPool",)}
 
 
 def chip_layers(net):
-    return [ChipLayer(r[2] * r[3] * r[4], r[5], ((r[0] - r[3] + 1) // r[7]) * ((r[1] - r[4] + 1) // r[7]))
+    return [ChipLayer(r[2] * r[3] * r[4], r[5], ((r[0] - r[3] + 1) // r[7]) * ((r[1] - r[4] + 1) // r[7]), bool(r[6]))
             for r in NETWORKS[net]["layers"]]
 
 
@@ -62,6 +63,7 @@ def test_every_network_takes_the_paths_it_was_written_for():
             speeds.add("none" if sr * sc == 1 else "full" if sr >= n_pe and sc >= n_pe else "partial")
             tiles.add(tr > 1)
     assert speeds == {"none", "full", "partial"} and tiles == {True, False}
+    assert sum(r[6] for n in NETWORKS.values() for r in n["layers"]) == 3       # max pooling after 3 layers
     assert {t for t, _ in geos} == {512, 1024} and {c for _, c in geos} == {1, 2, 4}
 
 
@@ -188,6 +190,25 @@ def test_htree_by_hand():
     assert chip._htree_bit(s, s, 3, 2) == pytest.approx((2 * (s / 2 + s / 4) + s) * rep, rel=1e-12)
 
 
+def test_max_pool_by_hand():
+    """MaxPooling.cpp for the 2 x 2 window: 3 comparators (2, then 1), each switching its AND, NOR, two
+    INVs and wide NOR once (x epsilon) and its 1-bit comparator for half the input bits; NeuroSim's
+    reads are ceil((vectors // 4) / units), its units one per tile column; the pooled layer's outputs
+    cross the chip's H-tree and global buffer a quarter as often."""
+    nand, nor, inv_in, inv_out = chip.MAX_POOL_GATES
+    wide = chip.GEOMETRIES[(2, 4, 8, 512, 256)]["max_pool_nor"]
+    unit = 3 * (((nand + inv_out) + (nor + inv_out) + 2 * (inv_in + inv_out) + (wide + inv_out)) * chip.VDD ** 2 * 0.05
+                + chip.MAX_POOL_COMPARATOR * 8 / 2)
+    assert chip._max_pool(8, wide) == pytest.approx(unit, rel=1e-12)
+    for vectors, reads in ((3, 0), (4, 1), (2048, 1), (2052, 2)):
+        _, (e,) = chip_energy([ChipLayer(300, 100, vectors, max_pool=True)], 2, 4, 8)
+        assert e["max_pool"] == pytest.approx(unit * 512 * reads, rel=1e-12, abs=0)
+    _, (plain,) = chip_energy([ChipLayer(300, 100, 64)], 2, 4, 8)
+    _, (pooled,) = chip_energy([ChipLayer(300, 100, 64, max_pool=True)], 2, 4, 8)
+    glob = chip._buffer_bits(*chip.GLOBAL_BUFFER)[1]
+    assert plain["global_buffer"] - pooled["global_buffer"] == pytest.approx(100 * 8 * 64 * 3 / 4 * glob, rel=1e-9)
+
+
 def test_buffer_per_bit_by_hand():
     dff = _core.neurosim13_dff_energy("lp", 1, 1, False)
     read, write = chip.DECODER[5]
@@ -200,7 +221,8 @@ def test_buffer_per_bit_by_hand():
 # Invariants
 # ------------------------------------------------------------------------------------------------
 
-layer_st = st.builds(ChipLayer, rows=st.integers(1, 3000), outputs=st.integers(1, 300), vectors=st.integers(1, 64))
+layer_st = st.builds(ChipLayer, rows=st.integers(1, 3000), outputs=st.integers(1, 300), vectors=st.integers(1, 64),
+                     max_pool=st.booleans())
 
 
 @given(layers=st.lists(layer_st, min_size=1, max_size=5), d=st.sampled_from([2, 4]), a_bits=st.sampled_from([4, 8]),
@@ -224,6 +246,7 @@ def test_chip_invariants(layers, d, a_bits, perm_seed):
         for c in ("pe_bus", "tile_buffer", "tile_htree", "global_buffer", "activation"):
             assert e[c] > 0, c
         assert (e["global_htree"] > 0) == (plan.tile_grid != (1, 1))     # a one-tile chip's H-tree has no wire
+        assert (e["max_pool"] > 0) == (l.max_pool and l.vectors >= chip.MAX_POOL_WINDOW)
         assert (e["global_accumulation"] > 0) == (tr > 1 and tr // 2 > 0)
     order = np.random.default_rng(perm_seed).permutation(len(layers))
     _, permuted = chip_energy([layers[i] for i in order], 2, d, a_bits)
@@ -243,8 +266,8 @@ def test_chip_energy_validates():
         chip_energy([ChipLayer(100, 100, 0)], 2, 4, 8)
     with pytest.raises(ValueError, match="no layer"):
         chip_energy([], 2, 4, 8)
-    with pytest.raises(ValueError, match="max pooling"):
-        chip_energy([ChipLayer(100, 100, 1, max_pool=True)], 2, 4, 8)
+    with pytest.raises(TypeError, match=r"layers\[0\].max_pool must be True or False"):
+        chip_energy([ChipLayer(100, 100, 1, max_pool="yes")], 2, 4, 8)
     with pytest.raises(ValueError, match="LSTP"):
         chip_energy(ok, 2, 4, 8, roadmap="hp")
     with pytest.raises(ValueError, match="3-bit inputs"):
@@ -298,6 +321,35 @@ def test_estimate_energy_chip_scope():
     assert set(CHIP_COMPONENTS) <= set(d["energy_j"])
     grouped = estimate_energy(_model(0, groups=4), x, cfg, scope="chip")   # a grouped conv: all its inputs
     assert grouped.floorplan == plan
+
+
+class _Pooled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 8, 3, padding=1)
+        self.pool = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 2 * 2, 10)
+
+    def forward(self, x):
+        x = self.pool(self.conv1(x))
+        x = torch.nn.functional.max_pool2d(self.conv2(x), 2)     # functional: not seen
+        return self.fc(x.flatten(1))
+
+
+def test_estimate_energy_charges_max_pooling_modules():
+    """A layer whose output an nn.MaxPool module pools before the next mapped layer gets NeuroSim's
+    pooling unit and a quarter of its output traffic; functional pooling is not seen (documented)."""
+    torch.manual_seed(0)
+    m = quantize_model(_Pooled(), 8, 8).eval()
+    x = torch.rand(2, 4, 8, 8)
+    r = estimate_energy(m, x, scope="chip")
+    plan, want = chip_energy([ChipLayer(36, 8, 64, True), ChipLayer(72, 8, 16, False), ChipLayer(32, 10, 1)],
+                             2, 4, 8)
+    assert r.floorplan == plan
+    for row, e in zip(r.layers, want):
+        assert {c: row.energy[c] for c in CHIP_COMPONENTS} == pytest.approx(e, rel=1e-12)
+    assert [row.energy["max_pool"] > 0 for row in r.layers] == [True, False, False]
 
 
 def test_estimate_energy_chip_scope_refuses():

@@ -22,6 +22,8 @@ FIELDS = {
     "AdderTree": ["numSubcoreRow", "numAdderBit", "numAdderTree", "numStage"],
     "BitShifter": ["numUnit", "numBit", "numDff"],
     "Buffer": ["numBit", "interface_width", "SRAM"],
+    "MaxPooling": ["numBit", "window", "numComparator", "numMaxPooling", "capNandInput", "capNorInput", "capNor2Input",
+                   "capInvInput", "capInvOutput"],
 }
 CLASS_OF = {}
 
@@ -71,6 +73,8 @@ class Fin(gdb.FinishBreakpoint):
         fields = ["readDynamicEnergy"]
         if self.cls == "Buffer":
             fields += ["writeDynamicEnergy", "avgBitReadDynamicEnergy", "avgBitWriteDynamicEnergy"]
+        if self.cls == "MaxPooling":       # its 1-bit comparator's read (Comparator::CalculatePower(1, 1))
+            fields += ["comparator.readDynamicEnergy"]
         vals = ["%s=%.17g" % (f, float(ev("((%s*)%d)->%s" % (self.cls, self.this, f)))) for f in fields]
         print("CALL layer=%d %s %s %s" % (STATE["layer"], self.name, self.args, " ".join(vals)))
         return False

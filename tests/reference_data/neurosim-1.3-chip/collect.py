@@ -61,6 +61,9 @@ def collect(log):
             d = kv(line)
             instances[line.split()[2]].update(avgBitReadDynamicEnergy=d["avgBitReadDynamicEnergy"],
                                               avgBitWriteDynamicEnergy=d["avgBitWriteDynamicEnergy"])
+    for line in text.splitlines():     # the max pooling unit's 1-bit comparator read
+        if line.startswith("CALL ") and "comparator.readDynamicEnergy" in line:
+            instances["maxPool"]["comparatorReadDynamicEnergy"] = kv(line)["comparator.readDynamicEnergy"]
     pe_area = kv(re.search(r"PEAREA (.*)", text).group(1))
     section = text[text.index("# of tile used for each layer"):text.index("FloorPlan Done")]
     tiles = [int(v) for v in re.findall(r"layer\d+: (\d+)\n", section.split("Speed-up")[0])]

@@ -1,6 +1,8 @@
 """Read what NeuroSim's area model gives the chip's wires at each floorplan hamqcore's chip scope uses
-(hamqcore/neurosim13_chip.json): the PE's and the tile's side (the spans of the tile's and the chip's
-H-trees) and the PE's bus lengths, per (cell bits, columns per weight, input bits, tile, PE).
+(hamqcore/neurosim13_chip.json): the PE's and the tile's height and width (the spans of the tile's and
+the chip's H-trees) and the PE's bus lengths, per (cell bits, columns per weight, input bits, tile,
+PE); and the input capacitance of the max pooling unit's input-bits-wide NOR (MaxPooling.cpp, sized
+by its area model for the input bits).
 
 For each, a one-layer network that NeuroSim's floorplanner maps onto that tile and PE size is written
 and the program (NEUROSIM_CB1 / CB2 / CB4: builds of the same sources with `novelMapping = false;`
@@ -50,7 +52,8 @@ def read(cell, digits, a_bits, tile, pe):
     return {"cell_bits": cell, "digits": digits, "a_bits": a_bits, "tile": tile, "pe": pe,
             "tile_height": geo["CMTileheight"], "tile_width": geo["CMTilewidth"],
             "pe_height": float(pe_area["height"]), "pe_width": float(pe_area["width"]),
-            "bus_in": float(inst["busInputCM"]["wireLength"]), "bus_out": float(inst["busOutputCM"]["wireLength"])}
+            "bus_in": float(inst["busInputCM"]["wireLength"]), "bus_out": float(inst["busOutputCM"]["wireLength"]),
+            "max_pool_nor": float(inst["maxPool"]["capNor2Input"])}
 
 
 if __name__ == "__main__":
