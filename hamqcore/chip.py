@@ -41,9 +41,9 @@ models its subarray periphery uses); what depends on NeuroSim's area model (wire
 tile dimensions the buses and H-trees span) and its buffers' decoders is read out of NeuroSim's own
 program at each floorplan (``tests/reference_data/neurosim-1.3-chip``: ``golden.json``
 ``instances``), so the chip scope exists where those were read: NeuroSim's defaults (128 x 128
-subarrays, 5-bit multilevel sense amps, LSTP, 8 columns per sense amp) at the (cell bits, weight
-bits, input bits) and tile geometries in :data:`GEOMETRIES`; elsewhere :func:`chip_energy` refuses
-with the reason.
+subarrays, 5-bit multilevel sense amps, 8 columns per sense amp), its LSTP and HP roadmaps, at the
+(cell bits, columns per weight, input bits) and tile geometries in :data:`GEOMETRIES`; elsewhere
+:func:`chip_energy` refuses with the reason.
 
 Differences from NeuroSim, each deliberate: (1) NeuroSim's network file says which layers max
 pooling follows; :func:`hamqcore.energy.estimate_energy` marks a layer whose output an ``nn.MaxPool``
@@ -83,55 +83,66 @@ LEVEL_BITS = 5            # log2(levelOutput): the multilevel sense amp's 32 lev
 GLOBAL_BUS_MAX = 2048     # maxGlobalBusWidth
 TILE_BUFFER_CORE = 32 * 32          # tileBufferCoreSizeRow x Col
 GLOBAL_BUFFER = (128 * 128, 128)    # globalBufferCoreSizeRow x Col bits, its interface width
-VDD = 0.85                          # Technology.cpp vdd at 22 nm (LSTP)
+VDD = 0.85                          # Technology.cpp vdd at 22 nm (LSTP and HP)
 WIRE_CAP = 0.2e-15 / 1e-6           # Bus.cpp / HTree.cpp unitLengthWireCap (F/m)
 
-# Repeated wires (Bus.cpp Bus::CalculatePower, HTree.cpp HTree::CalculatePower: energy per unit length
-# (capInvInput + capInvOutput + unitLengthWireCap minDist) VDD^2 / minDist / 4): the repeater's
-# capacitances and spacing as their Initialize computes them (a delay tolerance of 0 for the PEs'
-# buses, Param.cpp's 0.1 for the H-trees), read out of the program (golden.json instances).
-BUS_REPEATER = (1.3716088075441523e-14, 1.2474870024340152e-15, 1.2092426470747967e-4)
-HTREE_REPEATER = (6.8580440377207613e-15, 7.1401145907299434e-16, 1.0883183823673171e-4)
-
-# The register-file buffers (Buffer.cpp, globalBufferType = tileBufferType = false): per bit read, a
-# DFF clocked once plus 1 / interface_width of a read of its row decoder; per bit written, 1 /
-# interface_width of a write of the decoder (Buffer::CalculatePower's avgBit*DynamicEnergy). The
-# decoder (RowDecoder.cpp, REGULAR_ROW) energies per read and per write by address bits, derived from
-# the program's buffers: (avgBitReadDynamicEnergy - DFF) x interface_width, avgBitWriteDynamicEnergy x
-# interface_width (tests/reference_data/neurosim-1.3-chip/golden.json).
-DECODER = {4: (5.476942370256268e-16, 1.0953884740511865e-14),
-           5: (1.1449191308188233e-15, 2.289838261637637e-14),
-           7: (4.334877165230102e-15, 8.669754330460298e-14)}
-
-# The max pooling unit (MaxPooling.cpp, Param.cpp window 2 x 2 = 4 inputs): per read, each of its
-# comparators' AND, NOR, two INVs and an input-bits-wide NOR switch once (times Param.cpp's control
-# activity epsilon), and its 1-bit comparator reads half the input bits; read out of the program
-# (golden.json instances "maxPool"): the gates' capacitances (the wide NOR's, sized for the input bits,
-# in neurosim13_chip.json) and the 1-bit comparator's read energy (Comparator::CalculatePower(1, 1)).
+# NeuroSim's circuit constants per device roadmap ("lp": Param.cpp's LSTP default, deviceroadmap 2;
+# "hp": deviceroadmap 1), each read out of its program (tests/reference_data/neurosim-1.3-chip/
+# golden.json "instances": networks "small" and "hp"):
+#   bus, htree   repeated wires (Bus.cpp Bus::CalculatePower, HTree.cpp HTree::CalculatePower: energy per
+#                unit length (capInvInput + capInvOutput + unitLengthWireCap minDist) VDD^2 / minDist / 4):
+#                the repeater's input and output capacitance and spacing as their Initialize sizes them
+#                (a delay tolerance of 0 for the PEs' buses, Param.cpp's 0.1 for the H-trees)
+#   decoder      the register-file buffers (Buffer.cpp, globalBufferType = tileBufferType = false): per bit
+#                read, a DFF clocked once plus 1 / interface_width of a read of the row decoder; per bit
+#                written, 1 / interface_width of a write of it (Buffer::CalculatePower's avgBit*Energy).
+#                The decoder's (RowDecoder.cpp, REGULAR_ROW) energy per read and per write by address bits:
+#                (avgBitReadDynamicEnergy - DFF) x interface_width and avgBitWriteDynamicEnergy x
+#                interface_width of the program's buffers
+#   max_pool     the max pooling unit (MaxPooling.cpp; its window, Chip.cpp's 2 x 2): per read, each of its
+#                comparators' AND, NOR, two INVs and input-bits-wide NOR switch once (times Param.cpp's
+#                control activity epsilon) and its 1-bit comparator reads half the input bits: the gates'
+#                input capacitances (NAND, NOR, INV) and output capacitance (INV), the comparator's read
+#                (Comparator::CalculatePower(1, 1), J); the wide NOR's, sized for the input bits, is in
+#                neurosim13_chip.json
+ROADMAPS = {
+    "lp": dict(bus=(1.3716088075441523e-14, 1.2474870024340152e-15, 1.2092426470747967e-4),
+               htree=(6.858044037720761e-15, 7.140114590729943e-16, 1.0883183823673171e-4),
+               decoder={4: (5.476942370256268e-16, 1.0953884740511865e-14),
+                        5: (1.1449191308188233e-15, 2.289838261637637e-14),
+                        7: (4.334877165230102e-15, 8.669754330460298e-14)},
+               max_pool=((6.574220400000002e-16, 6.574220400000002e-16, 6.574220400000002e-16,
+                          1.805359157119734e-16), 3.447952741412049e-16)),
+    "hp": dict(bus=(6.8523217600000006e-15, 1.2146327008015804e-15, 6.830803736325799e-5),
+               htree=(3.4261608800000003e-15, 6.073163504007902e-16, 6.14772336269322e-5),
+               decoder={4: (3.348856042731122e-16, 6.697712085462421e-15),
+                        5: (6.90471174917617e-16, 1.3809423498352483e-14),
+                        7: (2.584731443029018e-15, 5.1694628860579795e-14)},
+               max_pool=((3.8974487200000005e-16, 3.89744872e-16, 3.8974487200000005e-16,
+                          1.8053591571197344e-16), 2.3906687930278075e-16)),
+}
 MAX_POOL_WINDOW = 4
-MAX_POOL_GATES = (6.574220400000002e-16, 6.574220400000002e-16, 6.574220400000002e-16, 1.805359157119734e-16)
-MAX_POOL_COMPARATOR = 3.447952741412049e-16      # J, one 1-bit comparison
 EPSILON = 0.05                                   # Param.cpp epsilon (validated)
 
 # What NeuroSim's area model gives, read out of its program by
 # tests/reference_data/neurosim-1.3-chip/geometries.py into neurosim13_chip.json, per floorplan (tile
-# size, PE size) at (cell bits, columns per weight, input bits): the PE's and the tile's height and
+# size, PE size) at (roadmap, cell bits, columns per weight, input bits): the PE's and the tile's height and
 # width (m; the spans of the tile's H-tree, Tile.cpp hTreeCM, and of the chip's, GhTree) and the PE's
 # input and output bus wire lengths (m; ProcessingUnit.cpp busInputCM, busOutputCM: Bus::Initialize
-# over the PE's subarrays).
-def _load_geometries() -> Dict[Tuple[int, int, int, int, int], Dict[str, float]]:
+# over the PE's subarrays), and the max pooling unit's wide NOR's input capacitance (F).
+def _load_geometries() -> Dict[Tuple[str, int, int, int, int, int], Dict[str, float]]:
     data = json.loads((Path(__file__).resolve().parent / "neurosim13_chip.json").read_text())
     fields = data["fields"]
     out = {}
     for row in data["rows"]:
         r = dict(zip(fields, row))
-        out[(r["cell_bits"], r["digits"], r["a_bits"], r["tile"], r["pe"])] = {
+        out[(r["roadmap"], r["cell_bits"], r["digits"], r["a_bits"], r["tile"], r["pe"])] = {
             k: float(r[k]) for k in ("tile_height", "tile_width", "pe_height", "pe_width", "bus_in", "bus_out",
                                      "max_pool_nor")}
     return out
 
 
-GEOMETRIES = _load_geometries()    # (cell_bits, digits, a_bits, tile, pe) -> lengths (m)
+GEOMETRIES = _load_geometries()    # (roadmap, cell_bits, digits, a_bits, tile, pe) -> lengths (m), NOR (F)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,11 +246,16 @@ def _adder_tree(roadmap: str, bits: int, trees: int, num_read: float, num_add: i
     return e * trees * num_read
 
 
-def _htree_bit(height: float, width: float, n_row: int, n_col: int) -> float:
+def _repeated_wire(repeater: Tuple[float, float, float]) -> float:
+    """Energy per metre of a repeated wire (J/m): Bus.cpp / HTree.cpp unitLengthEnergyRep."""
+    ci, co, dist = repeater
+    return (ci + co + WIRE_CAP * dist) * VDD * VDD / dist * 0.25
+
+
+def _htree_bit(roadmap: str, height: float, width: float, n_row: int, n_col: int) -> float:
     """HTree.cpp HTree::CalculatePower from the root to a leaf (Initialize(numRow, numCol): numStage,
     x_center), per bit: its stages' repeated wires halving from the tree's span, and the main bus."""
-    ci, co, dist = HTREE_REPEATER
-    rep = (ci + co + WIRE_CAP * dist) * VDD * VDD / dist * 0.25
+    rep = _repeated_wire(ROADMAPS[roadmap]["htree"])
     stages = 2 * math.ceil(math.log2(max(n_row, n_col))) + 1
     x_center = math.floor(math.log2(min(n_row, n_col)))
     if n_col - x_center < 1:
@@ -255,43 +271,42 @@ def _htree_bit(height: float, width: float, n_row: int, n_col: int) -> float:
     return e + min(n_col - x_center, x_center) * width * rep
 
 
-def _bus_bit(length: float) -> float:
-    ci, co, dist = BUS_REPEATER
-    return length * (ci + co + WIRE_CAP * dist) * VDD * VDD / dist * 0.25
-
-
-def _buffer_bits(num_bit: int, width: int) -> Tuple[float, float]:
+def _buffer_bits(roadmap: str, num_bit: int, width: int) -> Tuple[float, float]:
     """Energy per bit read and per bit written of a register-file Buffer of num_bit bits, width wide."""
     a = math.ceil(math.log2(math.ceil(num_bit / width)))
-    if a not in DECODER:
+    decoder = ROADMAPS[roadmap]["decoder"]
+    if a not in decoder:
         raise ValueError(f"scope='chip': a buffer of {num_bit} bits, {width} wide, has a {a}-bit row decoder, whose "
-                         f"energy was not read out of NeuroSim (read: {sorted(DECODER)} bits)")
-    read, write = DECODER[a]
-    dff = _core.neurosim13_dff_energy("lp", 1.0, 1.0, False)
+                         f"energy was not read out of NeuroSim (read: {sorted(decoder)} bits)")
+    read, write = decoder[a]
+    dff = _core.neurosim13_dff_energy(roadmap, 1.0, 1.0, False)
     return dff + read / width, write / width
 
 
-def _max_pool(a_bits: int, nor: float) -> float:
+def _max_pool(roadmap: str, a_bits: int, nor: float) -> float:
     """MaxPooling.cpp MaxPooling::CalculatePower per read of one pooling unit (Initialize: the window's
     comparator tree, n / 2 comparators per stage plus the odd one)."""
     comparators, n = MAX_POOL_WINDOW % 2, MAX_POOL_WINDOW
     while n:
         comparators += n // 2
         n //= 2
-    nand, nor_in, inv_in, inv_out = MAX_POOL_GATES
+    (nand, nor_in, inv_in, inv_out), comparator = ROADMAPS[roadmap]["max_pool"]
     gates = ((nand + inv_out) + (nor_in + inv_out) + 2 * (inv_in + inv_out) + (nor + inv_out)) * VDD * VDD * EPSILON
-    return (gates + MAX_POOL_COMPARATOR * a_bits / 2) * comparators
+    return (gates + comparator * a_bits / 2) * comparators
 
 
-def _geometry(cell_bits: int, digits: int, a_bits: int, tile: int, pe: int) -> Dict[str, float]:
-    key = (cell_bits, digits, a_bits, tile, pe)
+def _geometry(roadmap: str, cell_bits: int, digits: int, a_bits: int, tile: int, pe: int) -> Dict[str, float]:
+    key = (roadmap, cell_bits, digits, a_bits, tile, pe)
     if key not in GEOMETRIES:
-        have = ", ".join(f"{c}-bit cells / {d} columns per weight / {a}-bit inputs on {t}x{t} tiles of {p}x{p} PEs"
-                         for c, d, a, t, p in sorted(GEOMETRIES))
+        def span(i):
+            return f"{min(k[i] for k in GEOMETRIES)}-{max(k[i] for k in GEOMETRIES)}"
+        plans = sorted({(k[4], k[5]) for k in GEOMETRIES})
         raise ValueError(f"scope='chip': NeuroSim's area model was not read out for {cell_bits}-bit cells, {digits} "
-                         f"columns per weight and {a_bits}-bit inputs on {tile}x{tile} tiles of {pe}x{pe} PEs (its "
-                         f"floorplan for this network); read: {have}. Add the row with "
-                         f"tests/reference_data/neurosim-1.3-chip/run_neurosim.sh")
+                         f"columns per weight and {a_bits}-bit inputs on {tile}x{tile} tiles of {pe}x{pe} PEs "
+                         f"({roadmap!r}; its floorplan for this network); read: roadmaps "
+                         f"{sorted({k[0] for k in GEOMETRIES})}, cells {sorted({k[1] for k in GEOMETRIES})} bits, "
+                         f"{span(2)} columns per weight, {span(3)}-bit inputs, (tile, PE) {plans}. Add the row "
+                         f"with tests/reference_data/neurosim-1.3-chip/geometries.py")
     return GEOMETRIES[key]
 
 
@@ -299,12 +314,12 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
                 roadmap: str = "lp") -> Tuple[Floorplan, List[Dict[str, float]]]:
     """NeuroSim V1.3's chip-level energy (J per inference) of each of ``layers``, by component
     (:data:`CHIP_COMPONENTS`), for weights stored in ``digits`` columns of ``cell_bits``-bit cells and
-    ``a_bits``-bit inputs fed bit-serially, with its floorplan."""
+    ``a_bits``-bit inputs fed bit-serially, under its ``roadmap`` ("lp" or "hp"), with its floorplan."""
     cell_bits = check_int("cell_bits", cell_bits, 1, 8)
     digits = check_int("digits", digits, 1)
     a_bits = check_int("a_bits", a_bits, 1)
-    if roadmap != "lp":
-        raise ValueError(f"scope='chip': NeuroSim's chip was read out at its LSTP default only, got roadmap={roadmap!r}")
+    if roadmap not in ROADMAPS:
+        raise ValueError(f"roadmap must be one of {', '.join(map(repr, ROADMAPS))}, got {roadmap!r}")
     layers = list(layers)
     if not layers:
         raise ValueError("scope='chip': no layer to map")
@@ -316,7 +331,7 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
         if not isinstance(l.max_pool, (bool, np.bool_)):
             raise TypeError(f"layers[{i}].max_pool must be True or False, got {l.max_pool!r}")
     plan = floorplan(layers, digits)
-    geo = _geometry(cell_bits, digits, a_bits, plan.tile, plan.pe)
+    geo = _geometry(roadmap, cell_bits, digits, a_bits, plan.tile, plan.pe)
     n_pe, pe = plan.tile // plan.pe, plan.pe
     n_sub = math.ceil(pe / SUBARRAY)
     dff = _core.neurosim13_dff_energy(roadmap, 1.0, 1.0, False)
@@ -332,10 +347,12 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
               else (TILE_BUFFER_CORE, 32))
     out_bits = acc_bits * n_pe * SUBARRAY // COLS_PER_ADC
     out_buf = (out_bits, acc_bits * n_pe) if out_bits < TILE_BUFFER_CORE else (TILE_BUFFER_CORE, 32)
-    in_buf_e, out_buf_e, glob_e = _buffer_bits(*in_buf), _buffer_bits(*out_buf), _buffer_bits(*GLOBAL_BUFFER)
-    tile_htree = _htree_bit(geo["pe_height"], geo["pe_width"], n_pe, n_pe)
-    global_htree = _htree_bit(geo["tile_height"], geo["tile_width"], *plan.tile_grid)
-    bus_in, bus_out = _bus_bit(geo["bus_in"]), _bus_bit(geo["bus_out"])
+    in_buf_e, out_buf_e = _buffer_bits(roadmap, *in_buf), _buffer_bits(roadmap, *out_buf)
+    glob_e = _buffer_bits(roadmap, *GLOBAL_BUFFER)
+    tile_htree = _htree_bit(roadmap, geo["pe_height"], geo["pe_width"], n_pe, n_pe)
+    global_htree = _htree_bit(roadmap, geo["tile_height"], geo["tile_width"], *plan.tile_grid)
+    bus_wire = _repeated_wire(ROADMAPS[roadmap]["bus"])
+    bus_in, bus_out = geo["bus_in"] * bus_wire, geo["bus_out"] * bus_wire
     # ChipInitialize: the chip's adder tree over tile rows and its ReLU units
     g_bits = LEVEL_BITS + a_bits + digits + 1 + math.ceil(math.log2(math.ceil(pe / SUBARRAY) * n_pe))
     g_trees = math.ceil(plan.tile / COLS_PER_ADC)
@@ -394,7 +411,7 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
         # ChipCalculatePerformance
         e["activation"] = math.ceil(nv * l.outputs / relu_units) * relu_units * a_bits * dff
         if l.max_pool:                  # plan.tile units; NeuroSim's (numInVector / window) is an int division
-            e["max_pool"] = _max_pool(a_bits, geo["max_pool_nor"]) * plan.tile * math.ceil((nv // MAX_POOL_WINDOW)
+            e["max_pool"] = _max_pool(roadmap, a_bits, geo["max_pool_nor"]) * plan.tile * math.ceil((nv // MAX_POOL_WINDOW)
                                                                                            / plan.tile)
         if tr > 1:
             e["global_accumulation"] = _adder_tree(roadmap, g_bits, g_trees,

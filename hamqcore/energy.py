@@ -246,7 +246,7 @@ def _check_chip_config(config: CrossbarConfig) -> None:
     base = PRESETS["neurosim-1.3"]
     if config.model != "neurosim-1.3":
         raise ValueError(f"scope='chip' is NeuroSim V1.3's chip: it needs model='neurosim-1.3', got {config.model!r}")
-    for f in ("rows", "cols", "cols_per_adc", "adc", "adc_bits", "roadmap"):
+    for f in ("rows", "cols", "cols_per_adc", "adc", "adc_bits"):
         if getattr(config, f) != getattr(base, f):
             raise ValueError(f"scope='chip' reproduces NeuroSim's chip at its {f}={getattr(base, f)!r} (its buffers, "
                              f"adder trees and wires are sized for it), got {f}={getattr(config, f)!r}")

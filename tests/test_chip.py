@@ -41,9 +41,13 @@ def digits(net):
     return -(-spec["w_bits"] // spec["cell_bits"])
 
 
+def roadmap(net):
+    return NETWORKS[net].get("roadmap", "lp")
+
+
 def run(net):
     spec = NETWORKS[net]
-    return chip_energy(chip_layers(net), spec["cell_bits"], digits(net), spec["a_bits"])
+    return chip_energy(chip_layers(net), spec["cell_bits"], digits(net), spec["a_bits"], roadmap(net))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -53,7 +57,7 @@ def run(net):
 def test_every_network_takes_the_paths_it_was_written_for():
     """The committed networks cover every mapping path of NeuroSim's Tile / PE (else the golden test
     below would not check them): a PE and a subarray duplication, a partial one, none, several tile
-    rows, both tile sizes and 1-, 2- and 4-bit cells."""
+    rows, both tile sizes, 1-, 2- and 4-bit cells and both roadmaps."""
     speeds, tiles, geos = set(), set(), set()
     for net in NETWORKS:
         plan, _ = run(net)
@@ -63,8 +67,9 @@ def test_every_network_takes_the_paths_it_was_written_for():
             speeds.add("none" if sr * sc == 1 else "full" if sr >= n_pe and sc >= n_pe else "partial")
             tiles.add(tr > 1)
     assert speeds == {"none", "full", "partial"} and tiles == {True, False}
-    assert sum(r[6] for n in NETWORKS.values() for r in n["layers"]) == 3       # max pooling after 3 layers
+    assert sum(r[6] for n in NETWORKS.values() for r in n["layers"]) == 4       # max pooling after 4 layers
     assert {t for t, _ in geos} == {512, 1024} and {c for _, c in geos} == {1, 2, 4}
+    assert {roadmap(n) for n in NETWORKS} == {"lp", "hp"}
 
 
 @pytest.mark.parametrize("net", list(NETWORKS))
@@ -99,7 +104,7 @@ def test_layer_energy_matches_neurosims_chip_report(net):
     issue's bar: 2 %); so are its report lines (buffer, IC, ADC, accumulation, other peripheries) and
     the chip's total."""
     spec = NETWORKS[net]
-    cfg = CrossbarConfig.preset("neurosim-1.3", cell_bits=spec["cell_bits"])
+    cfg = CrossbarConfig.preset("neurosim-1.3", cell_bits=spec["cell_bits"], roadmap=roadmap(net))
     _, energies = run(net)
     total = 0.0
     for i, (g, e) in enumerate(zip(GOLDEN[net]["layers"], energies)):
@@ -119,23 +124,32 @@ def test_layer_energy_matches_neurosims_chip_report(net):
 
 
 def test_constants_are_the_programs():
-    """The repeaters, the buffers' decoders and the area model's lengths in hamqcore.chip are the
-    values NeuroSim's program holds (golden.json instances and floorplans, every network)."""
-    dff = _core.neurosim13_dff_energy("lp", 1, 1, False)
+    """The repeaters, the buffers' decoders, the pooling unit's gates and the area model's lengths in
+    hamqcore.chip are the values NeuroSim's program holds (golden.json instances and floorplans, every
+    network, both roadmaps)."""
     for net in NETWORKS:
+        consts = chip.ROADMAPS[roadmap(net)]
+        dff = _core.neurosim13_dff_energy(roadmap(net), 1, 1, False)
         inst = GOLDEN[net]["instances"]
-        for name, consts in (("busInputCM", chip.BUS_REPEATER), ("hTreeCM", chip.HTREE_REPEATER),
-                             ("GhTree", chip.HTREE_REPEATER)):
-            assert (inst[name]["capInvInput"], inst[name]["capInvOutput"], inst[name]["minDist"]) == consts
+        for name, rep in (("busInputCM", consts["bus"]), ("busOutputCM", consts["bus"]), ("hTreeCM", consts["htree"]),
+                          ("GhTree", consts["htree"])):
+            assert (inst[name]["capInvInput"], inst[name]["capInvOutput"], inst[name]["minDist"]) == rep
             assert inst[name]["unitLengthWireCap"] == chip.WIRE_CAP and inst[name]["tech.vdd"] == chip.VDD
         for name in ("inputBufferCM", "outputBufferCM", "globalBuffer"):
             b = inst[name]
-            read, write = chip.DECODER[math.ceil(math.log2(math.ceil(b["numBit"] / b["interface_width"])))]
+            read, write = consts["decoder"][math.ceil(math.log2(math.ceil(b["numBit"] / b["interface_width"])))]
             assert dff + read / b["interface_width"] == pytest.approx(b["avgBitReadDynamicEnergy"], rel=1e-12)
             assert write / b["interface_width"] == pytest.approx(b["avgBitWriteDynamicEnergy"], rel=1e-12)
         assert (inst["globalBuffer"]["numBit"], inst["globalBuffer"]["interface_width"]) == chip.GLOBAL_BUFFER
+        mp = inst["maxPool"]
+        gates, comparator = consts["max_pool"]
+        assert (mp["capNandInput"], mp["capNorInput"], mp["capInvInput"], mp["capInvOutput"]) == gates
+        assert (mp["numComparator"], mp["window"]) == (3, chip.MAX_POOL_WINDOW)
+        if "comparatorReadDynamicEnergy" in mp:              # read where a layer pools
+            assert mp["comparatorReadDynamicEnergy"] == comparator
         spec, plan = NETWORKS[net], GOLDEN[net]["floorplan"]
-        geo = chip.GEOMETRIES[(spec["cell_bits"], digits(net), spec["a_bits"], plan["tile"], plan["pe"])]
+        geo = chip.GEOMETRIES[(roadmap(net), spec["cell_bits"], digits(net), spec["a_bits"], plan["tile"], plan["pe"])]
+        assert geo["max_pool_nor"] == mp["capNor2Input"]
         assert geo["bus_in"] == inst["busInputCM"]["wireLength"] and geo["bus_out"] == inst["busOutputCM"]["wireLength"]
         assert (geo["pe_height"], geo["pe_width"]) == (plan["pe_height"], plan["pe_width"])
         calls = GOLDEN[net]["geometry"]
@@ -179,15 +193,16 @@ def test_adder_tree_by_hand():
     assert chip._adder_tree("lp", 10, 1, 1.0, 8) == pytest.approx(a(10, 4) + a(11, 2) + a(12, 1), rel=1e-12)
 
 
-def test_htree_by_hand():
+@pytest.mark.parametrize("rm", ["lp", "hp"])
+def test_htree_by_hand(rm):
     """HTree.cpp root to leaf, 2 x 2 units of side s: one vertical and one horizontal stage of s / 2,
     plus the main bus min(numCol - x_center, x_center) = 1 unit, each at the repeated wire's energy
     per length; 3 x 2 units: numStage = 5 (two stages, from 2 s down) and x_center = 1."""
-    ci, co, dist = chip.HTREE_REPEATER
+    ci, co, dist = chip.ROADMAPS[rm]["htree"]
     rep = (ci + co + chip.WIRE_CAP * dist) * chip.VDD ** 2 / dist / 4
     s = 1e-4
-    assert chip._htree_bit(s, s, 2, 2) == pytest.approx((s / 2 + s / 2 + s) * rep, rel=1e-12)
-    assert chip._htree_bit(s, s, 3, 2) == pytest.approx((2 * (s / 2 + s / 4) + s) * rep, rel=1e-12)
+    assert chip._htree_bit(rm, s, s, 2, 2) == pytest.approx((s / 2 + s / 2 + s) * rep, rel=1e-12)
+    assert chip._htree_bit(rm, s, s, 3, 2) == pytest.approx((2 * (s / 2 + s / 4) + s) * rep, rel=1e-12)
 
 
 def test_max_pool_by_hand():
@@ -195,26 +210,27 @@ def test_max_pool_by_hand():
     INVs and wide NOR once (x epsilon) and its 1-bit comparator for half the input bits; NeuroSim's
     reads are ceil((vectors // 4) / units), its units one per tile column; the pooled layer's outputs
     cross the chip's H-tree and global buffer a quarter as often."""
-    nand, nor, inv_in, inv_out = chip.MAX_POOL_GATES
-    wide = chip.GEOMETRIES[(2, 4, 8, 512, 256)]["max_pool_nor"]
+    (nand, nor, inv_in, inv_out), comparator = chip.ROADMAPS["lp"]["max_pool"]
+    wide = chip.GEOMETRIES[("lp", 2, 4, 8, 512, 256)]["max_pool_nor"]
     unit = 3 * (((nand + inv_out) + (nor + inv_out) + 2 * (inv_in + inv_out) + (wide + inv_out)) * chip.VDD ** 2 * 0.05
-                + chip.MAX_POOL_COMPARATOR * 8 / 2)
-    assert chip._max_pool(8, wide) == pytest.approx(unit, rel=1e-12)
+                + comparator * 8 / 2)
+    assert chip._max_pool("lp", 8, wide) == pytest.approx(unit, rel=1e-12)
     for vectors, reads in ((3, 0), (4, 1), (2048, 1), (2052, 2)):
         _, (e,) = chip_energy([ChipLayer(300, 100, vectors, max_pool=True)], 2, 4, 8)
         assert e["max_pool"] == pytest.approx(unit * 512 * reads, rel=1e-12, abs=0)
     _, (plain,) = chip_energy([ChipLayer(300, 100, 64)], 2, 4, 8)
     _, (pooled,) = chip_energy([ChipLayer(300, 100, 64, max_pool=True)], 2, 4, 8)
-    glob = chip._buffer_bits(*chip.GLOBAL_BUFFER)[1]
+    glob = chip._buffer_bits("lp", *chip.GLOBAL_BUFFER)[1]
     assert plain["global_buffer"] - pooled["global_buffer"] == pytest.approx(100 * 8 * 64 * 3 / 4 * glob, rel=1e-9)
 
 
-def test_buffer_per_bit_by_hand():
-    dff = _core.neurosim13_dff_energy("lp", 1, 1, False)
-    read, write = chip.DECODER[5]
-    assert chip._buffer_bits(1024, 32) == pytest.approx((dff + read / 32, write / 32), rel=1e-12)
+@pytest.mark.parametrize("rm", ["lp", "hp"])
+def test_buffer_per_bit_by_hand(rm):
+    dff = _core.neurosim13_dff_energy(rm, 1, 1, False)
+    read, write = chip.ROADMAPS[rm]["decoder"][5]
+    assert chip._buffer_bits(rm, 1024, 32) == pytest.approx((dff + read / 32, write / 32), rel=1e-12)
     with pytest.raises(ValueError, match="2-bit row decoder"):
-        chip._buffer_bits(512, 128)
+        chip._buffer_bits(rm, 512, 128)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -226,17 +242,17 @@ layer_st = st.builds(ChipLayer, rows=st.integers(1, 3000), outputs=st.integers(1
 
 
 @given(layers=st.lists(layer_st, min_size=1, max_size=5), d=st.sampled_from([2, 4]), a_bits=st.sampled_from([4, 8]),
-       perm_seed=st.integers(0, 2 ** 32 - 1))
-@example(layers=[ChipLayer(1, 1, 1)], d=2, a_bits=4, perm_seed=0)                    # the smallest layer
-@example(layers=[ChipLayer(600, 100, 4)], d=4, a_bits=8, perm_seed=0)                # a tile PE row unused
-@example(layers=[ChipLayer(2048, 256, 3), ChipLayer(9, 1, 1)], d=4, a_bits=8, perm_seed=1)   # 1024 tiles
-def test_chip_invariants(layers, d, a_bits, perm_seed):
+       perm_seed=st.integers(0, 2 ** 32 - 1), rm=st.sampled_from(["lp", "hp"]))
+@example(layers=[ChipLayer(1, 1, 1)], d=2, a_bits=4, perm_seed=0, rm="lp")                    # the smallest layer
+@example(layers=[ChipLayer(600, 100, 4)], d=4, a_bits=8, perm_seed=0, rm="hp")                # a tile PE row unused
+@example(layers=[ChipLayer(2048, 256, 3), ChipLayer(9, 1, 1)], d=4, a_bits=8, perm_seed=1, rm="lp")   # 1024 tiles
+def test_chip_invariants(layers, d, a_bits, perm_seed, rm):
     """The floorplan covers every layer's matrix; every component is >= 0 and positive where NeuroSim
     always charges it (not the PE's registers: NeuroSim counts their loads by integer division, zero
     for a layer smaller than one load; not the chip's H-tree of a one-tile chip); the chip sees shapes only, so the order of the layers only
     permutes the layers' energies; more input vectors never cost less."""
     try:
-        plan, energies = chip_energy(layers, 2, d, a_bits)
+        plan, energies = chip_energy(layers, 2, d, a_bits, rm)
     except ValueError as e:
         assert "was not read out" in str(e)          # a floorplan beyond the table: refused, named
         return
@@ -249,11 +265,11 @@ def test_chip_invariants(layers, d, a_bits, perm_seed):
         assert (e["max_pool"] > 0) == (l.max_pool and l.vectors >= chip.MAX_POOL_WINDOW)
         assert (e["global_accumulation"] > 0) == (tr > 1 and tr // 2 > 0)
     order = np.random.default_rng(perm_seed).permutation(len(layers))
-    _, permuted = chip_energy([layers[i] for i in order], 2, d, a_bits)
+    _, permuted = chip_energy([layers[i] for i in order], 2, d, a_bits, rm)
     for j, i in enumerate(order):
         assert permuted[j] == pytest.approx(energies[i], rel=1e-12)
     more = [dataclasses.replace(l, vectors=l.vectors * 2) for l in layers]
-    _, doubled = chip_energy(more, 2, d, a_bits)
+    _, doubled = chip_energy(more, 2, d, a_bits, rm)
     for e, e2 in zip(energies, doubled):
         assert sum(e2.values()) >= sum(e.values())
 
@@ -268,8 +284,8 @@ def test_chip_energy_validates():
         chip_energy([], 2, 4, 8)
     with pytest.raises(TypeError, match=r"layers\[0\].max_pool must be True or False"):
         chip_energy([ChipLayer(100, 100, 1, max_pool="yes")], 2, 4, 8)
-    with pytest.raises(ValueError, match="LSTP"):
-        chip_energy(ok, 2, 4, 8, roadmap="hp")
+    with pytest.raises(ValueError, match="roadmap must be one of 'lp', 'hp'"):
+        chip_energy(ok, 2, 4, 8, roadmap="xp")
     with pytest.raises(ValueError, match="3-bit inputs"):
         chip_energy(ok, 2, 4, 3)
     with pytest.raises(ValueError, match="cell_bits"):
@@ -321,6 +337,11 @@ def test_estimate_energy_chip_scope():
     assert set(CHIP_COMPONENTS) <= set(d["energy_j"])
     grouped = estimate_energy(_model(0, groups=4), x, cfg, scope="chip")   # a grouped conv: all its inputs
     assert grouped.floorplan == plan
+    hp = estimate_energy(_model(0), x, CrossbarConfig.preset("neurosim-1.3", roadmap="hp"), scope="chip")
+    _, want_hp = chip_energy([ChipLayer(72, 16, 16), ChipLayer(256, 10, 1)], 2, 4, 8, "hp")
+    for row, e in zip(hp.layers, want_hp):
+        assert {c: row.energy[c] for c in CHIP_COMPONENTS} == pytest.approx(e, rel=1e-12)
+    assert sum(want_hp[0].values()) < sum(want[0].values())        # HP's smaller gates and closer repeaters
 
 
 class _Pooled(nn.Module):
@@ -363,8 +384,8 @@ def test_estimate_energy_chip_scope_refuses():
         estimate_energy(m, x, CrossbarConfig.preset("mnsim-2.0"), scope="chip")
     with pytest.raises(ValueError, match="adc_bits=5"):
         estimate_energy(m, x, CrossbarConfig.preset("neurosim-1.3", adc_bits=6), scope="chip")
-    with pytest.raises(ValueError, match="roadmap='lp'"):
-        estimate_energy(m, x, CrossbarConfig.preset("neurosim-1.3", roadmap="hp"), scope="chip")
+    with pytest.raises(ValueError, match="cols_per_adc=8"):
+        estimate_energy(m, x, CrossbarConfig.preset("neurosim-1.3", cols_per_adc=4), scope="chip")
     mixed = _model(0)
     mixed.fc.w_quant.bits = 6                # a 6-bit last layer in an 8-bit network
     with pytest.raises(ValueError, match=r"one network precision.*\(6, 8\), \(8, 8\)"):

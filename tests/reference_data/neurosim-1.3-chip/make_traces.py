@@ -13,7 +13,8 @@ TileCalculatePerformance, ProcessingUnit.cpp ProcessingUnitCalculatePerformance)
 across PEs and inside them, one duplicated across PEs only, one over two tile rows (the tiles'
 accumulation and the chip's), the no-duplication path and layers followed by max pooling, at two tile sizes (NeuroSim's floorplanner
 picks 512 x 512 tiles of 256 x 256 PEs for "small", "cb4" and "cb1", and 1024 x 1024 tiles of 512 x 512
-PEs for "wide"), with 1-, 2- and 4-bit cells, 2 to 5 columns per weight and 4-, 6- and 8-bit inputs.
+PEs for "wide"), with 1-, 2- and 4-bit cells, 2 to 5 columns per weight and 4-, 6- and 8-bit inputs,
+and under NeuroSim's HP roadmap ("hp").
 
 Run:  python make_traces.py   (deterministic)
 """
@@ -23,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-# name: cell bits, weight bits, input bits, layers [(IFM_H, IFM_W, IFM_C, K_H, K_W, OFM_C, maxpool, stride), ...]
+# name: cell bits, weight bits, input bits, [roadmap: "hp" for Param.cpp deviceroadmap = 1, else its LSTP
+# default], layers [(IFM_H, IFM_W, IFM_C, K_H, K_W, OFM_C, maxpool, stride), ...]
 NETWORKS = {
     "small": dict(cell_bits=2, w_bits=8, a_bits=8, layers=[
         (4, 4, 8, 3, 3, 32, 1, 1), (5, 1, 200, 1, 1, 40, 0, 1), (2, 2, 800, 1, 1, 100, 0, 1),
@@ -35,6 +37,8 @@ NETWORKS = {
         (6, 6, 32, 3, 3, 200, 1, 1), (2, 2, 1300, 1, 1, 60, 0, 1), (4, 1, 96, 1, 1, 24, 0, 1)]),
     "cb1": dict(cell_bits=1, w_bits=5, a_bits=4, layers=[
         (3, 3, 20, 3, 3, 70, 0, 1), (2, 2, 900, 1, 1, 40, 0, 1), (3, 1, 50, 1, 1, 30, 0, 1)]),
+    "hp": dict(cell_bits=2, w_bits=8, a_bits=8, roadmap="hp", layers=[
+        (4, 4, 8, 3, 3, 32, 1, 1), (2, 2, 800, 1, 1, 100, 0, 1), (3, 1, 100, 1, 1, 100, 0, 1)]),
 }
 
 
