@@ -45,6 +45,10 @@ subarrays, 5-bit multilevel sense amps, 8 columns per sense amp), its LSTP and H
 (cell bits, columns per weight, input bits) and tile geometries in :data:`GEOMETRIES`; elsewhere
 :func:`chip_energy` refuses with the reason.
 
+A layer is what NeuroSim's network file would say of it: a convolution's rows are all its input
+channels times its kernel, grouped or not (NeuroSim has no grouped mapping: a depthwise layer is a
+dense one of that size to its floorplan and traffic; hamqcore's subarrays still pack its groups).
+
 Differences from NeuroSim, each deliberate: (1) NeuroSim's network file says which layers max
 pooling follows; :func:`hamqcore.energy.estimate_energy` marks a layer whose output an ``nn.MaxPool``
 module consumes before the next crossbar layer runs (functional pooling is not seen), and charges
