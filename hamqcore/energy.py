@@ -27,7 +27,7 @@ from .chip import CHIP_COMPONENTS, CHIP_GROUPS, ChipLayer, Floorplan, chip_energ
 from .crossbar import (DEFAULT_PRESET, PRESETS, CrossbarConfig, LayerEnergy, check_config, conversion_histograms,
                        core_reads, digit_columns, pack_groups, result_field, simulate_groups, unpack_output)
 from .layers import (Coverage, capture_layer_inputs, check_batch, coverage, dry_run, float_layers,
-                     followed_by_max_pool, is_quantized, layer_matrices, layer_steps, quantizable_layers, walk_coverage)
+                     is_quantized, layer_matrices, layer_steps, quantizable_layers, walk_coverage)
 from .quant import input_value, is_linear, is_torch_ao_layer, layer_bias, torch_ao_output, weight_shape
 from .readout import HIST_BINS_PER_UNIT, Histograms, read_layer
 
@@ -220,8 +220,8 @@ def estimate_energy(
         _check_chip_config(config)
     w_bits, a_bits = as_int("w_bits", w_bits), as_int("a_bits", a_bits)
     batch = int(check_batch("inputs", inputs).shape[0])
-    rows, chip_layers = [], []
-    captured = capture_layer_inputs(model, inputs, layers)
+    rows, chip_layers, pooled = [], [], []
+    captured = capture_layer_inputs(model, inputs, layers, pooled=pooled if scope == "chip" else None)
     cov = walk_coverage(model, captured, layers).warn("estimate_energy")
     for name, module, x in captured:
         w_groups, x_groups, wb, ab, signed, _ = layer_matrices(module, x, w_bits, a_bits, name)
@@ -236,7 +236,7 @@ def estimate_energy(
         raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
     plan = None
     if scope == "chip":
-        plan = _add_chip(rows, chip_layers, followed_by_max_pool(model, inputs, layers), config)
+        plan = _add_chip(rows, chip_layers, pooled, config)
     return EnergyReport(layers=rows, batch=batch, config=config, w_bits=w_bits, a_bits=a_bits, floor=bool(floor),
                         coverage=cov, scope=scope, floorplan=plan)
 

@@ -353,10 +353,16 @@ def _fixed_mode_train(self, mode: bool = True):
     return nn.Module.train(self, False)
 
 
-def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str]] = None
-                         ) -> List[Tuple[str, nn.Module, torch.Tensor]]:
+MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+             nn.AdaptiveMaxPool3d)
+
+
+def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str]] = None,
+                         pooled: Optional[List[bool]] = None) -> List[Tuple[str, nn.Module, torch.Tensor]]:
     """Run ``model(inputs)`` once (eval, no grad); return [(name, module, input tensor)] in call
-    order. A module called several times appears once per call (``name#2``, ...)."""
+    order. A module called several times appears once per call (``name#2``, ...). ``pooled``: a list
+    filled with one flag per call, whether an ``nn.MaxPool`` / ``nn.AdaptiveMaxPool`` module ran after
+    it and before the next call (functional pooling is not seen)."""
     chosen = quantizable_layers(model, include=layers)
     captured: List[Tuple[str, nn.Module, torch.Tensor]] = []
     seen: Dict[str, int] = {}
@@ -366,33 +372,20 @@ def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str
             seen[name] = seen.get(name, 0) + 1
             label = name if seen[name] == 1 else f"{name}#{seen[name]}"
             captured.append((label, module, args[0].detach()))
+            if pooled is not None:
+                pooled.append(False)
         return fn
 
-    dry_run(model, inputs, [m.register_forward_pre_hook(pre_hook(n)) for n, m in chosen])
+    def pool_hook(module, args, out):
+        if pooled:
+            pooled[-1] = True
+
+    hooks = [m.register_forward_pre_hook(pre_hook(n)) for n, m in chosen]
+    if pooled is not None:
+        pooled.clear()
+        hooks += [m.register_forward_hook(pool_hook) for m in model.modules() if isinstance(m, MAX_POOLS)]
+    dry_run(model, inputs, hooks)
     return captured
-
-
-MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-             nn.AdaptiveMaxPool3d)
-
-
-def followed_by_max_pool(model: nn.Module, inputs, layers: Optional[Sequence[str]] = None) -> List[bool]:
-    """For each call :func:`capture_layer_inputs` lists (same order), whether an ``nn.MaxPool`` /
-    ``nn.AdaptiveMaxPool`` module runs after it and before the next mapped layer's call (on one input:
-    the order of the calls does not depend on the batch). Functional pooling is not seen."""
-    chosen = quantizable_layers(model, include=layers)
-    events: List[str] = []
-    hooks = [m.register_forward_pre_hook(lambda *_: events.append("layer")) for _, m in chosen]
-    hooks += [m.register_forward_hook(lambda *_: events.append("pool")) for m in model.modules()
-              if isinstance(m, MAX_POOLS)]
-    dry_run(model, inputs[:1] if isinstance(inputs, torch.Tensor) else inputs, hooks)
-    out: List[bool] = []
-    for e in events:
-        if e == "layer":
-            out.append(False)
-        elif out:
-            out[-1] = True
-    return out
 
 
 def _conv_padding(m: nn.Module, x: torch.Tensor, kernel, dilation, padding):
