@@ -38,9 +38,10 @@ def main() -> int:
     print(format_table(cases))
     ok = all(c.meets is not False for c in cases)
     if "crossbar" in groups:
-        t = resnet18_energy_time(3 if args.quick else 7)
+        t, t_chip = resnet18_energy_time(3 if args.quick else 7)
         print(f"\nResNet-18 (CIFAR) neurosim-1.3 energy estimate, one image: {t:.3f} s (target <= 0.35 s: "
-              f"{'ok' if t <= 0.35 else 'MISS'}; issue #21's <= 0.1 s: {'ok' if t <= 0.1 else 'MISS'})")
+              f"{'ok' if t <= 0.35 else 'MISS'}; issue #21's <= 0.1 s: {'ok' if t <= 0.1 else 'MISS'}); "
+              f"at chip scope {t_chip:.3f} s")
         ok &= t <= 0.35
     return 0 if ok else 1
 
