@@ -168,6 +168,9 @@ MUTANTS = [
      "return dff(r == Roadmap::HP ? kHP : kLP, num_read, num_dff, true);", CHIP_TESTS),
     ("cpp/src/neurosim13.cpp", "return neurosim13::adder_energy(r, num_bit, num_adder, num_read);",
      "return neurosim13::adder_energy(r, num_bit + 1, num_adder, num_read);", CHIP_TESTS),
+    # the ladder's parity test (a boundary reads the even level)
+    ("cpp/include/hamqcore/crossbar.hpp", "const bool odd = std::floor(half) != half;",
+     "const bool odd = std::floor(half) == half;", XBAR_TESTS + ["tests/test_readout.py"]),
 ]
 
 

@@ -62,7 +62,8 @@ def ladder_level(q: torch.Tensor) -> torch.Tensor:
     the C++ core's ``ladder_level`` (cpp/include/hamqcore/crossbar.hpp), before its top clamp."""
     t = q + 0.5
     level = torch.floor(t + LADDER_TIE)
-    odd = (level - 2.0 * torch.floor(0.5 * level)) != 0
+    half = 0.5 * level                                  # exact: level is a whole number
+    odd = torch.floor(half) != half
     return torch.where(((t - level) <= LADDER_TIE) & odd, level - 1.0, level)
 
 

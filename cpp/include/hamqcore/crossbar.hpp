@@ -85,7 +85,8 @@ inline double ladder_level(double q, double top) {
     const double t = q + 0.5;
     double l = std::floor(t + kLadderTie);          // the nearest level; t - l >= -kLadderTie
     const bool tie = t - l <= kLadderTie;           // q on the boundary just below level l
-    const bool odd = l - 2.0 * std::floor(0.5 * l) != 0.0;
+    const double half = 0.5 * l;                    // exact: l is a whole number
+    const bool odd = std::floor(half) != half;
     l = tie && odd ? l - 1.0 : l;
     return l < top ? l : top;
 }
