@@ -122,6 +122,7 @@ def test_train_then_energy_round_trip(tmp_path):
     chip = json.loads((tmp_path / "chip" / "energy.json").read_text())
     assert "chip scope: NeuroSim's 512x512 tiles" in proc.stdout and chip["scope"] == "chip"
     assert chip["energy_j"]["global_htree"] > 0 and chip["floorplan"]["pe"] == 256
+    assert (tmp_path / "chip" / "energy.png").stat().st_size > 5000
     bad = hamq("energy", str(out / "checkpoint.pt"), "--scope", "chip", "--preset", "mnsim-2.0", check=False)
     assert bad.returncode == 2 and "model='neurosim-1.3'" in bad.stderr
     # gradient-free rounding of the trained checkpoint: a new checkpoint per lam, the input untouched

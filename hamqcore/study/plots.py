@@ -20,21 +20,31 @@ def _plt():
 
 
 def energy_report(report, path, title: Optional[str] = None) -> None:
-    """Stacked bars of energy per layer and component of an :class:`~hamqcore.energy.EnergyReport`."""
+    """Stacked bars of energy per layer and component of an :class:`~hamqcore.energy.EnergyReport`:
+    the components that are zero in every layer left out, the chip's (``scope="chip"``) hatched and
+    summed into NeuroSim's report lines, each series its own colour, the legend beside the axes."""
+    from ..chip import CHIP_GROUPS
+
     plt = _plt()
+    series = [(c, (c,)) for c in report.config.components]
+    if report.scope == "chip":
+        series += [(f"chip: {g}", members) for g, members in CHIP_GROUPS.items()]
+    series = [(n, m) for n, m in series if any(l.energy[c] for l in report.layers for c in m)]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(report.layers) + 2), 4))
     names = [l.name for l in report.layers]
     bottom = np.zeros(len(report.layers))
-    for c in report.components:
-        vals = np.array([l.energy[c] for l in report.layers]) * 1e9
-        ax.bar(names, vals, bottom=bottom, label=c)
+    colors = plt.get_cmap("tab20").colors
+    for i, (label, members) in enumerate(series):
+        vals = np.array([sum(l.energy[c] for c in members) for l in report.layers]) * 1e9
+        ax.bar(names, vals, bottom=bottom, label=label, color=colors[i % len(colors)],
+               hatch="//" if label.startswith("chip") else None, edgecolor="white", linewidth=0.3)
         bottom += vals
     ax.set_ylabel("energy per inference (nJ)")
     ax.set_title(title or f"{report.model}: total {report.total_energy * 1e9:.3g} nJ/inference")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.tick_params(axis="x", rotation=70, labelsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
