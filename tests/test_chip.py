@@ -156,6 +156,18 @@ def test_constants_are_the_programs():
         assert (geo["tile_height"], geo["tile_width"]) == (calls["CMTileheight"], calls["CMTilewidth"])
 
 
+def test_the_geometry_table_is_whole():
+    """neurosim13_chip.json holds every row geometries.py reads (both roadmaps, 1-, 2- and 4-bit cells,
+    1-8 columns per weight, 4-8-bit inputs, both floorplans), each length positive and the tile
+    larger than its PE (a truncated or hand-edited table fails here)."""
+    want = {(r, c, d, a, t, p) for r in ("lp", "hp") for c in (1, 2, 4) for d in range(1, 9) for a in range(4, 9)
+            for t, p in ((512, 256), (1024, 512))}
+    assert set(chip.GEOMETRIES) == want
+    for key, g in chip.GEOMETRIES.items():
+        assert all(v > 0 for v in g.values()), key
+        assert g["tile_height"] > g["pe_height"] and g["tile_width"] > g["pe_width"], key
+
+
 def test_gate_bindings_are_neurosims_by_hand():
     """The bound DFF and adder models: NeuroSim's buffers' DFFs (not validated) and its adder trees'
     adders, from the committed calls (bufferInputCM: numRead x numDff flip-flops; adderTreeCM of
