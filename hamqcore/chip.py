@@ -52,9 +52,10 @@ dense one of that size to its floorplan and traffic; hamqcore's subarrays still 
 Differences from NeuroSim, each deliberate: (1) NeuroSim's network file says which layers max
 pooling follows; :func:`hamqcore.energy.estimate_energy` marks a layer whose output an ``nn.MaxPool``
 module consumes before the next crossbar layer runs (functional pooling is not seen), and charges
-NeuroSim's 2 x 2 pooling whatever the module's window. (2) Where a tile maps a layer without duplication and fewer PEs than it has, NeuroSim's
-``TileCalculatePerformance`` adds the last PE's energies again for every unused PE (its sums sit
-outside the ``if`` that skips them); hamqcore charges each PE once. (3) NeuroSim's all-conventional
+NeuroSim's 2 x 2 pooling whatever the module's window. (2) Where a tile maps a layer without
+duplication on fewer PEs than it has, NeuroSim's ``TileCalculatePerformance`` adds the last PE's
+energies again for every unused PE (its sums sit outside the ``if`` that skips them); hamqcore
+charges each PE once. (3) NeuroSim's all-conventional
 floorplanner stops when no layer is wider than 256 columns ("SubArray Size is too large"); hamqcore
 then takes its smallest tile, 4 subarrays wide, as NeuroSim's floorplanner does for conventionally
 mapped layers beside novel-mapped ones (``MAX(maxTileSizeCM, 4*numRowSubArray)``).
@@ -130,8 +131,8 @@ EPSILON = 0.05                                   # Param.cpp epsilon (validated)
 
 # What NeuroSim's area model gives, read out of its program by
 # tests/reference_data/neurosim-1.3-chip/geometries.py into neurosim13_chip.json, per floorplan (tile
-# size, PE size) at (roadmap, cell bits, columns per weight, input bits): the PE's and the tile's height and
-# width (m; the spans of the tile's H-tree, Tile.cpp hTreeCM, and of the chip's, GhTree) and the PE's
+# size, PE size) at (roadmap, cell bits, columns per weight, input bits): the PE's and the tile's
+# height and width (m; the spans of the tile's H-tree, Tile.cpp hTreeCM, and of the chip's, GhTree) and the PE's
 # input and output bus wire lengths (m; ProcessingUnit.cpp busInputCM, busOutputCM: Bus::Initialize
 # over the PE's subarrays), and the max pooling unit's wide NOR's input capacitance (F).
 def _load_geometries() -> Dict[Tuple[str, int, int, int, int, int], Dict[str, float]]:
