@@ -41,6 +41,7 @@ def collect(log):
             layers[current][KEYS[m.group(1)]] = float(m.group(2))
     comps = defaultdict(lambda: defaultdict(float))
     calls = defaultdict(lambda: defaultdict(int))
+    call_list = defaultdict(list)     # every call in order: [component, energy]
     for line in text.splitlines():
         if line.startswith("CALL "):
             parts = line.split()
@@ -48,6 +49,7 @@ def collect(log):
             d = kv(line)
             comps[l][name] += d["readDynamicEnergy"] + d.get("writeDynamicEnergy", 0.0)
             calls[l][name] += 1
+            call_list[l].append([name, d["readDynamicEnergy"] + d.get("writeDynamicEnergy", 0.0)])
         elif line.startswith("SUBARRAY "):
             d = kv(line)
             layers[int(d["layer"])]["subarray_j"] = d["energy"]
@@ -76,7 +78,8 @@ def collect(log):
     chip = {k: float(v) for k, v in (("read_dynamic_pj", re.search(r"Chip total readDynamicEnergy is: ([\d.e+-]+)pJ", text).group(1)),)}
     return {
         "layers": [dict(layers[l], components={k: comps[l][k] for k in sorted(comps[l])},
-                        calls={k: calls[l][k] for k in sorted(calls[l])}) for l in sorted(layers)],
+                        calls={k: calls[l][k] for k in sorted(calls[l])}, call_list=call_list[l])
+                   for l in sorted(layers)],
         "chip": chip,
         "floorplan": floorplan,
         "instances": instances,

@@ -39,6 +39,10 @@ NETWORKS = {
         (3, 3, 20, 3, 3, 70, 0, 1), (2, 2, 900, 1, 1, 40, 0, 1), (3, 1, 50, 1, 1, 30, 0, 1)]),
     "hp": dict(cell_bits=2, w_bits=8, a_bits=8, roadmap="hp", layers=[
         (4, 4, 8, 3, 3, 32, 1, 1), (2, 2, 800, 1, 1, 100, 0, 1), (3, 1, 100, 1, 1, 100, 0, 1)]),
+    # NeuroSim's re-added PEs (hamqcore/chip.py, difference 2): 600 rows over two tile rows, no
+    # duplication; the second tile's 88 rows leave its second PE row unused, and NeuroSim's
+    # TileCalculatePerformance adds the last PE's energies once more for each of its two PEs
+    "skip": dict(cell_bits=2, w_bits=8, a_bits=8, layers=[(2, 2, 600, 1, 1, 100, 0, 1)]),
 }
 
 
