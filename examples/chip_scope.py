@@ -3,8 +3,8 @@
 A post-hoc check, not part of the study's protocol (no choice is made from it; the chip scope was
 built after the protocol's results): for one seed of a finished ``hamq demo`` run, every trained
 model of the seed (the baseline and every ladder point) is charged under the primary accounting
-(hamqcore.study.settings.PROTOCOL["primary"], at the primary configuration: calibrated references)
-on the protocol's energy inputs (the first test inputs), at subarray scope (the study's numbers:
+(the run's own protocol record: its primary accounting, at the primary configuration: calibrated
+references) on the protocol's energy inputs (the first test inputs), at subarray scope (the study's numbers:
 each chosen point's equals its results.json test energy) and at chip scope (plus DNN+NeuroSim V1.3's
 buffers, buses, H-trees, adder trees and ReLU units: hamqcore.chip); each against the same seed's
 baseline.
@@ -27,8 +27,8 @@ from hamqcore.study.settings import PROTOCOL
 from hamqcore.study.train import load_checkpoint
 
 
-def primary() -> CrossbarConfig:
-    spec = dict(PROTOCOL["primary"])
+def primary(protocol=PROTOCOL) -> CrossbarConfig:
+    spec = dict(protocol["primary"])
     return CrossbarConfig.preset(spec.pop("preset"), **spec)
 
 
@@ -37,16 +37,17 @@ def measure(demo_out, task: str = "resnet18", seed: str = "0", log=print):
     one seed, and the chosen points' results.json test energies {model: J} (to check the first)."""
     demo_out = Path(demo_out)
     results = json.loads((demo_out / "results.json").read_text())
+    protocol = results["protocol"]            # the run's own: its primary accounting and energy inputs
     chosen = {Path(p["checkpoint"]).parent.name: p["test"]["energy_j"]["primary"]
               for p in results["experiments"][task]["chosen"][seed].values() if p and not p["overrides"]}
     folder = demo_out / task / f"seed{seed}"
     names = ["baseline"] + sorted(p.name for p in folder.iterdir() if p.name != "baseline" and p.is_dir())
-    config, data, table = primary(), None, {}
+    config, data, table = primary(protocol), None, {}
     for name in names:
         model, cfg, _ = load_checkpoint(folder / name / "checkpoint.pt")
         if data is None:
             data = load(cfg.data, quick=cfg.quick_data)
-            x = torch.from_numpy(np.ascontiguousarray(data.test.x[:PROTOCOL["energy_inputs"]]))
+            x = torch.from_numpy(np.ascontiguousarray(data.test.x[:protocol["energy_inputs"]]))
         sub = estimate_energy(model, x, config)
         chip = estimate_energy(model, x, config, scope="chip")
         table[name] = (sub.total_energy, chip.total_energy, chip.floorplan)
@@ -64,7 +65,8 @@ def main(argv=None) -> int:
     for name, want in chosen.items():     # the subarray scope is the study's own number
         assert table[name][0] == want, (name, table[name][0], want)
     base_sub, base_chip, plan = table["baseline"]
-    print(f"\n{args.task}, seed {args.seed}: energy per inference on the first {PROTOCOL['energy_inputs']} test "
+    inputs = json.loads((Path(args.demo_out) / "results.json").read_text())["protocol"]["energy_inputs"]
+    print(f"\n{args.task}, seed {args.seed}: energy per inference on the first {inputs} test "
           f"inputs, primary accounting and configuration; chip: NeuroSim's {plan.tile}x{plan.tile} tiles of "
           f"{plan.pe}x{plan.pe} PEs, {plan.tile_grid[0]}x{plan.tile_grid[1]} tiles. * = a chosen point "
           f"(its subarray energy equals results.json's)\n")

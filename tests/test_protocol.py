@@ -93,6 +93,17 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
     (e0, a0), (e_on, _), (e_off, _) = table["baseline"].values()
     assert list(table) == ["baseline"] and e_off < e0 < e_on and 0 <= a0 <= 1
 
+    # the chip-scope example (README "Chip scope") on this run: every model of the seed at both scopes;
+    # a chosen point's subarray energy is its results.json test energy, the chip adds the same energy to
+    # every model of the same widths (it sees shapes only)
+    spec = importlib.util.spec_from_file_location("chip_scope", ROOT / "examples" / "chip_scope.py")
+    chip_example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chip_example)
+    scopes, chosen = chip_example.measure(tmp_path / "a", "ds_cnn", "0", log=lambda _: None)
+    assert "baseline" in scopes and all(scopes[name][0] == want for name, want in chosen.items())
+    extra = {round(c - s_, 18) for name, (s_, c, _) in scopes.items() if not name.startswith("bits")}
+    assert len(extra) == 1 and extra.pop() > 0
+
     # again with the test labels shuffled: every choice is the same (made without the test split) and
     # every validation number reproduces (the seed fixes the run)
     from hamqcore.study import data as data_mod
