@@ -358,33 +358,36 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
     global_htree = _htree_bit(roadmap, geo["tile_height"], geo["tile_width"], *plan.tile_grid)
     bus_wire = _repeated_wire(ROADMAPS[roadmap]["bus"])
     bus_in, bus_out = geo["bus_in"] * bus_wire, geo["bus_out"] * bus_wire
-    # ChipInitialize: the chip's adder tree over tile rows and its ReLU units
+    # ChipInitialize: the chip's adder tree over tile rows and its ReLU units, one tree and one unit per
+    # sense amp of a tile's width each
     g_bits = LEVEL_BITS + a_bits + digits + 1 + math.ceil(math.log2(math.ceil(pe / SUBARRAY) * n_pe))
-    g_trees = math.ceil(plan.tile / COLS_PER_ADC)
-    relu_units = math.ceil(plan.tile / COLS_PER_ADC)
-    mux_per_weight = COLS_PER_ADC // digits       # ceil(numColMuxed / numColPerSynapse), integer in the PE
+    per_tile_adc = math.ceil(plan.tile / COLS_PER_ADC)
+    # the adder trees' reads per input vector: ceil(numColMuxed / numColPerSynapse), integer division in
+    # the PE (NeuroSim's (numInVector / numBitInput) x that is vectors x these)
+    pe_reads = COLS_PER_ADC // digits
+    tile_reads = math.ceil(COLS_PER_ADC / digits)
 
     out = []
     for l, (tr, tc), (sr, sc) in zip(layers, plan.tiles, plan.speed_up):
         e = dict.fromkeys(CHIP_COMPONENTS, 0.0)
         rows, cols, nv = l.rows, l.outputs * digits, l.vectors
-        nvb = nv * a_bits
+        nvb = nv * a_bits               # the layer's input vectors, bit-serial (NeuroSim's tile numInVector)
 
         def pe_unit(dup_r, dup_c, r, c):
-            # ProcessingUnitCalculatePerformance: the adder tree (where the subarrays' sums meet), the
-            # registers and the buses
-            if dup_r * dup_c > 1:
-                if dup_r < n_sub or dup_c < n_sub:       # called once per subarray block
-                    blocks = math.ceil(r / SUBARRAY) * math.ceil(c / SUBARRAY)
-                    e["pe_adder_tree"] += blocks * _adder_tree(roadmap, pe_tree_bits, pe_trees,
-                                                               (nvb // a_bits) * mux_per_weight,
-                                                               math.ceil(r / SUBARRAY))
+            # ProcessingUnitCalculatePerformance: the adder tree (where the subarrays' sums meet; once per
+            # subarray block where the matrix is duplicated over part of the PE, not at all where one
+            # subarray holds it whole), the registers and the buses
+            if dup_r * dup_c == 1:
+                trees = 1
+            elif dup_r < n_sub or dup_c < n_sub:
+                trees = math.ceil(r / SUBARRAY) * math.ceil(c / SUBARRAY)
             else:
-                e["pe_adder_tree"] += _adder_tree(roadmap, pe_tree_bits, pe_trees, (nvb // a_bits) * mux_per_weight,
-                                                  math.ceil(r / SUBARRAY))
+                trees = 0
+            e["pe_adder_tree"] += trees * _adder_tree(roadmap, pe_tree_bits, pe_trees, nv * pe_reads,
+                                                      math.ceil(r / SUBARRAY))
             e["pe_buffer"] += (r * nvb // in_dff) * in_dff * dff
-            e["pe_buffer"] += ((c // digits) * pe_tree_bits * nvb // a_bits // out_dff) * out_dff * dff
-            e["pe_bus"] += r * nvb * bus_in + (c // digits) * LEVEL_BITS * nvb / a_bits * bus_out
+            e["pe_buffer"] += ((c // digits) * pe_tree_bits * nv // out_dff) * out_dff * dff
+            e["pe_bus"] += r * nvb * bus_in + (c // digits) * LEVEL_BITS * nv * bus_out
 
         for i in range(tr):
             for j in range(tc):
@@ -399,28 +402,25 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
                             for pj in range(math.ceil(c / pe)):
                                 pe_unit(1, 1, min(pe, r - pi * pe), min(pe, c - pj * pe))
                         if math.ceil(r / pe) > 1:
-                            e["tile_accumulation"] += _adder_tree(
-                                roadmap, acc_bits, acc_trees, (nvb // a_bits) * math.ceil(COLS_PER_ADC / digits),
-                                math.ceil(r / pe))
+                            e["tile_accumulation"] += _adder_tree(roadmap, acc_bits, acc_trees, nv * tile_reads,
+                                                                  math.ceil(r / pe))
                 else:
                     for pi in range(n_pe):
                         for pj in range(n_pe):
                             if pi * pe < r and pj * pe < c:
                                 pe_unit(1, 1, min(pe, r - pi * pe), min(pe, c - pj * pe))
-                    e["tile_accumulation"] += _adder_tree(
-                        roadmap, acc_bits, acc_trees, (nvb // a_bits) * math.ceil(COLS_PER_ADC / digits), n_pe)
-                bits_in = (c // digits) * (1 + acc_bits) * nvb / a_bits
+                    e["tile_accumulation"] += _adder_tree(roadmap, acc_bits, acc_trees, nv * tile_reads, n_pe)
+                bits_in = (c // digits) * (1 + acc_bits) * nv
                 bits_out = r * nvb
                 e["tile_buffer"] += bits_in * sum(out_buf_e) + bits_out * sum(in_buf_e)
                 e["tile_htree"] += (bits_out + bits_in) * tile_htree
         # ChipCalculatePerformance
-        e["activation"] = math.ceil(nv * l.outputs / relu_units) * relu_units * a_bits * dff
+        e["activation"] = math.ceil(nv * l.outputs / per_tile_adc) * per_tile_adc * a_bits * dff
         if l.max_pool:                  # plan.tile units; NeuroSim's (numInVector / window) is an int division
-            e["max_pool"] = _max_pool(roadmap, a_bits, geo["max_pool_nor"]) * plan.tile * math.ceil((nv // MAX_POOL_WINDOW)
-                                                                                           / plan.tile)
+            reads = math.ceil((nv // MAX_POOL_WINDOW) / plan.tile)
+            e["max_pool"] = _max_pool(roadmap, a_bits, geo["max_pool_nor"]) * plan.tile * reads
         if tr > 1:
-            e["global_accumulation"] = _adder_tree(roadmap, g_bits, g_trees,
-                                                   math.ceil(cols * (nv / g_trees)), tr)
+            e["global_accumulation"] = _adder_tree(roadmap, g_bits, per_tile_adc, math.ceil(cols * (nv / per_tile_adc)), tr)
         bits_out = rows * a_bits * nv
         bits_in = (cols // digits) * a_bits * nv / (MAX_POOL_WINDOW if l.max_pool else 1)
         e["global_htree"] = global_htree * plan.global_bus * math.ceil((bits_out + bits_in) / plan.global_bus)

@@ -75,6 +75,15 @@ class EnergyReport:
         return tuple(self.config.components) + (CHIP_COMPONENTS if self.scope == "chip" else ())
 
     @property
+    def component_lines(self) -> List[Tuple[str, Tuple[str, ...]]]:
+        """(label, components) of each line the report shows: the subarray's components one by one, the
+        chip's (``scope="chip"``) summed into NeuroSim's report lines ("chip buffer", ...)."""
+        lines = [(c, (c,)) for c in self.config.components]
+        if self.scope == "chip":
+            lines += [(f"chip {g}", members) for g, members in CHIP_GROUPS.items()]
+        return lines
+
+    @property
     def subarray_energy(self) -> float:
         """The subarrays' energy per inference (every component but the chip's)."""
         return float(sum(v for c, v in self.energy.items() if c not in CHIP_COMPONENTS))
@@ -147,10 +156,7 @@ class EnergyReport:
                             *[l.energy[c] for c in self.components], l.total_energy])
 
     def __str__(self) -> str:
-        # the subarray's components one by one; the chip's in NeuroSim's report lines (hamqcore.chip)
-        comps = [(c, (c,)) for c in self.config.components]
-        if self.scope == "chip":
-            comps += [(f"chip {g}", members) for g, members in CHIP_GROUPS.items()]
+        comps = self.component_lines
         head = (f"{'layer':<28} {'weight':>16} {'w/a':>5} {'arrays':>6} {'used %':>6} {'ON %':>6} {'I mean uA':>9} "
                 + " ".join(f"{c + ' nJ':>15}" for c, _ in comps) + f" {'total nJ':>10}")
         scope = (f"; chip scope: NeuroSim's {self.floorplan.tile}x{self.floorplan.tile} tiles of "
@@ -230,8 +236,8 @@ def estimate_energy(
         shape = list(weight_shape(module))
         rows.append(LayerRow(name=name, kind=type(module).__name__, shape=shape,
                              vectors=r.n_vectors / batch, w_bits=wb, a_bits=ab, **r.per_inference(batch)))
-        # as NeuroSim's network file has it: inputs per output over all groups, outputs, output positions
-        chip_layers.append(((int(np.prod(shape[1:])) * len(w_groups), shape[0], x_groups[0].shape[0] / batch)))
+        if scope == "chip":   # as NeuroSim's network file has it: inputs over all groups, outputs, positions
+            chip_layers.append((int(np.prod(shape[1:])) * len(w_groups), shape[0], x_groups[0].shape[0] / batch))
     if not rows:
         raise ValueError("model has no Conv1d, Conv2d or Linear layer to map onto the crossbar")
     plan = None

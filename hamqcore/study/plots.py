@@ -23,13 +23,8 @@ def energy_report(report, path, title: Optional[str] = None) -> None:
     """Stacked bars of energy per layer and component of an :class:`~hamqcore.energy.EnergyReport`:
     the components that are zero in every layer left out, the chip's (``scope="chip"``) hatched and
     summed into NeuroSim's report lines, each series its own colour, the legend beside the axes."""
-    from ..chip import CHIP_GROUPS
-
     plt = _plt()
-    series = [(c, (c,)) for c in report.config.components]
-    if report.scope == "chip":
-        series += [(f"chip: {g}", members) for g, members in CHIP_GROUPS.items()]
-    series = [(n, m) for n, m in series if any(l.energy[c] for l in report.layers for c in m)]
+    series = [(n, m) for n, m in report.component_lines if any(l.energy[c] for l in report.layers for c in m)]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(report.layers) + 2), 4))
     names = [l.name for l in report.layers]
     bottom = np.zeros(len(report.layers))
