@@ -71,7 +71,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._checks import check_int
+from ._checks import as_str, check_choice, check_int
 
 CHIP_COMPONENTS = ("pe_buffer", "pe_bus", "pe_adder_tree", "tile_buffer", "tile_htree", "tile_accumulation",
                    "global_buffer", "global_htree", "global_accumulation", "activation", "max_pool")
@@ -323,8 +323,7 @@ def chip_energy(layers: Sequence[ChipLayer], cell_bits: int, digits: int, a_bits
     cell_bits = check_int("cell_bits", cell_bits, 1, 8)
     digits = check_int("digits", digits, 1)
     a_bits = check_int("a_bits", a_bits, 1)
-    if roadmap not in ROADMAPS:
-        raise ValueError(f"roadmap must be one of {', '.join(map(repr, ROADMAPS))}, got {roadmap!r}")
+    roadmap = check_choice("roadmap", as_str("roadmap", roadmap), ROADMAPS)
     layers = list(layers)
     if not layers:
         raise ValueError("scope='chip': no layer to map")

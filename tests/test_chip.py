@@ -318,6 +318,8 @@ def test_chip_energy_validates():
         chip_energy([ChipLayer(100, 100, 1, max_pool="yes")], 2, 4, 8)
     with pytest.raises(ValueError, match="roadmap must be one of 'lp', 'hp'"):
         chip_energy(ok, 2, 4, 8, roadmap="xp")
+    with pytest.raises(TypeError, match="roadmap must be a string"):
+        chip_energy(ok, 2, 4, 8, roadmap=["lp"])
     with pytest.raises(ValueError, match="3-bit inputs"):
         chip_energy(ok, 2, 4, 3)
     with pytest.raises(ValueError, match="cell_bits"):
