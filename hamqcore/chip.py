@@ -50,8 +50,9 @@ channels times its kernel, grouped or not (NeuroSim has no grouped mapping: a de
 dense one of that size to its floorplan and traffic; hamqcore's subarrays still pack its groups).
 
 Differences from NeuroSim, each deliberate: (1) NeuroSim's network file says which layers max
-pooling follows; :func:`hamqcore.energy.estimate_energy` marks a layer whose output an ``nn.MaxPool``
-module consumes before the next crossbar layer runs (functional pooling is not seen), and charges
+pooling follows; :func:`hamqcore.energy.estimate_energy` marks a layer whose output a max pooling
+consumes before the next crossbar layer runs (an ``nn.MaxPool`` module, ``F.max_pool*``, the aten op of
+an exported program: :func:`hamqcore.layers.capture_layer_inputs`), and charges
 NeuroSim's 2 x 2 pooling whatever the module's window. (2) Where a tile maps a layer without
 duplication on fewer PEs than it has, NeuroSim's ``TileCalculatePerformance`` adds the last PE's
 energies again for every unused PE (its sums sit outside the ``if`` that skips them); hamqcore

@@ -217,8 +217,9 @@ def estimate_energy(
     buffers, buses and H-trees, adder trees and activation units: :mod:`hamqcore.chip`, golden-tested
     against its chip report) to every layer, under the ``"neurosim-1.3"`` model at its array and
     sense-amp defaults, one weight and one input width for the whole network (NeuroSim's synapse and
-    input precision); anything else is refused with the reason. A layer whose output an
-    ``nn.MaxPool`` module pools before the next mapped layer runs gets NeuroSim's pooling unit.
+    input precision); anything else is refused with the reason. A layer whose output a max
+    pooling (a module, functional or an exported program's op) pools before the next mapped layer runs
+    gets NeuroSim's pooling unit.
     """
     scope = check_choice("scope", as_str("scope", scope), SCOPES)
     config = check_config(config if config is not None else PRESETS[DEFAULT_PRESET])

@@ -353,16 +353,34 @@ def _fixed_mode_train(self, mode: bool = True):
     return nn.Module.train(self, False)
 
 
-MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-             nn.AdaptiveMaxPool3d)
+# Max pooling as torch runs it: nn.MaxPool* / nn.AdaptiveMaxPool* modules (through F.max_pool*),
+# the functional forms, torch.max_pool*d, and the aten ops an exported program calls.
+_MAX_POOL_FUNCS = frozenset(f"{a}max_pool{d}d{i}" for a in ("", "adaptive_", "fractional_", "quantized_",
+                                                            "mkldnn_")
+                            for d in (1, 2, 3) for i in ("", "_with_indices"))
+
+
+class _MaxPoolSeen(torch.overrides.TorchFunctionMode):
+    """Calls ``seen()`` whenever a max pooling runs (a module, a functional call or an aten op)."""
+
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(getattr(func, "overloadpacket", func), "__name__", "")
+        if name in _MAX_POOL_FUNCS:
+            self.seen()
+        return func(*args, **(kwargs or {}))
 
 
 def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str]] = None,
                          pooled: Optional[List[bool]] = None) -> List[Tuple[str, nn.Module, torch.Tensor]]:
     """Run ``model(inputs)`` once (eval, no grad); return [(name, module, input tensor)] in call
     order. A module called several times appears once per call (``name#2``, ...). ``pooled``: a list
-    filled with one flag per call, whether an ``nn.MaxPool`` / ``nn.AdaptiveMaxPool`` module ran after
-    it and before the next call (functional pooling is not seen)."""
+    filled with one flag per call, whether a max pooling ran after it and before the next call: an
+    ``nn.MaxPool`` / ``nn.AdaptiveMaxPool`` module, ``F.max_pool*`` / ``F.adaptive_max_pool*``,
+    ``torch.max_pool*d`` or the aten op of an exported program (torch's function mode sees them all)."""
     chosen = quantizable_layers(model, include=layers)
     captured: List[Tuple[str, nn.Module, torch.Tensor]] = []
     seen: Dict[str, int] = {}
@@ -376,15 +394,17 @@ def capture_layer_inputs(model: nn.Module, inputs, layers: Optional[Sequence[str
                 pooled.append(False)
         return fn
 
-    def pool_hook(module, args, out):
+    def pooling():
         if pooled:
             pooled[-1] = True
 
     hooks = [m.register_forward_pre_hook(pre_hook(n)) for n, m in chosen]
-    if pooled is not None:
+    if pooled is None:
+        dry_run(model, inputs, hooks)
+    else:
         pooled.clear()
-        hooks += [m.register_forward_hook(pool_hook) for m in model.modules() if isinstance(m, MAX_POOLS)]
-    dry_run(model, inputs, hooks)
+        with _MaxPoolSeen(pooling):
+            dry_run(model, inputs, hooks)
     return captured
 
 

@@ -17,6 +17,7 @@ from hamqcore import _core, chip
 from hamqcore.chip import CHIP_COMPONENTS, ChipLayer, chip_energy
 from hamqcore.crossbar import CrossbarConfig, simulate_layer
 from hamqcore.energy import estimate_energy
+from hamqcore.layers import capture_layer_inputs, from_exported
 from hamqcore.quant import quantize_model
 
 NS = ref.REF / "neurosim-1.3-chip"
@@ -379,32 +380,60 @@ def test_estimate_energy_chip_scope():
 
 
 class _Pooled(nn.Module):
-    def __init__(self):
+    def __init__(self, how: str = "functional"):
         super().__init__()
+        self.how = how
         self.conv1 = nn.Conv2d(4, 8, 3, padding=1)
         self.pool = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
         self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
-        self.fc = nn.Linear(8 * 2 * 2, 10)
+        self.conv3 = nn.Conv2d(8, 8, 1)
+        self.avg = nn.AvgPool2d(2)
+        self.fc = nn.Linear(8, 10)
 
     def forward(self, x):
-        x = self.pool(self.conv1(x))
-        x = torch.nn.functional.max_pool2d(self.conv2(x), 2)     # functional: not seen
+        x = self.pool(self.conv1(x))                              # a module: 8 x 8 -> 4 x 4
+        x = self.conv2(x)
+        if self.how == "functional":
+            x = torch.nn.functional.max_pool2d(x, 2)              # 4 x 4 -> 2 x 2
+        elif self.how == "torch":
+            x = torch.max_pool2d(x, 2)
+        else:
+            x = torch.nn.functional.adaptive_max_pool2d(x, 2, return_indices=True)[0]
+        x = self.avg(self.conv3(x))                               # average pooling: no NeuroSim unit
         return self.fc(x.flatten(1))
 
 
-def test_estimate_energy_charges_max_pooling_modules():
-    """A layer whose output an nn.MaxPool module pools before the next mapped layer gets NeuroSim's
-    pooling unit and a quarter of its output traffic; functional pooling is not seen (documented)."""
+@pytest.mark.parametrize("how", ["functional", "torch", "adaptive", "exported"])
+def test_estimate_energy_charges_max_pooling(how):
+    """A layer whose output a max pooling consumes before the next mapped layer runs gets NeuroSim's
+    pooling unit and a quarter of its output traffic, whatever runs the pooling: an nn.MaxPool
+    module, F.max_pool2d, torch.max_pool2d, F.adaptive_max_pool2d, the aten op of an exported program;
+    average pooling is not max pooling."""
     torch.manual_seed(0)
-    m = quantize_model(_Pooled(), 8, 8).eval()
     x = torch.rand(2, 4, 8, 8)
+    if how == "exported":   # the float model's program: the walk quantises its layers itself
+        m = from_exported(torch.export.export(_Pooled("functional").eval(), (x,)))
+    else:
+        m = quantize_model(_Pooled(how), 8, 8).eval()
     r = estimate_energy(m, x, scope="chip")
-    plan, want = chip_energy([ChipLayer(36, 8, 64, True), ChipLayer(72, 8, 16, False), ChipLayer(32, 10, 1)],
-                             2, 4, 8)
+    plan, want = chip_energy([ChipLayer(36, 8, 64, True), ChipLayer(72, 8, 16, True), ChipLayer(8, 8, 4, False),
+                              ChipLayer(8, 10, 1)], 2, 4, 8)
     assert r.floorplan == plan
     for row, e in zip(r.layers, want):
         assert {c: row.energy[c] for c in CHIP_COMPONENTS} == pytest.approx(e, rel=1e-12)
-    assert [row.energy["max_pool"] > 0 for row in r.layers] == [True, False, False]
+    assert [row.energy["max_pool"] > 0 for row in r.layers] == [True, True, False, False]
+
+
+def test_pooling_is_seen_only_during_the_capture():
+    """The function mode that sees pooling is active for the walk's forward pass only: a pooling
+    before the first mapped layer marks nothing, and pooling after the walk marks nothing."""
+    pooled = []
+    m = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(2, 2, 1), nn.Flatten(), nn.Linear(8, 3))
+    capture_layer_inputs(m, torch.rand(1, 2, 4, 4), pooled=pooled)
+    assert pooled == [False, False]
+    torch.nn.functional.max_pool2d(torch.rand(1, 2, 4, 4), 2)
+    assert pooled == [False, False]
+    assert not torch.overrides._is_torch_function_mode_enabled()
 
 
 def test_estimate_energy_chip_scope_refuses():
