@@ -4,6 +4,7 @@ neurosim-1.3-chip: traces, commands, numbers), hand computations from its formul
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -83,6 +84,35 @@ def test_floorplan_matches_neurosim(net):
     inst = GOLDEN[net]["instances"]
     assert plan.tile_grid == (inst["GhTree"]["numRow"], inst["GhTree"]["numCol"])
     assert plan.global_bus == inst["GhTree"]["busWidth"]
+
+
+RANDOM_FLOORPLANS = json.loads((NS / "floorplans.json").read_text())["networks"]
+
+
+def test_floorplan_of_random_networks_matches_neurosim():
+    """NeuroSim's floorplanner on 400 seeded random networks (floorplans.py: 1-8 layers of 1-4608 rows and
+    1-1024 outputs, 1-8 columns per weight, 1-, 2- and 4-bit cells; read out of its program): the tile
+    and PE sizes, every layer's tiles and speed-up, the tile grid and the global bus, exactly. Where
+    NeuroSim's all-conventional floorplanner stops (no layer wider than 256 columns), hamqcore takes its
+    smallest tile (documented in hamqcore.chip)."""
+    choices, stopped = set(), 0
+    for net in RANDOM_FLOORPLANS:
+        layers = [ChipLayer(r, o, 1) for r, o, _ in net["layers"]]
+        plan, want = chip.floorplan(layers, net["digits"]), net["neurosim"]
+        widest = max(o * net["digits"] for _, o, _ in net["layers"])
+        if "stopped" in want:
+            assert "SubArray Size is too large" in want["stopped"] and widest <= 256, net
+            assert plan.tile == 4 * chip.SUBARRAY
+            stopped += 1
+            continue
+        assert widest > 256, net
+        got = {"tile": plan.tile, "pe": plan.pe, "tiles": [r * c for r, c in plan.tiles],
+               "speed_up": [r * c for r, c in plan.speed_up], "tile_grid": list(plan.tile_grid),
+               "global_bus": plan.global_bus}
+        assert got == {k: want[k] for k in got}, net
+        choices.add((plan.tile, plan.pe))
+    assert len(RANDOM_FLOORPLANS) == 400 and 0 < stopped < 150
+    assert len(choices) >= 4           # NeuroSim's (tile, PE) here: 512/256 to 4096/2048
 
 
 @pytest.mark.parametrize("net", list(NETWORKS))
@@ -309,11 +339,11 @@ def test_chip_invariants(layers, d, a_bits, perm_seed, rm):
 
 def test_chip_energy_validates():
     ok = [ChipLayer(100, 100, 1)]
-    with pytest.raises(TypeError, match=r"layers\[0\] must be a ChipLayer"):
+    with pytest.raises(TypeError, match=r"layers\[0\] must be a ChipLayer, got tuple"):
         chip_energy([(100, 100, 1)], 2, 4, 8)
     with pytest.raises(ValueError, match=r"layers\[0\].vectors must be"):
         chip_energy([ChipLayer(100, 100, 0)], 2, 4, 8)
-    with pytest.raises(ValueError, match="no layer"):
+    with pytest.raises(ValueError, match="^scope='chip': no layer to map$"):
         chip_energy([], 2, 4, 8)
     with pytest.raises(TypeError, match=r"layers\[0\].max_pool must be True or False"):
         chip_energy([ChipLayer(100, 100, 1, max_pool="yes")], 2, 4, 8)
@@ -323,8 +353,18 @@ def test_chip_energy_validates():
         chip_energy(ok, 2, 4, 8, roadmap=["lp"])
     with pytest.raises(ValueError, match="3-bit inputs"):
         chip_energy(ok, 2, 4, 3)
-    with pytest.raises(ValueError, match="cell_bits"):
-        chip_energy(ok, 0, 4, 8)
+    for args, msg in [((0, 4, 8), "cell_bits must be an integer in 1..8, got 0"),
+                      ((9, 4, 8), "cell_bits must be an integer in 1..8, got 9"),
+                      ((2, 0, 8), "digits must be an integer >= 1, got 0"),
+                      ((2, 4, 0), "a_bits must be an integer >= 1, got 0")]:
+        with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+            chip_energy(ok, *args)
+    for args, name in [((2.5, 4, 8), "cell_bits"), ((2, "4", 8), "digits"), ((2, 4, None), "a_bits")]:
+        with pytest.raises(TypeError, match=f"^{name} must be an integer"):
+            chip_energy(ok, *args)
+    # the smallest widths the checks let through reach the geometry table's own refusal
+    with pytest.raises(ValueError, match="1-bit inputs"):
+        chip_energy(ok, 1, 1, 1)
 
 
 # ------------------------------------------------------------------------------------------------
