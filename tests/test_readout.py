@@ -410,6 +410,14 @@ def test_mse_full_scale_by_hand():
     h2[np.arange(0, 100 * per, per)] = 1  # uniform on 0..99 with 4 levels
     brute = min(_mse(centres, h2, fs, 4) for fs in np.arange(3, 100, 0.01))
     assert _mse(centres, h2, mse_full_scale(h2, 4), 4) <= brute * (1 + 1e-3)
+    h3 = np.zeros(100 * per, np.int64)
+    h3[np.arange(0, 46 * per, per)] = 1   # uniform on 0..45 with 32 levels: the best step lies in (1, 2)
+    top = centres[46 * per - per]         # the search's range: up to the largest value seen (documented)
+    brute_fs = min(np.arange(31, top, 0.001), key=lambda fs: _mse(centres, h3, fs, 32))
+    got = mse_full_scale(h3, 32)
+    assert 31 < brute_fs < 62 and _mse(centres, h3, got, 32) <= _mse(centres, h3, brute_fs, 32) * (1 + 1e-3)
+    assert mse_full_scale(np.zeros(10 * per, np.int64), 32) == 31.0     # nothing seen: the unit step
+    assert mse_full_scale(np.zeros(10 * per, np.int64), 4) == 3.0
 
 
 def _model(seed=0):
@@ -505,6 +513,7 @@ def test_conductance_gains_are_the_chips_8_bit_constants():
     assert quantized_gain(1.2, 1.0) == pytest.approx(1 / (round(128 / 1.2) / 128), rel=1e-6, abs=0)
     assert quantized_gain(0.0, 5.0) == quantized_gain(5.0, 0.0) == 1.0
     assert quantized_gain(1.0, 1e6) == 1.0 / ((2 ** GAIN_BITS - 1) / frac)   # clamped to the format
+    assert quantized_gain(1e6, 1.0) == frac           # the other end: the inverse's least step, 1 / frac
 
 
 def _dense_histograms(w, x, cfg, w_bits, a_bits, signed):
