@@ -86,6 +86,123 @@ def test_cheapest_config_searches_on_the_crossbar():
         cheapest_config(model, x, y, base, 0.5, {"adc_bitz": (3,)})
 
 
+def test_cheapest_config_edges():
+    """The default space, calibrated configurations (calibrated once each on the given inputs, their
+    accuracy the crossbar's with those references), duplicate configurations searched once, a target
+    nothing meets (no choice, no report) and the labels' checks."""
+    from hamqcore.energy import DEFAULT_SPACE, calibrate_adc, cheapest_config, crossbar_accuracy, estimate_energy
+
+    torch.manual_seed(0)
+    model = quantize_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4)))
+    x = torch.rand(32, 1, 8, 8)
+    model(x)
+    y = model.eval()(x).argmax(1)
+    base = CrossbarConfig.preset("neurosim-1.3", mapping="differential")
+    res = cheapest_config(model, x, y, base, 0.0, energy_inputs=4)          # DEFAULT_SPACE
+    assert len(res.points) == len(DEFAULT_SPACE["adc_bits"]) * len(DEFAULT_SPACE["skip_empty"]) * \
+        len(DEFAULT_SPACE["rows_per_conversion"])
+    assert {p.config.rows_per_conversion for p in res.points} == {0, 64, 32}
+    for p in res.points[:3]:                  # each point's energy is its own configuration's
+        assert p.energy == estimate_energy(model, x[:4], p.config).total_energy
+    with pytest.raises(TypeError, match="^base must be a CrossbarConfig"):
+        cheapest_config(model, x, y, "neurosim-1.3", 0.5)
+    with pytest.raises(ValueError, match="^x must hold at least one example"):
+        cheapest_config(model, x[:0], y[:0], base, 0.5)
+    # the base's own values again (None, 5; False, False): each configuration searched once
+    dup = cheapest_config(model, x, y, base, 0.0, {"adc_bits": (None, 5, "auto"), "skip_empty": (False, False)},
+                          energy_inputs=4)
+    assert len(dup.points) == 2 and len({p.config for p in dup.points}) == 2
+    assert dup.points[0].config == base and dup.points[1].config == CrossbarConfig.preset(
+        "neurosim-1.3", mapping="differential", adc_bits="auto")
+    # calibrated references: calibrated on `calibration`, the accuracy the crossbar's with them
+    space = {"adc_reference": ("calibrated",), "skip_empty": (False, True)}
+    with pytest.raises(ValueError, match="^the search space holds adc_reference='calibrated' configurations: "
+                                         r"pass calibration= \(inputs to calibrate their references on\)$"):
+        cheapest_config(model, x, y, base, 0.0, space)
+    cal = cheapest_config(model, x, y, base, 0.0, space, energy_inputs=4, calibration=x[:8])
+    for p in cal.points:
+        refs = calibrate_adc(model, x[:8], p.config)
+        assert p.accuracy == crossbar_accuracy(model, x, y, p.config, references=refs)
+    # a target nothing meets: no choice and no report, every point still listed
+    wrong = (y + 1) % 4                                   # labels the model never gives
+    none = cheapest_config(model, x, wrong, base, 0.5, {"skip_empty": (False, True)}, energy_inputs=4)
+    assert none.best is None and none.report is None and len(none.points) == 2
+    assert all(p.accuracy < 0.5 for p in none.points)
+    with pytest.raises(ValueError, match=r"^y must be a tensor of one label per input \(32\), got \[0, 1\]$"):
+        cheapest_config(model, x, [0, 1], base, 0.5)
+    with pytest.raises(ValueError, match=r"one label per input \(32\), got torch.Size\(\[31\]\)"):
+        cheapest_config(model, x, y[:31], base, 0.5)
+
+
+def test_simulate_module_is_the_layer_on_the_crossbar():
+    """simulate_module: a plain layer's weights on w_bits's grid and its inputs on a_bits's (signed
+    where they are), every group, equal to simulate_layer of the same integers; the layer's name in
+    its refusals."""
+    from hamqcore.crossbar import simulate_layer
+    from hamqcore.layers import input_integers, layer_integers
+
+    torch.manual_seed(0)
+    lin = nn.Linear(24, 6)
+    x = torch.randn(5, 24)                                 # signed inputs
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential")
+    for wb, ab in ((8, 8), (4, 6)):
+        r = simulate_module(lin, x, cfg, wb, ab)
+        w_int, _ = layer_integers(lin, wb)
+        xq, _, _, signed = input_integers(lin, x, ab)
+        assert signed
+        want = simulate_layer(w_int, xq.numpy().astype(np.int16), cfg, wb, ab, a_signed=True)
+        np.testing.assert_array_equal(r.output, want.output)
+        assert r.energy == pytest.approx(want.energy, rel=1e-12)
+    assert not np.array_equal(simulate_module(lin, x, cfg, 8, 8).output, simulate_module(lin, x, cfg, 4, 8).output)
+    assert simulate_module(lin, x, cfg, output=False).output is None
+    np.testing.assert_array_equal(simulate_module(lin, x, cfg).output, simulate_module(lin, x, cfg, 8, 8).output)
+    assert simulate_module(lin, x, cfg).energy == simulate_module(lin, x, cfg, 8, 8).energy   # the defaults: 8, 8
+    conv = nn.Conv2d(4, 6, 3, groups=2)
+    xc = torch.rand(2, 4, 5, 5)
+    rc = simulate_module(conv, xc, cfg)
+    assert rc.output.shape == (2 * 3 * 3, 6) and rc.n_vectors == 2 * 3 * 3      # per group
+    floor = simulate_module(conv, xc, cfg, floor=True, output=False)
+    assert floor.total_energy < rc.total_energy
+    bad = nn.Linear(4, 2)
+    with torch.no_grad():
+        bad.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="layer 'fc9' has 1 non-finite weight"):
+        simulate_module(bad, torch.rand(1, 4), cfg, name="fc9")
+    with pytest.raises(ValueError, match="layer 'fc9': its input holds NaN"):
+        simulate_module(lin, torch.full((1, 24), float("nan")), cfg, name="fc9")
+
+
+def test_estimate_energy_report_fields_and_layer_selection():
+    """The report says what was measured: its batch, widths, scope and floor flag; each row its layer's
+    kind, weight shape, input vectors per inference and the widths it stores; ``layers=`` maps only
+    the layers it names (fnmatch patterns), the others counted as left out by the caller."""
+    from hamqcore.energy import estimate_energy
+
+    model, x = _model()
+    full = estimate_energy(model, x)
+    assert (full.batch, full.w_bits, full.a_bits, full.floor, full.scope, full.floorplan) == (6, 8, 8, False,
+                                                                                              "subarray", None)
+    assert [r.kind for r in full.layers] == ["QConv2d", "QConv2d", "QLinear"]
+    assert [r.shape for r in full.layers] == [[8, 3, 3, 3], [8, 4, 3, 3], [5, 128]]
+    assert [r.vectors for r in full.layers] == [64.0, 16.0, 1.0]        # positions per image, whatever the batch
+    assert [(r.w_bits, r.a_bits) for r in full.layers] == [(6, 5)] * 3  # the layers' own quantizers
+    assert estimate_energy(model, x[:2]).layers[0].vectors == 64.0
+    plain = estimate_energy(nn.Sequential(nn.Linear(6, 3)), torch.randn(4, 6), w_bits=5, a_bits=7)
+    assert (plain.w_bits, plain.a_bits) == (5, 7) and (plain.layers[0].w_bits, plain.layers[0].a_bits) == (5, 7)
+    floor = estimate_energy(model, x, floor=True)
+    assert floor.floor is True and floor.total_energy < full.total_energy
+    some = estimate_energy(model, x, layers=["0", "5"])
+    assert [r.name for r in some.layers] == ["0", "5"]
+    assert [r.energy for r in some.layers] == [full.layers[0].energy, full.layers[2].energy]
+    assert {name for name, _, _ in some.coverage.excluded} == {"2.weight"}
+    assert some.coverage.uncovered == []
+    with pytest.raises(ValueError, match="^model has no Conv1d, Conv2d or Linear layer to map onto the crossbar$"):
+        estimate_energy(nn.Sequential(nn.ReLU()), x)
+    for kw, name in (({"w_bits": "8"}, "w_bits"), ({"a_bits": 8.5}, "a_bits"), ({"scope": 1}, "scope")):
+        with pytest.raises(TypeError, match=f"^{name} must be"):
+            estimate_energy(model, x, **kw)
+
+
 def _depthwise(seed=0):
     torch.manual_seed(seed)
     m = nn.Sequential(nn.Conv2d(4, 40, 3, padding=1), nn.ReLU(), nn.Conv2d(40, 40, 3, padding=1, groups=40),
