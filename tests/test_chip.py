@@ -485,9 +485,13 @@ def test_estimate_energy_chip_scope_refuses():
         estimate_energy(m, x, scope=1)
     with pytest.raises(ValueError, match="model='neurosim-1.3'"):
         estimate_energy(m, x, CrossbarConfig.preset("mnsim-2.0"), scope="chip")
-    with pytest.raises(ValueError, match="adc_bits=5"):
+    with pytest.raises(ValueError, match=r"^scope='chip' reproduces NeuroSim's chip at its adc='multilevel' \(its "
+                                         r"buffers, adder trees and wires are sized for it\), got adc='sar'$"):
+        estimate_energy(m, x, CrossbarConfig.preset("neurosim-1.3", adc="sar"), scope="chip")
+    # other array and sense-amp sizes: the neurosim-1.3 model itself refuses them
+    with pytest.raises(ValueError, match="adc_bits=6 is not available in model 'neurosim-1.3'"):
         estimate_energy(m, x, CrossbarConfig.preset("neurosim-1.3", adc_bits=6), scope="chip")
-    with pytest.raises(ValueError, match="cols_per_adc=8"):
+    with pytest.raises(ValueError, match="cols_per_adc=4 is not available in model 'neurosim-1.3'"):
         estimate_energy(m, x, CrossbarConfig.preset("neurosim-1.3", cols_per_adc=4), scope="chip")
     mixed = _model(0)
     mixed.fc.w_quant.bits = 6                # a 6-bit last layer in an 8-bit network

@@ -203,6 +203,122 @@ def test_estimate_energy_report_fields_and_layer_selection():
             estimate_energy(model, x, **kw)
 
 
+def test_energy_report_outputs_say_what_the_report_holds(tmp_path):
+    """to_dict / to_json / to_csv and the printed table carry the report's own values: every field
+    against the report's attributes and the layers' sums, the CSV and the table parsed back."""
+    import csv
+    import json
+
+    from hamqcore.energy import estimate_energy
+
+    model, x = _model()
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", skip_empty=True, adc_bits="auto")
+    r = estimate_energy(model, x, cfg)
+    d = r.to_dict()
+    assert (d["model"], d["mapping"], d["scope"], d["floorplan"]) == ("neurosim-1.3", "differential", "subarray", None)
+    assert d["config"] == cfg.to_dict() and d["coverage"] == r.coverage.to_dict()
+    assert (d["w_bits"], d["a_bits"], d["batch"], d["floor"]) == (8, 8, 6, False)
+    assert d["total_energy_j"] == pytest.approx(sum(l.total_energy for l in r.layers), rel=1e-12)
+    assert d["energy_j"] == {c: pytest.approx(sum(l.energy[c] for l in r.layers), rel=1e-12) for c in r.components}
+    assert (d["on_fraction"], d["mean_current_a"], d["conversions"]) == (r.on_fraction, r.mean_current, r.conversions)
+    assert d["latency_s"] == pytest.approx(sum(l.latency for l in r.layers), rel=1e-12) and d["latency_s"] > 0
+    assert d["resolution_columns"] == r.resolution_columns and sum(d["resolution_columns"]) > 0
+    assert [dl["name"] for dl in d["layers"]] == ["0", "2", "5"]
+    for dl, l in zip(d["layers"], r.layers):
+        assert (dl["kind"], dl["shape"], dl["vectors"], dl["energy"]) == (l.kind, l.shape, l.vectors, l.energy)
+        assert (dl["total_energy"], dl["on_fraction"], dl["utilization"]) == (l.total_energy, l.on_fraction,
+                                                                              l.utilization)
+        assert dl["resolution_columns"] == [int(v) for v in l.resolution_columns] and "output" not in dl
+    r.to_json(tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(d))
+    r.to_csv(tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["name"] for row in rows] == [l.name for l in r.layers]
+    for row, l in zip(rows, r.layers):
+        assert (row["kind"], row["shape"]) == (l.kind, "x".join(map(str, l.shape)))
+        for k in ("vectors", "on_fraction", "mean_current", "max_current", "conversions", "idle_conversions",
+                  "latency"):
+            assert float(row[k]) == pytest.approx(float(getattr(l, k)), rel=1e-12), k
+        assert [int(row[k]) for k in ("arrays", "row_tiles", "col_tiles")] == [l.arrays, l.row_tiles, l.col_tiles]
+        assert {c: float(row[f"e_{c}"]) for c in r.components} == pytest.approx(l.energy, rel=1e-12)
+        assert float(row["e_total"]) == pytest.approx(l.total_energy, rel=1e-12)
+    text = str(r).splitlines()
+    assert text[0] == "accounting model " + cfg.describe()
+    lines = r.component_lines
+    assert text[1].split()[-2:] == ["total", "nJ"] and len(text) == 3 + len(r.layers) + 2
+    for line, l in zip(text[3:], r.layers):
+        f = line.split()
+        assert f[:4] == [l.name, "x".join(map(str, l.shape)), f"{l.w_bits}/{l.a_bits}", str(l.arrays)]
+        assert [float(v) for v in f[4:7]] == pytest.approx([100 * l.utilization, 100 * l.on_fraction,
+                                                            l.mean_current * 1e6], abs=5e-3)
+        assert [float(v) for v in f[7:]] == pytest.approx(
+            [sum(l.energy[m] for m in ms) * 1e9 for _, ms in lines] + [l.total_energy * 1e9], abs=5e-5)
+    f = text[-1].split()
+    assert f[:4] == ["total", "per", "inference", str(sum(l.arrays for l in r.layers))]
+    assert [float(v) for v in f[4:]] == pytest.approx(
+        [100 * r.on_fraction, r.mean_current * 1e6] + [sum(r.energy[m] for m in ms) * 1e9 for _, ms in lines]
+        + [r.total_energy * 1e9], abs=5e-3)
+    floor = estimate_energy(model, x, cfg, floor=True)
+    assert str(floor).splitlines()[0].endswith(" (floor: every cell OFF)") and floor.to_dict()["floor"] is True
+
+
+def test_calibrate_adc_and_read_module_by_hand():
+    """calibrate_adc's references of a layer are the dense model's MSE clipping points and
+    least-squares gains of its conversions at the configuration's ADC levels (the first layer: its
+    input is the batch itself); read_module reads through them, gains included, as the dense model
+    does; the references record the configuration and how many inputs they saw."""
+    from hamqcore.energy import calibrate_adc, check_references, read_module
+    from hamqcore.layers import layer_matrices
+    from hamqcore.readout import Histograms, read_layer
+
+    model, x = _model()
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", readout="conductance",
+                                adc_reference="calibrated")
+    refs = calibrate_adc(model, x[:4], cfg)
+    assert refs.inputs == 4 and refs.config == cfg and set(refs.full_scale) == {"0", "2", "5"}
+    (w,), (xq,), wb, ab, signed, _ = layer_matrices(model[0], x[:4], 8, 8, "0")
+    h = Histograms()
+    read_layer(w, xq, cfg, wb, ab, signed, key="0/0", histograms=h)
+    want_refs = h.references(1 << cfg.adc_bits)
+    assert refs.full_scale["0"].keys() == want_refs.keys()
+    for k in want_refs:
+        assert refs.full_scale["0"][k] == pytest.approx(want_refs[k], rel=1e-9)
+    assert any(abs(g - 1.0) > 1e-3 for _, g in refs.full_scale["0"].values())   # the gains do work here
+    got = read_module(model[0], x[:4], cfg, "0", references=refs)
+    want = read_layer(w, xq, cfg, wb, ab, signed, key="0/0", references=refs.layer("0"))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^adc_reference='calibrated' needs references: refs = "
+                                         r"hamqcore\.energy\.calibrate_adc\(model, calibration_inputs, config\), "
+                                         r"then pass references=refs$"):
+        check_references(None, cfg)
+    with pytest.raises(TypeError, match="^references must be AdcReferences \\(calibrate_adc\\), got dict$"):
+        check_references({}, cfg)
+    other = CrossbarConfig.preset("neurosim-1.3", mapping="differential", adc_reference="calibrated")
+    with pytest.raises(ValueError, match=r"^references were calibrated for another configuration \("):
+        check_references(refs, other)
+    assert check_references(refs, CrossbarConfig.preset("neurosim-1.3", mapping="differential", readout="conductance",
+                                                        adc_reference="calibrated", seed=7)) is refs   # seeds aside
+    with pytest.raises(ValueError, match="^inputs must hold at least one example"):
+        calibrate_adc(model, x[:0], cfg)
+
+
+def test_crossbar_accuracy_counts_every_input_once():
+    """crossbar_accuracy is the top-1 accuracy of crossbar_forward over all of x, whatever the batch
+    (the batches' boundaries, a last partial batch, a single input)."""
+    from hamqcore.energy import crossbar_accuracy
+
+    model, x = _model()
+    x = torch.cat([x, x.flip(0) * 0.5, x[:1]])                       # 13 inputs
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential")
+    pred = crossbar_forward(model, x, cfg).argmax(1)
+    y = pred.clone()
+    y[::3] = (y[::3] + 1) % 5                                         # every third label wrong: 8 of 13 right
+    for batch in (64, 5, 1):
+        assert crossbar_accuracy(model, x, y, cfg, batch=batch) == 8 / 13
+    assert crossbar_accuracy(model, x[:1], y[:1], cfg) == 0.0 and crossbar_accuracy(model, x[1:2], y[1:2], cfg) == 1.0
+
+
 def _depthwise(seed=0):
     torch.manual_seed(seed)
     m = nn.Sequential(nn.Conv2d(4, 40, 3, padding=1), nn.ReLU(), nn.Conv2d(40, 40, 3, padding=1, groups=40),
