@@ -389,3 +389,60 @@ def test_ddp_two_processes(tmp_path):
     loss.backward()
     for a, p in zip(g0, model.parameters()):
         torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_hamming_penalty_hw_stats_and_reads_by_hand():
+    """The functional penalty against the definition (tests/reference.py) with its reduction and bit
+    costs; hw_stats' every field against the layers' integers counted one by one, include / exclude,
+    an empty model; reads_per_weight of a conv called twice and of a token-shaped linear."""
+    import numpy as np
+
+    import reference as ref
+    from hamqcore._checks import MAX_BITS
+    from hamqcore.layers import layer_integers, quantizable_layers
+    from hamqcore.nn import reads_per_weight
+
+    torch.manual_seed(0)
+    w = torch.randn(5, 7, dtype=torch.float64)
+    s = torch.full((5, 1), 0.05, dtype=torch.float64)
+    cost = [1.0, 0.5, 2.0, 0.0, 1.0, 3.0, 0.25, 1.0]
+    for enc in ("differential", "offset"):
+        priced, _ = ref.relaxed_array((w / s).numpy(), 8, enc, bit_cost=cost)
+        plain, _ = ref.relaxed_array((w / s).numpy(), 8, enc)
+        c = torch.tensor(cost, dtype=torch.float64)
+        assert float(hamming_penalty(w, s, 8, enc, "sum", bit_cost=c)) == pytest.approx(priced.sum(), rel=1e-9)
+        assert float(hamming_penalty(w, s, 8, enc, "mean", bit_cost=c)) == pytest.approx(priced.mean(), rel=1e-9)
+        assert float(hamming_penalty(w, s, 8, enc, "sum")) == pytest.approx(plain.sum(), rel=1e-9)
+        assert float(hamming_penalty(w, s, 8, enc)) == pytest.approx(plain.mean(), rel=1e-9)     # mean, HW
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    stats = hw_stats(model, 6, "offset")
+    assert set(stats) == {"0", "2", "total"}
+    all_hw = []
+    for name in ("0", "2"):
+        q, b = layer_integers(model[int(name)], 6)
+        hws = ref.hw_array(q, 6, "offset").ravel()
+        all_hw.append(hws)
+        assert stats[name] == {"bits": 6, "weights": q.size, "histogram": np.bincount(hws, minlength=7).tolist(),
+                               "mean_hw": pytest.approx(hws.mean(), rel=1e-12), "total_hw": int(hws.sum())}
+    hws = np.concatenate(all_hw)
+    assert stats["total"] == {"weights": hws.size, "total_hw": int(hws.sum()),
+                              "mean_hw": pytest.approx(hws.mean(), rel=1e-12),
+                              "histogram": np.bincount(hws, minlength=MAX_BITS + 1).tolist()}
+    assert set(hw_stats(model, 6, "offset", include=["2"])) == {"2", "total"}
+    assert set(hw_stats(model, 6, "offset", exclude=["2"])) == {"0", "total"}
+    assert hw_stats(nn.Sequential(nn.ReLU())) == {"total": {"weights": 0, "total_hw": 0, "mean_hw": 0.0,
+                                                            "histogram": [0] * (MAX_BITS + 1)}}
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3, padding=1)
+            self.fc = nn.Linear(2, 5)
+
+        def forward(self, x):                          # x: (N, 2, 4, 4)
+            y = self.conv(self.conv(x))                # 16 positions, twice
+            return self.fc(y.flatten(2).transpose(1, 2))   # 16 tokens of 2 features per image
+
+    m = Twice()
+    for batch in (1, 3):
+        assert reads_per_weight(m, quantizable_layers(m), torch.rand(batch, 2, 4, 4)) == {"conv": 32.0, "fc": 16.0}
