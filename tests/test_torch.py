@@ -446,3 +446,45 @@ def test_hamming_penalty_hw_stats_and_reads_by_hand():
     m = Twice()
     for batch in (1, 3):
         assert reads_per_weight(m, quantizable_layers(m), torch.rand(batch, 2, 4, 4)) == {"conv": 32.0, "fc": 16.0}
+
+
+def test_regularizer_weightings_options_and_refusals():
+    """Each weighting's coefficients by hand (energy from an input shape as from an example input,
+    params, uniform), include reaching the coverage, target's range and its controller's first step
+    with the default gain, and the refusals word for word."""
+    import math
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    sizes = {"0": 18, "3": 96}
+    by_shape = HamQRegularizer(model, input_shape=(1, 6, 6))
+    by_input = HamQRegularizer(model, example_input=torch.rand(2, 1, 6, 6))
+    reads = {"0": 16.0, "3": 1.0}
+    total = sum(reads[n] * sizes[n] for n in sizes)
+    assert by_shape.coef == by_input.coef == pytest.approx({n: reads[n] / total for n in sizes}, rel=1e-12)
+    assert HamQRegularizer(model, weighting="params").coef == pytest.approx({n: 1 / 114 for n in sizes}, rel=1e-12)
+    assert HamQRegularizer(model, weighting="uniform").coef == pytest.approx(
+        {n: 1 / (2 * sizes[n]) for n in sizes}, rel=1e-12)
+    only = HamQRegularizer(model, weighting="params", include=["3"])
+    assert [n for n, _ in only.layers] == ["3"] and only.coef == {"3": 1 / 96}
+    assert [n for n, _, _ in only.coverage.excluded] == ["0.weight"]
+    for t in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match=rf"^target must be a fraction in \(0, 1\) of the starting penalty, got {t}$"):
+            HamQRegularizer(model, weighting="params", target=t)
+    with pytest.raises(ValueError, match="^target needs a starting lam > 0 for its controller to scale$"):
+        HamQRegularizer(model, weighting="params", target=0.5, lam=0.0)
+    reg = HamQRegularizer(model, weighting="params", target=0.5, lam=0.1)
+    first = float(reg().detach()) / 0.1                # the start: the controller's ratio is 1 at the first call
+    assert reg.ratio == 1.0 and reg.lam == pytest.approx(0.1 * math.exp(0.05 * (1 - 0.5) / 0.5), rel=1e-12)
+    assert first > 0
+    with pytest.raises(ValueError, match="^weighting='energy' needs example_input or input_shape to count weight reads$"):
+        HamQRegularizer(model)
+    with pytest.raises(ValueError, match="^weighting='crossbar' needs example_input: the inputs its energy is priced on$"):
+        HamQRegularizer(model, weighting="crossbar", crossbar=hamqcore.crossbar.CrossbarConfig(mapping="differential"))
+    with pytest.raises(ValueError, match="^crossbar is used by weighting='crossbar' only, got weighting='params'$"):
+        HamQRegularizer(model, weighting="params", crossbar=hamqcore.crossbar.CrossbarConfig())
+    with pytest.raises(ValueError, match=r"^model has no Conv1d, Conv2d or Linear layer to regularize \(after "
+                                         r"include/exclude\)$"):
+        HamQRegularizer(model, weighting="params", exclude=["*"])
+    with pytest.raises(ValueError, match="^refresh\\(\\) prices bits for weighting='crossbar', this regularizer has 'params'$"):
+        HamQRegularizer(model, weighting="params").refresh()
