@@ -488,3 +488,29 @@ def test_regularizer_weightings_options_and_refusals():
         HamQRegularizer(model, weighting="params", exclude=["*"])
     with pytest.raises(ValueError, match="^refresh\\(\\) prices bits for weighting='crossbar', this regularizer has 'params'$"):
         HamQRegularizer(model, weighting="params").refresh()
+
+
+def test_crossbar_priced_penalty_is_the_definition_with_its_prices():
+    """weighting='crossbar': the penalty is sum over layers of coef x the relaxed level cost of w / s
+    with each bit priced by the simulator (bit_cost = prices / unit), by the definition
+    (tests/reference.py), and its prices differ by bit (else it would be the HW count)."""
+    import numpy as np
+
+    import reference as ref
+    from hamqcore.crossbar import CrossbarConfig
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 6), nn.ReLU(), nn.Linear(6, 3))
+    x = torch.rand(4, 12)
+    reg = HamQRegularizer(model, bits=6, weighting="crossbar", crossbar=CrossbarConfig(mapping="differential"),
+                          example_input=x, lam=1.0)
+    want = 0.0
+    for name, m in reg.layers:
+        cost = reg.bit_cost[name].numpy()
+        assert cost.shape == (6,) and np.ptp(cost) > 0.01 * cost.max()
+        w = m.weight.detach().double()
+        s = w.abs().amax(1, keepdim=True) / 31
+        values, _ = ref.relaxed_array((w / s).numpy(), 6, "differential", bit_cost=cost)
+        want += reg.coef[name] * values.sum()
+    assert float(reg.penalty(1.0).detach()) == pytest.approx(want, rel=1e-5)
+    assert float(reg().detach()) == pytest.approx(want, rel=1e-5)
