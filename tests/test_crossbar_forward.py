@@ -367,3 +367,35 @@ def test_packing_is_reported_and_saves_arrays():
     assert packed["0"].total_energy == alone["0"].total_energy and packed["6"].arrays == alone["6"].arrays
     with pytest.raises(ValueError, match="group_packing must be one of"):
         CrossbarConfig(group_packing="diagonal")
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+@pytest.mark.parametrize("conv", [
+    lambda: nn.Conv2d(3, 4, 3, padding="same"),
+    lambda: nn.Conv2d(3, 4, (2, 4), padding="same"),                  # even kernels: asymmetric padding
+    lambda: nn.Conv2d(3, 4, 3, padding="same", dilation=2),
+    lambda: nn.Conv2d(3, 4, 3, padding="valid"),
+    lambda: nn.Conv2d(3, 4, 3, padding=(1, 2), padding_mode="reflect"),
+    lambda: nn.Conv2d(3, 4, 3, padding=1, padding_mode="replicate"),
+    lambda: nn.Conv2d(3, 4, 3, padding=(2, 1), padding_mode="circular", stride=2),
+    lambda: nn.Conv2d(3, 4, (3, 2), padding="same", padding_mode="reflect"),
+    lambda: nn.Conv1d(3, 4, 3, padding="same", padding_mode="circular"),
+    lambda: nn.Conv1d(3, 4, 4, padding=2, padding_mode="replicate", dilation=2),
+], ids=["same", "same-even", "same-dilated", "valid", "reflect", "replicate", "circular-strided",
+        "same-reflect-even", "1d-same-circular", "1d-replicate-dilated"])
+def test_every_padding_mode_reads_as_the_digital_conv(conv):
+    """The walk's im2col pads as the conv does (zeros, 'same' with even kernels and dilation, 'valid',
+    reflect / replicate / circular): through an exact ADC the crossbar's output is the quantized
+    model's own."""
+    torch.manual_seed(0)
+    c = conv()
+    two_d = isinstance(c, nn.Conv2d)
+    model = quantize_model(nn.Sequential(c, nn.ReLU()), w_bits=6, a_bits=5)
+    x = torch.randn(2, 3, 7, 6) if two_d else torch.randn(2, 3, 9)
+    model(x)
+    model.eval()
+    with torch.no_grad():
+        ref = model(x)
+    out = crossbar_forward(model, x, CrossbarConfig.preset("bitline", mapping="differential", adc_bits=12, rows=64))
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
