@@ -399,3 +399,49 @@ def test_every_padding_mode_reads_as_the_digital_conv(conv):
     out = crossbar_forward(model, x, CrossbarConfig.preset("bitline", mapping="differential", adc_bits=12, rows=64))
     assert out.shape == ref.shape
     np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_from_exported_rebuilds_each_layer_as_it_was():
+    """from_exported: every Linear / Conv1d / Conv2d call of an exported program becomes a module with the
+    call's stride, padding (numbers or 'same'), dilation, groups and bias or none, holding the same
+    parameters; the mapped module computes the program's output and its energy is the float model's,
+    layer for layer."""
+    from hamqcore.energy import estimate_energy
+    from hamqcore.layers import from_exported
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(4, 8, 3, stride=2, padding=2, dilation=2, groups=2, bias=False)
+            self.b = nn.Conv2d(8, 8, (1, 3), padding="same", groups=8)
+            self.c = nn.Conv1d(8, 6, 3, padding=1, bias=False)
+            self.d = nn.Linear(6, 5, bias=False)
+            self.e = nn.Linear(5, 3)
+
+        def forward(self, x):
+            y = torch.relu(self.b(torch.relu(self.a(x))))          # (N, 8, 4, 4)
+            y = torch.relu(self.c(y.flatten(2)))                    # (N, 6, 16)
+            return self.e(torch.relu(self.d(y.transpose(1, 2))))    # (N, 16, 3)
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    x = torch.randn(2, 4, 8, 8)
+    mapped = from_exported(torch.export.export(net, (x,)))
+    for name in "abcde":
+        want, got = getattr(net, name), mapped.get_submodule(name)
+        assert type(got) is type(want), name
+        assert torch.equal(got.weight, want.weight) and (got.bias is None) == (want.bias is None), name
+        if want.bias is not None:
+            assert torch.equal(got.bias, want.bias)
+        if isinstance(want, (nn.Conv1d, nn.Conv2d)):
+            for f in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"):
+                assert getattr(got, f) == getattr(want, f), (name, f)
+        else:
+            assert (got.in_features, got.out_features) == (want.in_features, want.out_features)
+    with torch.no_grad():
+        torch.testing.assert_close(mapped(x), net(x), rtol=1e-5, atol=1e-6)
+    got, want = estimate_energy(mapped, x), estimate_energy(net, x)
+    assert [r.name for r in got.layers] == [r.name for r in want.layers] == list("abcde")
+    for r, w in zip(got.layers, want.layers):
+        assert r.energy == pytest.approx(w.energy, rel=1e-9) and r.shape == w.shape and r.vectors == w.vectors
+    assert mapped.eval() is mapped and not mapped.training        # eval() as nn.Module has it: itself
