@@ -514,3 +514,12 @@ def test_crossbar_priced_penalty_is_the_definition_with_its_prices():
         want += reg.coef[name] * values.sum()
     assert float(reg.penalty(1.0).detach()) == pytest.approx(want, rel=1e-5)
     assert float(reg().detach()) == pytest.approx(want, rel=1e-5)
+
+
+def test_max_step_of_zero_rows_and_scalars():
+    """ops.max_step (the torch path's grid, as the fused kernel's): max|w| / (2^(b-1) - 1) per row, 1 for
+    an all-zero row (no division by zero), a 0-d weight as one row."""
+    w = torch.tensor([[0.0, 0.0, 0.0], [0.5, -1.27, 0.2], [-0.0, 0.0, 1e-30]])
+    assert torch.equal(ops.max_step(w, 8), torch.tensor([1.0, 1.27 / 127, 1e-30 / 127]))
+    assert torch.equal(ops.max_step(torch.tensor(-3.0), 3), torch.tensor([1.0]))
+    assert torch.equal(ops.max_step(torch.zeros(2, 2, 3), 4), torch.ones(2))
