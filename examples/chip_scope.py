@@ -34,7 +34,8 @@ def primary(protocol=PROTOCOL) -> CrossbarConfig:
 
 def measure(demo_out, task: str = "resnet18", seed: str = "0", log=print):
     """{model: (subarray-scope J, chip-scope J, its report's floorplan)} per inference for every model of
-    one seed, and the chosen points' results.json test energies {model: J} (to check the first)."""
+    one seed, the chosen points' results.json test energies {model: J} (to check the first), and how many
+    test inputs the energies are measured on (the run's protocol)."""
     demo_out = Path(demo_out)
     results = json.loads((demo_out / "results.json").read_text())
     protocol = results["protocol"]            # the run's own: its primary accounting and energy inputs
@@ -52,7 +53,7 @@ def measure(demo_out, task: str = "resnet18", seed: str = "0", log=print):
         chip = estimate_energy(model, x, config, scope="chip")
         table[name] = (sub.total_energy, chip.total_energy, chip.floorplan)
         log(f"{name}: {sub.total_energy * 1e9:.1f} nJ subarray, {chip.total_energy * 1e9:.1f} nJ chip")
-    return table, chosen
+    return table, chosen, protocol["energy_inputs"]
 
 
 def main(argv=None) -> int:
@@ -61,11 +62,10 @@ def main(argv=None) -> int:
     ap.add_argument("--task", default="resnet18")
     ap.add_argument("--seed", default="0")
     args = ap.parse_args(argv)
-    table, chosen = measure(args.demo_out, args.task, args.seed, log=lambda s: None)
+    table, chosen, inputs = measure(args.demo_out, args.task, args.seed, log=lambda s: None)
     for name, want in chosen.items():     # the subarray scope is the study's own number
         assert table[name][0] == want, (name, table[name][0], want)
     base_sub, base_chip, plan = table["baseline"]
-    inputs = json.loads((Path(args.demo_out) / "results.json").read_text())["protocol"]["energy_inputs"]
     print(f"\n{args.task}, seed {args.seed}: energy per inference on the first {inputs} test "
           f"inputs, primary accounting and configuration; chip: NeuroSim's {plan.tile}x{plan.tile} tiles of "
           f"{plan.pe}x{plan.pe} PEs, {plan.tile_grid[0]}x{plan.tile_grid[1]} tiles. * = a chosen point "

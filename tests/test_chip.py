@@ -91,7 +91,7 @@ RANDOM_FLOORPLANS = json.loads((NS / "floorplans.json").read_text())["networks"]
 
 def test_floorplan_of_random_networks_matches_neurosim():
     """NeuroSim's floorplanner on 400 seeded random networks (floorplans.py: 1-8 layers of 1-4608 rows and
-    1-1024 outputs, 1-8 columns per weight, 1-, 2- and 4-bit cells; read out of its program): the tile
+    1-2048 outputs, 1-8 columns per weight, 1-, 2- and 4-bit cells; read out of its program): the tile
     and PE sizes, every layer's tiles and speed-up, the tile grid and the global bus, exactly. Where
     NeuroSim's all-conventional floorplanner stops (no layer wider than 256 columns), hamqcore takes its
     smallest tile (documented in hamqcore.chip)."""

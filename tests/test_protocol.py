@@ -99,8 +99,9 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
     spec = importlib.util.spec_from_file_location("chip_scope", ROOT / "examples" / "chip_scope.py")
     chip_example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(chip_example)
-    scopes, chosen = chip_example.measure(tmp_path / "a", "ds_cnn", "0", log=lambda _: None)
+    scopes, chosen, inputs = chip_example.measure(tmp_path / "a", "ds_cnn", "0", log=lambda _: None)
     assert "baseline" in scopes and all(scopes[name][0] == want for name, want in chosen.items())
+    assert inputs == json.loads((tmp_path / "a" / "results.json").read_text())["protocol"]["energy_inputs"]
     extra = {round(c - s_, 18) for name, (s_, c, _) in scopes.items() if not name.startswith("bits")}
     assert len(extra) == 1 and extra.pop() > 0
 
