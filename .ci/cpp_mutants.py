@@ -171,6 +171,16 @@ MUTANTS = [
     # the ladder's parity test (a boundary reads the even level)
     ("cpp/include/hamqcore/crossbar.hpp", "const bool odd = std::floor(half) != half;",
      "const bool odd = std::floor(half) == half;", XBAR_TESTS + ["tests/test_readout.py"]),
+    # NeuroSim V1.4's SRAM subarray (neurosim14.cpp): its integer divisions, the reference ladder's
+    # inner columns, the idle column, the mux's per-pulse charge
+    ("cpp/src/neurosim14.cpp", "double((digits - 1) * (mux / digits))", "double(digits - 1) * mux / digits", XBAR_TESTS),
+    ("cpp/src/neurosim14.cpp", "for (int i = 1; i < kLevels - 2; ++i)", "for (int i = 1; i < kLevels - 1; ++i)", XBAR_TESTS),
+    ("cpp/src/neurosim14.cpp", "s.switching = kCapCol * 2 * (0 + 1 / kDumColShared)",
+     "s.switching = kCapCol * 2 * (1.0 / (kLevels - 1) + 1 / kDumColShared)", XBAR_TESTS),
+    ("cpp/src/neurosim14.cpp", "if (std::isinf(r)) return 1e-6;", "if (std::isinf(r)) return 1e-6 * (kLevels - 1);",
+     XBAR_TESTS),
+    ("cpp/src/neurosim14.cpp", "p.mux = mux_e + dec * mux * kEpsilon;", "p.mux = (mux_e + dec * mux * kEpsilon) / pulses;",
+     XBAR_TESTS),
 ]
 
 

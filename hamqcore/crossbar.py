@@ -13,6 +13,14 @@ sources; README "Crossbar model" has the same with a table of constants). A conf
   ``roadmap="hp"``, ``adc="sar"``, ``mapping``, ``cell_bits``, ``reference_column``, ``v_read``,
   ``r_wire_row`` / ``r_wire_col``; NeuroSim sizes its periphery from the geometry and the device, so
   those stay at its defaults.
+* ``"neurosim-1.4"``: DNN+NeuroSim V1.4's subarray read energy at *its* defaults, exactly as its
+  ``SubArray::CalculatePower`` computes it: SRAM cells (1 bit), conventionalParallel, 22 nm LSTP,
+  128 x 128, 5-bit multilevel current-mode sense amp shared by 8 columns with its reference columns
+  (V1.4's sense-amp power and latency fits), offset mapping. V1.4 gives every driven SRAM row the same
+  conductance whatever bit it stores, so no energy term depends on the weights (HW cannot lower it).
+  Components ``adc``, ``array``, ``switch_matrix``, ``mux`` and ``shift_add`` (V1.4 charges no
+  encoder energy). Only its defaults are reproduced: no overrides of the device, geometry, mapping or
+  HW-aware periphery (the functional options apply).
 * ``"mnsim-2.0"``: MNSIM-2.0's default ``SimConfig.ini`` with its crossbar (V^2 G t) and ADC
   (a fixed energy per conversion) models: components ``cell`` and ``adc``.
 * ``"bitline"``: the driven cells alone (V^2 G t over the read pulse), the quantity the HamQ argument
@@ -44,6 +52,7 @@ ENERGY_COMPONENTS = tuple(_core.ENERGY_COMPONENTS)
 MODEL_COMPONENTS = {
     "neurosim-1.3": ("adc", "array", "encoder", "switch_matrix", "mux", "shift_add", "reference", "config", "mask",
                      "subtract", "complement", "gain", "select"),
+    "neurosim-1.4": ("adc", "array", "switch_matrix", "mux", "shift_add", "gain", "select"),
     "mnsim-2.0": ("cell", "adc"),
     "bitline": ("cell",),
 }
@@ -228,8 +237,8 @@ class CrossbarConfig:
 
     @staticmethod
     def preset(name: str, **overrides) -> "CrossbarConfig":
-        """The configuration of an accounting model (``"neurosim-1.3"``, ``"mnsim-2.0"``,
-        ``"bitline"``) with fields overridden."""
+        """The configuration of an accounting model (``"neurosim-1.3"``, ``"neurosim-1.4"``,
+        ``"mnsim-2.0"``, ``"bitline"``) with fields overridden."""
         if name not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}, got {name!r}")
         fields = {f.name for f in dataclasses.fields(CrossbarConfig)}

@@ -7,6 +7,7 @@ Every crossbar mapping stores one code bit per cell bit, in the penalty encoding
 """
 from __future__ import annotations
 
+import warnings
 from typing import Dict, Optional
 
 import numpy as np
@@ -51,7 +52,8 @@ def bit_prices(model: nn.Module, inputs, config: CrossbarConfig, w_bits: int = 8
     added by setting it in every ``probe_every``-th weight, per cell set (the price of reopening the
     position). Bits a mapping never stores (the differential code's sign position) cost 0. Each price
     is >= 0 (an ablation that saves nothing prices 0). Energies are per inference; a module called
-    several times sums its calls. Layers are quantized as in :func:`estimate_energy`."""
+    several times sums its calls. Layers are quantized as in :func:`estimate_energy`. Warns when every
+    price is 0 (an accounting whose energy does not see the stored bits, as ``"neurosim-1.4"``'s SRAM)."""
     check_config(config)
     probe_every = check_int("probe_every", probe_every, 1)
     batch = int(check_batch("inputs", inputs).shape[0])
@@ -84,6 +86,11 @@ def bit_prices(model: nn.Module, inputs, config: CrossbarConfig, w_bits: int = 8
             changed = energy([m.reshape(w.shape).astype(w.dtype) for m, w in zip(split, w_groups)])
             price[p] = max(0.0, sign * (base - changed) / count / batch)
         prices[name] = prices.get(name, 0.0) + price
+    if prices and not any(np.any(p > 0) for p in prices.values()):
+        warnings.warn(f"every bit price is 0 under model {config.model!r}: its energy does not depend on the stored "
+                      "bits here, so a penalty or rounding priced with it has nothing to lower"
+                      + (" (NeuroSim V1.4 charges an SRAM read by its driven rows alone)"
+                         if config.model == "neurosim-1.4" else ""), stacklevel=2)
     return prices
 
 

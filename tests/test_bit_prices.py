@@ -47,6 +47,21 @@ def test_bitline_prices_are_hand_computable():
     np.testing.assert_allclose(two[[0, 2, 4, 6]], expect / 3, rtol=1e-9)
 
 
+def test_neurosim14_prices_nothing_and_says_so():
+    """NeuroSim V1.4's SRAM energy does not see the stored bits: every price is exactly 0, with a
+    warning; an accounting that does see them prices without one."""
+    rng = np.random.default_rng(2)
+    layer, x = _linear(_q(rng, (6, 20))), torch.rand(3, 20)
+    with pytest.warns(UserWarning, match=r"every bit price is 0 under model 'neurosim-1\.4'.*NeuroSim V1\.4 charges "
+                                         r"an SRAM read by its driven rows alone"):
+        prices = bit_prices(layer, x, CrossbarConfig.preset("neurosim-1.4"))
+    assert not np.any(prices[""])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.all(bit_prices(layer, x, CrossbarConfig.preset("neurosim-1.3", mapping="offset"))[""] > 0)
+
+
 def test_an_empty_bit_is_priced_by_a_probe_and_repeated_calls_add():
     rng = np.random.default_rng(1)
     q = _q(rng, (4, 16), hi=15)              # bits 4..6 are 0 except in the 127 column

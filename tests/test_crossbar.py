@@ -59,6 +59,90 @@ def test_numpy_reference_reproduces_neurosim_exactly():
         assert r["energy"]["adc"] == pytest.approx(g["mlsa"], rel=1e-12, abs=0)
 
 
+NS14 = ref.REF / "neurosim-1.4"
+GOLDEN14 = json.loads((NS14 / "golden.json").read_text())
+LAYERS14 = np.load(NS14 / "layers.npz")
+BITS14 = {"w8a8": (8, 8), "w6a4": (6, 4), "w3a1": (3, 1)}
+
+
+def _layer14(variant, layer):
+    if variant == "w8a8":   # neurosim-1.3's 8-bit traces, read by V1.4 as they are
+        return LAYERS[f"{layer}_w"], LAYERS[f"{layer}_x"]
+    return LAYERS14[f"{variant}_{layer}_w"], LAYERS14[f"{variant}_{layer}_x"]
+
+
+@pytest.mark.parametrize("variant", list(BITS14))
+@pytest.mark.parametrize("layer", ["dense", "lowhw", "zero"])
+def test_neurosim14_subarray_energy_matches_neurosim14(variant, layer):
+    """NeuroSim V1.4 at its defaults (SRAM): every component of the subarray read energy as its own
+    program computed them for the same traces (tests/reference_data/neurosim-1.4), its printed "ADC"
+    line (array + sense amps) and the reads and columns it converted; 8-, 6- and 3-bit weights (its
+    shift-adders' integer division) and 8-, 4- and 1-bit inputs (1: no input shift-adder)."""
+    w_bits, a_bits = BITS14[variant]
+    g = GOLDEN14["variants"][variant]["subarray_j"][layer]
+    w, x = _layer14(variant, layer)
+    r = simulate_layer(w, x, PRESETS["neurosim-1.4"], w_bits, a_bits)
+    e = r.energy
+    assert set(e) == set(MODEL_COMPONENTS["neurosim-1.4"])
+    assert r.subarray_reads == g["subarray_reads"] and r.conversions == g["columns"]
+    assert r.driven_rows * r.col_tiles == g["driven_rows"]
+    for comp, theirs in (("adc", g["mlsa"]), ("array", g["array"]), ("switch_matrix", g["switch_matrix"]),
+                         ("mux", g["mux"] + g["mux_decoder"]),
+                         ("shift_add", g["shift_add_weight"] + g["shift_add_input"])):
+        assert e[comp] == pytest.approx(theirs, rel=1e-12, abs=1e-30), comp
+    assert g["encoder"] == g["sar"] == g["adder"] == g["dff"] == 0.0   # V1.4 charges no encoder energy
+    assert e["gain"] == e["select"] == 0.0
+    assert r.total_energy == pytest.approx(g["total"], rel=1e-12, abs=0)
+    printed = GOLDEN14["variants"][variant]["printed"][layer]
+    assert (e["adc"] + e["array"]) * 1e12 == pytest.approx(printed["adc_pj"], rel=5e-6, abs=0)  # 6 digits
+
+
+def test_neurosim14_energy_does_not_see_the_stored_bits():
+    """V1.4 gives a driven SRAM row the same conductance whatever bit it stores (ProcessingUnit.cpp
+    GetColumnResistance): its program's energies of the dense, low-HW and all-zero layers are equal,
+    and so are hamqcore's, bit for bit, for any weights."""
+    for variant, (w_bits, a_bits) in BITS14.items():
+        gold = [GOLDEN14["variants"][variant]["subarray_j"][layer]["total"] for layer in ("dense", "lowhw", "zero")]
+        assert gold[0] == gold[1] == gold[2]
+        x = _layer14(variant, "dense")[1]
+        rng = np.random.default_rng(5)
+        energies = {simulate_layer(w, x, PRESETS["neurosim-1.4"], w_bits, a_bits).total_energy
+                    for w in [_layer14(variant, layer)[0] for layer in ("dense", "lowhw", "zero")]
+                    + [rng.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), size=(40, 200))]}
+        assert len(energies) == 1
+
+
+def test_numpy_reference_reproduces_neurosim14_exactly():
+    for variant, (w_bits, a_bits) in BITS14.items():
+        g = GOLDEN14["variants"][variant]["subarray_j"]["dense"]
+        w, x = _layer14(variant, "dense")
+        r = ref.simulate(w, x, PRESETS["neurosim-1.4"], w_bits, a_bits, False)
+        assert sum(r["energy"].values()) == pytest.approx(g["total"], rel=1e-12, abs=0)
+        assert r["energy"]["adc"] == pytest.approx(g["mlsa"], rel=1e-12, abs=0)
+
+
+def test_neurosim14_sense_amp_by_hand():
+    """A column's sense amp in a read driving 7 rows minus one driving none, per conversion: (P(R) -
+    1 uW) LatencyCol, P(R) = 31 (-1.63133e-7 ln(R 0.5 / 0.55) + 2.1687e-6) for R = (resCellAccess +
+    wireResistanceCol) / 7 (MultilevelSenseAmp.cpp GetColumnPower, LSTP 22 nm), LatencyCol the
+    ladder's slowest reference Rref[30] = 32 resCellAccess / (2 * 128) (Initialize) through
+    ColumnLatency_Table: 8.02517e-15 R + 8.51803e-10 s."""
+    c = GOLDEN14["variants"]["w8a8"]["constants"]["array"]
+    w = np.zeros((2, 10), np.int64)
+    x0, x7 = np.zeros((1, 10), np.int64), np.zeros((1, 10), np.int64)
+    x7[0, :7] = 1
+    cfg = PRESETS["neurosim-1.4"]
+    e0 = simulate_layer(w, x0, cfg, 8, 1).energy["adc"]
+    e7 = simulate_layer(w, x7, cfg, 8, 1).energy["adc"]
+    R = (c["resCellAccess"] + c["wireResistanceCol"]) / 7
+    P = 31 * (-1.63133e-7 * math.log(R * 0.5 / 0.55) + 2.1687e-6)
+    rref_top = 1 / (128 / c["resCellAccess"] * (1 - 30 / 32))
+    assert rref_top == pytest.approx(GOLDEN14["variants"]["w8a8"]["constants"]["rref"][30], rel=1e-13)
+    latency = 8.02517e-15 * rref_top + 8.51803e-10
+    assert (e7 - e0) / 16 == pytest.approx((P - 1e-6) * latency, rel=1e-9)   # 2 weights x 8 one-bit cells
+    assert PRESETS["neurosim-1.4"].g_on == pytest.approx(1 / (c["resCellAccess"] + c["wireResistanceCol"]), rel=1e-15)
+
+
 def test_mnsim_matches_mnsim():
     """MNSIM-2.0's own crossbar read energy (Simulation_Level 1) and ADC energy on the same layers
     (tests/reference_data/mnsim-2.0/run_mnsim.py)."""
@@ -188,7 +272,11 @@ def _configs():
         "rows": st.sampled_from([5, 64, 130]), "cols": st.sampled_from([9, 32, 128]),
         "cell_bits": st.sampled_from([1, 2, 4]), "mapping": st.sampled_from(["offset", "differential"]),
         "r_access": st.sampled_from([0.0, 500.0]), "r_wire_col": st.sampled_from([0.0, 30.0])}))
-    return st.one_of(ns, mn, bl)
+    ns14 = st.builds(lambda ov: _preset("neurosim-1.4", ov), st.fixed_dictionaries({}, optional={
+        "adc_full_scale": st.sampled_from([0, 31, 100]), "column_order": st.sampled_from(["weight", "digit"]),
+        "adc_reference": st.sampled_from(["full_scale", "calibrated"]), "readout": st.sampled_from(["digits",
+                                                                                                   "conductance"])}))
+    return st.one_of(ns, mn, bl, ns14)
 
 
 # the cells' variation, faults and retention drift (g_variation, stuck_on, stuck_off, then retention_t,
@@ -237,10 +325,17 @@ def _drawn(cfg, faults, w_bits, out, k):
 # ... and drifted reference columns shared by two column tiles, on the floor
 @example(cfg=CrossbarConfig.preset("bitline", cols=9, cell_bits=2, column_order="digit"), w_bits=4, a_bits=3,
          signed=False, out=6, k=40, n=3, ref_col=True, floor=True, seed=1, faults=(0.0, 0.0, 0.0, (1e4, 0.05, None)))
+# NeuroSim V1.4's SRAM: calibrated references (their ladder select) read through conductances (their
+# gain) on digit-major columns, with faulty cells; and its plain preset over two row tiles, 1-bit inputs
+@example(cfg=CrossbarConfig.preset("neurosim-1.4", adc_reference="calibrated", readout="conductance",
+                                   column_order="digit", adc_full_scale=31), w_bits=6, a_bits=4, signed=True, out=6,
+         k=150, n=3, ref_col=False, floor=False, seed=4, faults=(0.2, 0.05, 0.1))
+@example(cfg=CrossbarConfig.preset("neurosim-1.4"), w_bits=3, a_bits=1, signed=False, out=5, k=200, n=3,
+         ref_col=True, floor=True, seed=5, faults=None)
 def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col, floor, seed, faults):
     import dataclasses
 
-    if ref_col and cfg.mapping == "offset" and cfg.cols > -(-w_bits // cfg.cell_bits):
+    if ref_col and cfg.mapping == "offset" and cfg.cols > -(-w_bits // cfg.cell_bits) and cfg.model != "neurosim-1.4":
         cfg = dataclasses.replace(cfg, reference_column=True)
     cfg, draws = _drawn(cfg, faults, w_bits, out, k)
     rng = np.random.default_rng(seed)
@@ -441,7 +536,8 @@ def test_fewer_on_cells_mean_less_cell_and_sense_energy():
     (dict(model="bitline", adc="ideal", roadmap="hp"), "roadmap applies to model 'neurosim-1.3' only"),
     (dict(mapping="differential", reference_column=True), "reference_column applies to mapping 'offset' only"),
     (dict(mapping="bipolar"), "mapping must be one of 'offset', 'differential', 'twos_complement', got 'bipolar'"),
-    (dict(model="neurosim-2"), "model must be one of 'neurosim-1.3', 'mnsim-2.0', 'bitline', got 'neurosim-2'"),
+    (dict(model="neurosim-2"), "model must be one of 'neurosim-1.3', 'mnsim-2.0', 'bitline', 'neurosim-1.4', got "
+                               "'neurosim-2'"),
     (dict(adc="flash"), "adc must be one of 'ideal', 'multilevel', 'sar', 'fixed', got 'flash'"),
     (dict(roadmap="lstp"), "roadmap must be one of 'lp', 'hp', got 'lstp'"),
     (dict(mapping="differential", complement=True), "complement applies to mappings 'offset' and 'twos_complement'"),
@@ -457,12 +553,40 @@ def test_config_errors(kwargs, msg):
         CrossbarConfig(**kwargs)
 
 
+@pytest.mark.parametrize("overrides, msg", [
+    (dict(cell_bits=2), r"cell_bits=2 is not available in model 'neurosim-1\.4': NeuroSim V1\.4's SRAM subarray is "
+                        r"reproduced at its defaults \(cell_bits=1\)"),
+    (dict(v_read=0.5), r"v_read=0\.5 is not available in model 'neurosim-1\.4'.*\(v_read=0\.55\)"),
+    (dict(rows=256), r"rows=256 is not available in model 'neurosim-1\.4'"),
+    (dict(g_off=1e-7), r"g_off=1e-07 is not available in model 'neurosim-1\.4'.*\(g_off=0\)"),
+    (dict(r_wire_col=10.0), r"r_wire_col=10 is not available in model 'neurosim-1\.4'"),
+    (dict(adc="sar"), r"model 'neurosim-1\.4' converts with NeuroSim V1\.4's default multilevel sense amp"),
+    (dict(roadmap="hp"), r"roadmap applies to model 'neurosim-1\.3' only \(model 'neurosim-1\.4' is reproduced at its "
+                         r"default LSTP roadmap\)"),
+    (dict(mapping="differential"), r"model 'neurosim-1\.4' stores NeuroSim's offset code: mapping must be 'offset'"),
+    (dict(reference_column=True), r"mapping must be 'offset' without reference_column"),
+    (dict(skip_empty=True), r"skip_empty is not available in model 'neurosim-1\.4': the HW-aware periphery is priced "
+                            r"with NeuroSim V1\.3's circuits"),
+    (dict(adc_bits="auto"), r"adc_resolution='per_column' is not available in model 'neurosim-1\.4'"),
+    (dict(complement=True), r"complement is not available in model 'neurosim-1\.4'"),
+    (dict(rows_per_conversion=64), r"rows_per_conversion is not available in model 'neurosim-1\.4'"),
+    (dict(e_adc=1e-12), r"e_adc applies to adc='fixed' \(model 'mnsim-2\.0'\), not to model 'neurosim-1\.4'"),
+])
+def test_neurosim14_refuses_what_it_does_not_reproduce(overrides, msg):
+    with pytest.raises(ValueError, match=msg):
+        CrossbarConfig.preset("neurosim-1.4", **overrides)
+    # what it does take: its own rows_per_conversion, the column order, the functional options
+    for ok in (dict(rows_per_conversion=128), dict(column_order="digit"), dict(readout="conductance"),
+               dict(adc_reference="calibrated", adc_full_scale=31)):
+        assert CrossbarConfig.preset("neurosim-1.4", **ok).model == "neurosim-1.4"
+
+
 def test_preset_and_layer_errors():
     with pytest.raises(TypeError, match="rows must be an integer, got 12.5"):
         CrossbarConfig(rows=12.5)
     with pytest.raises(TypeError, match="reference_column must be True or False"):
         CrossbarConfig(reference_column="yes")
-    with pytest.raises(ValueError, match="preset must be one of 'neurosim-1.3', 'mnsim-2.0', 'bitline'"):
+    with pytest.raises(ValueError, match="preset must be one of 'neurosim-1.3', 'mnsim-2.0', 'bitline', 'neurosim-1.4'"):
         CrossbarConfig.preset("neurosim-rram-22nm")
     with pytest.raises(ValueError, match=r"unknown CrossbarConfig field\(s\) \['row'\]"):
         CrossbarConfig.preset("bitline", row=3)

@@ -105,6 +105,25 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
     extra = {round(c - s_, 18) for name, (s_, c, _) in scopes.items() if not name.startswith("bits")}
     assert len(extra) == 1 and extra.pop() > 0
 
+    # the NeuroSim V1.4 example (README "neurosim-1.4") on this run: every model under both presets; V1.4's
+    # energy of a model does not change with its weights (the floor, every cell at its lowest, costs the same)
+    spec = importlib.util.spec_from_file_location("neurosim14", ROOT / "examples" / "neurosim14.py")
+    ns14 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ns14)
+    table14, inputs14 = ns14.measure(tmp_path / "a", "ds_cnn", "0", log=lambda _: None)
+    assert set(table14) == set(scopes) and inputs14 == inputs
+    assert all(e > 0 and 0 < on < 1 for row in table14.values() for e, on in row.values())
+    import torch
+
+    from hamqcore.crossbar import PRESETS
+    from hamqcore.energy import estimate_energy
+    from hamqcore.study.train import load_checkpoint
+    model, cfg, _ = load_checkpoint(tmp_path / "a" / "ds_cnn" / "seed0" / "baseline" / "checkpoint.pt")
+    from hamqcore.study.data import load as load_data
+    x = torch.from_numpy(np.ascontiguousarray(load_data(cfg.data, quick=cfg.quick_data).test.x[:inputs]))
+    assert estimate_energy(model, x, PRESETS["neurosim-1.4"], floor=True).total_energy == table14["baseline"][
+        "neurosim-1.4"][0]
+
     # again with the test labels shuffled: every choice is the same (made without the test split) and
     # every validation number reproduces (the seed fixes the run)
     from hamqcore.study import data as data_mod

@@ -7,6 +7,9 @@ are transcribed from
   MultilevelSenseAmp.cpp / SarADC.cpp GetColumnPower, SubArray.cpp CalculatePower in the
   conventionalParallel branch and the circuits it calls), with the circuits' capacitances as
   NeuroSim's own program computed them (reference_data/neurosim-1.3/golden.json, "caps");
+* DNN+NeuroSim V1.4 at its defaults (SRAM: the same files' V1.4 versions), with its program's own
+  capacitances, resistances and reference ladder (reference_data/neurosim-1.4/golden.json,
+  "constants");
 * MNSIM-2.0 (Hardware_Model/Crossbar.py calculate_xbar_read_power / _latency, ADC.py).
 
 tests/test_crossbar.py checks this reference against the programs' own numbers, then hamqcore
@@ -23,6 +26,7 @@ from hamqcore.crossbar import LADDER_TIE
 REF = Path(__file__).resolve().parent / "reference_data"
 _CAPS = json.loads((REF / "neurosim-1.3" / "golden.json").read_text())["variants"]
 CAPS = {"lp": _CAPS["default"]["caps"], "hp": _CAPS["hp"]["caps"]}
+C14 = json.loads((REF / "neurosim-1.4" / "golden.json").read_text())["variants"]["w8a8"]["constants"]
 
 
 def digits_per_weight(mapping, w_bits, cb):
@@ -103,7 +107,8 @@ def cell_conductance(cfg, digits, n_used, pos):
     G = cfg.g_off + digits / dmax * (cfg.g_on - cfg.g_off)
     i = np.arange(digits.shape[0])[:, None]
     j = np.asarray(pos)[None, :]
-    r = 1 / G + cfg.r_access + (j + 1) * cfg.r_wire_row + (n_used - i) * cfg.r_wire_col
+    with np.errstate(divide="ignore"):   # an OFF SRAM cell (neurosim-1.4): G = 0, no current
+        r = 1 / G + cfg.r_access + (j + 1) * cfg.r_wire_row + (n_used - i) * cfg.r_wire_col
     return 1 / r
 
 
@@ -180,6 +185,78 @@ def neurosim_subarray_read(cfg, nd, D, P):
         sa += _adder(a, vdd, lb + D, units, nr) + _dff(f, vdd, nr, (lb + D + P) * units, (lb + D + P) * units, 0.5)
     out["shift_add"] = sa
     return out
+
+
+# --- NeuroSim V1.4 SRAM subarray (SubArray.cpp CalculatePower, SRAM conventionalParallel) -----------
+
+def neurosim14_subarray_read(nd, D, P):
+    """Energy of one V1.4 subarray read except the sense amps, by component (J)."""
+    c = C14
+    vdd, vr = c["tech"]["vdd"], c["tech"]["readVoltage"]
+    rows, cpa = int(c["array"]["numRow"]), int(c["array"]["numColMuxed"])
+    out = {"array": c["array"]["capRow1"] * vdd ** 2 * nd * cpa}
+    s = c["switch"]
+    out["switch_matrix"] = ((s["capTgDrain"] * 3 * vr ** 2 + (s["capTgGateN"] + s["capTgGateP"]) * vdd ** 2) * nd * cpa
+                            + _dff(c["swdff"], vdd, cpa, rows, rows))
+    m, d = c["mux"], c["decoder"]
+    mux = (m["capTgGateN"] * m["numInput"] * vdd ** 2 + m["capTgDrain"] * 2 * m["numInput"] * vr ** 2) * cpa
+    nA, nN, nO = int(d["numAddrRow"]), int(d["numNand"]), int(d["numNor"])
+    dec = (d["capInvInput"] + d["capNandInput"] * 2) * (nA // 2) * 2
+    dec += (d["capInvInput"] + d["capNorInput"] * nO / 2) * (nA - (nA // 2) * 2)
+    dec += (d["capNandOutput"] + d["capNorInput"] * nO / 4) * nN / 4
+    dec += d["capNorOutput"] + d["capNandInput"]
+    dec += (d["capNandOutput"] + d["capDriverInvInput"]) + (d["capDriverInvOutput"] + d["capDriverInvInput"])
+    dec += d["capDriverInvOutput"]
+    out["mux"] = mux + dec * vdd ** 2 * cpa * 0.05
+    units, lb, sa, a, f = int(c["saw"]["numAdder"]), 5, 0.0, c["saw"], c["sawdff"]
+    if D > 1:     # shiftAddWeight.CalculatePower((D - 1) * ceil(numColMuxed / D)), C++ integer division
+        nr = (D - 1) * (cpa // D)
+        sa += _adder(a, vdd, lb, units, nr) + _dff(f, vdd, nr, (lb + D) * units, (lb + D) * units, 0.5)
+    if P > 1:     # shiftAddInput.CalculatePower(ceil(numColMuxed / D))
+        nr = cpa // D
+        sa += _adder(a, vdd, lb + D, units, nr) + _dff(f, vdd, nr, (lb + D + P) * units, (lb + D + P) * units, 0.5)
+    out["shift_add"] = sa
+    return out
+
+
+def _power14(R):
+    """MultilevelSenseAmp.cpp GetColumnPower, V1.4, current mode, LSTP 22 nm (W)."""
+    if math.isinf(R):
+        return 1e-6
+    R *= 0.5 / C14["tech"]["readVoltage"]
+    if R < 4832:
+        p = -2.85373E-11 * R + 9.16744E-07
+    elif R < 379269:
+        p = -1.63133E-07 * math.log(R) + 2.1687E-06
+    else:
+        p = -5.8712E-08 * math.log(R) + 8.64648E-07
+    return p * 31
+
+
+def _latency14(R):
+    """MultilevelSenseAmp.cpp ColumnLatency_Table, current mode, 22 nm (s)."""
+    lat = -1.32118E-10 * math.log(R) + 1.7552E-09 if R < 4832 else 8.02517E-15 * R + 8.51803E-10
+    if R > 12.7e3:
+        lat += 0.31e-9 / (0.1e6 - 12.7e3) * (R - 12.7e3) * (
+            (C14["array"]["columncap"] + C14["sense"]["gcN"] * (len(C14["rref"]) - 2) - 4.5e-15) / 4.5e-15)
+    return lat
+
+
+def neurosim14_conversion(nd):
+    """One column's V1.4 sense-amp energy in a read driving nd rows (MultilevelSenseAmp.cpp CalculatePower,
+    current mode): its reference ladder as the program built it (golden "rref")."""
+    c = C14
+    L, shared, vdd, vr = 32, c["sense"]["dumcolshared"], c["tech"]["vdd"], 0.55   # Vread: its 22 nm table
+    rref = c["rref"]
+    latency = max(_latency14(rref[-1]), _latency14(rref[1]))
+    refpower = sum(_power14(r) for r in rref[1:-1]) / shared
+    gN, gP, jN, jP = c["sense"]["gcN"], c["sense"]["gcP"], c["sense"]["jcN"], c["sense"]["jcP"]
+    peri = c["array"]["capRow1"] / 128 * vdd ** 2 * c["array"]["numRow"]     # reference_energy_peri
+    switching = (c["array"]["columncap"] * 2 * (0 + 1 / shared) / 2 * vr ** 2 + peri / shared
+                 + (gN * 2 + (jN + gN) / (L - 1) + (jN + gN) / shared) * vr ** 2 + (gP * 2 + gN) * vdd ** 2
+                 + (gP * 3 + gN * 3 + (jP + jN) * 3 + jP) * vdd ** 2 + (gP + gN) * vdd ** 2)
+    R = math.inf if nd == 0 else (c["array"]["resCellAccess"] + c["array"]["wireResistanceCol"]) / nd
+    return switching * (L - 1) + max((_power14(R) + refpower) * latency, 0.0)
 
 
 def _conversion_time(cfg, L):
@@ -337,13 +414,16 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False, draws=None):
                         skip, levels, fs = stat[gi]
                         if cycles[gi]:
                             cnt["reads"] += 1
-                            if cfg.model == "neurosim-1.3":
+                            if cfg.model in ("neurosim-1.3", "neurosim-1.4"):
                                 comps["select"] += switches[gi] * select_gate_energy(cfg)
                             cnt["cycles"] += cycles[gi]
                             cnt["skipped_cycles"] += m - cycles[gi]
                             if cfg.model == "neurosim-1.3":   # each term is proportional to the cycles run
                                 for key, v in neurosim_subarray_read(cfg, nd, D, a_bits).items():
                                     comps[key] += v * cycles[gi] / m
+                            elif cfg.model == "neurosim-1.4":
+                                for key, v in neurosim14_subarray_read(nd, D, a_bits).items():
+                                    comps[key] += v
                         else:
                             cnt["skipped_reads"] += 1
                         for c in range(block.shape[1]):
@@ -370,6 +450,8 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False, draws=None):
                                         and fs[c] > 2 ** cfg.adc_bits - 1):   # the column's own ladder
                                     comps["reference"] += own_ladder_energy(cfg, min(rpc, block.shape[0] - g0),
                                                                             fs[c], levels[c])
+                            elif cfg.model == "neurosim-1.4":    # the driven rows alone
+                                comps["adc"] += neurosim14_conversion(nd)
                             elif cfg.model == "mnsim-2.0":
                                 comps["cell"] += cfg.v_read ** 2 * gc * t_mnsim
                                 comps["adc"] += cfg.e_adc
@@ -377,6 +459,9 @@ def simulate(w, x, cfg, w_bits, a_bits, a_signed, floor=False, draws=None):
                                 comps["cell"] += cfg.v_read ** 2 * gc * cfg.t_read
     if cfg.model == "neurosim-1.3":
         comps.update(option_circuits(cfg, cnt, inverted_in_group, N, K, out, D, a_bits))
+    elif cfg.model == "neurosim-1.4" and cfg.gain_bits:     # V1.4's Adder.cpp with its own NAND2 caps
+        gb = cfg.gain_bits
+        comps["gain"] = _adder(C14["saw"], C14["tech"]["vdd"], cfg.adc_bits + gb, gb - 1, cnt["conversions"])
     if cfg.mapping == "offset":
         if cfg.reference_column:   # every array holds a copy of the reference: subtract one
             y -= (ref_total / max(1, col_tiles))[:, None]
@@ -423,6 +508,9 @@ def ladder_switches(cfg, skip, sums, bcoef, pos, D):
 
 def select_gate_energy(cfg):
     """Mux.cpp Mux::CalculatePower, one pass gate turning on: gate to VDD, two drains to V_read."""
+    if cfg.model == "neurosim-1.4":
+        m, vdd = C14["mux"], C14["tech"]["vdd"]
+        return m["capTgGateN"] * vdd ** 2 + m["capTgDrain"] * 2 * C14["tech"]["readVoltage"] ** 2
     caps = CAPS[cfg.roadmap]
     vdd, mux = caps["tech"]["vdd"], caps["mux"]
     return mux["capTgGateN"] * vdd ** 2 + mux["capTgDrain"] * 2 * cfg.v_read ** 2

@@ -7,7 +7,7 @@ namespace hamq::bind {
 
 namespace {
 
-const char* const kModels[] = {"neurosim-1.3", "mnsim-2.0", "bitline"};
+const char* const kModels[] = {"neurosim-1.3", "mnsim-2.0", "bitline", "neurosim-1.4"};
 const char* const kMappings[] = {"offset", "differential", "twos_complement"};
 const char* const kAdcs[] = {"ideal", "multilevel", "sar", "fixed"};
 const char* const kRoadmaps[] = {"lp", "hp"};

@@ -7,6 +7,7 @@
 
 #include "crossbar_stages.hpp"
 #include "neurosim13.hpp"
+#include "neurosim14.hpp"
 
 namespace hamq {
 
@@ -21,6 +22,7 @@ std::string fmt(double v) {  // %g: 1e-7 reads as 1e-07, not 0.000000
 const char* model_name(Model m) {
     switch (m) {
         case Model::NeuroSim13: return "neurosim-1.3";
+        case Model::NeuroSim14: return "neurosim-1.4";
         case Model::Mnsim20: return "mnsim-2.0";
         case Model::Bitline: default: return "bitline";
     }
@@ -61,6 +63,27 @@ CrossbarConfig preset_config(Model m) {
             c.adc = AdcKind::Multilevel;
             c.adc_bits = 5;
             c.cols_per_adc = neurosim13::kColsPerAdc;
+            break;
+        case Model::NeuroSim14:
+            // DNN+NeuroSim V1.4 Param.cpp defaults: SRAM cells (memcelltype 1, cellBit forced to 1),
+            // 128 x 128 subarrays, readVoltage 0.55 V at 22 nm, LSTP, multilevel current-mode sense amp
+            // with levelOutput 32 shared by numColMuxed 8 columns, the offset code. A cell storing 1
+            // conducts through its access transistor and the column wire (ProcessingUnit.cpp
+            // GetColumnResistance, SRAM: resCellAccess + wireResistanceCol), one storing 0 not at all;
+            // its energy model charges every driven row alike (neurosim14.hpp), so the wires are in
+            // g_on and no per-position resistance applies.
+            c.rows = neurosim14::kRows;
+            c.cols = neurosim14::kCols;
+            c.cell_bits = 1;
+            c.mapping = Mapping::Offset;
+            c.g_on = 1.0 / neurosim14::kCellResistance;
+            c.g_off = 0.0;
+            c.v_read = neurosim14::kReadVoltage;
+            c.t_read = 10e-9;  // readPulseWidth (not used by the conventionalParallel energy)
+            c.r_access = c.r_wire_row = c.r_wire_col = 0.0;
+            c.adc = AdcKind::Multilevel;
+            c.adc_bits = 5;
+            c.cols_per_adc = neurosim14::kColsPerAdc;
             break;
         case Model::Mnsim20:
             // MNSIM-2.0 SimConfig.ini (commit ca39ccb): Xbar_Size 256,256; Device_Level 2 (1 bit per
@@ -150,7 +173,8 @@ std::string validate(const CrossbarConfig& c) {
                "adc 'fixed' charges e_adc per conversion";
     const std::string model = std::string("model '") + model_name(c.model) + "'";
     if (c.model != Model::NeuroSim13 && c.roadmap != Roadmap::LP)
-        return "roadmap applies to model 'neurosim-1.3' only (" + model + " has no CMOS periphery roadmap)";
+        return "roadmap applies to model 'neurosim-1.3' only (" + model +
+               (c.model == Model::NeuroSim14 ? " is reproduced at its default LSTP roadmap)" : " has no CMOS periphery roadmap)");
     switch (c.model) {
         case Model::NeuroSim13: {
             if (c.adc != AdcKind::Multilevel && c.adc != AdcKind::Sar)
@@ -170,6 +194,38 @@ std::string validate(const CrossbarConfig& c) {
                            ": NeuroSim sizes its periphery for " + f.name + "=" + fmt(f.ref) +
                            " and hamqcore charges those energies; use model 'bitline' or 'mnsim-2.0' for other "
                            "devices and geometries";
+            if (c.e_adc != 0) return "e_adc applies to adc='fixed' (model 'mnsim-2.0'), not to " + model;
+            break;
+        }
+        case Model::NeuroSim14: {
+            if (c.adc != AdcKind::Multilevel)
+                return model + " converts with NeuroSim V1.4's default multilevel sense amp: adc must be 'multilevel'";
+            // its periphery is sized from its defaults (as under NeuroSim13), and its energy is
+            // reproduced for the SRAM cell, the offset code and full parallel reads only
+            const CrossbarConfig d = preset_config(Model::NeuroSim14);
+            const struct { const char* name; double v, ref; } fixed[] = {
+                {"rows", double(c.rows), double(d.rows)}, {"cols", double(c.cols), double(d.cols)},
+                {"cols_per_adc", double(c.cols_per_adc), double(d.cols_per_adc)},
+                {"adc_bits", double(c.adc_bits), double(d.adc_bits)},
+                {"cell_bits", double(c.cell_bits), double(d.cell_bits)}, {"g_on", c.g_on, d.g_on},
+                {"g_off", c.g_off, d.g_off}, {"v_read", c.v_read, d.v_read}, {"r_access", c.r_access, d.r_access},
+                {"r_wire_row", c.r_wire_row, d.r_wire_row}, {"r_wire_col", c.r_wire_col, d.r_wire_col}};
+            for (const auto& f : fixed)
+                if (std::fabs(f.v - f.ref) > 1e-12 * std::fabs(f.ref))
+                    return std::string(f.name) + "=" + fmt(f.v) + " is not available in " + model +
+                           ": NeuroSim V1.4's SRAM subarray is reproduced at its defaults (" + f.name + "=" +
+                           fmt(f.ref) + ")";
+            if (c.mapping != Mapping::Offset || c.reference_column)
+                return model + " stores NeuroSim's offset code: mapping must be 'offset' without reference_column";
+            const char* option = c.adc_resolution != AdcResolution::Fixed ? "adc_resolution='per_column'"
+                                 : c.skip_empty                            ? "skip_empty"
+                                 : c.complement                            ? "complement"
+                                 : (c.rows_per_conversion != 0 && c.rows_per_conversion != c.rows)
+                                     ? "rows_per_conversion"
+                                     : nullptr;
+            if (option)
+                return std::string(option) + " is not available in " + model +
+                       ": the HW-aware periphery is priced with NeuroSim V1.3's circuits (model 'neurosim-1.3')";
             if (c.e_adc != 0) return "e_adc applies to adc='fixed' (model 'mnsim-2.0'), not to " + model;
             break;
         }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "crossbar_stages.hpp"
+#include "neurosim14.hpp"
 
 namespace hamq::xbar {
 
@@ -62,6 +63,29 @@ double count_reads(const Plan& p, const Columns& cols, const Inputs& in, Crossba
         }
     for (int64_t tc = 0; tc < p.T; ++tc) r.driven_rows += in.driven_tc[size_t(tc)];
     return rows_driven;
+}
+
+// NeuroSim V1.4 (SRAM): a conversion's sense-amp energy depends on the driven rows n of its read alone
+// (neurosim14.hpp): per conversion group, every converted column once per (vector, pulse) at its n.
+double neurosim14_conversions(const Plan& p, const Columns& cols, const Inputs& in) {
+    std::vector<double> e_conv(size_t(p.R + 1));
+    for (int64_t n = 0; n <= p.R; ++n) e_conv[size_t(n)] = neurosim14::conversion_energy(n);
+    double e = 0.0;
+    for (int64_t tc = 0; tc < p.T; ++tc) {
+        int64_t converted = 0;
+        for (int64_t kc = 0; kc < p.ncols; ++kc)
+            if (!cols.skip[size_t(tc * p.ncols + kc)]) converted += p.copies(kc);
+        double reads = 0.0;
+        for (int64_t n = 0; n < p.L.n; ++n)
+            for (int pl = 0; pl < p.P; ++pl) {
+                int64_t nd = 0;
+                const uint64_t* w = &in.xp[size_t(((n * p.T + tc) * p.P + pl) * p.WPT)];
+                for (int64_t wd = 0; wd < p.WPT; ++wd) nd += popcount64(w[wd]);
+                reads += e_conv[size_t(nd)];
+            }
+        e += reads * double(converted);
+    }
+    return e;
 }
 
 int ceil_log2(int64_t n) {
@@ -153,14 +177,15 @@ void charge_options(const Plan& p, const StoredWeights& sw, const Columns& cols,
         }
         r.energy[kComplement] = e;
     }
-    if (c.gain_bits > 0)
+    if (c.gain_bits > 0)  // (NeuroSim V1.4's Adder.cpp and its 22 nm LSTP NAND2 are V1.3's: one formula for both)
         r.energy[kGain] = neurosim13::adder_energy(c.roadmap, c.adc_bits + c.gain_bits, double(c.gain_bits - 1),
                                                    double(r.conversions));
     if ((c.digit_references || cols.per_column) && c.adc != AdcKind::Ideal && c.adc != AdcKind::Fixed) {
         const int64_t lines = c.adc == AdcKind::Sar ? 1 : (int64_t(1) << c.adc_bits) - 1;
         const int64_t shared_top = (int64_t(1) << c.adc_bits) - 1;
         r.energy[kSelect] = double(select_switches(p, sw, cols, shared_top)) * double(N * p.P) * double(lines) *
-                            neurosim13::mux_gate_energy(c.roadmap, c.v_read);
+                            (c.model == Model::NeuroSim14 ? neurosim14::mux_gate_energy()
+                                                          : neurosim13::mux_gate_energy(c.roadmap, c.v_read));
     }
 }
 
@@ -196,6 +221,21 @@ void account(const Plan& p, const StoredWeights& sw, const Columns& cols, const 
             r.latency = double(L.n) * p.P * double(p.T / std::max<int64_t>(1, p.TA)) *
                         std::min(c.cols_per_adc, c.cols) * sense.time(cols.levels_fixed);
             charge_options(p, sw, cols, in, cond, r);
+            break;
+        }
+        case Model::NeuroSim14: {
+            // SubArray::CalculatePower (SRAM, conventionalParallel): the sense amps per conversion,
+            // the rest per array read (fixed + per driven row); none of it sees the stored bits
+            r.energy[kAdc] = neurosim14_conversions(p, cols, in);
+            const neurosim14::Periphery per = neurosim14::periphery(p.D, p.P);
+            const double reads = double(r.subarray_reads);
+            r.energy[kArray] = rows_driven * per.array_per_row;
+            r.energy[kSwitchMatrix] = reads * per.switch_fixed + rows_driven * per.switch_per_row;
+            r.energy[kMux] = reads * per.mux;
+            r.energy[kShiftAdd] = reads * per.shift_add;
+            r.latency = double(L.n) * p.P * double(p.T / std::max<int64_t>(1, p.TA)) *
+                        std::min(c.cols_per_adc, c.cols) * neurosim14::column_latency();
+            charge_options(p, sw, cols, in, cond, r);  // the functional options' gain and select
             break;
         }
         case Model::Mnsim20: {

@@ -403,7 +403,7 @@ def _nonneg_int(text: str) -> int:
 
 
 def _add_crossbar_args(p, images_default: int):
-    p.add_argument("--preset", default="neurosim-1.3", help="accounting model: neurosim-1.3, mnsim-2.0 or bitline")
+    p.add_argument("--preset", default="neurosim-1.3", help="accounting model: neurosim-1.3, neurosim-1.4, mnsim-2.0 or bitline")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a crossbar parameter (adc_bits=auto, skip_empty=true, mapping=differential, ...); "
                         "repeat for several")

@@ -91,7 +91,7 @@ inline double ladder_level(double q, double top) {
     return l < top ? l : top;
 }
 
-enum class Model : int { NeuroSim13 = 0, Mnsim20 = 1, Bitline = 2 };
+enum class Model : int { NeuroSim13 = 0, Mnsim20 = 1, Bitline = 2, NeuroSim14 = 3 };
 enum class Mapping : int { Offset = 0, Differential = 1, TwosComplement = 2 };
 enum class AdcKind : int { Ideal = 0, Multilevel = 1, Sar = 2, Fixed = 3 };
 enum class Roadmap : int { LP = 0, HP = 1 };
