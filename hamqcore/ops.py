@@ -129,8 +129,12 @@ def _row_scale(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 def max_step(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Per-row symmetric max step max|w| / (2^(bits-1)-1) (1 for an all-zero row), shape (rows,):
-    the standard fixed-point grid. The fused C++ kernel computes the same when scale is None."""
-    rows = w.reshape(w.shape[0] if w.dim() else 1, -1)
+    the standard fixed-point grid (1 for every row of an empty weight). The fused C++ kernel computes
+    the same when scale is None."""
+    n = w.shape[0] if w.dim() else 1
+    if w.numel() == 0:                 # no row to reduce (0 outputs or 0 inputs): nothing to scale
+        return torch.ones(n, dtype=w.dtype, device=w.device)
+    rows = w.reshape(n, -1)
     amax = rows.abs().amax(dim=1)   # 5-8x faster than vector_norm(ord=inf), the same values
     return torch.where(amax > 0, amax / level_max(bits), torch.ones_like(amax))
 

@@ -73,6 +73,48 @@ def test_quantized_attention_computes_what_multihead_attention_does(batch_first,
     torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
+def test_quantized_attention_biases_dtype_causal_unbatched_padding_and_dropout():
+    """What the test above leaves alike: distinct q/k/v biases (or none), different key and value widths,
+    float64, a causal hint with or without its mask, an unbatched query with its padding mask, and
+    attention dropout while training (the same random draws as torch's)."""
+    for bias, dtype in ((True, torch.float64), (False, torch.float32)):
+        torch.manual_seed(1)
+        mha = nn.MultiheadAttention(8, 2, bias=bias, kdim=6, vdim=5, dropout=0.3, dtype=dtype)
+        if bias:
+            with torch.no_grad():
+                mha.in_proj_bias.copy_(torch.randn(24, dtype=dtype))
+                mha.out_proj.bias.copy_(torch.randn(8, dtype=dtype))
+        mha.eval()
+        built = QMultiheadAttention(mha)
+        assert all(getattr(built, p).weight.dtype == dtype and (getattr(built, p).bias is None) == (not bias)
+                   for p in ("q_proj", "k_proj", "v_proj", "out_proj"))
+        q = _plain(built).to(dtype).eval()       # (the float stand-ins are made in the default dtype)
+        query, key, value = (torch.randn(4, 3, 8, dtype=dtype), torch.randn(5, 3, 6, dtype=dtype),
+                             torch.randn(5, 3, 5, dtype=dtype))
+        causal = torch.ones(4, 5, dtype=torch.bool).triu(1)
+        a, wa = mha(query, key, value, attn_mask=causal)
+        for kw in (dict(is_causal=True), dict(attn_mask=causal, is_causal=True), dict(attn_mask=causal)):
+            b, wb = q(query, key, value, **kw)
+            torch.testing.assert_close(b, a)
+            torch.testing.assert_close(wb, wa)
+        pad = torch.tensor([False, False, True, False, True])      # unbatched: a 1-D padding mask
+        a, wa = mha(query[:, 0], key[:, 0], value[:, 0], key_padding_mask=pad, average_attn_weights=False)
+        b, wb = q(query[:, 0], key[:, 0], value[:, 0], key_padding_mask=pad, average_attn_weights=False)
+        torch.testing.assert_close(b, a)
+        torch.testing.assert_close(wb, wa)
+        assert wb.shape == (2, 4, 5)
+        mha.train()
+        q.train()
+        torch.manual_seed(7)
+        a, wa = mha(query, key, value)
+        torch.manual_seed(7)
+        b, wb = q(query, key, value)
+        torch.testing.assert_close(b, a)
+        torch.testing.assert_close(wb, wa)
+        mha.eval()
+        assert not torch.allclose(b, mha(query, key, value)[0])   # dropout did act
+
+
 def test_a_float_attention_is_reported_and_warned_about():
     model = TokenEncoder()
     cov = hamqcore.coverage(model)
