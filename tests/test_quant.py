@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from hamqcore.quant import ActQuantizer, WeightQuantizer, grid_integers, quantize_activation, quantize_model
+from hamqcore.quant import (ActQuantizer, QConv1d, QConv2d, QLinear, QMultiheadAttention, WeightQuantizer, grid_integers,
+                            quantize_activation, quantize_model)
 
 
 def _fq(x, s, lo, hi):
@@ -36,6 +37,10 @@ def test_running_max_by_hand():
     assert float(q.running_max) == before and torch.allclose(y4, torch.full((1, 4), 255 * before / 255))
     ints, step, signed = q.integers(x3)
     assert signed is False and torch.equal(ints, torch.round(x3 / step).clamp(0, 255).to(torch.int64))
+    fresh = ActQuantizer(8)                              # integers() before any forward: observes first
+    ints, step, signed = fresh.integers(x2)
+    assert bool(fresh.initialized) and float(step) == pytest.approx(4.0 / 255) and ints.dtype == torch.int64
+    assert torch.equal(ints, torch.round(x2 / step).clamp(0, 255).to(torch.int64))
 
 
 def test_running_max_signed_zero_and_empty_batches():
@@ -69,14 +74,14 @@ def test_lsq_activation_step_by_hand(signed):
     outside, g = 1 / sqrt(numel(x[0]) qmax)."""
     torch.manual_seed(0)
     q = ActQuantizer(4, mode="lsq")
-    x = torch.randn(3, 10) * 2
+    x = torch.randn(3, 10) * 0.2                        # a step well below 1 (its floor is 1e-8)
     if not signed:
         x = x.abs()
-    x[0, 0], x[1, 1] = 40.0, (-40.0 if signed else 0.0)  # outside the range: clamped
+    x[0, 0], x[1, 1] = 4.0, (-4.0 if signed else 0.0)    # outside the range: clamped
     lo, hi, qmax = (-8, 7, 7) if signed else (0, 15, 15)
     y = q(x)
     s0 = 2 * x.abs().mean() / math.sqrt(qmax)
-    assert float(q.step.detach()) == pytest.approx(float(s0), rel=1e-6) and q.signed is signed
+    assert float(q.step.detach()) == pytest.approx(float(s0), rel=1e-6) and q.signed is signed and float(s0) < 0.5
     assert torch.allclose(y, _fq(x, s0, lo, hi), atol=1e-6)
     y.sum().backward()
     v = x / s0
@@ -126,6 +131,11 @@ def test_weight_modes_by_hand():
         WeightQuantizer(3, 4, mode="MAX")
     with pytest.raises(ValueError, match="w_bits"):
         WeightQuantizer(3, 1)
+
+
+def test_grid_integers_dtype():
+    w = torch.randn(3, 4)
+    assert grid_integers(w, 8).dtype == torch.int64 and grid_integers(w, 8, dtype=torch.int32).dtype == torch.int32
 
 
 def test_grid_integers_torch_path():
@@ -183,3 +193,31 @@ def test_quantize_model_passes_every_mode_and_names_bad_ones():
         quantize_model(nn.Linear(2, 2), 8, 1)
     with pytest.raises(ValueError, match="weight_mode must be one of 'max', 'fixed', 'lsq', got 'LSQ'"):
         quantize_model(nn.Linear(2, 2), 8, 8, weight_mode="LSQ")
+
+
+def test_quantize_model_keeps_every_layer_attribute():
+    """The swap keeps what defines each layer: shape, stride, padding and its mode, dilation, groups,
+    bias, dtype, training mode and values; and the widths and modes go to every quantized layer,
+    an attention's four projections too."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2, bias=False,
+                                  padding_mode="reflect", dtype=torch.float64),
+                        nn.Conv1d(3, 5, 2, padding=1, padding_mode="circular"), nn.Linear(7, 2, dtype=torch.float64))
+    net[1].train(False)
+    q = quantize_model(net, 16, 16, weight_mode="fixed", act_mode="lsq")
+    c2, c1, lin = q[0], q[1], q[2]
+    assert type(c2) is QConv2d and type(c1) is QConv1d and type(lin) is QLinear
+    for new, old in ((c2, net[0]), (c1, net[1]), (lin, net[2])):
+        assert new.weight.dtype == old.weight.dtype and torch.equal(new.weight, old.weight)
+        assert (new.bias is None) == (old.bias is None) and new.training == old.training
+        assert (new.w_bits, new.a_bits, new.w_quant.mode, new.a_quant.mode) == (16, 16, "fixed", "lsq")
+    for attr in ("stride", "padding", "dilation", "groups", "padding_mode", "kernel_size"):
+        assert getattr(c2, attr) == getattr(net[0], attr) and getattr(c1, attr) == getattr(net[1], attr), attr
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64)     # 16-bit grids: the float layer's output, nearly
+    torch.testing.assert_close(c2(x), net[0](x), rtol=2e-3, atol=2e-3)
+    mha = nn.Sequential(nn.MultiheadAttention(8, 2))
+    qa = quantize_model(mha, 6, 5, weight_mode="max", act_mode="lsq")[0]
+    assert type(qa) is QMultiheadAttention
+    for p in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        proj = getattr(qa, p)
+        assert (proj.w_bits, proj.a_bits, proj.w_quant.mode, proj.a_quant.mode) == (6, 5, "max", "lsq"), p
