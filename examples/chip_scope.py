@@ -14,17 +14,12 @@ baseline.
 About 1 minute per task on 2 cores.
 """
 import argparse
-import json
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from hamqcore.crossbar import CrossbarConfig
 from hamqcore.energy import estimate_energy
-from hamqcore.study.data import load
+from hamqcore.study.experiments import seed_models
 from hamqcore.study.settings import PROTOCOL
-from hamqcore.study.train import load_checkpoint
 
 
 def primary(protocol=PROTOCOL) -> CrossbarConfig:
@@ -36,19 +31,12 @@ def measure(demo_out, task: str = "resnet18", seed: str = "0", log=print):
     """{model: (subarray-scope J, chip-scope J, its report's floorplan)} per inference for every model of
     one seed, the chosen points' results.json test energies {model: J} (to check the first), and how many
     test inputs the energies are measured on (the run's protocol)."""
-    demo_out = Path(demo_out)
-    results = json.loads((demo_out / "results.json").read_text())
+    models, x, results = seed_models(demo_out, task, seed)
     protocol = results["protocol"]            # the run's own: its primary accounting and energy inputs
     chosen = {Path(p["checkpoint"]).parent.name: p["test"]["energy_j"]["primary"]
               for p in results["experiments"][task]["chosen"][seed].values() if p and not p["overrides"]}
-    folder = demo_out / task / f"seed{seed}"
-    names = ["baseline"] + sorted(p.name for p in folder.iterdir() if p.name != "baseline" and p.is_dir())
-    config, data, table = primary(protocol), None, {}
-    for name in names:
-        model, cfg, _ = load_checkpoint(folder / name / "checkpoint.pt")
-        if data is None:
-            data = load(cfg.data, quick=cfg.quick_data)
-            x = torch.from_numpy(np.ascontiguousarray(data.test.x[:protocol["energy_inputs"]]))
+    config, table = primary(protocol), {}
+    for name, model, _ in models:
         sub = estimate_energy(model, x, config)
         chip = estimate_energy(model, x, config, scope="chip")
         table[name] = (sub.total_energy, chip.total_energy, chip.floorplan)

@@ -13,16 +13,10 @@ whatever it stores); each against the same seed's baseline.
 About 1 minute per task on 2 cores.
 """
 import argparse
-import json
-from pathlib import Path
-
-import numpy as np
-import torch
 
 from hamqcore.crossbar import PRESETS
 from hamqcore.energy import estimate_energy
-from hamqcore.study.data import load
-from hamqcore.study.train import load_checkpoint
+from hamqcore.study.experiments import seed_models
 
 PRESET_NAMES = ("neurosim-1.3", "neurosim-1.4")
 
@@ -30,22 +24,15 @@ PRESET_NAMES = ("neurosim-1.3", "neurosim-1.4")
 def measure(demo_out, task: str = "resnet18", seed: str = "0", log=print):
     """{model: {preset: (J per inference, ON-cell fraction)}} for every model of one seed, and how many
     test inputs the energies are measured on (the run's protocol)."""
-    demo_out = Path(demo_out)
-    protocol = json.loads((demo_out / "results.json").read_text())["protocol"]
-    folder = demo_out / task / f"seed{seed}"
-    names = ["baseline"] + sorted(p.name for p in folder.iterdir() if p.name != "baseline" and p.is_dir())
-    data, table = None, {}
-    for name in names:
-        model, cfg, _ = load_checkpoint(folder / name / "checkpoint.pt")
-        if data is None:
-            data = load(cfg.data, quick=cfg.quick_data)
-            x = torch.from_numpy(np.ascontiguousarray(data.test.x[:protocol["energy_inputs"]]))
+    models, x, _ = seed_models(demo_out, task, seed)
+    table = {}
+    for name, model, _ in models:
         table[name] = {}
         for preset in PRESET_NAMES:
             rep = estimate_energy(model, x, PRESETS[preset])
             table[name][preset] = (rep.total_energy, rep.on_fraction)
         log(name + ": " + ", ".join(f"{p} {e * 1e9:.1f} nJ" for p, (e, _) in table[name].items()))
-    return table, protocol["energy_inputs"]
+    return table, int(x.shape[0])
 
 
 def main(argv=None) -> int:

@@ -147,6 +147,18 @@ def _adder(c, vdd, num_bit, num_adder, num_read, delta=0.15):
     return e * vdd ** 2 * num_adder * num_read * delta
 
 
+def _mux_decoder(d):
+    """RowDecoder.cpp CalculatePower (MUX mode) of the column mux's decoder, its capacitance switched
+    per read (F; times VDD^2, the reads and epsilon): the same formula in V1.3 and V1.4."""
+    nA, nN, nO = int(d["numAddrRow"]), d["numNand"], d["numNor"]
+    dec = (d["capInvInput"] + d["capNandInput"] * 2) * (nA // 2) * 2
+    dec += (d["capInvInput"] + d["capNorInput"] * nO / 2) * (nA - (nA // 2) * 2)
+    dec += (d["capNandOutput"] + d["capNorInput"] * nO / 4) * nN / 4
+    dec += d["capNorOutput"] + d["capNandInput"]
+    dec += (d["capNandOutput"] + d["capDriverInvInput"]) + (d["capDriverInvOutput"] + d["capDriverInvInput"])
+    return dec + d["capDriverInvOutput"]
+
+
 def neurosim_subarray_read(cfg, nd, D, P):
     """Energy of one subarray read except the sense amps, by component (J)."""
     caps = CAPS[cfg.roadmap]
@@ -160,15 +172,7 @@ def neurosim_subarray_read(cfg, nd, D, P):
     out["switch_matrix"] = sw + _dff(caps["dff"], vdd, cpa, rows, rows)
     m = caps["mux"]
     mux = (m["capTgGateN"] * m["numInput"] * vdd ** 2 + m["capTgDrain"] * 2 * m["numInput"] * vr ** 2) * cpa
-    d = caps["decoder"]
-    nA, nN, nO = int(d["numAddrRow"]), d["numNand"], d["numNor"]
-    dec = (d["capInvInput"] + d["capNandInput"] * 2) * (nA // 2) * 2
-    dec += (d["capInvInput"] + d["capNorInput"] * nO / 2) * (nA - (nA // 2) * 2)
-    dec += (d["capNandOutput"] + d["capNorInput"] * nO / 4) * nN / 4
-    dec += d["capNorOutput"] + d["capNandInput"]
-    dec += (d["capNandOutput"] + d["capDriverInvInput"]) + (d["capDriverInvOutput"] + d["capDriverInvInput"])
-    dec += d["capDriverInvOutput"]
-    out["mux"] = (mux + dec * vdd ** 2 * cpa * 0.05) / P
+    out["mux"] = (mux + _mux_decoder(caps["decoder"]) * vdd ** 2 * cpa * 0.05) / P
     out["encoder"] = 0.0
     if cfg.adc == "multilevel":
         e = caps["encoder"]
@@ -198,16 +202,9 @@ def neurosim14_subarray_read(nd, D, P):
     s = c["switch"]
     out["switch_matrix"] = ((s["capTgDrain"] * 3 * vr ** 2 + (s["capTgGateN"] + s["capTgGateP"]) * vdd ** 2) * nd * cpa
                             + _dff(c["swdff"], vdd, cpa, rows, rows))
-    m, d = c["mux"], c["decoder"]
+    m = c["mux"]
     mux = (m["capTgGateN"] * m["numInput"] * vdd ** 2 + m["capTgDrain"] * 2 * m["numInput"] * vr ** 2) * cpa
-    nA, nN, nO = int(d["numAddrRow"]), int(d["numNand"]), int(d["numNor"])
-    dec = (d["capInvInput"] + d["capNandInput"] * 2) * (nA // 2) * 2
-    dec += (d["capInvInput"] + d["capNorInput"] * nO / 2) * (nA - (nA // 2) * 2)
-    dec += (d["capNandOutput"] + d["capNorInput"] * nO / 4) * nN / 4
-    dec += d["capNorOutput"] + d["capNandInput"]
-    dec += (d["capNandOutput"] + d["capDriverInvInput"]) + (d["capDriverInvOutput"] + d["capDriverInvInput"])
-    dec += d["capDriverInvOutput"]
-    out["mux"] = mux + dec * vdd ** 2 * cpa * 0.05
+    out["mux"] = mux + _mux_decoder(c["decoder"]) * vdd ** 2 * cpa * 0.05     # not divided by the pulses
     units, lb, sa, a, f = int(c["saw"]["numAdder"]), 5, 0.0, c["saw"], c["sawdff"]
     if D > 1:     # shiftAddWeight.CalculatePower((D - 1) * ceil(numColMuxed / D)), C++ integer division
         nr = (D - 1) * (cpa // D)

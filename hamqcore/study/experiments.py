@@ -465,6 +465,29 @@ def _point(run: Dict, overrides: Dict) -> Optional[Dict]:
                 None)
 
 
+def seed_models(demo_out, task: str = "resnet18", seed: str = "0"):
+    """The trained models of one seed of a finished ``hamq demo`` run, as post-hoc checks read them:
+    ``(models, x, results)`` with models a list of (folder name, model, its TrainConfig), the baseline
+    first and then the other points in name order, x the run's energy inputs (its protocol's first
+    ``energy_inputs`` test inputs, as the study measured them) and results the run's results.json."""
+    import torch
+
+    from .data import load
+    from .train import load_checkpoint
+
+    demo_out = Path(demo_out)
+    results = json.loads((demo_out / "results.json").read_text())
+    folder = demo_out / task / f"seed{seed}"
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of a finished demo run (task {task!r}, seed {seed!r})")
+    names = ["baseline"] + sorted(p.name for p in folder.iterdir() if p.name != "baseline" and p.is_dir())
+    models = [(name, *load_checkpoint(folder / name / "checkpoint.pt")[:2]) for name in names]
+    cfg = models[0][2]
+    data = load(cfg.data, quick=cfg.quick_data)
+    x = torch.from_numpy(np.ascontiguousarray(data.test.x[:results["protocol"]["energy_inputs"]]))
+    return models, x, results
+
+
 def markdown_report(results: Dict) -> str:
     """The protocol's results as markdown tables (README "Results"), one per experiment: per method
     the seeds within the budget, the chosen settings, test crossbar accuracy and energy (mean ± std
