@@ -35,6 +35,15 @@
 //             NeuroSim does) and the weight/input shift-adders, per subarray read.
 //    Only NeuroSim's default device and geometry are available (128 x 128, 8 columns per sense amp,
 //    32 levels, 6 kOhm / 900 kOhm, R_access = 0.25 R_on): NeuroSim sizes its periphery from them.
+//  * NeuroSim14: DNN+NeuroSim V1.4's SubArray::CalculatePower at its own defaults (SRAM cells, 1 bit,
+//    conventionalParallel, 22 nm LSTP, 0.55 V; neurosim14.hpp): its energy model gives every driven row
+//    the conductance 1 / (R_access + R_wire) whatever the cell stores, so nothing below depends on W:
+//      adc    per conversion (L-1) Column_SwitchingE + (P(R) + refpower) LatencyCol, R = R_cell / n for
+//             n driven rows (1 uW at n = 0), P V1.4's piecewise LSTP fit, refpower its shared reference
+//             columns, LatencyCol its slowest reference's
+//      array, switch_matrix, mux, shift_add: the wordlines and the WL switch matrix per driven row,
+//             the switch matrix's DFFs, the column mux and its decoder, the shift-adders per read.
+//    Only its defaults are available (offset mapping, no HW-aware periphery option).
 //  * Mnsim20: MNSIM-2.0's crossbar and ADC models (Hardware_Model/Crossbar.py, ADC.py):
 //      cell   V_read^2 G_col t_xbar per conversion, t_xbar = t_read + MNSIM's wire latency
 //      adc    e_adc per conversion, whatever the current.
@@ -209,8 +218,9 @@ struct CrossbarLayer {
 };
 
 // Energy components (J, whole batch); which are nonzero depends on the model.
-// kReference .. kComplement: the circuits the HW-aware periphery options and the differential mapping
-// add to NeuroSim's subarray (charged under NeuroSim13 only; 0 with every preset's defaults):
+// kReference .. kSelect: the circuits the HW-aware periphery options, the differential mapping and the
+// functional options add to NeuroSim's subarray (charged under NeuroSim13; under NeuroSim14 only gain
+// and select, with V1.4's mux gates; 0 with every preset's defaults):
 //  * reference (adc_resolution PerColumn): a column whose largest digit sum exceeds the shared unit
 //    ladder (2^adc_bits - 1) converts against its own reference ladder: NeuroSim V1.4's reference
 //    columns (MultilevelSenseAmp.cpp CalculatePower, "1.4 update - reference column power": every
