@@ -152,6 +152,8 @@ def _torchao_inputs_own(layer, x):
     if getattr(w, "act_quant_kwargs", None) is not None:
         from torchao.quantization.quantize_.common.quantize_tensor_kwargs import \
             _choose_quant_func_and_quantize_tensor
+        if w.act_pre_scale is not None:       # as its Int8Tensor linear does (SmoothQuant-style scaling)
+            x = x * w.act_pre_scale
         return _choose_quant_func_and_quantize_tensor(x, w.act_quant_kwargs, scale=w.act_quant_scale,
                                                       zero_point=w.act_quant_zero_point).dequantize()
     from torchao.quantization.quantize_.workflows.intx.intx_unpacked_to_int8_tensor import \
@@ -173,6 +175,9 @@ def _input_cases():
         "int8 dynamic, reduced range": (Int8DynamicActivationInt8WeightConfig(reduce_range=True), 7),
         "int8 static per tensor": (Int8StaticActivationInt8WeightConfig(act_quant_scale=torch.full((1, 1, 1), 0.02),
                                                                        granularity=PerTensor()), 8),
+        "int8 static asymmetric per tensor": (Int8StaticActivationInt8WeightConfig(
+            act_quant_scale=torch.full((1, 1, 1), 0.02), act_quant_zero_point=torch.full((1, 1, 1), 7, dtype=torch.int8),
+            granularity=PerTensor(), act_mapping_type=MappingType.ASYMMETRIC), 9),
         "intx weights, int8 asymmetric per token": (intx, 9),
         "QAT prepare, int8 asymmetric per token": (QATConfig(intx, step="prepare"), 9),
     }
@@ -198,6 +203,31 @@ def test_torchao_inputs_are_read_as_torchao_quantizes_them(case):
     torch.testing.assert_close(y, digital, rtol=1e-5, atol=1e-5)
     report = estimate_energy(m, x)
     assert [l.a_bits for l in report.layers] == [bits, bits] and report.coverage.covered_fraction == 1.0
+
+
+def test_torchao_pre_scaled_inputs_are_read_as_its_linear_scales_them():
+    """An Int8Tensor weight with ``act_pre_scale`` (SmoothQuant-style): torchao multiplies the input by
+    it before quantizing; hamqcore reads the integers of the scaled input, and a lossless crossbar
+    computes torchao's own output."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+    m = _quantize(nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 5)),
+                  Int8DynamicActivationInt8WeightConfig()).eval()
+    torch.manual_seed(2)
+    m[0].weight.act_pre_scale = torch.rand(20) * 2 + 0.25
+    x = torch.randn(3, 4, 20)
+    q, step, b, _ = input_integers(m[0], x, 8)
+    torch.testing.assert_close(q.to(torch.float32) * step, _torchao_inputs_own(m[0], x), rtol=0, atol=1e-6)
+    assert not torch.allclose(q.to(torch.float32) * step, _choose_without_pre_scale(m[0], x))   # it did act
+    with torch.no_grad():
+        digital = m(x)
+    torch.testing.assert_close(crossbar_forward(m, x, CrossbarConfig.preset("bitline")), digital, rtol=1e-5, atol=1e-5)
+
+
+def _choose_without_pre_scale(layer, x):
+    from torchao.quantization.quantize_.common.quantize_tensor_kwargs import _choose_quant_func_and_quantize_tensor
+    w = layer.weight
+    return _choose_quant_func_and_quantize_tensor(x, w.act_quant_kwargs, scale=w.act_quant_scale,
+                                                  zero_point=w.act_quant_zero_point).dequantize()
 
 
 def test_torchao_per_token_inputs_of_a_convolution_refuse_the_forward_pass_but_not_the_energy():
