@@ -162,6 +162,27 @@ def test_dynamic_linear_reads_the_inputs_its_op_quantizes(fused):
     assert (bits, signed, float(step)) == (8, True, scale) and int(q.max()) <= 127 - zp
 
 
+def test_dynamic_linear_before_version_4_and_static_layers_given_floats():
+    """A dynamic Linear saved before module version 4 quantizes its inputs without reduce_range (8-bit
+    codes, torch/ao/nn/quantized/dynamic/modules/linear.py), as torch's own choice of parameters gives
+    them, float64 inputs included; a static layer takes only its 8-bit per-tensor quantized input, and
+    a float one is named."""
+    model = _dynamic(False)
+    first = model[0][0]
+    x = torch.randn(3, 5, 16, dtype=torch.float64) * 2 + 0.3
+    for version, reduce_range, width in ((4, True, 7), (3, False, 8)):
+        first.version = version
+        q, step, bits, signed = input_integers(first, x, 8, "0")
+        scale, zp = torch._choose_qparams_per_tensor(x.float(), reduce_range)
+        codes = torch.quantize_per_tensor(x.float(), scale, zp, torch.quint8).int_repr().to(torch.int32)
+        assert (bits, signed, float(step)) == (width + 1, True, scale)      # q - zero point: one bit more
+        assert torch.equal(q.to(torch.int32), codes - zp)
+    static = nnq.Linear(16, 4)
+    with pytest.raises(ValueError, match=r"layer 'lin': torch.ao's Linear takes an 8-bit per-tensor quantized input, "
+                                         r"got torch.float32"):
+        input_integers(static, torch.randn(2, 16), 8, "lin")
+
+
 def test_frozen_and_unreadable_layers_are_named():
     model = _dynamic(False)
     with pytest.raises(ValueError, match=r"\['0.0', '1'\] are torch.ao's quantized modules .*no gradient"):
