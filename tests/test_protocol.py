@@ -147,6 +147,14 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
         assert {m: strip(c) for m, c in e[key][0].items()} == {m: strip(c) for m, c in e2[key][0].items()}
 
 
+def test_seed_models_names_a_folder_that_is_not_a_demo_run(tmp_path):
+    with pytest.raises(ValueError, match=r"demo_out='.*' holds no finished demo run with task 'ds_cnn' and seed '0'"):
+        experiments.seed_models(tmp_path, "ds_cnn", "0")
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"task 'resnet18' and seed '1' \(its results.json and resnet18/seed1/\)"):
+        experiments.seed_models(tmp_path, "resnet18", "1")
+
+
 def test_sealed_splits():
     x = np.arange(40, dtype=np.float32).reshape(40, 1)
     y = np.repeat(np.arange(4), 10)

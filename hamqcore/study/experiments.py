@@ -476,10 +476,11 @@ def seed_models(demo_out, task: str = "resnet18", seed: str = "0"):
     from .train import load_checkpoint
 
     demo_out = Path(demo_out)
-    results = json.loads((demo_out / "results.json").read_text())
     folder = demo_out / task / f"seed{seed}"
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder of a finished demo run (task {task!r}, seed {seed!r})")
+    if not (demo_out / "results.json").is_file() or not folder.is_dir():
+        raise ValueError(f"demo_out={str(demo_out)!r} holds no finished demo run with task {task!r} and seed "
+                         f"{seed!r} (its results.json and {task}/seed{seed}/)")
+    results = json.loads((demo_out / "results.json").read_text())
     names = ["baseline"] + sorted(p.name for p in folder.iterdir() if p.name != "baseline" and p.is_dir())
     models = [(name, *load_checkpoint(folder / name / "checkpoint.pt")[:2]) for name in names]
     cfg = models[0][2]
