@@ -47,6 +47,19 @@ def test_bitline_prices_are_hand_computable():
     np.testing.assert_allclose(two[[0, 2, 4, 6]], expect / 3, rtol=1e-9)
 
 
+@pytest.mark.parametrize("mapping", ["offset", "twos_complement"])
+def test_bitline_prices_of_every_stored_bit_sign_included(mapping):
+    """Under the offset and two's complement codes every one of the 8 bits is a cell (the sign bit
+    too, cleared by moving q by +-2^7): on the bitline model with 1-bit cells each costs the same."""
+    rng = np.random.default_rng(3)
+    q = _q(rng, (6, 20))
+    q[1, 1:4] = [-127, -100, -1]                 # negative weights: two's complement sign bits set
+    cfg = CrossbarConfig.preset("bitline", mapping=mapping, cell_bits=1, **IDEAL_WIRES)
+    prices = bit_prices(_linear(q), torch.ones(3, 20), cfg)[""]
+    expect = 0.5 ** 2 * 10e-9 * (1 / 6e3 - 1 / 900e3) * 8
+    np.testing.assert_allclose(prices, expect, rtol=1e-9)
+
+
 def test_neurosim14_prices_nothing_and_says_so():
     """NeuroSim V1.4's SRAM energy does not see the stored bits: every price is exactly 0, with a
     warning; an accounting that does see them prices without one."""
