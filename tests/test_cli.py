@@ -125,6 +125,13 @@ def test_train_then_energy_round_trip(tmp_path):
     assert (tmp_path / "chip" / "energy.png").stat().st_size > 5000
     bad = hamq("energy", str(out / "checkpoint.pt"), "--scope", "chip", "--preset", "mnsim-2.0", check=False)
     assert bad.returncode == 2 and "model='neurosim-1.3'" in bad.stderr
+    # NeuroSim V1.4's default (SRAM) subarray: its components, its refusals as exit 2
+    hamq("energy", str(out / "checkpoint.pt"), "--images", "2", "--preset", "neurosim-1.4", "--out", str(tmp_path / "v14"))
+    v14 = json.loads((tmp_path / "v14" / "energy.json").read_text())
+    assert v14["config"]["model"] == "neurosim-1.4" and v14["config"]["cell_bits"] == 1
+    assert set(v14["energy_j"]) == {"adc", "array", "switch_matrix", "mux", "shift_add", "gain", "select"}
+    bad = hamq("energy", str(out / "checkpoint.pt"), "--preset", "neurosim-1.4", "--set", "cell_bits=2", check=False)
+    assert bad.returncode == 2 and "cell_bits=2 is not available in model 'neurosim-1.4'" in bad.stderr
     # gradient-free rounding of the trained checkpoint: a new checkpoint per lam, the input untouched
     before = (out / "checkpoint.pt").read_bytes()
     rnd = tmp_path / "rounded"
