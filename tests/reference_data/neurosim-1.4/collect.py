@@ -2,6 +2,9 @@
 subarray_energy.gdb reads out of it) into golden.json, and its printed report into report_VARIANT.txt.
 
     python collect.py VARIANT=LOG [VARIANT=LOG ...]
+
+The reports leave out what changes from run to run (its run time, gdb's process line), so a rerun of
+run_neurosim.sh and this script reproduces every file here byte for byte.
 """
 import json
 import re
@@ -69,6 +72,6 @@ if __name__ == "__main__":
         out.setdefault("variants", {})[name] = parse(text)
         start = text.find("-------------------------------------- Hardware Performance")
         report = [ln for ln in text[max(start, 0):].splitlines(keepends=True)
-                  if not ln.startswith(("SUBARRAY", "RREF") + CONSTANT_LINES)]
+                  if not ln.startswith(("SUBARRAY", "RREF", "[Inferior", "Total Run-time") + CONSTANT_LINES)]
         (HERE / f"report_{name}.txt").write_text("".join(report))
     (HERE / "golden.json").write_text(json.dumps(out, indent=1, sort_keys=True))
