@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 
 #include "crossbar_stages.hpp"
@@ -29,6 +30,23 @@ const char* model_name(Model m) {
 }
 
 constexpr int kMaxRowsCols = 8192;  // a bound that keeps every table small
+
+// A field a NeuroSim preset reproduces at its default value only.
+struct Fixed {
+    const char* name;
+    double v, ref;
+};
+
+// The first of `fields` away from its default (relative 1e-12) as "name=value is not available in
+// <model>: <why("name=default")>", or "" when every one is at its default.
+template <class Why>
+std::string first_changed(std::initializer_list<Fixed> fields, const std::string& model, Why why) {
+    for (const Fixed& f : fields)
+        if (std::fabs(f.v - f.ref) > 1e-12 * std::fabs(f.ref))
+            return std::string(f.name) + "=" + fmt(f.v) + " is not available in " + model + ": " +
+                   why(std::string(f.name) + "=" + fmt(f.ref));
+    return "";
+}
 
 }  // namespace
 
@@ -183,18 +201,16 @@ std::string validate(const CrossbarConfig& c) {
             // wordline's access-transistor load) from these; hamqcore charges its energies as
             // computed for the defaults, so only the defaults are accepted.
             const CrossbarConfig d = preset_config(Model::NeuroSim13);
-            const struct { const char* name; double v, ref; } fixed[] = {
-                {"rows", double(c.rows), double(d.rows)}, {"cols", double(c.cols), double(d.cols)},
-                {"cols_per_adc", double(c.cols_per_adc), double(d.cols_per_adc)},
-                {"adc_bits", double(c.adc_bits), double(d.adc_bits)}, {"g_on", c.g_on, d.g_on},
-                {"g_off", c.g_off, d.g_off}, {"r_access", c.r_access, d.r_access}};
-            for (const auto& f : fixed)
-                if (std::fabs(f.v - f.ref) > 1e-12 * std::fabs(f.ref))
-                    return std::string(f.name) + "=" + fmt(f.v) + " is not available in " + model +
-                           ": NeuroSim sizes its periphery for " + f.name + "=" + fmt(f.ref) +
-                           " and hamqcore charges those energies; use model 'bitline' or 'mnsim-2.0' for other "
-                           "devices and geometries";
-            if (c.e_adc != 0) return "e_adc applies to adc='fixed' (model 'mnsim-2.0'), not to " + model;
+            const std::string changed = first_changed(
+                {{"rows", double(c.rows), double(d.rows)}, {"cols", double(c.cols), double(d.cols)},
+                 {"cols_per_adc", double(c.cols_per_adc), double(d.cols_per_adc)},
+                 {"adc_bits", double(c.adc_bits), double(d.adc_bits)}, {"g_on", c.g_on, d.g_on},
+                 {"g_off", c.g_off, d.g_off}, {"r_access", c.r_access, d.r_access}},
+                model, [](const std::string& at) {
+                    return "NeuroSim sizes its periphery for " + at + " and hamqcore charges those energies; use "
+                           "model 'bitline' or 'mnsim-2.0' for other devices and geometries";
+                });
+            if (!changed.empty()) return changed;
             break;
         }
         case Model::NeuroSim14: {
@@ -203,18 +219,17 @@ std::string validate(const CrossbarConfig& c) {
             // its periphery is sized from its defaults (as under NeuroSim13), and its energy is
             // reproduced for the SRAM cell, the offset code and full parallel reads only
             const CrossbarConfig d = preset_config(Model::NeuroSim14);
-            const struct { const char* name; double v, ref; } fixed[] = {
-                {"rows", double(c.rows), double(d.rows)}, {"cols", double(c.cols), double(d.cols)},
-                {"cols_per_adc", double(c.cols_per_adc), double(d.cols_per_adc)},
-                {"adc_bits", double(c.adc_bits), double(d.adc_bits)},
-                {"cell_bits", double(c.cell_bits), double(d.cell_bits)}, {"g_on", c.g_on, d.g_on},
-                {"g_off", c.g_off, d.g_off}, {"v_read", c.v_read, d.v_read}, {"r_access", c.r_access, d.r_access},
-                {"r_wire_row", c.r_wire_row, d.r_wire_row}, {"r_wire_col", c.r_wire_col, d.r_wire_col}};
-            for (const auto& f : fixed)
-                if (std::fabs(f.v - f.ref) > 1e-12 * std::fabs(f.ref))
-                    return std::string(f.name) + "=" + fmt(f.v) + " is not available in " + model +
-                           ": NeuroSim V1.4's SRAM subarray is reproduced at its defaults (" + f.name + "=" +
-                           fmt(f.ref) + ")";
+            const std::string changed = first_changed(
+                {{"rows", double(c.rows), double(d.rows)}, {"cols", double(c.cols), double(d.cols)},
+                 {"cols_per_adc", double(c.cols_per_adc), double(d.cols_per_adc)},
+                 {"adc_bits", double(c.adc_bits), double(d.adc_bits)},
+                 {"cell_bits", double(c.cell_bits), double(d.cell_bits)}, {"g_on", c.g_on, d.g_on},
+                 {"g_off", c.g_off, d.g_off}, {"v_read", c.v_read, d.v_read}, {"r_access", c.r_access, d.r_access},
+                 {"r_wire_row", c.r_wire_row, d.r_wire_row}, {"r_wire_col", c.r_wire_col, d.r_wire_col}},
+                model, [](const std::string& at) {
+                    return "NeuroSim V1.4's SRAM subarray is reproduced at its defaults (" + at + ")";
+                });
+            if (!changed.empty()) return changed;
             if (c.mapping != Mapping::Offset || c.reference_column)
                 return model + " stores NeuroSim's offset code: mapping must be 'offset' without reference_column";
             const char* option = c.adc_resolution != AdcResolution::Fixed ? "adc_resolution='per_column'"
@@ -226,7 +241,6 @@ std::string validate(const CrossbarConfig& c) {
             if (option)
                 return std::string(option) + " is not available in " + model +
                        ": the HW-aware periphery is priced with NeuroSim V1.3's circuits (model 'neurosim-1.3')";
-            if (c.e_adc != 0) return "e_adc applies to adc='fixed' (model 'mnsim-2.0'), not to " + model;
             break;
         }
         case Model::Mnsim20:
@@ -238,9 +252,11 @@ std::string validate(const CrossbarConfig& c) {
             break;
         case Model::Bitline:
             if (c.adc != AdcKind::Ideal) return model + " charges no conversion: adc must be 'ideal'";
-            if (c.e_adc != 0) return "e_adc applies to adc='fixed' (model 'mnsim-2.0'), not to " + model;
             break;
     }
+    // every model's last check (each case returns its own first): e_adc is adc 'fixed''s energy
+    if (c.model != Model::Mnsim20 && c.e_adc != 0)
+        return "e_adc applies to adc='fixed' (model 'mnsim-2.0'), not to " + model;
     return "";
 }
 

@@ -68,21 +68,15 @@ double count_reads(const Plan& p, const Columns& cols, const Inputs& in, Crossba
 // NeuroSim V1.4 (SRAM): a conversion's sense-amp energy depends on the driven rows n of its read alone
 // (neurosim14.hpp): per conversion group, every converted column once per (vector, pulse) at its n.
 double neurosim14_conversions(const Plan& p, const Columns& cols, const Inputs& in) {
-    std::vector<double> e_conv(size_t(p.R + 1));
-    for (int64_t n = 0; n <= p.R; ++n) e_conv[size_t(n)] = neurosim14::conversion_energy(n);
+    const int64_t H = p.RC + 1;
     double e = 0.0;
     for (int64_t tc = 0; tc < p.T; ++tc) {
         int64_t converted = 0;
         for (int64_t kc = 0; kc < p.ncols; ++kc)
             if (!cols.skip[size_t(tc * p.ncols + kc)]) converted += p.copies(kc);
         double reads = 0.0;
-        for (int64_t n = 0; n < p.L.n; ++n)
-            for (int pl = 0; pl < p.P; ++pl) {
-                int64_t nd = 0;
-                const uint64_t* w = &in.xp[size_t(((n * p.T + tc) * p.P + pl) * p.WPT)];
-                for (int64_t wd = 0; wd < p.WPT; ++wd) nd += popcount64(w[wd]);
-                reads += e_conv[size_t(nd)];
-            }
+        for (int64_t nd = 0; nd < H; ++nd)
+            if (const int64_t k = in.driven_hist[size_t(tc * H + nd)]) reads += double(k) * neurosim14::conversion_energy(nd);
         e += reads * double(converted);
     }
     return e;

@@ -29,17 +29,23 @@ Inputs pack_inputs(const Plan& p) {
         }
         return 0;
     });
-    // Driven rows per (vector, conversion group, pulse), summed; reads that drive no row are idle.
-    in.driven_tc.assign(size_t(T), 0);
-    in.idle_tc.assign(size_t(T), 0);
+    // The reads of each conversion group by their driven rows (vector and pulse); their sums, and the
+    // idle reads (no driven row).
+    const int64_t H = p.RC + 1;
+    in.driven_hist.assign(size_t(T * H), 0);
     for (int64_t n = 0; n < L.n; ++n)
         for (int64_t tc = 0; tc < T; ++tc)
             for (int pl = 0; pl < P; ++pl) {
                 int nd = 0;
                 for (int64_t wd = 0; wd < WPT; ++wd) nd += popcount64(in.xp[size_t(((n * T + tc) * P + pl) * WPT + wd)]);
-                in.driven_tc[size_t(tc)] += nd;
-                in.idle_tc[size_t(tc)] += nd == 0;
+                ++in.driven_hist[size_t(tc * H + nd)];
             }
+    in.driven_tc.assign(size_t(T), 0);
+    in.idle_tc.assign(size_t(T), 0);
+    for (int64_t tc = 0; tc < T; ++tc) {
+        for (int64_t nd = 1; nd < H; ++nd) in.driven_tc[size_t(tc)] += nd * in.driven_hist[size_t(tc * H + nd)];
+        in.idle_tc[size_t(tc)] = in.driven_hist[size_t(tc * H)];
+    }
     return in;
 }
 

@@ -123,6 +123,7 @@ Columns plan_columns(const Plan& p, const StoredWeights& sw);
 
 struct Inputs {
     std::vector<uint64_t> xp;                  // [N][T][P][WPT] driven-row masks
+    std::vector<int64_t> driven_hist;          // [T][RC + 1]: (vector, pulse) reads of a group by driven rows
     std::vector<int64_t> driven_tc, idle_tc;  // per group: driven rows, and (vector, pulse) reads with none
     uint64_t amask;
 };
