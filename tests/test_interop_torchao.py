@@ -144,15 +144,16 @@ def test_torchao_float_formats_are_named_not_read_as_integers():
 # --------------------------------------------------------------------------------------------------
 # torchao's QAT layers (FakeQuantizedLinear) and its quantized inputs (dynamic per token / per tensor)
 # --------------------------------------------------------------------------------------------------
-def _torchao_inputs_own(layer, x):
-    """torchao's own dequantized input of a layer, computed by torchao's code (independently of hamqcore)."""
+def _torchao_inputs_own(layer, x, pre_scale=True):
+    """torchao's own dequantized input of a layer, computed by torchao's code (independently of hamqcore);
+    ``pre_scale=False``: without an Int8Tensor weight's ``act_pre_scale``."""
     w = layer.weight
     if getattr(layer, "activation_fake_quantizer", None) is not None:
         return layer.activation_fake_quantizer(x)
     if getattr(w, "act_quant_kwargs", None) is not None:
         from torchao.quantization.quantize_.common.quantize_tensor_kwargs import \
             _choose_quant_func_and_quantize_tensor
-        if w.act_pre_scale is not None:       # as its Int8Tensor linear does (SmoothQuant-style scaling)
+        if pre_scale and w.act_pre_scale is not None:   # as its Int8Tensor linear does (SmoothQuant-style)
             x = x * w.act_pre_scale
         return _choose_quant_func_and_quantize_tensor(x, w.act_quant_kwargs, scale=w.act_quant_scale,
                                                       zero_point=w.act_quant_zero_point).dequantize()
@@ -217,17 +218,10 @@ def test_torchao_pre_scaled_inputs_are_read_as_its_linear_scales_them():
     x = torch.randn(3, 4, 20)
     q, step, b, _ = input_integers(m[0], x, 8)
     torch.testing.assert_close(q.to(torch.float32) * step, _torchao_inputs_own(m[0], x), rtol=0, atol=1e-6)
-    assert not torch.allclose(q.to(torch.float32) * step, _choose_without_pre_scale(m[0], x))   # it did act
+    assert not torch.allclose(q.to(torch.float32) * step, _torchao_inputs_own(m[0], x, pre_scale=False))  # it acted
     with torch.no_grad():
         digital = m(x)
     torch.testing.assert_close(crossbar_forward(m, x, CrossbarConfig.preset("bitline")), digital, rtol=1e-5, atol=1e-5)
-
-
-def _choose_without_pre_scale(layer, x):
-    from torchao.quantization.quantize_.common.quantize_tensor_kwargs import _choose_quant_func_and_quantize_tensor
-    w = layer.weight
-    return _choose_quant_func_and_quantize_tensor(x, w.act_quant_kwargs, scale=w.act_quant_scale,
-                                                  zero_point=w.act_quant_zero_point).dequantize()
 
 
 def test_torchao_per_token_inputs_of_a_convolution_refuse_the_forward_pass_but_not_the_energy():

@@ -113,15 +113,12 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
     table14, inputs14 = ns14.measure(tmp_path / "a", "ds_cnn", "0", log=lambda _: None)
     assert set(table14) == set(scopes) and inputs14 == inputs
     assert all(e > 0 and 0 < on < 1 for row in table14.values() for e, on in row.values())
-    import torch
-
     from hamqcore.crossbar import PRESETS
     from hamqcore.energy import estimate_energy
-    from hamqcore.study.train import load_checkpoint
-    model, cfg, _ = load_checkpoint(tmp_path / "a" / "ds_cnn" / "seed0" / "baseline" / "checkpoint.pt")
-    from hamqcore.study.data import load as load_data
-    x = torch.from_numpy(np.ascontiguousarray(load_data(cfg.data, quick=cfg.quick_data).test.x[:inputs]))
-    assert estimate_energy(model, x, PRESETS["neurosim-1.4"], floor=True).total_energy == table14["baseline"][
+    models, x, _ = experiments.seed_models(tmp_path / "a", "ds_cnn", "0")
+    (name, baseline, _) = models[0]
+    assert name == "baseline" and x.shape[0] == inputs
+    assert estimate_energy(baseline, x, PRESETS["neurosim-1.4"], floor=True).total_energy == table14["baseline"][
         "neurosim-1.4"][0]
 
     # again with the test labels shuffled: every choice is the same (made without the test split) and
