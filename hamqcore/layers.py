@@ -269,19 +269,26 @@ def layer_integers(m: nn.Module, bits: int = 8, name: str = "") -> Tuple[np.ndar
     """(integer weights as int16 numpy, bits) a layer stores on the crossbar: a quantized layer's
     own integers, else each output channel's symmetric max-step integers at ``bits``. A quantizer
     step that is not a finite number > 0 is a ValueError naming the layer (its integers would be
-    meaningless, e.g. all 0 for an infinite step)."""
-    check_finite_weights(m, name)
-    if isinstance(m, QuantLayer):
-        q, s = m.weight_integers(torch.int16)
-        if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
-            bad = s.reshape(-1)[~(torch.isfinite(s.reshape(-1)) & (s.reshape(-1) > 0))]
-            raise ValueError(f"{_label(m, name)}: its weight quantizer step must be a finite number > 0, got "
-                             f"{float(bad[0])} ({bad.numel()} channel(s)); the checkpoint or the training is broken")
-        return q.cpu().numpy(), m.w_bits
-    lib = library_weight_quant(m, name)
-    if lib is not None:             # another library's quantized layer: its own integers and width
-        return lib[0].to(torch.int16).cpu().numpy(), lib[2]
-    return grid_integers(m.weight.detach(), bits, None, torch.int16).cpu().numpy(), bits
+    meaningless, e.g. all 0 for an infinite step). NaN or infinite weights are a ValueError naming the
+    layer: :func:`grid_integers` refuses them in the pass that rounds them (no pass of its own)."""
+    if not isinstance(m, QuantLayer) and has_library_weight_quant(m):
+        check_finite_weights(m, name)
+        lib = library_weight_quant(m, name)
+        if lib is not None:         # another library's quantized layer: its own integers and width
+            return lib[0].to(torch.int16).cpu().numpy(), lib[2]
+    try:
+        if isinstance(m, QuantLayer):
+            q, s = m.weight_integers(torch.int16)
+        else:
+            return grid_integers(m.weight.detach(), bits, None, torch.int16).cpu().numpy(), bits
+    except ValueError:
+        check_finite_weights(m, name)  # non-finite weights: the error that names the layer
+        raise
+    if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
+        bad = s.reshape(-1)[~(torch.isfinite(s.reshape(-1)) & (s.reshape(-1) > 0))]
+        raise ValueError(f"{_label(m, name)}: its weight quantizer step must be a finite number > 0, got "
+                         f"{float(bad[0])} ({bad.numel()} channel(s)); the checkpoint or the training is broken")
+    return q.cpu().numpy(), m.w_bits
 
 
 def from_exported(program) -> nn.Module:
@@ -496,5 +503,5 @@ def layer_matrices(m: nn.Module, x: torch.Tensor, w_bits: int, a_bits: int, name
     for i in range(g):
         w_groups.append(np.ascontiguousarray(w_int[i * out:(i + 1) * out].reshape(out, -1)))
         cols = im2col(xq[:, i * cin:(i + 1) * cin], m)
-        x_groups.append(cols.to(torch.int32).cpu().numpy().astype(x_dtype))
+        x_groups.append(cols.to(torch.int16 if x_dtype == np.int16 else torch.int32).cpu().numpy())  # exact integers
     return w_groups, x_groups, wb, ab, signed, g

@@ -70,7 +70,8 @@ def grid_integers(w: torch.Tensor, bits: int, step: Optional[torch.Tensor] = Non
     """``round(w / step).clamp(-qmax, qmax)`` as ``dtype`` (round half to even), ``step`` one value per
     output channel (broadcast over w), or None for :func:`weight_scale_max`. Float32/float64 CPU weights
     with a step of their dtype take the fused C++ pass (:func:`hamqcore.kernels.quantize_rows`, the same
-    bits, 3.8-5.1x torch's on ResNet-18's weights); anything else the same formula in torch."""
+    bits, 3.8-5.1x torch's on ResNet-18's weights); anything else the same formula in torch. A NaN or
+    infinite weight is a ValueError on either path (its integer would be meaningless)."""
     qmax = level_max(bits)
     rows = w.shape[0] if w.dim() else 1
     fused = step is None or (step.dtype == w.dtype and step.numel() == rows  # a broken step: torch's formula,
@@ -78,6 +79,8 @@ def grid_integers(w: torch.Tensor, bits: int, step: Optional[torch.Tensor] = Non
     if w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64) and w.numel() > 0 and fused:
         q, _ = quantize_rows(w.reshape(rows, -1).numpy(), bits, None if step is None else step.reshape(-1).numpy())
         return torch.from_numpy(q).reshape(w.shape).to(dtype)
+    if w.is_floating_point() and not bool(torch.isfinite(w).all()):
+        raise ValueError(f"w holds {int((~torch.isfinite(w)).sum())} non-finite value(s) (NaN or inf)")
     if step is None:
         step = weight_scale_max(w, bits)
     return torch.round(w / step).clamp(-qmax, qmax).to(dtype)

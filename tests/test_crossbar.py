@@ -616,6 +616,11 @@ def test_preset_and_layer_errors():
         simulate_layer(big_w, big_x[:1], w_bits=8)
     with pytest.raises(ValueError, match=r"x\[45, 99\] = 256 is outside the range \[0, 255\] of unsigned"):
         simulate_layer(big_w[:1], big_x, w_bits=8, a_signed=False)
+    # a range wider than the dtype on one side only: int8 inputs under unsigned 8 bits can still be
+    # negative; int8 weights at 8 bits (offset: [-128, 127], the dtype's own range) cannot be outside
+    with pytest.raises(ValueError, match=r"x\[0, 2\] = -3 is outside the range \[0, 255\] of unsigned"):
+        simulate_layer(w, np.array([[0, 5, -3]], np.int8), w_bits=8, a_signed=False)
+    simulate_layer(np.array([[-128, 127, 0]], np.int8), x, w_bits=8)
     with pytest.raises(ValueError, match="w must be a 2-D array, got 1 dimensions"):
         simulate_layer(np.zeros(3, np.int8), x)
     with pytest.raises(TypeError, match="w must be an array of signed integers"):

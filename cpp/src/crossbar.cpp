@@ -289,7 +289,7 @@ CrossbarResult Crossbar::simulate(const CrossbarLayer& L, int n_threads) const {
     // The stages of crossbar_stages.hpp, each in its own file.
     using namespace xbar;
     CrossbarResult r;
-    check_ranges(cfg_, L, r);
+    check_ranges(cfg_, L, n_threads, r);
     if (r.bad_w >= 0 || r.bad_x >= 0) return r;
     const Plan p = make_plan(cfg_, L, n_threads, r);
     if (L.output) r.y.assign(size_t(L.n * L.out), 0.0);

@@ -180,20 +180,19 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
     const int64_t D = p.D, P = p.P;
     const int64_t n_act = act.start[size_t(p.T)];
     visit_int(L.w_type, L.w, [&](auto* w) {
-        using W = std::remove_const_t<std::remove_pointer_t<decltype(w)>>;
 #pragma omp parallel num_threads(threads_for(L.out * p.K, p.n_threads))
         {
-            std::vector<uint8_t> dga(size_t(p.RC));
-            std::vector<W> wact(static_cast<size_t>(n_act));  // the group's weights on the driven rows, per conversion group
+            std::vector<uint8_t> dga(drawn ? size_t(p.RC) : 0);
+            std::vector<int32_t> wact(static_cast<size_t>(n_act));  // the group's weights on the driven rows, per conversion group
 #pragma omp for schedule(static)
             for (int64_t g = 0; g < p.G; ++g) {
                 const bool is_ref = g == L.out;
-                if (is_ref)  // the reference column stores weight 0
-                    std::fill(wact.begin(), wact.end(), W(0));
-                else if (!L.floor)
+                if (is_ref || L.floor)  // the reference column stores weight 0 (floor: nothing, below)
+                    std::fill(wact.begin(), wact.end(), 0);
+                else
                     for (int64_t tc = 0; tc < p.T; ++tc)
                         for (int64_t j = act.start[size_t(tc)]; j < act.start[size_t(tc + 1)]; ++j)
-                            wact[size_t(j)] = w[g * p.K + p.tc_row0[size_t(tc)] + act.row[size_t(j)]];
+                            wact[size_t(j)] = int32_t(w[g * p.K + p.tc_row0[size_t(tc)] + act.row[size_t(j)]]);
                 for (int arr = 0; arr < p.A; ++arr)
                     for (int d = 0; d < D; ++d) {
                         const int64_t kc = g * p.cpg + arr * D + d;
@@ -205,17 +204,18 @@ Deviation cell_deviation(const Plan& p, const StoredWeights& sw, const Columns& 
                             const size_t si = size_t(tc * p.ncols + kc);
                             const int64_t a0 = act.start[size_t(tc)], na = act.start[size_t(tc + 1)] - a0;
                             if (cols.skip[si] || na == 0) continue;
-                            if (L.floor)  // nothing stored: every cell holds digit 0
-                                std::fill(dga.begin(), dga.begin() + na, uint8_t(0));
-                            else
-                                extract_digits(wact.data() + a0, na, p.map, arr, d, p.D, p.cb, p.b, dga.data());
-                            if (!sw.inverted.empty() && sw.inverted[si])
-                                for (int64_t j = 0; j < na; ++j) dga[size_t(j)] = uint8_t(p.dmask - dga[size_t(j)]);
-                            double acc_g = 0.0;
-                            const double acc_dev =
-                                drawn ? drawn_deviation(p, cond, inv_state, g, arr, d, tc, r_col, dga.data(), act, a0, na, &acc_g)
-                                      : deviation(dga.data(), act.drive.data() + a0, act.r.data() + a0, na,
-                                                  inv_gf.data(), g_modelf.data(), r_modelf.data(), r_col_pos, &acc_g);
+                            // floor: nothing stored, every cell holds digit 0; complemented: dmask - digit
+                            const DigitRule rule = L.floor ? DigitRule{} : p.rules[size_t(arr * D + d)];
+                            const uint32_t invert = !sw.inverted.empty() && sw.inverted[si] ? uint32_t(p.dmask) : 0u;
+                            double acc_g = 0.0, acc_dev;
+                            if (drawn) {
+                                for (int64_t j = 0; j < na; ++j)
+                                    dga[size_t(j)] = uint8_t(digit_of(wact[size_t(a0 + j)], rule) ^ invert);
+                                acc_dev = drawn_deviation(p, cond, inv_state, g, arr, d, tc, r_col, dga.data(), act, a0, na, &acc_g);
+                            } else {
+                                acc_dev = deviation(wact.data() + a0, rule, invert, act.drive.data() + a0, act.r.data() + a0, na,
+                                                    inv_gf.data(), g_modelf.data(), r_modelf.data(), r_col_pos, &acc_g);
+                            }
                             const int64_t active = L.n * P - in.idle_tc[size_t(tc)];
                             double wt = 1.0;
                             if (em1 != 0.0 && active > 0 && acc_g > 0) {

@@ -9,11 +9,29 @@
 // count of both bits set, so that the driven cells' conductance is exact for every digit value:
 // G0 = g_row nd + sum_k g_plane[k] count_k.
 #pragma once
+#include <climits>
 #include <cstdint>
 
 #include "hamqcore/crossbar.hpp"  // ladder_level
 
 namespace hamq {
+
+// How one stored column holds digit d of array type `arr` of a weight q (the mapping's rule, built by
+// crossbar_stages.hpp digit_rule, its one home): u = (max(sign q, floor) + add) & keep and the digit
+// (u >> shift) & mask, in 32-bit arithmetic (range-checked weights: |q| <= 2^15). Offset: u = q +
+// 2^(b-1); differential: max(q, 0) or max(-q, 0); two's complement: q & (2^(b-1) - 1), its sign
+// column bit b-1 of q. A rule with mask 0 stores digit 0 (nothing stored).
+struct DigitRule {
+    int32_t sign = 1, floor = INT32_MIN, add = 0;
+    uint32_t keep = ~0u, mask = 0;
+    int shift = 0;
+};
+
+inline uint32_t digit_of(int32_t q, const DigitRule& r) {
+    int32_t v = r.sign * q;
+    v = v > r.floor ? v : r.floor;
+    return ((uint32_t(v + r.add) & r.keep) >> r.shift) & r.mask;
+}
 
 struct XbarPopcountArgs {
     int64_t n_vectors = 0;     // N input vectors

@@ -1,41 +1,56 @@
 // Crossbar::simulate, stage 1: the input checks and the plan (crossbar_stages.hpp).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "crossbar_stages.hpp"
+#include "threading.hpp"
 
 namespace hamq::xbar {
 
 namespace {
 
-// The index of the first element of v[0, n) outside [lo, hi], or -1: a branch-free (vectorisable)
-// test per block, the index searched only in a block that has one.
-// Compared in int32 where T fits (the bounds of 2..16-bit levels do): packed compares on every tier.
+// The index of the first element of v[0, n) outside [lo, hi], or -1: each block's min and max
+// (vectorised reductions; blocks in parallel), the index searched only in the first block that has
+// one. Compared in T itself where T is at most 16 bits (the bounds clamped to T's range; none
+// outside it: nothing to scan), else in int64.
 template <class T>
-int64_t first_outside(const T* v, int64_t n, int64_t lo, int64_t hi) {
-    using C = std::conditional_t<(sizeof(T) <= 4), int32_t, int64_t>;
-    const C clo = C(lo), chi = C(hi);
+int64_t first_outside(const T* v, int64_t n, int64_t lo, int64_t hi, int n_threads) {
+    using C = std::conditional_t<(sizeof(T) <= 2), T, int64_t>;
+    constexpr int64_t tmin = int64_t(std::numeric_limits<C>::min()), tmax = int64_t(std::numeric_limits<C>::max());
+    if (lo <= tmin && hi >= tmax) return -1;  // every value of T is inside
+    const C clo = C(std::max(lo, tmin)), chi = C(std::min(hi, tmax));
     constexpr int64_t kBlock = 4096;
-    for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-        const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
-        int bad = 0;
-        for (int64_t i = b0; i < b1; ++i) bad |= int(C(v[i]) < clo) | int(C(v[i]) > chi);
-        if (bad)
-            for (int64_t i = b0; i < b1; ++i)
-                if (int64_t(v[i]) < lo || int64_t(v[i]) > hi) return i;
+    const int64_t nb = ceil_div(n, kBlock);
+    std::vector<uint8_t> bad(size_t(nb), 0);
+#pragma omp parallel for num_threads(threads_for(n, n_threads)) schedule(static)
+    for (int64_t b = 0; b < nb; ++b) {
+        const int64_t b0 = b * kBlock, b1 = b0 + kBlock < n ? b0 + kBlock : n;
+        C mn = std::numeric_limits<C>::max(), mx = std::numeric_limits<C>::min();
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+        for (int64_t i = b0; i < b1; ++i) {
+            const C x = C(v[i]);
+            mn = x < mn ? x : mn;
+            mx = x > mx ? x : mx;
+        }
+        bad[size_t(b)] = uint8_t(mn < clo || mx > chi);
     }
+    for (int64_t b = 0; b < nb; ++b)
+        if (bad[size_t(b)])
+            for (int64_t i = b * kBlock; i < n; ++i)
+                if (int64_t(v[i]) < lo || int64_t(v[i]) > hi) return i;
     return -1;
 }
 
 }  // namespace
 
-void check_ranges(const CrossbarConfig& c, const CrossbarLayer& L, CrossbarResult& r) {
+void check_ranges(const CrossbarConfig& c, const CrossbarLayer& L, int n_threads, CrossbarResult& r) {
     const int64_t w_lo = mapping_level_min(c.mapping, L.w_bits), w_hi = mapping_level_max(c.mapping, L.w_bits);
-    r.bad_w = visit_int(L.w_type, L.w, [&](auto* w) { return first_outside(w, L.out * L.k, w_lo, w_hi); });
+    r.bad_w = visit_int(L.w_type, L.w, [&](auto* w) { return first_outside(w, L.out * L.k, w_lo, w_hi, n_threads); });
     const int64_t x_lo = L.a_signed ? -(int64_t(1) << (L.a_bits - 1)) : 0;
     const int64_t x_hi = L.a_signed ? (int64_t(1) << (L.a_bits - 1)) - 1 : (int64_t(1) << L.a_bits) - 1;
-    r.bad_x = visit_int(L.x_type, L.x, [&](auto* x) { return first_outside(x, L.n * L.k, x_lo, x_hi); });
+    r.bad_x = visit_int(L.x_type, L.x, [&](auto* x) { return first_outside(x, L.n * L.k, x_lo, x_hi, n_threads); });
 }
 
 void Plan::place(int64_t kc, int64_t& col_tile, int64_t& local) const {
@@ -88,6 +103,8 @@ Plan make_plan(const CrossbarConfig& c, const CrossbarLayer& L, int n_threads, C
     p.ld = p.ncols * p.cb;          // weight planes per row word: [cb][ncols]
     p.dmask = (uint64_t(1) << p.cb) - 1;
     p.half = int64_t(1) << (p.b - 1);
+    for (int arr = 0; arr < p.A; ++arr)
+        for (int d = 0; d < p.D; ++d) p.rules.push_back(digit_rule(p.map, arr, d, p.D, p.cb, p.b));
     p.m = std::min<int64_t>(c.cols_per_adc, c.cols);
     p.narr = p.col_tiles * p.A;
     for (int64_t tc = 0; tc < p.T; ++tc) {

@@ -36,31 +36,43 @@ auto visit_int(IntType t, const void* p, F&& f) {
 double adc_step(int64_t full_scale, int64_t levels);
 double adc_reading(int64_t s, double step, int64_t levels);
 
-// Digit d (0 = least significant) of array type `arr` of n consecutive weights (range-checked, so
-// |q| < 2^16 fits the 32-bit arithmetic); the mapping's cases sit outside the loops.
-template <class T, class O>
-void extract_digits(const T* w, int64_t n, Mapping map, int arr, int d, int D, int cb, int b, O* out) {
-    const int32_t half = int32_t(1) << (b - 1);
-    const uint32_t dmask = (1u << cb) - 1;
-    const int shift = d * cb;
+// The rule of digit d (0 = least significant) of array type `arr` (crossbar_kernel.hpp DigitRule):
+// the one home of the mappings' digits.
+inline DigitRule digit_rule(Mapping map, int arr, int d, int D, int cb, int b) {
+    DigitRule r;
+    r.mask = (1u << cb) - 1;
+    r.shift = d * cb;
     switch (map) {
         case Mapping::Offset:
-            for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) + half) >> shift) & dmask);
+            r.add = int32_t(1) << (b - 1);
             break;
-        case Mapping::Differential:
-            if (arr == 0)
-                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) > 0 ? int32_t(w[i]) : 0) >> shift) & dmask);
-            else
-                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i]) < 0 ? -int32_t(w[i]) : 0) >> shift) & dmask);
+        case Mapping::Differential:  // array 0 stores max(q, 0), array 1 max(-q, 0)
+            r.sign = arr == 0 ? 1 : -1;
+            r.floor = 0;
             break;
         case Mapping::TwosComplement:
-            if (d == D - 1)  // the sign column: bit b-1 of q mod 2^b
-                for (int64_t i = 0; i < n; ++i) out[i] = O((uint32_t(int32_t(w[i])) >> (b - 1)) & 1u);
-            else
-                for (int64_t i = 0; i < n; ++i) out[i] = O(((uint32_t(int32_t(w[i])) & uint32_t(half - 1)) >> shift) & dmask);
+            if (d == D - 1) {  // the sign column: bit b-1 of q mod 2^b
+                r.shift = b - 1;
+                r.mask = 1;
+            } else {
+                r.keep = (uint32_t(1) << (b - 1)) - 1;
+            }
             break;
     }
+    return r;
 }
+
+// Digit d of array type `arr` of n consecutive weights (range-checked, so |q| <= 2^15 fits the
+// 32-bit arithmetic).
+template <class T, class O>
+void extract_digits(const T* w, int64_t n, Mapping map, int arr, int d, int D, int cb, int b, O* out) {
+    const DigitRule r = digit_rule(map, arr, d, D, cb, b);
+    for (int64_t i = 0; i < n; ++i) out[i] = O(digit_of(int32_t(w[i]), r));
+}
+
+// The most bit-planes one output stores (A * D * cb): 2 * 4 * 4 for 16-bit differential weights on
+// 4-bit cells, 2 * 15 for them on 1-bit cells (w_bits <= 16, cell_bits <= 4).
+constexpr int kMaxPlanes = 64;
 
 // Row blocks of up to 64 rows that never cross a conversion group: (group, word, first row, end).
 struct Block {
@@ -84,6 +96,7 @@ struct Plan {
     int64_t half = 0;                     // 2^(b-1)
     int64_t m = 0, narr = 0;              // columns per sense amp (mux cycles per read), arrays per group
     std::vector<Block> blocks = {};
+    std::vector<DigitRule> rules = {};    // [A * D]: how column arr * D + d of a group stores its digit
     std::vector<double> col_coef = {};    // shift-add weight of every column of a group
     // Physical place of kernel column kc = g * cpg + arr * D + d (the reference group: one copy per
     // array column tile, in its last D columns; col_tile = -1).
@@ -101,7 +114,7 @@ struct Plan {
 };
 
 // The first weight and input outside the mapping's and the activations' range (-1 when none).
-void check_ranges(const CrossbarConfig& c, const CrossbarLayer& L, CrossbarResult& r);
+void check_ranges(const CrossbarConfig& c, const CrossbarLayer& L, int n_threads, CrossbarResult& r);
 // The plan; fills the result's geometry (arrays, tiles, columns, cells).
 Plan make_plan(const CrossbarConfig& c, const CrossbarLayer& L, int n_threads, CrossbarResult& r);
 

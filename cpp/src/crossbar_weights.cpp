@@ -13,29 +13,29 @@ namespace {
 // One output group's digits of one row block into the planes, with their statistics.
 template <class W>
 void pack_group(const Plan& p, StoredWeights& sw, int64_t g, const Block& bl, const W* wblock) {
-    const auto transpose = active_kernels().transpose_bits;
     uint64_t* dst = sw.wp.data() + (bl.tc * p.WPT + bl.word) * p.ld + g * p.cpg;
-    uint16_t digits[64];
-    uint64_t planes[4];
-    for (int arr = 0; arr < p.A; ++arr)
-        for (int d = 0; d < p.D; ++d) {
-            for (int i = 0; i < 64; ++i) digits[i] = 0;
-            extract_digits(wblock, bl.r1 - bl.r0, p.map, arr, d, p.D, p.cb, p.b, digits);
-            transpose(digits, p.cb, planes);
-            uint64_t* col = dst + (arr * p.D + d);
-            uint64_t any = 0, all = ~uint64_t(0);
-            int32_t sum = 0;
-            for (int j = 0; j < p.cb; ++j) {
-                col[j * p.ncols] = planes[j];
-                any |= planes[j];
-                all &= planes[j];
-                sum += popcount64(planes[j]) << j;
-            }
-            const size_t si = size_t(bl.tc * p.ncols + g * p.cpg + arr * p.D + d);
-            sw.st_on[si] += popcount64(any);
-            sw.st_sum[si] += sum;
-            sw.st_full[si] += popcount64(all);
+    const int64_t n = bl.r1 - bl.r0;
+    int32_t q[64] = {0};
+    for (int64_t i = 0; i < n; ++i) q[i] = int32_t(wblock[i]);
+    uint64_t planes[kMaxPlanes];
+    active_kernels().digit_planes(q, p.rules.data(), int(p.cpg), p.cb, planes);
+    const uint64_t rowmask = n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;  // rows past n hold no cell
+    for (int64_t k = 0; k < p.cpg; ++k) {
+        uint64_t* col = dst + k;
+        uint64_t any = 0, all = ~uint64_t(0);
+        int32_t sum = 0;
+        for (int j = 0; j < p.cb; ++j) {
+            const uint64_t plane = planes[k * p.cb + j] & rowmask;
+            col[j * p.ncols] = plane;
+            any |= plane;
+            all &= plane;
+            sum += popcount64(plane) << j;
         }
+        const size_t si = size_t(bl.tc * p.ncols + g * p.cpg + k);
+        sw.st_on[si] += popcount64(any);
+        sw.st_sum[si] += sum;
+        sw.st_full[si] += popcount64(all);
+    }
 }
 
 // Complement: per physical column (array row tile, kernel column), stored inverted when that leaves

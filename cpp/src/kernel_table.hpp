@@ -37,13 +37,17 @@ struct KernelTable {
     int64_t (*penalty_rows_f64)(const double*, int64_t, int64_t, double*, bool, int, Encoding,
                                 Relaxation, double, double*, double*, double*, int, BitCost);
     void (*xbar_popcount)(const XbarPopcountArgs&);
-    // sum_i drive[i] (1 / (inv_g[digit[i]] + r + r_row[i]) - g_model[digit[i]]) over i < n, and (in
-    // *model) sum_i drive[i] g_model[digit[i]]: a column's conductance deviation from the kernel's model
-    // (single precision terms: the deviation is a few % of G and needs ~1e-5 of itself). The digit
-    // tables inv_g, g_model, r_model hold 16 entries (cell_bits <= 4; unused ones padded).
-    double (*xbar_deviation)(const uint8_t* digit, const float* drive, const float* r_row, int64_t n,
-                             const float* inv_g, const float* g_model, const float* r_model, float r,
-                             double* model);
+    // sum_i drive[i] (1 / (inv_g[d_i] + r + r_row[i]) - g_model[d_i]) over i < n, d_i = digit_of(q[i],
+    // rule) ^ invert, and (in *model) sum_i drive[i] g_model[d_i]: a column's conductance deviation
+    // from the kernel's model (single precision terms: the deviation is a few % of G and needs ~1e-5
+    // of itself). The digit tables inv_g, g_model, r_model hold 16 entries (cell_bits <= 4; unused
+    // ones padded).
+    double (*xbar_deviation)(const int32_t* q, const DigitRule& rule, uint32_t invert, const float* drive,
+                             const float* r_row, int64_t n, const float* inv_g, const float* g_model,
+                             const float* r_model, float r, double* model);
+    // planes[k * cb + j] bit i = bit j of digit_of(q[i], rules[k]), for i < 64, k < n_rules, j < cb:
+    // a 64-row block of one output's stored columns into their bit-planes.
+    void (*digit_planes)(const int32_t* q, const DigitRule* rules, int n_rules, int cb, uint64_t* planes);
     // planes[b] bit r = bit b of codes[r], for r < 64 and b < nbits (a 64-row bit transpose).
     void (*transpose_bits)(const uint16_t* codes, int nbits, uint64_t* planes);
     // the upper factor of the rounding's inverse Hessian (rounding.cpp); b is overwritten

@@ -467,8 +467,9 @@ void xbar_popcount(const XbarPopcountArgs& a) {
     }
 }
 
-double xbar_deviation(const uint8_t* digit, const float* drive, const float* r_row, int64_t n,
-                      const float* inv_g, const float* g_model, const float* r_model, float r, double* model) {
+double xbar_deviation(const int32_t* q, const DigitRule& rule, uint32_t invert, const float* drive,
+                      const float* r_row, int64_t n, const float* inv_g, const float* g_model, const float* r_model,
+                      float r, double* model) {
     // G - G_model = G G_model (R_model - R) with R = 1/G_device + r + r_row the cell's series
     // resistance and R_model the one the model's conductance implies: no cancellation between two
     // nearly equal conductances, so single precision keeps ~1e-7 of the (small) deviation itself.
@@ -476,36 +477,48 @@ double xbar_deviation(const uint8_t* digit, const float* drive, const float* r_r
     int64_t i = 0;
 #ifdef HAMQ_HAVE_AVX512_INTRIN
     static_assert(kLanes == 16, "one zmm of floats per chunk");
-    // The digit tables (16 entries, kernel_table.hpp) in registers: a permute per chunk, no gathers;
-    // lane l takes elements i + l, the operations in the scalar order (no FMA): the same bits.
+    // The digits from the weights in registers (digit_of, lane by lane), the digit tables (16
+    // entries, kernel_table.hpp) in registers: a permute per chunk, no gathers; lane l takes elements
+    // i + l, the operations in the scalar order (no FMA): the same bits.
     if (n >= kLanes) {
         const __m512 v_inv = _mm512_loadu_ps(inv_g), v_gm = _mm512_loadu_ps(g_model), v_rm = _mm512_loadu_ps(r_model);
         const __m512 vr = _mm512_set1_ps(r);
+        const __m512i floor = _mm512_set1_epi32(rule.floor), add = _mm512_set1_epi32(rule.add);
+        const __m512i keep = _mm512_set1_epi32(int32_t(rule.keep)), mask = _mm512_set1_epi32(int32_t(rule.mask));
+        const __m512i inv = _mm512_set1_epi32(int32_t(invert));
+        const __m128i shift = _mm_cvtsi32_si128(rule.shift);
+        const bool neg = rule.sign < 0;
         __m512 vdev = _mm512_setzero_ps(), vmod = _mm512_setzero_ps();
         for (; i + kLanes <= n; i += kLanes) {
-            const __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(digit + i)));
+            __m512i t = _mm512_loadu_si512(q + i);
+            t = neg ? _mm512_sub_epi32(_mm512_setzero_si512(), t) : t;
+            t = _mm512_and_si512(_mm512_add_epi32(_mm512_max_epi32(t, floor), add), keep);
+            const __m512i d = _mm512_xor_si512(_mm512_and_si512(_mm512_srl_epi32(t, shift), mask), inv);
             const __m512 gm = _mm512_permutexvar_ps(d, v_gm), rr = _mm512_loadu_ps(r_row + i);
             const __m512 dr = _mm512_loadu_ps(drive + i);
             const __m512 rs = _mm512_add_ps(vr, rr);
-            const __m512 q = _mm512_div_ps(gm, _mm512_add_ps(_mm512_permutexvar_ps(d, v_inv), rs));
-            const __m512 t = _mm512_mul_ps(q, _mm512_sub_ps(_mm512_sub_ps(_mm512_permutexvar_ps(d, v_rm), vr), rr));
-            vdev = _mm512_add_ps(vdev, _mm512_mul_ps(dr, t));
+            const __m512 qq = _mm512_div_ps(gm, _mm512_add_ps(_mm512_permutexvar_ps(d, v_inv), rs));
+            const __m512 t2 = _mm512_mul_ps(qq, _mm512_sub_ps(_mm512_sub_ps(_mm512_permutexvar_ps(d, v_rm), vr), rr));
+            vdev = _mm512_add_ps(vdev, _mm512_mul_ps(dr, t2));
             vmod = _mm512_add_ps(vmod, _mm512_mul_ps(dr, gm));
         }
         _mm512_storeu_ps(dev, vdev);
         _mm512_storeu_ps(mod, vmod);
     }
 #endif
-    for (; i + kLanes <= n; i += kLanes)
+    for (; i + kLanes <= n; i += kLanes) {
+        uint8_t dg[kLanes];
+        for (int l = 0; l < kLanes; ++l) dg[l] = uint8_t(digit_of(q[i + l], rule) ^ invert);
 #pragma omp simd
         for (int l = 0; l < kLanes; ++l) {
-            const uint8_t d = digit[i + l];
+            const uint8_t d = dg[l];
             const float gm = g_model[d], rs = r + r_row[i + l];
             dev[l] += drive[i + l] * (gm / (inv_g[d] + rs) * ((r_model[d] - r) - r_row[i + l]));
             mod[l] += drive[i + l] * gm;
         }
+    }
     for (int l = 0; i < n; ++i, ++l) {
-        const uint8_t d = digit[i];
+        const uint32_t d = digit_of(q[i], rule) ^ invert;
         const float gm = g_model[d], rs = r + r_row[i];
         dev[l] += drive[i] * (gm / (inv_g[d] + rs) * ((r_model[d] - r) - r_row[i]));
         mod[l] += drive[i] * gm;

@@ -54,13 +54,45 @@ void transpose_bits(const uint16_t* codes, int nbits, uint64_t* planes) {
 #endif
 }
 
+void digit_planes(const int32_t* q, const DigitRule* rules, int n_rules, int cb, uint64_t* planes) {
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+    __m512i v[4];
+    for (int i = 0; i < 4; ++i) v[i] = _mm512_loadu_si512(q + 16 * i);
+    for (int k = 0; k < n_rules; ++k) {
+        const DigitRule& r = rules[k];
+        __m512i u[4];
+        for (int i = 0; i < 4; ++i) {  // digit_of's u, lane by lane
+            __m512i t = r.sign < 0 ? _mm512_sub_epi32(_mm512_setzero_si512(), v[i]) : v[i];
+            t = _mm512_max_epi32(t, _mm512_set1_epi32(r.floor));
+            t = _mm512_add_epi32(t, _mm512_set1_epi32(r.add));
+            u[i] = _mm512_and_si512(t, _mm512_set1_epi32(int32_t(r.keep)));
+        }
+        for (int j = 0; j < cb; ++j) {  // bit j of the digit: bit shift + j of u where the mask keeps it
+            uint64_t word = 0;
+            if ((r.mask >> j) & 1u) {
+                const __m512i m = _mm512_set1_epi32(int32_t(uint32_t(1) << (r.shift + j)));
+                for (int i = 0; i < 4; ++i) word |= uint64_t(_mm512_test_epi32_mask(u[i], m)) << (16 * i);
+            }
+            planes[k * cb + j] = word;
+        }
+    }
+#else
+    for (int k = 0; k < n_rules; ++k)
+        for (int j = 0; j < cb; ++j) {
+            uint64_t word = 0;
+            for (int i = 0; i < 64; ++i) word |= uint64_t((digit_of(q[i], rules[k]) >> j) & 1u) << i;
+            planes[k * cb + j] = word;
+        }
+#endif
+}
+
 }  // namespace
 
 const KernelTable* make_table(const char* name) {
     static const KernelTable table = {name,        hw_map,      hw_total,    hw_hist,
                                       relaxed_f32, relaxed_f64,
                                       penalty_rows_f32, penalty_rows_f64, xbar_popcount,
-                                      xbar_deviation, transpose_bits, factor_upper, round_rows,
+                                      xbar_deviation, digit_planes, transpose_bits, factor_upper, round_rows,
                                       quantize_rows_impl<float>, quantize_rows_impl<double>,
                                       fake_quantize_impl<float>, fake_quantize_impl<double>,
                                       fake_quantize_backward_impl<float>, fake_quantize_backward_impl<double>,
