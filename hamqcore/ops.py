@@ -217,7 +217,7 @@ def _wrapped(t: torch.Tensor) -> bool:
 def _is_one(t: torch.Tensor) -> bool:
     # checked only for plain eager CPU tensors (reading the scalar costs no device sync); traced,
     # fake and functional tensors (compile, AOT dispatch) always take the general path
-    if torch.compiler.is_compiling() or type(t) is not torch.Tensor or _wrapped(t):
+    if torch.compiler.is_compiling() or type(t) not in _PLAIN or _wrapped(t):
         return False
     return t.device.type == "cpu" and t.numel() == 1 and float(t) == 1.0
 
@@ -289,11 +289,16 @@ _unwrap_dead = torch._functorch.utils.unwrap_dead_wrappers
 
 
 def _eager(*tensors) -> bool:
-    """Whether every given tensor (None skipped) is a plain eager CPU tensor outside tracing: the case the
-    autograd.Function paths take instead of the custom op."""
+    """Whether every given tensor (None skipped) is a plain eager CPU tensor (or Parameter) outside
+    tracing: the case the autograd.Function paths take instead of the custom op."""
     if torch.compiler.is_compiling():
         return False
-    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu") for t in tensors)
+    return all(t is None or (type(t) in _PLAIN and t.device.type == "cpu") for t in tensors)
+
+
+# a model's weights are Parameters: a plain tensor subclass without a __torch_function__ of its own
+# (torch's subclasses that trace or fake, e.g. FakeTensor, FunctionalTensor, take the op)
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = "differential",

@@ -124,6 +124,17 @@ def test_eager_penalty_path_is_the_ops_bit_for_bit():
                         for a, b in zip(ga, gb):
                             assert torch.equal(a, b), (dtype, scale_kind, reduction, contiguous)
     assert not ops._eager(torch.zeros(2, device="meta"))
+    # a model's weights and LSQ steps are Parameters: the eager path too, with the op's bits
+    wp, sp = torch.nn.Parameter(base.clone()), torch.nn.Parameter(steps.clone())
+    v = ops.scaled_hw_penalty(wp, sp, 8, "offset", "sum", weight=0.3)
+    assert type(v.grad_fn).__name__ == "_EagerScaledPenaltyBackward"
+    v.backward()
+    wt, st = base.clone().requires_grad_(), steps.clone().requires_grad_()
+    vo = ops._scaled_op(wt, st, 8, "offset", "sum", 0.3, None)[0]
+    vo.backward()
+    assert torch.equal(v.detach(), vo.detach()) and torch.equal(wp.grad, wt.grad) and torch.equal(sp.grad, st.grad)
+    assert type(ops.relaxed_hw_penalty(torch.nn.Parameter(base.clone() * 100), 8).grad_fn).__name__ == \
+        "_EagerPenaltyBackward"
     # the unscaled penalty likewise
     for dtype in (torch.float32, torch.float64, torch.float16):
         for reduction, upstream in (("sum", 1.0), ("mean", 0.7)):
