@@ -154,22 +154,9 @@ MUTANTS = [
     # the range check's per-block min and max (crossbar_plan.cpp first_outside)
     ("cpp/src/crossbar_plan.cpp", "bad[size_t(b)] = uint8_t(mn < clo || mx > chi);", "bad[size_t(b)] = uint8_t(mn < clo);",
      XBAR_TESTS),
-    ("cpp/src/crossbar_plan.cpp", "if (lo <= tmin && hi >= tmax) return -1;", "if (lo <= tmin || hi >= tmax) return -1;",
-     XBAR_TESTS),
     # the wire-position pass's register tables (kernels_crossbar.hpp xbar_deviation)
     ("cpp/src/kernels_crossbar.hpp", "const __m512 t2 = _mm512_mul_ps(qq, _mm512_sub_ps(_mm512_sub_ps(_mm512_permutexvar_ps(d, v_rm), vr), rr));",
      "const __m512 t2 = _mm512_mul_ps(qq, _mm512_sub_ps(_mm512_permutexvar_ps(d, v_rm), vr));", XBAR_TESTS),
-    # the digits of the mappings (crossbar_stages.hpp digit_rule) and the registers that apply them
-    # (kernels_impl.hpp digit_planes, kernels_crossbar.hpp xbar_deviation; crossbar_weights.cpp pack_group)
-    ("cpp/src/crossbar_stages.hpp", "            r.floor = 0;\n", "", XBAR_TESTS),
-    ("cpp/src/crossbar_stages.hpp", "r.keep = (uint32_t(1) << (b - 1)) - 1;", "r.keep = (uint32_t(1) << b) - 1;", XBAR_TESTS),
-    ("cpp/src/kernels_impl.hpp", "t = _mm512_max_epi32(t, _mm512_set1_epi32(r.floor));", "", XBAR_TESTS),
-    ("cpp/src/kernels_impl.hpp", "if ((r.mask >> j) & 1u) {", "if (true) {", XBAR_TESTS),
-    ("cpp/src/crossbar_weights.cpp", "const uint64_t rowmask = n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;",
-     "const uint64_t rowmask = ~uint64_t(0);", XBAR_TESTS),
-    ("cpp/src/kernels_crossbar.hpp", "_mm512_and_si512(_mm512_srl_epi32(t, shift), mask), inv);",
-     "_mm512_and_si512(_mm512_srl_epi32(t, shift), mask), _mm512_setzero_si512());", XBAR_TESTS),
-    ("cpp/src/kernels_crossbar.hpp", "t = neg ? _mm512_sub_epi32(_mm512_setzero_si512(), t) : t;", "", XBAR_TESTS),
     # streamed penalty gradients (kernels_relaxed.hpp store_scaled)
     ("cpp/src/kernels_relaxed.hpp",
      "_mm512_stream_ps(reinterpret_cast<float*>(out + j), _mm512_mul_ps(_mm512_loadu_ps(in + j), _mm512_set1_ps(c)));",
@@ -194,6 +181,20 @@ MUTANTS = [
      XBAR_TESTS),
     ("cpp/src/neurosim14.cpp", "p.mux = mux_e + dec * mux * kEpsilon;", "p.mux = (mux_e + dec * mux * kEpsilon) / pulses;",
      XBAR_TESTS),
+    # the stop after neurosim-1.4: the range check's dtype shortcut (crossbar_plan.cpp first_outside)
+    ("cpp/src/crossbar_plan.cpp", "if (lo <= tmin && hi >= tmax) return -1;", "if (lo <= tmin || hi >= tmax) return -1;",
+     XBAR_TESTS),
+    # the digits of the mappings (crossbar_stages.hpp digit_rule) and the registers that apply them
+    # (kernels_impl.hpp digit_planes, kernels_crossbar.hpp xbar_deviation; crossbar_weights.cpp pack_group)
+    ("cpp/src/crossbar_stages.hpp", "            r.floor = 0;\n", "", XBAR_TESTS),
+    ("cpp/src/crossbar_stages.hpp", "r.keep = (uint32_t(1) << (b - 1)) - 1;", "r.keep = (uint32_t(1) << b) - 1;", XBAR_TESTS),
+    ("cpp/src/kernels_impl.hpp", "t = _mm512_max_epi32(t, _mm512_set1_epi32(r.floor));", "", XBAR_TESTS),
+    ("cpp/src/kernels_impl.hpp", "if ((r.mask >> j) & 1u) {", "if (true) {", XBAR_TESTS),
+    ("cpp/src/crossbar_weights.cpp", "const uint64_t rowmask = n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;",
+     "const uint64_t rowmask = ~uint64_t(0);", XBAR_TESTS),
+    ("cpp/src/kernels_crossbar.hpp", "_mm512_and_si512(_mm512_srl_epi32(t, shift), mask), inv);",
+     "_mm512_and_si512(_mm512_srl_epi32(t, shift), mask), _mm512_setzero_si512());", XBAR_TESTS),
+    ("cpp/src/kernels_crossbar.hpp", "t = neg ? _mm512_sub_epi32(_mm512_setzero_si512(), t) : t;", "", XBAR_TESTS),
 ]
 
 
