@@ -77,12 +77,15 @@ void digit_planes(const int32_t* q, const DigitRule* rules, int n_rules, int cb,
         }
     }
 #else
-    for (int k = 0; k < n_rules; ++k)
+    uint32_t digit[64];
+    for (int k = 0; k < n_rules; ++k) {
+        for (int i = 0; i < 64; ++i) digit[i] = digit_of(q[i], rules[k]);
         for (int j = 0; j < cb; ++j) {
             uint64_t word = 0;
-            for (int i = 0; i < 64; ++i) word |= uint64_t((digit_of(q[i], rules[k]) >> j) & 1u) << i;
+            for (int i = 0; i < 64; ++i) word |= uint64_t((digit[i] >> j) & 1u) << i;
             planes[k * cb + j] = word;
         }
+    }
 #endif
 }
 
