@@ -139,15 +139,21 @@ def max_step(w: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.where(amax > 0, amax / level_max(bits), torch.ones_like(amax))
 
 
+# Tensors whose values can be read: plain ones and Parameters (a model's weights; a plain subclass
+# without a __torch_function__ of its own). torch's subclasses that trace or fake (FakeTensor,
+# FunctionalTensor, ...) are not: checks skip them, and the eager paths leave them to the ops.
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
 def _check_finite(name: str, t: torch.Tensor) -> None:
     # the pure-torch paths check like the C++ kernels do (NaN/inf raise, naming the first index);
     # skipped while tracing, where values are unknown
-    if torch.compiler.is_compiling() or type(t) is not torch.Tensor:
+    if torch.compiler.is_compiling() or type(t) not in _PLAIN:
         return
     bad = ~torch.isfinite(t)
     if bool(bad.any()):
         idx = tuple(int(i) for i in torch.nonzero(bad)[0])
-        raise ValueError(f"{name}{list(idx)} = {float(t[idx])} is not finite")
+        raise ValueError(f"{name}{list(idx)} = {float(t.detach()[idx])} is not finite")
 
 
 @torch.library.custom_op("hamqcore::scaled_hw_penalty", mutates_args=())
@@ -163,7 +169,7 @@ def _scaled_op(w: torch.Tensor, scale: Optional[torch.Tensor], bits: int, encodi
         scale = max_step(work.detach(), bits)
     else:
         _check_finite("scale", scale)
-        if not (torch.compiler.is_compiling() or type(scale) is not torch.Tensor) and bool((scale <= 0).any()):
+        if not (torch.compiler.is_compiling() or type(scale) not in _PLAIN) and bool((scale <= 0).any()):
             raise ValueError(f"scale must be > 0, got {scale.detach().min().item()}")
     s = _row_scale(w, scale.to(work.dtype))
     x = work / s
@@ -295,10 +301,6 @@ def _eager(*tensors) -> bool:
         return False
     return all(t is None or (type(t) in _PLAIN and t.device.type == "cpu") for t in tensors)
 
-
-# a model's weights are Parameters: a plain tensor subclass without a __torch_function__ of its own
-# (torch's subclasses that trace or fake, e.g. FakeTensor, FunctionalTensor, take the op)
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def scaled_hw_penalty(w: torch.Tensor, scale=None, bits: int = 8, encoding: str = "differential",

@@ -177,6 +177,20 @@ def test_torch_func_grad_of_the_penalties_and_fake_quantize():
         torch.func.vmap(lambda r: ops.relaxed_hw_penalty(r, 8))(x.reshape(4, 10))
 
 
+def test_torch_paths_check_parameters_as_the_kernels_do():
+    """The pure-torch paths (other devices) refuse NaN/inf and a step <= 0 as the C++ kernels do, also
+    for Parameters (a model's weights): the check once skipped every tensor that was not exactly a
+    torch.Tensor, so a diverged model's weights on a GPU gave a NaN penalty instead of the error."""
+    w = torch.nn.Parameter(torch.tensor([[0.5, float("nan")], [0.1, 0.2]]))
+    with pytest.raises(ValueError, match=r"w\[0, 1\] = nan is not finite"):
+        ops._scaled_op._init_fn(w, torch.tensor([0.1, 0.1]), 8, "offset", "sum", 1.0, None)
+    with pytest.raises(ValueError, match=r"x\[0, 1\] = nan is not finite"):
+        ops.torch_relaxed_hw(w, 8)
+    with pytest.raises(ValueError, match="scale must be > 0, got -0.1"):
+        ops._scaled_op._init_fn(torch.ones(2, 2), torch.nn.Parameter(torch.tensor([0.1, -0.1])), 8, "offset", "sum",
+                                1.0, None)
+
+
 def test_eager_functions_run_without_signature_binding(monkeypatch):
     """Outside torch.func transforms the eager autograd.Functions (penalties, fake_quantize) go through
     the C++ apply: torch's ``Function.apply`` binds inspect.signature on every call of a
