@@ -505,6 +505,46 @@ double xbar_deviation(const int32_t* q, const DigitRule& rule, uint32_t invert, 
         _mm512_storeu_ps(dev, vdev);
         _mm512_storeu_ps(mod, vmod);
     }
+#elif defined(__AVX2__)
+    static_assert(kLanes == 16, "two ymm of floats per chunk");
+    // As above with two ymm per chunk (lanes 0-7 and 8-15, the same lanes): the 16-entry tables as
+    // two halves, each permuted by the digit's low 3 bits and the half picked by its bit 3.
+    if (n >= kLanes) {
+        const __m256 inv_lo = _mm256_loadu_ps(inv_g), inv_hi = _mm256_loadu_ps(inv_g + 8);
+        const __m256 gm_lo = _mm256_loadu_ps(g_model), gm_hi = _mm256_loadu_ps(g_model + 8);
+        const __m256 rm_lo = _mm256_loadu_ps(r_model), rm_hi = _mm256_loadu_ps(r_model + 8);
+        const __m256 vr = _mm256_set1_ps(r);
+        const __m256i floor = _mm256_set1_epi32(rule.floor), add = _mm256_set1_epi32(rule.add);
+        const __m256i keep = _mm256_set1_epi32(int32_t(rule.keep)), mask = _mm256_set1_epi32(int32_t(rule.mask));
+        const __m256i inv = _mm256_set1_epi32(int32_t(invert));
+        const __m128i shift = _mm_cvtsi32_si128(rule.shift);
+        const bool neg = rule.sign < 0;
+        auto lookup = [](__m256 lo, __m256 hi, __m256i d, __m256 upper) {
+            return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, d), _mm256_permutevar8x32_ps(hi, d), upper);
+        };
+        __m256 vdev[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, vmod[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (; i + kLanes <= n; i += kLanes) {
+            for (int h = 0; h < 2; ++h) {
+                const int64_t e = i + 8 * h;
+                __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + e));
+                t = neg ? _mm256_sub_epi32(_mm256_setzero_si256(), t) : t;
+                t = _mm256_and_si256(_mm256_add_epi32(_mm256_max_epi32(t, floor), add), keep);
+                const __m256i d = _mm256_xor_si256(_mm256_and_si256(_mm256_srl_epi32(t, shift), mask), inv);
+                const __m256 upper = _mm256_castsi256_ps(_mm256_slli_epi32(d, 28));  // bit 3 to the sign
+                const __m256 gm = lookup(gm_lo, gm_hi, d, upper), rr = _mm256_loadu_ps(r_row + e);
+                const __m256 dr = _mm256_loadu_ps(drive + e);
+                const __m256 rs = _mm256_add_ps(vr, rr);
+                const __m256 qq = _mm256_div_ps(gm, _mm256_add_ps(lookup(inv_lo, inv_hi, d, upper), rs));
+                const __m256 t2 = _mm256_mul_ps(qq, _mm256_sub_ps(_mm256_sub_ps(lookup(rm_lo, rm_hi, d, upper), vr), rr));
+                vdev[h] = _mm256_add_ps(vdev[h], _mm256_mul_ps(dr, t2));
+                vmod[h] = _mm256_add_ps(vmod[h], _mm256_mul_ps(dr, gm));
+            }
+        }
+        for (int h = 0; h < 2; ++h) {
+            _mm256_storeu_ps(dev + 8 * h, vdev[h]);
+            _mm256_storeu_ps(mod + 8 * h, vmod[h]);
+        }
+    }
 #endif
     for (; i + kLanes <= n; i += kLanes) {
         uint8_t dg[kLanes];

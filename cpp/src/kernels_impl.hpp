@@ -45,6 +45,20 @@ void transpose_bits(const uint16_t* codes, int nbits, uint64_t* planes) {
         const __m512i m = _mm512_set1_epi16(short(1 << b));
         planes[b] = uint64_t(_mm512_test_epi16_mask(lo, m)) | (uint64_t(_mm512_test_epi16_mask(hi, m)) << 32);
     }
+#elif defined(__AVX2__)
+    // bit b of each code shifted to its sign bit, packed to bytes with signed saturation (the sign
+    // survives), the 128-bit lanes' interleave undone, and the byte signs read: 32 codes per mask
+    __m256i c[4];
+    for (int i = 0; i < 4; ++i) c[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 16 * i));
+    for (int b = 0; b < nbits; ++b) {
+        const __m128i sh = _mm_cvtsi32_si128(15 - b);
+        uint64_t word = 0;
+        for (int h = 0; h < 2; ++h) {
+            const __m256i packed = _mm256_packs_epi16(_mm256_sll_epi16(c[2 * h], sh), _mm256_sll_epi16(c[2 * h + 1], sh));
+            word |= uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_permute4x64_epi64(packed, 0xD8)))) << (32 * h);
+        }
+        planes[b] = word;
+    }
 #else
     for (int b = 0; b < nbits; ++b) {
         uint64_t word = 0;
@@ -72,6 +86,28 @@ void digit_planes(const int32_t* q, const DigitRule* rules, int n_rules, int cb,
             if ((r.mask >> j) & 1u) {
                 const __m512i m = _mm512_set1_epi32(int32_t(uint32_t(1) << (r.shift + j)));
                 for (int i = 0; i < 4; ++i) word |= uint64_t(_mm512_test_epi32_mask(u[i], m)) << (16 * i);
+            }
+            planes[k * cb + j] = word;
+        }
+    }
+#elif defined(__AVX2__)
+    __m256i v[8];
+    for (int i = 0; i < 8; ++i) v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 8 * i));
+    for (int k = 0; k < n_rules; ++k) {
+        const DigitRule& r = rules[k];
+        __m256i u[8];
+        for (int i = 0; i < 8; ++i) {  // digit_of's u, lane by lane
+            __m256i t = r.sign < 0 ? _mm256_sub_epi32(_mm256_setzero_si256(), v[i]) : v[i];
+            t = _mm256_max_epi32(t, _mm256_set1_epi32(r.floor));
+            t = _mm256_add_epi32(t, _mm256_set1_epi32(r.add));
+            u[i] = _mm256_and_si256(t, _mm256_set1_epi32(int32_t(r.keep)));
+        }
+        for (int j = 0; j < cb; ++j) {  // bit shift + j of u (where the mask keeps it) moved to the sign bit
+            uint64_t word = 0;
+            if ((r.mask >> j) & 1u) {
+                const __m128i sh = _mm_cvtsi32_si128(31 - (r.shift + j));
+                for (int i = 0; i < 8; ++i)
+                    word |= uint64_t(uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_sll_epi32(u[i], sh))))) << (8 * i);
             }
             planes[k * cb + j] = word;
         }
