@@ -104,6 +104,36 @@ def test_out_of_range_in_parallel_path_reports_first_index(isa):
         hamqcore.total_hamming_weight(q, 8, n_threads=2)
 
 
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 63, 64, 65, 1000])
+@pytest.mark.parametrize("bits", [2, 7, 8])
+def test_int8_blocks_and_tails_every_encoding(isa, n, bits):
+    # the int8 vector paths take whole blocks (32 or 64 weights) and leave a tail: every length
+    # around a block boundary, every encoding and op, the extreme levels in both parts
+    hi = (1 << (bits - 1)) - 1
+    q = np.random.default_rng(n * 31 + bits).integers(-hi, hi + 1, size=n).astype(np.int8)
+    q[0], q[-1] = -hi, hi
+    if n > 33:
+        q[31], q[32] = hi, -hi
+    for enc in ENCODINGS:
+        expect = hw_array(q, bits, enc)
+        for nt in (1, 2):
+            np.testing.assert_array_equal(hamqcore.hamming_weight(q, bits, enc, n_threads=nt), expect)
+            assert hamqcore.total_hamming_weight(q, bits, enc, n_threads=nt) == int(expect.sum())
+            np.testing.assert_array_equal(hamqcore.hw_histogram(q, bits, enc, n_threads=nt),
+                                          np.bincount(expect, minlength=bits + 1))
+
+
+@pytest.mark.parametrize("where", [0, 31, 32, 63, 64, 99])
+@pytest.mark.parametrize("fn", [hamqcore.hamming_weight, hamqcore.total_hamming_weight, hamqcore.hw_histogram])
+def test_int8_out_of_range_in_block_or_tail(isa, where, fn):
+    # one value beyond the range, in a vector block or in the scalar tail (n = 100), low or high side
+    for bad, bits in ((-128, 8), (8, 4), (-9, 4)):
+        q = np.zeros(100, np.int8)
+        q[where] = bad
+        with pytest.raises(ValueError, match=rf"q\[{where}\] = {bad} is outside"):
+            fn(q, bits)
+
+
 def test_does_not_modify_input():
     q = np.arange(-100, 100, dtype=np.int16)[::-1]
     before = q.copy()

@@ -10,11 +10,39 @@ using Wide = std::conditional_t<(sizeof(T) <= 4), int32_t, int64_t>;
 template <class T>
 using UWide = std::conditional_t<(sizeof(T) <= 4), uint32_t, uint64_t>;
 
+#ifdef HAMQ_HAVE_AVX512_INTRIN
+// VPOPCNTD/Q: the builtin vectorises.
 template <class U>
 inline unsigned popc(U v) {
     if constexpr (sizeof(U) <= 4) return unsigned(__builtin_popcount(uint32_t(v)));
     else return unsigned(__builtin_popcountll(uint64_t(v)));
 }
+#else
+// No vector popcount on this tier, and a builtin popcount keeps the loops around it scalar: the
+// bit-parallel count (Warren, "Hacker's Delight", 2nd ed., fig. 5-2), shifts, ands and adds that
+// vectorise on any SIMD width. Exact: the same count as the builtin for every input.
+template <class U>
+inline unsigned popc(U v) {
+    if constexpr (sizeof(U) <= 4) {
+        uint32_t x = uint32_t(v);
+        x = x - ((x >> 1) & 0x55555555u);
+        x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+        x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+        x = x + (x >> 8);
+        x = x + (x >> 16);
+        return unsigned(x & 0x3Fu);
+    } else {
+        uint64_t x = uint64_t(v);
+        x = x - ((x >> 1) & 0x5555555555555555ull);
+        x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+        x = x + (x >> 8);
+        x = x + (x >> 16);
+        x = x + (x >> 32);
+        return unsigned(x & 0x7Full);
+    }
+}
+#endif
 
 // ON cells of one weight, encoding fixed at compile time so the loops vectorise.
 template <class T, int E>
@@ -153,6 +181,86 @@ int64_t hw_pass_i8_avx512(const int8_t* q, int64_t n, int bits, uint8_t* out, ui
 }
 #endif
 
+#if !defined(HAMQ_HAVE_AVX512_INTRIN) && defined(__AVX2__)
+// int8 weights with bits <= 8 on AVX2: 32 weights per step, each byte's count from two 16-entry
+// nibble tables (VPSHUFB; Mula, Kurz and Lemire, "Faster population counts using AVX2
+// instructions", Comput. J. 2018), the range check a running byte min/max; the last n mod 32
+// weights by the generic element rule (hw_elem). The same counts as hw_pass.
+template <int E, HwOp OP>
+int64_t hw_pass_i8_avx2(const int8_t* q, int64_t n, int bits, uint8_t* out, uint64_t* total, int64_t* hist,
+                        int n_threads) {
+    const int64_t nblk = n / 32;
+    const int nt = threads_for(n, n_threads);
+    int mn = 0, mx = 0;
+    uint64_t sum = 0;
+    int64_t h[kMaxBits + 1] = {0};
+#pragma omp parallel num_threads(nt) reduction(min : mn) reduction(max : mx) reduction(+ : sum)
+    {
+        const __m256i vmask = _mm256_set1_epi8(char((1u << bits) - 1));
+        const __m256i vhalf = _mm256_set1_epi8(char(1u << (bits - 1)));
+        const __m256i low = _mm256_set1_epi8(0x0f);
+        const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                             0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+        const __m256i zero = _mm256_setzero_si256();
+        __m256i vmin = zero, vmax = zero, vsum = zero;
+        int64_t local[kMaxBits + 1] = {0};
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nblk; ++b) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * 32));
+            vmin = _mm256_min_epi8(vmin, v);
+            vmax = _mm256_max_epi8(vmax, v);
+            __m256i c;  // the bits counted: the magnitude, or the code under the mask
+            if constexpr (E == int(Encoding::Differential) || E == int(Encoding::SignMagnitude))
+                c = _mm256_abs_epi8(v);
+            else if constexpr (E == int(Encoding::TwosComplement))
+                c = _mm256_and_si256(v, vmask);
+            else
+                c = _mm256_and_si256(_mm256_add_epi8(v, vhalf), vmask);
+            __m256i pc = _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(c, low)),
+                                         _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(c, 4), low)));
+            if constexpr (E == int(Encoding::SignMagnitude))
+                pc = _mm256_sub_epi8(pc, _mm256_cmpgt_epi8(zero, v));  // + 1 for the sign cell (-1 where v < 0)
+            if constexpr (OP == HwOp::Map) {
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32), pc);
+            } else if constexpr (OP == HwOp::Total) {
+                vsum = _mm256_add_epi64(vsum, _mm256_sad_epu8(pc, zero));
+            } else {
+                for (int k = 0; k <= bits; ++k)
+                    local[k] += __builtin_popcount(
+                        uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(pc, _mm256_set1_epi8(char(k))))));
+            }
+        }
+        alignas(32) int8_t lo[32], hi[32];
+        alignas(32) uint64_t s4[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lo), vmin);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(hi), vmax);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(s4), vsum);
+        for (int k = 0; k < 32; ++k) {
+            mn = lo[k] < mn ? lo[k] : mn;
+            mx = hi[k] > mx ? hi[k] : mx;
+        }
+        sum += s4[0] + s4[1] + s4[2] + s4[3];
+        if constexpr (OP == HwOp::Hist) {
+#pragma omp critical
+            for (int k = 0; k <= bits; ++k) h[k] += local[k];
+        }
+    }
+    const uint32_t mask = (uint32_t(1) << bits) - 1, half = uint32_t(1) << (bits - 1);
+    for (int64_t i = nblk * 32; i < n; ++i) {  // the tail
+        mn = q[i] < mn ? q[i] : mn;
+        mx = q[i] > mx ? q[i] : mx;
+        const unsigned hw = hw_elem<int8_t, E>(q[i], mask, half);
+        if constexpr (OP == HwOp::Map) out[i] = uint8_t(hw);
+        else if constexpr (OP == HwOp::Total) sum += hw;
+        else if (hw <= unsigned(bits)) h[hw] += 1;
+    }
+    if constexpr (OP == HwOp::Total) *total = sum;
+    if constexpr (OP == HwOp::Hist)
+        for (int k = 0; k <= bits; ++k) hist[k] = h[k];
+    return first_out_of_range(q, n, bits, mn, mx);
+}
+#endif
+
 template <HwOp OP, class T>
 int64_t hw_dispatch_enc(const T* q, int64_t n, int bits, Encoding e, uint8_t* out, uint64_t* total,
                         int64_t* hist, int nt) {
@@ -164,6 +272,17 @@ int64_t hw_dispatch_enc(const T* q, int64_t n, int bits, Encoding e, uint8_t* ou
                 case Encoding::SignMagnitude: return hw_pass_i8_avx512<1, OP>(q, n, bits, out, total, hist, nt);
                 case Encoding::TwosComplement: return hw_pass_i8_avx512<2, OP>(q, n, bits, out, total, hist, nt);
                 case Encoding::Offset: return hw_pass_i8_avx512<3, OP>(q, n, bits, out, total, hist, nt);
+            }
+        }
+    }
+#elif defined(__AVX2__)
+    if constexpr (std::is_same_v<T, int8_t>) {
+        if (bits <= 8) {
+            switch (e) {
+                case Encoding::Differential: return hw_pass_i8_avx2<0, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::SignMagnitude: return hw_pass_i8_avx2<1, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::TwosComplement: return hw_pass_i8_avx2<2, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::Offset: return hw_pass_i8_avx2<3, OP>(q, n, bits, out, total, hist, nt);
             }
         }
     }
