@@ -57,12 +57,13 @@ def test_numpy_api_works_without_torch():
 def test_every_cpp_mutant_applies_to_the_tree():
     """.ci/cpp_mutants.py slips one text in the sources per mutant: each original must occur exactly once
     (a kernel rewritten under a mutant leaves it reported "broken" and never run), its files exist, and
-    its tests name files of the suite."""
+    its tests name files of the suite; a mutant of one tier's code names a tier the dispatcher knows."""
     import runpy
 
     mutants = runpy.run_path(str(ROOT / ".ci" / "cpp_mutants.py"), run_name="mutants")["MUTANTS"]
     assert mutants
-    for i, (path, old, new, tests) in enumerate(mutants):
+    for i, (path, old, new, tests, *tier) in enumerate(mutants):
+        assert len(tier) <= 1 and all(t in ("avx2", "avx512") for t in tier), (i, tier)
         text = (ROOT / path).read_text()
         assert text.count(old) == 1, (i, path, old)
         assert new != old, i
