@@ -117,8 +117,8 @@ int64_t hw_pass(const T* q, int64_t n, int bits, uint8_t* out, uint64_t* total, 
 // int8 weights with bits <= 8: 64 weights per instruction with VPOPCNTB; the range check is a
 // running byte min/max. Runs at memory bandwidth.
 template <int E, HwOp OP>
-int64_t hw_pass_i8_avx512(const int8_t* q, int64_t n, int bits, uint8_t* out, uint64_t* total,
-                          int64_t* hist, int n_threads) {
+int64_t hw_pass_i8_simd(const int8_t* q, int64_t n, int bits, uint8_t* out, uint64_t* total,
+                        int64_t* hist, int n_threads) {
     const int64_t nblk = (n + 63) / 64;
     const int nt = threads_for(n, n_threads);
     int mn = 0, mx = 0;
@@ -187,7 +187,7 @@ int64_t hw_pass_i8_avx512(const int8_t* q, int64_t n, int bits, uint8_t* out, ui
 // instructions", Comput. J. 2018), the range check a running byte min/max; the last n mod 32
 // weights by the generic element rule (hw_elem). The same counts as hw_pass.
 template <int E, HwOp OP>
-int64_t hw_pass_i8_avx2(const int8_t* q, int64_t n, int bits, uint8_t* out, uint64_t* total, int64_t* hist,
+int64_t hw_pass_i8_simd(const int8_t* q, int64_t n, int bits, uint8_t* out, uint64_t* total, int64_t* hist,
                         int n_threads) {
     const int64_t nblk = n / 32;
     const int nt = threads_for(n, n_threads);
@@ -264,25 +264,14 @@ int64_t hw_pass_i8_avx2(const int8_t* q, int64_t n, int bits, uint8_t* out, uint
 template <HwOp OP, class T>
 int64_t hw_dispatch_enc(const T* q, int64_t n, int bits, Encoding e, uint8_t* out, uint64_t* total,
                         int64_t* hist, int nt) {
-#ifdef HAMQ_HAVE_AVX512_INTRIN
-    if constexpr (std::is_same_v<T, int8_t>) {
+#if defined(HAMQ_HAVE_AVX512_INTRIN) || defined(__AVX2__)
+    if constexpr (std::is_same_v<T, int8_t>) {  // this tier's byte-wise pass (AVX-512 or AVX2)
         if (bits <= 8) {
             switch (e) {
-                case Encoding::Differential: return hw_pass_i8_avx512<0, OP>(q, n, bits, out, total, hist, nt);
-                case Encoding::SignMagnitude: return hw_pass_i8_avx512<1, OP>(q, n, bits, out, total, hist, nt);
-                case Encoding::TwosComplement: return hw_pass_i8_avx512<2, OP>(q, n, bits, out, total, hist, nt);
-                case Encoding::Offset: return hw_pass_i8_avx512<3, OP>(q, n, bits, out, total, hist, nt);
-            }
-        }
-    }
-#elif defined(__AVX2__)
-    if constexpr (std::is_same_v<T, int8_t>) {
-        if (bits <= 8) {
-            switch (e) {
-                case Encoding::Differential: return hw_pass_i8_avx2<0, OP>(q, n, bits, out, total, hist, nt);
-                case Encoding::SignMagnitude: return hw_pass_i8_avx2<1, OP>(q, n, bits, out, total, hist, nt);
-                case Encoding::TwosComplement: return hw_pass_i8_avx2<2, OP>(q, n, bits, out, total, hist, nt);
-                case Encoding::Offset: return hw_pass_i8_avx2<3, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::Differential: return hw_pass_i8_simd<0, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::SignMagnitude: return hw_pass_i8_simd<1, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::TwosComplement: return hw_pass_i8_simd<2, OP>(q, n, bits, out, total, hist, nt);
+                case Encoding::Offset: return hw_pass_i8_simd<3, OP>(q, n, bits, out, total, hist, nt);
             }
         }
     }
