@@ -43,7 +43,7 @@ MUTANTS = [
     ("cpp/src/kernels_hamming.hpp", "local[hw > unsigned(kMaxBits) ? kMaxBits + 1 : hw] += 1;", "local[hw] += 1;", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "kf = kf > fhi - F(1) ? fhi - F(1) : kf;", "kf = kf > fhi ? fhi : kf;", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "d = x == fhi ? F(0.5) * dr : d;", "d = x == fhi ? dr : d;", KERNEL_TESTS),
-    ("cpp/src/kernels_relaxed.hpp", "const F tm = cost(k > lo ? k - 1 : lo);", "const F tm = cost(k > lo ? k - 1 : lo + 1);", KERNEL_TESTS),
+    ("cpp/src/kernels_relaxed.hpp", "costs(k > lo ? k - 1 : lo, k, tm, t0, t1);", "costs(k > lo ? k - 1 : lo + 1, k, tm, t0, t1);", KERNEL_TESTS),
     ("cpp/src/cost_table.hpp", "code_cost[size_t(c & (c - 1))] +", "code_cost[size_t(c >> 1)] +", KERNEL_TESTS),
     ("cpp/src/kernels_rounding.hpp", "for (int64_t j = i + 1; j < k; ++j) x[j] -= err * ui[j];",
      "for (int64_t j = i + 1; j < k; ++j) x[j] += err * ui[j];", ROUND_TESTS),
@@ -209,6 +209,16 @@ MUTANTS = [
      KERNEL_TESTS, "avx2"),
     ("cpp/src/kernels_hamming.hpp", "        x = x + (x >> 8);\n        x = x + (x >> 16);\n        return unsigned(x & 0x3Fu);",
      "        x = x + (x >> 16);\n        return unsigned(x & 0x3Fu);", KERNEL_TESTS, "avx2"),
+    # the packed three-level count of the relaxed costs (kernels_relaxed.hpp HwCosts; the avx2 and
+    # baseline tiers, so every CPU runs it)
+    ("cpp/src/kernels_relaxed.hpp", "(code_bits<int32_t, E>(k, mask, half) << 8)", "(code_bits<int32_t, E>(k, mask, half) << 7)",
+     KERNEL_TESTS),
+    ("cpp/src/kernels_relaxed.hpp", "tm = F(int32_t((c & 0xFFu) + sign_cell<int32_t, E>(km)));",
+     "tm = F(int32_t((c & 0xFFu) + sign_cell<int32_t, E>(k)));", KERNEL_TESTS),
+    ("cpp/src/kernels_relaxed.hpp", "return !kVectorPopcount && bits <= 8;", "return !kVectorPopcount && bits <= 9;", KERNEL_TESTS),
+    # the priced penalty's chunked lookups (kernels_relaxed.hpp penalty_block, TABLE)
+    ("cpp/src/kernels_relaxed.hpp", "xb[j] = wb[c0 + j] / s;", "xb[j] = wb[j] / s;", KERNEL_TESTS),
+    ("cpp/src/kernels_relaxed.hpp", "b1[j] = table[k + 1 + hi];", "b1[j] = table[k + hi];", KERNEL_TESTS),
 ]
 
 

@@ -45,8 +45,8 @@ def test_matches_reference(isa, data, encoding, relaxation):
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-@pytest.mark.parametrize("bits", [2, 4, 8, 12, 16])
-def test_equals_hw_at_integers(encoding, bits):
+@pytest.mark.parametrize("bits", [2, 4, 8, 9, 12, 16])  # 8 and 9: either side of the packed count's limit
+def test_equals_hw_at_integers(isa, encoding, bits):
     hi = (1 << (bits - 1)) - 1
     k = np.arange(-hi, hi + 1)
     for relaxation in ("linear", "cosine"):
@@ -214,6 +214,29 @@ def test_bit_cost_penalty_matches_reference(data, encoding, relaxation, n_thread
     np.testing.assert_allclose(gs, -(ed * x).sum(1) / s, rtol=tol, atol=tol * scale_c * 1e3)
     one = hamqcore.scaled_hw_penalty(w, s, bits, encoding, "sum", relaxation, n_threads=1, bit_cost=cost)
     assert one[0] == value and np.array_equal(one[1], gw) and np.array_equal(one[2], gs)
+
+
+@pytest.mark.parametrize("cols, encoding", [(511, "differential"), (512, "offset"), (513, "twos_complement"),
+                                           (1100, "sign_magnitude"), (8192 + 515, "differential")])
+def test_bit_cost_penalty_across_chunks(isa, cols, encoding):
+    """Rows longer than the priced path's 512-weight chunk and 8192-weight block: against the definition,
+    and all-ones costs give the HW path's bits."""
+    rng = np.random.default_rng(cols)
+    w = rng.normal(0, 40, size=(2, cols))
+    w[0, ::97] = np.round(w[0, ::97])        # integers too (the derivative's left cost)
+    s = np.array([1.0, 0.7])
+    cost = rng.uniform(0.5, 3.0, 8)
+    for relaxation in ("linear", "cosine"):
+        value, gw, gs = hamqcore.scaled_hw_penalty(w, s, 8, encoding, "sum", relaxation, bit_cost=cost)
+        ev, ed = relaxed_array(w / s[:, None], 8, encoding, relaxation, bit_cost=cost)
+        assert value == pytest.approx(ev.sum(), rel=1e-12, abs=0)
+        np.testing.assert_allclose(gw, ed / s[:, None], rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(gs, -(ed * (w / s[:, None])).sum(1) / s, rtol=1e-9)
+        for f in (np.float32, np.float64):
+            plain = hamqcore.scaled_hw_penalty(w.astype(f), s.astype(f), 8, encoding, "sum", relaxation)
+            ones = hamqcore.scaled_hw_penalty(w.astype(f), s.astype(f), 8, encoding, "sum", relaxation,
+                                              bit_cost=np.ones(8))
+            assert ones[0] == plain[0] and np.array_equal(ones[1], plain[1]) and np.array_equal(ones[2], plain[2])
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

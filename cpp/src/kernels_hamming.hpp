@@ -10,8 +10,17 @@ using Wide = std::conditional_t<(sizeof(T) <= 4), int32_t, int64_t>;
 template <class T>
 using UWide = std::conditional_t<(sizeof(T) <= 4), uint32_t, uint64_t>;
 
+// Each byte's count of 1 bits, left in that byte: the first three steps of the bit-parallel count
+// (Warren, "Hacker's Delight", 2nd ed., fig. 5-2). Shifts, ands and adds, which vectorise on any tier.
+inline uint32_t byte_counts(uint32_t x) {
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    return (x + (x >> 4)) & 0x0F0F0F0Fu;
+}
+
 #ifdef HAMQ_HAVE_AVX512_INTRIN
 // VPOPCNTD/Q: the builtin vectorises.
+constexpr bool kVectorPopcount = true;
 template <class U>
 inline unsigned popc(U v) {
     if constexpr (sizeof(U) <= 4) return unsigned(__builtin_popcount(uint32_t(v)));
@@ -19,15 +28,13 @@ inline unsigned popc(U v) {
 }
 #else
 // No vector popcount on this tier, and a builtin popcount keeps the loops around it scalar: the
-// bit-parallel count (Warren, "Hacker's Delight", 2nd ed., fig. 5-2), shifts, ands and adds that
-// vectorise on any SIMD width. Exact: the same count as the builtin for every input.
+// bit-parallel count (byte_counts, then the bytes' sum), which vectorises on any SIMD width. Exact:
+// the same count as the builtin for every input.
+constexpr bool kVectorPopcount = false;
 template <class U>
 inline unsigned popc(U v) {
     if constexpr (sizeof(U) <= 4) {
-        uint32_t x = uint32_t(v);
-        x = x - ((x >> 1) & 0x55555555u);
-        x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-        x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+        uint32_t x = byte_counts(uint32_t(v));
         x = x + (x >> 8);
         x = x + (x >> 16);
         return unsigned(x & 0x3Fu);
@@ -44,17 +51,30 @@ inline unsigned popc(U v) {
 }
 #endif
 
-// ON cells of one weight, encoding fixed at compile time so the loops vectorise.
+// The stored bits of one weight whose 1s are ON cells, encoding fixed at compile time so the loops
+// vectorise; sign-magnitude's sign cell is not among them (sign_cell). Every code is below 2^bits.
 template <class T, int E>
-inline unsigned hw_elem(T q, UWide<T> mask, UWide<T> half) {
+inline UWide<T> code_bits(T q, UWide<T> mask, UWide<T> half) {
     using S = Wide<T>;
     using U = UWide<T>;
     const S s = S(q);
-    const U mag = s < 0 ? U(0) - U(s) : U(s);
-    if constexpr (E == int(Encoding::Differential)) return popc(mag);
-    else if constexpr (E == int(Encoding::SignMagnitude)) return popc(mag) + unsigned(s < 0);
-    else if constexpr (E == int(Encoding::TwosComplement)) return popc(U(s) & mask);
-    else return popc(U(U(s) + half) & mask);
+    if constexpr (E == int(Encoding::Differential) || E == int(Encoding::SignMagnitude))
+        return s < 0 ? U(0) - U(s) : U(s);
+    else if constexpr (E == int(Encoding::TwosComplement)) return U(s) & mask;
+    else return U(U(s) + half) & mask;
+}
+
+// 1 for sign-magnitude's sign cell of a negative weight, else 0.
+template <class T, int E>
+inline unsigned sign_cell(T q) {
+    if constexpr (E == int(Encoding::SignMagnitude)) return unsigned(Wide<T>(q) < 0);
+    else return 0u;
+}
+
+// ON cells of one weight.
+template <class T, int E>
+inline unsigned hw_elem(T q, UWide<T> mask, UWide<T> half) {
+    return popc(code_bits<T, E>(q, mask, half)) + sign_cell<T, E>(q);
 }
 
 // After a pass that tracked min/max: index of the first out-of-range value, or -1.

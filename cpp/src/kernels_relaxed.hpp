@@ -5,37 +5,34 @@
 // Relaxed Hamming weight
 // ---------------------------------------------------------------------------------------------
 
-// HW of an integer level k (|k| < 2^15) in encoding E, branch-free on 32-bit lanes.
-template <int E>
-inline int hw_int(int32_t k, uint32_t mask, uint32_t half) {
-    return int(hw_elem<int32_t, E>(k, mask, half));
-}
-
-// Value and derivative of the relaxed level cost at x (see relaxed.hpp for the definition); cost(k)
-// is the integer level's cost: its HW, or a per-level table lookup (BitCost).
-template <class F, int R, class Cost>
-inline void relaxed_eval(F x, int bits, const Cost& cost, F& value, F& deriv) {
-    const int32_t hi = int32_t(level_max(bits)), lo = -hi;
-    const F flo = F(lo), fhi = F(hi);
+// The relaxed level cost at x (see relaxed.hpp for the definition) in two steps: level_below finds
+// the level k below x (clamped to [lo, hi - 1]) and x's fraction f past it; relaxed_from_costs gives
+// the value and derivative from the costs of levels km (k - 1, or lo at the lower bound), k and k + 1.
+template <class F>
+inline int32_t level_below(F x, int bits, F& f) {
+    const F fhi = F(level_max(bits)), flo = -fhi;
     const F xl = x < flo ? flo : x;  // two unconditional compares (vectorisable)
     const F xc = xl > fhi ? fhi : xl;
     F kf = __builtin_floor(xc);
     kf = kf > fhi - F(1) ? fhi - F(1) : kf;  // so that k + 1 <= hi; x == hi gives f == 1
     kf = kf == kf ? kf : F(0);                // NaN input: keep the lookups in range (flagged)
-    const int32_t k = int32_t(kf);
-    const F f = xc - kf;
-    const F t0 = cost(k);
-    const F t1 = cost(k + 1);
+    f = xc - kf;
+    return int32_t(kf);
+}
+
+template <class F, int R>
+inline void relaxed_from_costs(F x, F f, F tm, F t0, F t1, int bits, F& value, F& deriv) {
+    const F fhi = F(level_max(bits)), flo = -fhi;
     const F dr = t1 - t0;
     const bool outside = (x < flo) | (x > fhi);
     if constexpr (R == int(Relaxation::Linear)) {
         value = t0 + f * dr;
-        const F tm = cost(k > lo ? k - 1 : lo);
         const F left = t0 - tm;  // 0 at the lower bound, where tm = t0
         F d = f == F(0) ? F(0.5) * (left + dr) : dr;
         d = x == fhi ? F(0.5) * dr : d;
         deriv = outside ? F(0) : d;
     } else {
+        (void)tm;
         const F pi = F(3.14159265358979323846);
         value = t0 + dr * (F(1) - F(__builtin_cos(double(pi * f)))) * F(0.5);
         const F d = dr * pi * F(0.5) * F(__builtin_sin(double(pi * f)));
@@ -43,10 +40,51 @@ inline void relaxed_eval(F x, int bits, const Cost& cost, F& value, F& deriv) {
     }
 }
 
-template <class F, int E, int R>
+// Both steps, the costs from costs(km, k, tm, t0, t1): the levels' HW (hw_costs).
+template <class F, int R, class Costs>
+inline void relaxed_eval(F x, int bits, const Costs& costs, F& value, F& deriv) {
+    const int32_t lo = -int32_t(level_max(bits));
+    F f;
+    const int32_t k = level_below(x, bits, f);
+    F tm, t0, t1;
+    costs(k > lo ? k - 1 : lo, k, tm, t0, t1);
+    relaxed_from_costs<F, R>(x, f, tm, t0, t1, bits, value, deriv);
+}
+
+// The HW of levels km, k and k + 1 in encoding E. PACK (bits <= 8, every code below 2^8; for tiers
+// without a vector popcount): the three codes in the bytes of one word, counted by one byte_counts
+// instead of three whole counts. The same integers either way.
+template <int E, bool PACK>
+struct HwCosts {
+    uint32_t mask, half;
+    template <class F>
+    void operator()(int32_t km, int32_t k, F& tm, F& t0, F& t1) const {
+        if constexpr (PACK) {
+            const uint32_t c = byte_counts(code_bits<int32_t, E>(km, mask, half) |
+                                           (code_bits<int32_t, E>(k, mask, half) << 8) |
+                                           (code_bits<int32_t, E>(k + 1, mask, half) << 16));
+            tm = F(int32_t((c & 0xFFu) + sign_cell<int32_t, E>(km)));
+            t0 = F(int32_t(((c >> 8) & 0xFFu) + sign_cell<int32_t, E>(k)));
+            t1 = F(int32_t((c >> 16) + sign_cell<int32_t, E>(k + 1)));
+        } else {
+            tm = F(int32_t(hw_elem<int32_t, E>(km, mask, half)));
+            t0 = F(int32_t(hw_elem<int32_t, E>(k, mask, half)));
+            t1 = F(int32_t(hw_elem<int32_t, E>(k + 1, mask, half)));
+        }
+    }
+};
+
+template <int E, bool PACK>
+inline HwCosts<E, PACK> hw_costs(int bits) {
+    return {(uint32_t(1) << bits) - 1, uint32_t(1) << (bits - 1)};
+}
+
+// Whether a pass at this width takes the packed count (HwCosts).
+inline bool pack_costs(int bits) { return !kVectorPopcount && bits <= 8; }
+
+template <class F, int E, int R, bool PACK>
 inline void relaxed_point(F x, int bits, F& value, F& deriv) {
-    const uint32_t mask = (uint32_t(1) << bits) - 1, half = uint32_t(1) << (bits - 1);
-    relaxed_eval<F, R>(x, bits, [&](int32_t k) { return F(hw_int<E>(k, mask, half)); }, value, deriv);
+    relaxed_eval<F, R>(x, bits, hw_costs<E, PACK>(bits), value, deriv);
 }
 
 // Non-finite detector usable in vectorised loops: x - x is NaN exactly for NaN and +-inf.
@@ -60,16 +98,23 @@ int64_t first_not_finite(const F* x, int64_t n) {
     return -1;
 }
 
-template <class F, int E, int R>
-int64_t relaxed_map(const F* x, int64_t n, int bits, F* value, F* deriv, int n_threads) {
+template <class F, int E, int R, bool PACK>
+int64_t relaxed_map_impl(const F* x, int64_t n, int bits, F* value, F* deriv, int n_threads) {
     int bad = 0;
     const int nt = threads_for(n, n_threads);
 #pragma omp parallel for simd num_threads(nt) schedule(static) reduction(| : bad)
     for (int64_t i = 0; i < n; ++i) {
         bad |= int(not_finite(x[i]));
-        relaxed_point<F, E, R>(x[i], bits, value[i], deriv[i]);
+        relaxed_point<F, E, R, PACK>(x[i], bits, value[i], deriv[i]);
     }
     return bad ? first_not_finite(x, n) : -1;
+}
+
+template <class F, int E, int R>
+int64_t relaxed_map(const F* x, int64_t n, int bits, F* value, F* deriv, int n_threads) {
+    if constexpr (!kVectorPopcount)
+        if (pack_costs(bits)) return relaxed_map_impl<F, E, R, true>(x, n, bits, value, deriv, n_threads);
+    return relaxed_map_impl<F, E, R, false>(x, n, bits, value, deriv, n_threads);
 }
 
 // Fused penalty: tasks of kBlock elements, kLanes independent partial sums per task (so the loop
@@ -128,25 +173,68 @@ inline void stream_fence() {
 #endif
 }
 
-// One task's elementwise pass: values into vbuf, derivatives into dbuf (then, scaled, into gb) and,
-// with SGRAD, d * x into sbuf. Returns nonzero if some w is not finite.
-// With a cost table (index k + hi) the level cost is looked up instead of the encoding's HW.
-template <class F, int E, int R, bool SGRAD, bool TABLE>
-inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const F* table, F* vbuf, F* gb,
-                         F* sbuf, F* dbuf, bool stream) {
+// Per-thread scratch of a penalty task: values, derivatives and d * x of one block; for the table
+// path (TABLE below) also one chunk's x, fraction, level and looked-up costs.
+template <class F>
+struct PenaltyScratch {
+    static constexpr int64_t kChunk = 512;  // the table path's chunk: its 6 arrays stay in L1
+    std::vector<F> v, s, d, x, f, tm, t0, t1;
+    std::vector<int32_t> k;
+    explicit PenaltyScratch(bool table)
+        : v(size_t(kBlock)), s(size_t(kBlock)), d(size_t(kBlock)), x(table ? kChunk : 0), f(x.size()),
+          tm(x.size()), t0(x.size()), t1(x.size()), k(x.size()) {}
+};
+
+// One task's elementwise pass: values into sc.v, derivatives into sc.d (then, scaled, into gb) and,
+// with SGRAD, d * x into sc.s. Returns nonzero if some w is not finite.
+// TABLE: the level costs are looked up in table (index k + hi) instead of computed from the encoding.
+// Table lookups do not vectorise (GCC emits no gathers for generic tuning), so that path runs in
+// chunks of three loops, the two arithmetic ones vectorised and the lookups alone scalar; every
+// operation is relaxed_eval's, so the bits are the same as one fused loop's.
+template <class F, int E, int R, bool SGRAD, bool TABLE, bool PACK>
+inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const F* table,
+                         PenaltyScratch<F>& sc, F* gb, bool stream) {
     int bad = 0;
-    const int32_t hi = int32_t(level_max(bits));
+    F* vbuf = sc.v.data();
+    F* dbuf = sc.d.data();
+    F* sbuf = sc.s.data();
+    if constexpr (TABLE) {
+        const int32_t hi = int32_t(level_max(bits)), lo = -hi;
+        F *xb = sc.x.data(), *fb = sc.f.data(), *mb = sc.tm.data(), *b0 = sc.t0.data(), *b1 = sc.t1.data();
+        int32_t* kb = sc.k.data();
+        for (int64_t c0 = 0; c0 < len; c0 += PenaltyScratch<F>::kChunk) {
+            const int64_t n = (len - c0) < PenaltyScratch<F>::kChunk ? (len - c0) : PenaltyScratch<F>::kChunk;
 #pragma omp simd reduction(| : bad)
-    for (int64_t j = 0; j < len; ++j) {
-        bad |= int(not_finite(wb[j]));
-        const F x = wb[j] / s;
-        F d;
-        if constexpr (TABLE)
-            relaxed_eval<F, R>(x, bits, [&](int32_t k) { return table[k + hi]; }, vbuf[j], d);
-        else
-            relaxed_point<F, E, R>(x, bits, vbuf[j], d);
-        dbuf[j] = d;
-        if constexpr (SGRAD) sbuf[j] = d * x;  // -d/ds = d w / s^2 = d x / s (1/s applied once later)
+            for (int64_t j = 0; j < n; ++j) {
+                bad |= int(not_finite(wb[c0 + j]));
+                xb[j] = wb[c0 + j] / s;
+                kb[j] = level_below(xb[j], bits, fb[j]);
+            }
+            for (int64_t j = 0; j < n; ++j) {
+                const int32_t k = kb[j];
+                if constexpr (R == int(Relaxation::Linear)) mb[j] = table[(k > lo ? k - 1 : lo) + hi];
+                b0[j] = table[k + hi];
+                b1[j] = table[k + 1 + hi];
+            }
+#pragma omp simd
+            for (int64_t j = 0; j < n; ++j) {
+                F d;
+                relaxed_from_costs<F, R>(xb[j], fb[j], mb[j], b0[j], b1[j], bits, vbuf[c0 + j], d);
+                dbuf[c0 + j] = d;
+                if constexpr (SGRAD) sbuf[c0 + j] = d * xb[j];
+            }
+        }
+    } else {
+        (void)table;
+#pragma omp simd reduction(| : bad)
+        for (int64_t j = 0; j < len; ++j) {
+            bad |= int(not_finite(wb[j]));
+            const F x = wb[j] / s;
+            F d;
+            relaxed_point<F, E, R, PACK>(x, bits, vbuf[j], d);
+            dbuf[j] = d;
+            if constexpr (SGRAD) sbuf[j] = d * x;  // -d/ds = d w / s^2 = d x / s (1/s applied once later)
+        }
     }
     // The gradients leave in a pass of their own, from the L1-resident block: stored in the pass above,
     // a gradient at the same 4 KiB offset as w (two page-aligned arrays, the usual case) stalled the
@@ -195,13 +283,12 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
     int bad = 0;
     const int nt = threads_for(rows * cols, n_threads);
     const bool stream = rows * cols * int64_t(sizeof(F)) >= kStreamBytes;
+    const bool pack = pack_costs(bits);
 #pragma omp parallel num_threads(nt) reduction(| : bad)
     {
-        std::vector<F> vbuf_store(static_cast<size_t>(kBlock)), sbuf_store(static_cast<size_t>(kBlock)),
-            dbuf_store(static_cast<size_t>(kBlock));
-        F* vbuf = vbuf_store.data();
-        F* sbuf = sbuf_store.data();
-        F* dbuf = dbuf_store.data();
+        PenaltyScratch<F> sc(table_mode);
+        const F* vbuf = sc.v.data();
+        const F* sbuf = sc.s.data();
         std::vector<F> row_table(table_mode && bit_cost.per_row ? levels : 0);
         std::vector<double> code_cost;
         int64_t table_row = -1;  // the row whose per-row table is in row_table
@@ -221,12 +308,14 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
                 }
                 table = row_table.data();
             }
+#define HAMQ_BLOCK(SG, TB, PK) penalty_block<F, E, R, SG, TB, PK>(wb, len, s, gstep, bits, table, sc, gb, stream)
             if (table_mode)
-                bad |= scale_grad ? penalty_block<F, E, R, true, true>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf, dbuf, stream)
-                                  : penalty_block<F, E, R, false, true>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf, dbuf, stream);
+                bad |= scale_grad ? HAMQ_BLOCK(true, true, false) : HAMQ_BLOCK(false, true, false);
+            else if (!kVectorPopcount && pack)
+                bad |= scale_grad ? HAMQ_BLOCK(true, false, !kVectorPopcount) : HAMQ_BLOCK(false, false, !kVectorPopcount);
             else
-                bad |= scale_grad ? penalty_block<F, E, R, true, false>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf, dbuf, stream)
-                                  : penalty_block<F, E, R, false, false>(wb, len, s, gstep, bits, table, vbuf, gb, sbuf, dbuf, stream);
+                bad |= scale_grad ? HAMQ_BLOCK(true, false, false) : HAMQ_BLOCK(false, false, false);
+#undef HAMQ_BLOCK
             double av[kLanes] = {0}, as[kLanes] = {0};
             int64_t j = 0;
             for (; j + kLanes <= len; j += kLanes)
