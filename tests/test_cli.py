@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from clirun import hamq_here
 from hamqcore.study import experiments
 from hamqcore.study.train import TrainConfig, load_checkpoint, train
 
@@ -52,29 +53,40 @@ def hamq(*args, check=True, cwd=None):
     (["sweep", "--lams", "0,abc", "--out", "{tmp}/s"], "--lams must be comma-separated numbers"),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, args, message):
-    proc = hamq(*[a.replace("{tmp}", str(tmp_path)) for a in args], check=False)
+    proc = hamq_here(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
+def test_errors_exit_2_from_the_interpreter(tmp_path):
+    # the same path through a real `python -m` (what the console script runs): argparse's and hamq's own
+    for args, message in ((["train", "--w-bits", "17"], "bits must be an integer in 2..16, got 17"),
+                          (["energy", str(tmp_path / "nope.pt")], "no checkpoint at")):
+        proc = hamq(*args, check=False)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) <= 3    # usage lines and one error line, no trace
+
+
 def test_help():
-    top = hamq("--help").stdout
+    top = hamq("--help").stdout      # through the interpreter once, then in this process
     assert "demo" in top and "``" not in top and ":mod:" not in top and ":func:" not in top
+    assert "usage: hamq" in hamq_here("--help").stdout   # (its width follows the terminal: not compared)
     for command in ("demo", "train", "energy", "round", "sweep"):
-        text = hamq(command, "--help").stdout
-        assert "usage: hamq " + command in text
+        proc = hamq_here(command, "--help")
+        text = proc.stdout
+        assert proc.returncode == 0 and "usage: hamq " + command in text
         assert "``" not in text and ":func:" not in text
-    train = hamq("train", "--help").stdout
+    train = hamq_here("train", "--help").stdout
     # every TrainConfig field is a flag, with its default shown
     from hamqcore.study.train import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in train, f.name
     assert "(default: lsq)" in train and "(default: 0.05)" in train
-    sweep = hamq("sweep", "--help").stdout
+    sweep = hamq_here("sweep", "--help").stdout
     assert "--lams" in sweep and not re.search(r"--lam\b(?!s)", sweep)
-    assert "invalid choice" in hamq("bench", check=False).stderr  # the benchmarks run from the checkout
+    assert "invalid choice" in hamq_here("bench").stderr  # the benchmarks run from the checkout
 
 
 def test_cli_defaults_are_pinned():
@@ -116,21 +128,23 @@ def test_train_then_energy_round_trip(tmp_path):
     assert report["total_energy_j"] > 0 and (out / "energy.png").exists() and (out / "energy.csv").exists()
     model, cfg, _ = load_checkpoint(out)
     assert cfg.lam == 0.5 and cfg.width == 4
-    bad = hamq("energy", str(out / "checkpoint.pt"), "--set", "rows=abc", check=False)
+    bad = hamq_here("energy", str(out / "checkpoint.pt"), "--set", "rows=abc")
     assert bad.returncode == 2 and "--set rows: expected int" in bad.stderr
-    proc = hamq("energy", str(out / "checkpoint.pt"), "--images", "2", "--scope", "chip", "--out", str(tmp_path / "chip"))
+    proc = hamq_here("energy", str(out / "checkpoint.pt"), "--images", "2", "--scope", "chip", "--out", str(tmp_path / "chip"))
+    assert proc.returncode == 0, proc.stderr
     chip = json.loads((tmp_path / "chip" / "energy.json").read_text())
     assert "chip scope: NeuroSim's 512x512 tiles" in proc.stdout and chip["scope"] == "chip"
     assert chip["energy_j"]["global_htree"] > 0 and chip["floorplan"]["pe"] == 256
     assert (tmp_path / "chip" / "energy.png").stat().st_size > 5000
-    bad = hamq("energy", str(out / "checkpoint.pt"), "--scope", "chip", "--preset", "mnsim-2.0", check=False)
+    bad = hamq_here("energy", str(out / "checkpoint.pt"), "--scope", "chip", "--preset", "mnsim-2.0")
     assert bad.returncode == 2 and "model='neurosim-1.3'" in bad.stderr
     # NeuroSim V1.4's default (SRAM) subarray: its components, its refusals as exit 2
-    hamq("energy", str(out / "checkpoint.pt"), "--images", "2", "--preset", "neurosim-1.4", "--out", str(tmp_path / "v14"))
+    assert hamq_here("energy", str(out / "checkpoint.pt"), "--images", "2", "--preset", "neurosim-1.4",
+                     "--out", str(tmp_path / "v14")).returncode == 0
     v14 = json.loads((tmp_path / "v14" / "energy.json").read_text())
     assert v14["config"]["model"] == "neurosim-1.4" and v14["config"]["cell_bits"] == 1
     assert set(v14["energy_j"]) == {"adc", "array", "switch_matrix", "mux", "shift_add", "gain", "select"}
-    bad = hamq("energy", str(out / "checkpoint.pt"), "--preset", "neurosim-1.4", "--set", "cell_bits=2", check=False)
+    bad = hamq_here("energy", str(out / "checkpoint.pt"), "--preset", "neurosim-1.4", "--set", "cell_bits=2")
     assert bad.returncode == 2 and "cell_bits=2 is not available in model 'neurosim-1.4'" in bad.stderr
     # gradient-free rounding of the trained checkpoint: a new checkpoint per lam, the input untouched
     before = (out / "checkpoint.pt").read_bytes()
@@ -144,7 +158,7 @@ def test_train_then_energy_round_trip(tmp_path):
     model2, cfg2, _ = load_checkpoint(rnd / "lam_0.05")
     assert cfg2 == cfg and (rnd / "round_pareto.png").stat().st_size > 5000 and (rnd / "round.csv").exists()
     assert (out / "checkpoint.pt").read_bytes() == before
-    same = hamq("round", str(out / "checkpoint.pt"), "--out", str(out), check=False)
+    same = hamq_here("round", str(out / "checkpoint.pt"), "--out", str(out))
     assert same.returncode == 2 and "never overwritten" in same.stderr
     assert (out / "checkpoint.pt").read_bytes() == before
 
@@ -194,6 +208,7 @@ def test_energy_of_a_model_of_ones_own(tmp_path, monkeypatch):
     q = hamq("energy", "--factory", "mymodels:tiny", "--quantize", "6,6", "--data", "digits", "--images", "4",
              "--out", str(tmp_path / "e3"))
     assert "total per inference" in q.stdout
+    monkeypatch.syspath_prepend(str(tmp_path))     # the refusals in this process: mymodels importable here too
     for args, message in [
         (["--factory", "mymodels:tiny", "--data", "digits", "--state-dict", str(tmp_path / "mymodels.py")], "--state-dict"),
         (["--factory", "mymodels", "--data", "digits"], "--factory must be package.module:function"),
@@ -201,7 +216,7 @@ def test_energy_of_a_model_of_ones_own(tmp_path, monkeypatch):
         (["--factory", "mymodels:tiny"], "--factory needs --data SPEC"),
         ([], "--factory MODULE:FUNCTION / --exported PROGRAM.pt2 with --data SPEC"),
     ]:
-        bad = hamq("energy", *args, "--out", str(tmp_path / "bad"), check=False)
+        bad = hamq_here("energy", *args, "--out", str(tmp_path / "bad"))
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 
@@ -222,10 +237,10 @@ def test_round_a_model_of_ones_own(tmp_path, monkeypatch):
     assert rec["rounding"][1]["on_fraction"] <= rec["input"]["on_fraction"] + 1e-12
     state = torch.load(out / "lam_0.1" / "state_dict.pt", weights_only=True)
     assert any(k.endswith("weight") for k in state) and "state_dict.pt" in proc.stdout
-    bad = hamq("round", "--factory", "mymodels2:tiny", "--quantize", "6,6", "--data", "digits", "ck.pt",
-               "--out", str(tmp_path / "bad"), check=False)
+    bad = hamq_here("round", "--factory", "mymodels2:tiny", "--quantize", "6,6", "--data", "digits", "ck.pt",
+                    "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "not both" in bad.stderr
-    none = hamq("round", "--out", str(tmp_path / "bad2"), check=False)
+    none = hamq_here("round", "--out", str(tmp_path / "bad2"))
     assert none.returncode == 2 and "--factory MODULE:FUNCTION / --exported PROGRAM.pt2" in none.stderr
 
 
@@ -270,7 +285,7 @@ def test_energy_and_rounding_of_an_exported_program(tmp_path):
         (["--exported", str(tmp_path / "tiny.pt2"), "--factory", "m:f", "--data", "digits"], "without --factory"),
         (["--exported", str(tmp_path / "missing.pt2"), "--data", "digits"], "missing.pt2: no such file"),
     ]:
-        bad = hamq("energy", *args, "--out", str(tmp_path / "bad"), check=False)
+        bad = hamq_here("energy", *args, "--out", str(tmp_path / "bad"))
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 

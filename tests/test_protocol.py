@@ -88,6 +88,8 @@ def test_the_protocol_seals_the_test_split_and_reproduces(tmp_path, monkeypatch)
     spec = importlib.util.spec_from_file_location("fault_robustness", ROOT / "examples" / "fault_robustness.py")
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
+    monkeypatch.setattr(example, "CALIBRATION_INPUTS", 8)    # the run's own scale (its protocol calibrates on 8)
+    monkeypatch.setattr(example, "ENERGY_INPUTS", 2)
     table = example.measure(tmp_path / "a", "ds_cnn", "0", inputs=8, log=lambda _: None, methods=("baseline",),
                             conditions=("nominal", "stuck_on=1%", "stuck_off=1%"))
     (e0, a0), (e_on, _), (e_off, _) = table["baseline"].values()

@@ -6,7 +6,6 @@ import os
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,13 +289,12 @@ def test_hamq_energy_on_a_broken_checkpoint_exits_2(tmp_path):
     ck3 = {**torch.load(good, weights_only=True)}
     ck3["config"] = {**ck3["config"], "data": "imagenet"}
     torch.save(ck3, tmp_path / "bad_data.pt")
-    env = {**os.environ, "PYTHONPATH": str(Path(hamqcore.__file__).resolve().parents[1])}
+    from clirun import hamq_here   # cli.main in this process (tests/test_cli.py runs it through python -m)
+
     for name, message in [("nan_step.pt", "weight quantizer step must be a finite number > 0"),
                           ("nan_weight.pt", "non-finite weight"),
                           ("bad_data.pt", "unknown data set 'imagenet'")]:
-        proc = subprocess.run([sys.executable, "-m", "hamqcore.study.cli", "energy", str(tmp_path / name),
-                               "--images", "2", "--out", str(tmp_path / "e")], capture_output=True, text=True,
-                              env=env, cwd=tmp_path)
+        proc = hamq_here("energy", str(tmp_path / name), "--images", "2", "--out", str(tmp_path / "e"))
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr and "Traceback" not in proc.stderr
 
