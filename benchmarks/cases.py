@@ -142,6 +142,19 @@ def core_cases(quick: bool = False) -> List[Case]:
                       "read x + write into a preallocated array (both)", 0.5))
     cases.append(Case(f"relaxed_hw_penalty {m >> 20} Mi float32 (fresh output)", t_ours, t_rw_new,
                       "read x + write a new array (both)", 0.5))
+    # the same pass with its other level costs and relaxation (no target of their own): per-bit prices
+    # (the demo's crossbar-priced penalty looks its level costs up in a table) and the cosine relaxation
+    w = x.reshape(1024, -1)
+    cost = np.linspace(1.0, 2.5, 8)
+    t_priced, t_cos, t_rw = best_of(
+        [lambda: _api.scaled_hw_penalty(w, 1.0, 8, bit_cost=cost, out=grad.reshape(w.shape)),
+         lambda: _api.relaxed_hw_penalty(x, 8, relaxation="cosine", out=grad),
+         lambda: np.multiply(x, np.float32(1.0), out=buf)], max(3, repeats),
+    )
+    cases.append(Case(f"scaled_hw_penalty {m >> 20} Mi float32, per-bit prices (bandwidth)", t_priced, t_rw,
+                      "read x + write into a preallocated array (both)"))
+    cases.append(Case(f"relaxed_hw_penalty {m >> 20} Mi float32, cosine (bandwidth)", t_cos, t_rw,
+                      "read x + write into a preallocated array (both)"))
     return cases
 
 
