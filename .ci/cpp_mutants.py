@@ -219,6 +219,9 @@ MUTANTS = [
     # the priced penalty's chunked lookups (kernels_relaxed.hpp penalty_block, TABLE)
     ("cpp/src/kernels_relaxed.hpp", "xb[j] = wb[c0 + j] / s;", "xb[j] = wb[j] / s;", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "b1[j] = table[k + 1 + hi];", "b1[j] = table[k + hi];", KERNEL_TESTS),
+    # the cosine relaxation's polynomials (kernels_relaxed.hpp cos_sin_pi)
+    ("cpp/src/kernels_relaxed.hpp", "c = upper ? -pc : pc;", "c = pc;", KERNEL_TESTS),
+    ("cpp/src/kernels_relaxed.hpp", "1.0 / 39916800.0, -1.0 / 362880.0", "1.0 / 39916800.0, -1.0 / 362800.0", KERNEL_TESTS),
 ]
 
 

@@ -26,34 +26,28 @@ inline int32_t level_below(F x, int bits, F& f) {
 // Taylor polynomials to t^22 and t^21 are within 2e-17 of cos t and sin t (the first omitted terms,
 // (pi/2)^24 / 24! and (pi/2)^23 / 23!); evaluated by Horner's rule in t^2. Exactly 1 and 0 at f = 0,
 // -1 and 0 at f = 1, so the relaxation meets the level costs exactly at the integers.
+inline double horner(double, double acc) { return acc; }
+
+// ((acc t2 + next) t2 + ...) written out at compile time (straight-line code, which vectorises).
+template <class... C>
+inline double horner(double t2, double acc, double next, C... rest) {
+    return horner(t2, acc * t2 + next, rest...);
+}
+
 template <class F>
 inline void cos_sin_pi(F f, double& c, double& s) {
     const bool upper = f > F(0.5);
     const F g = upper ? F(1) - f : f;
     const double t = 3.14159265358979323846 * double(g), t2 = t * t;
-    double pc = 1.0 / 1124000727777607680000.0;   // 1/22!, then 1/20!, ... with alternating signs
-    pc = pc * t2 - 1.0 / 2432902008176640000.0;
-    pc = pc * t2 + 1.0 / 6402373705728000.0;
-    pc = pc * t2 - 1.0 / 20922789888000.0;
-    pc = pc * t2 + 1.0 / 87178291200.0;
-    pc = pc * t2 - 1.0 / 479001600.0;
-    pc = pc * t2 + 1.0 / 3628800.0;
-    pc = pc * t2 - 1.0 / 40320.0;
-    pc = pc * t2 + 1.0 / 720.0;
-    pc = pc * t2 - 1.0 / 24.0;
-    pc = pc * t2 + 0.5;
-    pc = 1.0 - pc * t2;
-    double ps = -1.0 / 51090942171709440000.0;    // -1/21!, then 1/19!, ...
-    ps = ps * t2 + 1.0 / 121645100408832000.0;
-    ps = ps * t2 - 1.0 / 355687428096000.0;
-    ps = ps * t2 + 1.0 / 1307674368000.0;
-    ps = ps * t2 - 1.0 / 6227020800.0;
-    ps = ps * t2 + 1.0 / 39916800.0;
-    ps = ps * t2 - 1.0 / 362880.0;
-    ps = ps * t2 + 1.0 / 5040.0;
-    ps = ps * t2 - 1.0 / 120.0;
-    ps = ps * t2 + 1.0 / 6.0;
-    ps = t - t * (ps * t2);
+    // cos t = 1 - t^2 (1/2! - t^2/4! + ... - t^20/22!), sin t = t - t t^2 (1/3! - t^2/5! + ... - t^18/21!)
+    const double pc = 1.0 - horner(t2, 1.0 / 1124000727777607680000.0, -1.0 / 2432902008176640000.0,
+                                   1.0 / 6402373705728000.0, -1.0 / 20922789888000.0, 1.0 / 87178291200.0,
+                                   -1.0 / 479001600.0, 1.0 / 3628800.0, -1.0 / 40320.0, 1.0 / 720.0,
+                                   -1.0 / 24.0, 0.5) * t2;
+    const double ps = t - t * (horner(t2, -1.0 / 51090942171709440000.0, 1.0 / 121645100408832000.0,
+                                      -1.0 / 355687428096000.0, 1.0 / 1307674368000.0, -1.0 / 6227020800.0,
+                                      1.0 / 39916800.0, -1.0 / 362880.0, 1.0 / 5040.0, -1.0 / 120.0,
+                                      1.0 / 6.0) * t2);
     c = upper ? -pc : pc;
     s = ps;
 }
