@@ -20,20 +20,20 @@ inline int32_t level_below(F x, int bits, F& f) {
     return int32_t(kf);
 }
 
+// ((acc t2 + next) t2 + ...) written out at compile time (straight-line code, which vectorises).
+inline double horner(double, double acc) { return acc; }
+
+template <class... C>
+inline double horner(double t2, double acc, double next, C... rest) {
+    return horner(t2, acc * t2 + next, rest...);
+}
+
 // cos(pi f) and sin(pi f) for f in [0, 1], in double, in operations that vectorise (libm's cos and
 // sin kept the cosine relaxation's loops scalar: no vector libm without fast-math). The angle is
 // reflected to pi g with g = min(f, 1 - f) in [0, 1/2] (1 - f is exact for f >= 1/2), where the
 // Taylor polynomials to t^22 and t^21 are within 2e-17 of cos t and sin t (the first omitted terms,
 // (pi/2)^24 / 24! and (pi/2)^23 / 23!); evaluated by Horner's rule in t^2. Exactly 1 and 0 at f = 0,
 // -1 and 0 at f = 1, so the relaxation meets the level costs exactly at the integers.
-inline double horner(double, double acc) { return acc; }
-
-// ((acc t2 + next) t2 + ...) written out at compile time (straight-line code, which vectorises).
-template <class... C>
-inline double horner(double t2, double acc, double next, C... rest) {
-    return horner(t2, acc * t2 + next, rest...);
-}
-
 template <class F>
 inline void cos_sin_pi(F f, double& c, double& s) {
     const bool upper = f > F(0.5);
@@ -222,9 +222,9 @@ struct PenaltyScratch {
 // One task's elementwise pass: values into sc.v, derivatives into sc.d (then, scaled, into gb) and,
 // with SGRAD, d * x into sc.s. Returns nonzero if some w is not finite.
 // TABLE: the level costs are looked up in table (index k + hi) instead of computed from the encoding.
-// Table lookups do not vectorise (GCC emits no gathers for generic tuning), so that path runs in
-// chunks of three loops, the two arithmetic ones vectorised and the lookups alone scalar; every
-// operation is relaxed_eval's, so the bits are the same as one fused loop's.
+// Table lookups kept the fused loop scalar (GCC 12 on the AVX2 tier: no gathers under generic
+// tuning), so that path runs in chunks of three loops, the two arithmetic ones vectorised and the
+// lookups alone scalar; every operation is relaxed_eval's, so the bits are the same as one fused loop's.
 template <class F, int E, int R, bool SGRAD, bool TABLE, bool PACK>
 inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const F* table,
                          PenaltyScratch<F>& sc, F* gb, bool stream) {
