@@ -129,13 +129,13 @@ MUTANTS = [
     # activation fake quantization and its gradient (kernels_rounding.hpp fake_quantize_*_impl, abs_max_impl)
     ("cpp/src/kernels_rounding.hpp", "T v = std::nearbyint(x[i] / step);\n        v = v < lo",
      "T v = std::round(x[i] / step);\n        v = v < lo", ROUND_TESTS),
-    ("cpp/src/kernels_rounding.hpp", "const T v = std::nearbyint(x[i] / step);", "const T v = std::round(x[i] / step);",
+    ("cpp/src/kernels_rounding.hpp", "return std::nearbyint(x / step); };", "return std::round(x / step); };",
      ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "v = v < lo ? lo : v;", "v = !(v >= lo) ? lo : v;", ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "gx[i] = in ? (g[i] * step) / step : T(0);", "gx[i] = in ? g[i] : T(0);",
      ROUND_TESTS),
-    ("cpp/src/kernels_rounding.hpp", "const bool in = v >= lo && v <= hi;", "const bool in = v > lo && v <= hi;",
-     ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "const bool in = x[i] >= x_lo && x[i] <= x_hi;",
+     "const bool in = x[i] > x_lo && x[i] <= x_hi;", ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "nan = a != a ? 1 : nan;", "nan = 0;", ROUND_TESTS),
     # drawn cells charged by the energy path (crossbar_conductance.cpp drawn_deviation, cell_deviation)
     ("cpp/src/crossbar_conductance.cpp", "const double cell = f[row] / (inv_state[size_t(state[row]) * nd + dj] + r);",
@@ -222,6 +222,10 @@ MUTANTS = [
     # the cosine relaxation's polynomials (kernels_relaxed.hpp cos_sin_pi)
     ("cpp/src/kernels_relaxed.hpp", "c = upper ? -pc : pc;", "c = pc;", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "1.0 / 39916800.0, -1.0 / 362880.0", "1.0 / 39916800.0, -1.0 / 362800.0", KERNEL_TESTS),
+    # the fake quantization gradient's bounds on x (kernels_rounding.hpp grid_interval)
+    ("cpp/src/kernels_rounding.hpp", "    x_lo = val(a);\n", "    x_lo = val(a + 1);\n", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "if (round_q(val(m)) <= hi) a = m; else b = m - 1;",
+     "if (round_q(val(m)) < hi) a = m; else b = m - 1;", ROUND_TESTS),
 ]
 
 

@@ -535,6 +535,30 @@ def test_fake_quantize_is_the_reference(seed, shape, dtype, signed, bits, step_k
     np.testing.assert_array_equal(m, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("step", [0.1, 1 / 3, 0.05, 7.0, 2.0 ** -10, 1e-30, 3e30, 1e-37, 1e37])
+@pytest.mark.parametrize("lo, hi", [(0, 63), (-128, 127), (0, 0), (-1, 1), (-32768, 32767)])
+def test_fake_quantize_backward_at_the_grid_edges(dtype, step, lo, hi):
+    """The gradient's in-grid test (bounds on x found once per call, kernels_rounding.hpp grid_interval)
+    against the division and rounding it replaces, on the floats next to both edges of the grid, where
+    round(x / step) leaves [lo, hi], for steps whose edges are not exact, tiny and huge steps."""
+    s = dtype(step)
+    xs = [dtype(0.0), dtype(-0.0), np.finfo(dtype).max, -np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal]
+    with np.errstate(over="ignore"):
+        edges = [dtype(lo - 0.5) * s, dtype(hi + 0.5) * s, dtype(lo) * s, dtype(hi) * s]
+    for edge in edges:
+        if not np.isfinite(edge):
+            continue
+        for direction in (-np.inf, np.inf):
+            v = edge
+            for _ in range(6):
+                xs.append(v)
+                v = np.nextafter(v, dtype(direction))
+    x = np.array(xs, dtype)
+    g = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    np.testing.assert_array_equal(fake_quantize_backward(x, g, s, lo, hi), ref.fake_quantize_backward(x, g, s, lo, hi))
+
+
 def test_fake_quantize_is_torchs_formula_bit_for_bit():
     """hamqcore.ops.fake_quantize against what autograd computes through clamp(round_ste(x / s), lo, hi)
     * s, forward and backward, on the fused path (contiguous float32/float64) and on torch's (a

@@ -160,14 +160,58 @@ void fake_quantize_impl(const T* x, int64_t n, T step, T lo, T hi, T* y, int n_t
     }
 }
 
+// The floats x for which lo <= round(x / step) <= hi, in T's arithmetic (round half to even): the
+// interval [x_lo, x_hi] of finite floats (x_lo > x_hi when there is none; never an infinity or NaN).
+// x -> round(x / step) is non-decreasing for step > 0 (correctly rounded division and rounding are
+// monotone), so each bound is where a monotone test flips: found by bisection over the finite floats
+// in their order (the bit patterns mapped to ordered unsigned keys), with the division itself.
+// step > 0 is the caller's (rounding.hpp); any step terminates.
+template <class T>
+void grid_interval(T step, T lo, T hi, T& x_lo, T& x_hi) {
+    using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    constexpr U sign = U(1) << (8 * sizeof(T) - 1);
+    const auto key = [](T x) { U b; std::memcpy(&b, &x, sizeof b); return (b & sign) ? U(~b) : U(b | sign); };
+    const auto val = [](U k) { const U b = (k & sign) ? U(k & ~sign) : U(~k); T x; std::memcpy(&x, &b, sizeof x); return x; };
+    const auto round_q = [&](T x) { return std::nearbyint(x / step); };
+    const U first = key(-std::numeric_limits<T>::max()), last = key(std::numeric_limits<T>::max());
+    // x_lo: the first x with round(x / step) >= lo (none: past the last float)
+    U a = first, b = last;
+    if (!(round_q(val(b)) >= lo)) {
+        x_lo = std::numeric_limits<T>::max();
+        x_hi = -std::numeric_limits<T>::max();
+        return;
+    }
+    while (a < b) {
+        const U m = a + (b - a) / 2;
+        if (round_q(val(m)) >= lo) b = m; else a = m + 1;
+    }
+    x_lo = val(a);
+    // x_hi: the last x with round(x / step) <= hi (none: before the first float)
+    a = first;
+    b = last;
+    if (!(round_q(val(a)) <= hi)) {
+        x_hi = -std::numeric_limits<T>::max();
+        x_lo = std::numeric_limits<T>::max();
+        return;
+    }
+    while (a < b) {
+        const U m = a + (b - a + 1) / 2;
+        if (round_q(val(m)) <= hi) a = m; else b = m - 1;
+    }
+    x_hi = val(a);
+}
+
 // rounding.hpp fake_quantize_backward: the straight-through gradient, as autograd takes it through
-// the forward's operations: (g * step) / step where lo <= round(x / step) <= hi, else 0.
+// the forward's operations: (g * step) / step where lo <= round(x / step) <= hi, else 0. The test on
+// x is two compares with grid_interval's bounds (the same truth for every x, NaN and infinities
+// included, as the division and rounding it replaces); the gradient's own division stays (its bits).
 template <class T>
 void fake_quantize_backward_impl(const T* x, const T* g, int64_t n, T step, T lo, T hi, T* gx, int n_threads) {
+    T x_lo, x_hi;
+    grid_interval(step, lo, hi, x_lo, x_hi);
 #pragma omp parallel for simd schedule(static) num_threads(threads_for(n, n_threads))
     for (int64_t i = 0; i < n; ++i) {
-        const T v = std::nearbyint(x[i] / step);
-        const bool in = v >= lo && v <= hi;
+        const bool in = x[i] >= x_lo && x[i] <= x_hi;
         gx[i] = in ? (g[i] * step) / step : T(0);
     }
 }
