@@ -146,8 +146,7 @@ int64_t relaxed_map_impl(const F* x, int64_t n, int bits, F* value, F* deriv, in
 
 template <class F, int E, int R>
 int64_t relaxed_map(const F* x, int64_t n, int bits, F* value, F* deriv, int n_threads) {
-    if constexpr (!kVectorPopcount)
-        if (pack_costs(bits)) return relaxed_map_impl<F, E, R, true>(x, n, bits, value, deriv, n_threads);
+    if (pack_costs(bits)) return relaxed_map_impl<F, E, R, !kVectorPopcount>(x, n, bits, value, deriv, n_threads);
     return relaxed_map_impl<F, E, R, false>(x, n, bits, value, deriv, n_threads);
 }
 
@@ -345,7 +344,7 @@ int64_t relaxed_penalty_rows(const F* w, int64_t rows, int64_t cols, F* scale, b
 #define HAMQ_BLOCK(SG, TB, PK) penalty_block<F, E, R, SG, TB, PK>(wb, len, s, gstep, bits, table, sc, gb, stream)
             if (table_mode)
                 bad |= scale_grad ? HAMQ_BLOCK(true, true, false) : HAMQ_BLOCK(false, true, false);
-            else if (!kVectorPopcount && pack)
+            else if (pack)
                 bad |= scale_grad ? HAMQ_BLOCK(true, false, !kVectorPopcount) : HAMQ_BLOCK(false, false, !kVectorPopcount);
             else
                 bad |= scale_grad ? HAMQ_BLOCK(true, false, false) : HAMQ_BLOCK(false, false, false);
