@@ -223,9 +223,8 @@ MUTANTS = [
     ("cpp/src/kernels_relaxed.hpp", "c = upper ? -pc : pc;", "c = pc;", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "1.0 / 39916800.0, -1.0 / 362880.0", "1.0 / 39916800.0, -1.0 / 362800.0", KERNEL_TESTS),
     # the fake quantization gradient's bounds on x (kernels_rounding.hpp grid_interval)
-    ("cpp/src/kernels_rounding.hpp", "    x_lo = val(a);\n", "    x_lo = val(a + 1);\n", ROUND_TESTS),
-    ("cpp/src/kernels_rounding.hpp", "if (round_q(val(m)) <= hi) a = m; else b = m - 1;",
-     "if (round_q(val(m)) < hi) a = m; else b = m - 1;", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "x_lo = val(k_lo);", "x_lo = val(k_lo + 1);", ROUND_TESTS),
+    ("cpp/src/kernels_rounding.hpp", "return round_q(x) > hi; });", "return round_q(x) >= hi; });", ROUND_TESTS),
 ]
 
 

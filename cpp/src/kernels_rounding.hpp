@@ -174,31 +174,24 @@ void grid_interval(T step, T lo, T hi, T& x_lo, T& x_hi) {
     const auto val = [](U k) { const U b = (k & sign) ? U(k & ~sign) : U(~k); T x; std::memcpy(&x, &b, sizeof x); return x; };
     const auto round_q = [&](T x) { return std::nearbyint(x / step); };
     const U first = key(-std::numeric_limits<T>::max()), last = key(std::numeric_limits<T>::max());
-    // x_lo: the first x with round(x / step) >= lo (none: past the last float)
-    U a = first, b = last;
-    if (!(round_q(val(b)) >= lo)) {
+    // the first finite float (as its key) that passes a test false then true along the floats; last + 1: none
+    const auto first_passing = [&](auto test) {
+        U a = first, b = last + 1;
+        while (a < b) {
+            const U m = a + (b - a) / 2;
+            if (test(val(m))) b = m; else a = m + 1;
+        }
+        return a;
+    };
+    const U k_lo = first_passing([&](T x) { return round_q(x) >= lo; });
+    const U k_out = first_passing([&](T x) { return round_q(x) > hi; });  // the first above the grid
+    if (k_lo > last || k_out == first) {  // no float reaches lo, or every float is above hi
         x_lo = std::numeric_limits<T>::max();
         x_hi = -std::numeric_limits<T>::max();
         return;
     }
-    while (a < b) {
-        const U m = a + (b - a) / 2;
-        if (round_q(val(m)) >= lo) b = m; else a = m + 1;
-    }
-    x_lo = val(a);
-    // x_hi: the last x with round(x / step) <= hi (none: before the first float)
-    a = first;
-    b = last;
-    if (!(round_q(val(a)) <= hi)) {
-        x_hi = -std::numeric_limits<T>::max();
-        x_lo = std::numeric_limits<T>::max();
-        return;
-    }
-    while (a < b) {
-        const U m = a + (b - a + 1) / 2;
-        if (round_q(val(m)) <= hi) a = m; else b = m - 1;
-    }
-    x_hi = val(a);
+    x_lo = val(k_lo);
+    x_hi = val(k_out - 1);
 }
 
 // rounding.hpp fake_quantize_backward: the straight-through gradient, as autograd takes it through
