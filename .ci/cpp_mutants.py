@@ -104,8 +104,8 @@ MUTANTS = [
      XBAR_TESTS + ["tests/test_readout.py"]),
     ("cpp/include/hamqcore/crossbar.hpp", "double l = std::floor(t + kLadderTie);", "double l = std::floor(t);",
      XBAR_TESTS + ["tests/test_readout.py"]),
-    ("cpp/src/kernels_crossbar.hpp", "v = step[c] * ladder_level(v * inv_step[c], lmax[c]);",
-     "v = step[c] * ladder_level(v * step[c], lmax[c]);", XBAR_TESTS + ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "lup[c] = float(lu_unit * inv);", "lup[c] = float(lu_unit);",
+     XBAR_TESTS + ["tests/test_readout.py"]),
     ("cpp/src/kernels_crossbar.hpp", "a.digit_gain ? 1.0 / a.digit_gain[c % cpg] : 1.0;",
      "a.digit_gain ? a.digit_gain[c % cpg] : 1.0;", XBAR_TESTS + ["tests/test_readout.py"]),
     ("cpp/src/kernels_crossbar.hpp", "v = (v - leak) * inv_gain[c];", "v = v * inv_gain[c];",
@@ -225,6 +225,22 @@ MUTANTS = [
     # the fake quantization gradient's bounds on x (kernels_rounding.hpp grid_interval)
     ("cpp/src/kernels_rounding.hpp", "x_lo = val(k_lo);", "x_lo = val(k_lo + 1);", ROUND_TESTS),
     ("cpp/src/kernels_rounding.hpp", "return round_q(x) > hi; });", "return round_q(x) >= hi; });", ROUND_TESTS),
+    # the conductance readout's levels (kernels_crossbar.hpp LevelReadout): single precision's bound, the
+    # double-precision pulses, the level sums and their readings
+    ("cpp/src/kernels_crossbar.hpp", "const double bound = rows * magnitude(a) * 0x1p-20;",
+     "const double bound = rows * magnitude(a) * 0x1p-26;", ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "near |= (fr <= lop[c]) | (fr >= hip[c]);", "near |= (fr <= lop[c]);",
+     ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "lp[c] += Acc(int32_t(pcf * l)) - Acc(int32_t(pcf * levp[c]));",
+     "lp[c] += Acc(int32_t(pcf * l));", ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "return (top_max < reach ? top_max : reach) * std::ldexp(1.0, a.a_planes) < 0x1p31;",
+     "return (top_max < reach ? top_max : reach) * std::ldexp(1.0, a.a_planes) < 0x1p33;", ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "tp[c] = float(lmax[c]);", "tp[c] = float(lmax[c]) + 1.0f;",
+     XBAR_TESTS + ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "full_sum += pc * (double(nd) * a.cell_max);", "full_sum += double(nd) * a.cell_max;",
+     XBAR_TESTS + ["tests/test_readout.py"]),
+    ("cpp/src/kernels_crossbar.hpp", "double v = (step[c] * double(la[c]) - ls) * inv_gain[c];",
+     "double v = step[c] * double(la[c]) * inv_gain[c];", XBAR_TESTS + ["tests/test_readout.py"]),
 ]
 
 

@@ -118,6 +118,75 @@ def test_a_reading_exactly_on_a_level_boundary_reads_the_even_level():
     assert ladder_level(q).tolist() == [0.0, 2.0, 2.0, 16.0, 16.0, 15.0, 16.0, 3.0]
 
 
+@pytest.mark.parametrize("m", [0, 7, 20, 30])
+def test_readings_near_a_level_boundary_read_the_double_precision_level(m):
+    """The C++ readout decides a level in single precision only farther from a boundary than single
+    precision's error bound; nearer, from the double-precision reading. 100 driven 2-bit cells of the
+    positive array (37 hold digit 1, 29 digit 2, 34 digit 3) under a calibrated step that puts their
+    reading delta above or below the boundary between levels m and m + 1 (|delta| from 2e-9, just past
+    the tie tolerance, to 1e-4, where single precision's roundings of a reading near 30 are ~2e-6):
+    level m + 1 above, m below, each reading against its hand computation."""
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="differential", cell_bits=2, readout="conductance",
+                                adc_reference="calibrated")
+    g = np.asarray(digit_conductance(cfg))
+    gu = g / ((g[3] - g[0]) / 3)                              # each digit's conductance in digit units
+    counts = {1: 37, 2: 29, 3: 34}
+    w = np.concatenate([np.full(n, d) for d, n in counts.items()]).astype(np.int16)[None]
+    K = w.shape[1]
+    x = np.ones((1, K), np.int16)
+    v = sum(n * gu[d] for d, n in counts.items())             # the positive column's reading
+    leak = K * gu[0]                                          # its OFF-cell leakage, removed after the ADC
+    assert v > 100
+    neg_level = np.floor(leak + 0.5)                          # the negative array (digits 0, step 1)
+    assert abs(leak - np.round(leak)) < 0.4                   # far from its own boundary
+    deltas = np.concatenate([[2e-9, 5e-9, 2e-8], np.geomspace(5e-8, 1e-4, 150)])
+    for delta in np.concatenate([deltas, -deltas]):
+        fs = 31 * v / (m + 0.5 + delta)                        # 5-bit: 31 steps over the full scale
+        got = simulate_layer(w, x, cfg, 3, 1, digit_full_scale=np.array([fs, 31.0]),
+                             digit_gain=np.ones(2)).output[0, 0]
+        level = m + 1 if delta > 0 else m
+        want = (fs / 31 * level - leak) - (neg_level - leak)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12), (m, delta, got, want)
+    # beyond the full scale (q past 31.5, the boundary to a level the ladder lacks): the top level, 31
+    for q in (31.5 - 1e-7, 31.5 + 1e-7, 40.0, 100.0):
+        fs = 31 * v / q                                       # a step >= 1: v > 100
+        got = simulate_layer(w, x, cfg, 3, 1, digit_full_scale=np.array([fs, 31.0]),
+                             digit_gain=np.ones(2)).output[0, 0]
+        assert got == pytest.approx((fs / 31 * 31 - leak) - (neg_level - leak), rel=1e-12, abs=1e-12), q
+
+
+def test_complemented_columns_read_through_calibrated_references():
+    """Complemented columns (offset codes near the top: most digits 3, stored inverted) of a conductance
+    readout through calibrated references, 4-bit inputs: each pulse's reading is nd (2^b - 1) minus the
+    inverted column's, weighted by its pulse; the C++ path and the dense model agree."""
+    cfg = CrossbarConfig.preset("neurosim-1.3", mapping="offset", cell_bits=2, complement=True,
+                                readout="conductance", adc_reference="calibrated")
+    rng = np.random.default_rng(11)
+    w = rng.integers(90, 128, size=(6, 150)).astype(np.int16)
+    x = rng.integers(0, 16, size=(5, 150)).astype(np.int16)
+    n_cols = len(stored_digits(w, 8, cfg)[1])
+    fs, gain = rng.uniform(20.0, 300.0, n_cols), rng.uniform(0.5, 2.0, n_cols)
+    refs = {(0, i): (float(f), float(g)) for i, (f, g) in enumerate(zip(fs, gain))}
+    r = simulate_layer(w, x, cfg, 8, 4, digit_full_scale=fs, digit_gain=gain)
+    assert r.inverted_columns > 0
+    np.testing.assert_allclose(r.output, read_layer(w, x, cfg, 8, 4, False, references=refs), rtol=1e-9, atol=1e-6)
+
+
+def test_level_sums_beyond_int32_are_summed_in_double():
+    """A device with a small on/off ratio (digit 3 reads about 30 units) in a 2048-row conversion
+    group, 16-bit inputs and a 16-bit ADC: a column's levels, weighted 2^p over 16 pulses, sum past
+    2^31; the C++ readout sums them in double there (int32 elsewhere), and agrees with the dense model."""
+    cfg = CrossbarConfig.preset("mnsim-2.0", mapping="offset", rows=2048, cols=64, cell_bits=2, adc_bits=16,
+                                readout="conductance", g_on=1e-4, g_off=0.9e-4, r_access=0.0, adc_full_scale=1)
+    rng = np.random.default_rng(5)
+    w = rng.integers(100, 128, size=(3, 2048)).astype(np.int16)       # high digits of every column near 3
+    x = rng.integers(1 << 15, 1 << 16, size=(2, 2048)).astype(np.int32)
+    want = read_layer(w, x, cfg, 8, 16, False)
+    got = simulate_layer(w, x, cfg, 8, 16, a_signed=False, energy=False).output
+    assert np.abs(got).max() > 2.0 ** 31                 # the sums a 32-bit accumulator could not hold
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
+
+
 def _golden_config(cell_bits, adc_bits):
     # NeuroSim's Python device: on/off ratio 150 (6 kOhm / 900 kOhm), no access transistor or wire
     # resistance (its remainderQ is linear in the digit), 128-row subarrays, offset codes

@@ -210,9 +210,10 @@ inline void with_flags(bool x, bool y, F&& f) {
     else f(no, no);
 }
 
-// The readings of one (vector, tile, pulse): every column's digit sum (or conductance, g_unit > 0)
-// through its ADC, shift-added into colacc with the pulse's weight pc (the ADC as
-// crossbar_readings.cpp adc_reading). A column that is not converted (conv_weight 0) reads 0.
+// The readings of one (vector, tile, pulse): every column's digit sum (or conductance, g_unit > 0, under
+// an ideal ADC; through a ladder: LevelReadout) through its ADC, shift-added into colacc with the pulse's
+// weight pc (the ADC as crossbar_readings.cpp adc_reading). A column that is not converted (conv_weight
+// 0) reads 0.
 template <int CB, int PC>
 inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd, double pc,
                          const double* inv_gain, uint32_t* sums, double* colacc) {
@@ -224,21 +225,15 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
             sums[c] = v;
         }
     }
-    if (a.g_unit > 0) {  // conductance readout (its steps come per column): branch-free, vectorised
-        // in digit units: the conductances divided by g_unit once per call, the steps' and gains'
-        // inverses per column (the gain's is the chip's multiplier): no division per reading (the
-        // ladder's tolerance, ladder_level, makes the ulps this moves irrelevant to the level)
+    if (a.g_unit > 0) {  // conductance readout under an ideal ADC (a ladder: LevelReadout), in digit
+        // units: the conductances divided by g_unit once per call, the gains' inverses per column
         const double leak = a.g_row * double(nd) / a.g_unit, full = double(nd) * a.cell_max;
-        const double* step = a.col_step + base;  // always set for this readout (crossbar_readings.cpp)
-        const double* lmax = a.col_lmax + base;
-        const double* inv_step = a.col_inv_step ? a.col_inv_step + base : nullptr;  // null: an ideal ADC
         double gp[PC];
         for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k] / a.g_unit;
-        auto run = [&](auto ladder, auto has_weight, auto has_inverted) {
+        with_flags(a.conv_weight != nullptr, a.col_inverted != nullptr, [&](auto has_weight, auto has_inverted) {
             auto reading = [&](int64_t c) {
                 double v = leak;
                 for (int k = 0; k < PC; ++k) v += gp[k] * double(int32_t(cnt[k * nc + c]));
-                if constexpr (decltype(ladder)::value) v = step[c] * ladder_level(v * inv_step[c], lmax[c]);
                 v = (v - leak) * inv_gain[c];
                 if constexpr (decltype(has_weight)::value) v = a.conv_weight[base + c] == 0.0f ? 0.0 : v;
                 if constexpr (decltype(has_inverted)::value) v = a.col_inverted[base + c] ? full - v : v;
@@ -246,12 +241,6 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
             };
 #pragma omp simd
             for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * reading(c);
-        };
-        with_flags(a.conv_weight != nullptr, a.col_inverted != nullptr, [&](auto has_weight, auto has_inverted) {
-            if (inv_step)
-                run(std::true_type{}, has_weight, has_inverted);
-            else
-                run(std::false_type{}, has_weight, has_inverted);
         });
     } else if (a.col_step || a.col_inverted) {  // per-column ADC, complemented columns: branch-free
         const double full = double(nd) * a.cell_max;
@@ -274,6 +263,126 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
         for (int64_t c = 0; c < nc; ++c) colacc[c] += pc * double(int32_t(sums[c]));
     }
 }
+
+// The conductance readout through an ADC ladder (col_inv_step set), per (vector, tile): every pulse's
+// levels summed exactly (pc level, pc = +-2^p, |pc level| < 2^31: integers, in Acc = int32_t where
+// fits_int32 says every sum fits, else double), turned into readings once the tile's pulses are read:
+//     sum_p pc_p (step l_p - leak_p) / gain = (step sum_p pc_p l_p - sum_p pc_p leak_p) / gain
+// (finish). A level is ladder_level of the double-precision reading q = v / step, v = leak + sum_k g_k
+// count_k in digit units (exact, below, computes it so). Single precision gives it wherever its t = q +
+// 0.5 lies farther than b from a whole number, b = M 2^-20, M = rows (|g_row| + sum_k |g_plane_k|) /
+// (g_unit step) >= the sum of the reading's terms' magnitudes: single precision's error is at most 7
+// roundings of 2^-24 M (4 terms, 3 sums) plus 2^-25 (the 0.5), double precision's 1e-15 M, the tie
+// tolerance kLadderTie 1e-9, and 9 2^-24 M exceeds their sum wherever a boundary can be reached
+// (q >= 0.5, so M >= 0.5). A pulse with a column nearer a boundary takes every column's level from
+// the double-precision reading instead. The same levels either way, on every tier; 8 lanes per 256 bits
+// instead of 4, and no double-precision ladder, for all but the rare pulses near a boundary.
+template <int PC, class Acc>
+struct LevelReadout {
+    std::vector<float> lu, af, lo, hi, top, lev;     // [nc] per column ([PC][nc] for af), in steps
+    std::vector<Acc> lacc;                           // [nc]: sum of pc * level over the tile's pulses
+    double leak_sum = 0.0, full_sum = 0.0;           // sum of pc * leakage, pc * nd * cell_max
+
+    // (|g_row| + sum_k |g_plane_k|) / g_unit: a reading's terms per driven row are at most this (digit units)
+    static double magnitude(const XbarPopcountArgs& a) {
+        double mag = std::fabs(a.g_row / a.g_unit);
+        for (int k = 0; k < PC; ++k) mag += std::fabs(a.g_plane[k] / a.g_unit);
+        return mag;
+    }
+
+    // int32 level sums hold every sum of pc * level: a level is at most lmax and at most the largest
+    // reading, rows * magnitude (steps are >= 1), and |sum_p pc_p l_p| <= that (2^P - 1).
+    static bool fits_int32(const XbarPopcountArgs& a, int64_t n) {
+        double top_max = 0.0;
+        for (int64_t i = 0; i < n; ++i) top_max = a.col_lmax[i] > top_max ? a.col_lmax[i] : top_max;
+        const double reach = std::floor(64.0 * a.words_per_tile * magnitude(a)) + 1.0;
+        return (top_max < reach ? top_max : reach) * std::ldexp(1.0, a.a_planes) < 0x1p31;
+    }
+
+    explicit LevelReadout(int64_t max_cols)
+        : lu(size_t(max_cols)), af(size_t(PC * max_cols)), lo(size_t(max_cols)), hi(size_t(max_cols)),
+          top(size_t(max_cols)), lev(size_t(max_cols)), lacc(size_t(max_cols)) {}
+
+    // Per (vector, tile): the columns [base, base + nc)'s coefficients in steps, the sums cleared.
+    void start(const XbarPopcountArgs& a, int64_t base, int64_t nc) {
+        const double lu_unit = a.g_row / a.g_unit, rows = 64.0 * a.words_per_tile;  // >= any nd
+        double gp[PC];
+        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k] / a.g_unit;
+        const double bound = rows * magnitude(a) * 0x1p-20;
+        const double *inv_step = a.col_inv_step + base, *lmax = a.col_lmax + base;
+        float *lup = lu.data(), *afp = af.data(), *lop = lo.data(), *hip = hi.data(), *tp = top.data();
+        Acc* lp = lacc.data();
+#pragma omp simd
+        for (int64_t c = 0; c < nc; ++c) {
+            const double inv = inv_step[c];
+            lup[c] = float(lu_unit * inv);
+            for (int k = 0; k < PC; ++k) afp[k * nc + c] = float(gp[k] * inv);
+            const float b = float(bound * inv);
+            lop[c] = b;
+            hip[c] = 1.0f - b;
+            tp[c] = float(lmax[c]);
+            lp[c] = 0;
+        }
+        leak_sum = full_sum = 0.0;
+    }
+
+    // One pulse with nd > 0 driven rows and weight pc (plane k's counts cnt[k * nc + c]).
+    void add(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, int nd, double pc) {
+        const float ndf = float(nd), pcf = float(pc);
+        const float *afp = af.data(), *lup = lu.data(), *lop = lo.data(), *hip = hi.data(), *tp = top.data();
+        float* levp = lev.data();
+        Acc* lp = lacc.data();
+        int near = 0;
+#pragma omp simd reduction(| : near)
+        for (int64_t c = 0; c < nc; ++c) {
+            float q = ndf * lup[c];
+            for (int k = 0; k < PC; ++k) q += afp[k * nc + c] * float(int32_t(cnt[k * nc + c]));
+            const float t = q + 0.5f, l = std::floor(t), fr = t - l;
+            near |= (fr <= lop[c]) | (fr >= hip[c]);
+            const float lv = l < tp[c] ? l : tp[c];
+            levp[c] = lv;
+            lp[c] += Acc(int32_t(pcf * lv));
+        }
+        const double leak = a.g_row * double(nd) / a.g_unit;
+        leak_sum += pc * leak;
+        full_sum += pc * (double(nd) * a.cell_max);
+        if (near) exact(a, cnt, nc, base, leak, pcf);
+    }
+
+    // A pulse with a column near a level boundary: every column's level from the double-precision
+    // reading, the single-precision one taken back.
+    void exact(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, double leak, float pcf) {
+        double gp[PC];
+        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k] / a.g_unit;
+        const double *inv_step = a.col_inv_step + base, *lmax = a.col_lmax + base;
+        const float* levp = lev.data();
+        Acc* lp = lacc.data();
+#pragma omp simd
+        for (int64_t c = 0; c < nc; ++c) {
+            double v = leak;
+            for (int k = 0; k < PC; ++k) v += gp[k] * double(int32_t(cnt[k * nc + c]));
+            const float l = float(ladder_level(v * inv_step[c], lmax[c]));  // a whole number < 2^16
+            lp[c] += Acc(int32_t(pcf * l)) - Acc(int32_t(pcf * levp[c]));
+        }
+    }
+
+    // The tile's readings shift-added into colacc (conv_weight 0: not converted, reads 0; inverted:
+    // the complement, nd cell_max - reading per pulse).
+    void finish(const XbarPopcountArgs& a, int64_t nc, int64_t base, const double* inv_gain, double* colacc) const {
+        const double* step = a.col_step + base;
+        const Acc* la = lacc.data();
+        const double ls = leak_sum, fs = full_sum;
+        with_flags(a.conv_weight != nullptr, a.col_inverted != nullptr, [&](auto has_weight, auto has_inverted) {
+#pragma omp simd
+            for (int64_t c = 0; c < nc; ++c) {
+                double v = (step[c] * double(la[c]) - ls) * inv_gain[c];
+                if constexpr (decltype(has_weight)::value) v = a.conv_weight[base + c] == 0.0f ? 0.0 : v;
+                if constexpr (decltype(has_inverted)::value) v = a.col_inverted[base + c] ? fs - v : v;
+                colacc[c] += v;
+            }
+        });
+    }
+};
 
 // Calibration: the ADC input v of every converted column of one (vector, tile, pulse) with nd > 0
 // driven rows, binned per column of a group (hist, [cpg][bins]), and the least-squares gain's sums
@@ -329,6 +438,9 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
     }
     const int64_t work = N * ld * T * W * P;
     const int nt = threads_for(work / 2, a.n_threads);
+    // conductances through a ladder: level sums in int32 where they fit, else in double
+    const bool by_levels = a.y && a.g_unit > 0 && a.col_inv_step;
+    const bool narrow = by_levels && LevelReadout<PC, int32_t>::fits_int32(a, int64_t(T) * ncols);
 
 #pragma omp parallel num_threads(nt)
     {
@@ -341,6 +453,14 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
         std::vector<const uint64_t*> rows(static_cast<size_t>(W)), rows1(static_cast<size_t>(W));
         std::vector<int64_t> extra_groups;
         std::vector<double> inv_gain_c(a.g_unit > 0 ? static_cast<size_t>(max_cols) : 0);  // 1 / each column's gain
+        LevelReadout<PC, int32_t> levels32(narrow ? max_cols : 0);
+        LevelReadout<PC, double> levels64(by_levels && !narrow ? max_cols : 0);
+        auto with_levels = [&](auto&& f) {
+            if (narrow)
+                f(levels32);
+            else
+                f(levels64);
+        };
         const bool hist_mode = a.hist_per_unit > 0;
         std::vector<int64_t> hist_t(hist_mode ? size_t(cpg * a.hist_bins) : 0), ss_t(hist_mode ? size_t(cpg) : 0);
 #pragma omp for schedule(dynamic, 1)
@@ -365,6 +485,7 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                 if (a.y)
                     for (int64_t c = 0; c < nc; ++c) colacc[size_t(c)] = 0.0;
                 for (int t = 0; t < T; ++t) {
+                    if (by_levels) with_levels([&](auto& lr) { lr.start(a, int64_t(t) * ncols + col0, nc); });
                     for (int p = 0; p < P; ++p) {
                         const uint64_t* xw = a.x + ((n * T + t) * P + p) * W;
                         int nd = 0, nw = 0;
@@ -396,9 +517,13 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                         if (hist_mode && nd > 0)
                             add_histogram<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, hist_t.data(),
                                                   task_vs.data() + task * cpg, ss_t.data());
-                        if (a.y) add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], inv_gain,
-                                                  sums.data(),
-                                                  colacc.data());
+                        if (by_levels) {
+                            if (nd > 0)
+                                with_levels([&](auto& lr) { lr.add(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p]); });
+                        } else if (a.y) {
+                            add_readings<CB, PC>(a, cnt, nc, int64_t(t) * ncols + col0, nd, a.plane_coef[p], inv_gain,
+                                                 sums.data(), colacc.data());
+                        }
                         if (nd == 0 || !a.energy) continue;  // an idle read: G = 0 in every column
                         const float* cw = a.conv_weight ? a.conv_weight + int64_t(t) * ncols + col0 : nullptr;
                         column_sums<PC, POWER>(cnt, nc, 0, nc, nd, a, cw, g_lane, f_lane, gmax);
@@ -414,6 +539,8 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
                             }
                         }
                     }
+                    if (by_levels)
+                        with_levels([&](auto& lr) { lr.finish(a, nc, int64_t(t) * ncols + col0, inv_gain, colacc.data()); });
                 }
                 double* yrow = a.y ? a.y + n * G : nullptr;
                 for (int64_t g = 0; yrow && g < ng; ++g) {
