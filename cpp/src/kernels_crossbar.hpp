@@ -271,10 +271,10 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
 // (finish). A level is ladder_level of the double-precision reading q = v / step, v = leak + sum_k g_k
 // count_k in digit units (exact, below, computes it so). Single precision gives it wherever its t = q +
 // 0.5 lies farther than b from a whole number, b = M 2^-20, M = rows (|g_row| + sum_k |g_plane_k|) /
-// (g_unit step) >= the sum of the reading's terms' magnitudes: single precision's error is at most 7
-// roundings of 2^-24 M (4 terms, 3 sums) plus 2^-25 (the 0.5), double precision's 1e-15 M, the tie
-// tolerance kLadderTie 1e-9, and 9 2^-24 M exceeds their sum wherever a boundary can be reached
-// (q >= 0.5, so M >= 0.5). A pulse with a column nearer a boundary takes every column's level from
+// (g_unit step) >= the sum of the reading's terms' magnitudes: single precision's error is at most
+// 7 2^-24 M + 2^-25 (each term's coefficient and product rounded: 2 2^-24 M in all; each sum, at most
+// PC = 4: 4 2^-24 M; the + 0.5: 2^-24 M + 2^-25); with double precision's 1e-15 M and the tie tolerance
+// kLadderTie 1e-9 it is below b wherever a boundary can be reached (q >= 0.5, so M >= 0.5). A pulse with a column nearer a boundary takes every column's level from
 // the double-precision reading instead. The same levels either way, on every tier; 8 lanes per 256 bits
 // instead of 4, and no double-precision ladder, for all but the rare pulses near a boundary.
 template <int PC, class Acc>
