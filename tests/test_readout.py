@@ -181,9 +181,14 @@ def test_level_sums_beyond_int32_are_summed_in_double():
     rng = np.random.default_rng(5)
     w = rng.integers(100, 128, size=(3, 2048)).astype(np.int16)       # high digits of every column near 3
     x = rng.integers(1 << 15, 1 << 16, size=(2, 2048)).astype(np.int32)
+    # the top digit column (offset codes 228..255: every cell holds 3) of the first input, unit step:
+    # pulse p reads its nd_p driven cells' conductance, level round(nd_p g_3) (at most 65535)
+    g = np.asarray(digit_conductance(cfg))
+    g3 = g[3] / ((g[3] - g[0]) / 3)
+    nd = [int(((x[0] >> p) & 1).sum()) for p in range(16)]
+    assert sum(2 ** p * min(np.floor(n * g3 + 0.5), 65535) for p, n in enumerate(nd)) > 2 ** 31
     want = read_layer(w, x, cfg, 8, 16, False)
     got = simulate_layer(w, x, cfg, 8, 16, a_signed=False, energy=False).output
-    assert np.abs(got).max() > 2.0 ** 31                 # the sums a 32-bit accumulator could not hold
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
 
 
