@@ -210,6 +210,16 @@ inline void with_flags(bool x, bool y, F&& f) {
     else f(no, no);
 }
 
+// The ADC input of a conductance readout in digit units: the leakage leak (nd g_row / g_unit) plus
+// sum_k gp[k] count_k (gp[k] = g_plane[k] / g_unit), in this order: the one home of the reading that
+// add_readings, LevelReadout (its double-precision levels) and add_histogram (calibration) convert.
+template <int PC>
+inline double conductance_reading(double leak, const double* gp, const uint32_t* cnt, int64_t nc, int64_t c) {
+    double v = leak;
+    for (int k = 0; k < PC; ++k) v += gp[k] * double(int32_t(cnt[k * nc + c]));
+    return v;
+}
+
 // The readings of one (vector, tile, pulse): every column's digit sum (or conductance, g_unit > 0, under
 // an ideal ADC; through a ladder: LevelReadout) through its ADC, shift-added into colacc with the pulse's
 // weight pc (the ADC as crossbar_readings.cpp adc_reading). A column that is not converted (conv_weight
@@ -232,9 +242,7 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
         for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k] / a.g_unit;
         with_flags(a.conv_weight != nullptr, a.col_inverted != nullptr, [&](auto has_weight, auto has_inverted) {
             auto reading = [&](int64_t c) {
-                double v = leak;
-                for (int k = 0; k < PC; ++k) v += gp[k] * double(int32_t(cnt[k * nc + c]));
-                v = (v - leak) * inv_gain[c];
+                double v = (conductance_reading<PC>(leak, gp, cnt, nc, c) - leak) * inv_gain[c];
                 if constexpr (decltype(has_weight)::value) v = a.conv_weight[base + c] == 0.0f ? 0.0 : v;
                 if constexpr (decltype(has_inverted)::value) v = a.col_inverted[base + c] ? full - v : v;
                 return v;
@@ -279,45 +287,53 @@ inline void add_readings(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t
 // instead of 4, and no double-precision ladder, for all but the rare pulses near a boundary.
 template <int PC, class Acc>
 struct LevelReadout {
+    double lu_unit = 0.0, gp[PC] = {};               // g_row / g_unit, g_plane[k] / g_unit (digit units)
+    double bound = 0.0;                              // 2^-20 of the largest reading, reach (b = bound / step)
     std::vector<float> lu, af, lo, hi, top, lev;     // [nc] per column ([PC][nc] for af), in steps
     std::vector<Acc> lacc;                           // [nc]: sum of pc * level over the tile's pulses
     double leak_sum = 0.0, full_sum = 0.0;           // sum of pc * leakage, pc * nd * cell_max
 
-    // (|g_row| + sum_k |g_plane_k|) / g_unit: a reading's terms per driven row are at most this (digit units)
-    static double magnitude(const XbarPopcountArgs& a) {
+    // The largest reading in digit units: rows (>= any nd) times (|g_row| + sum_k |g_plane_k|) / g_unit,
+    // a bound on a reading's terms per driven row.
+    static double reach(const XbarPopcountArgs& a) {
         double mag = std::fabs(a.g_row / a.g_unit);
         for (int k = 0; k < PC; ++k) mag += std::fabs(a.g_plane[k] / a.g_unit);
-        return mag;
+        return 64.0 * a.words_per_tile * mag;
     }
 
     // int32 level sums hold every sum of pc * level: a level is at most lmax and at most the largest
-    // reading, rows * magnitude (steps are >= 1), and |sum_p pc_p l_p| <= that (2^P - 1).
+    // reading (steps are >= 1), and |sum_p pc_p l_p| <= that (2^P - 1).
     static bool fits_int32(const XbarPopcountArgs& a, int64_t n) {
         double top_max = 0.0;
         for (int64_t i = 0; i < n; ++i) top_max = a.col_lmax[i] > top_max ? a.col_lmax[i] : top_max;
-        const double reach = std::floor(64.0 * a.words_per_tile * magnitude(a)) + 1.0;
-        return (top_max < reach ? top_max : reach) * std::ldexp(1.0, a.a_planes) < 0x1p31;
+        const double level_max = std::floor(reach(a)) + 1.0;
+        return (top_max < level_max ? top_max : level_max) * std::ldexp(1.0, a.a_planes) < 0x1p31;
     }
 
-    explicit LevelReadout(int64_t max_cols)
+    // max_cols 0: unused (a readout without a ladder, or the other accumulator)
+    LevelReadout(const XbarPopcountArgs& a, int64_t max_cols)
         : lu(size_t(max_cols)), af(size_t(PC * max_cols)), lo(size_t(max_cols)), hi(size_t(max_cols)),
-          top(size_t(max_cols)), lev(size_t(max_cols)), lacc(size_t(max_cols)) {}
+          top(size_t(max_cols)), lev(size_t(max_cols)), lacc(size_t(max_cols)) {
+        if (max_cols == 0) return;
+        lu_unit = a.g_row / a.g_unit;
+        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k] / a.g_unit;
+        bound = reach(a) * 0x1p-20;
+    }
 
     // Per (vector, tile): the columns [base, base + nc)'s coefficients in steps, the sums cleared.
     void start(const XbarPopcountArgs& a, int64_t base, int64_t nc) {
-        const double lu_unit = a.g_row / a.g_unit, rows = 64.0 * a.words_per_tile;  // >= any nd
-        double gp[PC];
-        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k] / a.g_unit;
-        const double bound = rows * magnitude(a) * 0x1p-20;
         const double *inv_step = a.col_inv_step + base, *lmax = a.col_lmax + base;
+        const double lu_u = lu_unit, bnd = bound;
+        double g[PC];
+        for (int k = 0; k < PC; ++k) g[k] = gp[k];
         float *lup = lu.data(), *afp = af.data(), *lop = lo.data(), *hip = hi.data(), *tp = top.data();
         Acc* lp = lacc.data();
 #pragma omp simd
         for (int64_t c = 0; c < nc; ++c) {
             const double inv = inv_step[c];
-            lup[c] = float(lu_unit * inv);
-            for (int k = 0; k < PC; ++k) afp[k * nc + c] = float(gp[k] * inv);
-            const float b = float(bound * inv);
+            lup[c] = float(lu_u * inv);
+            for (int k = 0; k < PC; ++k) afp[k * nc + c] = float(g[k] * inv);
+            const float b = float(bnd * inv);
             lop[c] = b;
             hip[c] = 1.0f - b;
             tp[c] = float(lmax[c]);
@@ -352,15 +368,12 @@ struct LevelReadout {
     // A pulse with a column near a level boundary: every column's level from the double-precision
     // reading, the single-precision one taken back.
     void exact(const XbarPopcountArgs& a, const uint32_t* cnt, int64_t nc, int64_t base, double leak, float pcf) {
-        double gp[PC];
-        for (int k = 0; k < PC; ++k) gp[k] = a.g_plane[k] / a.g_unit;
         const double *inv_step = a.col_inv_step + base, *lmax = a.col_lmax + base;
         const float* levp = lev.data();
         Acc* lp = lacc.data();
 #pragma omp simd
         for (int64_t c = 0; c < nc; ++c) {
-            double v = leak;
-            for (int k = 0; k < PC; ++k) v += gp[k] * double(int32_t(cnt[k * nc + c]));
+            const double v = conductance_reading<PC>(leak, gp, cnt, nc, c);
             const float l = float(ladder_level(v * inv_step[c], lmax[c]));  // a whole number < 2^16
             lp[c] += Acc(int32_t(pcf * l)) - Acc(int32_t(pcf * levp[c]));
         }
@@ -401,10 +414,7 @@ inline void add_histogram(const XbarPopcountArgs& a, const uint32_t* cnt, int64_
         int64_t s = 0;
         for (int j = 0; j < CB; ++j) s += int64_t(cnt[j * nc + c]) << j;
         double v = double(s);
-        if (cond) {
-            v = leak;
-            for (int k = 0; k < PC; ++k) v += gp[k] * double(int32_t(cnt[k * nc + c]));
-        }
+        if (cond) v = conductance_reading<PC>(leak, gp, cnt, nc, c);
         const double fb = std::floor(v * a.hist_per_unit);
         const int64_t bin = fb <= 0.0 ? 0 : (fb >= double(nb - 1) ? nb - 1 : int64_t(fb));
         const int64_t key = c % cpg;
@@ -453,8 +463,8 @@ void xbar_popcount_impl(const XbarPopcountArgs& a) {
         std::vector<const uint64_t*> rows(static_cast<size_t>(W)), rows1(static_cast<size_t>(W));
         std::vector<int64_t> extra_groups;
         std::vector<double> inv_gain_c(a.g_unit > 0 ? static_cast<size_t>(max_cols) : 0);  // 1 / each column's gain
-        LevelReadout<PC, int32_t> levels32(narrow ? max_cols : 0);
-        LevelReadout<PC, double> levels64(by_levels && !narrow ? max_cols : 0);
+        LevelReadout<PC, int32_t> levels32(a, narrow ? max_cols : 0);
+        LevelReadout<PC, double> levels64(a, by_levels && !narrow ? max_cols : 0);
         auto with_levels = [&](auto&& f) {
             if (narrow)
                 f(levels32);
