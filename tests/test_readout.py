@@ -172,6 +172,19 @@ def test_complemented_columns_read_through_calibrated_references():
     np.testing.assert_allclose(r.output, read_layer(w, x, cfg, 8, 4, False, references=refs), rtol=1e-9, atol=1e-6)
 
 
+@pytest.mark.parametrize("mapping", ["offset", "differential"])
+def test_an_ideal_adc_reads_the_conductances_less_their_leakage(mapping):
+    """A conductance readout under an ideal ADC (the bitline model: no ladder) reads each column's
+    conductance sum in digit units, its OFF-cell leakage removed: the C++ path (add_readings) and the
+    dense model agree."""
+    cfg = CrossbarConfig.preset("bitline", mapping=mapping, cell_bits=2, readout="conductance")
+    assert cfg.adc == "ideal"
+    rng = np.random.default_rng(13)
+    w, x = _layer(rng, 5, 140, 3, mapping, 8, 8, False)
+    np.testing.assert_allclose(simulate_layer(w, x, cfg, 8, 8, a_signed=False).output,
+                               read_layer(w, x, cfg, 8, 8, False), rtol=1e-9, atol=1e-6)
+
+
 def test_level_sums_beyond_int32_are_summed_in_double():
     """A device with a small on/off ratio (digit 3 reads about 30 units) in a 2048-row conversion
     group, 16-bit inputs and a 16-bit ADC: a column's levels, weighted 2^p over 16 pulses, sum past
