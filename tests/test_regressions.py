@@ -424,6 +424,30 @@ def test_train_device_is_checked():
     assert TrainConfig(device="cpu").validate().device == "cpu"
 
 
+@pytest.mark.parametrize("model", ["resnet18", "ds_cnn"])
+def test_training_without_the_deterministic_nan_fill_gives_the_same_bits(tmp_path, monkeypatch, model):
+    """train() turns off deterministic mode's NaN fill of new tensors for speed: an op that read memory it
+    never wrote would then differ from the same run with the fill forced on (and restores the setting)."""
+    from hamqcore.study.train import TrainConfig, train
+
+    kw = dict(width=2, data="digits") if model == "resnet18" else dict(data="spoken_keywords", quick_data=True)
+    cfg = TrainConfig(model=model, epochs=2, lam=1.0, warmup_epochs=1, ramp_epochs=0, batch_size=32,
+                      train_subset=96, threads=1, **kw)
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    fast = train(cfg, tmp_path / "fast", progress=False, log=lambda s: None)
+    assert torch.utils.deterministic.fill_uninitialized_memory == before
+    set_fill = torch._C._set_deterministic_fill_uninitialized_memory
+    monkeypatch.setattr(torch._C, "_set_deterministic_fill_uninitialized_memory", lambda mode: set_fill(True))
+    filled = train(cfg, tmp_path / "filled", progress=False, log=lambda s: None)
+    monkeypatch.undo()
+    torch.utils.deterministic.fill_uninitialized_memory = before
+    a, b = fast.model.state_dict(), filled.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [r["loss"] for r in fast.history] == [r["loss"] for r in filled.history]
+
+
 def test_extensions_of_a_preset_are_labelled():
     """What NeuroSim's golden data do not cover is named as hamqcore's extension in every report."""
     plain = CrossbarConfig()
