@@ -9,6 +9,8 @@ _quiet = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=_quiet)
 settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=_quiet)
 settings.register_profile("asan", max_examples=15, deadline=None, derandomize=True, suppress_health_check=_quiet)
+# a bug hunt beyond CI's fixed draws: fresh random draws each run, many more of them (README "Development")
+settings.register_profile("deep", max_examples=400, deadline=None, suppress_health_check=_quiet)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ISAS = hamqcore.available_isas()
