@@ -220,8 +220,9 @@ MUTANTS = [
     # the priced penalty's chunked lookups (kernels_relaxed.hpp penalty_block, TABLE)
     ("cpp/src/kernels_relaxed.hpp", "xb[j] = wb[c0 + j] / s;", "xb[j] = wb[j] / s;", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "b1[j] = table[k + 1 + hi];", "b1[j] = table[k + hi];", KERNEL_TESTS),
-    # the cosine relaxation's polynomials (kernels_relaxed.hpp cos_sin_pi)
-    ("cpp/src/kernels_relaxed.hpp", "c = upper ? -pc : pc;", "c = pc;", KERNEL_TESTS),
+    # the cosine relaxation's polynomials (kernels_relaxed.hpp cosine_terms) and its start from the nearer
+    # level (relaxed_from_costs): the upper half from the lower level, the reflection from the rounded f
+    ("cpp/src/kernels_relaxed.hpp", "value = upper ? t1 - half : t0 + half;", "value = t0 + half;", KERNEL_TESTS),
     ("cpp/src/kernels_relaxed.hpp", "1.0 / 39916800.0, -1.0 / 362880.0", "1.0 / 39916800.0, -1.0 / 362800.0", KERNEL_TESTS),
     # the fake quantization gradient's bounds on x (kernels_rounding.hpp grid_interval)
     ("cpp/src/kernels_rounding.hpp", "x_lo = val(k_lo);", "x_lo = val(k_lo + 1);", ROUND_TESTS),
@@ -243,6 +244,9 @@ MUTANTS = [
      XBAR_TESTS + ["tests/test_readout.py"]),
     ("cpp/src/kernels_crossbar.hpp", "double v = (step[c] * double(la[c]) - ls) * inv_gain[c];",
      "double v = step[c] * double(la[c]) * inv_gain[c];", XBAR_TESTS + ["tests/test_readout.py"]),
+    # the cosine relaxation's reflected distance from the rounded fraction (1 - f) instead of (k + 1) - x
+    ("cpp/src/kernels_relaxed.hpp", "cosine_terms(upper ? F(k + 1) - xc : f, h, sn);",
+     "cosine_terms(upper ? F(1) - f : f, h, sn);", KERNEL_TESTS),
 ]
 
 

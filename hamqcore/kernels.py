@@ -119,7 +119,8 @@ def relaxed_hw(
     piecewise-linear interpolation of HW between ``floor(x)`` and ``floor(x) + 1``; derivative
     ``HW(k+1) - HW(k)`` on ``(k, k+1)``, the mean of both one-sided slopes at an integer. Beyond the
     representable range x is clamped (value at the bound, derivative 0). ``"cosine"``: the smooth
-    blend ``HW(k) + (HW(k+1) - HW(k)) (1 - cos(pi (x - k))) / 2``. NaN/inf raise ValueError.
+    blend ``HW(k) + (HW(k+1) - HW(k)) (1 - cos(pi (x - k))) / 2``, evaluated from the nearer level
+    (within an ulp of its exact value in float32, a few in float64). NaN/inf raise ValueError.
     """
     return _core.relaxed_hw(
         np.asarray(x), _int("bits", bits), _str("encoding", encoding), _str("relaxation", relaxation), _threads(n_threads)

@@ -28,36 +28,37 @@ inline double horner(double t2, double acc, double next, C... rest) {
     return horner(t2, acc * t2 + next, rest...);
 }
 
-// cos(pi f) and sin(pi f) for f in [0, 1], in double, in operations that vectorise (libm's cos and
-// sin kept the cosine relaxation's loops scalar: no vector libm without fast-math). The angle is
-// reflected to pi g with g = min(f, 1 - f) in [0, 1/2] (1 - f is exact for f >= 1/2), where the
-// Taylor polynomials to t^22 and t^21 are within 2e-17 of cos t and sin t (the first omitted terms,
-// (pi/2)^24 / 24! and (pi/2)^23 / 23!); evaluated by Horner's rule in t^2. Exactly 1 and 0 at f = 0,
-// -1 and 0 at f = 1, so the relaxation meets the level costs exactly at the integers.
+// The cosine relaxation's two terms at a distance g in [0, 1/2] from a level, in double, in operations
+// that vectorise (libm's cos and sin kept its loops scalar: no vector libm without fast-math): h = 1 -
+// cos t and s = sin t, t = pi g, by their Taylor polynomials to t^22 and t^21 (within 2e-17: the first
+// omitted terms are (pi/2)^24 / 24! and (pi/2)^23 / 23!), by Horner's rule in t^2. h comes straight
+// from its polynomial, t^2 (1/2! - t^2/4! + ...), never as 1 minus a cosine near 1, so it keeps its
+// relative precision however near the level: h = 0 at g = 0.
 template <class F>
-inline void cos_sin_pi(F f, double& c, double& s) {
-    const bool upper = f > F(0.5);
-    const F g = upper ? F(1) - f : f;
+inline void cosine_terms(F g, double& h, double& s) {
     const double t = 3.14159265358979323846 * double(g), t2 = t * t;
-    // cos t = 1 - t^2 (1/2! - t^2/4! + ... - t^20/22!), sin t = t - t t^2 (1/3! - t^2/5! + ... - t^18/21!)
-    const double pc = 1.0 - horner(t2, 1.0 / 1124000727777607680000.0, -1.0 / 2432902008176640000.0,
-                                   1.0 / 6402373705728000.0, -1.0 / 20922789888000.0, 1.0 / 87178291200.0,
-                                   -1.0 / 479001600.0, 1.0 / 3628800.0, -1.0 / 40320.0, 1.0 / 720.0,
-                                   -1.0 / 24.0, 0.5) * t2;
-    const double ps = t - t * (horner(t2, -1.0 / 51090942171709440000.0, 1.0 / 121645100408832000.0,
-                                      -1.0 / 355687428096000.0, 1.0 / 1307674368000.0, -1.0 / 6227020800.0,
-                                      1.0 / 39916800.0, -1.0 / 362880.0, 1.0 / 5040.0, -1.0 / 120.0,
-                                      1.0 / 6.0) * t2);
-    c = upper ? -pc : pc;
-    s = ps;
+    h = horner(t2, 1.0 / 1124000727777607680000.0, -1.0 / 2432902008176640000.0, 1.0 / 6402373705728000.0,
+               -1.0 / 20922789888000.0, 1.0 / 87178291200.0, -1.0 / 479001600.0, 1.0 / 3628800.0,
+               -1.0 / 40320.0, 1.0 / 720.0, -1.0 / 24.0, 0.5) * t2;
+    s = t - t * (horner(t2, -1.0 / 51090942171709440000.0, 1.0 / 121645100408832000.0,
+                        -1.0 / 355687428096000.0, 1.0 / 1307674368000.0, -1.0 / 6227020800.0,
+                        1.0 / 39916800.0, -1.0 / 362880.0, 1.0 / 5040.0, -1.0 / 120.0, 1.0 / 6.0) * t2);
 }
 
+// Value and derivative at x from level_below's k and f and the costs tm, t0, t1 of levels k - 1 (lo at
+// the lower bound), k and k + 1. The linear relaxation takes f as level_below computed it (x - k in F:
+// exact but for x in (-1, 0), where it is within half an ulp of 1, the precision of a value on the
+// HW's scale; the demo's results depend on these bits). The cosine relaxation, t0 + dr (1 - cos(pi f))
+// / 2, starts from the nearer level: t0 + dr h(pi f) / 2 for f <= 1/2, t1 - dr h(pi g) / 2 above, with
+// g = (k + 1) - x exact there (Sterbenz; for x in (-1, -1/2), g = -x), so a value near either level
+// keeps its precision (1 - cos(pi f) = 2 - h(pi g) and sin(pi f) = sin(pi g)); exact at the integers.
 template <class F, int R>
-inline void relaxed_from_costs(F x, F f, F tm, F t0, F t1, int bits, F& value, F& deriv) {
+inline void relaxed_from_costs(F x, int32_t k, F f, F tm, F t0, F t1, int bits, F& value, F& deriv) {
     const F fhi = F(level_max(bits)), flo = -fhi;
     const F dr = t1 - t0;
     const bool outside = (x < flo) | (x > fhi);
     if constexpr (R == int(Relaxation::Linear)) {
+        (void)k;
         value = t0 + f * dr;
         const F left = t0 - tm;  // 0 at the lower bound, where tm = t0
         F d = f == F(0) ? F(0.5) * (left + dr) : dr;
@@ -66,9 +67,13 @@ inline void relaxed_from_costs(F x, F f, F tm, F t0, F t1, int bits, F& value, F
     } else {
         (void)tm;
         const F pi = F(3.14159265358979323846);
-        double c, sn;
-        cos_sin_pi(f, c, sn);
-        value = t0 + dr * (F(1) - F(c)) * F(0.5);
+        const F xl = x < flo ? flo : x;
+        const F xc = xl > fhi ? fhi : xl;
+        const bool upper = f > F(0.5);
+        double h, sn;
+        cosine_terms(upper ? F(k + 1) - xc : f, h, sn);
+        const F half = dr * F(h) * F(0.5);
+        value = upper ? t1 - half : t0 + half;
         const F d = dr * pi * F(0.5) * F(sn);
         deriv = (outside | (x == fhi) | (f == F(0))) ? F(0) : d;
     }
@@ -82,7 +87,7 @@ inline void relaxed_eval(F x, int bits, const Costs& costs, F& value, F& deriv) 
     const int32_t k = level_below(x, bits, f);
     F tm, t0, t1;
     costs(k > lo ? k - 1 : lo, k, tm, t0, t1);
-    relaxed_from_costs<F, R>(x, f, tm, t0, t1, bits, value, deriv);
+    relaxed_from_costs<F, R>(x, k, f, tm, t0, t1, bits, value, deriv);
 }
 
 // The HW of levels km, k and k + 1 in encoding E. PACK (bits <= 8, every code below 2^8; for tiers
@@ -252,7 +257,7 @@ inline int penalty_block(const F* wb, int64_t len, F s, F gstep, int bits, const
 #pragma omp simd
             for (int64_t j = 0; j < n; ++j) {
                 F d;
-                relaxed_from_costs<F, R>(xb[j], fb[j], mb[j], b0[j], b1[j], bits, vbuf[c0 + j], d);
+                relaxed_from_costs<F, R>(xb[j], kb[j], fb[j], mb[j], b0[j], b1[j], bits, vbuf[c0 + j], d);
                 dbuf[c0 + j] = d;
                 if constexpr (SGRAD) sbuf[c0 + j] = d * xb[j];
             }
