@@ -332,6 +332,9 @@ def _drawn(cfg, faults, w_bits, out, k):
          k=150, n=3, ref_col=False, floor=False, seed=4, faults=(0.2, 0.05, 0.1))
 @example(cfg=CrossbarConfig.preset("neurosim-1.4"), w_bits=3, a_bits=1, signed=False, out=5, k=200, n=3,
          ref_col=True, floor=True, seed=5, faults=None)
+# a stuck-ON cell among floor cells under HP's power law: the secant's documented remainder (a deep run)
+@example(cfg=CrossbarConfig.preset("neurosim-1.3", roadmap="hp", adc="sar", r_wire_row=0.0), w_bits=2, a_bits=1, signed=False,
+         out=1, k=4, n=3, ref_col=False, floor=True, seed=0, faults=(0.0, 0.1, 0.0))
 def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col, floor, seed, faults):
     import dataclasses
 
@@ -354,9 +357,19 @@ def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col
     # neurosim: the sense amp's power law is corrected to first order for the cells' positions; every
     # model: the positions' deviation terms are summed in single precision (~1e-8 of the energy)
     tol = 2e-4 if cfg.model == "neurosim-1.3" else 1e-7
+    # ... and for drawn cells with the secant between each column's mean model and mean drawn conductance,
+    # which leaves (k - 1) |ln(G / G0)| of the deviation's term (k the power law's exponent, |ln(G / G0)|
+    # at most ln(g_on / g_off)): a stuck-ON cell among floor cells under HP (k - 1 = 3.7e-3) moves the
+    # ADC energy by 70 % and the secant by 1e-3 of it (found by a deep hypothesis run)
+    slack = 0.0
+    if cfg.model == "neurosim-1.3" and draws is not None:
+        nominal = ref.simulate(w, x, cfg, w_bits, a_bits, signed, floor=floor)["energy"]["adc"]
+        k_1 = (2.311 if cfg.roadmap == "hp" else 2.303) / math.log(10) - 1
+        slack = k_1 * math.log(cfg.g_on / cfg.g_off) * abs(e["energy"]["adc"] - nominal)
     assert set(r.energy) == set(MODEL_COMPONENTS[cfg.model])
     for c, v in r.energy.items():
-        assert v == pytest.approx(e["energy"][c], rel=tol if c in ("adc", "cell") else 1e-9, abs=1e-30), c
+        assert v == pytest.approx(e["energy"][c], rel=tol if c in ("adc", "cell") else 1e-9,
+                                  abs=slack if c == "adc" and slack else 1e-30), c
     assert r.conversions == e["conversions"] and r.idle_conversions == e["idle_conversions"]
     assert r.skipped_conversions == e["skipped_conversions"] and r.skipped_reads == e["skipped_reads"]
     assert r.inverted_columns == e["inverted_columns"]
