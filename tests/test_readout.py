@@ -29,7 +29,7 @@ def _layer(rng, out, k, n, mapping, w_bits, a_bits, signed):
     return w, x
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=max(60, settings.default.max_examples), deadline=None)  # more under the deep profile
 @given(seed=st.integers(0, 2 ** 32 - 1), mapping=st.sampled_from(["offset", "differential", "twos_complement"]),
        cell_bits=st.sampled_from([1, 2, 4]), w_bits=st.integers(2, 8), a_bits=st.integers(1, 8), signed=st.booleans(),
        k=st.integers(1, 300), per_column=st.booleans(), skip=st.booleans(), rpc=st.sampled_from([0, 16, 64]),
@@ -611,7 +611,7 @@ def _dense_histograms(w, x, cfg, w_bits, a_bits, signed):
     return h
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=max(40, settings.default.max_examples), deadline=None)  # more under the deep profile
 @given(seed=st.integers(0, 2 ** 32 - 1), mapping=st.sampled_from(["offset", "differential", "twos_complement"]),
        cell_bits=st.sampled_from([1, 2, 4]), w_bits=st.integers(2, 8), a_bits=st.integers(1, 8), signed=st.booleans(),
        k=st.integers(1, 300), n=st.integers(0, 5), skip=st.booleans(), rpc=st.sampled_from([0, 16, 64]),

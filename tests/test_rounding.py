@@ -64,7 +64,7 @@ def layers(draw):
     return w, x.T @ x, s, rw, bits
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=max(60, settings.default.max_examples), deadline=None)  # more under the deep profile
 @given(layer=layers(), encoding=st.sampled_from(ENCODINGS), lam=st.sampled_from([0.0, 0.1, 1.0, 10.0]),
        radius=st.integers(0, 4), priced=st.booleans())
 def test_kernel_matches_the_reference(layer, encoding, lam, radius, priced):
@@ -408,7 +408,7 @@ def test_rounding_totals_defaults_and_argument_errors():
 # ---------------------------------------------------------------------------------------------------
 # quantize_rows: weights onto the symmetric integer grid in one C++ pass
 # ---------------------------------------------------------------------------------------------------
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=max(80, settings.default.max_examples), deadline=None)  # more under the deep profile
 @given(seed=st.integers(0, 2 ** 32 - 1), rows=st.integers(1, 9), k=st.integers(1, 70),
        dtype=st.sampled_from([np.float32, np.float64]), bits=st.integers(2, 16), given_step=st.booleans(),
        threads=st.sampled_from([1, 2, 4]), scale=st.sampled_from([1e-3, 1.0, 300.0]))
@@ -505,7 +505,7 @@ def _grid_case(seed, shape, dtype, signed, bits, step_kind):
     return x, step, lo, hi
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=max(80, settings.default.max_examples), deadline=None)  # more under the deep profile
 @given(seed=st.integers(0, 2 ** 32 - 1), shape=st.sampled_from([(0,), (1,), (7,), (3, 5), (2, 3, 4, 5), (70000,)]),
        dtype=st.sampled_from([np.float32, np.float64]), signed=st.booleans(), bits=st.integers(2, 16),
        step_kind=st.sampled_from(["pow2", "any"]), threads=st.sampled_from([1, 2, 4]))
