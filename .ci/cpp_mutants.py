@@ -245,7 +245,7 @@ MUTANTS = [
     ("cpp/src/kernels_crossbar.hpp", "double v = (step[c] * double(la[c]) - ls) * inv_gain[c];",
      "double v = step[c] * double(la[c]) * inv_gain[c];", XBAR_TESTS + ["tests/test_readout.py"]),
     # the cosine relaxation's reflected distance from the rounded fraction (1 - f) instead of (k + 1) - x
-    ("cpp/src/kernels_relaxed.hpp", "cosine_terms(upper ? F(k + 1) - xc : f, h, sn);",
+    ("cpp/src/kernels_relaxed.hpp", "cosine_terms(upper ? F(k + 1) - clamp_to_levels(x, fhi) : f, h, sn);",
      "cosine_terms(upper ? F(1) - f : f, h, sn);", KERNEL_TESTS),
 ]
 

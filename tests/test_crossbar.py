@@ -364,8 +364,7 @@ def test_matches_numpy_reference(cfg, w_bits, a_bits, signed, out, k, n, ref_col
     slack = 0.0
     if cfg.model == "neurosim-1.3" and draws is not None:
         nominal = ref.simulate(w, x, cfg, w_bits, a_bits, signed, floor=floor)["energy"]["adc"]
-        k_1 = (2.311 if cfg.roadmap == "hp" else 2.303) / math.log(10) - 1
-        slack = k_1 * math.log(cfg.g_on / cfg.g_off) * abs(e["energy"]["adc"] - nominal)
+        slack = (ref.power_law_exponent(cfg) - 1) * math.log(cfg.g_on / cfg.g_off) * abs(e["energy"]["adc"] - nominal)
     assert set(r.energy) == set(MODEL_COMPONENTS[cfg.model])
     for c, v in r.energy.items():
         assert v == pytest.approx(e["energy"][c], rel=tol if c in ("adc", "cell") else 1e-9,

@@ -72,9 +72,9 @@ def test_derivative_matches_finite_difference(encoding, relaxation):
 def test_cosine_relaxation_keeps_its_precision_near_every_level(isa, dtype, encoding):
     """h(k) + (h(k+1) - h(k)) (1 - cos(pi f)) / 2 within an ulp of its exact value (mpmath, 60 digits;
     float64, whose terms are in its own precision: 4) at fractions f from 2^-(mantissa) to 1/2 either
-    side of a level, where 1 minus a cosine near
-    1 would lose the small term's precision (in float32, 1.5e-6 of the value at f = 1/16, all of it
-    below f = 1e-4); the derivative within a few ulps of (h(k+1) - h(k)) pi/2 sin(pi f)."""
+    side of a level, where 1 minus a cosine near 1 would lose the small term's precision (in float32,
+    1.5e-6 of the value at f = 1/16, all of it below f = 1e-4); the derivative within a few ulps of
+    (h(k+1) - h(k)) pi/2 sin(pi f)."""
     import mpmath
 
     from reference import hw

@@ -269,6 +269,11 @@ def _column_power(cfg, g_col):
     return (0.073 * math.exp(-2.311 * math.log10(R))) if hp else (0.0631 * math.exp(-2.303 * math.log10(R)))
 
 
+def power_law_exponent(cfg):
+    """k in _column_power's P proportional to G^k: exp(-c log10 R) = R^(-c / ln 10), c = 2.311 (HP) or 2.303."""
+    return (2.311 if cfg.roadmap == "hp" else 2.303) / math.log(10)
+
+
 def neurosim_conversion(cfg, g_col, L):
     """One column's sense amp / ADC energy with L levels (MultilevelSenseAmp.cpp / SarADC.cpp
     GetColumnPower at 22 nm, LatencyCol 1 ns)."""

@@ -8,11 +8,17 @@
 // The relaxed level cost at x (see relaxed.hpp for the definition) in two steps: level_below finds
 // the level k below x (clamped to [lo, hi - 1]) and x's fraction f past it; relaxed_from_costs gives
 // the value and derivative from the costs of levels km (k - 1, or lo at the lower bound), k and k + 1.
+// x clamped to the levels' range [-fhi, fhi] by two unconditional compares (vectorisable; NaN stays NaN).
+template <class F>
+inline F clamp_to_levels(F x, F fhi) {
+    const F xl = x < -fhi ? -fhi : x;
+    return xl > fhi ? fhi : xl;
+}
+
 template <class F>
 inline int32_t level_below(F x, int bits, F& f) {
-    const F fhi = F(level_max(bits)), flo = -fhi;
-    const F xl = x < flo ? flo : x;  // two unconditional compares (vectorisable)
-    const F xc = xl > fhi ? fhi : xl;
+    const F fhi = F(level_max(bits));
+    const F xc = clamp_to_levels(x, fhi);
     F kf = __builtin_floor(xc);
     kf = kf > fhi - F(1) ? fhi - F(1) : kf;  // so that k + 1 <= hi; x == hi gives f == 1
     kf = kf == kf ? kf : F(0);                // NaN input: keep the lookups in range (flagged)
@@ -67,11 +73,9 @@ inline void relaxed_from_costs(F x, int32_t k, F f, F tm, F t0, F t1, int bits, 
     } else {
         (void)tm;
         const F pi = F(3.14159265358979323846);
-        const F xl = x < flo ? flo : x;
-        const F xc = xl > fhi ? fhi : xl;
         const bool upper = f > F(0.5);
         double h, sn;
-        cosine_terms(upper ? F(k + 1) - xc : f, h, sn);
+        cosine_terms(upper ? F(k + 1) - clamp_to_levels(x, fhi) : f, h, sn);
         const F half = dr * F(h) * F(0.5);
         value = upper ? t1 - half : t0 + half;
         const F d = dr * pi * F(0.5) * F(sn);
