@@ -109,7 +109,8 @@ def test_clamped_outside_the_range():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("encoding", ENCODINGS)
-def test_penalty_is_bitwise_identical_for_any_threads_and_tier(dtype, encoding):
+@pytest.mark.parametrize("relaxation", ["linear", "cosine"])
+def test_penalty_is_bitwise_identical_for_any_threads_and_tier(dtype, encoding, relaxation):
     from hamqcore import _core
 
     x = np.random.default_rng(11).normal(0, 30, 300_001).astype(dtype)
@@ -118,15 +119,15 @@ def test_penalty_is_bitwise_identical_for_any_threads_and_tier(dtype, encoding):
         for isa in hamqcore.available_isas():
             _core.set_isa(isa)
             for nt in (1, 2, 3):
-                results.append(hamqcore.relaxed_hw_penalty(x, 8, encoding, "mean", n_threads=nt))
+                results.append(hamqcore.relaxed_hw_penalty(x, 8, encoding, "mean", relaxation, n_threads=nt))
     finally:
         _core.set_isa(hamqcore.available_isas()[0])
     value0, grad0 = results[0]
     for value, grad in results[1:]:
         assert value == value0
         np.testing.assert_array_equal(grad, grad0)
-    ev, _ = relaxed_array(x[:5000], 8, encoding)
-    v5000, _ = hamqcore.relaxed_hw_penalty(x[:5000], 8, encoding)
+    ev, _ = relaxed_array(x[:5000], 8, encoding, relaxation)
+    v5000, _ = hamqcore.relaxed_hw_penalty(x[:5000], 8, encoding, relaxation=relaxation)
     assert v5000 == pytest.approx(ev.sum(), rel=1e-9, abs=0)
 
 
